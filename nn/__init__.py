@@ -1,0 +1,51 @@
+"""nn: a numpy-only neural-network library with backpropagation.
+
+Low level: layers, activations, losses, optimizers, schedules, callbacks and
+``Network``. High level: ``MLPClassifier`` and ``MLPRegressor``, drop-in for
+scikit-learn's, and ``save``/``load`` for fitted estimators.
+"""
+
+from .activations import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .callbacks import Callback, EarlyStopping, History, ReduceLROnPlateau
+from .estimators import MLPClassifier, MLPRegressor
+from .layers import Dense, Dropout, Layer
+from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from .network import Network
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .schedules import CosineDecay, InverseScaling, Schedule, StepDecay
+from .serialization import ArtifactError, load, read_manifest, save
+
+__all__ = [
+    "GELU",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "ArtifactError",
+    "BinaryCrossEntropy",
+    "Callback",
+    "CosineDecay",
+    "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "History",
+    "InverseScaling",
+    "Layer",
+    "LeakyReLU",
+    "Loss",
+    "MLPClassifier",
+    "MLPRegressor",
+    "MeanSquaredError",
+    "Network",
+    "Optimizer",
+    "RMSprop",
+    "ReLU",
+    "ReduceLROnPlateau",
+    "Schedule",
+    "Sigmoid",
+    "SoftmaxCrossEntropy",
+    "StepDecay",
+    "Tanh",
+    "load",
+    "read_manifest",
+    "save",
+]

@@ -1,0 +1,129 @@
+"""Trainable and structural layers: the ``Layer`` contract, ``Dense`` and ``Dropout``.
+
+Every layer maps a batch ``x`` of shape (n_samples, n_in) to (n_samples, n_out).
+``forward`` caches what ``backward`` needs; ``backward(grad)`` takes dL/d(output)
+of shape (n_samples, n_out), fills ``grads`` (same keys and shapes as ``params``)
+and returns dL/d(input) of shape (n_samples, n_in).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from .initializers import get_initializer
+
+
+class Layer(ABC):
+    """Base class: a layer without parameters passes shapes through unchanged."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def build(self, n_in: int, rng: np.random.Generator, dtype: np.dtype) -> int:
+        """Allocate parameters for ``n_in`` input features; return the output width."""
+        return n_in
+
+    @abstractmethod
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Output of shape (n_samples, n_out); ``training`` enables dropout."""
+
+    @abstractmethod
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        """Fill ``grads`` from dL/d(output) and return dL/d(input)."""
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this layer (saved in the manifest)."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Dense(Layer):
+    """Fully connected layer ``x @ W + b``.
+
+    Parameters
+    ----------
+    units : int
+        Output width.
+    kernel_initializer : str
+        ``'glorot_uniform'`` (default), ``'glorot_normal'``, ``'he_normal'`` or
+        ``'he_uniform'``.
+    l2 : float
+        L2 penalty: ``l2 * W`` is added to dL/dW (biases are not penalised).
+    """
+
+    def __init__(self, units: int, kernel_initializer: str = "glorot_uniform", l2: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        if not l2 >= 0.0:
+            raise ValueError(f"Dense: l2 must be >= 0, got {l2!r}")
+        get_initializer(kernel_initializer)
+        self.units = int(units)
+        self.kernel_initializer = kernel_initializer
+        self.l2 = float(l2)
+        # The first layer of a network needs no input gradient; Network clears this.
+        self.input_grad = True
+        self._x: np.ndarray | None = None
+
+    def build(self, n_in: int, rng: np.random.Generator, dtype: np.dtype) -> int:
+        init = get_initializer(self.kernel_initializer)
+        self.params = {"W": init(rng, (n_in, self.units), dtype), "b": np.zeros(self.units, dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        return self.units
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._x = x
+        out = x @ self.params["W"]
+        out += self.params["b"]
+        return out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        W = self.params["W"]
+        np.matmul(self._x.T, grad, out=self.grads["W"])
+        np.sum(grad, axis=0, out=self.grads["b"])
+        if self.l2:
+            self.grads["W"] += self.l2 * W
+        return grad @ W.T if self.input_grad else grad
+
+    def get_config(self) -> dict[str, Any]:
+        return {"units": self.units, "kernel_initializer": self.kernel_initializer, "l2": self.l2}
+
+
+class Dropout(Layer):
+    """Inverted dropout: zero a ``rate`` fraction in training, scale the rest by 1/(1-rate).
+
+    At inference it is the identity, so predictions need no rescaling.
+    """
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self._mask: np.ndarray | None = None
+        self._rng: np.random.Generator | None = None
+
+    def build(self, n_in: int, rng: np.random.Generator, dtype: np.dtype) -> int:
+        self._rng = rng
+        return n_in
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if not training or self.rate == 0.0:
+            self._mask = None
+            return x
+        keep = self._rng.random(x.shape, dtype=x.dtype) >= self.rate
+        self._mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * self._mask
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad if self._mask is None else grad * self._mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {"rate": self.rate}

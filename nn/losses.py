@@ -1,0 +1,106 @@
+"""Losses computed on logits, with fused, numerically stable gradients.
+
+Each loss's ``forward(logits, y)`` returns the mean loss of the batch and caches
+what ``backward()`` needs; ``backward()`` returns dL/d(logits) with the same
+shape as ``logits``. ``output(logits)`` maps logits to what the model predicts
+(probabilities or values), so no separate output activation layer is needed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from .activations import sigmoid
+
+
+class Loss(ABC):
+    """A loss on logits of shape (n_samples, n_outputs)."""
+
+    @abstractmethod
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        """Mean loss of the batch."""
+
+    @abstractmethod
+    def backward(self) -> np.ndarray:
+        """dL/d(logits) of the last ``forward``, shape (n_samples, n_outputs)."""
+
+    def output(self, logits: np.ndarray) -> np.ndarray:
+        """Model output for ``logits``: the identity unless overridden."""
+        return logits
+
+
+class MeanSquaredError(Loss):
+    """mean((z - y)**2) over every element; gradient 2 (z - y) / z.size.
+
+    ``y`` has the shape of the logits, (n_samples, n_outputs).
+    """
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        self._diff = logits - y
+        return float(np.mean(self._diff * self._diff))
+
+    def backward(self) -> np.ndarray:
+        return self._diff * self._diff.dtype.type(2.0 / self._diff.size)
+
+
+class BinaryCrossEntropy(Loss):
+    """Sigmoid fused with binary cross-entropy, mean over every element.
+
+    loss = mean(max(z, 0) - z y + log(1 + exp(-|z|))), which never overflows;
+    gradient (sigmoid(z) - y) / z.size. ``y`` holds 0/1 with the logits' shape.
+    """
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        self._p = sigmoid(logits)
+        self._y = y
+        per = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
+        return float(np.mean(per))
+
+    def backward(self) -> np.ndarray:
+        return (self._p - self._y) * self._p.dtype.type(1.0 / self._p.size)
+
+    def output(self, logits: np.ndarray) -> np.ndarray:
+        return sigmoid(logits)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n_samples, n_classes) logits, shifted by the row max."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax fused with categorical cross-entropy, mean over samples.
+
+    loss = mean(logsumexp(z) - z[y]); gradient (softmax(z) - onehot(y)) / n.
+    ``y`` is either class indices of shape (n_samples,) or one-hot/soft targets
+    of shape (n_samples, n_classes).
+    """
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=1, keepdims=True)
+        self._p = e / total
+        self._y = y
+        log_total = np.log(total[:, 0])
+        if y.ndim == 1:
+            picked = shifted[np.arange(len(y)), y]
+            return float(np.mean(log_total - picked))
+        return float(np.mean(log_total * y.sum(axis=1) - (shifted * y).sum(axis=1)))
+
+    def backward(self) -> np.ndarray:
+        grad = self._p.copy()
+        n = grad.shape[0]
+        if self._y.ndim == 1:
+            grad[np.arange(n), self._y] -= 1
+        else:
+            grad -= self._y
+        grad *= grad.dtype.type(1.0 / n)
+        return grad
+
+    def output(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits)

@@ -1,0 +1,232 @@
+"""``Network``: a stack of layers, a loss and an optimizer, with a minibatch training loop.
+
+Every parameter lives in one flat buffer (and every gradient in another); the
+layers hold views into them. The optimizer then updates the whole network in a
+few vectorised operations, and snapshotting the best weights is one copy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .callbacks import Callback, History
+from .layers import Dense, Layer
+from .losses import Loss
+from .optimizers import Adam, Optimizer
+from .schedules import Schedule
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+class Network:
+    """Feed-forward network trained by backpropagation.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Applied in order; the last one produces logits for ``loss``.
+    loss : Loss
+        Loss on logits; its ``output`` turns logits into predictions.
+    optimizer : Optimizer, optional
+        Defaults to ``Adam()``.
+    seed : int or None
+        Seeds initialisation, shuffling and dropout: the same seed gives
+        bit-identical weights.
+    dtype : str or numpy dtype
+        ``float32`` (default) or ``float64``.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        loss: Loss,
+        optimizer: Optimizer | None = None,
+        seed: int | None = None,
+        dtype: str | np.dtype = "float32",
+    ) -> None:
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"Network: dtype must be float32 or float64, got {dtype!r}")
+        if not layers:
+            raise ValueError("Network: at least one layer is required")
+        self.layers = list(layers)
+        self.loss = loss
+        self.optimizer = optimizer if optimizer is not None else Adam()
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.stop_training = False
+        self.n_features: int | None = None
+        self.n_outputs: int | None = None
+        self._flat_params = np.empty(0, self.dtype)
+        self._flat_grads = np.empty(0, self.dtype)
+
+    # -- structure -------------------------------------------------------
+    def build(self, n_features: int) -> None:
+        """Initialise every layer for ``n_features`` inputs and pack parameters into flat buffers."""
+        width = int(n_features)
+        self.n_features = width
+        for layer in self.layers:
+            width = layer.build(width, self.rng, self.dtype)
+        self.n_outputs = width
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                layer.input_grad = i > 0
+        self._pack()
+
+    @property
+    def built(self) -> bool:
+        return self.n_features is not None
+
+    def _pack(self) -> None:
+        arrays = [(layer, key, p) for layer in self.layers for key, p in layer.params.items()]
+        total = sum(p.size for _, _, p in arrays)
+        self._flat_params = np.empty(total, self.dtype)
+        self._flat_grads = np.zeros(total, self.dtype)
+        offset = 0
+        for layer, key, p in arrays:
+            end = offset + p.size
+            self._flat_params[offset:end] = p.ravel()
+            layer.params[key] = self._flat_params[offset:end].reshape(p.shape)
+            layer.grads[key] = self._flat_grads[offset:end].reshape(p.shape)
+            offset = end
+
+    def get_flat_weights(self) -> np.ndarray:
+        """A copy of every parameter, in layer order."""
+        return self._flat_params.copy()
+
+    def set_flat_weights(self, flat: np.ndarray) -> None:
+        """Overwrite every parameter from ``get_flat_weights()`` output."""
+        if flat.shape != self._flat_params.shape:
+            raise ValueError(f"expected {self._flat_params.size} weights, got shape {flat.shape}")
+        self._flat_params[...] = flat
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Parameters keyed ``'<layer index>.<name>'`` (e.g. ``'0.W'``), as copies."""
+        return {f"{i}.{k}": p.copy() for i, layer in enumerate(self.layers) for k, p in layer.params.items()}
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Load parameters from ``get_weights()`` output; every key and shape must match."""
+        expected = {f"{i}.{k}": p for i, layer in enumerate(self.layers) for k, p in layer.params.items()}
+        if set(weights) != set(expected):
+            raise ValueError(f"weight keys {sorted(weights)} do not match the network's {sorted(expected)}")
+        for key, target in expected.items():
+            if weights[key].shape != target.shape:
+                raise ValueError(f"weight {key!r} has shape {weights[key].shape}, expected {target.shape}")
+            target[...] = weights[key]
+
+    # -- computation -------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Logits of shape (n_samples, n_outputs) for ``x`` of shape (n_samples, n_features)."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        """Backpropagate dL/d(logits); fills every layer's ``grads``."""
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Model output (``loss.output`` of the logits) in inference mode."""
+        return self.loss.output(self.forward(np.asarray(x, self.dtype)))
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One forward, backward and optimizer step on a batch; returns the batch loss."""
+        value = self.loss.forward(self.forward(x, training=True), y)
+        self.backward(self.loss.backward())
+        self.optimizer.step([self._flat_params], [self._flat_grads])
+        return value
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Metric] | None = None) -> dict[str, float]:
+        """Loss and ``metrics`` (each ``fn(logits, y) -> float``) in inference mode."""
+        logits = self.forward(x)
+        logs = {"loss": self.loss.forward(logits, y)}
+        for name, fn in (metrics or {}).items():
+            logs[name] = float(fn(logits, y))
+        return logs
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_split: float = 0.0,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        shuffle: bool = True,
+        callbacks: Iterable[Callback] = (),
+        metrics: Mapping[str, Metric] | None = None,
+        lr_schedule: Schedule | None = None,
+    ) -> History:
+        """Train with minibatches; returns the ``History`` of epoch logs.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_features)
+        y : ndarray
+            Targets in the form the loss expects.
+        epochs, batch_size : int
+            Passes over the data and samples per step (the last batch may be smaller).
+        validation_split : float
+            Fraction of samples, chosen at random from the seeded generator,
+            held out for validation when ``validation_data`` is not given.
+        validation_data : (x_val, y_val), optional
+            Evaluated after every epoch as ``val_loss`` and ``val_<metric>``.
+        callbacks : iterable of Callback
+            Called after every epoch; may stop training.
+        metrics : mapping of name to ``fn(logits, y) -> float``
+            Extra validation figures.
+        lr_schedule : Schedule, optional
+            Sets the optimizer's learning rate before each epoch.
+        """
+        if epochs < 1 or batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs!r} and {batch_size!r}")
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if not self.built:
+            self.build(x.shape[1])
+        if validation_data is None and validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split!r}")
+            order = self.rng.permutation(len(x))
+            n_val = max(1, round(len(x) * validation_split))
+            val_idx, train_idx = order[:n_val], order[n_val:]
+            validation_data = (x[val_idx], y[val_idx])
+            x, y = x[train_idx], y[train_idx]
+        if validation_data is not None:
+            validation_data = (np.ascontiguousarray(validation_data[0], self.dtype), validation_data[1])
+
+        history = History()
+        all_callbacks = [history, *callbacks]
+        for cb in all_callbacks:
+            cb.network = self
+            cb.on_train_begin({})
+        initial_lr = self.optimizer.learning_rate
+        self.stop_training = False
+        n = len(x)
+        logs: dict[str, float] = {}
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            if lr_schedule is not None:
+                self.optimizer.learning_rate = lr_schedule(initial_lr, epoch)
+            order = self.rng.permutation(n) if shuffle else np.arange(n)
+            total = 0.0
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                total += self.train_step(x[idx], y[idx]) * len(idx)
+            logs = {"loss": total / n}
+            if validation_data is not None:
+                val = self.evaluate(*validation_data, metrics=metrics)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            logs["lr"] = self.optimizer.learning_rate
+            logs["seconds"] = time.perf_counter() - started
+            for cb in all_callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in all_callbacks:
+            cb.on_train_end(logs)
+        return history

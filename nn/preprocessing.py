@@ -1,0 +1,63 @@
+"""Input checks and the preprocessing an estimator owns: standardisation and splits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def check_features(X: Any, n_features: int | None, owner: str, dtype: np.dtype) -> np.ndarray:
+    """``X`` as a finite 2-D array of ``dtype``, or a ``ValueError`` that says what is wrong.
+
+    ``n_features`` (when not None) is the width the estimator was fitted on.
+    """
+    try:
+        arr = np.asarray(X, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{owner}: X must be numeric: {exc}") from None
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{owner}: expected a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{owner}: X is empty: at least 1 sample is required")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{owner}: X has 0 features")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"X has {arr.shape[1]} features, but {owner} is expecting {n_features} features as input")
+    if not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr).any() else "infinity"
+        raise ValueError(f"{owner}: X contains {bad}; every value must be finite")
+    return arr
+
+
+def fit_standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and scales; a constant column gets scale 1 so it maps to 0."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    scale = X.std(axis=0, dtype=np.float64)
+    scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
+    return mean.astype(X.dtype), scale.astype(X.dtype)
+
+
+def train_validation_split(
+    n_samples: int, fraction: float, rng: np.random.Generator, stratify: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays (train, validation); stratified per class when ``stratify`` is given.
+
+    Each class keeps at least one training sample; the validation set has at least one sample.
+    """
+    if stratify is None:
+        order = rng.permutation(n_samples)
+        n_val = min(n_samples - 1, max(1, round(n_samples * fraction)))
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    val_parts = []
+    for cls in np.unique(stratify):
+        members = rng.permutation(np.flatnonzero(stratify == cls))
+        n_val = min(len(members) - 1, round(len(members) * fraction))
+        val_parts.append(members[:n_val])
+    val = np.sort(np.concatenate(val_parts))
+    if len(val) == 0:
+        raise ValueError(f"validation_fraction={fraction} leaves no validation sample for {n_samples} samples")
+    train = np.setdiff1d(np.arange(n_samples), val, assume_unique=True)
+    return train, val
