@@ -1,0 +1,1 @@
+"""HTTP blueprints; registered by ``service.app.create_app``."""

@@ -1,0 +1,92 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any
+
+import flask_smorest
+import swagger_ui_bundle
+from flask import Flask, Response, g, request, send_from_directory
+
+from . import config, errors
+from .api import health, models
+from .jsonio import OrjsonProvider
+from .registry import ModelRegistry
+from .store import ModelStore
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def version() -> str:
+    """The package version, defined once in pyproject.toml."""
+    try:
+        return metadata.version("nnserve")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api with nnserve's error handlers instead of its own."""
+
+    def _register_error_handlers(self) -> None:
+        errors.register(self._app)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings from ``NNSERVE_*`` (overridden by ``test_config``), store, blueprints.
+
+    Every active model is loaded before the app is returned, so a worker is
+    ready when it starts accepting requests.
+    """
+    app = Flask(__name__)
+    app.json = OrjsonProvider(app)
+    app.config.from_mapping(config.from_environ())
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config.update(
+        MAX_CONTENT_LENGTH=int(app.config["NNSERVE_MAX_BODY_BYTES"]),
+        API_TITLE="nnserve",
+        API_VERSION=version(),
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+    )
+    store = ModelStore(app.config["NNSERVE_STORE"])
+    registry = ModelRegistry(
+        store, float(app.config["NNSERVE_RELOAD_INTERVAL"]), int(app.config["NNSERVE_CACHE_VERSIONS"])
+    )
+    app.extensions["nnserve.registry"] = registry
+
+    api = Api(app, spec_kwargs={"info": {"description": "Predictions and model management for nnserve models."}})
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    for blueprint in (health.blp, models.blp):
+        api.register_blueprint(blueprint)
+
+    @app.get("/docs/assets/<path:filename>")
+    def swagger_assets(filename: str) -> Response:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+    _install_request_ids(app)
+    registry.load_all()
+    return app
+
+
+def _install_request_ids(app: Flask) -> None:
+    """Honour a well-formed ``X-Request-ID`` or make one; always return it."""
+
+    @app.before_request
+    def assign() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def stamp(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response

@@ -1,0 +1,93 @@
+"""JSON in and out with orjson: Flask's JSON provider and the request-body parser.
+
+orjson is several times faster than the standard library on large numeric
+payloads, serialises numpy arrays natively, and rejects NaN and Infinity
+literals. Bodies it rejects are classified so clients get the right status and
+a message naming the problem (see ``decode_body``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import flask
+import marshmallow as ma
+import orjson
+from flask import Response
+from flask.json.provider import JSONProvider
+from webargs.flaskparser import FlaskParser, abort, is_json_request
+
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+class BodyError(Exception):
+    """A request body that is not acceptable JSON; carries the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class OrjsonProvider(JSONProvider):
+    """Flask JSON provider backed by orjson (numpy arrays serialise natively)."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, option=_DUMP_OPTIONS).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(orjson.dumps(obj, option=_DUMP_OPTIONS), mimetype="application/json")
+
+
+def decode_body(body: bytes) -> Any:
+    """Parse a JSON request body, or raise ``BodyError`` with status and message.
+
+    Malformed JSON is 400. Valid-looking JSON with non-finite numbers
+    (``NaN``/``Infinity`` literals, which Python's ``json.dumps`` writes, or
+    numbers like ``1e400``) and nesting deeper than orjson's limit are 422.
+    """
+    if not body:
+        raise BodyError(400, "the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc)
+    if "not valid UTF-8" in reason:
+        raise BodyError(400, "the request body is not valid UTF-8")
+    if "infinity when parsed as double" in reason:
+        raise BodyError(422, f"a number is too large to represent (it overflows to infinity): {reason}")
+    if "depth limit exceeded" in reason:
+        raise BodyError(422, "the JSON body is nested too deeply (more than 1024 levels)")
+    literal = next((w for w in ("NaN", "-Infinity", "Infinity") if w.encode() in body), None)
+    if literal is not None and _parses_with_literals(body):
+        raise BodyError(
+            422,
+            f"{literal} is not a valid JSON number; every value must be a finite number "
+            "(Python's json.dumps writes NaN and Infinity unless allow_nan=False)",
+        )
+    raise BodyError(400, f"malformed JSON: {reason}")
+
+
+def _parses_with_literals(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+class JsonBodyParser(FlaskParser):
+    """webargs parser that reads JSON bodies with ``decode_body``: 415 for a non-JSON content type."""
+
+    def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
+        if not is_json_request(req):
+            abort(415, message=f"Content-Type must be application/json, got {req.mimetype or 'none'!r}")
+        try:
+            return decode_body(req.get_data(cache=True))
+        except BodyError as exc:
+            abort(exc.status, message=exc.message)

@@ -1,0 +1,106 @@
+"""marshmallow schemas of the v1 API: request validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
+
+from .fields import Matrix
+
+
+def _max_rows() -> int:
+    return int(current_app.config["NNSERVE_MAX_ROWS"])
+
+
+class PredictRequestSchema(Schema):
+    """Rows to predict: ``instances`` (row-wise) or ``inputs`` (columnar, keyed by feature name)."""
+
+    class Meta:
+        unknown = RAISE
+
+    instances = Matrix(max_rows=_max_rows)
+    inputs = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        metadata={
+            "description": "Columnar input: feature name to a list of values.",
+            "example": {"sepal_length": [5.1], "sepal_width": [3.5], "petal_length": [1.4], "petal_width": [0.2]},
+        },
+    )
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("instances" in data) == ("inputs" in data):
+            raise ValidationError("send exactly one of 'instances' (rows) or 'inputs' (columns)", "_schema")
+
+
+class PredictResponseSchema(Schema):
+    model = fields.String(required=True)
+    version = fields.Integer(required=True)
+    predictions = fields.List(
+        fields.Raw(), required=True, metadata={"description": "Class labels (classifiers) or values (regressors)."}
+    )
+    probabilities = fields.List(
+        fields.List(fields.Float()), metadata={"description": "Per-class probabilities, columns in `classes` order."}
+    )
+
+
+class ModelSummarySchema(Schema):
+    name = fields.String(required=True)
+    version = fields.Integer(required=True, metadata={"description": "The active version."})
+    task = fields.String(required=True)
+    n_features = fields.Integer(required=True)
+    classes = fields.List(fields.Raw())
+    metrics = fields.Dict(keys=fields.String(), values=fields.Float())
+
+
+class ModelListSchema(Schema):
+    models = fields.List(fields.Nested(ModelSummarySchema), required=True)
+
+
+class VersionSchema(Schema):
+    version = fields.Integer(required=True)
+    active = fields.Boolean(required=True)
+    ok = fields.Boolean(required=True)
+    created_at = fields.String(allow_none=True)
+    metrics = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class ModelInputSchema(Schema):
+    n_features = fields.Integer(required=True)
+    feature_names = fields.List(fields.String(), allow_none=True)
+
+
+class ModelOutputSchema(Schema):
+    classes = fields.List(fields.Raw(), allow_none=True)
+    n_outputs = fields.Integer()
+
+
+class ModelDetailSchema(Schema):
+    name = fields.String(required=True)
+    task = fields.String(required=True)
+    active_version = fields.Integer(allow_none=True)
+    description = fields.String(allow_none=True)
+    versions = fields.List(fields.Nested(VersionSchema), required=True)
+    input = fields.Nested(ModelInputSchema)
+    output = fields.Nested(ModelOutputSchema)
+    metrics = fields.Dict(keys=fields.String(), values=fields.Float())
+
+
+class ActivateResponseSchema(Schema):
+    model = fields.String(required=True)
+    version = fields.Integer(required=True)
+    previous_version = fields.Integer(allow_none=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class ReadinessSchema(Schema):
+    ready = fields.Boolean(required=True)
+    models = fields.Dict(keys=fields.String(), values=fields.Dict())
+    reasons = fields.List(fields.String())
