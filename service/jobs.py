@@ -1,0 +1,245 @@
+"""The durable retraining job queue: SQLite (WAL) in the store directory.
+
+The seam a distributed backend would implement later: ``enqueue``, ``claim``,
+``update``, ``finish``, ``cancel``, ``get``, ``list``. A job is claimed inside
+``BEGIN IMMEDIATE`` (SQLite's write lock), so two worker processes never
+claim the same job, and never two jobs of one model at once. Each connection
+is opened per call: cheap for SQLite, and safe across fork and threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL = ("succeeded", "failed", "cancelled")
+DATABASE = ".jobs.sqlite3"  # a dot name can never be a model name
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT NOT NULL,
+    progress TEXT,
+    result TEXT,
+    error TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
+    heartbeat REAL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_model_status ON jobs (model, status);
+"""
+
+
+class JobNotFoundError(LookupError):
+    """No job has that id."""
+
+
+class JobStateError(Exception):
+    """The job is not in a state that allows the operation (e.g. cancelling a finished job)."""
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobQueue:
+    """Jobs of one store, in ``<store>/.jobs.sqlite3`` (created on first use)."""
+
+    def __init__(self, store_root: str | os.PathLike[str]) -> None:
+        self.path = Path(store_root) / DATABASE
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            yield db
+
+    def enqueue(self, model: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Add a queued job for ``model``; returns it."""
+        job_id = uuid.uuid4().hex
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO jobs (id, model, status, request, created_at) VALUES (?, ?, 'queued', ?, ?)",
+                (job_id, model, json.dumps(request), now()),
+            )
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(f"job {job_id!r} not found")
+        return _job(row)
+
+    def list(
+        self, model: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Jobs newest first, filtered; returns (page, total matching)."""
+        where, args = [], []
+        if model is not None:
+            where.append("model = ?")
+            args.append(model)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self._connect() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM jobs {clause}", args).fetchone()[0]
+            rows = db.execute(
+                f"SELECT * FROM jobs {clause} ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+            ).fetchall()
+        return [_job(r) for r in rows], total
+
+    def claim(self, worker: str) -> dict[str, Any] | None:
+        """Atomically take the oldest queued job of a model that has none running, or None."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT id FROM jobs WHERE status = 'queued' AND model NOT IN "
+                    "(SELECT model FROM jobs WHERE status = 'running') ORDER BY seq LIMIT 1"
+                ).fetchone()
+                if row is not None:
+                    db.execute(
+                        "UPDATE jobs SET status = 'running', worker = ?, heartbeat = strftime('%s', 'now'), "
+                        "started_at = ? WHERE id = ?",
+                        (worker, now(), row["id"]),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return None if row is None else self.get(row["id"])
+
+    def update(self, job_id: str, progress: dict[str, Any]) -> bool:
+        """Record progress and a heartbeat; returns True when a cancel was requested."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE jobs SET progress = ?, heartbeat = strftime('%s', 'now') WHERE id = ? AND status = 'running'",
+                (json.dumps(progress), job_id),
+            )
+            row = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row["cancel_requested"])
+
+    def finish(self, job_id: str, status: str, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+        """Move a running job to a final status."""
+        if status not in FINAL:
+            raise ValueError(f"status must be one of {FINAL}, got {status!r}")
+        with self._connect() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? "
+                "WHERE id = ? AND status = 'running'",
+                (status, None if result is None else json.dumps(result), error, now(), job_id),
+            )
+
+    def requeue(self, job_id: str) -> None:
+        """Put a running job back in the queue (its worker is shutting down)."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'queued', worker = NULL, started_at = NULL, progress = NULL "
+                "WHERE id = ? AND status = 'running'",
+                (job_id,),
+            )
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued job at once, or ask its worker to stop a running one at the next epoch."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                raise JobNotFoundError(f"job {job_id!r} not found")
+            if row["status"] in FINAL:
+                db.execute("ROLLBACK")
+                raise JobStateError(f"job {job_id!r} is already {row['status']}")
+            if row["status"] == "queued":
+                db.execute(
+                    "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = ? WHERE id = ?",
+                    (now(), job_id),
+                )
+            else:
+                db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            db.execute("COMMIT")
+        return self.get(job_id)
+
+    def fail_abandoned(self, stale_after: float = 120.0) -> list[str]:
+        """Mark failed the running jobs whose worker is dead: gone from this host, or silent for ``stale_after`` s."""
+        host = socket.gethostname()
+        failed = []
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            rows = db.execute(
+                "SELECT id, worker, strftime('%s', 'now') - heartbeat AS silent FROM jobs WHERE status = 'running'"
+            ).fetchall()
+            for row in rows:
+                worker_host, _, pid = (row["worker"] or "").rpartition(":")
+                dead_here = worker_host == host and not _alive(int(pid or 0))
+                if dead_here or (row["silent"] or 0) > stale_after:
+                    db.execute(
+                        "UPDATE jobs SET status = 'failed', error = 'worker stopped', finished_at = ? WHERE id = ?",
+                        (now(), row["id"]),
+                    )
+                    failed.append(row["id"])
+            db.execute("COMMIT")
+        return failed
+
+    def counts(self) -> dict[str, int]:
+        with self._connect() as db:
+            rows = db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+        return {r["status"]: r["n"] for r in rows}
+
+
+def _alive(pid: int) -> bool:
+    # Our own pid in the record means an earlier process (e.g. a restarted container) ran the job.
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _job(row: sqlite3.Row) -> dict[str, Any]:
+    def load(text: str | None) -> Any:
+        return None if text is None else json.loads(text)
+
+    return {
+        "id": row["id"],
+        "model": row["model"],
+        "status": row["status"],
+        "request": load(row["request"]),
+        "progress": load(row["progress"]),
+        "result": load(row["result"]),
+        "error": row["error"],
+        "cancel_requested": bool(row["cancel_requested"]),
+        "worker": row["worker"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+    }
