@@ -87,7 +87,7 @@ class Dense(Layer):
     def backward(self, grad: np.ndarray) -> np.ndarray:
         W = self.params["W"]
         np.matmul(self._x.T, grad, out=self.grads["W"])
-        np.sum(grad, axis=0, out=self.grads["b"])
+        grad.sum(axis=0, out=self.grads["b"])
         if self.l2:
             self.grads["W"] += self.l2 * W
         return grad @ W.T if self.input_grad else grad

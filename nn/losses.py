@@ -65,9 +65,33 @@ class BinaryCrossEntropy(Loss):
         return sigmoid(logits)
 
 
+def _mean(values: np.ndarray) -> float:
+    """``float(np.mean(values))`` of a 1-D array, bit for bit, without ``np.mean``'s Python overhead."""
+    if not len(values):
+        return float(np.mean(values))
+    total = values.sum()
+    return float(total.dtype.type(float(total) / len(values)))
+
+
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """``a.max(axis=1, keepdims=True)`` of a 2-D array, the same values, faster on tall narrow arrays.
+
+    numpy reduces each short row in a separate inner loop (about 40 ns a row); for many
+    rows and few columns an element-wise maximum over the columns is ~10x faster.
+    """
+    rows, cols = a.shape
+    if rows < 128 or not 0 < cols <= 64:
+        return a.max(axis=1, keepdims=True)
+    out = a[:, :1].copy()
+    for j in range(1, cols):
+        np.maximum(out, a[:, j : j + 1], out=out)
+    return out
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (n_samples, n_classes) logits, shifted by the row max."""
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    e = logits - _row_max(logits)
+    np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
     return e
 
@@ -81,16 +105,18 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
+        # One buffer goes shifted logits -> exp -> probabilities; z[y] is read before the exp.
+        e = logits - _row_max(logits)
+        picked = e[np.arange(len(y)), y] if y.ndim == 1 else (e * y).sum(axis=1)
+        np.exp(e, out=e)
         total = e.sum(axis=1, keepdims=True)
-        self._p = e / total
+        e /= total
+        self._p = e
         self._y = y
         log_total = np.log(total[:, 0])
         if y.ndim == 1:
-            picked = shifted[np.arange(len(y)), y]
-            return float(np.mean(log_total - picked))
-        return float(np.mean(log_total * y.sum(axis=1) - (shifted * y).sum(axis=1)))
+            return _mean(log_total - picked)
+        return _mean(log_total * y.sum(axis=1) - picked)
 
     def backward(self) -> np.ndarray:
         grad = self._p.copy()

@@ -212,11 +212,16 @@ class Network:
             started = time.perf_counter()
             if lr_schedule is not None:
                 self.optimizer.learning_rate = lr_schedule(initial_lr, epoch)
-            order = self.rng.permutation(n) if shuffle else np.arange(n)
+            # One gather per epoch, then every batch is a contiguous slice (no per-batch fancy indexing).
+            if shuffle:
+                order = self.rng.permutation(n)
+                xs, ys = x[order], y[order]
+            else:
+                xs, ys = x, y
             total = 0.0
             for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                total += self.train_step(x[idx], y[idx]) * len(idx)
+                stop = min(start + batch_size, n)
+                total += self.train_step(xs[start:stop], ys[start:stop]) * (stop - start)
             logs = {"loss": total / n}
             if validation_data is not None:
                 val = self.evaluate(*validation_data, metrics=metrics)
