@@ -267,6 +267,11 @@ class BaseMLP(ABC):
         if schedule is None and self.learning_rate == "invscaling":
             schedule = InverseScaling(self.power_t)
         batch = min(200, len(Xs)) if self.batch_size == "auto" else min(int(self.batch_size), len(Xs))
+        # alpha is scikit-learn's L2 penalty, alpha / 2 * ||W||^2 per batch of samples: on the
+        # gradient of the batch-mean loss that is alpha / batch * W for every weight matrix.
+        for layer in net.layers:
+            if isinstance(layer, Dense):
+                layer.l2 = self.alpha / batch
 
         history = net.fit(
             Xs,

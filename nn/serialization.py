@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,7 @@ def load(path: str | os.PathLike[str]) -> BaseMLP:
         return _rebuild(manifest, contents[WEIGHTS], root)
     except ArtifactError:
         raise
-    except (KeyError, TypeError, ValueError, OSError) as exc:
+    except (KeyError, TypeError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{root}: inconsistent artifact: {exc}") from None
 
 
@@ -209,6 +210,12 @@ def _rebuild(manifest: dict[str, Any], weights: bytes, root: Path) -> BaseMLP:
         raise ArtifactError(
             f"{root}: architecture gives {net.n_outputs} outputs, manifest says {manifest['n_outputs']}"
         )
+    if isinstance(estimator, MLPClassifier):
+        classes = estimator.classes_
+        if classes.ndim != 1 or len(classes) < 2 or estimator._n_outputs(classes) != net.n_outputs:
+            raise ArtifactError(f"{root}: classes {manifest['classes']!r} do not fit {net.n_outputs} outputs")
+    elif estimator._y_ndim not in (1, 2) or (estimator._y_ndim == 1 and net.n_outputs != 1):
+        raise ArtifactError(f"{root}: target_ndim {estimator._y_ndim} does not fit {net.n_outputs} outputs")
     layer_arrays = {k.removeprefix("layer."): v for k, v in arrays.items() if k.startswith("layer.")}
     net.set_weights(layer_arrays)
     estimator.network_ = net
