@@ -197,6 +197,7 @@ def sklearn_fit(X: np.ndarray, y: np.ndarray):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
     assert mlp.n_iter_ == EPOCHS, mlp.n_iter_
+    assert all(c.dtype == F32 for c in mlp.coefs_), [c.dtype for c in mlp.coefs_]
     return model
 
 
@@ -321,7 +322,8 @@ def main() -> None:
         out = m.predict_proba(X_predict)
         assert out.shape == (N_PREDICT, 10), (name, out.shape)
         assert np.allclose(out.sum(axis=1), 1, atol=1e-4), name
-    predict_times = interleaved(predict_tasks, max(args.repeats, 15))
+    predict_repeats = max(3 * args.repeats, 15)
+    predict_times = interleaved(predict_tasks, predict_repeats)
     predict = {name: statistics.median(ts) for name, ts in predict_times.items()}
 
     unset = os.environ.get(_UNSET_MARK)
@@ -331,8 +333,8 @@ def main() -> None:
         f"BLAS: {blas_info()}" + (f" (benchmark process runs without {unset})" if unset else ""),
         f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs",
         f"digits: {len(X_train)} train / {len(X_test)} test rows; 64-128-64-10 ReLU, batch {BATCH}, Adam lr {LR}, "
-        f"{EPOCHS} epochs, float32; predict_proba on {N_PREDICT:,} rows; medians of {args.repeats} interleaved "
-        "repeats after a warm-up",
+        f"{EPOCHS} epochs, float32 for every contender; predict_proba on {N_PREDICT:,} rows; medians of "
+        f"{args.repeats} (train) / {predict_repeats} (predict) interleaved repeats after a warm-up",
     ]
 
     labels = {
