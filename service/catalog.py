@@ -116,6 +116,7 @@ class TrainingSchema(_Strict):
     optimizer = _Typed("string", load_default="adam", validate=validate.OneOf(SOLVERS))
     learning_rate = _Typed("number", load_default=0.001, validate=_open(0, 10))
     weight_decay = _Typed("number", load_default=0.01, validate=validate.Range(0, None))
+    l2 = _Typed("number", load_default=0.0001, validate=validate.Range(0, None))
     early_stopping = _Typed("boolean", load_default=False)
     validation_split = _Typed("number", load_default=0.1, validate=_open(0, 1))
     patience = _Typed("integer", load_default=10, validate=validate.Range(1, None))
@@ -145,6 +146,7 @@ PARAM_NAMES = {
     "optimizer": "solver",
     "learning_rate": "learning_rate_init",
     "weight_decay": "weight_decay",
+    "l2": "alpha",
     "early_stopping": "early_stopping",
     "validation_split": "validation_fraction",
     "patience": "n_iter_no_change",
@@ -173,7 +175,9 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
         return out
     if isinstance(messages, list):
         return [m for item in messages for m in _flatten(item, prefix)]
-    return [f"{prefix}: {messages}" if prefix else str(messages)]
+    text = str(messages).rstrip(".")
+    text = text[:1].lower() + text[1:]  # marshmallow's "Must be one of: ..." reads as a clause after the key
+    return [f"{prefix}: {text}" if prefix else text]
 
 
 def _errors(source: str, exc: ValidationError) -> SpecError:
