@@ -61,7 +61,9 @@ def handle_http_exception(error: HTTPException) -> tuple[dict[str, Any], int, di
     message = data.get("message")
     if message is None:
         message = f"invalid request: {_summarise(errors)}" if errors else (error.description or HTTPStatus(code).phrase)
-    headers = dict(data.get("headers") or {})
+    # werkzeug's own headers (Allow on 405, which RFC 9110 requires), but our body's content type
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
     return error_body(code, message, errors if isinstance(errors, dict) else None), code, headers
 
 

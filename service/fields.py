@@ -50,13 +50,13 @@ class Matrix(fields.Field):
             raise ValidationError(f"must be a list of rows, got {_kind(value)}")
         if not value:
             raise ValidationError("is empty: send at least one row")
+        if _is_number(value[0]):
+            value = [value]  # one row without the outer list: its length is the width, not a row count
         limit = self.max_rows() if callable(self.max_rows) else self.max_rows
         if limit is not None and len(value) > limit:
             raise ValidationError(f"has {len(value)} rows; at most {limit} are accepted per request")
         if isinstance(value[0], dict):
             return _named_rows(value)
-        if _is_number(value[0]):
-            value = [value]
         return to_matrix(value)
 
 
@@ -168,4 +168,11 @@ def columns_to_matrix(columns: dict[str, Any], names: Sequence[str], max_rows: i
         raise ValidationError("columns are empty: send at least one row")
     if max_rows is not None and n > max_rows:
         raise ValidationError(f"has {n} rows; at most {max_rows} are accepted per request")
-    return np.ascontiguousarray(to_matrix([columns[name] for name in names]).T)
+    try:
+        return np.ascontiguousarray(to_matrix([columns[name] for name in names]).T)
+    except ValidationError:
+        # to_matrix saw the columns as rows: find the problem again row-wise so its position is the client's
+        problem = _first_problem([list(row) for row in zip(*(columns[name] for name in names), strict=True)])
+        if problem is None:
+            raise
+        raise ValidationError(problem) from None

@@ -45,9 +45,14 @@ class ModelRegistry:
         self._lock = threading.Lock()
 
     def load_all(self) -> None:
-        """Load every model's active version (at start, so the first request is fast)."""
+        """Load every model's active version (at start, so the first request is fast).
+
+        A model with no active version, or a broken one, must not stop the
+        worker from starting: its slot keeps the error and /readyz reports it.
+        """
         for name in self.store.model_names():
-            self.active(name, refresh=True)
+            with contextlib.suppress(StoreError):
+                self.active(name, refresh=True)
 
     def active(self, name: str, refresh: bool = False) -> LoadedModel:
         """The active version of ``name``, reloaded if ``ACTIVE`` changed.

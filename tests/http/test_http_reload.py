@@ -1,0 +1,88 @@
+"""Hot reload within one app: a version activated through the store (not HTTP) is served after the interval."""
+
+import time
+
+import numpy as np
+import pytest
+
+from service.store import ModelStore
+
+INTERVAL = 0.05
+
+
+@pytest.fixture
+def reloading_client(make_app, store_copy):
+    return make_app(store_copy, NNSERVE_RELOAD_INTERVAL=INTERVAL).test_client()
+
+
+def predict(client, rows):
+    response = client.post("/v1/models/iris/predict", json={"instances": rows})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def wait_past_the_interval():
+    time.sleep(INTERVAL * 2.5)
+
+
+def test_activation_through_the_store_is_picked_up(reloading_client, store_copy, trained_store):
+    rows = trained_store.models["iris"].rows.tolist()
+    assert predict(reloading_client, rows)["version"] == 1
+
+    ModelStore(store_copy).activate("iris", 2)
+    wait_past_the_interval()
+
+    body = predict(reloading_client, rows)
+    assert body["version"] == 2
+    assert body["predictions"] == trained_store.estimator("iris", 2).predict(np.array(rows)).tolist()
+    assert reloading_client.get("/v1/models").get_json()["models"][-1] == {
+        "name": "iris",
+        "version": 2,
+        "task": "classification",
+        "n_features": 4,
+        "classes": ["setosa", "versicolor", "virginica"],
+        "metrics": trained_store.models["iris"].metrics[2],
+    }
+    assert reloading_client.get("/readyz").get_json()["models"]["iris"]["loaded_version"] == 2
+
+    ModelStore(store_copy).activate("iris", 1)  # and back
+    wait_past_the_interval()
+    assert predict(reloading_client, rows)["version"] == 1
+
+
+def test_a_corrupt_new_active_version_is_skipped(reloading_client, store_copy, trained_store, corrupt):
+    rows = trained_store.models["iris"].rows.tolist()
+    before = predict(reloading_client, rows)
+    store = ModelStore(store_copy)
+    v3 = store.publish("iris", trained_store.estimator("iris", 2), {"task": "classification"})
+    store.activate("iris", v3)  # verified and activated intact ...
+    corrupt(store_copy, "iris", v3)  # ... then damaged on disk before this worker loads it
+    wait_past_the_interval()
+
+    assert predict(reloading_client, rows) == before  # the old version keeps serving
+    ready = reloading_client.get("/readyz")
+    assert ready.status_code == 200  # a version is loaded and serving
+    body = ready.get_json()
+    assert body["models"]["iris"]["active_version"] == v3
+    assert body["models"]["iris"]["loaded_version"] == 1
+    assert f"version {v3}" in body["models"]["iris"]["error"]
+    assert any("'iris'" in r and f"version {v3}" in r and "broken" in r for r in body["reasons"]), body["reasons"]
+
+    store.activate("iris", 2)  # a good version clears the error
+    wait_past_the_interval()
+    assert predict(reloading_client, rows)["version"] == 2
+    ready = reloading_client.get("/readyz").get_json()
+    assert ready["reasons"] == []
+    assert ready["models"]["iris"] == {"active_version": 2, "loaded_version": 2, "error": None}
+
+
+def test_a_newly_published_model_is_served_without_a_restart(reloading_client, store_copy, trained_store):
+    store = ModelStore(store_copy)
+    version = store.publish("iris-copy", trained_store.estimator("iris", 2), {"task": "classification"})
+    store.activate("iris-copy", version)
+    rows = trained_store.models["iris"].rows.tolist()
+    response = reloading_client.post("/v1/models/iris-copy/predict", json={"instances": rows})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["model"], body["version"]) == ("iris-copy", 1)
+    assert body["predictions"] == trained_store.estimator("iris", 2).predict(np.array(rows)).tolist()
