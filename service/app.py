@@ -13,7 +13,7 @@ import swagger_ui_bundle
 from flask import Flask, Response, g, request, send_from_directory
 
 from . import config, errors
-from .api import health, models
+from .api import health, models, v2
 from .jsonio import OrjsonProvider
 from .registry import ModelRegistry
 from .store import ModelStore
@@ -67,6 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (health.blp, models.blp):
         api.register_blueprint(blueprint)
+    app.register_blueprint(v2.blp)  # Open Inference Protocol: plain Flask, its own {"error"} shape
 
     @app.get("/docs/assets/<path:filename>")
     def swagger_assets(filename: str) -> Response:
