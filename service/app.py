@@ -13,7 +13,8 @@ import swagger_ui_bundle
 from flask import Flask, Response, g, request, send_from_directory
 
 from . import config, errors
-from .api import health, models, v2
+from .api import health, jobs, models, v2
+from .jobs import JobQueue
 from .jsonio import OrjsonProvider
 from .registry import ModelRegistry
 from .store import ModelStore
@@ -62,10 +63,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         store, float(app.config["NNSERVE_RELOAD_INTERVAL"]), int(app.config["NNSERVE_CACHE_VERSIONS"])
     )
     app.extensions["nnserve.registry"] = registry
+    app.extensions["nnserve.jobs"] = JobQueue(store.root)
 
     api = Api(app, spec_kwargs={"info": {"description": "Predictions and model management for nnserve models."}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for blueprint in (health.blp, models.blp):
+    for blueprint in (health.blp, models.blp, jobs.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(v2.blp)  # Open Inference Protocol: plain Flask, its own {"error"} shape
 

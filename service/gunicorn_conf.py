@@ -26,3 +26,28 @@ errorlog = "-"
 loglevel = os.environ.get("NNSERVE_LOG_LEVEL", "info")
 # Never expose the server version banner.
 proc_name = "nnserve"
+
+# ``nnserve serve`` runs the retraining worker as a child of the gunicorn
+# master: started before the web workers, stopped (SIGTERM: the running job
+# stops at its next epoch and is requeued) when gunicorn exits.
+_retrain_worker = None
+
+
+def on_starting(server):
+    global _retrain_worker
+    if os.environ.get("NNSERVE_RETRAIN_WORKER") == "1":
+        import subprocess
+        import sys
+
+        _retrain_worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+        server.log.info("retraining worker started (pid %s)", _retrain_worker.pid)
+
+
+def on_exit(server):
+    if _retrain_worker is not None and _retrain_worker.poll() is None:
+        _retrain_worker.terminate()
+        try:
+            _retrain_worker.wait(timeout=graceful_timeout)
+        except Exception:  # still training after the grace period: its job is requeued or failed on restart
+            _retrain_worker.kill()
+        server.log.info("retraining worker stopped")

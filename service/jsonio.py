@@ -81,6 +81,19 @@ def _parses_with_literals(body: bytes) -> bool:
     return True
 
 
+def read_body(req: flask.Request, limit: int) -> bytes:
+    """The raw body (cached on the request), or ``BodyError`` 413 when it is over ``limit``.
+
+    werkzeug answers 413 itself when Content-Length is over the limit, but cuts
+    a chunked body (no Content-Length) at the limit silently: one more byte
+    on the wire means the body was too large.
+    """
+    body = req.get_data(cache=True)
+    if req.content_length is None and len(body) >= limit and req.environ["wsgi.input"].read(1):
+        raise BodyError(413, f"the request body is larger than the limit of {limit} bytes")
+    return body
+
+
 class JsonBodyParser(FlaskParser):
     """webargs parser that reads JSON bodies with ``decode_body``: 415 for a non-JSON content type."""
 
@@ -88,6 +101,6 @@ class JsonBodyParser(FlaskParser):
         if not is_json_request(req):
             abort(415, message=f"Content-Type must be application/json, got {req.mimetype or 'none'!r}")
         try:
-            return decode_body(req.get_data(cache=True))
+            return decode_body(read_body(req, flask.current_app.config["MAX_CONTENT_LENGTH"]))
         except BodyError as exc:
             abort(exc.status, message=exc.message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from .fields import Matrix
 
@@ -104,3 +104,85 @@ class ReadinessSchema(Schema):
     ready = fields.Boolean(required=True)
     models = fields.Dict(keys=fields.String(), values=fields.Dict())
     reasons = fields.List(fields.String())
+
+
+class RetrainDataSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    instances = Matrix(required=True)
+    targets = fields.List(
+        fields.Raw(), required=True, metadata={"description": "One target per row: class labels or numbers."}
+    )
+
+
+class RetrainRequestSchema(Schema):
+    """Every field is optional: with no ``data`` the active version's dataset is retrained as is."""
+
+    class Meta:
+        unknown = RAISE
+
+    data = fields.Nested(RetrainDataSchema)
+    mode = fields.String(load_default="append", validate=validate.OneOf(["append", "replace"]))
+    hyperparameters = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        metadata={
+            "description": "Spec names: epochs, batch_size, learning_rate, hidden_sizes, ...",
+            "example": {"epochs": 50},
+        },
+    )
+    promote = fields.String(load_default="if_better", validate=validate.OneOf(["if_better", "always", "never"]))
+    warm_start = fields.Boolean(load_default=False)
+
+
+class JobProgressSchema(Schema):
+    epoch = fields.Integer()
+    epochs = fields.Integer()
+    loss = fields.Float()
+
+
+class JobResultSchema(Schema):
+    version = fields.Integer()
+    base_version = fields.Integer()
+    metrics = fields.Dict(keys=fields.String(), values=fields.Float())
+    active_metric = fields.Float()
+    promoted = fields.Boolean()
+    reason = fields.String()
+    epochs = fields.Integer()
+    seconds = fields.Float()
+    n_rows = fields.Integer()
+
+
+class JobSchema(Schema):
+    id = fields.String(required=True)
+    model = fields.String(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf(["queued", "running", "succeeded", "failed", "cancelled"])
+    )
+    request = fields.Dict()
+    progress = fields.Dict(allow_none=True)
+    result = fields.Nested(JobResultSchema, allow_none=True)
+    error = fields.String(allow_none=True)
+    cancel_requested = fields.Boolean()
+    worker = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+    started_at = fields.String(allow_none=True)
+    finished_at = fields.String(allow_none=True)
+
+
+class JobListSchema(Schema):
+    jobs = fields.List(fields.Nested(JobSchema), required=True)
+    total = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+
+
+class JobListArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    model = fields.String()
+    status = fields.String(validate=validate.OneOf(["queued", "running", "succeeded", "failed", "cancelled"]))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, None))

@@ -17,8 +17,13 @@ def gunicorn_argv(host: str, port: int, workers: int | None) -> list[str]:
     return [*argv, "service.wsgi:app"]
 
 
-def exec_gunicorn(host: str, port: int, workers: int | None, store: Path) -> None:
-    """Replace this process with gunicorn, so signals (SIGTERM) reach its master directly."""
+def exec_gunicorn(host: str, port: int, workers: int | None, store: Path, retrain_worker: bool = True) -> None:
+    """Replace this process with gunicorn, so signals (SIGTERM) reach its master directly.
+
+    With ``retrain_worker`` the gunicorn master starts the retraining worker
+    and stops it on exit (hooks in the config file).
+    """
     os.environ["NNSERVE_STORE"] = str(store)
+    os.environ["NNSERVE_RETRAIN_WORKER"] = "1" if retrain_worker else "0"
     argv = gunicorn_argv(host, port, workers)
     os.execv(argv[0], argv)

@@ -116,6 +116,9 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
         hint = f" ({', '.join(names)})" if names else ""
         message = f"rows have {X.shape[1]} values, model {loaded.name!r} expects {expected}{hint}"
         abort(422, message, errors={field: [message]})
+    if np.abs(X).max() > np.finfo(est.network_.dtype).max:
+        message = f"a value is too large for model {loaded.name!r}, whose inputs are {est.network_.dtype.name}"
+        abort(422, message, errors={field: [message]})
     body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}
     if hasattr(est, "classes_"):
         proba = est.predict_proba(X)

@@ -32,7 +32,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .. import errors, tensors
-from ..jsonio import BodyError, decode_body
+from ..jsonio import BodyError, decode_body, read_body
 from ..registry import ModelRegistry
 from ..store import CorruptVersionError, LoadedModel, NotFoundError, StoreError, validate_name, validate_version
 from .health import readiness
@@ -265,11 +265,11 @@ def infer(name: str, version: str | None = None) -> Response:
 
 def _read_body() -> bytes:
     """The request body, gzip/deflate decoded, never longer than NNSERVE_MAX_BODY_BYTES."""
-    body = request.get_data(cache=False)  # werkzeug: 413 when Content-Length is over MAX_CONTENT_LENGTH
     limit = int(current_app.config["NNSERVE_MAX_BODY_BYTES"])
-    # A body without Content-Length (chunked) is cut at the limit, silently: look for one byte more.
-    if request.content_length is None and len(body) >= limit and request.environ["wsgi.input"].read(1):
-        raise _too_large()
+    try:
+        body = read_body(request, limit)
+    except BodyError:
+        raise _too_large() from None
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
