@@ -153,3 +153,9 @@ def gunicorn_server(tmp_path_factory):
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture
+def port() -> int:
+    """A free TCP port on 127.0.0.1, for servers a test starts itself."""
+    return free_port()
