@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
@@ -10,22 +9,27 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e '.[test]'
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
-# Until the service exists: train the whole catalog into ./store and list it.
-run: $(STAMP)
-	$(PY) -m service.cli train --all
-	$(PY) -m service.cli models
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
 
-test: $(STAMP)
-	$(PY) -m ruff check nn service tests bench
+# Trains the catalog into ./store if it is empty, then serves on http://127.0.0.1:8000 (Ctrl-C stops).
+run: $(VENV)/.installed
+	$(VENV)/bin/nnserve serve
+
+test: $(VENV)/.installed-test
+	$(PY) -m ruff check nn service tests bench models
 	$(PY) -m pytest
 
-bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[bench]'
+# Benchmarks print ratios against baselines run in the same process or run; they are not tests.
+bench: $(VENV)/.installed-test
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/train_predict.py
+	$(PY) bench/http_predict.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
