@@ -10,8 +10,8 @@ after every epoch, which is also where a cancel or a shutdown is noticed.
 On SIGTERM the running job stops at its next epoch boundary and goes back to
 the queue (``queued``), to be run again by the next worker; nothing is
 published. A worker that died without that chance (kill -9, power loss)
-leaves a ``running`` job that the next worker to start marks ``failed``
-("worker stopped").
+leaves a ``running`` job that the next worker to start, or any idle worker of
+the store (every ``RECOVER_INTERVAL`` s), marks ``failed`` ("worker stopped").
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from .jobs import JobQueue, worker_identity
 from .store import Dataset, LoadedModel, ModelStore, StoreError
 
 log = logging.getLogger(__name__)
+RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
 
 
 class JobCancelledError(Exception):
@@ -158,12 +160,17 @@ class Worker:
 
     def recover(self) -> list[str]:
         """Fail the jobs a dead worker left running; the store was never touched by them."""
-        failed = self.queue.fail_abandoned()
-        for job_id in failed:
-            log.warning("job %s was left running by a worker that stopped; marked failed", job_id)
+        failed = self.fail_abandoned()
         removed = self.store.clean_temporary()
         if removed:
             log.info("removed %d leftover temporary entries from the store", removed)
+        return failed
+
+    def fail_abandoned(self) -> list[str]:
+        """Fail the running jobs whose worker died (this worker never has one running while it calls this)."""
+        failed = self.queue.fail_abandoned()
+        for job_id in failed:
+            log.warning("job %s was left running by a worker that stopped; marked failed", job_id)
         return failed
 
     def run_once(self) -> bool:
@@ -197,10 +204,16 @@ class Worker:
         with contextlib.suppress(OSError):
             os.nice(10)  # serving keeps its latency; training takes what is left
         self.recover()
+        checked = time.monotonic()
         while not self.stopping.is_set():
             if not self.run_once():
                 if once:
                     return
+                # Another worker on this store may have died since we started: its job would stay
+                # 'running' and block every later job of that model, so look for such jobs while idle.
+                if time.monotonic() - checked >= RECOVER_INTERVAL:
+                    self.fail_abandoned()
+                    checked = time.monotonic()
                 self.stopping.wait(self.poll_interval)
 
 

@@ -368,6 +368,7 @@ FOUR = [5.0, 3.4, 1.5, 0.2]
         ("iris", {"hyperparameters": {"epochs": 0}}, ["epochs"]),
         ("iris", {"hyperparameters": {"learning_rate": -1}}, ["learning_rate"]),
         ("iris", {"hyperparameters": {"epochs": "many"}}, ["epochs"]),
+        ("iris", {"warm_start": True, "hyperparameters": {"hidden_sizes": [4, 4]}}, ["hidden_sizes", "[16]"]),
         ("iris", {"data": {"instances": [[5.0, 3.4, 1.5]], "targets": ["setosa"]}}, ["instances", "expects 4"]),
         ("iris", {"data": {"instances": [FOUR], "targets": [1]}}, ["targets", "strings"]),
         ("digits", {"data": {"instances": [[0.0] * 64], "targets": ["seven"]}}, ["targets", "integers"]),
@@ -408,3 +409,22 @@ def test_nan_literal_is_422(client, store_root):
 def test_unknown_model_is_404(client, store_root):
     r = client.post("/v1/models/tulip/retrain", json={}, headers=ADMIN)
     assert r.status_code == 404 and "tulip" in r.get_json()["message"]
+
+
+def test_warm_start_may_restate_the_active_architecture(client, store_root):
+    body = {"warm_start": True, "hyperparameters": {"hidden_sizes": [16], "epochs": 2}, "promote": "always"}
+    queued = retrain(client, "iris", body)
+    run_all(store_root)
+    assert job(client, queued["id"])["status"] == "succeeded"
+    model = ModelStore(store_root).load("iris", 2)
+    assert model.manifest["training"]["params"]["hidden_layer_sizes"] == [16]
+    assert [w.shape[1] for w in model.estimator.coefs_[:-1]] == [16]
+
+
+def test_warm_start_with_a_new_class_fails_the_job_with_the_reason(client, store_root):
+    rows = [[9.0 + 0.05 * i, 9.0, 9.0, 9.0] for i in range(8)]
+    queued = retrain(client, "iris", {"warm_start": True, "data": {"instances": rows, "targets": ["giant"] * 8}})
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "failed" and "giant" in done["error"] and done["result"] is None
+    assert versions(store_root, "iris") == [1]

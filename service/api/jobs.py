@@ -107,6 +107,17 @@ class Retrain(MethodView):
         }
         try:
             request["hyperparameters"] = hyperparameters(args.get("hyperparameters") or {})
+            sizes = request["hyperparameters"].get("hidden_layer_sizes")
+            active_sizes = [int(w.shape[1]) for w in base.estimator.coefs_[:-1]]  # as fitted
+            if args["warm_start"] and sizes is not None and list(sizes) != active_sizes:
+                # the copied weights keep their shape: the new version would claim layers it does not have
+                raise ValidationError(
+                    {
+                        "hidden_sizes": [
+                            f"warm_start continues the active network {active_sizes}; it cannot change to {sizes}"
+                        ]
+                    }
+                )
             if "data" in args:
                 dataset = new_rows(base, args["data"])
                 request["data_sha256"] = registry().store.save_dataset(base.name, dataset)

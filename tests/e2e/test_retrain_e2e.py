@@ -228,3 +228,20 @@ def test_sigterm_requeues_the_running_job_and_the_next_worker_completes_it(store
     assert job["status"] == "succeeded", job
     assert job["result"]["epochs"] == 1500 and job["result"]["promoted"] is False
     assert ModelStore(store_root).versions("digits") == [*versions_before, job["result"]["version"]]
+
+
+def test_surviving_worker_fails_a_dead_workers_job_and_runs_the_next(store_root, gunicorn_server, workers):
+    """Two workers, one killed -9 mid-job: the other must not leave the model blocked behind a dead job."""
+    server = gunicorn_server(store_root, workers=2, env=ENV)
+    versions_before = ModelStore(store_root).versions("digits")
+    a, b = workers(store_root), workers(store_root)
+    stuck = retrain(server.url, "digits", {"promote": "never", "hyperparameters": LONG})
+    running = wait_job(server.url, stuck, training)
+    victim = a if running["worker"].endswith(f":{a.pid}") else b
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(10)
+    follow_up = retrain(server.url, "digits", {"promote": "never", "hyperparameters": {"epochs": 5}})
+    assert wait_job(server.url, stuck, final)["error"] == "worker stopped"
+    done = wait_job(server.url, follow_up, final)
+    assert done["status"] == "succeeded", done
+    assert ModelStore(store_root).versions("digits") == [*versions_before, done["result"]["version"]]
