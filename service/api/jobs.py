@@ -92,9 +92,9 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
 @blp.route("/v1/models/<name>/retrain")
 class Retrain(MethodView):
     @blp.doc(security=ADMIN)
+    @require_admin  # before the body is parsed: no validation detail for callers without the token
     @blp.arguments(RetrainRequestSchema)
     @blp.response(202, JobSchema, headers={"Location": {"description": "URL of the job", "schema": {"type": "string"}}})
-    @require_admin
     def post(self, args: dict[str, Any], name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Start retraining in the background (admin); answers 202 with the job and its URL."""
         base = registry().active(validate_name(name))
