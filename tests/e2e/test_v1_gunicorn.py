@@ -82,9 +82,10 @@ def test_activation_under_load_fails_no_request_and_every_worker_switches_within
         auth = {"Authorization": f"Bearer {TOKEN}"}
         switches = []
         for version in (2, 1):
+            requested = time.monotonic()
             r = requests.post(f"{server.url}/v1/models/iris/versions/{version}/activate", headers=auth, timeout=10)
             assert r.status_code == 200, r.text
-            switches.append((time.monotonic(), version))
+            switches.append((requested, time.monotonic(), version))
             time.sleep(2.0)
     finally:
         stop.set()
@@ -93,8 +94,10 @@ def test_activation_under_load_fails_no_request_and_every_worker_switches_within
     assert len(log) > 100
     failures = [entry for entry in log if entry[1] != 200]
     assert failures == []
-    for (at, version), (until, _) in zip(switches, [*switches[1:], (float("inf"), None)], strict=True):
-        settled = [v for t, _, v in log if at + 1.0 <= t < until]
+    # a switch's window runs from 1 s after it answered until the next activation was requested
+    ends = [requested for requested, _, _ in switches[1:]] + [float("inf")]
+    for (_, answered, version), until in zip(switches, ends, strict=True):
+        settled = [v for t, _, v in log if answered + 1.0 <= t < until]
         assert settled and set(settled) == {version}
 
 
