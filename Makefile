@@ -21,8 +21,14 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 run: $(VENV)/.installed
 	$(VENV)/bin/nnserve serve
 
-test: $(VENV)/.installed-test
+# Lint and types. The format check covers nn/ only for now: other packages are not yet ruff-formatted.
+# mypy checks the `files` of [tool.mypy] in pyproject.toml, nn/ with --strict's flags.
+lint: $(VENV)/.installed-test
 	$(PY) -m ruff check nn service tests bench models
+	$(PY) -m ruff format --check nn
+	$(PY) -m mypy
+
+test: lint
 	$(PY) -m pytest
 
 # Benchmarks print ratios against baselines run in the same process or run; they are not tests.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from .typing import Array
 
 if TYPE_CHECKING:
     from .network import Network
@@ -95,7 +95,7 @@ class EarlyStopping(Callback):
         self.best: float | None = None
         self.best_epoch = -1
         self.stopped_epoch: int | None = None
-        self._best_weights: np.ndarray | None = None
+        self._best_weights: Array | None = None
         self._wait = 0
 
     def on_train_begin(self, logs: dict[str, float]) -> None:

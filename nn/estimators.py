@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .activations import ACTIVATIONS, get_activation
-from .callbacks import Callback, EarlyStopping, ReduceLROnPlateau
+from .callbacks import Callback, EarlyStopping, History, ReduceLROnPlateau
 from .layers import Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .metrics import accuracy_score, r2_score
@@ -25,6 +25,7 @@ from .network import Network
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .preprocessing import check_features, fit_standardizer, train_validation_split
 from .schedules import InverseScaling, Schedule
+from .typing import AnyArray, Array
 
 SOLVERS = ("adam", "sgd", "adamw", "rmsprop")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
@@ -36,9 +37,46 @@ class _Printer(Callback):
 
 
 class BaseMLP(ABC):
-    """Shared parameters, validation, fitting loop and scikit-learn's estimator protocol."""
+    """Shared parameters, validation, fitting loop and scikit-learn's estimator protocol.
+
+    Attributes set by ``fit`` (or ``nn.load``); absent on an unfitted estimator
+    ---------------------------------------------------------------------------
+    network_ : Network
+        The trained network; it works on standardised features.
+    n_features_in_ : int
+        Width of ``X`` at fit time.
+    feature_names_in_ : ndarray of str objects, shape (n_features_in_,)
+        Only when feature names were given.
+    x_mean_, x_scale_ : ndarray of shape (n_features_in_,)
+        Feature standardisation, ``(X - x_mean_) / x_scale_``.
+    history_ : History
+        Epoch logs of the last ``fit``.
+    loss_curve_ : list of float
+        Training loss per epoch; ``loss_`` is its last and ``best_loss_`` its least value.
+    n_iter_ : int
+        Epochs run by the last ``fit``.
+    t_ : int
+        Optimizer steps taken, over every ``fit`` of this network.
+    validation_scores_ : list of float
+        With ``early_stopping``: validation score per epoch; ``best_validation_score_`` its best.
+    """
 
     score_name = "score"
+
+    network_: Network
+    n_features_in_: int
+    feature_names_in_: AnyArray
+    x_mean_: Array
+    x_scale_: Array
+    history_: History
+    loss_curve_: list[float]
+    n_iter_: int
+    loss_: float
+    best_loss_: float
+    t_: int
+    validation_scores_: list[float]
+    best_validation_score_: float
+    _hidden: tuple[int, ...]  # hidden_layer_sizes as validated ints, set by _validate_params
 
     def __init__(
         self,
@@ -73,9 +111,35 @@ class BaseMLP(ABC):
         weight_decay: float = 0.01,
         kernel_initializer: str = "auto",
     ) -> None:
-        for name, value in locals().items():
-            if name not in ("self", "__class__"):
-                setattr(self, name, value)
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.dtype = dtype
+        self.callbacks = callbacks
+        self.lr_schedule = lr_schedule
+        self.clipnorm = clipnorm
+        self.weight_decay = weight_decay
+        self.kernel_initializer = kernel_initializer
         self._validate_params()
 
     # -- scikit-learn's estimator protocol -------------------------------
@@ -112,7 +176,8 @@ class BaseMLP(ABC):
 
     def _validate_params(self) -> None:
         owner = type(self).__name__
-        sizes = self.hidden_layer_sizes
+        # set_params may have stored anything; this is where it is checked.
+        sizes: Any = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, (int, np.integer)) and not isinstance(sizes, bool) else sizes
         try:
             sizes = tuple(sizes)
@@ -195,7 +260,7 @@ class BaseMLP(ABC):
 
     # -- subclass hooks ----------------------------------------------------
     @abstractmethod
-    def _encode_targets(self, y: Any, refit: bool) -> np.ndarray:
+    def _encode_targets(self, y: Any, refit: bool) -> AnyArray:
         """Targets in the loss's form; ``refit`` learns the encoding anew."""
 
     @abstractmethod
@@ -203,19 +268,30 @@ class BaseMLP(ABC):
         """The training loss."""
 
     @abstractmethod
-    def _val_metric(self, logits: np.ndarray, y: np.ndarray) -> float:
+    def _val_metric(self, logits: Array, y: AnyArray) -> float:
         """The validation score (higher is better) from logits and encoded targets."""
 
-    def _stratify(self, y: np.ndarray) -> np.ndarray | None:
+    def _stratify(self, y: AnyArray) -> AnyArray | None:
         return None
 
     # -- fitting -------------------------------------------------------------
     def fit(self, X: Any, y: Any, feature_names: Sequence[str] | None = None) -> BaseMLP:
-        """Train on raw rows ``X`` of shape (n_samples, n_features) and targets ``y``.
+        """Train on raw rows ``X`` and targets ``y``.
 
         ``feature_names`` (or ``X.columns`` for a DataFrame) are kept for
         prediction by name. With ``warm_start=True`` a fitted estimator goes on
         from its current weights and preprocessing.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or, for the regressor, (n_samples, n_targets)
+            Class labels (ints or strings) for the classifier, numbers for the regressor.
+        feature_names : sequence of str of length n_features, optional
+
+        Returns
+        -------
+        self
         """
         owner = type(self).__name__
         dtype = np.dtype(self.dtype)
@@ -295,10 +371,10 @@ class BaseMLP(ABC):
             self.best_validation_score_ = max(self.validation_scores_)
         return self
 
-    def _n_outputs(self, y_enc: np.ndarray) -> int:
+    def _n_outputs(self, y_enc: AnyArray) -> int:
         return 1 if y_enc.ndim == 1 else y_enc.shape[1]
 
-    def _forward(self, X: Any) -> np.ndarray:
+    def _forward(self, X: Any) -> Array:
         if not hasattr(self, "network_"):
             raise ValueError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first")
         X = check_features(X, self.n_features_in_, type(self).__name__, self.network_.dtype)
@@ -306,20 +382,26 @@ class BaseMLP(ABC):
 
     # -- scikit-learn's fitted attributes --------------------------------
     @property
-    def coefs_(self) -> list[np.ndarray]:
+    def coefs_(self) -> list[Array]:
+        """Weight matrices of the Dense layers; the i-th has shape (n_in_i, n_out_i)."""
         return [layer.params["W"] for layer in self.network_.layers if isinstance(layer, Dense)]
 
     @property
-    def intercepts_(self) -> list[np.ndarray]:
+    def intercepts_(self) -> list[Array]:
+        """Bias vectors of the Dense layers; the i-th has shape (n_out_i,)."""
         return [layer.params["b"] for layer in self.network_.layers if isinstance(layer, Dense)]
 
     @property
     def n_layers_(self) -> int:
+        """Layers as scikit-learn counts them: input, hidden and output."""
         return len(self._hidden) + 2
 
     @property
     def n_outputs_(self) -> int:
-        return int(self.network_.n_outputs)
+        """Number of network outputs: 1 for a binary classifier, else n_classes or n_targets."""
+        n_outputs = self.network_.n_outputs
+        assert n_outputs is not None, "a fitted estimator's network is built"
+        return int(n_outputs)
 
 
 class MLPClassifier(BaseMLP):
@@ -333,62 +415,67 @@ class MLPClassifier(BaseMLP):
 
     score_name = "accuracy"
 
-    def _encode_targets(self, y: Any, refit: bool) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ValueError(f"MLPClassifier: y must be 1-D of shape (n_samples,), got shape {y.shape}")
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
+    classes_: AnyArray  # sorted labels of shape (n_classes,), set by fit
+
+    def _encode_targets(self, y: Any, refit: bool) -> AnyArray:
+        labels = np.asarray(y)
+        if labels.ndim != 1:
+            raise ValueError(f"MLPClassifier: y must be 1-D of shape (n_samples,), got shape {labels.shape}")
+        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
             raise ValueError("MLPClassifier: y contains NaN or infinity")
         if refit:
-            classes = np.unique(y)
+            classes = np.unique(labels)
             if len(classes) < 2:
                 raise ValueError(f"MLPClassifier: y has only one class ({classes!r}); at least 2 are needed")
             self.classes_ = classes
         else:
-            unknown = np.setdiff1d(np.unique(y), self.classes_)
+            unknown = np.setdiff1d(np.unique(labels), self.classes_)
             if len(unknown):
                 raise ValueError(
                     "warm_start can only be used where y has the same classes as in the previous "
                     f"call to fit; new: {unknown.tolist()}"
                 )
-        idx = np.searchsorted(self.classes_, y)
+        idx = np.searchsorted(self.classes_, labels)
         if len(self.classes_) == 2:
-            return idx.astype(self.dtype).reshape(-1, 1)
+            targets: Array = idx.astype(self.dtype).reshape(-1, 1)  # astype of a dtype name is typed Any
+            return targets
         return idx
 
-    def _stratify(self, y: np.ndarray) -> np.ndarray:
+    def _stratify(self, y: AnyArray) -> AnyArray:
         return y.ravel()
 
-    def _n_outputs(self, y_enc: np.ndarray) -> int:
+    def _n_outputs(self, y_enc: AnyArray) -> int:
         return 1 if len(self.classes_) == 2 else len(self.classes_)
 
     def _loss(self) -> Loss:
         return BinaryCrossEntropy() if len(self.classes_) == 2 else SoftmaxCrossEntropy()
 
-    def _val_metric(self, logits: np.ndarray, y: np.ndarray) -> float:
+    def _val_metric(self, logits: Array, y: AnyArray) -> float:
         if logits.shape[1] == 1:
             return accuracy_score(y[:, 0] > 0.5, logits[:, 0] > 0)
         return accuracy_score(y, logits.argmax(axis=1))
 
     @property
     def out_activation_(self) -> str:
+        """Output function as scikit-learn names it: 'logistic' (binary) or 'softmax'."""
         return "logistic" if len(self.classes_) == 2 else "softmax"
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any) -> Array:
         """Class probabilities of shape (n_samples, n_classes), columns in ``classes_`` order."""
         out = self._forward(X)
         if out.shape[1] == 1:
             return np.hstack([1 - out, out])
         return out
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any) -> AnyArray:
         """Labels of shape (n_samples,), of the same kind as the ``y`` given to ``fit``."""
         out = self._forward(X)
         idx = (out[:, 0] > 0.5).astype(np.intp) if out.shape[1] == 1 else out.argmax(axis=1)
-        return self.classes_[idx]
+        labels: AnyArray = self.classes_[idx]
+        return labels
 
     def score(self, X: Any, y: Any) -> float:
-        """Mean accuracy on (X, y)."""
+        """Mean accuracy on ``X`` of shape (n_samples, n_features) and labels ``y`` of shape (n_samples,)."""
         return accuracy_score(np.asarray(y), self.predict(X))
 
 
@@ -400,19 +487,24 @@ class MLPRegressor(BaseMLP):
 
     score_name = "r2"
 
-    def _encode_targets(self, y: Any, refit: bool) -> np.ndarray:
+    y_mean_: Array  # target standardisation, shape (n_outputs,), set by fit
+    y_scale_: Array
+    _y_ndim: int  # 1 or 2: the ndim of y at fit time, which predict returns
+
+    def _encode_targets(self, y: Any, refit: bool) -> Array:
         try:
-            y = np.asarray(y, dtype=np.dtype(self.dtype))
+            values: Array = np.asarray(y, dtype=np.dtype(self.dtype))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"MLPRegressor: y must be numeric: {exc}") from None
-        if y.ndim not in (1, 2):
-            raise ValueError(f"MLPRegressor: y must be 1-D or 2-D, got shape {y.shape}")
-        if not np.isfinite(y).all():
+        if values.ndim not in (1, 2):
+            raise ValueError(f"MLPRegressor: y must be 1-D or 2-D, got shape {values.shape}")
+        if not np.isfinite(values).all():
             raise ValueError("MLPRegressor: y contains NaN or infinity")
-        y2 = y.reshape(len(y), -1)
+        # An empty y fails here (numpy cannot infer -1 for 0 rows), so y2 has at least one row.
+        y2 = values.reshape(len(values), -1)
         if refit:
-            self._y_ndim = y.ndim
-            self.y_mean_, self.y_scale_ = fit_standardizer(y2) if len(y2) else (None, None)
+            self._y_ndim = values.ndim
+            self.y_mean_, self.y_scale_ = fit_standardizer(y2)
         elif y2.shape[1] != len(self.y_mean_):
             raise ValueError(f"MLPRegressor: y has {y2.shape[1]} outputs, expected {len(self.y_mean_)}")
         return (y2 - self.y_mean_) / self.y_scale_
@@ -420,18 +512,22 @@ class MLPRegressor(BaseMLP):
     def _loss(self) -> Loss:
         return MeanSquaredError()
 
-    def _val_metric(self, logits: np.ndarray, y: np.ndarray) -> float:
+    def _val_metric(self, logits: Array, y: AnyArray) -> float:
         return r2_score(y, logits)
 
     @property
     def out_activation_(self) -> str:
+        """Output function as scikit-learn names it: always 'identity'."""
         return "identity"
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any) -> Array:
         """Predictions of shape (n_samples,) for a 1-D ``y``, else (n_samples, n_outputs)."""
         out = self._forward(X) * self.y_scale_ + self.y_mean_
         return out[:, 0] if self._y_ndim == 1 else out
 
     def score(self, X: Any, y: Any) -> float:
-        """R^2 on (X, y), averaged uniformly over outputs."""
+        """R^2 on ``X`` of shape (n_samples, n_features) and ``y`` of shape (n_samples,) or (n_samples, n_targets).
+
+        Averaged uniformly over outputs.
+        """
         return r2_score(np.asarray(y), self.predict(X))

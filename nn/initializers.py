@@ -1,7 +1,8 @@
 """Weight initializers drawn from a seeded ``numpy.random.Generator``.
 
 He suits ReLU-family activations, Glorot suits tanh/sigmoid (He et al. 2015,
-Glorot & Bengio 2010). Every initializer returns a new array of ``dtype``.
+Glorot & Bengio 2010). Every initializer takes ``(rng, shape, dtype)`` with
+``shape`` = (fan_in, fan_out) and returns a new array of that shape and ``dtype``.
 """
 
 from __future__ import annotations
@@ -10,26 +11,30 @@ from collections.abc import Callable
 
 import numpy as np
 
-Initializer = Callable[[np.random.Generator, tuple[int, int], np.dtype], np.ndarray]
+from .typing import Array, FloatDType
+
+Initializer = Callable[[np.random.Generator, tuple[int, int], FloatDType], Array]
 
 
-def he_normal(rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+def he_normal(rng: np.random.Generator, shape: tuple[int, int], dtype: FloatDType) -> Array:
     """N(0, 2 / fan_in), for ReLU-family layers. ``shape`` is (fan_in, fan_out)."""
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / shape[0])).astype(dtype)
+    std: float = np.sqrt(2.0 / shape[0])  # a numpy float64; the stubs give np.sqrt of a Python float as Any
+    return (rng.standard_normal(shape) * std).astype(dtype)
 
 
-def he_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+def he_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype: FloatDType) -> Array:
     """U(-l, l) with l = sqrt(6 / fan_in)."""
     limit = np.sqrt(6.0 / shape[0])
     return rng.uniform(-limit, limit, shape).astype(dtype)
 
 
-def glorot_normal(rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+def glorot_normal(rng: np.random.Generator, shape: tuple[int, int], dtype: FloatDType) -> Array:
     """N(0, 2 / (fan_in + fan_out)), for tanh and sigmoid layers."""
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / (shape[0] + shape[1]))).astype(dtype)
+    std: float = np.sqrt(2.0 / (shape[0] + shape[1]))
+    return (rng.standard_normal(shape) * std).astype(dtype)
 
 
-def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype: FloatDType) -> Array:
     """U(-l, l) with l = sqrt(6 / (fan_in + fan_out))."""
     limit = np.sqrt(6.0 / (shape[0] + shape[1]))
     return rng.uniform(-limit, limit, shape).astype(dtype)

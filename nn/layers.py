@@ -14,26 +14,72 @@ from typing import Any
 import numpy as np
 
 from .initializers import get_initializer
+from .typing import Array, FloatDType
 
 
 class Layer(ABC):
-    """Base class: a layer without parameters passes shapes through unchanged."""
+    """Base class: a layer without parameters passes shapes through unchanged.
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        Trainable arrays by name (``'W'``, ``'b'``); empty for layers without any.
+    grads : dict of str to ndarray
+        dL/d(param) of the last ``backward``, same keys and shapes as ``params``.
+    """
 
     def __init__(self) -> None:
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
 
-    def build(self, n_in: int, rng: np.random.Generator, dtype: np.dtype) -> int:
-        """Allocate parameters for ``n_in`` input features; return the output width."""
+    def build(self, n_in: int, rng: np.random.Generator, dtype: FloatDType) -> int:
+        """Allocate parameters for ``n_in`` input features.
+
+        Parameters
+        ----------
+        n_in : int
+            Width of the input, ``x.shape[1]``.
+        rng : numpy.random.Generator
+            Source of initial weights (and, for ``Dropout``, of masks).
+        dtype : numpy dtype
+            float32 or float64, the dtype of every parameter.
+
+        Returns
+        -------
+        int
+            Width of the output, ``n_out``.
+        """
         return n_in
 
     @abstractmethod
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Output of shape (n_samples, n_out); ``training`` enables dropout."""
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """Output for a batch, caching what ``backward`` needs.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_in)
+        training : bool
+            Enables dropout.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_out)
+        """
 
     @abstractmethod
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        """Fill ``grads`` from dL/d(output) and return dL/d(input)."""
+    def backward(self, grad: Array) -> Array:
+        """Fill ``grads`` from the gradient of the last ``forward``'s output.
+
+        Parameters
+        ----------
+        grad : ndarray of shape (n_samples, n_out)
+            dL/d(output).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_in)
+            dL/d(input).
+        """
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (saved in the manifest)."""
@@ -45,7 +91,7 @@ class Layer(ABC):
 
 
 class Dense(Layer):
-    """Fully connected layer ``x @ W + b``.
+    """Fully connected layer ``x @ W + b``, with ``W`` of shape (n_in, units) and ``b`` of shape (units,).
 
     Parameters
     ----------
@@ -70,21 +116,22 @@ class Dense(Layer):
         self.l2 = float(l2)
         # The first layer of a network needs no input gradient; Network clears this.
         self.input_grad = True
-        self._x: np.ndarray | None = None
+        # The input of the last forward (n_samples, n_in); backward runs only after a forward.
+        self._x: Array
 
-    def build(self, n_in: int, rng: np.random.Generator, dtype: np.dtype) -> int:
+    def build(self, n_in: int, rng: np.random.Generator, dtype: FloatDType) -> int:
         init = get_initializer(self.kernel_initializer)
         self.params = {"W": init(rng, (n_in, self.units), dtype), "b": np.zeros(self.units, dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         return self.units
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, x: Array, training: bool = False) -> Array:
         self._x = x
         out = x @ self.params["W"]
         out += self.params["b"]
         return out
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
+    def backward(self, grad: Array) -> Array:
         W = self.params["W"]
         np.matmul(self._x.T, grad, out=self.grads["W"])
         grad.sum(axis=0, out=self.grads["b"])
@@ -100,6 +147,11 @@ class Dropout(Layer):
     """Inverted dropout: zero a ``rate`` fraction in training, scale the rest by 1/(1-rate).
 
     At inference it is the identity, so predictions need no rescaling.
+
+    Parameters
+    ----------
+    rate : float
+        Fraction of inputs zeroed in training, in [0, 1).
     """
 
     def __init__(self, rate: float) -> None:
@@ -107,14 +159,16 @@ class Dropout(Layer):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
-        self._mask: np.ndarray | None = None
-        self._rng: np.random.Generator | None = None
+        # The scaled keep-mask of the last training forward (n_samples, n_in); None at inference.
+        self._mask: Array | None = None
+        # The network's generator, set by ``build``; a training forward needs it.
+        self._rng: np.random.Generator
 
-    def build(self, n_in: int, rng: np.random.Generator, dtype: np.dtype) -> int:
+    def build(self, n_in: int, rng: np.random.Generator, dtype: FloatDType) -> int:
         self._rng = rng
         return n_in
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, x: Array, training: bool = False) -> Array:
         if not training or self.rate == 0.0:
             self._mask = None
             return x
@@ -122,7 +176,7 @@ class Dropout(Layer):
         self._mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self._mask
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
+    def backward(self, grad: Array) -> Array:
         return grad if self._mask is None else grad * self._mask
 
     def get_config(self) -> dict[str, Any]:

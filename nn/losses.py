@@ -13,21 +13,43 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .activations import sigmoid
+from .typing import AnyArray, Array
 
 
 class Loss(ABC):
     """A loss on logits of shape (n_samples, n_outputs)."""
 
     @abstractmethod
-    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
-        """Mean loss of the batch."""
+    def forward(self, logits: Array, y: AnyArray) -> float:
+        """Mean loss of the batch; caches what ``backward`` needs.
+
+        Parameters
+        ----------
+        logits : ndarray of shape (n_samples, n_outputs)
+        y : ndarray
+            Targets, shape (n_samples, n_outputs), or (n_samples,) class
+            indices where the loss accepts them.
+
+        Returns
+        -------
+        float
+        """
 
     @abstractmethod
-    def backward(self) -> np.ndarray:
+    def backward(self) -> Array:
         """dL/d(logits) of the last ``forward``, shape (n_samples, n_outputs)."""
 
-    def output(self, logits: np.ndarray) -> np.ndarray:
-        """Model output for ``logits``: the identity unless overridden."""
+    def output(self, logits: Array) -> Array:
+        """Model output for ``logits``: the identity unless overridden.
+
+        Parameters
+        ----------
+        logits : ndarray of shape (n_samples, n_outputs)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs)
+        """
         return logits
 
 
@@ -37,11 +59,13 @@ class MeanSquaredError(Loss):
     ``y`` has the shape of the logits, (n_samples, n_outputs).
     """
 
-    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+    _diff: Array  # logits - y of the last forward
+
+    def forward(self, logits: Array, y: AnyArray) -> float:
         self._diff = logits - y
         return float(np.mean(self._diff * self._diff))
 
-    def backward(self) -> np.ndarray:
+    def backward(self) -> Array:
         return self._diff * self._diff.dtype.type(2.0 / self._diff.size)
 
 
@@ -52,20 +76,23 @@ class BinaryCrossEntropy(Loss):
     gradient (sigmoid(z) - y) / z.size. ``y`` holds 0/1 with the logits' shape.
     """
 
-    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+    _p: Array  # sigmoid of the last forward's logits
+    _y: AnyArray  # targets of the last forward
+
+    def forward(self, logits: Array, y: AnyArray) -> float:
         self._p = sigmoid(logits)
         self._y = y
         per = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
         return float(np.mean(per))
 
-    def backward(self) -> np.ndarray:
+    def backward(self) -> Array:
         return (self._p - self._y) * self._p.dtype.type(1.0 / self._p.size)
 
-    def output(self, logits: np.ndarray) -> np.ndarray:
+    def output(self, logits: Array) -> Array:
         return sigmoid(logits)
 
 
-def _mean(values: np.ndarray) -> float:
+def _mean(values: Array) -> float:
     """``float(np.mean(values))`` of a 1-D array, bit for bit, without ``np.mean``'s Python overhead."""
     if not len(values):
         return float(np.mean(values))
@@ -73,7 +100,7 @@ def _mean(values: np.ndarray) -> float:
     return float(total.dtype.type(float(total) / len(values)))
 
 
-def _row_max(a: np.ndarray) -> np.ndarray:
+def _row_max(a: Array) -> Array:
     """``a.max(axis=1, keepdims=True)`` of a 2-D array, the same values, faster on tall narrow arrays.
 
     numpy reduces each short row in a separate inner loop (about 40 ns a row); for many
@@ -81,14 +108,15 @@ def _row_max(a: np.ndarray) -> np.ndarray:
     """
     rows, cols = a.shape
     if rows < 128 or not 0 < cols <= 64:
-        return a.max(axis=1, keepdims=True)
+        row_max: Array = a.max(axis=1, keepdims=True)  # the stubs type a keepdims reduction as Any
+        return row_max
     out = a[:, :1].copy()
     for j in range(1, cols):
         np.maximum(out, a[:, j : j + 1], out=out)
     return out
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: Array) -> Array:
     """Row-wise softmax of (n_samples, n_classes) logits, shifted by the row max."""
     e = logits - _row_max(logits)
     np.exp(e, out=e)
@@ -104,7 +132,10 @@ class SoftmaxCrossEntropy(Loss):
     of shape (n_samples, n_classes).
     """
 
-    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+    _p: Array  # softmax of the last forward's logits
+    _y: AnyArray  # targets of the last forward
+
+    def forward(self, logits: Array, y: AnyArray) -> float:
         # One buffer goes shifted logits -> exp -> probabilities; z[y] is read before the exp.
         e = logits - _row_max(logits)
         picked = e[np.arange(len(y)), y] if y.ndim == 1 else (e * y).sum(axis=1)
@@ -118,7 +149,7 @@ class SoftmaxCrossEntropy(Loss):
             return _mean(log_total - picked)
         return _mean(log_total * y.sum(axis=1) - picked)
 
-    def backward(self) -> np.ndarray:
+    def backward(self) -> Array:
         grad = self._p.copy()
         n = grad.shape[0]
         if self._y.ndim == 1:
@@ -128,5 +159,5 @@ class SoftmaxCrossEntropy(Loss):
         grad *= grad.dtype.type(1.0 / n)
         return grad
 
-    def output(self, logits: np.ndarray) -> np.ndarray:
+    def output(self, logits: Array) -> Array:
         return softmax(logits)

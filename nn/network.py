@@ -11,14 +11,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .callbacks import Callback, History
 from .layers import Dense, Layer
 from .losses import Loss
 from .optimizers import Adam, Optimizer
 from .schedules import Schedule
+from .typing import AnyArray, Array, FloatDType
 
-Metric = Callable[[np.ndarray, np.ndarray], float]
+Metric = Callable[[Array, AnyArray], float]
+"""``fn(logits, y) -> float``: logits (n_samples, n_outputs), targets in the loss's form."""
 
 
 class Network:
@@ -45,9 +48,9 @@ class Network:
         loss: Loss,
         optimizer: Optimizer | None = None,
         seed: int | None = None,
-        dtype: str | np.dtype = "float32",
+        dtype: str | FloatDType = "float32",
     ) -> None:
-        self.dtype = np.dtype(dtype)
+        self.dtype: FloatDType = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"Network: dtype must be float32 or float64, got {dtype!r}")
         if not layers:
@@ -78,6 +81,7 @@ class Network:
 
     @property
     def built(self) -> bool:
+        """Whether ``build`` has run (it runs on the first ``fit``)."""
         return self.n_features is not None
 
     def _pack(self) -> None:
@@ -93,21 +97,24 @@ class Network:
             layer.grads[key] = self._flat_grads[offset:end].reshape(p.shape)
             offset = end
 
-    def get_flat_weights(self) -> np.ndarray:
-        """A copy of every parameter, in layer order."""
+    def get_flat_weights(self) -> Array:
+        """A copy of every parameter, in layer order: shape (n_parameters,)."""
         return self._flat_params.copy()
 
-    def set_flat_weights(self, flat: np.ndarray) -> None:
-        """Overwrite every parameter from ``get_flat_weights()`` output."""
+    def set_flat_weights(self, flat: Array) -> None:
+        """Overwrite every parameter from ``get_flat_weights()`` output, shape (n_parameters,)."""
         if flat.shape != self._flat_params.shape:
             raise ValueError(f"expected {self._flat_params.size} weights, got shape {flat.shape}")
         self._flat_params[...] = flat
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """Parameters keyed ``'<layer index>.<name>'`` (e.g. ``'0.W'``), as copies."""
+    def get_weights(self) -> dict[str, Array]:
+        """Parameters keyed ``'<layer index>.<name>'`` (e.g. ``'0.W'``), as copies.
+
+        A Dense layer's ``W`` has shape (n_in, units), its ``b`` shape (units,).
+        """
         return {f"{i}.{k}": p.copy() for i, layer in enumerate(self.layers) for k, p in layer.params.items()}
 
-    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+    def set_weights(self, weights: Mapping[str, Array]) -> None:
         """Load parameters from ``get_weights()`` output; every key and shape must match."""
         expected = {f"{i}.{k}": p for i, layer in enumerate(self.layers) for k, p in layer.params.items()}
         if set(weights) != set(expected):
@@ -118,31 +125,50 @@ class Network:
             target[...] = weights[key]
 
     # -- computation -------------------------------------------------------
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, x: Array, training: bool = False) -> Array:
         """Logits of shape (n_samples, n_outputs) for ``x`` of shape (n_samples, n_features)."""
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        """Backpropagate dL/d(logits); fills every layer's ``grads``."""
+    def backward(self, grad: Array) -> Array:
+        """Backpropagate dL/d(logits) of shape (n_samples, n_outputs); fills every layer's ``grads``.
+
+        Returns dL/d(input) of shape (n_samples, n_features), or the first layer's
+        output gradient when that layer skips its input gradient.
+        """
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
         return grad
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Model output (``loss.output`` of the logits) in inference mode."""
+    def predict(self, x: npt.ArrayLike) -> Array:
+        """Model output (``loss.output`` of the logits) in inference mode.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs)
+        """
         return self.loss.output(self.forward(np.asarray(x, self.dtype)))
 
-    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One forward, backward and optimizer step on a batch; returns the batch loss."""
+    def train_step(self, x: Array, y: AnyArray) -> float:
+        """One forward, backward and optimizer step on a batch; returns the batch loss.
+
+        ``x`` has shape (batch, n_features) and the network's dtype; ``y`` is in the loss's form.
+        """
         value = self.loss.forward(self.forward(x, training=True), y)
         self.backward(self.loss.backward())
         self.optimizer.step([self._flat_params], [self._flat_grads])
         return value
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Metric] | None = None) -> dict[str, float]:
-        """Loss and ``metrics`` (each ``fn(logits, y) -> float``) in inference mode."""
+    def evaluate(self, x: Array, y: AnyArray, metrics: Mapping[str, Metric] | None = None) -> dict[str, float]:
+        """Loss and ``metrics`` (each ``fn(logits, y) -> float``) in inference mode.
+
+        ``x`` has shape (n_samples, n_features); ``y`` is in the loss's form.
+        """
         logits = self.forward(x)
         logs = {"loss": self.loss.forward(logits, y)}
         for name, fn in (metrics or {}).items():
@@ -151,12 +177,12 @@ class Network:
 
     def fit(
         self,
-        x: np.ndarray,
-        y: np.ndarray,
+        x: npt.ArrayLike,
+        y: AnyArray,
         epochs: int = 1,
         batch_size: int = 32,
         validation_split: float = 0.0,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        validation_data: tuple[npt.ArrayLike, AnyArray] | None = None,
         shuffle: bool = True,
         callbacks: Iterable[Callback] = (),
         metrics: Mapping[str, Metric] | None = None,
@@ -166,9 +192,11 @@ class Network:
 
         Parameters
         ----------
-        x : ndarray of shape (n_samples, n_features)
+        x : array-like of shape (n_samples, n_features)
+            Converted to a contiguous array of the network's dtype.
         y : ndarray
-            Targets in the form the loss expects.
+            Targets in the form the loss expects: (n_samples, n_outputs), or
+            (n_samples,) class indices for ``SoftmaxCrossEntropy``.
         epochs, batch_size : int
             Passes over the data and samples per step (the last batch may be smaller).
         validation_split : float

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .typing import Array
+
 
 class Optimizer(ABC):
     """Base class: learning rate, optional clipping of the global gradient norm.
@@ -35,10 +37,18 @@ class Optimizer(ABC):
         self.learning_rate = float(learning_rate)
         self.clipnorm = clipnorm
         self.iterations = 0
-        self._state: list[dict[str, np.ndarray]] = []
+        self._state: list[dict[str, Array]] = []
 
-    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
-        """Update every array of ``params`` in place from ``grads``."""
+    def step(self, params: Sequence[Array], grads: Sequence[Array]) -> None:
+        """Update every array of ``params`` in place from ``grads``.
+
+        Parameters
+        ----------
+        params : sequence of ndarray
+            Arrays of any shape, updated in place.
+        grads : sequence of ndarray
+            dL/d(param), each of its parameter's shape; rescaled in place when clipping.
+        """
         if self.clipnorm is not None:
             clip_by_global_norm(grads, self.clipnorm)
         if not self._state:
@@ -47,15 +57,15 @@ class Optimizer(ABC):
         for p, g, s in zip(params, grads, self._state, strict=False):
             self._update(p, g, s)
 
-    def _init_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
+    def _init_state(self, param: Array) -> dict[str, Array]:
         return {}
 
     @abstractmethod
-    def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
         """Apply one update to ``p`` in place."""
 
 
-def clip_by_global_norm(grads: Sequence[np.ndarray], max_norm: float) -> float:
+def clip_by_global_norm(grads: Sequence[Array], max_norm: float) -> float:
     """Scale ``grads`` in place so their joint L2 norm is <= ``max_norm``; return the norm before."""
     norm = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads))
     if norm > max_norm:
@@ -84,10 +94,10 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
 
-    def _init_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
+    def _init_state(self, param: Array) -> dict[str, Array]:
         return {"velocity": np.zeros_like(param)} if self.momentum else {}
 
-    def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
         lr = p.dtype.type(self.learning_rate)
         if not self.momentum:
             p -= lr * g
@@ -126,10 +136,10 @@ class Adam(Optimizer):
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
 
-    def _init_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
+    def _init_state(self, param: Array) -> dict[str, Array]:
         return {"m": np.zeros_like(param), "v": np.zeros_like(param), "tmp": np.empty_like(param)}
 
-    def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
         t = self.iterations
         m, v, tmp = state["m"], state["v"], state["tmp"]
         f = p.dtype.type
@@ -168,7 +178,7 @@ class AdamW(Adam):
             raise ValueError(f"AdamW: weight_decay must be >= 0, got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
 
-    def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
         p *= p.dtype.type(1.0 - self.learning_rate * self.weight_decay)
         super()._update(p, g, state)
 
@@ -191,10 +201,10 @@ class RMSprop(Optimizer):
         self.rho = float(rho)
         self.epsilon = float(epsilon)
 
-    def _init_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
+    def _init_state(self, param: Array) -> dict[str, Array]:
         return {"s": np.zeros_like(param), "tmp": np.empty_like(param)}
 
-    def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
         s, tmp = state["s"], state["tmp"]
         f = p.dtype.type
         s *= f(self.rho)

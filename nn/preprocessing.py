@@ -6,11 +6,25 @@ from typing import Any
 
 import numpy as np
 
+from .typing import AnyArray, Array, FloatDType, IndexArray
 
-def check_features(X: Any, n_features: int | None, owner: str, dtype: np.dtype) -> np.ndarray:
+
+def check_features(X: Any, n_features: int | None, owner: str, dtype: FloatDType) -> Array:
     """``X`` as a finite 2-D array of ``dtype``, or a ``ValueError`` that says what is wrong.
 
-    ``n_features`` (when not None) is the width the estimator was fitted on.
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    n_features : int or None
+        When not None, the width the estimator was fitted on.
+    owner : str
+        Name used in error messages.
+    dtype : numpy dtype
+        float32 or float64.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features) and dtype ``dtype``
     """
     try:
         arr = np.asarray(X, dtype=dtype)
@@ -32,8 +46,18 @@ def check_features(X: Any, n_features: int | None, owner: str, dtype: np.dtype) 
     return arr
 
 
-def fit_standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and scales; a constant column gets scale 1 so it maps to 0."""
+def fit_standardizer(X: Array) -> tuple[Array, Array]:
+    """Column means and scales; a constant column gets scale 1 so it maps to 0.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_columns)
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_columns,), of the dtype of ``X``
+        Standardise with ``(X - mean) / scale``.
+    """
     mean = X.mean(axis=0, dtype=np.float64)
     scale = X.std(axis=0, dtype=np.float64)
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
@@ -41,11 +65,25 @@ def fit_standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_validation_split(
-    n_samples: int, fraction: float, rng: np.random.Generator, stratify: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    n_samples: int, fraction: float, rng: np.random.Generator, stratify: AnyArray | None = None
+) -> tuple[IndexArray, IndexArray]:
     """Index arrays (train, validation); stratified per class when ``stratify`` is given.
 
     Each class keeps at least one training sample; the validation set has at least one sample.
+
+    Parameters
+    ----------
+    n_samples : int
+    fraction : float
+        Share of samples for validation, in (0, 1).
+    rng : numpy.random.Generator
+    stratify : ndarray of shape (n_samples,), optional
+        Class labels to split within.
+
+    Returns
+    -------
+    train, validation : ndarray of shape (n_train,) and (n_validation,)
+        Sorted sample indices.
     """
     if stratify is None:
         order = rng.permutation(n_samples)

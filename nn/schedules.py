@@ -15,6 +15,7 @@ class Schedule(ABC):
         """Learning rate for ``epoch``."""
 
     def get_config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this schedule."""
         return dict(vars(self))
 
 
@@ -59,7 +60,8 @@ class InverseScaling(Schedule):
         self.power_t = float(power_t)
 
     def __call__(self, initial_lr: float, epoch: int) -> float:
-        return initial_lr / (epoch + 1) ** self.power_t
+        divisor: float = (epoch + 1) ** self.power_t  # int ** float is typed Any by typeshed
+        return initial_lr / divisor
 
 
 SCHEDULES: dict[str, type[Schedule]] = {

@@ -55,6 +55,7 @@ class ArtifactError(Exception):
 
 
 def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 digest of ``data``, as recorded under the manifest's ``files``."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -86,12 +87,16 @@ def save(estimator: BaseMLP, path: str | os.PathLike[str], metadata: Mapping[str
     if clash:
         raise ValueError(f"metadata may not override {sorted(clash)}")
     net = estimator.network_
+    if net.n_features is None or net.n_outputs is None:
+        raise ValueError(f"cannot save a {type(estimator).__name__} whose network is not built")
     arrays = {f"layer.{k}": v for k, v in net.get_weights().items()}
     arrays["x_mean"], arrays["x_scale"] = estimator.x_mean_, estimator.x_scale_
     if isinstance(estimator, MLPRegressor):
         arrays["y_mean"], arrays["y_scale"] = estimator.y_mean_, estimator.y_scale_
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    # numpy's stub for savez types **kwds and the allow_pickle keyword together, so a dict of
+    # arrays "could" fill allow_pickle; our keys are 'layer.*', 'x_*' and 'y_*' only.
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
     weights = buffer.getvalue()
 
     params = {k: _jsonable(v) for k, v in estimator.get_params().items() if k not in _RUNTIME_PARAMS}
@@ -110,7 +115,7 @@ def save(estimator: BaseMLP, path: str | os.PathLike[str], metadata: Mapping[str
     }
     if isinstance(estimator, MLPClassifier):
         manifest["classes"] = [_jsonable(c) for c in estimator.classes_]
-    else:
+    elif isinstance(estimator, MLPRegressor):
         manifest["target_ndim"] = estimator._y_ndim
     manifest.update(metadata or {})
     root = Path(path)
@@ -200,12 +205,13 @@ def _rebuild(manifest: dict[str, Any], weights: bytes, root: Path) -> BaseMLP:
         arrays = {k: npz[k] for k in npz.files}
     if isinstance(estimator, MLPClassifier):
         estimator.classes_ = np.asarray(manifest["classes"])
-    else:
+    elif isinstance(estimator, MLPRegressor):
         estimator._y_ndim = int(manifest["target_ndim"])
         estimator.y_mean_, estimator.y_scale_ = arrays["y_mean"], arrays["y_scale"]
     layers = [_layer(spec, root) for spec in manifest["architecture"]]
     net = Network(layers, estimator._loss(), estimator._make_optimizer(), dtype=manifest["dtype"])
-    net.build(int(manifest["n_features"]))
+    n_features = int(manifest["n_features"])
+    net.build(n_features)
     if net.n_outputs != manifest["n_outputs"]:
         raise ArtifactError(
             f"{root}: architecture gives {net.n_outputs} outputs, manifest says {manifest['n_outputs']}"
@@ -214,12 +220,14 @@ def _rebuild(manifest: dict[str, Any], weights: bytes, root: Path) -> BaseMLP:
         classes = estimator.classes_
         if classes.ndim != 1 or len(classes) < 2 or estimator._n_outputs(classes) != net.n_outputs:
             raise ArtifactError(f"{root}: classes {manifest['classes']!r} do not fit {net.n_outputs} outputs")
-    elif estimator._y_ndim not in (1, 2) or (estimator._y_ndim == 1 and net.n_outputs != 1):
+    elif isinstance(estimator, MLPRegressor) and (
+        estimator._y_ndim not in (1, 2) or (estimator._y_ndim == 1 and net.n_outputs != 1)
+    ):
         raise ArtifactError(f"{root}: target_ndim {estimator._y_ndim} does not fit {net.n_outputs} outputs")
     layer_arrays = {k.removeprefix("layer."): v for k, v in arrays.items() if k.startswith("layer.")}
     net.set_weights(layer_arrays)
     estimator.network_ = net
-    estimator.n_features_in_ = net.n_features
+    estimator.n_features_in_ = n_features
     estimator.x_mean_, estimator.x_scale_ = _vector(arrays, "x_mean", net), _vector(arrays, "x_scale", net)
     if manifest.get("feature_names") is not None:
         estimator.feature_names_in_ = np.asarray(manifest["feature_names"], dtype=object)
