@@ -296,15 +296,16 @@ class BaseMLP(ABC):
         owner = type(self).__name__
         dtype = np.dtype(self.dtype)
         warm = self.warm_start and hasattr(self, "network_")
+        if feature_names is None:
+            feature_names = getattr(X, "columns", None)  # a DataFrame names its columns; read before conversion
         X = check_features(X, self.n_features_in_ if warm else None, owner, dtype)
         y_enc = self._encode_targets(y, refit=not warm)
         if len(y_enc) != len(X):
             raise ValueError(f"{owner}: X has {len(X)} samples but y has {len(y_enc)}")
         if not warm:
-            names = feature_names if feature_names is not None else getattr(X, "columns", None)
             self.n_features_in_ = X.shape[1]
-            if names is not None:
-                names = [str(n) for n in names]
+            if feature_names is not None:
+                names = [str(n) for n in feature_names]
                 if len(names) != X.shape[1]:
                     raise ValueError(f"{owner}: {len(names)} feature names for {X.shape[1]} features")
                 self.feature_names_in_ = np.asarray(names, dtype=object)

@@ -472,3 +472,16 @@ def test_dataset_fixture_reads_header_and_target(dataset):
 def test_base_class_is_abstract():
     with pytest.raises(TypeError):
         BaseMLP()
+
+
+def test_feature_names_are_taken_from_a_dataframe_like_columns_attribute():
+    class Frame:
+        """The two things a pandas DataFrame offers that fit uses: columns and array conversion."""
+
+        columns = ("a", "b")
+
+        def __array__(self, dtype=None, copy=None):
+            return np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [1.0, 1.0]], dtype=dtype)
+
+    clf = MLPClassifier((4,), max_iter=3, random_state=0).fit(Frame(), [0, 1, 0, 1])
+    assert list(clf.feature_names_in_) == ["a", "b"]
