@@ -16,7 +16,7 @@ from flask import Flask, g
 from flask_smorest import abort as smorest_abort
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .store import CorruptVersionError, InvalidNameError, NotFoundError, StoreError
+from .store import CorruptVersionError, InvalidNameError, NotFoundError, StoreError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ def handle_store_error(error: StoreError) -> tuple[dict[str, Any], int]:
     code = 404 if isinstance(error, (NotFoundError, InvalidNameError)) else 409
     if isinstance(error, CorruptVersionError):
         code = 409
+    elif isinstance(error, StoreUnavailableError):
+        code = 503  # the machine's fault, not the request's: another worker or a retry may succeed
     return error_body(code, str(error)), code
 
 

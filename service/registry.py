@@ -31,6 +31,7 @@ class _Slot:
     stamp: tuple[int, int, int] | None = None
     checked: float = 0.0
     error: str | None = None
+    failure: type[StoreError] = NotFoundError  # raised with ``error`` while nothing is loaded
 
 
 class ModelRegistry:
@@ -50,26 +51,43 @@ class ModelRegistry:
         A model with no active version, or a broken one, must not stop the
         worker from starting: its slot keeps the error and /readyz reports it.
         """
-        for name in self.store.model_names():
+        try:
+            names = self.store.model_names()
+        except StoreError as exc:  # an unreadable store: start anyway, /readyz says why
+            log.error("no model loaded: %s", exc)
+            return
+        for name in names:
             with contextlib.suppress(StoreError):
                 self.active(name, refresh=True)
 
     def active(self, name: str, refresh: bool = False) -> LoadedModel:
         """The active version of ``name``, reloaded if ``ACTIVE`` changed.
 
-        Raises ``NotFoundError`` when the model has no loadable active version
-        and none was loaded before.
+        Raises ``NotFoundError`` when the model has no active version and none
+        was loaded before; ``CorruptVersionError`` or ``StoreUnavailableError``
+        when the active version could not be loaded (broken, missing, unreadable).
         """
         slot = self._slots.get(name)
         now = time.monotonic()
         if slot is None or refresh or now - slot.checked >= self.reload_interval:
             slot = self._refresh(name, now)
         if slot.model is None:
-            raise NotFoundError(slot.error or self._missing(name))
+            raise slot.failure(slot.error) if slot.error else NotFoundError(self._missing(name))
         return slot.model
 
     def _refresh(self, name: str, now: float) -> _Slot:
-        stamp = self.store.active_stamp(name)
+        try:
+            stamp = self.store.active_stamp(name)
+        except StoreError as exc:  # ACTIVE cannot even be stat'ed: keep what is loaded, remember why
+            with self._lock:
+                slot = self._slots.get(name)
+                if slot is None:
+                    raise
+                if slot.error != str(exc):
+                    kept = slot.model.version if slot.model else None
+                    log.error("model %s: store unreadable, still serving version %s: %s", name, kept, exc)
+                slot.checked, slot.stamp, slot.error, slot.failure = now, None, str(exc), type(exc)
+                return slot
         with self._lock:
             slot = self._slots.get(name)
             if slot is None:
@@ -86,7 +104,7 @@ class ModelRegistry:
                 loaded = self.store.load(name)
                 warm_up(loaded)
             except StoreError as exc:
-                slot.error = str(exc)
+                slot.error, slot.failure = str(exc), type(exc)
                 kept = slot.model.version if slot.model else None
                 log.error("model %s: active version not loaded, still serving version %s: %s", name, kept, exc)
                 return slot
@@ -106,7 +124,7 @@ class ModelRegistry:
             active = self.active(name)
             if active.version == version:
                 return active
-        except NotFoundError:
+        except StoreError:  # a broken or unreadable active version does not stop pinned ones
             pass
         key = (name, version)
         with self._lock:

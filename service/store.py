@@ -16,6 +16,7 @@ implement later.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import re
@@ -63,6 +64,10 @@ class NotFoundError(StoreError):
 
 class CorruptVersionError(StoreError):
     """An artifact, dataset or ACTIVE file that fails verification."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store, or a model's directory or ACTIVE file, cannot be read (permissions, I/O): not the request's fault."""
 
 
 def validate_name(name: object) -> str:
@@ -123,20 +128,33 @@ class ModelStore:
 
     # -- listing ---------------------------------------------------------------
     def model_names(self) -> list[str]:
-        """Names of the models with at least one published version; anything else in the root is ignored."""
+        """Names of the models with a published version or an ACTIVE file (so an ACTIVE naming a vanished
+        version is reported, not silently dropped); anything else in the root is ignored."""
         names = []
-        with os.scandir(self.root) as entries:
-            for entry in entries:
-                if not NAME_PATTERN.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
-                    continue
-                if any(_VERSION_TEXT.fullmatch(e) for e in os.listdir(entry.path)):
-                    names.append(entry.name)
+        try:
+            with os.scandir(self.root) as entries:
+                candidates = [e for e in entries if NAME_PATTERN.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+        except OSError as exc:
+            raise StoreUnavailableError(f"the store {self.root} cannot be read ({exc.strerror})") from None
+        for entry in candidates:
+            try:
+                listed = any(_VERSION_TEXT.fullmatch(e) or e == ACTIVE for e in os.listdir(entry.path))
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            except OSError:
+                listed = True  # a model directory that cannot be read is listed, so readiness can say why
+            if listed:
+                names.append(entry.name)
         return sorted(names)
 
     def versions(self, name: str) -> list[int]:
         """Published version numbers, ascending; broken ones included, temporary entries never."""
         model_dir = self._model_dir(name)
-        found = (int(e) for e in os.listdir(model_dir) if _VERSION_TEXT.fullmatch(e))
+        try:
+            listing = os.listdir(model_dir)
+        except OSError as exc:
+            raise _unavailable(name, exc) from None
+        found = (int(e) for e in listing if _VERSION_TEXT.fullmatch(e))
         return sorted(v for v in found if v <= MAX_VERSION)
 
     def version_info(self, name: str) -> list[VersionInfo]:
@@ -163,6 +181,8 @@ class ModelStore:
         except FileNotFoundError:
             self._model_dir(name)  # unknown model -> NotFoundError
             return None
+        except PermissionError as exc:
+            raise _unavailable(name, exc) from None
         except OSError:
             raise CorruptVersionError(f"model {name!r}: ACTIVE is a symbolic link or unreadable") from None
         try:
@@ -176,6 +196,8 @@ class ModelStore:
             st = os.stat(self.root / validate_name(name) / ACTIVE, follow_symlinks=False)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise _unavailable(name, exc) from None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
     # -- writing -----------------------------------------------------------------
@@ -206,8 +228,14 @@ class ModelStore:
                 if os.path.lexists(target):  # only a writer bypassing the lock could get here
                     raise StoreError(f"model {name!r} version {version} appeared while publishing; nothing was written")
                 os.rename(tmp, target)
-            except BaseException:
-                fsutil.remove_entry(tmp)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):  # e.g. EIO: clean_temporary removes it later; never a version
+                    fsutil.remove_entry(tmp)
+                if isinstance(exc, OSError):  # ENOSPC, EIO, EFBIG...: say what failed, and that nothing is visible
+                    raise StoreError(
+                        f"model {name!r}: writing version {version} failed ({exc.strerror or exc}); "
+                        "nothing was published"
+                    ) from exc
                 raise
             fsutil.fsync_dir(model_dir)
         return version
@@ -263,7 +291,10 @@ class ModelStore:
             return digest
         except (NotFoundError, CorruptVersionError):
             pass  # absent, or damaged and repaired below
-        fsutil.write_atomic(path, dataset_codec.encode(data))
+        try:
+            fsutil.write_atomic(path, dataset_codec.encode(data))
+        except OSError as exc:
+            raise StoreError(f"model {name!r}: storing dataset {digest} failed ({exc.strerror or exc})") from exc
         return digest
 
     def load_dataset(self, name: str, sha256: str) -> Dataset:
@@ -307,6 +338,8 @@ class ModelStore:
             mode = os.lstat(path).st_mode
         except FileNotFoundError:
             raise NotFoundError(f"unknown model {name!r}") from None
+        except OSError as exc:
+            raise _unavailable(name, exc) from None
         if not stat.S_ISDIR(mode):
             raise NotFoundError(f"unknown model {name!r}: its store entry is a symbolic link or a file")
         return path
@@ -334,6 +367,8 @@ class ModelStore:
             odd = sorted(e for e in entries if not stat.S_ISREG(os.lstat(path / e).st_mode))
         except FileNotFoundError:
             raise NotFoundError(f"model {name!r} has no version {version}") from None
+        except PermissionError as exc:
+            raise _unavailable(name, exc) from None
         except OSError as exc:
             raise _broken(name, version, f"it cannot be read ({exc.strerror})") from None
         if odd:
@@ -365,6 +400,10 @@ class ModelStore:
         if actual != digest:
             raise CorruptVersionError(f"dataset {digest} of model {name!r} fails its checksum: it was modified")
         return data
+
+
+def _unavailable(name: str, exc: OSError) -> StoreUnavailableError:
+    return StoreUnavailableError(f"model {name!r} cannot be read from the store ({exc.strerror})")
 
 
 def _broken(name: str, version: int, why: str) -> CorruptVersionError:

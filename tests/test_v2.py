@@ -202,7 +202,7 @@ def test_not_ready_when_an_active_model_cannot_load(tmp_path):
     response = client.get("/v2/models/broken/ready")
     assert response.status_code == 503
     assert response.get_json()["ready"] is False and "checksum" in response.get_json()["error"]
-    assert_error(client.post(infer_url("broken"), json={}), 404, "model 'broken' version 1 is broken")
+    assert_error(client.post(infer_url("broken"), json={}), 409, "model 'broken' version 1 is broken")
 
 
 def test_not_ready_when_the_store_is_gone(tmp_path):

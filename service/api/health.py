@@ -36,7 +36,12 @@ def readiness() -> tuple[bool, dict[str, Any], list[str]]:
             reasons.append(f"model {name!r}: {info['error']}")
         if info["active_version"] is not None and info["loaded_version"] is None:
             reasons.append(f"model {name!r}: active version {info['active_version']} is not loaded")
-    ready = not any(info["active_version"] is not None and info["loaded_version"] is None for info in models.values())
+    # not ready while a model that should serve has nothing loaded here: its active version is known, or
+    # it cannot be known (ACTIVE or the model's directory unreadable); a loaded model keeps it ready
+    ready = not any(
+        info["loaded_version"] is None and (info["active_version"] is not None or info["error"])
+        for info in models.values()
+    )
     return ready, models, reasons
 
 

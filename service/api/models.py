@@ -20,7 +20,7 @@ from ..schemas import (
     PredictRequestSchema,
     PredictResponseSchema,
 )
-from ..store import LoadedModel, NotFoundError, validate_name, validate_version
+from ..store import LoadedModel, NotFoundError, StoreError, validate_name, validate_version
 from .blueprint import ADMIN, Blueprint
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
@@ -54,7 +54,7 @@ class Models(MethodView):
         for name in reg.store.model_names():
             try:
                 models.append(summary(reg.active(name)))
-            except NotFoundError:
+            except StoreError:  # nothing servable (none active, broken, unreadable): /readyz says why
                 continue
         return {"models": models}
 

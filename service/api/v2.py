@@ -34,7 +34,15 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from .. import errors, tensors
 from ..jsonio import BodyError, decode_body, read_body
 from ..registry import ModelRegistry
-from ..store import CorruptVersionError, LoadedModel, NotFoundError, StoreError, validate_name, validate_version
+from ..store import (
+    CorruptVersionError,
+    LoadedModel,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    validate_name,
+    validate_version,
+)
 from .health import readiness
 
 log = logging.getLogger(__name__)
@@ -206,7 +214,7 @@ def model_ready(name: str, version: str | None = None) -> Response:
     """200 when the model (version) can serve; 404 when unknown; 503 when it exists but cannot serve."""
     try:
         loaded = resolve(name, version)
-    except (NotFoundError, CorruptVersionError) as exc:
+    except (NotFoundError, CorruptVersionError, StoreUnavailableError) as exc:
         store = registry().store
         wanted = store.versions(validate_name(name))  # unknown model: NotFoundError -> 404
         if version is not None and validate_version(version) not in wanted:
