@@ -12,7 +12,7 @@ import flask_smorest
 import swagger_ui_bundle
 from flask import Flask, Response, g, request, send_from_directory
 
-from . import config, errors
+from . import config, errors, logs, metrics
 from .api import health, jobs, models, v2
 from .jobs import JobQueue
 from .jsonio import OrjsonProvider
@@ -63,6 +63,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         store, float(app.config["NNSERVE_RELOAD_INTERVAL"]), int(app.config["NNSERVE_CACHE_VERSIONS"])
     )
     app.extensions["nnserve.registry"] = registry
+    if not app.testing:  # tests capture logs their own way; gunicorn and `flask run` get JSON lines
+        logs.configure(app.config["NNSERVE_LOG_LEVEL"])
     app.extensions["nnserve.jobs"] = JobQueue(store.root)
 
     api = Api(app, spec_kwargs={"info": {"description": "Predictions and model management for nnserve models."}})
@@ -76,6 +78,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
     _install_request_ids(app)
+    metrics.install(app)  # GET /metrics; counts, times and logs every request (after the request id is set)
     registry.load_all()
     return app
 

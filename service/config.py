@@ -9,6 +9,7 @@
 | NNSERVE_MAX_ROWS          | 10000     | more rows in one prediction get 422                       |
 | NNSERVE_RELOAD_INTERVAL   | 0.25      | seconds between checks of a model's ACTIVE file           |
 | NNSERVE_CACHE_VERSIONS    | 8         | pinned (non-active) versions kept loaded per worker (LRU) |
+| NNSERVE_LOG_LEVEL         | info      | level of the JSON log lines (debug, info, warning, error) |
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "NNSERVE_MAX_ROWS": 10_000,
     "NNSERVE_RELOAD_INTERVAL": 0.25,
     "NNSERVE_CACHE_VERSIONS": 8,
+    "NNSERVE_LOG_LEVEL": "info",
 }
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import metrics
 from .store import LoadedModel, ModelStore, NotFoundError, StoreError
 
 log = logging.getLogger(__name__)
@@ -105,13 +106,19 @@ class ModelRegistry:
                 warm_up(loaded)
             except StoreError as exc:
                 slot.error, slot.failure = str(exc), type(exc)
+                metrics.load_failed()
                 kept = slot.model.version if slot.model else None
                 log.error("model %s: active version not loaded, still serving version %s: %s", name, kept, exc)
                 return slot
             if slot.model is None or slot.model.version != loaded.version:
                 log.info("model %s: serving version %s", name, loaded.version)
             slot.model, slot.error = loaded, None
+            metrics.active_version(name, loaded.version)
             return slot
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is a model this worker has seen with an active version (no filesystem access)."""
+        return name in self._slots
 
     def _missing(self, name: str) -> str:
         if self.store.versions(name):

@@ -29,7 +29,7 @@ import numpy as np
 from nn import Callback
 from nn.metrics import accuracy_score, r2_score
 
-from . import training
+from . import logs, metrics, training
 from .jobs import JobQueue, worker_identity
 from .store import Dataset, LoadedModel, ModelStore, StoreError
 
@@ -170,6 +170,7 @@ class Worker:
         """Fail the running jobs whose worker died (this worker never has one running while it calls this)."""
         failed = self.queue.fail_abandoned()
         for job_id in failed:
+            metrics.job_finished("failed")
             log.warning("job %s was left running by a worker that stopped; marked failed", job_id)
         return failed
 
@@ -183,17 +184,21 @@ class Worker:
             result = run_job(self.store, self.queue, job, self.stopping)
         except JobCancelledError:
             self.queue.finish(job["id"], "cancelled", error="cancelled by request; nothing was published")
+            metrics.job_finished("cancelled")
         except ShutdownRequestedError:
             self.queue.requeue(job["id"])
             log.info("job %s: worker stopping, job requeued", job["id"])
         except (StoreError, ValueError, OSError) as exc:
             self.queue.finish(job["id"], "failed", error=str(exc))
+            metrics.job_finished("failed")
             log.error("job %s failed: %s", job["id"], exc)
         except Exception as exc:  # a bug must fail the job, not kill the worker loop
             log.exception("job %s failed unexpectedly", job["id"])
             self.queue.finish(job["id"], "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            metrics.job_finished("failed")
         else:
             self.queue.finish(job["id"], "succeeded", result=result)
+            metrics.job_finished("succeeded", result["seconds"])
             log.info("job %s succeeded: %s", job["id"], result["reason"])
         return True
 
@@ -218,6 +223,6 @@ class Worker:
 
 
 def main(store_root: str | os.PathLike[str], poll_interval: float = 0.5, once: bool = False) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker: %(message)s")
+    logs.configure(os.environ.get("NNSERVE_LOG_LEVEL") or "info")
     Worker(store_root, poll_interval).run(once=once)
     log.info("worker stopped")

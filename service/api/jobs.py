@@ -9,6 +9,7 @@ from flask import current_app, url_for
 from flask.views import MethodView
 from marshmallow import ValidationError
 
+from .. import metrics
 from ..auth import require_admin
 from ..catalog import PARAM_NAMES, SECTIONS
 from ..errors import abort
@@ -159,8 +160,11 @@ class Job(MethodView):
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a job (admin): a queued one at once, a running one at its next epoch. Nothing is published."""
         try:
-            return queue().cancel(job_id)
+            job = queue().cancel(job_id)
         except JobNotFoundError as exc:
             abort(404, str(exc))
         except JobStateError as exc:
             abort(409, str(exc))
+        if job["status"] == "cancelled":  # it was queued; a running one is counted by its worker when it stops
+            metrics.job_finished("cancelled")
+        return job

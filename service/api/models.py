@@ -9,6 +9,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 from marshmallow import ValidationError
 
+from .. import metrics
 from ..auth import require_admin
 from ..errors import abort
 from ..fields import NamedRows, columns_to_matrix, named_rows_to_matrix
@@ -96,6 +97,7 @@ class ModelDetail(MethodView):
 
 def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
     """Rows in, predictions out; probabilities for classifiers."""
+    metrics.model_resolved(loaded.name, loaded.version)
     est = loaded.estimator
     names = loaded.manifest.get("feature_names") or []
     field = "inputs" if "inputs" in args else "instances"
@@ -127,6 +129,7 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
         body["probabilities"] = proba
     else:
         body["predictions"] = np.asarray(est.predict(X))
+    metrics.model_served(loaded.name, loaded.version, len(X))
     return current_app.json.response(body)
 
 

@@ -31,7 +31,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from .. import errors, tensors
+from .. import errors, metrics, tensors
 from ..jsonio import BodyError, decode_body, read_body
 from ..registry import ModelRegistry
 from ..store import (
@@ -137,9 +137,9 @@ def registry() -> ModelRegistry:
 def resolve(name: str, version: str | None) -> LoadedModel:
     """The active version of ``name``, or the pinned ``version``; StoreError (404/409) otherwise."""
     name = validate_name(name)
-    if version is None:
-        return registry().active(name)
-    return registry().version(name, validate_version(version))
+    loaded = registry().active(name) if version is None else registry().version(name, validate_version(version))
+    metrics.model_resolved(loaded.name, loaded.version)
+    return loaded
 
 
 def _is_classifier(loaded: LoadedModel) -> bool:
@@ -247,6 +247,7 @@ def infer(name: str, version: str | None = None) -> Response:
     except tensors.TensorError as exc:
         fail(400, exc.message)
     values = _run(loaded, X, input_name)
+    metrics.model_served(loaded.name, loaded.version, len(X))
 
     response: dict[str, Any] = {"model_name": loaded.name, "model_version": str(loaded.version)}
     if "id" in req:
