@@ -17,6 +17,7 @@ from .api import health, jobs, models, v2
 from .jobs import JobQueue
 from .jsonio import OrjsonProvider
 from .registry import ModelRegistry
+from .schemas import ErrorSchema
 from .store import ModelStore
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -31,7 +32,9 @@ def version() -> str:
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api with nnserve's error handlers instead of its own."""
+    """flask-smorest's Api with nnserve's error handlers and error schema instead of its own."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def _register_error_handlers(self) -> None:
         errors.register(self._app)

@@ -24,7 +24,8 @@ def require_admin(view: F) -> F:
             abort(403, "admin endpoints are disabled: set NNSERVE_ADMIN_TOKEN on the server to enable them")
         headers = request.headers.getlist("Authorization")
         challenge = {"WWW-Authenticate": 'Bearer realm="nnserve"'}
-        if len(headers) != 1:
+        # repeated headers reach WSGI joined by ", " (a bearer token never holds a comma)
+        if len(headers) != 1 or "," in headers[0]:
             abort(401, "send exactly one 'Authorization: Bearer <token>' header", headers=challenge)
         scheme, _, given = headers[0].partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):

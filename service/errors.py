@@ -21,10 +21,30 @@ from .store import CorruptVersionError, InvalidNameError, NotFoundError, StoreEr
 log = logging.getLogger(__name__)
 
 
+MAX_TEXT = 1000  # characters of one message, field name or field message in an error body
+
+
+def clip(text: str) -> str:
+    """``text`` cut to ``MAX_TEXT`` characters: messages quote client input, which may be megabytes long."""
+    if len(text) <= MAX_TEXT:
+        return text
+    return f"{text[:MAX_TEXT]}... ({len(text)} characters in all)"
+
+
+def _clip_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return clip(value)
+    if isinstance(value, dict):
+        return {clip(str(k)): _clip_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clip_tree(v) for v in value]
+    return value
+
+
 def error_body(code: int, message: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
+    body: dict[str, Any] = {"code": code, "status": HTTPStatus(code).phrase, "message": clip(message)}
     if errors:
-        body["errors"] = errors
+        body["errors"] = _clip_tree(errors)
     return body
 
 

@@ -62,6 +62,8 @@ class Matrix(fields.Field):
 
 def to_matrix(rows: list[Any]) -> np.ndarray:
     """Rows of numbers to float64 (n, m); ``ValidationError`` naming the first bad value."""
+    if not isinstance(rows, list) or not rows:  # callers check this first; the contract holds without them
+        raise ValidationError(f"must be a non-empty list of rows, got {_kind(rows) if rows else 'nothing'}")
     try:
         arr = np.array(rows)
     except (ValueError, TypeError, OverflowError):

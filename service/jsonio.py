@@ -17,6 +17,7 @@ import orjson
 from flask import Response
 from flask.json.provider import JSONProvider
 from webargs.flaskparser import FlaskParser, abort, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -46,6 +47,10 @@ class OrjsonProvider(JSONProvider):
 
 def decode_body(body: bytes) -> Any:
     """Parse a JSON request body, or raise ``BodyError`` with status and message.
+
+    Duplicate keys in an object are accepted and the last one wins (RFC 8259
+    leaves it to the parser; orjson, Python's json and browsers all keep the
+    last), in every API that reads JSON through here.
 
     Malformed JSON is 400. Valid-looking JSON with non-finite numbers
     (``NaN``/``Infinity`` literals, which Python's ``json.dumps`` writes, or
@@ -88,7 +93,10 @@ def read_body(req: flask.Request, limit: int) -> bytes:
     a chunked body (no Content-Length) at the limit silently: one more byte
     on the wire means the body was too large.
     """
-    body = req.get_data(cache=True)
+    try:
+        body = req.get_data(cache=True)
+    except RequestEntityTooLarge:  # werkzeug's own 413 (Content-Length over the limit) says nothing of the limit
+        raise BodyError(413, f"the request body is larger than the limit of {limit} bytes") from None
     if req.content_length is None and len(body) >= limit and req.environ["wsgi.input"].read(1):
         raise BodyError(413, f"the request body is larger than the limit of {limit} bytes")
     return body

@@ -9,6 +9,21 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from .fields import Matrix
 
+MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: beyond it the job queue cannot even be asked
+
+
+class ErrorSchema(Schema):
+    """Every v1 error: ``{"code", "status", "message", "errors"?}`` (DESIGN.md section 6)."""
+
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    status = fields.String(required=True, metadata={"description": "The HTTP reason phrase."})
+    message = fields.String(required=True, metadata={"description": "One human sentence saying what went wrong."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        metadata={"description": "Per field at fault, its messages (present only where fields are at fault)."},
+    )
+
 
 def _max_rows() -> int:
     return int(current_app.config["NNSERVE_MAX_ROWS"])
@@ -185,4 +200,4 @@ class JobListArgsSchema(Schema):
     model = fields.String()
     status = fields.String(validate=validate.OneOf(["queued", "running", "succeeded", "failed", "cancelled"]))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0, None))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))

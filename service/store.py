@@ -241,9 +241,13 @@ class ModelStore:
         return version
 
     def activate(self, name: str, version: int) -> None:
-        """Point ACTIVE at ``version`` after verifying it; a broken or missing version leaves ACTIVE untouched."""
+        """Point ACTIVE at ``version`` after verifying it; a broken or missing version leaves ACTIVE untouched.
+
+        Verifying means rebuilding it: checksums alone pass a crafted file (an object array with its
+        checksum fixed up) that only the loader refuses, and ACTIVE must never name what cannot serve.
+        """
         name, version = validate_name(name), validate_version(version)
-        self._verify(name, version)
+        self.load(name, version)
         fsutil.write_atomic(self.root / name / ACTIVE, f"{version}\n".encode())
 
     # -- reading -----------------------------------------------------------------
@@ -302,7 +306,14 @@ class ModelStore:
         name = validate_name(name)
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             raise InvalidNameError(f"invalid dataset hash {sha256!r}: expected 64 lowercase hex digits")
-        return self._read_dataset(name, self.root / name / DATASETS / f"{sha256}.npz", sha256)
+        folder = self._model_dir(name) / DATASETS  # a symlinked model directory is no model of this store
+        try:
+            mode = os.lstat(folder).st_mode
+        except FileNotFoundError:
+            raise NotFoundError(f"model {name!r} has no dataset {sha256}") from None
+        if not stat.S_ISDIR(mode):  # a symlink out of the store would serve files the store never wrote
+            raise CorruptVersionError(f"model {name!r}: {DATASETS} is a symbolic link or a file, not a directory")
+        return self._read_dataset(name, folder / f"{sha256}.npz", sha256)
 
     @staticmethod
     def dataset_sha256(dataset: Dataset) -> str:

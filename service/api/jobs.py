@@ -93,6 +93,7 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
 @blp.route("/v1/models/<name>/retrain")
 class Retrain(MethodView):
     @blp.doc(security=ADMIN)
+    @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
     @require_admin  # before the body is parsed: no validation detail for callers without the token
     @blp.arguments(RetrainRequestSchema)
     @blp.response(202, JobSchema, headers={"Location": {"description": "URL of the job", "schema": {"type": "string"}}})
@@ -146,6 +147,7 @@ class Jobs(MethodView):
 
 @blp.route("/v1/jobs/<job_id>")
 class Job(MethodView):
+    @blp.errors(404)
     @blp.response(200, JobSchema)
     def get(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, result or error, timestamps."""
@@ -155,6 +157,7 @@ class Job(MethodView):
             abort(404, str(exc))
 
     @blp.doc(security=ADMIN)
+    @blp.errors(401, 403, 404, 409)
     @blp.response(200, JobSchema)
     @require_admin
     def delete(self, job_id: str) -> dict[str, Any]:

@@ -62,6 +62,7 @@ class Models(MethodView):
 
 @blp.route("/<name>")
 class ModelDetail(MethodView):
+    @blp.errors(404, 503)
     @blp.response(200, ModelDetailSchema)
     def get(self, name: str) -> dict[str, Any]:
         """Active version, every version (broken ones flagged), input and output description, metrics."""
@@ -136,6 +137,7 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
 @blp.route("/<name>/predict")
 @blp.route("/<name>:predict", endpoint="PredictColon")
 class Predict(MethodView):
+    @blp.errors(400, 404, 409, 413, 415, 503)
     @blp.arguments(PredictRequestSchema)
     @blp.response(200, PredictResponseSchema)
     def post(self, args: dict[str, Any], name: str) -> Response:
@@ -145,6 +147,7 @@ class Predict(MethodView):
 
 @blp.route("/<name>/versions/<version>/predict")
 class PredictVersion(MethodView):
+    @blp.errors(400, 404, 409, 413, 415, 503)
     @blp.arguments(PredictRequestSchema)
     @blp.response(200, PredictResponseSchema)
     def post(self, args: dict[str, Any], name: str, version: str) -> Response:
@@ -155,6 +158,7 @@ class PredictVersion(MethodView):
 @blp.route("/<name>/versions/<version>/activate")
 class Activate(MethodView):
     @blp.doc(security=ADMIN)
+    @blp.errors(401, 403, 404, 409, 503)
     @blp.response(200, ActivateResponseSchema)
     @require_admin
     def post(self, name: str, version: str) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
 
 
 def _error_response(exc: ProtocolError) -> Response:
-    return _json({"error": exc.message}, exc.status, exc.headers)
+    return _json({"error": errors.clip(exc.message)}, exc.status, exc.headers)
 
 
 def _too_large() -> ProtocolError:
