@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint test-container bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(PY) -m pytest
+
+# The Docker image and the compose stack, built and run for real with rootful podman. Needs root;
+# installs podman, debootstrap and the rest itself (see scripts/container-test.sh).
+test-container: $(VENV)/.installed-test
+	bash scripts/container-test.sh
 
 # Benchmarks print ratios against baselines run in the same process or run; they are not tests.
 bench: $(VENV)/.installed-test
