@@ -37,10 +37,14 @@ test-container: $(VENV)/.installed-test
 	bash scripts/container-test.sh
 
 # Benchmarks print ratios against baselines run in the same process or run; they are not tests.
+# Every script writes bench/results/<name>.md; bench/report.py assembles them into bench/RESULTS.md.
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/train_predict.py
 	$(PY) bench/http_predict.py
+	$(PY) bench/retrain_p99.py
+	$(PY) bench/gunicorn_settings.py
+	$(PY) bench/soak.py; status=$$?; $(PY) bench/report.py; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
