@@ -1,0 +1,244 @@
+"""``BaseMLP``: the fitting loop shared by ``MLPClassifier`` and ``MLPRegressor``.
+
+It builds the ``Network`` from the parameters (``nn/params.py``), standardises
+features, maps scikit-learn's early stopping, adaptive learning rate and L2
+penalty onto callbacks and layers, runs ``Network.fit`` and sets scikit-learn's
+fitted attributes. Subclasses supply the target encoding, the loss and the
+validation score.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .activations import get_activation
+from .callbacks import Callback, EarlyStopping, History, ReduceLROnPlateau
+from .layers import Dense, Dropout, Layer
+from .losses import Loss
+from .network import Network
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .params import MLPParams
+from .preprocessing import check_features, fit_standardizer, train_validation_split
+from .schedules import InverseScaling
+from .typing import AnyArray, Array
+
+
+class _Printer(Callback):
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        print(f"Iteration {epoch + 1}, loss = {logs['loss']:.8f}")
+
+
+class BaseMLP(MLPParams, ABC):
+    """Fitting loop and fitted attributes over the shared parameters of ``MLPParams``.
+
+    Attributes set by ``fit`` (or ``nn.load``); absent on an unfitted estimator
+    ---------------------------------------------------------------------------
+    network_ : Network
+        The trained network; it works on standardised features.
+    n_features_in_ : int
+        Width of ``X`` at fit time.
+    feature_names_in_ : ndarray of str objects, shape (n_features_in_,)
+        Only when feature names were given.
+    x_mean_, x_scale_ : ndarray of shape (n_features_in_,)
+        Feature standardisation, ``(X - x_mean_) / x_scale_``.
+    history_ : History
+        Epoch logs of the last ``fit``.
+    loss_curve_ : list of float
+        Training loss per epoch; ``loss_`` is its last and ``best_loss_`` its least value.
+    n_iter_ : int
+        Epochs run by the last ``fit``.
+    t_ : int
+        Optimizer steps taken, over every ``fit`` of this network.
+    validation_scores_ : list of float
+        With ``early_stopping``: validation score per epoch; ``best_validation_score_`` its best.
+    """
+
+    score_name = "score"
+
+    network_: Network
+    n_features_in_: int
+    feature_names_in_: AnyArray
+    x_mean_: Array
+    x_scale_: Array
+    history_: History
+    loss_curve_: list[float]
+    n_iter_: int
+    loss_: float
+    best_loss_: float
+    t_: int
+    validation_scores_: list[float]
+
+    # -- model construction ----------------------------------------------
+    def _build_layers(self, n_outputs: int) -> list[Layer]:
+        init = self.kernel_initializer
+        if init == "auto":
+            init = "he_normal" if self.activation in ("relu", "leaky_relu", "gelu") else "glorot_uniform"
+        layers: list[Layer] = []
+        for units in self._hidden:
+            layers.append(Dense(units, kernel_initializer=init))
+            if self.activation != "identity":
+                layers.append(get_activation(self.activation))
+            if self.dropout:
+                layers.append(Dropout(self.dropout))
+        layers.append(Dense(n_outputs, kernel_initializer="glorot_uniform"))
+        return layers
+
+    def _make_optimizer(self) -> Optimizer:
+        lr, clip = self.learning_rate_init, self.clipnorm
+        if self.solver == "sgd":
+            return SGD(lr, momentum=self.momentum, nesterov=self.nesterovs_momentum, clipnorm=clip)
+        if self.solver == "rmsprop":
+            return RMSprop(lr, epsilon=self.epsilon, clipnorm=clip)
+        if self.solver == "adamw":
+            return AdamW(lr, self.weight_decay, self.beta_1, self.beta_2, self.epsilon, clip)
+        return Adam(lr, self.beta_1, self.beta_2, self.epsilon, clip)
+
+    # -- subclass hooks ----------------------------------------------------
+    @abstractmethod
+    def _encode_targets(self, y: Any, refit: bool) -> AnyArray:
+        """Targets in the loss's form; ``refit`` learns the encoding anew."""
+
+    @abstractmethod
+    def _loss(self) -> Loss:
+        """The training loss."""
+
+    @abstractmethod
+    def _val_metric(self, logits: Array, y: AnyArray) -> float:
+        """The validation score (higher is better) from logits and encoded targets."""
+
+    def _stratify(self, y: AnyArray) -> AnyArray | None:
+        return None
+
+    # -- fitting -------------------------------------------------------------
+    def fit(self, X: Any, y: Any, feature_names: Sequence[str] | None = None) -> BaseMLP:
+        """Train on raw rows ``X`` and targets ``y``.
+
+        ``feature_names`` (or ``X.columns`` for a DataFrame) are kept for
+        prediction by name. With ``warm_start=True`` a fitted estimator goes on
+        from its current weights and preprocessing.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or, for the regressor, (n_samples, n_targets)
+            Class labels (ints or strings) for the classifier, numbers for the regressor.
+        feature_names : sequence of str of length n_features, optional
+
+        Returns
+        -------
+        self
+        """
+        owner = type(self).__name__
+        dtype = np.dtype(self.dtype)
+        warm = self.warm_start and hasattr(self, "network_")
+        if feature_names is None:
+            feature_names = getattr(X, "columns", None)  # a DataFrame names its columns; read before conversion
+        X = check_features(X, self.n_features_in_ if warm else None, owner, dtype)
+        y_enc = self._encode_targets(y, refit=not warm)
+        if len(y_enc) != len(X):
+            raise ValueError(f"{owner}: X has {len(X)} samples but y has {len(y_enc)}")
+        if not warm:
+            self.n_features_in_ = X.shape[1]
+            if feature_names is not None:
+                names = [str(n) for n in feature_names]
+                if len(names) != X.shape[1]:
+                    raise ValueError(f"{owner}: {len(names)} feature names for {X.shape[1]} features")
+                self.feature_names_in_ = np.asarray(names, dtype=object)
+            self.x_mean_, self.x_scale_ = fit_standardizer(X)
+        Xs = (X - self.x_mean_) / self.x_scale_
+
+        seed_rng = np.random.default_rng(self.random_state)
+        validation = None
+        if self.early_stopping:
+            train, val = train_validation_split(len(Xs), self.validation_fraction, seed_rng, self._stratify(y_enc))
+            validation = (Xs[val], y_enc[val])
+            Xs, y_enc = Xs[train], y_enc[train]
+
+        if not warm:
+            n_outputs = self._n_outputs(y_enc)
+            seed = None if self.random_state is None else int(self.random_state)
+            self.network_ = Network(self._build_layers(n_outputs), self._loss(), self._make_optimizer(), seed, dtype)
+            self.network_.build(X.shape[1])
+        net = self.network_
+        net.optimizer.learning_rate = self.learning_rate_init
+
+        callbacks: list[Callback] = list(self.callbacks or [])
+        monitor = f"val_{self.score_name}" if self.early_stopping else "loss"
+        stopper = EarlyStopping(
+            monitor,
+            min_delta=self.tol,
+            patience=self.n_iter_no_change,
+            restore_best_weights=self.early_stopping,
+        )
+        callbacks.insert(0, stopper)
+        if self.learning_rate == "adaptive":
+            callbacks.append(ReduceLROnPlateau("loss", factor=0.2, patience=2, min_delta=self.tol))
+        if self.verbose:
+            callbacks.append(_Printer())
+        schedule = self.lr_schedule
+        if schedule is None and self.learning_rate == "invscaling":
+            schedule = InverseScaling(self.power_t)
+        batch = min(200, len(Xs)) if self.batch_size == "auto" else min(int(self.batch_size), len(Xs))
+        # alpha is scikit-learn's L2 penalty, alpha / 2 * ||W||^2 per batch of samples: on the
+        # gradient of the batch-mean loss that is alpha / batch * W for every weight matrix.
+        for layer in net.layers:
+            if isinstance(layer, Dense):
+                layer.l2 = self.alpha / batch
+
+        history = net.fit(
+            Xs,
+            y_enc,
+            epochs=int(self.max_iter),
+            batch_size=batch,
+            validation_data=validation,
+            shuffle=self.shuffle,
+            callbacks=callbacks,
+            metrics={self.score_name: self._val_metric},
+            lr_schedule=schedule,
+        )
+        self.history_ = history
+        self.loss_curve_ = history.history["loss"]
+        self.n_iter_ = history.epochs
+        self.loss_ = self.loss_curve_[-1]
+        self.best_loss_ = min(self.loss_curve_)
+        self.t_ = net.optimizer.iterations
+        if validation is not None:
+            self.validation_scores_ = history.history[f"val_{self.score_name}"]
+            self.best_validation_score_ = max(self.validation_scores_)
+        return self
+
+    def _n_outputs(self, y_enc: AnyArray) -> int:
+        return 1 if y_enc.ndim == 1 else y_enc.shape[1]
+
+    def _forward(self, X: Any) -> Array:
+        if not hasattr(self, "network_"):
+            raise ValueError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first")
+        X = check_features(X, self.n_features_in_, type(self).__name__, self.network_.dtype)
+        return self.network_.predict((X - self.x_mean_) / self.x_scale_)
+
+    # -- scikit-learn's fitted attributes --------------------------------
+    @property
+    def coefs_(self) -> list[Array]:
+        """Weight matrices of the Dense layers; the i-th has shape (n_in_i, n_out_i)."""
+        return [layer.params["W"] for layer in self.network_.layers if isinstance(layer, Dense)]
+
+    @property
+    def intercepts_(self) -> list[Array]:
+        """Bias vectors of the Dense layers; the i-th has shape (n_out_i,)."""
+        return [layer.params["b"] for layer in self.network_.layers if isinstance(layer, Dense)]
+
+    @property
+    def n_layers_(self) -> int:
+        """Layers as scikit-learn counts them: input, hidden and output."""
+        return len(self._hidden) + 2
+
+    @property
+    def n_outputs_(self) -> int:
+        """Number of network outputs: 1 for a binary classifier, else n_classes or n_targets."""
+        n_outputs = self.network_.n_outputs
+        assert n_outputs is not None, "a fitted estimator's network is built"
+        return int(n_outputs)
