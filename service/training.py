@@ -21,7 +21,8 @@ from nn import Callback, MLPClassifier, MLPRegressor
 from nn.estimators import BaseMLP
 from nn.metrics import accuracy_score, r2_score
 
-from .catalog import ModelSpec, estimator_params, read_csv_dataset
+from .catalog import ModelSpec, estimator_params
+from .csvdata import read_csv_dataset
 from .store import Dataset, ModelStore
 
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}

@@ -5,15 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.catalog import (
-    CSVError,
-    SpecError,
-    catalog_specs,
-    estimator_params,
-    load_spec,
-    read_csv_dataset,
-    read_csv_features,
-)
+from service.catalog import SpecError, catalog_specs, estimator_params, load_spec
+from service.csvdata import CSVError, read_csv_dataset, read_csv_features
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "models"

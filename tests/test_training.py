@@ -9,7 +9,8 @@ from sklearn.model_selection import train_test_split
 
 from nn import Callback
 from service import training
-from service.catalog import catalog_specs, estimator_params, load_spec, read_csv_dataset
+from service.catalog import catalog_specs, estimator_params, load_spec
+from service.csvdata import read_csv_dataset
 from service.store import Dataset, ModelStore
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
