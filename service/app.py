@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from importlib import metadata
 from typing import Any
 
 import flask_smorest
@@ -19,16 +18,9 @@ from .jsonio import OrjsonProvider
 from .registry import ModelRegistry
 from .schemas import ErrorSchema
 from .store import ModelStore
+from .version import __version__
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def version() -> str:
-    """The package version, defined once in pyproject.toml."""
-    try:
-        return metadata.version("nnserve")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 class Api(flask_smorest.Api):
@@ -54,7 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         MAX_CONTENT_LENGTH=int(app.config["NNSERVE_MAX_BODY_BYTES"]),
         API_TITLE="nnserve",
-        API_VERSION=version(),
+        API_VERSION=__version__,
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",

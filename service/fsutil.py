@@ -4,7 +4,7 @@ A crash must leave either the old state or the new one on disk, never half a
 file: data is written to a temporary name in the same directory, fsynced,
 renamed over the target, and the directory is fsynced so the rename itself
 survives a power cut. Temporary entries share one prefix so listings can skip
-them and ``clean_temporary`` can find what a crashed writer left behind.
+them and ``remove_temporaries`` can find what a crashed writer left behind.
 """
 
 from __future__ import annotations
@@ -87,6 +87,25 @@ def remove_entry(path: Path) -> None:
         shutil.rmtree(path)
 
 
+def remove_temporaries(parent: Path, older_than: float) -> int:
+    """Remove the temporary entries of directory ``parent`` last modified before ``older_than`` (epoch seconds).
+
+    Returns how many were removed; a missing or symlinked ``parent`` is skipped.
+    """
+    if not parent.is_dir() or parent.is_symlink():
+        return 0
+    with os.scandir(parent) as entries:
+        stale = [Path(e.path) for e in entries if e.name.startswith(TMP_PREFIX) and _mtime(e) < older_than]
+    removed = 0
+    for path in stale:
+        try:
+            remove_entry(path)
+            removed += 1
+        except FileNotFoundError:
+            pass  # another cleaner was first
+    return removed
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on lock file ``path`` (created if missing) across processes.
@@ -99,3 +118,10 @@ def locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return float("inf")

@@ -17,86 +17,57 @@ implement later.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import os
-import re
 import stat
 import time
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 import nn
 
-from . import dataset_codec, fsutil
+from . import artifacts, dataset_codec, datasets, fsutil
 from .dataset_codec import Dataset
+from .names import MAX_VERSION, NAME_PATTERN, VERSION_TEXT, validate_name, validate_sha256, validate_version
+from .store_errors import (
+    CorruptVersionError,
+    InvalidNameError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    broken,
+    unavailable,
+)
+from .version import __version__
 
 if TYPE_CHECKING:
     from nn.estimators import BaseMLP
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-MAX_VERSION = 2**31 - 1
+__all__ = [
+    "CorruptVersionError",
+    "Dataset",
+    "InvalidNameError",
+    "LoadedModel",
+    "ModelStore",
+    "NotFoundError",
+    "StoreError",
+    "StoreUnavailableError",
+    "VersionInfo",
+    "validate_name",
+    "validate_version",
+]
+
 ACTIVE = "ACTIVE"
 LOCK = ".lock"
-DATASETS = "datasets"
-MANIFEST = "manifest.json"
 STORE_KEYS = ("name", "version", "created_at", "nnserve_version")
-_VERSION_TEXT = re.compile(r"[1-9][0-9]{0,9}")  # canonical spelling only: no sign, no leading zero, ASCII
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class StoreError(Exception):
-    """Base of every store error; ``str(exc)`` is one human sentence."""
-
-
-class InvalidNameError(StoreError):
-    """A model name, version or dataset hash that could not be a store entry."""
-
-
-class NotFoundError(StoreError):
-    """An unknown model, version or dataset, or a model with no active version."""
-
-
-class CorruptVersionError(StoreError):
-    """An artifact, dataset or ACTIVE file that fails verification."""
-
-
-class StoreUnavailableError(StoreError):
-    """The store, or a model's directory or ACTIVE file, cannot be read (permissions, I/O): not the request's fault."""
-
-
-def validate_name(name: object) -> str:
-    """``name`` if it is a valid model name; checked before any path is built from it."""
-    if not isinstance(name, str):
-        raise InvalidNameError(f"a model name must be a string, not {type(name).__name__}")
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidNameError(
-            f"invalid model name {name!r}: use 1 to 64 lowercase letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def validate_version(version: object) -> int:
-    """``version`` as an int if it is a positive version number (int or canonical decimal string)."""
-    if isinstance(version, bool | np.bool_) or not isinstance(version, int | np.integer | str):
-        raise InvalidNameError(f"a version must be a positive integer, not {type(version).__name__}")
-    if isinstance(version, str):
-        if not _VERSION_TEXT.fullmatch(version):
-            raise InvalidNameError(f"invalid version {version!r}: write digits only, without sign or leading zeros")
-        version = int(version)
-    if not 1 <= version <= MAX_VERSION:
-        raise InvalidNameError(f"invalid version {version}: versions run from 1 to {MAX_VERSION}")
-    return int(version)
 
 
 @dataclass(frozen=True)
 class VersionInfo:
+    """One published version as listed: whether it is active, and its manifest or why it is broken."""
+
     name: str
     version: int
     active: bool
@@ -105,11 +76,14 @@ class VersionInfo:
 
     @property
     def ok(self) -> bool:
+        """True when the version passed verification."""
         return self.error is None
 
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A verified version rebuilt into its estimator, with its manifest."""
+
     name: str
     version: int
     estimator: BaseMLP
@@ -138,7 +112,7 @@ class ModelStore:
             raise StoreUnavailableError(f"the store {self.root} cannot be read ({exc.strerror})") from None
         for entry in candidates:
             try:
-                listed = any(_VERSION_TEXT.fullmatch(e) or e == ACTIVE for e in os.listdir(entry.path))
+                listed = any(VERSION_TEXT.fullmatch(e) or e == ACTIVE for e in os.listdir(entry.path))
             except FileNotFoundError:
                 continue  # removed meanwhile
             except OSError:
@@ -153,8 +127,8 @@ class ModelStore:
         try:
             listing = os.listdir(model_dir)
         except OSError as exc:
-            raise _unavailable(name, exc) from None
-        found = (int(e) for e in listing if _VERSION_TEXT.fullmatch(e))
+            raise unavailable(name, exc) from None
+        found = (int(e) for e in listing if VERSION_TEXT.fullmatch(e))
         return sorted(v for v in found if v <= MAX_VERSION)
 
     def version_info(self, name: str) -> list[VersionInfo]:
@@ -182,7 +156,7 @@ class ModelStore:
             self._model_dir(name)  # unknown model -> NotFoundError
             return None
         except PermissionError as exc:
-            raise _unavailable(name, exc) from None
+            raise unavailable(name, exc) from None
         except OSError:
             raise CorruptVersionError(f"model {name!r}: ACTIVE is a symbolic link or unreadable") from None
         try:
@@ -197,7 +171,7 @@ class ModelStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _unavailable(name, exc) from None
+            raise unavailable(name, exc) from None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
     # -- writing -----------------------------------------------------------------
@@ -222,7 +196,7 @@ class ModelStore:
             target = model_dir / str(version)
             tmp = fsutil.make_temp_dir(model_dir)
             try:
-                stamp = {"name": name, "version": version, "created_at": _utc_now(), "nnserve_version": _nn_version()}
+                stamp = {"name": name, "version": version, "created_at": _utc_now(), "nnserve_version": __version__}
                 nn.save(estimator, tmp, metadata={**extra, **stamp})
                 fsutil.fsync_dir(tmp)
                 if os.path.lexists(target):  # only a writer bypassing the lock could get here
@@ -269,7 +243,7 @@ class ModelStore:
         try:
             estimator = nn.load(self.root / name / str(version))
         except (nn.ArtifactError, EOFError, zipfile.BadZipFile) as exc:  # nn passes zip errors of crafted files
-            raise _broken(name, version, _strip(exc, self.root / name / str(version))) from None
+            raise broken(name, version, artifacts.strip_path(exc, self.root / name / str(version))) from None
         return LoadedModel(name, version, estimator, manifest)
 
     def manifest(self, name: str, version: int) -> dict[str, Any]:
@@ -280,40 +254,14 @@ class ModelStore:
     def save_dataset(self, name: str, dataset: Dataset) -> str:
         """Store ``dataset`` under its canonical sha256 (returned); an intact identical copy is kept as is."""
         name = validate_name(name)
-        data = dataset_codec.canonical(dataset)
-        digest = dataset_codec.sha256(data)
-        model_dir = self._ensure_model_dir(name)
-        datasets = model_dir / DATASETS
-        try:
-            if fsutil.ensure_dir(datasets):
-                fsutil.fsync_dir(model_dir)
-        except NotADirectoryError:
-            raise StoreError(f"model {name!r}: {DATASETS} is not a directory") from None
-        path = datasets / f"{digest}.npz"
-        try:
-            self._read_dataset(name, path, digest)
-            return digest
-        except (NotFoundError, CorruptVersionError):
-            pass  # absent, or damaged and repaired below
-        try:
-            fsutil.write_atomic(path, dataset_codec.encode(data))
-        except OSError as exc:
-            raise StoreError(f"model {name!r}: storing dataset {digest} failed ({exc.strerror or exc})") from exc
-        return digest
+        data = dataset_codec.canonical(dataset)  # an unfit dataset is refused before anything is created
+        return datasets.save(self._ensure_model_dir(name), name, data)
 
     def load_dataset(self, name: str, sha256: str) -> Dataset:
         """The dataset stored under ``sha256``, verified against that hash."""
         name = validate_name(name)
-        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-            raise InvalidNameError(f"invalid dataset hash {sha256!r}: expected 64 lowercase hex digits")
-        folder = self._model_dir(name) / DATASETS  # a symlinked model directory is no model of this store
-        try:
-            mode = os.lstat(folder).st_mode
-        except FileNotFoundError:
-            raise NotFoundError(f"model {name!r} has no dataset {sha256}") from None
-        if not stat.S_ISDIR(mode):  # a symlink out of the store would serve files the store never wrote
-            raise CorruptVersionError(f"model {name!r}: {DATASETS} is a symbolic link or a file, not a directory")
-        return self._read_dataset(name, folder / f"{sha256}.npz", sha256)
+        sha256 = validate_sha256(sha256)
+        return datasets.load(self._model_dir(name), name, sha256)  # a symlinked model directory is no model here
 
     @staticmethod
     def dataset_sha256(dataset: Dataset) -> str:
@@ -324,23 +272,12 @@ class ModelStore:
     def clean_temporary(self, max_age: float = 3600.0) -> int:
         """Remove temporary entries older than ``max_age`` seconds (left by crashed writers); returns the count."""
         cutoff = time.time() - max_age
-        removed = 0
         with os.scandir(self.root) as entries:
             models = [
                 Path(e.path) for e in entries if NAME_PATTERN.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
             ]
-        for parent in models + [m / DATASETS for m in models]:
-            if not parent.is_dir() or parent.is_symlink():
-                continue
-            with os.scandir(parent) as entries:
-                stale = [Path(e.path) for e in entries if e.name.startswith(fsutil.TMP_PREFIX) and _mtime(e) < cutoff]
-            for path in stale:
-                try:
-                    fsutil.remove_entry(path)
-                    removed += 1
-                except FileNotFoundError:
-                    pass  # another cleaner was first
-        return removed
+        parents = models + [m / datasets.FOLDER for m in models]
+        return sum(fsutil.remove_temporaries(parent, older_than=cutoff) for parent in parents)
 
     # -- internals ---------------------------------------------------------------
     def _model_dir(self, name: str) -> Path:
@@ -350,7 +287,7 @@ class ModelStore:
         except FileNotFoundError:
             raise NotFoundError(f"unknown model {name!r}") from None
         except OSError as exc:
-            raise _unavailable(name, exc) from None
+            raise unavailable(name, exc) from None
         if not stat.S_ISDIR(mode):
             raise NotFoundError(f"unknown model {name!r}: its store entry is a symbolic link or a file")
         return path
@@ -367,79 +304,8 @@ class ModelStore:
 
     def _verify(self, name: str, version: int) -> dict[str, Any]:
         """The manifest of a version that passes every check, else NotFoundError or CorruptVersionError."""
-        path = self._model_dir(name) / str(version)
-        try:
-            mode = os.lstat(path).st_mode
-            if stat.S_ISLNK(mode):
-                raise _broken(name, version, "it is a symbolic link, not a directory the store wrote")
-            if not stat.S_ISDIR(mode):
-                raise _broken(name, version, "it is not a directory")
-            entries = os.listdir(path)
-            odd = sorted(e for e in entries if not stat.S_ISREG(os.lstat(path / e).st_mode))
-        except FileNotFoundError:
-            raise NotFoundError(f"model {name!r} has no version {version}") from None
-        except PermissionError as exc:
-            raise _unavailable(name, exc) from None
-        except OSError as exc:
-            raise _broken(name, version, f"it cannot be read ({exc.strerror})") from None
-        if odd:
-            raise _broken(name, version, f"{odd} are not regular files")
-        try:
-            manifest = nn.read_manifest(path, verify=True)
-        except nn.ArtifactError as exc:
-            raise _broken(name, version, _strip(exc, path)) from None
-        unexpected = sorted(set(entries) - set(manifest["files"]) - {MANIFEST})
-        if unexpected:
-            raise _broken(name, version, f"it holds files its manifest does not list: {unexpected}")
-        stored_version = manifest.get("version")
-        if manifest.get("name") != name or type(stored_version) is not int or stored_version != version:
-            raise _broken(name, version, f"its manifest is for {manifest.get('name')!r} version {stored_version!r}")
-        return manifest
-
-    def _read_dataset(self, name: str, path: Path, digest: str) -> Dataset:
-        try:
-            raw = fsutil.read_regular(path)
-        except FileNotFoundError:
-            raise NotFoundError(f"model {name!r} has no dataset {digest}") from None
-        except OSError:
-            raise CorruptVersionError(f"dataset {digest} of model {name!r} is a symbolic link or unreadable") from None
-        try:
-            data = dataset_codec.decode(raw)
-            actual = dataset_codec.sha256(data)
-        except (ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-            raise CorruptVersionError(f"dataset {digest} of model {name!r} cannot be read: {exc}") from None
-        if actual != digest:
-            raise CorruptVersionError(f"dataset {digest} of model {name!r} fails its checksum: it was modified")
-        return data
-
-
-def _unavailable(name: str, exc: OSError) -> StoreUnavailableError:
-    return StoreUnavailableError(f"model {name!r} cannot be read from the store ({exc.strerror})")
-
-
-def _broken(name: str, version: int, why: str) -> CorruptVersionError:
-    return CorruptVersionError(f"model {name!r} version {version} is broken: {why}")
-
-
-def _strip(exc: Exception, path: Path) -> str:
-    """nn's message without the absolute path, which is noise to API clients."""
-    return str(exc).removeprefix(f"{path}: ")
-
-
-def _mtime(entry: os.DirEntry[str]) -> float:
-    try:
-        return entry.stat(follow_symlinks=False).st_mtime
-    except FileNotFoundError:
-        return float("inf")
+        return artifacts.verify(self._model_dir(name) / str(version), name, version)
 
 
 def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@cache
-def _nn_version() -> str:
-    try:
-        return importlib.metadata.version("nnserve")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
