@@ -113,6 +113,15 @@ class BaseMLP(MLPParams, ABC):
     def _stratify(self, y: AnyArray) -> AnyArray | None:
         return None
 
+    # -- the prediction API every estimator offers --------------------------
+    @abstractmethod
+    def predict(self, X: Any) -> AnyArray:
+        """Predictions for raw rows ``X`` of shape (n_samples, n_features)."""
+
+    @abstractmethod
+    def score(self, X: Any, y: Any) -> float:
+        """The estimator's default metric on (X, y): accuracy or R^2."""
+
     # -- fitting -------------------------------------------------------------
     def fit(self, X: Any, y: Any, feature_names: Sequence[str] | None = None) -> BaseMLP:
         """Train on raw rows ``X`` and targets ``y``.

@@ -16,6 +16,8 @@ from typing import Any
 import click
 import numpy as np
 
+from nn import MLPClassifier
+
 from . import console
 from .catalog import SpecError, catalog_specs, estimator_params, load_spec
 from .cli_options import UserError, models_dir_option, naming_store, open_store, store_option
@@ -230,11 +232,11 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
     X = read_csv_features(file, manifest.get("feature_names"), int(manifest["n_features"]))
     try:
         pred = np.asarray(estimator.predict(X))
-        proba = np.asarray(estimator.predict_proba(X)) if hasattr(estimator, "predict_proba") else None
+        proba = estimator.predict_proba(X) if isinstance(estimator, MLPClassifier) else None
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from None
     out = csv.writer(sys.stdout, lineterminator="\n")
-    if proba is not None:
+    if isinstance(estimator, MLPClassifier) and proba is not None:
         out.writerow(["prediction", *(f"proba_{c}" for c in estimator.classes_)])
         for label, p in zip(pred.tolist(), proba, strict=True):
             out.writerow([label, *(_number(v) for v in p)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from typing import Any, TextIO
 
 import click
 
@@ -23,7 +23,7 @@ class TrainingProgress(Callback):
     """An ``nn`` callback showing one model's epochs: a progress bar with ETA on a terminal,
     plain log lines (about ten per model, plus the last epoch) when output is a pipe or a file."""
 
-    def __init__(self, label: str, epochs: int, file: IO[str] | None = None, tty: bool | None = None) -> None:
+    def __init__(self, label: str, epochs: int, file: TextIO | None = None, tty: bool | None = None) -> None:
         self.label = label
         self.epochs = int(epochs)
         self.file = file if file is not None else sys.stdout

@@ -94,7 +94,7 @@ class JobQueue:
             raise JobNotFoundError(f"job {job_id!r} not found")
         return _job(row)
 
-    def list(
+    def list_jobs(
         self, model: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
         """Jobs newest first, filtered; returns (page, total matching)."""

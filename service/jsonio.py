@@ -31,6 +31,11 @@ class BodyError(Exception):
         self.message = message
 
 
+def json_response(obj: Any, status: int = 200) -> Response:
+    """A JSON response serialised by orjson (numpy arrays natively, no per-element Python pass)."""
+    return Response(orjson.dumps(obj, option=_DUMP_OPTIONS), status, mimetype="application/json")
+
+
 class OrjsonProvider(JSONProvider):
     """Flask JSON provider backed by orjson (numpy arrays serialise natively)."""
 
@@ -41,8 +46,7 @@ class OrjsonProvider(JSONProvider):
         return orjson.loads(s)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(orjson.dumps(obj, option=_DUMP_OPTIONS), mimetype="application/json")
+        return json_response(self._prepare_response_obj(args, kwargs))
 
 
 def decode_body(body: bytes) -> Any:

@@ -103,7 +103,7 @@ def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.Ran
 
 def evaluate(task: str, estimator: BaseMLP, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Held-out metrics: classification ``accuracy`` and ``log_loss``; regression ``r2``, ``rmse`` and ``mae``."""
-    if task == "classification":
+    if isinstance(estimator, MLPClassifier):
         proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
         idx = np.searchsorted(estimator.classes_, y)
         p_true = np.clip(proba[np.arange(len(y)), idx], 1e-15, 1.0)
@@ -145,6 +145,7 @@ def train(
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"dataset X of shape {X.shape} does not match {len(y)} targets")
     train_idx, test_idx = holdout_split(len(X), test_size, seed, y if task == "classification" else None)
+    estimator: BaseMLP
     if warm_start_from is None:
         cls = MLPClassifier if task == "classification" else MLPRegressor
         estimator = cls(**{**params, "callbacks": list(callbacks)})

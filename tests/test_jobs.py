@@ -19,13 +19,13 @@ def test_enqueue_then_get_and_list_newest_first(queue):
     b = queue.enqueue("wine", {"mode": "replace"})
     assert queue.get(a["id"])["status"] == "queued"
     assert queue.get(a["id"])["request"] == {"mode": "append"}
-    jobs, total = queue.list()
+    jobs, total = queue.list_jobs()
     assert total == 2 and [j["id"] for j in jobs] == [b["id"], a["id"]]
-    jobs, total = queue.list(model="iris")
+    jobs, total = queue.list_jobs(model="iris")
     assert total == 1 and jobs[0]["id"] == a["id"]
-    jobs, total = queue.list(limit=1, offset=1)
+    jobs, total = queue.list_jobs(limit=1, offset=1)
     assert total == 2 and [j["id"] for j in jobs] == [a["id"]]
-    assert queue.list(status="running") == ([], 0)
+    assert queue.list_jobs(status="running") == ([], 0)
 
 
 def test_database_lives_in_the_store_in_wal_mode(tmp_path):

@@ -10,7 +10,7 @@ import flask_smorest
 
 from ..jsonio import JsonBodyParser
 
-ADMIN = [{"bearerAuth": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -42,7 +42,8 @@ def hyperparameters(given: dict[str, Any]) -> dict[str, Any]:
         try:
             loaded = section.load({key: value}, partial=True)
         except ValidationError as exc:
-            raise ValidationError({key: exc.messages.get(key, exc.messages)}) from None
+            messages = exc.messages if isinstance(exc.messages, dict) else {key: exc.messages}
+            raise ValidationError({key: messages.get(key, messages)}) from None
         out[PARAM_NAMES[key]] = loaded[key]
     if "hidden_layer_sizes" in out:
         out["hidden_layer_sizes"] = list(out["hidden_layer_sizes"])
@@ -141,7 +142,7 @@ class Jobs(MethodView):
     @blp.response(200, JobListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
-        jobs, total = queue().list(args.get("model"), args.get("status"), args["limit"], args["offset"])
+        jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
         return {"jobs": jobs, "total": total, "limit": args["limit"], "offset": args["offset"]}
 
 

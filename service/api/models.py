@@ -9,10 +9,13 @@ from flask import Response, current_app
 from flask.views import MethodView
 from marshmallow import ValidationError
 
+from nn import MLPClassifier
+
 from .. import metrics
 from ..auth import require_admin
 from ..errors import abort
 from ..fields import NamedRows, columns_to_matrix, named_rows_to_matrix
+from ..jsonio import json_response
 from ..registry import ModelRegistry
 from ..schemas import (
     ActivateResponseSchema,
@@ -73,7 +76,7 @@ class ModelDetail(MethodView):
             raise NotFoundError(f"model {name!r} not found")
         active = next((i for i in infos if i.active and i.ok), None)
         reference = active or next((i for i in reversed(infos) if i.ok), None)
-        m = reference.manifest if reference else {}
+        m: dict[str, Any] = (reference.manifest or {}) if reference else {}
         return {
             "name": name,
             "task": m.get("task", "classification" if "classes" in m else "regression"),
@@ -123,7 +126,7 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
         message = f"a value is too large for model {loaded.name!r}, whose inputs are {est.network_.dtype.name}"
         abort(422, message, errors={field: [message]})
     body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}
-    if hasattr(est, "classes_"):
+    if isinstance(est, MLPClassifier):
         proba = est.predict_proba(X)
         labels = est.classes_[proba.argmax(axis=1)]
         body["predictions"] = labels if labels.dtype.kind in "iuf" else labels.tolist()
@@ -131,7 +134,7 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
     else:
         body["predictions"] = np.asarray(est.predict(X))
     metrics.model_served(loaded.name, loaded.version, len(X))
-    return current_app.json.response(body)
+    return json_response(body)
 
 
 @blp.route("/<name>/predict")

@@ -28,6 +28,8 @@ import numpy as np
 import orjson
 from flask import Blueprint, Response, current_app
 
+from nn import MLPClassifier
+
 from .. import metrics, tensors
 from ..registry import ModelRegistry
 from ..store import (
@@ -67,8 +69,9 @@ def resolve(name: str, version: str | None) -> LoadedModel:
     return loaded
 
 
-def _is_classifier(loaded: LoadedModel) -> bool:
-    return hasattr(loaded.estimator, "classes_")
+def _classifier(loaded: LoadedModel) -> MLPClassifier | None:
+    """The model's estimator when it is a classifier (with classes and probabilities), else None."""
+    return loaded.estimator if isinstance(loaded.estimator, MLPClassifier) else None
 
 
 def _float_type(loaded: LoadedModel) -> str:
@@ -77,12 +80,12 @@ def _float_type(loaded: LoadedModel) -> str:
 
 def output_specs(loaded: LoadedModel) -> dict[str, tuple[str, list[int]]]:
     """Output name -> (datatype, shape with -1 for the batch), in response order."""
-    est = loaded.estimator
-    if _is_classifier(loaded):
+    classifier = _classifier(loaded)
+    if classifier is not None:
         return {
             "predictions": ("INT64", [-1]),
             "labels": ("BYTES", [-1]),
-            "probabilities": (_float_type(loaded), [-1, len(est.classes_)]),
+            "probabilities": (_float_type(loaded), [-1, len(classifier.classes_)]),
         }
     n_outputs = int(loaded.manifest.get("n_outputs", 1))
     one_d = int(loaded.manifest.get("target_ndim", 1)) == 1
@@ -193,17 +196,17 @@ def infer(name: str, version: str | None = None) -> Response:
 
 def _run(loaded: LoadedModel, X: np.ndarray, input_name: str) -> dict[str, Any]:
     """Every output's values, from the same estimator calls as v1's predict."""
-    est = loaded.estimator
+    classifier = _classifier(loaded)
     try:
-        if _is_classifier(loaded):
-            proba = est.predict_proba(X)
+        if classifier is not None:
+            proba = classifier.predict_proba(X)
             index = proba.argmax(axis=1)
-            labels = est.classes_[index]
+            labels = classifier.classes_[index]
             return {
                 "predictions": index.astype(np.int64),
                 "labels": [str(label) for label in labels.tolist()],
                 "probabilities": proba,
             }
-        return {"predictions": np.asarray(est.predict(X))}
+        return {"predictions": np.asarray(loaded.estimator.predict(X))}
     except ValueError as exc:  # the estimator's own input checks: still the client's input
         fail(400, f"input {input_name!r} was refused by model {loaded.name!r}: {exc}")
