@@ -19,16 +19,11 @@ Prints a table and writes ``bench/results/gunicorn_settings.md``. Needs ``wrk``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import csv
 import json
 import os
-import re
 import shutil
-import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,16 +31,21 @@ import threading
 import time
 from pathlib import Path
 
-import requests
+from common import (
+    bench_env,
+    free_port,
+    medians,
+    rows,
+    timed_rounds_args,
+    train_store,
+    wait_ready,
+    write_body,
+    write_result,
+)
+from common import start as start_process
+from common import stop as stop_process
+from common import wrk as run_wrk
 
-ROOT = Path(__file__).resolve().parent.parent
-LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-wrk.body = f:read("*a")
-f:close()
-"""
 # name -> (worker class, workers, threads)
 CONTENDERS = {
     "sync w2": ("sync", 2, 1),
@@ -59,70 +59,19 @@ IRIS_ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 MAX_REQUESTS = ["--max-requests", "300", "--max-requests-jitter", "100"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready after {timeout} s")
-
-
 def start(kind: str, workers: int, threads: int, env: dict[str, str], extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn_conf.py", "--bind", f"127.0.0.1:{port}"]
     argv += ["--workers", str(workers), "--worker-class", kind, "--threads", str(threads), *extra, "service.wsgi:app"]
-    log = open(env["BENCH_LOG_DIR"] + f"/gunicorn-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    proc.log = log
+    log = Path(env["BENCH_LOG_DIR"]) / f"gunicorn-{port}.log"
+    proc = start_process(argv, env, log=log)
+    proc.log_path = log  # read for the count of worker restarts
     return proc, f"http://127.0.0.1:{port}"
-
-
-def stop(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    proc.log.close()
 
 
 def wrk(url: str, body: Path, seconds: int, connections: int) -> dict[str, float]:
     """One wrk run (2 threads, 2 s timeout): req/s, p50/p99 ms, non-2xx, socket errors."""
-    lua = body.with_suffix(".lua")
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "2s", "--latency", "-s", str(lua), url],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BENCH_BODY": str(body)},
-        check=True,
-    ).stdout
-
-    def ms(label: str) -> float:
-        found = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        if not found:
-            return float("nan")
-        value, unit = found.groups()
-        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": ms("50%"),
-        "p99": ms("99%"),
-        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-        "sockerr": float(sum(int(g) for g in sock.groups())) if sock else 0.0,
-    }
+    return run_wrk(url, body, seconds, connections, timeout="2s")
 
 
 class SlowClients:
@@ -166,34 +115,13 @@ def restarts(log: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install wrk")
+    args = timed_rounds_args(__doc__, seconds=5)
 
     work = Path(tempfile.mkdtemp(prefix="nnserve-gsettings-"))
     store = work / "store"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")},
-        "NNSERVE_STORE": str(store),
-        "NNSERVE_ACCESS_LOG": "/dev/null",
-        "NNSERVE_LOG_LEVEL": "info",
-        "BENCH_LOG_DIR": str(work),
-    }
-    subprocess.run(
-        [sys.executable, "-m", "service.cli", "train", "iris", "--store", str(store)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    with open(ROOT / "models" / "data" / "iris.csv") as f:
-        row = [float(v) for v in list(csv.reader(f))[1][:-1]]
-    body = work / "one.json"
-    body.write_text(json.dumps({"instances": [row]}))
-    body.with_suffix(".lua").write_text(LUA)
+    env = bench_env(NNSERVE_STORE=str(store), NNSERVE_LOG_LEVEL="info", BENCH_LOG_DIR=str(work))
+    train_store(store, ["iris"], env)
+    body = write_body(work / "one.json", {"instances": [rows("iris")[0]]})
 
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
@@ -222,11 +150,11 @@ def main() -> None:
                 wait_ready(url, timeout=90)  # a sync worker blocked on an idle socket may be killed by the master
         for name, (proc, url) in recycled.items():
             measured = wrk(predict.format(url), body, 3 * args.seconds, 64)
-            measured["restarts"] = restarts(Path(proc.log.name))
+            measured["restarts"] = restarts(proc.log_path)
             results[(name, "recycling")] = [measured]
     finally:
         for proc, _ in [*servers.values(), *recycled.values()]:
-            stop(proc)
+            stop_process(proc)
         shutil.rmtree(work, ignore_errors=True)
 
     lines = [
@@ -237,7 +165,7 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for (name, case), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        m = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99", "non2xx", "sockerr")}
+        m = medians(runs, ("rps", "p50", "p99", "non2xx", "sockerr"))
         label = case if case != "recycling" else f"recycling ({runs[0]['restarts']:.0f} worker restarts)"
         lines.append(
             f"| {name} | {label} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['non2xx']:.0f} |"
@@ -249,11 +177,7 @@ def main() -> None:
         " wrk's timeout is 2 s, so socket errors there are timeouts.",
         f"recycling: wrk -c64 for {3 * args.seconds} s with {' '.join(MAX_REQUESTS)}.",
     ]
-    report = "\n".join(lines)
-    print(report)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "gunicorn_settings.md").write_text(report + "\n")
+    write_result("gunicorn_settings", "\n".join(lines))
 
 
 if __name__ == "__main__":

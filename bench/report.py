@@ -17,18 +17,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import cpu_model
 
 BENCH = Path(__file__).resolve().parent
 ORDER = ["train_predict", "http_predict", "retrain_p99", "gunicorn_settings", "soak"]
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    return found.group(1).strip() if found else "unknown"
 
 
 def memory_gb() -> str:

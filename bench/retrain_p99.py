@@ -13,76 +13,37 @@ Needs ``wrk`` (Debian package).
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import os
-import re
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
+from common import (
+    bench_env,
+    free_port,
+    medians,
+    rows,
+    serve_argv,
+    start,
+    stop,
+    timed_rounds_args,
+    train_store,
+    wait_ready,
+    write_body,
+    write_result,
+)
+from common import wrk as run_wrk
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-retrain-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-wrk.body = f:read("*a")
-f:close()
-"""
 LONG = {"epochs": 100000, "patience": 100000}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready after {timeout} s")
-
-
-def wrk(url: str, body: Path, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(body.with_suffix(".lua")), url],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BENCH_BODY": str(body)},
-        check=True,
-    ).stdout
-
-    def ms(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": ms("50%"),
-        "p99": ms("99%"),
-        "errors": float(non2xx.group(1)) if non2xx else 0.0,
-        "socket_errors": socket_errors.group(1) if socket_errors else "",
-    }
+def wrk(url: str, body: Path, seconds: int) -> dict:
+    """wrk -t2 -c8 posting ``body``."""
+    return run_wrk(url, body, seconds, 8)
 
 
 def job(url: str, job_id: str) -> dict:
@@ -122,45 +83,17 @@ def cancel_retrain(url: str, job_id: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install wrk")
+    args = timed_rounds_args(__doc__, seconds=10)
 
     work = Path(tempfile.mkdtemp(prefix="nnserve-bench-retrain-"))
     store = work / "store"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")},
-        "NNSERVE_STORE": str(store),
-        "NNSERVE_ADMIN_TOKEN": TOKEN,
-        "NNSERVE_ACCESS_LOG": "/dev/null",
-        "NNSERVE_LOG_LEVEL": "warning",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "service.cli", "train", "iris", "digits", "--store", str(store)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    with open(ROOT / "models" / "data" / "iris.csv") as f:
-        first = [float(v) for v in list(csv.reader(f))[1][:-1]]
-    body = work / "one.json"
-    body.write_text(json.dumps({"instances": [first]}))
-    body.with_suffix(".lua").write_text(LUA)
+    env = bench_env(NNSERVE_STORE=str(store), NNSERVE_ADMIN_TOKEN=TOKEN, NNSERVE_LOG_LEVEL="warning")
+    train_store(store, ["iris", "digits"], env)
+    body = write_body(work / "one.json", {"instances": [rows("iris")[0]]})
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2", "--store", str(store)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "serve.log").open("wb"),
-        start_new_session=True,
-    )
+    serve = start(serve_argv(port, store, 2), env, log=work / "serve.log")
     results: dict[str, list[dict[str, float]]] = {"without retrain": [], "during retrain": []}
     jobs = []
     try:
@@ -174,14 +107,10 @@ def main() -> None:
             jobs.append(cancel_retrain(base, job_id))
         versions = requests.get(f"{base}/v1/models/digits", timeout=10).json()["versions"]
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
-        serve.wait(timeout=60)
+        stop(serve, timeout=60)
         shutil.rmtree(work, ignore_errors=True)
 
-    med = {
-        case: {m: statistics.median(r[m] for r in runs) for m in ("rps", "p50", "p99", "errors")}
-        for case, runs in results.items()
-    }
+    med = {case: medians(runs, ("rps", "p50", "p99", "non2xx")) for case, runs in results.items()}
     ratio = med["during retrain"]["p99"] / med["without retrain"]["p99"]
     lines = [
         f"# Prediction latency with and without a retrain ({time.strftime('%Y-%m-%d %H:%M')}, "
@@ -194,7 +123,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for case, m in med.items():
-        lines.append(f"| {case} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['errors']:.0f} |")
+        lines.append(f"| {case} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['non2xx']:.0f} |")
     lines += [
         "",
         f"p99(during) / p99(without) = **{ratio:.2f}x** (target <= 2x: {'met' if ratio <= 2 else 'NOT met'})",
@@ -209,11 +138,7 @@ def main() -> None:
             f"{case} p99 " + ", ".join(f"{r['p99']:.2f}" for r in runs) + " ms" for case, runs in results.items()
         ),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = ROOT / "bench" / "results" / "retrain_p99.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text)
+    write_result("retrain_p99", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -19,14 +19,9 @@ Needs ``wrk``. Not a test: bounded, run by ``make bench``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import json
 import os
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,8 +31,23 @@ import time
 from pathlib import Path
 
 import requests
+from common import (
+    bench_env,
+    children,
+    free_port,
+    parse_wrk,
+    require_wrk,
+    rows,
+    rss_mb,
+    serve_argv,
+    start,
+    stop,
+    train_store,
+    wait_ready,
+    write_result,
+    wrk_argv,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-soak-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 LUA = """
@@ -65,30 +75,6 @@ RETRAINS = [(5, "iris", {"epochs": 200}), (15, "digits", {"epochs": 40}), (30, "
 RETRAINS += [(40, "digits", {"epochs": 40})]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rows(name: str) -> list[list[float]]:
-    with open(ROOT / "models" / "data" / f"{name}.csv") as f:
-        return [[float(v) for v in r[:-1]] for r in list(csv.reader(f))[1:]]
-
-
-def children(pid: int) -> dict[int, str]:
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return {int(line.split(None, 1)[0]): line.split(None, 1)[1] for line in out.strip().splitlines()}
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
-
-
 class RssSampler(threading.Thread):
     """Every second: (seconds since start, {web worker pid: RSS MB}); the retraining worker is left out."""
 
@@ -113,22 +99,14 @@ def main() -> None:
         help="override gunicorn's max_requests (0: no recycling, to see a leak recycling would hide)",
     )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install wrk")
+    require_wrk()
 
     work = Path(tempfile.mkdtemp(prefix="nnserve-soak-"))
     store = work / "store"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
-    env.update(NNSERVE_ADMIN_TOKEN=TOKEN, NNSERVE_ACCESS_LOG="/dev/null", NNSERVE_LOG_LEVEL="info")
+    env = bench_env(NNSERVE_ADMIN_TOKEN=TOKEN, NNSERVE_LOG_LEVEL="info")
     if args.max_requests is not None:
         env["GUNICORN_CMD_ARGS"] = f"--max-requests {args.max_requests}"
-    subprocess.run(
-        [sys.executable, "-m", "service.cli", "train", "iris", "digits", "--store", str(store)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    train_store(store, ["iris", "digits"], env)
     iris, digits = rows("iris")[0], rows("digits")
     bodies = {
         "SOAK_IRIS": {"instances": [iris]},
@@ -143,25 +121,10 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(work / "serve.log", "wb")  # noqa: SIM115 (closed below)
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2", "--store", str(store)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    serve = start(serve_argv(port, store, 2), env, log=work / "serve.log")
     jobs: list[dict] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline or serve.poll() is not None:
-                raise RuntimeError("nnserve serve never became ready:\n" + (work / "serve.log").read_text()[-3000:])
-            time.sleep(0.1)
+        wait_ready(url, proc=serve, log=work / "serve.log")
         for body_key in bodies:  # every request of the mix is valid
             path = {"SOAK_IRIS": "/v1/models/iris/predict", "SOAK_DIGITS": "/v1/models/digits/predict"}
             r = requests.post(url + path.get(body_key, "/v2/models/iris/infer"), json=bodies[body_key], timeout=10)
@@ -170,18 +133,7 @@ def main() -> None:
         sampler.start()
         started = time.monotonic()
         wrk = subprocess.Popen(
-            [
-                "wrk",
-                "-t2",
-                f"-c{args.connections}",
-                f"-d{args.seconds}s",
-                "--timeout",
-                "5s",
-                "--latency",
-                "-s",
-                str(lua),
-                url,
-            ],
+            wrk_argv(url, lua, args.seconds, args.connections, timeout="5s"),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -212,27 +164,12 @@ def main() -> None:
                 time.sleep(0.5)
             jobs.append(job)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(serve.pid, signal.SIGTERM)
-        try:
-            serve.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
-        log.close()
+        stop(serve)
         restarts = (work / "serve.log").read_text(errors="replace").count("Autorestarting worker")
         shutil.rmtree(work, ignore_errors=True)
 
-    def ms(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    non2xx_n = int(non2xx.group(1)) if non2xx else 0
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    sock_n = sum(int(g) for g in sock.groups()) if sock else 0
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    measured = parse_wrk(out)
+    non2xx_n, sock_n = int(measured["non2xx"]), int(measured["sockerr"])
 
     samples = sampler.samples
     first = [sum(s.values()) / max(len(s), 1) for t, s in samples if t <= 10]
@@ -258,7 +195,8 @@ def main() -> None:
         "",
         "| requests | req/s | p50 ms | p99 ms | non-2xx | socket errors |",
         "|---:|---:|---:|---:|---:|---:|",
-        f"| {total} | {rps:.0f} | {ms('50%'):.2f} | {ms('99%'):.2f} | {non2xx_n} | {sock_n} |",
+        f"| {measured['requests']} | {measured['rps']:.0f} | {measured['p50']:.2f} | {measured['p99']:.2f}"
+        f" | {non2xx_n} | {sock_n} |",
         "",
         f"- web worker RSS, mean per worker: first 10 s {statistics.mean(first):.1f} MB, last 10 s"
         f" {statistics.mean(last):.1f} MB: growth **{growth * 100:+.1f}%** (target < 10%)",
@@ -269,11 +207,7 @@ def main() -> None:
         f"- verdict: **{'PASS' if ok else 'FAIL'}** (zero non-2xx, zero socket errors, RSS growth < 10%,"
         " every retrain succeeded)",
     ]
-    report = "\n".join(lines)
-    print(report)
-    results = ROOT / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "soak.md").write_text(report + "\n")
+    write_result("soak", "\n".join(lines))
     if not ok:
         sys.exit(1)
 

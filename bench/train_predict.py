@@ -59,6 +59,7 @@ import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
 import threadpoolctl  # noqa: E402
 import torch  # noqa: E402
+from common import cpu_model  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neural_network import MLPClassifier as SkMLP  # noqa: E402
@@ -259,16 +260,6 @@ def interleaved(tasks: dict[str, Callable[[], object]], repeats: int) -> dict[st
     return times
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def blas_info() -> str:
     """Every BLAS/OpenMP pool threadpoolctl sees, with the package that ships it (numpy's is the one nn uses)."""
     parts = []
@@ -331,7 +322,7 @@ def main() -> None:
         f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), Python {platform.python_version()}",
         f"BLAS: {blas_info()}" + (f" (benchmark process runs without {unset})" if unset else ""),
-        f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs",
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs",
         f"digits: {len(X_train)} train / {len(X_test)} test rows; 64-128-64-10 ReLU, batch {BATCH}, Adam lr {LR}, "
         f"{EPOCHS} epochs, float32 for every contender; predict_proba on {N_PREDICT:,} rows; medians of "
         f"{args.repeats} (train) / {predict_repeats} (predict) interleaved repeats after a warm-up",

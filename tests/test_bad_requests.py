@@ -60,6 +60,14 @@ def raw(obj) -> bytes:
     return json.dumps(obj).encode()
 
 
+def first_value_as(literal: bytes, v1_fragment: str, v2_fragment: str | None = None) -> tuple[Req, Req]:
+    """The v1 (422) and v2 (400) requests of one iris row whose first value (5.1) is written as ``literal``."""
+    return (
+        Req("POST", V1, 422, v1_fragment, b'{"instances": [[' + literal + b", 3.5, 1.4, 0.2]]}"),
+        Req("POST", V2, 400, v2_fragment or v1_fragment, raw(v2_body()).replace(b"5.1", literal)),
+    )
+
+
 HUGE = "a" * 900_000  # a single string just under the body limit
 DEEP = b"[" * 100_000 + b"]" * 100_000
 TOO_BIG = b'{"instances": [' + b",".join([b"[5.1, 3.5, 1.4, 0.2]"] * 60_000) + b"]}"
@@ -80,34 +88,17 @@ BODIES = {
         Req("POST", V1, 422, "nested too deeply", b'{"instances": ' + DEEP + b"}"),
         Req("POST", V2, 400, "nested too deeply", b'{"inputs": ' + DEEP + b"}"),
     ),
-    "number-1e400": (
-        Req("POST", V1, 422, "too large to represent", b'{"instances": [[1e400, 3.5, 1.4, 0.2]]}'),
-        Req("POST", V2, 400, "too large to represent", raw(v2_body()).replace(b"5.1", b"1e400")),
+    "number-1e400": first_value_as(b"1e400", "too large to represent"),
+    "number-minus-1e400": first_value_as(b"-1e400", "too large to represent"),
+    # finite in JSON, infinite in the float32 network
+    "number-1e308-beyond-float32": first_value_as(
+        b"1e308", "too large for model 'iris'", "beyond the range of the FP32"
     ),
-    "number-minus-1e400": (
-        Req("POST", V1, 422, "too large to represent", b'{"instances": [[-1e400, 3.5, 1.4, 0.2]]}'),
-        Req("POST", V2, 400, "too large to represent", raw(v2_body()).replace(b"5.1", b"-1e400")),
-    ),
-    "number-1e308-beyond-float32": (  # finite in JSON, infinite in the float32 network
-        Req("POST", V1, 422, "too large for model 'iris'", b'{"instances": [[1e308, 3.5, 1.4, 0.2]]}'),
-        Req("POST", V2, 400, "beyond the range of the FP32", raw(v2_body()).replace(b"5.1", b"1e308")),
-    ),
-    "huge-integer": (  # orjson reads integers beyond 64 bits as doubles: 400 digits overflow to infinity
-        Req("POST", V1, 422, "too large to represent", b'{"instances": [[' + b"9" * 400 + b", 3.5, 1.4, 0.2]]}"),
-        Req("POST", V2, 400, "too large to represent", raw(v2_body()).replace(b"5.1", b"9" * 400)),
-    ),
-    "NaN-literal": (
-        Req("POST", V1, 422, "NaN is not a valid JSON number", b'{"instances": [[NaN, 3.5, 1.4, 0.2]]}'),
-        Req("POST", V2, 400, "NaN is not a valid JSON number", raw(v2_body()).replace(b"5.1", b"NaN")),
-    ),
-    "Infinity-literal": (
-        Req("POST", V1, 422, "Infinity is not a valid JSON number", b'{"instances": [[Infinity, 3.5, 1.4, 0.2]]}'),
-        Req("POST", V2, 400, "Infinity is not a valid JSON number", raw(v2_body()).replace(b"5.1", b"Infinity")),
-    ),
-    "minus-Infinity-literal": (
-        Req("POST", V1, 422, "-Infinity is not a valid JSON number", b'{"instances": [[-Infinity, 3.5, 1.4, 0.2]]}'),
-        Req("POST", V2, 400, "-Infinity is not a valid JSON number", raw(v2_body()).replace(b"5.1", b"-Infinity")),
-    ),
+    # orjson reads integers beyond 64 bits as doubles: 400 digits overflow to infinity
+    "huge-integer": first_value_as(b"9" * 400, "too large to represent"),
+    "NaN-literal": first_value_as(b"NaN", "NaN is not a valid JSON number"),
+    "Infinity-literal": first_value_as(b"Infinity", "Infinity is not a valid JSON number"),
+    "minus-Infinity-literal": first_value_as(b"-Infinity", "-Infinity is not a valid JSON number"),
     "duplicate-keys-last-wins-valid": (
         Req("POST", V1, 200, "", b'{"instances": [[1, 2, 3]], "instances": [[5.1, 3.5, 1.4, 0.2]]}'),
         Req("POST", V2, 200, "", b'{"inputs": 7, ' + raw(v2_body())[1:]),

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import flip_byte
 
 import nn
 from service import create_app
@@ -54,24 +55,15 @@ FSIZE_LIMIT = 256 * 1024  # bytes: the queue's SQLite files stay far below, weig
 BIG_NETWORK = {"hidden_sizes": [4096, 64], "epochs": 1}
 
 
-@pytest.fixture(scope="module")
-def base_store(tmp_path_factory):
-    """iris and diabetes trained by the CLI (full manifests, datasets), version 1 active."""
-    root = tmp_path_factory.mktemp("faults") / "store"
-    subprocess.run(
-        [sys.executable, "-m", "service.cli", "train", "iris", "diabetes", "--epochs", "5", "--store", str(root)],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    return root
+@pytest.fixture
+def base_store(trained_store):
+    """iris and diabetes trained by the CLI (full manifests, datasets), version 1 active. Shared: copy it."""
+    return trained_store("iris", "diabetes", epochs=5)
 
 
 @pytest.fixture
-def store_root(base_store, tmp_path):
-    root = tmp_path / "store"
-    shutil.copytree(base_store, root)
-    return root
+def store_root(base_store, store_copy):
+    return store_copy(base_store)
 
 
 def make_client(root):
@@ -215,12 +207,6 @@ def test_a_retraining_job_whose_publish_fails_half_way_fails_and_publishes_nothi
 
 
 # -- (b) a flipped byte in the active version's weights ------------------------------------------------------------
-
-
-def flip_byte(path):
-    data = bytearray(Path(path).read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    Path(path).write_bytes(bytes(data))
 
 
 def assert_fresh_start_refuses_iris(root, *fragments, detail=200):

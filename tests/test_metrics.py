@@ -7,7 +7,6 @@ the value after the requests minus the value before.
 import io
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
@@ -48,10 +47,8 @@ def base_store(tmp_path_factory):
 
 
 @pytest.fixture
-def store_root(base_store, tmp_path):
-    root = tmp_path / "store"
-    shutil.copytree(base_store, root)
-    return root
+def store_root(base_store, store_copy):
+    return store_copy(base_store)
 
 
 def make_app(store_root):

@@ -8,9 +8,6 @@ needs to act while a job runs (cancel a running job).
 
 import csv
 import re
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +19,6 @@ from service.jobs import JobQueue
 from service.store import ModelStore
 from service.worker import Worker
 
-TRAIN = [sys.executable, "-m", "service.cli", "train", "iris", "digits", "diabetes", "--epochs", "20"]
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "retrain-test-token-81c2"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -34,23 +30,10 @@ def csv_rows(name):
     return [[float(v) for v in r[:-1]] for r in rows], [r[-1] for r in rows]
 
 
-@pytest.fixture(scope="session")
-def base_store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("retrain-store") / "store"
-    subprocess.run(
-        [*TRAIN, "--store", str(root)],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    return root
-
-
 @pytest.fixture
-def store_root(base_store, tmp_path):
-    root = tmp_path / "store"
-    shutil.copytree(base_store, root)
-    return root
+def store_root(trained_store, store_copy):
+    """This test's copy of iris, digits and diabetes trained for 20 epochs by the CLI (once per session)."""
+    return store_copy(trained_store("iris", "digits", "diabetes", epochs=20))
 
 
 @pytest.fixture

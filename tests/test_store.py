@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import flip_byte
 
 import nn
 from service.store import (
@@ -53,12 +54,6 @@ def artifact(fitted, tmp_path_factory):
 @pytest.fixture
 def store(tmp_path):
     return ModelStore(tmp_path / "store")
-
-
-def _flip_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 def _run(script: str, *args: object) -> subprocess.CompletedProcess:
@@ -257,7 +252,7 @@ def test_clean_temporary_removes_stale_files_and_dataset_temporaries(store, fitt
 
 
 def _flip_weights(v: Path, tmp: Path) -> None:
-    _flip_byte(v / "weights.npz")
+    flip_byte(v / "weights.npz")
 
 
 def _remove_weights(v: Path, tmp: Path) -> None:
@@ -394,7 +389,7 @@ def test_active_naming_a_missing_version(store, fitted):
 
 def test_active_naming_a_broken_version(store, fitted):
     store.activate("iris", store.publish("iris", fitted))
-    _flip_byte(store.root / "iris" / "1" / "weights.npz")
+    flip_byte(store.root / "iris" / "1" / "weights.npz")
     with pytest.raises(CorruptVersionError, match="version 1 is broken: checksum mismatch"):
         store.load("iris")
 
@@ -603,7 +598,7 @@ def test_corrupt_dataset_is_detected_and_repaired_by_saving_again(store):
     with pytest.raises(CorruptVersionError, match="fails its checksum"):
         store.load_dataset("iris", b)
 
-    _flip_byte(folder / f"{a}.npz")
+    flip_byte(folder / f"{a}.npz")
     with pytest.raises(CorruptVersionError, match=a):
         store.load_dataset("iris", a)
     assert store.save_dataset("iris", first) == a  # an identical save repairs the damage

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import service_env, start_process
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -96,34 +97,13 @@ def start_gunicorn(
     port: int | None = None,
 ) -> Server:
     """Start gunicorn on the store and return once it is ready; raises with the log tail if it never is."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
-    environment.update({"NNSERVE_STORE": str(store_root), "PYTHONUNBUFFERED": "1"})
-    environment.update(env or {})
+    environment = service_env(NNSERVE_STORE=str(store_root), PYTHONUNBUFFERED="1", **(env or {}))
     attempts = 1 if port is not None else 3  # a free port can be taken between finding and binding it
     for _ in range(attempts):
         bind_port = port or free_port()
         log = (Path(log_dir) if log_dir is not None else Path(store_root).parent) / f"gunicorn-{bind_port}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-c",
-                    "service/gunicorn_conf.py",
-                    "--bind",
-                    f"127.0.0.1:{bind_port}",
-                    "--workers",
-                    str(workers),
-                    "service.wsgi:app",
-                ],
-                cwd=REPO,
-                env=environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group: teardown kills master and workers together
-            )
+        argv = [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn_conf.py", "--bind", f"127.0.0.1:{bind_port}"]
+        process = start_process([*argv, "--workers", str(workers), "service.wsgi:app"], environment, log)
         server = Server(f"http://127.0.0.1:{bind_port}", process, log)
         try:
             if _wait_ready(server, START_TIMEOUT):

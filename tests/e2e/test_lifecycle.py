@@ -9,16 +9,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
+from helpers import service_env, start_cli, wait_for
 
 from service.jobs import JobQueue
 from service.store import ModelStore
@@ -40,23 +39,10 @@ def digits_rows(n: int) -> list[list[float]]:
 BIG = {"instances": digits_rows(10_000)}  # the largest request allowed: hundreds of ms of parsing and predicting
 
 
-@pytest.fixture(scope="module")
-def base_store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e-lifecycle") / "store"
-    subprocess.run(
-        [sys.executable, "-m", "service.cli", "train", "iris", "digits", "--epochs", "20", "--store", str(root)],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    return root
-
-
 @pytest.fixture
-def store_root(base_store, tmp_path):
-    root = tmp_path / "store"
-    shutil.copytree(base_store, root)
-    return root
+def store_root(trained_store, store_copy):
+    """This test's copy of iris and digits trained for 20 epochs by the CLI (once per session)."""
+    return store_copy(trained_store("iris", "digits", epochs=20))
 
 
 class Client(threading.Thread):
@@ -106,13 +92,6 @@ def alive(pid: int) -> bool:
     return True
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(store_root, gunicorn_server):
     server = gunicorn_server(store_root, workers=2, env=ENV)
     try:
@@ -153,31 +132,10 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(store_root, 
 
 
 def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(store_root, tmp_path, port):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
-    env.update(ENV, PYTHONUNBUFFERED="1")
+    env = service_env(**ENV, PYTHONUNBUFFERED="1")
     log = tmp_path / "serve.log"
     versions_before = ModelStore(store_root).versions("digits")
-    with open(log, "wb") as out:
-        serve = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--store",
-                str(store_root),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    serve = start_cli("serve", "--port", port, "--workers", 2, "--store", store_root, env=env, log=log)
     url = f"http://127.0.0.1:{port}"
     try:
 

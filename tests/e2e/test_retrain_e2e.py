@@ -1,6 +1,6 @@
 """Retraining end to end with real processes: gunicorn (2 web workers) and ``nnserve worker`` processes.
 
-Each test has its own copy of a store trained once per module by the CLI,
+Each test has its own copy of a store trained once per session by the CLI,
 its own gunicorn, and its own retraining worker processes (each in a process
 group of its own, killed at teardown).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,6 @@ import requests
 
 from service.store import ModelStore
 
-TRAIN = [sys.executable, "-m", "service.cli", "train", "iris", "digits", "diabetes", "--epochs", "20"]
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-retrain-token-4b1d"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,23 +30,10 @@ IRIS_ROW = {"instances": [[5.9, 3.0, 5.1, 1.8]]}
 LONG = {"epochs": 100000, "patience": 100000}  # hours of training: only a kill, a cancel or SIGTERM ends it
 
 
-@pytest.fixture(scope="module")
-def base_store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e-retrain") / "store"
-    subprocess.run(
-        [*TRAIN, "--store", str(root)],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    return root
-
-
 @pytest.fixture
-def store_root(base_store, tmp_path):
-    root = tmp_path / "store"
-    shutil.copytree(base_store, root)
-    return root
+def store_root(trained_store, store_copy):
+    """This test's copy of iris, digits and diabetes trained for 20 epochs by the CLI (once per session)."""
+    return store_copy(trained_store("iris", "digits", "diabetes", epochs=20))
 
 
 @pytest.fixture

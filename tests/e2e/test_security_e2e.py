@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
+from helpers import copy_store
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION_BANNER = re.compile(r"(werkzeug|python|gunicorn)\s*/?\s*\d", re.IGNORECASE)
@@ -22,14 +21,8 @@ IRIS = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, gunicorn_server):
-    root = tmp_path_factory.mktemp("security-e2e") / "store"
-    subprocess.run(
-        [sys.executable, "-m", "service.cli", "train", "iris", "--epochs", "5", "--store", str(root)],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
+def server(tmp_path_factory, trained_store, gunicorn_server):
+    root = copy_store(trained_store("iris", epochs=5), tmp_path_factory.mktemp("security-e2e"))
     return gunicorn_server(root, workers=1, env={"NNSERVE_ACCESS_LOG": "/dev/null"})
 
 

@@ -2,8 +2,6 @@
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from helpers import service_env, start_cli
 
 from service.catalog import catalog_specs
 from service.store import ModelStore
@@ -102,29 +101,8 @@ def test_activation_under_load_fails_no_request_and_every_worker_switches_within
 
 
 def test_nnserve_serve_trains_an_empty_store_then_serves(tmp_path, port):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--store",
-            str(tmp_path / "store"),
-            "--models-dir",
-            str(REPO / "models"),
-            "--no-retrain-worker",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    serve = ["serve", "--port", port, "--workers", 1, "--store", tmp_path / "store", "--models-dir", REPO / "models"]
+    proc = start_cli(*serve, "--no-retrain-worker", env=service_env())
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

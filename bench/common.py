@@ -1,0 +1,218 @@
+"""What the HTTP benchmarks share: ports, server processes, readiness, wrk, RSS, stores, results.
+
+The scripts run as ``.venv/bin/python bench/<script>.py``, so ``bench/`` is on
+``sys.path`` and they import this module as ``common``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+# wrk script posting the file named by $BENCH_BODY as JSON, again and again
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+"""
+
+
+def require_wrk() -> None:
+    """Exit with a hint when ``wrk`` is not on PATH."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+
+
+def timed_rounds_args(doc: str, seconds: int, rounds: int = 2) -> argparse.Namespace:
+    """``--seconds`` (one measured run) and ``--rounds`` (interleaved repeats) of a wrk benchmark; needs wrk."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=seconds)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    args = parser.parse_args()
+    require_wrk()
+    return args
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``NNSERVE_*`` variable, access log off, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
+    env["NNSERVE_ACCESS_LOG"] = "/dev/null"
+    env.update(extra)
+    return env
+
+
+def train_store(store: Path, models: Iterable[str], env: dict[str, str]) -> None:
+    """``nnserve train <models> --store <store>`` (``models`` may be ``["--all"]``)."""
+    subprocess.run(
+        [sys.executable, "-m", "service.cli", "train", *models, "--store", str(store)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def serve_argv(port: int, store: Path, workers: int = 2, extra: Iterable[str] = ()) -> list[str]:
+    """The ``nnserve serve`` command line on ``port`` with ``workers`` web workers."""
+    argv = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    return [*argv, "--store", str(store), *extra]
+
+
+def start(argv: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    """``argv`` from the repository root in a process group of its own; stdout and stderr to ``log`` or discarded."""
+    with open(log, "wb") if log is not None else contextlib.nullcontext(subprocess.DEVNULL) as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the process group; SIGKILL it when it is still there after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait_ready(
+    url: str,
+    timeout: float = 60.0,
+    path: str = "/readyz",
+    status: int | None = 200,
+    proc: subprocess.Popen | None = None,
+    log: Path | None = None,
+) -> float:
+    """Seconds until ``url + path`` answers ``status`` (any status when None).
+
+    Raises when ``timeout`` passes first or ``proc`` exits (with the end of ``log`` when given).
+    """
+    start_time = time.perf_counter()
+    while time.perf_counter() - start_time < timeout:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url + path, timeout=1).status_code in ((status,) if status else range(100, 600)):
+                return time.perf_counter() - start_time
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    tail = "\n" + log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+    raise RuntimeError(f"{url} never became ready ({timeout} s){tail}")
+
+
+def wrk_argv(url: str, script: Path, seconds: int, connections: int, threads: int = 2, timeout: str = "") -> list[str]:
+    """The wrk command line (``--latency``, and ``--timeout`` when given)."""
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s"]
+    argv += ["--timeout", timeout] if timeout else []
+    return [*argv, "--latency", "-s", str(script), url]
+
+
+def parse_wrk(out: str) -> dict:
+    """wrk's ``--latency`` output as requests, rps, p50/p99 (ms, NaN if absent), non2xx, sockerr (summed)
+    and socket_errors (wrk's own line, "" without errors)."""
+
+    def ms(label: str) -> float:
+        found = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not found:
+            return float("nan")
+        value, unit = found.groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (connect (\d+), read (\d+), write (\d+), timeout (\d+))", out)
+    return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": ms("50%"),
+        "p99": ms("99%"),
+        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "sockerr": float(sum(int(g) for g in sock.groups()[1:])) if sock else 0.0,
+        "socket_errors": sock.group(1) if sock else "",
+    }
+
+
+def wrk(url: str, body: Path, seconds: int, connections: int, threads: int = 2, timeout: str = "") -> dict:
+    """One wrk run posting ``body`` (made by ``write_body``) to ``url``, parsed by ``parse_wrk``."""
+    out = subprocess.run(
+        wrk_argv(url, body.with_suffix(".lua"), seconds, connections, threads, timeout),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENCH_BODY": str(body)},
+        check=True,
+    ).stdout
+    return parse_wrk(out)
+
+
+def medians(runs: list[dict], keys: Iterable[str]) -> dict[str, float]:
+    """The median of each of ``keys`` over ``runs``."""
+    return {k: statistics.median(r[k] for r in runs) for k in keys}
+
+
+def rows(name: str) -> list[list[float]]:
+    """The feature rows of ``models/data/<name>.csv`` (target column dropped)."""
+    with open(ROOT / "models" / "data" / f"{name}.csv") as f:
+        return [[float(v) for v in r[:-1]] for r in list(csv.reader(f))[1:]]
+
+
+def write_body(path: Path, payload: object) -> Path:
+    """``payload`` as JSON at ``path``, with the wrk script posting it beside it (``.lua``)."""
+    path.write_text(json.dumps(payload))
+    path.with_suffix(".lua").write_text(LUA)
+    return path
+
+
+def children(pid: int) -> dict[int, str]:
+    """{pid: command line} of the direct children of ``pid``."""
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return {int(line.split(None, 1)[0]): line.split(None, 1)[1] for line in out.strip().splitlines()}
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of ``pid`` in MB; None when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
+    with contextlib.suppress(OSError):
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        if found:
+            return found.group(1).strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def write_result(name: str, report: str) -> None:
+    """Print ``report`` and write it as ``bench/results/<name>.md``."""
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(report.rstrip("\n") + "\n")

@@ -1,0 +1,82 @@
+"""Helpers the test modules share (fixtures built on them are in ``tests/conftest.py``).
+
+``tests/`` is on ``sys.path`` while the suite runs (pytest's default import
+mode puts each conftest's folder there), so any test module, ``tests/e2e/``
+included, imports these as ``from helpers import ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def train_store(root: Path, *models: str, epochs: int) -> Path:
+    """``nnserve train <models> --epochs <epochs> --store <root>`` through the real CLI; returns ``root``."""
+    subprocess.run(
+        [sys.executable, "-m", "service.cli", "train", *models, "--epochs", str(epochs), "--store", str(root)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    return root
+
+
+def copy_store(base: Path, parent: Path) -> Path:
+    """A copy of the store ``base`` at ``parent / "store"``."""
+    root = Path(parent) / "store"
+    shutil.copytree(base, root)
+    return root
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``NNSERVE_*`` variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
+    env.update(extra)
+    return env
+
+
+def start_process(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    """``argv`` from the repository root in a process group of its own (so a teardown can kill it whole),
+    stdin closed, stdout and stderr into the file ``log`` (discarded when None)."""
+    out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (closed below, the child keeps its copy)
+    try:
+        return subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        if log is not None:
+            out.close()
+
+
+def start_cli(*args: object, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    """``python -m service.cli <args>`` started by ``start_process``."""
+    return start_process([sys.executable, "-m", "service.cli", *map(str, args)], env, log)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 50 ms until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def flip_byte(path: Path) -> None:
+    """Invert the byte in the middle of the file at ``path``."""
+    data = bytearray(Path(path).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
