@@ -21,11 +21,11 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 run: $(VENV)/.installed
 	$(VENV)/bin/nnserve serve
 
-# Lint and types. The format check covers nn/ only for now: other packages are not yet ruff-formatted.
-# mypy checks the `files` of [tool.mypy] in pyproject.toml, nn/ with --strict's flags.
+# Lint, format and types over the whole repository.
+# mypy checks the `files` of [tool.mypy] in pyproject.toml: nn/ with --strict's flags, service/.
 lint: $(VENV)/.installed-test
-	$(PY) -m ruff check nn service tests bench models
-	$(PY) -m ruff format --check nn
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 test: lint

@@ -21,33 +21,27 @@ class UserError(click.ClickException):
         super().__init__(" ".join(str(message).split()))
 
 
-def store_option(func: F) -> F:
-    """``--store`` (``NNSERVE_STORE``, default ``./store``), passed as ``store_root``."""
-    option: F = click.option(
-        "--store",
-        "store_root",
+def _directory_option(flag: str, dest: str, envvar: str, default: str, help_text: str) -> Callable[[F], F]:
+    """A directory option read from ``envvar`` when not given, shown with its default and variable."""
+    decorator: Callable[[F], F] = click.option(
+        flag,
+        dest,
         type=click.Path(path_type=Path),
-        envvar="NNSERVE_STORE",
-        default="./store",
+        envvar=envvar,
+        default=default,
         show_default=True,
         show_envvar=True,
-        help="Model store directory.",
-    )(func)
-    return option
+        help=help_text,
+    )
+    return decorator
 
 
-def models_dir_option(func: F) -> F:
-    """``--models-dir`` (``NNSERVE_MODELS``, default ``./models``), passed as ``models_dir``."""
-    option: F = click.option(
-        "--models-dir",
-        type=click.Path(path_type=Path),
-        envvar="NNSERVE_MODELS",
-        default="./models",
-        show_default=True,
-        show_envvar=True,
-        help="Where --all and bare model names look for specs.",
-    )(func)
-    return option
+# ``--store`` (NNSERVE_STORE, default ./store), passed as ``store_root``.
+store_option = _directory_option("--store", "store_root", "NNSERVE_STORE", "./store", "Model store directory.")
+# ``--models-dir`` (NNSERVE_MODELS, default ./models), passed as ``models_dir``.
+models_dir_option = _directory_option(
+    "--models-dir", "models_dir", "NNSERVE_MODELS", "./models", "Where --all and bare model names look for specs."
+)
 
 
 def open_store(root: Path) -> ModelStore:
