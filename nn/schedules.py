@@ -62,10 +62,3 @@ class InverseScaling(Schedule):
     def __call__(self, initial_lr: float, epoch: int) -> float:
         divisor: float = (epoch + 1) ** self.power_t  # int ** float is typed Any by typeshed
         return initial_lr / divisor
-
-
-SCHEDULES: dict[str, type[Schedule]] = {
-    "step": StepDecay,
-    "cosine": CosineDecay,
-    "invscaling": InverseScaling,
-}

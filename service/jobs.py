@@ -207,6 +207,7 @@ class JobQueue:
         return failed
 
     def counts(self) -> dict[str, int]:
+        """Jobs per status (what a dashboard or a test wants to know at a glance)."""
         with self._connect() as db:
             rows = db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
         return {r["status"]: r["n"] for r in rows}

@@ -8,6 +8,7 @@ from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from .fields import Matrix
+from .jobs import STATUSES
 
 MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: beyond it the job queue cannot even be asked
 
@@ -172,9 +173,7 @@ class JobResultSchema(Schema):
 class JobSchema(Schema):
     id = fields.String(required=True)
     model = fields.String(required=True)
-    status = fields.String(
-        required=True, validate=validate.OneOf(["queued", "running", "succeeded", "failed", "cancelled"])
-    )
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     request = fields.Dict()
     progress = fields.Dict(allow_none=True)
     result = fields.Nested(JobResultSchema, allow_none=True)
@@ -198,6 +197,6 @@ class JobListArgsSchema(Schema):
         unknown = RAISE
 
     model = fields.String()
-    status = fields.String(validate=validate.OneOf(["queued", "running", "succeeded", "failed", "cancelled"]))
+    status = fields.String(validate=validate.OneOf(STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
