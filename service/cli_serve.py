@@ -47,7 +47,7 @@ def serve(
       nnserve serve --host 0.0.0.0 --workers 2
     """
     if not ModelStore(store_root).model_names():
-        click.echo(f"store {store_root} is empty: training the catalog in {models_dir}")
+        click.echo(f"the store at {store_root} is empty: training the catalog in {models_dir}")
         ctx.invoke(
             train,
             specs=(),
