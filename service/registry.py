@@ -5,6 +5,11 @@ interval. When the stamp changes, the new version is loaded, verified and
 warmed up with one prediction *before* the reference is swapped, so requests
 in flight keep the old model and none fails. A version that fails to load is
 logged, remembered as the model's error, and the old one keeps serving.
+
+One thread loads a model at a time, under that model's own lock: requests for
+other models never wait for it, and requests for the same model keep getting
+the version already loaded meanwhile (only a model with nothing loaded yet, or
+an explicit ``refresh``, waits for the load).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,6 +38,7 @@ class _Slot:
     checked: float = 0.0
     error: str | None = None
     failure: type[StoreError] = NotFoundError  # raised with ``error`` while nothing is loaded
+    lock: threading.Lock = field(default_factory=threading.Lock)  # held while this model is checked or loaded
 
 
 class ModelRegistry:
@@ -44,7 +50,7 @@ class ModelRegistry:
         self.cache_size = cache_size
         self._slots: dict[str, _Slot] = {}
         self._pinned: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts only, never held during a load
 
     def load_all(self) -> None:
         """Load every model's active version (at start, so the first request is fast).
@@ -71,50 +77,60 @@ class ModelRegistry:
         slot = self._slots.get(name)
         now = time.monotonic()
         if slot is None or refresh or now - slot.checked >= self.reload_interval:
-            slot = self._refresh(name, now)
+            slot = self._refresh(name, now, wait=refresh)
         if slot.model is None:
             raise slot.failure(slot.error) if slot.error else NotFoundError(self._missing(name))
         return slot.model
 
-    def _refresh(self, name: str, now: float) -> _Slot:
+    def _refresh(self, name: str, now: float, wait: bool = False) -> _Slot:
         try:
             stamp = self.store.active_stamp(name)
         except StoreError as exc:  # ACTIVE cannot even be stat'ed: keep what is loaded, remember why
-            with self._lock:
-                slot = self._slots.get(name)
-                if slot is None:
-                    raise
+            slot = self._slots.get(name)
+            if slot is None:
+                raise
+            with slot.lock:
                 if slot.error != str(exc):
                     kept = slot.model.version if slot.model else None
                     log.error("model %s: store unreadable, still serving version %s: %s", name, kept, exc)
                 slot.checked, slot.stamp, slot.error, slot.failure = now, None, str(exc), type(exc)
-                return slot
+            return slot
         with self._lock:
             slot = self._slots.get(name)
             if slot is None:
                 if stamp is None:  # no slot for names that serve nothing: requests cannot grow this dict
                     raise NotFoundError(self._missing(name))
                 slot = self._slots[name] = _Slot()
-            slot.checked = now
-            if stamp == slot.stamp:
-                return slot
-            slot.stamp = stamp
-            if stamp is None:
-                return slot
-            try:
-                loaded = self.store.load(name)
-                warm_up(loaded)
-            except StoreError as exc:
-                slot.error, slot.failure = str(exc), type(exc)
-                metrics.load_failed()
-                kept = slot.model.version if slot.model else None
-                log.error("model %s: active version not loaded, still serving version %s: %s", name, kept, exc)
-                return slot
-            if slot.model is None or slot.model.version != loaded.version:
-                log.info("model %s: serving version %s", name, loaded.version)
-            slot.model, slot.error = loaded, None
-            metrics.active_version(name, loaded.version)
+        # Another thread is loading this model: serve what is loaded meanwhile, wait only if there is nothing.
+        if not slot.lock.acquire(blocking=wait or slot.model is None):
             return slot
+        try:
+            return self._update(slot, name, stamp, now)
+        finally:
+            slot.lock.release()
+
+    def _update(self, slot: _Slot, name: str, stamp: tuple[int, int, int] | None, now: float) -> _Slot:
+        """Load the version ACTIVE now names into ``slot`` if its stamp changed (called holding ``slot.lock``)."""
+        slot.checked = now
+        if stamp == slot.stamp:
+            return slot
+        slot.stamp = stamp
+        if stamp is None:
+            return slot
+        try:
+            loaded = self.store.load(name)
+            warm_up(loaded)
+        except StoreError as exc:
+            slot.error, slot.failure = str(exc), type(exc)
+            metrics.load_failed()
+            kept = slot.model.version if slot.model else None
+            log.error("model %s: active version not loaded, still serving version %s: %s", name, kept, exc)
+            return slot
+        if slot.model is None or slot.model.version != loaded.version:
+            log.info("model %s: serving version %s", name, loaded.version)
+        slot.model, slot.error = loaded, None
+        metrics.active_version(name, loaded.version)
+        return slot
 
     def knows(self, name: str) -> bool:
         """Whether ``name`` is a model this worker has seen with an active version (no filesystem access)."""

@@ -1,5 +1,6 @@
 """Hot reload within one app: a version activated through the store (not HTTP) is served after the interval."""
 
+import threading
 import time
 
 import numpy as np
@@ -86,3 +87,34 @@ def test_a_newly_published_model_is_served_without_a_restart(reloading_client, s
     body = response.get_json()
     assert (body["model"], body["version"]) == ("iris-copy", 1)
     assert body["predictions"] == trained_store.estimator("iris", 2).predict(np.array(rows)).tolist()
+
+
+def test_a_slow_load_holds_up_neither_other_models_nor_the_old_one(make_app, store_copy, trained_store, monkeypatch):
+    app = make_app(store_copy, NNSERVE_RELOAD_INTERVAL=0)
+    client, registry = app.test_client(), app.extensions["nnserve.registry"]
+    loading, release = threading.Event(), threading.Event()
+    load = registry.store.load
+
+    def slow_load(name, version=None):
+        if name == "iris" and version is None:
+            loading.set()
+            release.wait(5)
+        return load(name, version)
+
+    monkeypatch.setattr(registry.store, "load", slow_load)
+    ModelStore(store_copy).activate("iris", 2)
+    loader = threading.Thread(target=registry.active, args=("iris",))
+    loader.start()
+    try:
+        assert loading.wait(5)
+        started = time.monotonic()
+        digits = client.post("/v1/models/digits/predict", json={"instances": [[0.0] * 64]})
+        iris = predict(client, trained_store.models["iris"].rows.tolist())
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        loader.join()
+    assert digits.status_code == 200
+    assert iris["version"] == 1  # the old version serves while the new one loads
+    assert waited < 2, f"requests waited {waited:.1f} s for another thread's load"
+    assert predict(client, trained_store.models["iris"].rows.tolist())["version"] == 2
