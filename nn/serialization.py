@@ -210,7 +210,10 @@ def _rebuild(manifest: dict[str, Any], weights: bytes, root: Path) -> BaseMLP:
         estimator.y_mean_, estimator.y_scale_ = arrays["y_mean"], arrays["y_scale"]
     layers = [_layer(spec, root) for spec in manifest["architecture"]]
     net = Network(layers, estimator._loss(), estimator._make_optimizer(), dtype=manifest["dtype"])
-    n_features = int(manifest["n_features"])
+    n_features = manifest["n_features"]
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise ArtifactError(f"{root}: n_features must be a positive integer, got {n_features!r}")
+    _check_shapes(layers, n_features, arrays, root)  # before build allocates what the manifest claims
     net.build(n_features)
     if net.n_outputs != manifest["n_outputs"]:
         raise ArtifactError(
@@ -237,6 +240,18 @@ def _rebuild(manifest: dict[str, Any], weights: bytes, root: Path) -> BaseMLP:
                 raise ArtifactError(f"{root}: {key} has shape {arrays[key].shape}, expected ({net.n_outputs},)")
             setattr(estimator, f"{key}_", arrays[key].astype(net.dtype))
     return estimator
+
+
+def _check_shapes(layers: list[Layer], n_features: int, arrays: dict[str, np.ndarray], root: Path) -> None:
+    """Every Dense layer's weight matrix is in the file with the shape the manifest implies."""
+    width = n_features
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Dense):
+            W = arrays.get(f"layer.{i}.W")
+            if W is None or W.shape != (width, layer.units):
+                found = "missing" if W is None else f"of shape {W.shape}"
+                raise ArtifactError(f"{root}: layer {i} weights are {found}, expected ({width}, {layer.units})")
+            width = layer.units
 
 
 def _vector(arrays: dict[str, np.ndarray], key: str, net: Network) -> np.ndarray:

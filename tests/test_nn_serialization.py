@@ -345,6 +345,10 @@ def test_unknown_estimator(artifact, estimator):
         lambda m: m.update(n_outputs=7),
         lambda m: m.update(n_features="four"),
         lambda m: m.update(dtype="float16"),
+        lambda m: m.update(n_features=0),
+        lambda m: m.update(n_features=float("inf")),
+        lambda m: m.update(n_features=10**9),
+        lambda m: m["architecture"][0]["config"].update(units=10**9),
     ],
     ids=[
         "no-architecture",
@@ -355,6 +359,10 @@ def test_unknown_estimator(artifact, estimator):
         "n_outputs",
         "n_features",
         "dtype",
+        "n_features-zero",
+        "n_features-infinite",
+        "n_features-huge",
+        "units-huge",
     ],
 )
 def test_inconsistent_manifest(artifact, change):
