@@ -24,7 +24,14 @@ from ..schemas import (
     PredictRequestSchema,
     PredictResponseSchema,
 )
-from ..store import LoadedModel, NotFoundError, StoreError, validate_name, validate_version
+from ..store import (
+    CorruptVersionError,
+    LoadedModel,
+    NotFoundError,
+    StoreError,
+    validate_name,
+    validate_version,
+)
 from .blueprint import ADMIN, Blueprint
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
@@ -168,7 +175,10 @@ class Activate(MethodView):
         """Make a version the active one: roll forward or back (admin). Broken versions are refused with 409."""
         reg = registry()
         name, number = validate_name(name), validate_version(version)
-        previous = reg.store.active_version(name)
+        try:
+            previous = reg.store.active_version(name)
+        except CorruptVersionError:  # an unreadable ACTIVE is what activating a good version repairs
+            previous = None
         reg.store.activate(name, number)
         reg.active(name, refresh=True)
         return {"model": name, "version": number, "previous_version": previous}

@@ -149,3 +149,12 @@ def test_activate_a_corrupt_version_is_409_and_the_active_one_keeps_serving(
     assert copy_client.post("/v1/models/iris/predict", json={"instances": rows}).get_json() == before
     assert copy_client.get("/readyz").get_json()["models"]["iris"]["loaded_version"] == 1
     assert_error(copy_client.post("/v1/models/iris/versions/2/predict", json={"instances": rows}), 409, "broken")
+
+
+def test_activate_repairs_an_unreadable_active_file(copy_client, store_copy, admin_headers):
+    (store_copy / "iris" / "ACTIVE").write_text("garbage\n")  # what activate exists to repair
+    response = copy_client.post(ACTIVATE, headers=admin_headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"model": "iris", "version": 2, "previous_version": None}
+    assert ModelStore(store_copy).active_version("iris") == 2
+    assert copy_client.post("/v1/models/iris/predict", json={"instances": [ROW]}).get_json()["version"] == 2
