@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .activations import get_activation
-from .callbacks import Callback, EarlyStopping, History, ReduceLROnPlateau
+from .callbacks import Callback, History, ReduceLROnPlateau
 from .layers import Dense, Dropout, Layer
 from .losses import Loss
 from .network import Network
@@ -30,6 +30,42 @@ from .typing import AnyArray, Array
 class _Printer(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         print(f"Iteration {epoch + 1}, loss = {logs['loss']:.8f}")
+
+
+class _NoImprovementStop(Callback):
+    """scikit-learn's stopping rule for ``tol`` and ``n_iter_no_change``.
+
+    An epoch counts as no improvement when ``monitor`` is not better than the best
+    value so far by at least ``tol``; training stops once more than
+    ``n_iter_no_change`` such epochs come in a row. The best value follows every
+    improvement, however small, and with ``restore`` its weights are put back at
+    the end (scikit-learn's early stopping keeps the best validation score's weights).
+    """
+
+    def __init__(self, monitor: str, tol: float, n_iter_no_change: int, restore: bool) -> None:
+        self.monitor, self.tol, self.n_iter_no_change, self.restore = monitor, tol, n_iter_no_change, restore
+        self.sign = -1.0 if monitor.endswith("loss") else 1.0
+        self._best: float | None = None
+        self._best_weights: Array | None = None
+        self._count = 0
+
+    def on_train_begin(self, logs: dict[str, float]) -> None:
+        self._best, self._best_weights, self._count = None, None, 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        value = float(logs[self.monitor])
+        gain = np.inf if self._best is None else self.sign * (value - self._best)
+        self._count = 0 if gain >= self.tol else self._count + 1
+        if gain > 0:
+            self._best = value
+            if self.restore:
+                self._best_weights = self.network.get_flat_weights()
+        if self._count > self.n_iter_no_change:
+            self.network.stop_training = True
+
+    def on_train_end(self, logs: dict[str, float]) -> None:
+        if self._best_weights is not None:
+            self.network.set_flat_weights(self._best_weights)
 
 
 class BaseMLP(MLPParams, ABC):
@@ -177,13 +213,7 @@ class BaseMLP(MLPParams, ABC):
 
         callbacks: list[Callback] = list(self.callbacks or [])
         monitor = f"val_{self.score_name}" if self.early_stopping else "loss"
-        stopper = EarlyStopping(
-            monitor,
-            min_delta=self.tol,
-            patience=self.n_iter_no_change,
-            restore_best_weights=self.early_stopping,
-        )
-        callbacks.insert(0, stopper)
+        callbacks.insert(0, _NoImprovementStop(monitor, self.tol, self.n_iter_no_change, self.early_stopping))
         if self.learning_rate == "adaptive":
             callbacks.append(ReduceLROnPlateau("loss", factor=0.2, patience=2, min_delta=self.tol))
         if self.verbose:

@@ -404,10 +404,13 @@ def test_adaptive_learning_rate_divides_by_5_on_a_plateau():
     assert clf.history_.history["lr"] == pytest.approx([0.01, 0.01, 0.01, 0.002, 0.002, 0.0004, 0.0004])
 
 
-def test_tol_and_n_iter_no_change_stop_training():
+def test_tol_and_n_iter_no_change_stop_training_as_in_scikit_learn():
+    """Every epoch is a plateau under a huge tol: scikit-learn stops once the count exceeds n_iter_no_change."""
     X, y = blobs()
-    clf = MLPClassifier(**{**FAST, "max_iter": 100, "tol": 100.0, "n_iter_no_change": 3}).fit(X, y)
-    assert clf.n_iter_ == 4
+    params = {**FAST, "max_iter": 100, "tol": 100.0, "n_iter_no_change": 3}
+    clf = MLPClassifier(**params).fit(X, y)
+    theirs = sklearn.neural_network.MLPClassifier(**params).fit(X, y)
+    assert clf.n_iter_ == theirs.n_iter_ == 5
 
 
 def test_early_stopping_keeps_a_validation_score():

@@ -22,6 +22,7 @@ from nn import (
     StepDecay,
     Tanh,
 )
+from nn.mlp import _NoImprovementStop
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_Y = np.array([0, 1, 1, 0])
@@ -297,11 +298,11 @@ def test_stop_training_ends_after_the_current_epoch():
     assert recorder.epochs == [0, 1, 2]
 
 
-def fit_with_injected(values, stopper, epochs=None):
+def fit_with_injected(values, stopper, epochs=None, key="score"):
     x, y = blobs()
     recorder = Recorder()
     net = classifier_net()
-    history = net.fit(x, y, epochs=epochs or len(values), callbacks=[Inject(values), stopper, recorder])
+    history = net.fit(x, y, epochs=epochs or len(values), callbacks=[Inject(values, key), stopper, recorder])
     return net, history, recorder
 
 
@@ -357,6 +358,25 @@ def test_early_stopping_on_a_worsening_validation_loss_restores_the_best_epoch()
     assert_array_equal(net.get_flat_weights(), recorder.weights[stopper.best_epoch])
     assert net.evaluate(x.astype(np.float32), 1 - y)["loss"] == pytest.approx(stopper.best, rel=1e-6)
     assert not np.array_equal(net.get_flat_weights(), recorder.weights[-1])
+
+
+@pytest.mark.parametrize(
+    ("key", "values", "stopped_after", "best_epoch"),
+    [
+        # Every epoch gains 0.02 < tol: each counts as no improvement, yet the best follows it.
+        ("score", [0.5, 0.52, 0.54, 0.56, 0.58, 0.9], 4, 3),
+        ("val_loss", [1.0, 0.98, 0.96, 0.99, 0.94, 0.1], 4, 2),
+        # A gain of tol or more resets the count.
+        ("score", [0.5, 0.6, 0.61, 0.7, 0.71, 0.72, 0.73, 0.74, 0.75], 7, 6),
+    ],
+)
+def test_estimator_stopping_rule_is_scikit_learns(key, values, stopped_after, best_epoch):
+    """tol=0.05, n_iter_no_change=2: stop once more than 2 epochs in a row fail to beat the best by tol
+    (scikit-learn's ``_update_no_improvement_count``); the restored weights are the best epoch's."""
+    stopper = _NoImprovementStop(key, tol=0.05, n_iter_no_change=2, restore=True)
+    net, history, recorder = fit_with_injected(values, stopper, key=key)
+    assert history.epochs == stopped_after
+    assert_array_equal(net.get_flat_weights(), recorder.weights[best_epoch])
 
 
 def test_lr_schedule_sets_the_rate_before_each_epoch():
