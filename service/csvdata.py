@@ -91,8 +91,8 @@ def read_csv_dataset(path: str | os.PathLike[str], target: str, task: str) -> Da
     """A CSV with a header row as a ``Dataset``: every column but ``target`` is a numeric feature.
 
     Classification labels become ints when every label is an integer literal
-    (so ``predict`` answers 3, not "3"), else strings; regression targets are
-    float64.
+    that fits int64 and no two labels name the same int (so ``predict``
+    answers 3, not "3"), else strings; regression targets are float64.
     """
     path = Path(path)
     if task not in TASKS:
@@ -121,11 +121,21 @@ def read_csv_dataset(path: str | os.PathLike[str], target: str, task: str) -> Da
         raise CSVError(f"{path}: no data rows after the header")
     if task == "regression":
         y = np.asarray(labels, dtype=np.float64)
-    elif all(_INT_LABEL.fullmatch(label) for label in labels):
-        y = np.asarray([int(label) for label in labels], dtype=np.int64)
+    elif (ints := _int_labels(labels)) is not None:
+        y = np.asarray(ints, dtype=np.int64)
     else:
         y = np.asarray(labels, dtype=str)
     return Dataset(np.asarray(X, dtype=np.float64), y, features)
+
+
+def _int_labels(labels: list[str]) -> list[int] | None:
+    """The labels as ints when each is an int64 literal and no two distinct labels ("7", "07") become one int."""
+    if not all(_INT_LABEL.fullmatch(label) for label in labels):
+        return None
+    ints = [int(label) for label in labels]
+    if not all(-(2**63) <= i < 2**63 for i in ints) or len(set(ints)) != len(set(labels)):
+        return None
+    return ints
 
 
 def _some(names: list[str], limit: int = 8) -> str:

@@ -146,6 +146,21 @@ def test_integer_labels_become_ints_and_regression_floats(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["7", "07"], ["7", "07"]),  # two classes in the file stay two classes
+        (["1", "99999999999999999999"], ["1", "99999999999999999999"]),  # beyond int64: no OverflowError
+        (["1", "+1", "2"], ["1", "+1", "2"]),
+        (["-3", "3"], [-3, 3]),
+    ],
+)
+def test_integer_labels_become_ints_only_when_nothing_is_lost(tmp_path, labels, expected):
+    path = tmp_path / "d.csv"
+    path.write_text("label,f\n" + "".join(f"{label},1\n" for label in labels))
+    assert read_csv_dataset(path, "label", "classification").y.tolist() == expected
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("a,b,kind\n1,2,x\n3,oops,y\n", "line 3, column 'b': 'oops' is not a number"),
