@@ -175,6 +175,11 @@ class Network:
             logs[name] = float(fn(logits, y))
         return logs
 
+    def _targets(self, y: AnyArray) -> AnyArray:
+        """Float targets in the network's dtype: float64 targets would make a float32 loss gradient float64."""
+        y = np.asarray(y)
+        return y.astype(self.dtype, copy=False) if y.dtype.kind == "f" else y
+
     def fit(
         self,
         x: npt.ArrayLike,
@@ -196,7 +201,8 @@ class Network:
             Converted to a contiguous array of the network's dtype.
         y : ndarray
             Targets in the form the loss expects: (n_samples, n_outputs), or
-            (n_samples,) class indices for ``SoftmaxCrossEntropy``.
+            (n_samples,) class indices for ``SoftmaxCrossEntropy``. Float targets
+            are converted to the network's dtype.
         epochs, batch_size : int
             Passes over the data and samples per step (the last batch may be smaller).
         validation_split : float
@@ -214,6 +220,7 @@ class Network:
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {epochs!r} and {batch_size!r}")
         x = np.ascontiguousarray(x, dtype=self.dtype)
+        y = self._targets(y)
         if not self.built:
             self.build(x.shape[1])
         if validation_data is None and validation_split:
@@ -225,7 +232,7 @@ class Network:
             validation_data = (x[val_idx], y[val_idx])
             x, y = x[train_idx], y[train_idx]
         if validation_data is not None:
-            validation_data = (np.ascontiguousarray(validation_data[0], self.dtype), validation_data[1])
+            validation_data = (np.ascontiguousarray(validation_data[0], self.dtype), self._targets(validation_data[1]))
 
         history = History()
         all_callbacks = [history, *callbacks]

@@ -142,6 +142,24 @@ def test_float32_is_the_default():
     assert net.forward(x.astype(np.float32)).dtype == np.float32
 
 
+@pytest.mark.parametrize("loss", [MeanSquaredError(), BinaryCrossEntropy()])
+def test_float64_targets_keep_float32_training_in_float32(loss):
+    """Targets as numpy makes them (float64) must not turn the loss gradient and backward pass float64."""
+    x = np.random.default_rng(0).standard_normal((40, 3))
+    y = (x[:, :1] > 0).astype(np.float64)
+    seen = []
+
+    class Watch(ReLU):
+        def backward(self, grad):
+            seen.append(grad.dtype)
+            return super().backward(grad)
+
+    net = Network([Dense(4), Watch(), Dense(1)], loss, seed=0)
+    net.fit(x, y, epochs=1, batch_size=8, validation_data=(x, y))
+    assert net.loss.backward().dtype == np.float32
+    assert set(seen) == {np.dtype(np.float32)}
+
+
 def test_float64_on_request():
     net, x = train_small(seed=0, dtype="float64")
     assert net.dtype == np.float64
