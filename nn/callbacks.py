@@ -122,10 +122,10 @@ class EarlyStopping(Callback):
 
 
 class ReduceLROnPlateau(Callback):
-    """Divide the learning rate by ``factor`` after ``patience`` epochs without improvement.
+    """Multiply the learning rate by ``factor`` (in (0, 1)) after ``patience`` epochs without improvement.
 
-    scikit-learn's ``learning_rate='adaptive'`` is this with factor 5, patience 2
-    on the training loss.
+    The estimators' ``learning_rate='adaptive'`` is this with factor 0.2 (a division
+    by 5, as scikit-learn's), patience 2, on the training loss.
     """
 
     def __init__(self, monitor: str = "loss", factor: float = 0.2, patience: int = 2, min_delta: float = 1e-4) -> None:
