@@ -178,3 +178,16 @@ def columns_to_matrix(columns: dict[str, Any], names: Sequence[str], max_rows: i
         if problem is None:
             raise
         raise ValidationError(problem) from None
+
+
+def first_beyond(X: np.ndarray, dtype: np.dtype) -> tuple[int, ...] | None:
+    """Index of the first value of float64 ``X`` outside the finite range of ``dtype``, or None.
+
+    A model computes in its own dtype (float32 by default), where such a value
+    would become infinite. Two reductions decide the usual case without
+    allocating a copy of the payload.
+    """
+    limit = np.finfo(dtype).max
+    if X.dtype.itemsize <= np.dtype(dtype).itemsize or (X.max() <= limit and X.min() >= -limit):
+        return None
+    return tuple(int(i) for i in np.argwhere(np.abs(X) > limit)[0])

@@ -7,8 +7,9 @@ import os
 
 # Web workers keep BLAS to one thread each: N workers on N cores, no
 # oversubscription. Set here, in the master, before any worker imports numpy.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+_BLAS_CAPS_SET_HERE = [v for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS") if v not in os.environ]
+for _var in _BLAS_CAPS_SET_HERE:
+    os.environ[_var] = "1"
 
 bind = os.environ.get("NNSERVE_BIND", "127.0.0.1:8000")
 # -- Chosen by measurement (bench/gunicorn_settings.py, bench/soak.py) on the 2-core CI machine kind
@@ -71,7 +72,9 @@ def on_starting(server):
         import subprocess
         import sys
 
-        _retrain_worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+        # The one-thread BLAS caps above are for web workers; training uses the cores they leave.
+        env = {k: v for k, v in os.environ.items() if k not in _BLAS_CAPS_SET_HERE}
+        _retrain_worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
         server.log.info("retraining worker started (pid %s)", _retrain_worker.pid)
 
 

@@ -28,6 +28,12 @@ from .store import Dataset, ModelStore
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
 
 
+def task_of(manifest: Mapping[str, Any]) -> str:
+    """A version's task: as recorded, else told by whether the model has classes (nn.save alone records none)."""
+    task = manifest.get("task")
+    return str(task) if task else ("classification" if "classes" in manifest else "regression")
+
+
 @dataclass
 class TrainResult:
     """A fitted estimator and how it scored on rows it never saw."""

@@ -91,7 +91,7 @@ def run_job(store: ModelStore, queue: JobQueue, job: dict[str, Any], stopping: t
     name, request = job["model"], job["request"]
     base = store.load(name)
     manifest = base.manifest
-    task = manifest.get("task") or ("classification" if "classes" in manifest else "regression")
+    task = training.task_of(manifest)
     params = {k: v for k, v in manifest["params"].items() if k in base.estimator.get_params()}
     params.update(request.get("hyperparameters") or {})
     if "hidden_layer_sizes" in params:

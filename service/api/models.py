@@ -14,7 +14,7 @@ from nn import MLPClassifier
 from .. import metrics
 from ..auth import require_admin
 from ..errors import abort
-from ..fields import NamedRows, columns_to_matrix, named_rows_to_matrix
+from ..fields import NamedRows, columns_to_matrix, first_beyond, named_rows_to_matrix
 from ..jsonio import json_response
 from ..registry import ModelRegistry
 from ..schemas import (
@@ -32,6 +32,7 @@ from ..store import (
     validate_name,
     validate_version,
 )
+from ..training import task_of
 from .blueprint import ADMIN, Blueprint
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
@@ -46,7 +47,7 @@ def summary(loaded: LoadedModel) -> dict[str, Any]:
     out = {
         "name": loaded.name,
         "version": loaded.version,
-        "task": m.get("task", "classification" if "classes" in m else "regression"),
+        "task": task_of(m),
         "n_features": m["n_features"],
         "metrics": m.get("metrics", {}),
     }
@@ -86,7 +87,7 @@ class ModelDetail(MethodView):
         m: dict[str, Any] = (reference.manifest or {}) if reference else {}
         return {
             "name": name,
-            "task": m.get("task", "classification" if "classes" in m else "regression"),
+            "task": task_of(m),
             "description": m.get("description"),
             "active_version": reg.store.active_version(name),
             "versions": [
@@ -129,7 +130,7 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
         hint = f" ({', '.join(names)})" if names else ""
         message = f"rows have {X.shape[1]} values, model {loaded.name!r} expects {expected}{hint}"
         abort(422, message, errors={field: [message]})
-    if np.abs(X).max() > np.finfo(est.network_.dtype).max:
+    if first_beyond(X, est.network_.dtype) is not None:
         message = f"a value is too large for model {loaded.name!r}, whose inputs are {est.network_.dtype.name}"
         abort(422, message, errors={field: [message]})
     body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}

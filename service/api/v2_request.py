@@ -18,6 +18,7 @@ import numpy as np
 from flask import current_app, request
 
 from .. import tensors
+from ..fields import first_beyond
 from ..jsonio import BodyError, decode_body, read_body
 from ..store import LoadedModel
 from .v2_errors import fail, too_large
@@ -127,13 +128,11 @@ def input_matrix(loaded: LoadedModel, inference: InferenceRequest) -> tuple[np.n
     if rows > max_rows:
         raise tensors.TensorError(f"input {tensor.name!r} has {rows} rows; at most {max_rows} are accepted per request")
     values = tensors.decode(tensor, inference.may_hold_booleans)
-    X = values.astype(np.float64)
-    # The network computes in its own dtype: a value beyond its range would become infinite there.
+    X = np.asarray(values, dtype=np.float64)
     network = np.dtype(loaded.manifest.get("dtype", "float32"))
-    with np.errstate(over="ignore"):
-        overflow = ~np.isfinite(X.astype(network))
-    if overflow.any():
-        where = [int(i) for i in np.argwhere(overflow)[0]]
+    beyond = first_beyond(X, network)
+    if beyond is not None:
+        where = list(beyond)
         raise tensors.TensorError(
             f"input {tensor.name!r} holds {float(X[tuple(where)])} at index {where}, beyond the range of the "
             f"{tensors.datatype_of(network)} numbers model {loaded.name!r} computes with"

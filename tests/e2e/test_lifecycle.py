@@ -131,6 +131,11 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(store_root, 
     assert "Shutting down: Master" in server.log_tail(80)
 
 
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
 def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(store_root, tmp_path, port):
     env = service_env(**ENV, PYTHONUNBUFFERED="1")
     log = tmp_path / "serve.log"
@@ -161,6 +166,9 @@ def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(sto
         web = children(serve.pid) - {worker_pid}
         assert worker_pid in children(serve.pid), "the retraining worker is a child of the gunicorn master"
         assert len(web) == 2
+        # the one-thread BLAS cap is for web workers: training runs with the environment serve was given
+        # (exec'd with its own environment, which /proc shows; forked web workers' changes it would not)
+        assert environ_of(worker_pid).get("OPENBLAS_NUM_THREADS") == env.get("OPENBLAS_NUM_THREADS")
         serve.send_signal(signal.SIGTERM)
         code = serve.wait(GRACEFUL_TIMEOUT + 5)
     finally:
