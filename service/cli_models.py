@@ -231,8 +231,11 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
     estimator, manifest = loaded.estimator, loaded.manifest
     X = read_csv_features(file, manifest.get("feature_names"), int(manifest["n_features"]))
     try:
-        pred = np.asarray(estimator.predict(X))
-        proba = estimator.predict_proba(X) if isinstance(estimator, MLPClassifier) else None
+        if isinstance(estimator, MLPClassifier):  # one forward pass: labels are the argmax of the probabilities
+            proba = estimator.predict_proba(X)
+            pred = estimator.classes_[proba.argmax(axis=1)]
+        else:
+            proba, pred = None, np.asarray(estimator.predict(X))
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from None
     out = csv.writer(sys.stdout, lineterminator="\n")
