@@ -17,6 +17,8 @@ import numpy as np
 from flask import has_request_context, request
 from marshmallow import ValidationError, fields
 
+from .jsonvalues import describe, is_number
+
 
 class NamedRows(list):
     """Rows given as objects keyed by feature name; ordered by the model's names later."""
@@ -50,7 +52,7 @@ class Matrix(fields.Field):
             raise ValidationError(f"must be a list of rows, got {_kind(value)}")
         if not value:
             raise ValidationError("is empty: send at least one row")
-        if _is_number(value[0]):
+        if is_number(value[0]):
             value = [value]  # one row without the outer list: its length is the width, not a row count
         limit = self.max_rows() if callable(self.max_rows) else self.max_rows
         if limit is not None and len(value) > limit:
@@ -93,23 +95,8 @@ def _may_hold_booleans() -> bool:
     return b"true" in body or b"false" in body
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return f"a boolean ({str(v).lower()})"
-    if isinstance(v, str):
-        shown = v if len(v) <= 20 else v[:20] + "..."
-        return f"a string ({shown!r})"
-    if isinstance(v, list):
-        return "a list"
-    if isinstance(v, dict):
-        return "an object"
-    return type(v).__name__
+def _kind(value: Any) -> str:
+    return describe(value, array="a list")
 
 
 def _first_problem(rows: list[Any]) -> str | None:
@@ -126,7 +113,7 @@ def _first_problem(rows: list[Any]) -> str | None:
         for j, v in enumerate(row):
             if isinstance(v, list):
                 return f"row {i}, column {j} is a list: rows must be flat lists of numbers (nested too deep)"
-            if not _is_number(v):
+            if not is_number(v):
                 return f"row {i}, column {j} is {_kind(v)}, expected a number"
             if isinstance(v, float) and not math.isfinite(v):
                 return f"row {i}, column {j} is {v}, expected a finite number"

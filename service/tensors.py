@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .jsonvalues import describe, is_number
+
 # Every datatype of the protocol, to numpy. BF16 has no numpy type; it is only ever rejected.
 DATATYPES: dict[str, np.dtype | None] = {
     "BOOL": np.dtype(np.bool_),
@@ -53,25 +55,6 @@ class TensorError(Exception):
 def datatype_of(dtype: np.dtype) -> str:
     """The protocol's name of a numeric numpy dtype (``float32`` -> ``FP32``)."""
     return _NAMES[np.dtype(dtype)]
-
-
-def describe(value: Any) -> str:
-    """A JSON value as a client would recognise it in an error message."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, str):
-        return f"a string ({value[:20] + '...' if len(value) > 20 else value!r})"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return repr(value)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass
@@ -216,7 +199,7 @@ def _flatten(tensor: InputTensor, data: list[Any], integer: bool) -> list[Any]:
             if isinstance(value, list):
                 stack.append(iter(value))
                 break
-            if not _is_number(value):
+            if not is_number(value):
                 raise TensorError(f"input {tensor.name!r}: value {len(flat)} is {describe(value)}, expected a number")
             if integer and not isinstance(value, int):
                 raise TensorError(

@@ -20,6 +20,7 @@ from flask import current_app, request
 from .. import tensors
 from ..fields import first_beyond
 from ..jsonio import BodyError, decode_body, read_body
+from ..jsonvalues import describe
 from ..store import LoadedModel
 from .v2_errors import fail, too_large
 
@@ -47,7 +48,7 @@ def read_request() -> InferenceRequest:
             hint = "; binary tensor data after the JSON needs the Inference-Header-Content-Length header"
         fail(400, exc.message + hint)
     if not isinstance(req, dict):
-        fail(400, f"the inference request must be a JSON object, got {tensors.describe(req)}")
+        fail(400, f"the inference request must be a JSON object, got {describe(req)}")
     return InferenceRequest(req, binary, header_given, b"true" in header or b"false" in header)
 
 
@@ -94,13 +95,13 @@ def input_matrix(loaded: LoadedModel, inference: InferenceRequest) -> tuple[np.n
     """The request's one input tensor as the float64 matrix v1 would have built, and its name."""
     req = inference.json
     if "id" in req and not isinstance(req["id"], str):
-        raise tensors.TensorError(f"'id' must be a string, got {tensors.describe(req['id'])}")
+        raise tensors.TensorError(f"'id' must be a string, got {describe(req['id'])}")
     parameters = req.get("parameters", {})
     if not isinstance(parameters, dict):
-        raise tensors.TensorError(f"'parameters' must be an object, got {tensors.describe(parameters)}")
+        raise tensors.TensorError(f"'parameters' must be an object, got {describe(parameters)}")
     inputs = req.get("inputs")
     if not isinstance(inputs, list):
-        raise tensors.TensorError(f"the request needs 'inputs', an array of tensors, got {tensors.describe(inputs)}")
+        raise tensors.TensorError(f"the request needs 'inputs', an array of tensors, got {describe(inputs)}")
     parsed = [tensors.parse_input(obj, i) for i, obj in enumerate(inputs)]
     tensors.attach_binary(parsed, inference.binary, inference.header_given)
     if len(parsed) != 1:
@@ -149,7 +150,7 @@ def requested_outputs(loaded: LoadedModel, specs: Mapping[str, object], req: dic
     if requested is None:
         return [(name, default) for name in specs]
     if not isinstance(requested, list):
-        raise tensors.TensorError(f"'outputs' must be an array of objects, got {tensors.describe(requested)}")
+        raise tensors.TensorError(f"'outputs' must be an array of objects, got {describe(requested)}")
     wanted: list[tuple[str, bool]] = []
     for i, out in enumerate(requested):
         if not isinstance(out, dict) or not isinstance(out.get("name"), str):
