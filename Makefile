@@ -21,12 +21,14 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 run: $(VENV)/.installed
 	$(VENV)/bin/nnserve serve
 
-# Lint, format and types over the whole repository.
+# Lint, format, types and layers over the whole repository.
 # mypy checks the `files` of [tool.mypy] in pyproject.toml: nn/ with --strict's flags, service/.
+# lint-imports checks the layers contract of [tool.importlinter] (cli > server > training > store > nn).
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest

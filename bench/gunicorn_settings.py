@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/gunicorn_settings.py [--seconds 5] [--rounds 2]
 
-Starts one gunicorn per contender (all with ``service/gunicorn_conf.py``,
+Starts one gunicorn per contender (all with ``service/server/gunicorn_conf.py``,
 the class/workers/threads overridden on the command line) on a store with
 the iris model, then, contenders interleaved and rounds repeated (medians kept):
 
@@ -61,8 +61,17 @@ MAX_REQUESTS = ["--max-requests", "300", "--max-requests-jitter", "100"]
 
 def start(kind: str, workers: int, threads: int, env: dict[str, str], extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn_conf.py", "--bind", f"127.0.0.1:{port}"]
-    argv += ["--workers", str(workers), "--worker-class", kind, "--threads", str(threads), *extra, "service.wsgi:app"]
+    argv = [sys.executable, "-m", "gunicorn", "-c", "service/server/gunicorn_conf.py", "--bind", f"127.0.0.1:{port}"]
+    argv += [
+        "--workers",
+        str(workers),
+        "--worker-class",
+        kind,
+        "--threads",
+        str(threads),
+        *extra,
+        "service.server.wsgi:app",
+    ]
     log = Path(env["BENCH_LOG_DIR"]) / f"gunicorn-{port}.log"
     proc = start_process(argv, env, log=log)
     proc.log_path = log  # read for the count of worker restarts

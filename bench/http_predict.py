@@ -50,7 +50,15 @@ def main() -> None:
 
     port_n, port_f = free_port(), free_port()
     serve = start(serve_argv(port_n, store, 2, ["--no-retrain-worker"]), env)
-    floor_argv = [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn_conf.py", "--bind", f"127.0.0.1:{port_f}"]
+    floor_argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "service/server/gunicorn_conf.py",
+        "--bind",
+        f"127.0.0.1:{port_f}",
+    ]
     floor = start([*floor_argv, "--workers", "2", "--pythonpath", "bench", "floor_app:app"], env)
     try:
         ready_s = wait_ready(f"http://127.0.0.1:{port_n}")

@@ -9,7 +9,7 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     if name == "create_app":
-        from .app import create_app
+        from service.server.app import create_app
 
         return create_app
     raise AttributeError(f"module 'service' has no attribute {name!r}")

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from helpers import REPO
 
 import nn
 from service.store import ModelStore
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "models" / "data"
+DATA_DIR = REPO / "models" / "data"
 CLASSIFIERS = ("iris", "wine", "breast_cancer", "digits")
 REGRESSORS = ("diabetes",)
 MODELS = CLASSIFIERS + REGRESSORS

@@ -1,7 +1,7 @@
 """End-to-end fixtures: the real service under gunicorn, on a free loopback port.
 
 ``gunicorn_server(store_root, workers=2, env=None)`` starts
-``gunicorn -c service/gunicorn_conf.py service.wsgi:app`` as its own process
+``gunicorn -c service/server/gunicorn_conf.py service.server.wsgi:app`` as its own process
 group with ``NNSERVE_STORE=store_root`` (plus ``env``), waits until
 ``GET /readyz`` answers 200, and returns a ``Server`` (``url``, ``process``,
 ``log``). Every server a module started is stopped when the module ends:
@@ -102,8 +102,16 @@ def start_gunicorn(
     for _ in range(attempts):
         bind_port = port or free_port()
         log = (Path(log_dir) if log_dir is not None else Path(store_root).parent) / f"gunicorn-{bind_port}.log"
-        argv = [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn_conf.py", "--bind", f"127.0.0.1:{bind_port}"]
-        process = start_process([*argv, "--workers", str(workers), "service.wsgi:app"], environment, log)
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "service/server/gunicorn_conf.py",
+            "--bind",
+            f"127.0.0.1:{bind_port}",
+        ]
+        process = start_process([*argv, "--workers", str(workers), "service.server.wsgi:app"], environment, log)
         server = Server(f"http://127.0.0.1:{bind_port}", process, log)
         try:
             if _wait_ready(server, START_TIMEOUT):

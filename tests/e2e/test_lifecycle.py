@@ -19,14 +19,14 @@ import pytest
 import requests
 from helpers import service_env, start_cli, wait_for
 
-from service.jobs import JobQueue
 from service.store import ModelStore
+from service.training.job_queue import JobQueue
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-lifecycle-token-9c2e"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 ENV = {"NNSERVE_ADMIN_TOKEN": TOKEN, "NNSERVE_ACCESS_LOG": "/dev/null"}
-GRACEFUL_TIMEOUT = 20  # service/gunicorn_conf.py's default
+GRACEFUL_TIMEOUT = 20  # service/server/gunicorn_conf.py's default
 IRIS_ROW = {"instances": [[5.9, 3.0, 5.1, 1.8]]}
 
 

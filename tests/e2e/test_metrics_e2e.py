@@ -18,9 +18,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.catalog import load_spec
 from service.store import ModelStore
-from service.training import publish, train_spec
+from service.training.catalog import load_spec
+from service.training.fitting import publish, train_spec
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-metrics-token-93af"
@@ -77,7 +77,7 @@ def wait_for_workers(server, n=2, timeout=30.0):
         loaded = set()
         for line in server.log.read_text(errors="replace").splitlines():
             record = json.loads(line)
-            if record["logger"] == "service.registry" and "serving version" in record["message"]:
+            if record["logger"] == "service.server.registry" and "serving version" in record["message"]:
                 loaded.add(record["process"])
         if len(loaded) >= n:
             return

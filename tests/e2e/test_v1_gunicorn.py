@@ -11,9 +11,9 @@ import pytest
 import requests
 from helpers import service_env, start_cli
 
-from service.catalog import catalog_specs
 from service.store import ModelStore
-from service.training import publish, train_spec
+from service.training.catalog import catalog_specs
+from service.training.fitting import publish, train_spec
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-token"

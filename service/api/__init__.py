@@ -1,1 +1,0 @@
-"""HTTP blueprints; registered by ``service.app.create_app``."""

@@ -1,0 +1,66 @@
+"""``nnserve``: train catalog models into the store, list them, roll versions, predict offline.
+
+Each command lives in the module of its concern (``cli_models``: train, models,
+activate, predict; ``cli_serve``: serve, worker) and what they share in
+``cli_options``; this module is the ``nnserve`` group and its error handling.
+Errors a user can fix (a bad spec, an unknown model, a bad CSV, a corrupt
+version) end with exit code 1 and one line on stderr; click's usage errors end
+with 2. A new command is a ``@click.command()`` added to ``main`` below, and
+gets the same error handling.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+import nn
+from service.cli.model_commands import activate, models, predict, train
+from service.cli.options import UserError
+from service.cli.serve_commands import serve, worker
+from service.store import StoreError
+from service.training.catalog import SpecError
+from service.training.csvdata import CSVError
+
+# Errors that mean "fix your input or your files", not "nnserve has a bug".
+USER_ERRORS = (SpecError, CSVError, StoreError, nn.ArtifactError, OSError)
+
+
+class NnserveGroup(click.Group):
+    """Turns the user errors of any subcommand into a one-line message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # `nnserve predict ... | head`: the reader left; stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        except USER_ERRORS as exc:
+            raise UserError(exc) from None
+
+
+@click.group(cls=NnserveGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="nnserve", prog_name="nnserve")
+def main() -> None:
+    """Train small neural networks from CSV files and keep them as versioned models.
+
+    \b
+    Models are described by TOML specs in models/ (see models/README.md) and
+    published into a store directory (--store, else NNSERVE_STORE, else ./store)
+    as immutable, checksummed versions; one version per model is active.
+
+    \b
+    Examples:
+      nnserve train models/iris.toml        train, evaluate, publish, activate
+      nnserve train --all                   the whole catalog in models/
+      nnserve models                        what the store holds
+      nnserve predict iris flowers.csv      predictions of the active iris model
+      nnserve activate iris 1               roll iris back to version 1
+    """
+
+
+for command in (train, models, activate, predict, serve, worker):
+    main.add_command(command)

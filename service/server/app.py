@@ -1,0 +1,95 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import flask_smorest
+import swagger_ui_bundle
+from flask import Flask, Response, g, request, send_from_directory
+
+from service import config, logs, telemetry
+from service.server import errors, health
+from service.server.jsonio import OrjsonProvider
+from service.server.registry import ModelRegistry
+from service.server.v1 import job_routes, model_routes
+from service.server.v1.schemas import ErrorSchema
+from service.server.v2 import routes as v2_routes
+from service.store import ModelStore
+from service.training.job_queue import JobQueue
+from service.version import __version__
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api with nnserve's error handlers and error schema instead of its own."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_error_handlers(self) -> None:
+        errors.register(self._app)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings from ``NNSERVE_*`` (overridden by ``test_config``), store, blueprints.
+
+    Every active model is loaded before the app is returned, so a worker is
+    ready when it starts accepting requests.
+    """
+    app = Flask(__name__)
+    app.json = OrjsonProvider(app)
+    app.config.from_mapping(config.from_environ())
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config.update(
+        MAX_CONTENT_LENGTH=int(app.config["NNSERVE_MAX_BODY_BYTES"]),
+        API_TITLE="nnserve",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+    )
+    store = ModelStore(app.config["NNSERVE_STORE"])
+    registry = ModelRegistry(
+        store, float(app.config["NNSERVE_RELOAD_INTERVAL"]), int(app.config["NNSERVE_CACHE_VERSIONS"])
+    )
+    app.extensions["nnserve.registry"] = registry
+    if not app.testing:  # tests capture logs their own way; gunicorn and `flask run` get JSON lines
+        logs.configure(app.config["NNSERVE_LOG_LEVEL"])
+    app.extensions["nnserve.jobs"] = JobQueue(store.root)
+
+    api = Api(app, spec_kwargs={"info": {"description": "Predictions and model management for nnserve models."}})
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    for blueprint in (health.blp, model_routes.blp, job_routes.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(v2_routes.blp)  # Open Inference Protocol: plain Flask, its own {"error"} shape
+
+    @app.get("/docs/assets/<path:filename>")
+    def swagger_assets(filename: str) -> Response:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+    _install_request_ids(app)
+    telemetry.install(app)  # GET /metrics; counts, times and logs every request (after the request id is set)
+    registry.load_all()
+    return app
+
+
+def _install_request_ids(app: Flask) -> None:
+    """Honour a well-formed ``X-Request-ID`` or make one; always return it."""
+
+    @app.before_request
+    def assign() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def stamp(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response

@@ -1,0 +1,27 @@
+"""flask-smorest ``Blueprint`` whose JSON bodies are read by nnserve's orjson parser."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+import flask_smorest
+
+from service.server.jsonio import JsonBodyParser
+
+ADMIN: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = JsonBodyParser()
+
+    def errors(self, *codes: int) -> Callable[[Any], Any]:
+        """Document that a view answers each of ``codes`` with the common error body (``ErrorSchema``)."""
+
+        def decorator(func: Any) -> Any:
+            for code in codes:
+                func = self.alt_response(code, response=HTTPStatus(code).name)(func)
+            return func
+
+        return decorator

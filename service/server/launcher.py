@@ -1,0 +1,29 @@
+"""``nnserve serve``: train the catalog into an empty store, then run gunicorn with the repo's config."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+CONFIG = Path(__file__).with_name("gunicorn_conf.py")
+
+
+def gunicorn_argv(host: str, port: int, workers: int | None) -> list[str]:
+    """The gunicorn command line for the app with the repo's config file."""
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "--bind", f"{host}:{port}"]
+    if workers:
+        argv += ["--workers", str(workers)]
+    return [*argv, "service.server.wsgi:app"]
+
+
+def exec_gunicorn(host: str, port: int, workers: int | None, store: Path, retrain_worker: bool = True) -> None:
+    """Replace this process with gunicorn, so signals (SIGTERM) reach its master directly.
+
+    With ``retrain_worker`` the gunicorn master starts the retraining worker
+    and stops it on exit (hooks in the config file).
+    """
+    os.environ["NNSERVE_STORE"] = str(store)
+    os.environ["NNSERVE_RETRAIN_WORKER"] = "1" if retrain_worker else "0"
+    argv = gunicorn_argv(host, port, workers)
+    os.execv(argv[0], argv)

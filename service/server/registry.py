@@ -1,0 +1,192 @@
+"""Loaded models of one web worker: the active version of each model, hot-reloaded, and an LRU of pinned versions.
+
+A request costs at most one ``stat`` of the model's ``ACTIVE`` file per reload
+interval. When the stamp changes, the new version is loaded, verified and
+warmed up with one prediction *before* the reference is swapped, so requests
+in flight keep the old model and none fails. A version that fails to load is
+logged, remembered as the model's error, and the old one keeps serving.
+
+One thread loads a model at a time, under that model's own lock: requests for
+other models never wait for it, and requests for the same model keep getting
+the version already loaded meanwhile (only a model with nothing loaded yet, or
+an explicit ``refresh``, waits for the load).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service import telemetry
+from service.store import LoadedModel, ModelStore, NotFoundError, StoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Slot:
+    """What a worker knows of one model's active version."""
+
+    model: LoadedModel | None = None
+    stamp: tuple[int, int, int] | None = None
+    checked: float = 0.0
+    error: str | None = None
+    failure: type[StoreError] = NotFoundError  # raised with ``error`` while nothing is loaded
+    lock: threading.Lock = field(default_factory=threading.Lock)  # held while this model is checked or loaded
+
+
+class ModelRegistry:
+    """Per-process cache of loaded models in front of a ``ModelStore``."""
+
+    def __init__(self, store: ModelStore, reload_interval: float = 0.25, cache_size: int = 8) -> None:
+        self.store = store
+        self.reload_interval = reload_interval
+        self.cache_size = cache_size
+        self._slots: dict[str, _Slot] = {}
+        self._pinned: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()  # guards the two dicts only, never held during a load
+
+    def load_all(self) -> None:
+        """Load every model's active version (at start, so the first request is fast).
+
+        A model with no active version, or a broken one, must not stop the
+        worker from starting: its slot keeps the error and /readyz reports it.
+        """
+        try:
+            names = self.store.model_names()
+        except StoreError as exc:  # an unreadable store: start anyway, /readyz says why
+            log.error("no model loaded: %s", exc)
+            return
+        for name in names:
+            with contextlib.suppress(StoreError):
+                self.active(name, refresh=True)
+
+    def active(self, name: str, refresh: bool = False) -> LoadedModel:
+        """The active version of ``name``, reloaded if ``ACTIVE`` changed.
+
+        Raises ``NotFoundError`` when the model has no active version and none
+        was loaded before; ``CorruptVersionError`` or ``StoreUnavailableError``
+        when the active version could not be loaded (broken, missing, unreadable).
+        """
+        slot = self._slots.get(name)
+        now = time.monotonic()
+        if slot is None or refresh or now - slot.checked >= self.reload_interval:
+            slot = self._refresh(name, now, wait=refresh)
+        if slot.model is None:
+            raise slot.failure(slot.error) if slot.error else NotFoundError(self._missing(name))
+        return slot.model
+
+    def _refresh(self, name: str, now: float, wait: bool = False) -> _Slot:
+        try:
+            stamp = self.store.active_stamp(name)
+        except StoreError as exc:  # ACTIVE cannot even be stat'ed: keep what is loaded, remember why
+            slot = self._slots.get(name)
+            if slot is None:
+                raise
+            with slot.lock:
+                if slot.error != str(exc):
+                    kept = slot.model.version if slot.model else None
+                    log.error("model %s: store unreadable, still serving version %s: %s", name, kept, exc)
+                slot.checked, slot.stamp, slot.error, slot.failure = now, None, str(exc), type(exc)
+            return slot
+        with self._lock:
+            slot = self._slots.get(name)
+            if slot is None:
+                if stamp is None:  # no slot for names that serve nothing: requests cannot grow this dict
+                    raise NotFoundError(self._missing(name))
+                slot = self._slots[name] = _Slot()
+        # Another thread is loading this model: serve what is loaded meanwhile, wait only if there is nothing.
+        if not slot.lock.acquire(blocking=wait or slot.model is None):
+            return slot
+        try:
+            return self._update(slot, name, stamp, now)
+        finally:
+            slot.lock.release()
+
+    def _update(self, slot: _Slot, name: str, stamp: tuple[int, int, int] | None, now: float) -> _Slot:
+        """Load the version ACTIVE now names into ``slot`` if its stamp changed (called holding ``slot.lock``)."""
+        slot.checked = now
+        if stamp == slot.stamp:
+            return slot
+        slot.stamp = stamp
+        if stamp is None:
+            return slot
+        try:
+            loaded = self.store.load(name)
+            warm_up(loaded)
+        except StoreError as exc:
+            slot.error, slot.failure = str(exc), type(exc)
+            telemetry.load_failed()
+            kept = slot.model.version if slot.model else None
+            log.error("model %s: active version not loaded, still serving version %s: %s", name, kept, exc)
+            return slot
+        if slot.model is None or slot.model.version != loaded.version:
+            log.info("model %s: serving version %s", name, loaded.version)
+        slot.model, slot.error = loaded, None
+        telemetry.active_version(name, loaded.version)
+        return slot
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is a model this worker has seen with an active version (no filesystem access)."""
+        return name in self._slots
+
+    def _missing(self, name: str) -> str:
+        if self.store.versions(name):
+            return f"model {name!r} has no active version"
+        return f"model {name!r} not found"
+
+    def version(self, name: str, version: int) -> LoadedModel:
+        """A pinned version of ``name``; the active one is shared, others are LRU-cached."""
+        try:
+            active = self.active(name)
+            if active.version == version:
+                return active
+        except StoreError:  # a broken or unreadable active version does not stop pinned ones
+            pass
+        key = (name, version)
+        with self._lock:
+            cached = self._pinned.get(key)
+            if cached is not None:
+                self._pinned.move_to_end(key)
+                return cached
+        loaded = self.store.load(name, version)
+        with self._lock:
+            self._pinned[key] = loaded
+            while len(self._pinned) > self.cache_size:
+                self._pinned.popitem(last=False)
+        return loaded
+
+    def status(self) -> dict[str, dict[str, object]]:
+        """Per model: the active version on disk, the version loaded here, and any load error."""
+        report: dict[str, dict[str, object]] = {}
+        for name in self.store.model_names():
+            with contextlib.suppress(StoreError):
+                self.active(name)
+            slot = self._slots.get(name, _Slot())
+            try:
+                on_disk: int | None = self.store.active_version(name)
+            except StoreError as exc:
+                on_disk, slot.error = None, str(exc)
+            report[name] = {
+                "active_version": on_disk,
+                "loaded_version": slot.model.version if slot.model else None,
+                "error": slot.error,
+            }
+        return report
+
+
+def warm_up(loaded: LoadedModel) -> None:
+    """One prediction on a zero row, so a broken model fails here and not on a request."""
+    row = np.zeros((1, loaded.estimator.n_features_in_))
+    try:
+        loaded.estimator.predict(row)
+    except Exception as exc:  # any failure at all means: do not serve this version
+        raise StoreError(
+            f"model {loaded.name!r} version {loaded.version} failed its warm-up prediction: {exc}"
+        ) from exc

@@ -1,0 +1,1 @@
+"""v1: nnserve's own JSON API (models, predictions, retraining jobs)."""

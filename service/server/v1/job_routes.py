@@ -1,0 +1,174 @@
+"""Retraining endpoints: start a job, follow it, list jobs, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import current_app, url_for
+from flask.views import MethodView
+from marshmallow import ValidationError
+
+from service import telemetry
+from service.server.auth import require_admin
+from service.server.blueprint import ADMIN, Blueprint
+from service.server.errors import abort
+from service.server.registry import ModelRegistry
+from service.server.v1.fields import NamedRows, named_rows_to_matrix
+from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
+from service.store import Dataset, LoadedModel, validate_name
+from service.training.catalog import PARAM_NAMES, SECTIONS
+from service.training.job_queue import JobNotFoundError, JobQueue, JobStateError
+
+blp = Blueprint("jobs", __name__, description="Retraining jobs")
+
+
+def queue() -> JobQueue:
+    return current_app.extensions["nnserve.jobs"]
+
+
+def registry() -> ModelRegistry:
+    return current_app.extensions["nnserve.registry"]
+
+
+def hyperparameters(given: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's hyperparameter names and ranges, mapped to estimator parameters."""
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        section = next((s for s in SECTIONS.values() if key in s.fields), None)
+        if section is None:
+            known = ", ".join(sorted(PARAM_NAMES))
+            raise ValidationError({key: [f"unknown hyperparameter {key!r}; known: {known}"]})
+        try:
+            loaded = section.load({key: value}, partial=True)
+        except ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, dict) else {key: exc.messages}
+            raise ValidationError({key: messages.get(key, messages)}) from None
+        out[PARAM_NAMES[key]] = loaded[key]
+    if "hidden_layer_sizes" in out:
+        out["hidden_layer_sizes"] = list(out["hidden_layer_sizes"])
+    return out
+
+
+def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
+    """The request's rows and targets as a dataset matching the model's features, outputs and label kind."""
+    names = base.manifest.get("feature_names") or []
+    X = data["instances"]
+    if isinstance(X, NamedRows):
+        X = named_rows_to_matrix(X, names)
+    n_features = base.estimator.n_features_in_
+    if X.shape[1] != n_features:
+        raise ValidationError(
+            {"instances": [f"rows have {X.shape[1]} values, model {base.name!r} expects {n_features}"]}
+        )
+    targets = data["targets"]
+    if not isinstance(targets, list) or len(targets) != len(X):
+        raise ValidationError({"targets": [f"must be a list of {len(X)} targets, one per row"]})
+    if hasattr(base.estimator, "classes_"):
+        kind = base.estimator.classes_.dtype.kind
+        if kind in "iu":
+            if not all(isinstance(t, int) and not isinstance(t, bool) for t in targets):
+                raise ValidationError({"targets": ["class labels of this model are integers; send integers"]})
+            y = np.asarray(targets, dtype=np.int64)
+        else:
+            if not all(isinstance(t, str) and t for t in targets):
+                raise ValidationError({"targets": ["class labels of this model are strings; send non-empty strings"]})
+            y = np.asarray(targets, dtype=str)
+    else:
+        try:
+            y = np.asarray(targets, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValidationError({"targets": ["regression targets must be numbers"]}) from None
+        outputs = int(base.manifest.get("target_ndim", 1))
+        if any(isinstance(t, bool) for t in np.ravel(targets).tolist()) or y.ndim != outputs:
+            raise ValidationError(
+                {"targets": [f"regression targets must be {'numbers' if outputs == 1 else 'rows of numbers'}"]}
+            )
+        if y.ndim == 2 and y.shape[1] != base.estimator.n_outputs_:
+            raise ValidationError({"targets": [f"each target needs {base.estimator.n_outputs_} values"]})
+        if not np.isfinite(y).all():
+            raise ValidationError({"targets": ["targets must be finite numbers"]})
+    return Dataset(X, y, list(names))
+
+
+@blp.route("/v1/models/<name>/retrain")
+class Retrain(MethodView):
+    @blp.doc(security=ADMIN)
+    @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
+    @require_admin  # before the body is parsed: no validation detail for callers without the token
+    @blp.arguments(RetrainRequestSchema)
+    @blp.response(202, JobSchema, headers={"Location": {"description": "URL of the job", "schema": {"type": "string"}}})
+    def post(self, args: dict[str, Any], name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Start retraining in the background (admin); answers 202 with the job and its URL."""
+        base = registry().active(validate_name(name))
+        request: dict[str, Any] = {
+            "mode": args["mode"],
+            "promote": args["promote"],
+            "warm_start": args["warm_start"],
+            "data_sha256": None,
+            "n_new_rows": 0,
+        }
+        try:
+            request["hyperparameters"] = hyperparameters(args.get("hyperparameters") or {})
+            sizes = request["hyperparameters"].get("hidden_layer_sizes")
+            active_sizes = [int(w.shape[1]) for w in base.estimator.coefs_[:-1]]  # as fitted
+            if args["warm_start"] and sizes is not None and list(sizes) != active_sizes:
+                # the copied weights keep their shape: the new version would claim layers it does not have
+                raise ValidationError(
+                    {
+                        "hidden_sizes": [
+                            f"warm_start continues the active network {active_sizes}; it cannot change to {sizes}"
+                        ]
+                    }
+                )
+            if "data" in args:
+                dataset = new_rows(base, args["data"])
+                request["data_sha256"] = registry().store.save_dataset(base.name, dataset)
+                request["n_new_rows"] = len(dataset.X)
+            elif args["mode"] == "replace":
+                raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
+        except ValidationError as exc:
+            field = next(iter(exc.messages)) if isinstance(exc.messages, dict) else "_schema"
+            messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+            first = messages[field][0] if isinstance(messages[field], list) else messages[field]
+            abort(422, f"invalid {field}: {first}", errors=messages)
+        job = queue().enqueue(base.name, request)
+        return job, 202, {"Location": url_for("jobs.Job", job_id=job["id"])}
+
+
+@blp.route("/v1/jobs")
+class Jobs(MethodView):
+    @blp.arguments(JobListArgsSchema, location="query")
+    @blp.response(200, JobListSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
+        jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
+        return {"jobs": jobs, "total": total, "limit": args["limit"], "offset": args["offset"]}
+
+
+@blp.route("/v1/jobs/<job_id>")
+class Job(MethodView):
+    @blp.errors(404)
+    @blp.response(200, JobSchema)
+    def get(self, job_id: str) -> dict[str, Any]:
+        """One job: status, progress, result or error, timestamps."""
+        try:
+            return queue().get(job_id)
+        except JobNotFoundError as exc:
+            abort(404, str(exc))
+
+    @blp.doc(security=ADMIN)
+    @blp.errors(401, 403, 404, 409)
+    @blp.response(200, JobSchema)
+    @require_admin
+    def delete(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job (admin): a queued one at once, a running one at its next epoch. Nothing is published."""
+        try:
+            job = queue().cancel(job_id)
+        except JobNotFoundError as exc:
+            abort(404, str(exc))
+        except JobStateError as exc:
+            abort(409, str(exc))
+        if job["status"] == "cancelled":  # it was queued; a running one is counted by its worker when it stops
+            telemetry.job_finished("cancelled")
+        return job

@@ -1,0 +1,184 @@
+"""v1 model endpoints: list, detail, predict (active or pinned version), activate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Response, current_app
+from flask.views import MethodView
+from marshmallow import ValidationError
+
+from nn import MLPClassifier
+from service import telemetry
+from service.server.auth import require_admin
+from service.server.blueprint import ADMIN, Blueprint
+from service.server.errors import abort
+from service.server.jsonio import json_response
+from service.server.registry import ModelRegistry
+from service.server.v1.fields import NamedRows, columns_to_matrix, first_beyond, named_rows_to_matrix
+from service.server.v1.schemas import (
+    ActivateResponseSchema,
+    ModelDetailSchema,
+    ModelListSchema,
+    PredictRequestSchema,
+    PredictResponseSchema,
+)
+from service.store import (
+    CorruptVersionError,
+    LoadedModel,
+    NotFoundError,
+    StoreError,
+    validate_name,
+    validate_version,
+)
+from service.training.fitting import task_of
+
+blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
+
+
+def registry() -> ModelRegistry:
+    return current_app.extensions["nnserve.registry"]
+
+
+def summary(loaded: LoadedModel) -> dict[str, Any]:
+    m = loaded.manifest
+    out = {
+        "name": loaded.name,
+        "version": loaded.version,
+        "task": task_of(m),
+        "n_features": m["n_features"],
+        "metrics": m.get("metrics", {}),
+    }
+    if "classes" in m:
+        out["classes"] = m["classes"]
+    return out
+
+
+@blp.route("")
+class Models(MethodView):
+    @blp.response(200, ModelListSchema)
+    def get(self) -> dict[str, Any]:
+        """Every model with an active version, with its task, width, classes and metrics."""
+        reg = registry()
+        models = []
+        for name in reg.store.model_names():
+            try:
+                models.append(summary(reg.active(name)))
+            except StoreError:  # nothing servable (none active, broken, unreadable): /readyz says why
+                continue
+        return {"models": models}
+
+
+@blp.route("/<name>")
+class ModelDetail(MethodView):
+    @blp.errors(404, 503)
+    @blp.response(200, ModelDetailSchema)
+    def get(self, name: str) -> dict[str, Any]:
+        """Active version, every version (broken ones flagged), input and output description, metrics."""
+        reg = registry()
+        name = validate_name(name)
+        infos = reg.store.version_info(name)
+        if not infos:
+            raise NotFoundError(f"model {name!r} not found")
+        active = next((i for i in infos if i.active and i.ok), None)
+        reference = active or next((i for i in reversed(infos) if i.ok), None)
+        m: dict[str, Any] = (reference.manifest or {}) if reference else {}
+        return {
+            "name": name,
+            "task": task_of(m),
+            "description": m.get("description"),
+            "active_version": reg.store.active_version(name),
+            "versions": [
+                {
+                    "version": i.version,
+                    "active": i.active,
+                    "ok": i.ok,
+                    "created_at": (i.manifest or {}).get("created_at"),
+                    "metrics": (i.manifest or {}).get("metrics"),
+                    "error": i.error,
+                }
+                for i in infos
+            ],
+            "input": {"n_features": m.get("n_features", 0), "feature_names": m.get("feature_names")},
+            "output": {"classes": m.get("classes"), "n_outputs": m.get("n_outputs", 0)},
+            "metrics": m.get("metrics", {}),
+        }
+
+
+def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
+    """Rows in, predictions out; probabilities for classifiers."""
+    telemetry.model_resolved(loaded.name, loaded.version)
+    est = loaded.estimator
+    names = loaded.manifest.get("feature_names") or []
+    field = "inputs" if "inputs" in args else "instances"
+    try:
+        if field == "inputs" or isinstance(args[field], NamedRows):
+            if not names:
+                raise ValidationError(f"model {loaded.name!r} has no feature names; send rows as lists of numbers")
+            if field == "inputs":
+                X = columns_to_matrix(args["inputs"], names, int(current_app.config["NNSERVE_MAX_ROWS"]))
+            else:
+                X = named_rows_to_matrix(args["instances"], names)
+        else:
+            X = args["instances"]
+    except ValidationError as exc:
+        abort(422, f"invalid {field}: {exc.messages[0]}", errors={field: exc.messages})
+    expected = est.n_features_in_
+    if X.shape[1] != expected:
+        hint = f" ({', '.join(names)})" if names else ""
+        message = f"rows have {X.shape[1]} values, model {loaded.name!r} expects {expected}{hint}"
+        abort(422, message, errors={field: [message]})
+    if first_beyond(X, est.network_.dtype) is not None:
+        message = f"a value is too large for model {loaded.name!r}, whose inputs are {est.network_.dtype.name}"
+        abort(422, message, errors={field: [message]})
+    body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}
+    if isinstance(est, MLPClassifier):
+        proba = est.predict_proba(X)
+        labels = est.classes_[proba.argmax(axis=1)]
+        body["predictions"] = labels if labels.dtype.kind in "iuf" else labels.tolist()
+        body["probabilities"] = proba
+    else:
+        body["predictions"] = np.asarray(est.predict(X))
+    telemetry.model_served(loaded.name, loaded.version, len(X))
+    return json_response(body)
+
+
+@blp.route("/<name>/predict")
+@blp.route("/<name>:predict", endpoint="PredictColon")
+class Predict(MethodView):
+    @blp.errors(400, 404, 409, 413, 415, 503)
+    @blp.arguments(PredictRequestSchema)
+    @blp.response(200, PredictResponseSchema)
+    def post(self, args: dict[str, Any], name: str) -> Response:
+        """Predict with the active version."""
+        return predict(registry().active(validate_name(name)), args)
+
+
+@blp.route("/<name>/versions/<version>/predict")
+class PredictVersion(MethodView):
+    @blp.errors(400, 404, 409, 413, 415, 503)
+    @blp.arguments(PredictRequestSchema)
+    @blp.response(200, PredictResponseSchema)
+    def post(self, args: dict[str, Any], name: str, version: str) -> Response:
+        """Predict with one pinned version."""
+        return predict(registry().version(validate_name(name), validate_version(version)), args)
+
+
+@blp.route("/<name>/versions/<version>/activate")
+class Activate(MethodView):
+    @blp.doc(security=ADMIN)
+    @blp.errors(401, 403, 404, 409, 503)
+    @blp.response(200, ActivateResponseSchema)
+    @require_admin
+    def post(self, name: str, version: str) -> dict[str, Any]:
+        """Make a version the active one: roll forward or back (admin). Broken versions are refused with 409."""
+        reg = registry()
+        name, number = validate_name(name), validate_version(version)
+        try:
+            previous = reg.store.active_version(name)
+        except CorruptVersionError:  # an unreadable ACTIVE is what activating a good version repairs
+            previous = None
+        reg.store.activate(name, number)
+        reg.active(name, refresh=True)
+        return {"model": name, "version": number, "previous_version": previous}

@@ -1,0 +1,202 @@
+"""marshmallow schemas of the v1 API: request validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from service.server.v1.fields import Matrix
+from service.training.job_queue import STATUSES
+
+MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: beyond it the job queue cannot even be asked
+
+
+class ErrorSchema(Schema):
+    """Every v1 error: ``{"code", "status", "message", "errors"?}`` (DESIGN.md section 6)."""
+
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    status = fields.String(required=True, metadata={"description": "The HTTP reason phrase."})
+    message = fields.String(required=True, metadata={"description": "One human sentence saying what went wrong."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        metadata={"description": "Per field at fault, its messages (present only where fields are at fault)."},
+    )
+
+
+def _max_rows() -> int:
+    return int(current_app.config["NNSERVE_MAX_ROWS"])
+
+
+class PredictRequestSchema(Schema):
+    """Rows to predict: ``instances`` (row-wise) or ``inputs`` (columnar, keyed by feature name)."""
+
+    class Meta:
+        unknown = RAISE
+
+    instances = Matrix(max_rows=_max_rows)
+    inputs = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        metadata={
+            "description": "Columnar input: feature name to a list of values.",
+            "example": {"sepal_length": [5.1], "sepal_width": [3.5], "petal_length": [1.4], "petal_width": [0.2]},
+        },
+    )
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("instances" in data) == ("inputs" in data):
+            raise ValidationError("send exactly one of 'instances' (rows) or 'inputs' (columns)", "_schema")
+
+
+class PredictResponseSchema(Schema):
+    model = fields.String(required=True)
+    version = fields.Integer(required=True)
+    predictions = fields.List(
+        fields.Raw(), required=True, metadata={"description": "Class labels (classifiers) or values (regressors)."}
+    )
+    probabilities = fields.List(
+        fields.List(fields.Float()), metadata={"description": "Per-class probabilities, columns in `classes` order."}
+    )
+
+
+class ModelSummarySchema(Schema):
+    name = fields.String(required=True)
+    version = fields.Integer(required=True, metadata={"description": "The active version."})
+    task = fields.String(required=True)
+    n_features = fields.Integer(required=True)
+    classes = fields.List(fields.Raw())
+    metrics = fields.Dict(keys=fields.String(), values=fields.Float())
+
+
+class ModelListSchema(Schema):
+    models = fields.List(fields.Nested(ModelSummarySchema), required=True)
+
+
+class VersionSchema(Schema):
+    version = fields.Integer(required=True)
+    active = fields.Boolean(required=True)
+    ok = fields.Boolean(required=True)
+    created_at = fields.String(allow_none=True)
+    metrics = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class ModelInputSchema(Schema):
+    n_features = fields.Integer(required=True)
+    feature_names = fields.List(fields.String(), allow_none=True)
+
+
+class ModelOutputSchema(Schema):
+    classes = fields.List(fields.Raw(), allow_none=True)
+    n_outputs = fields.Integer()
+
+
+class ModelDetailSchema(Schema):
+    name = fields.String(required=True)
+    task = fields.String(required=True)
+    active_version = fields.Integer(allow_none=True)
+    description = fields.String(allow_none=True)
+    versions = fields.List(fields.Nested(VersionSchema), required=True)
+    input = fields.Nested(ModelInputSchema)
+    output = fields.Nested(ModelOutputSchema)
+    metrics = fields.Dict(keys=fields.String(), values=fields.Float())
+
+
+class ActivateResponseSchema(Schema):
+    model = fields.String(required=True)
+    version = fields.Integer(required=True)
+    previous_version = fields.Integer(allow_none=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class ReadinessSchema(Schema):
+    ready = fields.Boolean(required=True)
+    models = fields.Dict(keys=fields.String(), values=fields.Dict())
+    reasons = fields.List(fields.String())
+
+
+class RetrainDataSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    instances = Matrix(required=True)
+    targets = fields.List(
+        fields.Raw(), required=True, metadata={"description": "One target per row: class labels or numbers."}
+    )
+
+
+class RetrainRequestSchema(Schema):
+    """Every field is optional: with no ``data`` the active version's dataset is retrained as is."""
+
+    class Meta:
+        unknown = RAISE
+
+    data = fields.Nested(RetrainDataSchema)
+    mode = fields.String(load_default="append", validate=validate.OneOf(["append", "replace"]))
+    hyperparameters = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        metadata={
+            "description": "Spec names: epochs, batch_size, learning_rate, hidden_sizes, ...",
+            "example": {"epochs": 50},
+        },
+    )
+    promote = fields.String(load_default="if_better", validate=validate.OneOf(["if_better", "always", "never"]))
+    warm_start = fields.Boolean(load_default=False)
+
+
+class JobProgressSchema(Schema):
+    epoch = fields.Integer()
+    epochs = fields.Integer()
+    loss = fields.Float()
+
+
+class JobResultSchema(Schema):
+    version = fields.Integer()
+    base_version = fields.Integer()
+    metrics = fields.Dict(keys=fields.String(), values=fields.Float())
+    active_metric = fields.Float()
+    promoted = fields.Boolean()
+    reason = fields.String()
+    epochs = fields.Integer()
+    seconds = fields.Float()
+    n_rows = fields.Integer()
+
+
+class JobSchema(Schema):
+    id = fields.String(required=True)
+    model = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    request = fields.Dict()
+    progress = fields.Dict(allow_none=True)
+    result = fields.Nested(JobResultSchema, allow_none=True)
+    error = fields.String(allow_none=True)
+    cancel_requested = fields.Boolean()
+    worker = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+    started_at = fields.String(allow_none=True)
+    finished_at = fields.String(allow_none=True)
+
+
+class JobListSchema(Schema):
+    jobs = fields.List(fields.Nested(JobSchema), required=True)
+    total = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+
+
+class JobListArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    model = fields.String()
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))

@@ -1,0 +1,317 @@
+"""The model store: immutable, versioned, checksummed model artifacts on a filesystem.
+
+Layout (DESIGN.md section 3)::
+
+    <root>/<name>/<version>/manifest.json, weights.npz   written once by publish, never modified
+    <root>/<name>/ACTIVE                                   the served version, replaced atomically
+    <root>/<name>/datasets/<sha256>.npz                    content-addressed training data
+    <root>/<name>/.lock, .tmp-*                            publisher lock, in-flight or crashed writes
+
+Every name and version is validated before a path is built, every read is
+verified against the manifest's checksums, nothing is unpickled, and a broken
+artifact is reported or refused, never served. The methods below are the seam
+(publish/activate/load/watch via ``active_stamp``) a distributed backend would
+implement later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nn
+
+from service.store import artifacts
+
+from service.store import dataset_codec
+
+from service.store import datasets
+
+from service.store import durable
+from service.store.dataset_codec import Dataset
+from service.store.names import MAX_VERSION, NAME_PATTERN, VERSION_TEXT, validate_name, validate_sha256, validate_version
+from service.store.exceptions import (
+    CorruptVersionError,
+    InvalidNameError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    broken,
+    unavailable,
+)
+from service.version import __version__
+
+if TYPE_CHECKING:
+    from nn.estimators import BaseMLP
+
+__all__ = [
+    "CorruptVersionError",
+    "Dataset",
+    "InvalidNameError",
+    "LoadedModel",
+    "ModelStore",
+    "NotFoundError",
+    "StoreError",
+    "StoreUnavailableError",
+    "VersionInfo",
+    "validate_name",
+    "validate_version",
+]
+
+ACTIVE = "ACTIVE"
+LOCK = ".lock"
+STORE_KEYS = ("name", "version", "created_at", "nnserve_version")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One published version as listed: whether it is active, and its manifest or why it is broken."""
+
+    name: str
+    version: int
+    active: bool
+    manifest: dict[str, Any] | None  # None when broken
+    error: str | None  # why it is broken, None when ok
+
+    @property
+    def ok(self) -> bool:
+        """True when the version passed verification."""
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified version rebuilt into its estimator, with its manifest."""
+
+    name: str
+    version: int
+    estimator: BaseMLP
+    manifest: dict[str, Any]
+
+
+class ModelStore:
+    """A filesystem model store rooted at ``root``; safe for many reader and publisher processes."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreError(f"the store root {self.root} is not a directory") from None
+
+    # -- listing ---------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        """Names of the models with a published version or an ACTIVE file (so an ACTIVE naming a vanished
+        version is reported, not silently dropped); anything else in the root is ignored."""
+        names = []
+        try:
+            with os.scandir(self.root) as entries:
+                candidates = [e for e in entries if NAME_PATTERN.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+        except OSError as exc:
+            raise StoreUnavailableError(f"the store {self.root} cannot be read ({exc.strerror})") from None
+        for entry in candidates:
+            try:
+                listed = any(VERSION_TEXT.fullmatch(e) or e == ACTIVE for e in os.listdir(entry.path))
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            except OSError:
+                listed = True  # a model directory that cannot be read is listed, so readiness can say why
+            if listed:
+                names.append(entry.name)
+        return sorted(names)
+
+    def versions(self, name: str) -> list[int]:
+        """Published version numbers, ascending; broken ones included, temporary entries never."""
+        model_dir = self._model_dir(name)
+        try:
+            listing = os.listdir(model_dir)
+        except OSError as exc:
+            raise unavailable(name, exc) from None
+        found = (int(e) for e in listing if VERSION_TEXT.fullmatch(e))
+        return sorted(v for v in found if v <= MAX_VERSION)
+
+    def version_info(self, name: str) -> list[VersionInfo]:
+        """Every version fully verified; a broken one carries its error instead of a manifest."""
+        name = validate_name(name)
+        versions = self.versions(name)
+        try:
+            active = self.active_version(name)
+        except CorruptVersionError:
+            active = None
+        infos = []
+        for v in versions:
+            try:
+                infos.append(VersionInfo(name, v, v == active, self._verify(name, v), None))
+            except (CorruptVersionError, NotFoundError) as exc:
+                infos.append(VersionInfo(name, v, v == active, None, str(exc)))
+        return infos
+
+    def active_version(self, name: str) -> int | None:
+        """The version ACTIVE names, None if there is none; CorruptVersionError if ACTIVE is unreadable."""
+        path = self.root / validate_name(name) / ACTIVE
+        try:
+            raw = durable.read_regular(path, limit=32)
+        except FileNotFoundError:
+            self._model_dir(name)  # unknown model -> NotFoundError
+            return None
+        except PermissionError as exc:
+            raise unavailable(name, exc) from None
+        except OSError:
+            raise CorruptVersionError(f"model {name!r}: ACTIVE is a symbolic link or unreadable") from None
+        try:
+            return validate_version(raw.decode("ascii").strip())
+        except (UnicodeDecodeError, InvalidNameError):
+            raise CorruptVersionError(f"model {name!r}: ACTIVE does not hold a version number") from None
+
+    def active_stamp(self, name: str) -> tuple[int, int, int] | None:
+        """(inode, mtime_ns, size) of ACTIVE from one lstat, None if absent: a cheap change detector for pollers."""
+        try:
+            st = os.stat(self.root / validate_name(name) / ACTIVE, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise unavailable(name, exc) from None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    # -- writing -----------------------------------------------------------------
+    def publish(self, name: str, estimator: BaseMLP, metadata: dict[str, Any] | None = None) -> int:
+        """Write ``estimator`` as the next version (not activated) and return its number.
+
+        The artifact is built in a temporary directory of the model and renamed
+        into place under a per-model ``flock``, so racing processes get distinct
+        versions and a crash never leaves a half-written version visible.
+        """
+        name = validate_name(name)
+        extra = dict(metadata or {})
+        clash = sorted(set(STORE_KEYS).intersection(extra))
+        if clash:
+            raise ValueError(f"metadata may not override {clash}: the store writes them")
+        model_dir = self._ensure_model_dir(name)
+        with durable.locked(model_dir / LOCK):
+            existing = self.versions(name)
+            version = existing[-1] + 1 if existing else 1
+            if version > MAX_VERSION:
+                raise StoreError(f"model {name!r} has no version numbers left")
+            target = model_dir / str(version)
+            tmp = durable.make_temp_dir(model_dir)
+            try:
+                stamp = {"name": name, "version": version, "created_at": _utc_now(), "nnserve_version": __version__}
+                nn.save(estimator, tmp, metadata={**extra, **stamp})
+                durable.fsync_dir(tmp)
+                if os.path.lexists(target):  # only a writer bypassing the lock could get here
+                    raise StoreError(f"model {name!r} version {version} appeared while publishing; nothing was written")
+                os.rename(tmp, target)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):  # e.g. EIO: clean_temporary removes it later; never a version
+                    durable.remove_entry(tmp)
+                if isinstance(exc, OSError):  # ENOSPC, EIO, EFBIG...: say what failed, and that nothing is visible
+                    raise StoreError(
+                        f"model {name!r}: writing version {version} failed ({exc.strerror or exc}); "
+                        "nothing was published"
+                    ) from exc
+                raise
+            durable.fsync_dir(model_dir)
+        return version
+
+    def activate(self, name: str, version: int) -> None:
+        """Point ACTIVE at ``version`` after verifying it; a broken or missing version leaves ACTIVE untouched.
+
+        Verifying means rebuilding it: checksums alone pass a crafted file (an object array with its
+        checksum fixed up) that only the loader refuses, and ACTIVE must never name what cannot serve.
+        """
+        name, version = validate_name(name), validate_version(version)
+        self.load(name, version)
+        durable.write_atomic(self.root / name / ACTIVE, f"{version}\n".encode())
+
+    # -- reading -----------------------------------------------------------------
+    def load(self, name: str, version: int | None = None) -> LoadedModel:
+        """Rebuild a verified version, by default the active one."""
+        name = validate_name(name)
+        if version is None:
+            active = self.active_version(name)
+            if active is None:
+                raise NotFoundError(f"model {name!r} has no active version; activate one first")
+            try:
+                manifest = self._verify(name, active)
+            except NotFoundError:
+                raise CorruptVersionError(f"model {name!r}: ACTIVE names version {active}, which is missing") from None
+            version = active
+        else:
+            version = validate_version(version)
+            manifest = self._verify(name, version)
+        try:
+            estimator = nn.load(self.root / name / str(version))
+        except (nn.ArtifactError, EOFError, zipfile.BadZipFile) as exc:  # nn passes zip errors of crafted files
+            raise broken(name, version, artifacts.strip_path(exc, self.root / name / str(version))) from None
+        return LoadedModel(name, version, estimator, manifest)
+
+    def manifest(self, name: str, version: int) -> dict[str, Any]:
+        """The verified manifest of one version."""
+        return self._verify(validate_name(name), validate_version(version))
+
+    # -- datasets ----------------------------------------------------------------
+    def save_dataset(self, name: str, dataset: Dataset) -> str:
+        """Store ``dataset`` under its canonical sha256 (returned); an intact identical copy is kept as is."""
+        name = validate_name(name)
+        data = dataset_codec.canonical(dataset)  # an unfit dataset is refused before anything is created
+        return datasets.save(self._ensure_model_dir(name), name, data)
+
+    def load_dataset(self, name: str, sha256: str) -> Dataset:
+        """The dataset stored under ``sha256``, verified against that hash."""
+        name = validate_name(name)
+        sha256 = validate_sha256(sha256)
+        return datasets.load(self._model_dir(name), name, sha256)  # a symlinked model directory is no model here
+
+    @staticmethod
+    def dataset_sha256(dataset: Dataset) -> str:
+        """The hash ``save_dataset`` would file ``dataset`` under, without writing anything."""
+        return dataset_codec.sha256(dataset_codec.canonical(dataset))
+
+    # -- maintenance -------------------------------------------------------------
+    def clean_temporary(self, max_age: float = 3600.0) -> int:
+        """Remove temporary entries older than ``max_age`` seconds (left by crashed writers); returns the count."""
+        cutoff = time.time() - max_age
+        with os.scandir(self.root) as entries:
+            models = [
+                Path(e.path) for e in entries if NAME_PATTERN.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
+            ]
+        parents = models + [m / datasets.FOLDER for m in models]
+        return sum(durable.remove_temporaries(parent, older_than=cutoff) for parent in parents)
+
+    # -- internals ---------------------------------------------------------------
+    def _model_dir(self, name: str) -> Path:
+        path = self.root / validate_name(name)
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            raise NotFoundError(f"unknown model {name!r}") from None
+        except OSError as exc:
+            raise unavailable(name, exc) from None
+        if not stat.S_ISDIR(mode):
+            raise NotFoundError(f"unknown model {name!r}: its store entry is a symbolic link or a file")
+        return path
+
+    def _ensure_model_dir(self, name: str) -> Path:
+        path = self.root / name
+        try:
+            created = durable.ensure_dir(path)
+        except NotADirectoryError:
+            raise StoreError(f"cannot write model {name!r}: its store entry is a symbolic link or a file") from None
+        if created:
+            durable.fsync_dir(self.root)
+        return path
+
+    def _verify(self, name: str, version: int) -> dict[str, Any]:
+        """The manifest of a version that passes every check, else NotFoundError or CorruptVersionError."""
+        return artifacts.verify(self._model_dir(name) / str(version), name, version)
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,191 @@
+"""Prometheus metrics, added up over every process of one server, and the per-request hooks that feed them.
+
+Under gunicorn the config file points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh,
+empty directory before any worker starts (it is wiped at every server start),
+so prometheus-client runs in multiprocess mode: each process (every web
+worker, and the retraining worker the master starts, which inherits the
+variable) writes its figures to its own memory-mapped files there, and
+``GET /metrics`` on whichever worker answers merges all of them. Without the
+variable (Flask's test client, the CLI) the same metrics live in a plain
+in-process registry.
+
+| metric                               | type      | labels                           |
+|--------------------------------------|-----------|----------------------------------|
+| nnserve_requests_total               | counter   | endpoint, model, version, status |
+| nnserve_request_duration_seconds     | histogram | endpoint                         |
+| nnserve_prediction_rows_total        | counter   | model, version                   |
+| nnserve_model_active_version         | gauge     | model                            |
+| nnserve_model_load_failures_total    | counter   |                                  |
+| nnserve_retrain_jobs_total           | counter   | status                           |
+| nnserve_training_duration_seconds    | histogram |                                  |
+
+Label values stay few: ``endpoint`` is the URL rule (``/v1/models/<name>/predict``,
+``<unmatched>`` when no route matched), never the raw path; ``model`` is set only
+for models the worker has loaded (an unknown name gives ``""``); ``version`` only
+when a version was actually resolved; no request ids.
+
+``nnserve_model_active_version`` uses the ``livemostrecent`` multiprocess mode:
+the value most recently set by a live process. Each web worker sets it when it
+loads a new active version, so after an activation (forward or a roll back)
+the gauge shows the new version as soon as one worker has picked it up, and a
+dead worker's stale value is dropped (``child_exit`` calls
+``mark_process_dead``). ``max`` would hide a roll back, and ``all``/``liveall``
+would add a ``pid`` label per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from flask import Flask, Response, current_app, g, request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+if MULTIPROC_DIR:
+    os.makedirs(MULTIPROC_DIR, exist_ok=True)
+
+# The metrics below register here; in multiprocess mode a scrape reads the files instead.
+REGISTRY = CollectorRegistry()
+
+REQUESTS = Counter(
+    "nnserve_requests_total",
+    "HTTP requests answered, by URL rule, model, model version and status code.",
+    ["endpoint", "model", "version", "status"],
+    registry=REGISTRY,
+)
+REQUEST_DURATION = Histogram(
+    "nnserve_request_duration_seconds",
+    "Time to answer an HTTP request, from the first to the last hook of the app.",
+    ["endpoint"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+PREDICTION_ROWS = Counter(
+    "nnserve_prediction_rows_total",
+    "Rows predicted (v1 predict and v2 infer), by model and version.",
+    ["model", "version"],
+    registry=REGISTRY,
+)
+ACTIVE_VERSION = Gauge(
+    "nnserve_model_active_version",
+    "The active version a web worker most recently loaded, per model.",
+    ["model"],
+    multiprocess_mode="livemostrecent",
+    registry=REGISTRY,
+)
+LOAD_FAILURES = Counter(
+    "nnserve_model_load_failures_total",
+    "Active versions a web worker failed to load or warm up (it kept serving the previous one).",
+    registry=REGISTRY,
+)
+RETRAIN_JOBS = Counter(
+    "nnserve_retrain_jobs_total",
+    "Retraining jobs that reached a final status: succeeded, failed or cancelled.",
+    ["status"],
+    registry=REGISTRY,
+)
+TRAINING_DURATION = Histogram(
+    "nnserve_training_duration_seconds",
+    "Training time of each retraining job that succeeded.",
+    buckets=(0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
+    registry=REGISTRY,
+)
+
+UNMATCHED = "<unmatched>"
+# The classic text format, which every Prometheus reads (our names need none of 1.0.0's escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def exposition() -> bytes:
+    """The Prometheus text format of every metric, over all processes in multiprocess mode."""
+    if MULTIPROC_DIR:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, MULTIPROC_DIR)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+# -- what the app and the other modules call ---------------------------------------
+
+
+def model_served(name: str, version: int, rows: int) -> None:
+    """A request predicted ``rows`` rows with ``name`` version ``version``: label the request and count them."""
+    g.nnserve_model = (name, version)
+    PREDICTION_ROWS.labels(name, str(version)).inc(rows)
+
+
+def model_resolved(name: str, version: int) -> None:
+    """A request resolved ``name`` version ``version`` (metadata, readiness): label the request with it."""
+    g.nnserve_model = (name, version)
+
+
+def active_version(name: str, version: int) -> None:
+    ACTIVE_VERSION.labels(name).set(version)
+
+
+def load_failed() -> None:
+    LOAD_FAILURES.inc()
+
+
+def job_finished(status: str, training_seconds: float | None = None) -> None:
+    RETRAIN_JOBS.labels(status).inc()
+    if training_seconds is not None:
+        TRAINING_DURATION.observe(training_seconds)
+
+
+# -- per request -------------------------------------------------------------------
+
+
+def install(app: Flask) -> None:
+    """``GET /metrics``, and one count, one duration and one JSON log line per request."""
+    from service.logs import ACCESS
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(exposition(), 200, {"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
+
+    @app.before_request
+    def start() -> None:
+        g.nnserve_started = time.perf_counter()
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        seconds = time.perf_counter() - g.get("nnserve_started", time.perf_counter())
+        rule = request.url_rule
+        endpoint = rule.rule if rule is not None else UNMATCHED
+        name, version = _model_labels()
+        status = response.status_code
+        REQUESTS.labels(endpoint, name, version, str(status)).inc()
+        REQUEST_DURATION.labels(endpoint).observe(seconds)
+        if ACCESS.isEnabledFor(logging.INFO):
+            ACCESS.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                status,
+                extra={
+                    "request_id": g.get("request_id", ""),
+                    "method": request.method,
+                    "path": request.path,
+                    "endpoint": endpoint,
+                    "model": name,
+                    "version": int(version) if version else None,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                },
+            )
+        return response
+
+
+def _model_labels() -> tuple[str, str]:
+    """(model, version) label values: what the request resolved, else a model name this worker knows, else ""."""
+    resolved = g.get("nnserve_model")
+    if resolved is not None:
+        return resolved[0], str(resolved[1])
+    name = (request.view_args or {}).get("name")
+    if isinstance(name, str) and current_app.extensions["nnserve.registry"].knows(name):
+        return name, ""
+    return "", ""

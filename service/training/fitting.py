@@ -1,0 +1,245 @@
+"""Train a model on a dataset, score it on a held-out split, and publish it to the store.
+
+``train`` is a plain function of (task, estimator params, dataset, seed,
+callbacks): the CLI calls it for ``nnserve train`` and the retraining worker
+for a retrain on appended data, so both publish models measured the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import nn
+from nn import Callback, MLPClassifier, MLPRegressor
+from nn.estimators import BaseMLP
+from nn.metrics import accuracy_score, r2_score
+from service.store import Dataset, ModelStore
+from service.training.catalog import ModelSpec, estimator_params
+from service.training.csvdata import read_csv_dataset
+
+PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
+
+
+def task_of(manifest: Mapping[str, Any]) -> str:
+    """A version's task: as recorded, else told by whether the model has classes (nn.save alone records none)."""
+    task = manifest.get("task")
+    return str(task) if task else ("classification" if "classes" in manifest else "regression")
+
+
+@dataclass
+class TrainResult:
+    """A fitted estimator and how it scored on rows it never saw."""
+
+    estimator: BaseMLP
+    task: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    primary_metric: str
+    epochs: int
+    seconds: float
+    n_train: int
+    n_test: int
+    test_size: float
+    seed: int
+
+
+def holdout_split(
+    n_samples: int, test_size: float, seed: int, stratify: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) index arrays, the same split as scikit-learn's
+    ``train_test_split(test_size=test_size, random_state=seed, stratify=stratify)``.
+
+    Reimplemented with numpy (scikit-learn stays out of the runtime) and kept
+    index-for-index equal, so the published metrics are comparable with the
+    nn library's tests and with the benchmarks, which use scikit-learn's split.
+    """
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
+    n_test = math.ceil(test_size * n_samples)
+    n_train = n_samples - n_test
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"test_size={test_size} leaves an empty train or test set for {n_samples} rows")
+    rng = np.random.RandomState(seed)
+    if stratify is None:
+        order = rng.permutation(n_samples)
+        return order[n_test:], order[:n_test]
+    classes, y_indices, class_counts = np.unique(stratify, return_inverse=True, return_counts=True)
+    if class_counts.min() < 2:
+        rare = classes[class_counts < 2].tolist()
+        raise ValueError(f"every class needs at least 2 rows for a stratified split; too few: {rare}")
+    if n_train < len(classes) or n_test < len(classes):
+        raise ValueError(f"{len(classes)} classes need at least that many rows on each side of the split")
+    class_indices = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(class_counts)[:-1])
+    n_i = _approximate_mode(class_counts, n_train, rng)
+    t_i = _approximate_mode(class_counts - n_i, n_test, rng)
+    train: list[int] = []
+    test: list[int] = []
+    for i in range(len(classes)):
+        members = class_indices[i].take(rng.permutation(class_counts[i]), mode="clip")
+        train.extend(members[: n_i[i]])
+        test.extend(members[n_i[i] : n_i[i] + t_i[i]])
+    return rng.permutation(train), rng.permutation(test)
+
+
+def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """Rows per class for ``n_draws`` draws: floor of the proportional share, remainders to the largest
+    fractional parts (ties broken by ``rng``), as scikit-learn does."""
+    continuous = class_counts / class_counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need = int(n_draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need)
+            floored[rng.choice(inds, size=add_now, replace=False)] += 1
+            need -= add_now
+            if need == 0:
+                break
+    return floored.astype(int)
+
+
+def evaluate(task: str, estimator: BaseMLP, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Held-out metrics: classification ``accuracy`` and ``log_loss``; regression ``r2``, ``rmse`` and ``mae``."""
+    if isinstance(estimator, MLPClassifier):
+        proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+        idx = np.searchsorted(estimator.classes_, y)
+        p_true = np.clip(proba[np.arange(len(y)), idx], 1e-15, 1.0)
+        return {
+            "accuracy": accuracy_score(y, estimator.classes_[proba.argmax(axis=1)]),
+            "log_loss": float(-np.log(p_true).mean()),
+        }
+    pred = np.asarray(estimator.predict(X), dtype=np.float64)
+    err = pred - np.asarray(y, dtype=np.float64)
+    return {
+        "r2": r2_score(y, pred),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+    }
+
+
+def train(
+    task: str,
+    params: Mapping[str, Any],
+    dataset: Dataset,
+    *,
+    test_size: float = 0.25,
+    seed: int = 0,
+    callbacks: Sequence[Callback] = (),
+    warm_start_from: BaseMLP | None = None,
+) -> TrainResult:
+    """Fit an estimator on the training part of ``dataset`` and score it on the held-out part.
+
+    ``seed`` picks the held-out split (stratified by class for classification);
+    the network's own seed is ``params["random_state"]``. The returned
+    estimator is the one that was scored, so the metrics describe exactly
+    what gets published. ``warm_start_from`` continues from a copy of a fitted
+    estimator's weights and preprocessing (its architecture and classes win
+    over ``params``); the original is left untouched. Bad data raises ``ValueError``.
+    """
+    if task not in PRIMARY_METRIC:
+        raise ValueError(f"task must be one of {sorted(PRIMARY_METRIC)}, got {task!r}")
+    X, y = np.asarray(dataset.X, dtype=np.float64), np.asarray(dataset.y)
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(f"dataset X of shape {X.shape} does not match {len(y)} targets")
+    train_idx, test_idx = holdout_split(len(X), test_size, seed, y if task == "classification" else None)
+    estimator: BaseMLP
+    if warm_start_from is None:
+        cls = MLPClassifier if task == "classification" else MLPRegressor
+        estimator = cls(**{**params, "callbacks": list(callbacks)})
+    else:
+        estimator = _copy(warm_start_from)
+        estimator.set_params(**{**params, "warm_start": True, "callbacks": list(callbacks)})
+    started = time.perf_counter()
+    estimator.fit(X[train_idx], y[train_idx], feature_names=dataset.feature_names or None)
+    seconds = time.perf_counter() - started
+    estimator.callbacks = None  # runtime-only; nothing of the caller's progress display stays in the model
+    return TrainResult(
+        estimator=estimator,
+        task=task,
+        params={k: v for k, v in estimator.get_params().items() if k != "callbacks"},
+        metrics=evaluate(task, estimator, X[test_idx], y[test_idx]),
+        primary_metric=PRIMARY_METRIC[task],
+        epochs=int(estimator.n_iter_),
+        seconds=seconds,
+        n_train=len(train_idx),
+        n_test=len(test_idx),
+        test_size=float(test_size),
+        seed=int(seed),
+    )
+
+
+def _copy(estimator: BaseMLP) -> BaseMLP:
+    """An independent copy of a fitted estimator, through nn's own save/load (its weights are views
+    into one flat buffer, which ``copy.deepcopy`` would tear apart)."""
+    with tempfile.TemporaryDirectory(prefix="nnserve-warm-") as tmp:
+        nn.save(estimator, tmp)
+        return nn.load(tmp)
+
+
+def train_spec(
+    spec: ModelSpec,
+    overrides: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[Dataset, TrainResult]:
+    """Read a spec's CSV and ``train`` it; ``overrides`` (e.g. ``{"epochs": 5, "seed": 1}``) as in
+    ``catalog.estimator_params``. The held-out rows come from the spec's ``split_seed``, which no
+    override changes, so versions trained with different seeds are scored on the same rows."""
+    params = estimator_params(spec, overrides)
+    dataset = read_csv_dataset(spec.data_path, spec.target, spec.task)
+    result = train(spec.task, params, dataset, test_size=spec.test_size, seed=spec.split_seed, callbacks=callbacks)
+    return dataset, result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def publish(
+    store: ModelStore,
+    name: str,
+    result: TrainResult,
+    dataset: Dataset,
+    *,
+    description: str = "",
+    target: str | None = None,
+    activate: bool = True,
+) -> int:
+    """Store the training data and the model as a new version, activate it unless told not to; returns the version.
+
+    The manifest records the task, the held-out metrics, the dataset's hash
+    (so a retrain can start from exactly this data) and how it was trained.
+    """
+    digest = store.save_dataset(name, dataset)
+    metadata = {
+        "task": result.task,
+        "description": description,
+        "target": target,
+        "metrics": result.metrics,
+        "primary_metric": result.primary_metric,
+        "dataset_sha256": digest,
+        "training": {
+            "params": {k: _jsonable(v) for k, v in result.params.items()},
+            "epochs": result.epochs,
+            "seconds": round(result.seconds, 3),
+            "n_train": result.n_train,
+            "n_test": result.n_test,
+            "test_size": result.test_size,
+            "seed": result.seed,
+        },
+    }
+    version = store.publish(name, result.estimator, metadata)
+    if activate:
+        store.activate(name, version)
+    return version

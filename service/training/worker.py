@@ -1,0 +1,228 @@
+"""The retraining worker: a process of its own that claims jobs one at a time and runs them.
+
+A job trains on the active version's dataset (``append``: plus the job's new
+rows; ``replace``: the new rows alone), scores the new model and the active
+one on the same held-out rows, publishes the new version through the store
+(atomic) and activates it only as ``promote`` says. Web workers then pick it
+up through their hot reload. Progress and heartbeats go to the job queue
+after every epoch, which is also where a cancel or a shutdown is noticed.
+
+On SIGTERM the running job stops at its next epoch boundary and goes back to
+the queue (``queued``), to be run again by the next worker; nothing is
+published. A worker that died without that chance (kill -9, power loss)
+leaves a ``running`` job that the next worker to start, or any idle worker of
+the store (every ``RECOVER_INTERVAL`` s), marks ``failed`` ("worker stopped").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from nn import Callback
+from nn.metrics import accuracy_score, r2_score
+from service import logs, telemetry
+from service.store import Dataset, LoadedModel, ModelStore, StoreError
+from service.training import fitting as training
+from service.training.job_queue import JobQueue, worker_identity
+
+log = logging.getLogger(__name__)
+RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
+
+
+class JobCancelledError(Exception):
+    """A client cancelled the job."""
+
+
+class ShutdownRequestedError(Exception):
+    """The worker was asked to shut down; the job goes back to the queue."""
+
+
+class JobProgress(Callback):
+    """Reports each epoch to the queue; stops training on cancel or shutdown."""
+
+    def __init__(self, queue: JobQueue, job_id: str, epochs: int, stopping: threading.Event) -> None:
+        self.queue, self.job_id, self.epochs, self.stopping = queue, job_id, epochs, stopping
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"]}
+        progress.update({k: v for k, v in logs.items() if k.startswith("val_")})
+        if self.queue.update(self.job_id, progress):
+            raise JobCancelledError
+        if self.stopping.is_set():
+            raise ShutdownRequestedError
+
+
+def _score(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> float:
+    """The primary metric (accuracy or R^2), tolerant of labels the estimator never saw."""
+    if task == "classification":
+        return accuracy_score(y, estimator.predict(X))
+    return r2_score(y, estimator.predict(X))
+
+
+def training_data(store: ModelStore, base: LoadedModel, request: dict[str, Any]) -> Dataset:
+    """The dataset a job trains on: the base version's, the job's new rows, or both."""
+    new = store.load_dataset(base.name, request["data_sha256"]) if request.get("data_sha256") else None
+    if request.get("mode") == "replace":
+        if new is None:
+            raise ValueError("mode 'replace' needs data")
+        return new
+    digest = base.manifest.get("dataset_sha256")
+    if digest is None:
+        if new is None:
+            raise ValueError(f"version {base.version} of {base.name!r} recorded no training data; send data")
+        return new
+    old = store.load_dataset(base.name, digest)
+    if new is None:
+        return old
+    y = np.concatenate([old.y, new.y.astype(old.y.dtype) if old.y.dtype.kind != "U" else new.y])
+    return Dataset(np.vstack([old.X, new.X]), y, old.feature_names)
+
+
+def run_job(store: ModelStore, queue: JobQueue, job: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+    """Train, publish and maybe promote one claimed job; returns its result."""
+    name, request = job["model"], job["request"]
+    base = store.load(name)
+    manifest = base.manifest
+    task = training.task_of(manifest)
+    params = {k: v for k, v in manifest["params"].items() if k in base.estimator.get_params()}
+    params.update(request.get("hyperparameters") or {})
+    if "hidden_layer_sizes" in params:
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    dataset = training_data(store, base, request)
+    trained = manifest.get("training") or {}
+    test_size, seed = float(trained.get("test_size", 0.25)), int(trained.get("seed", 0))
+    progress = JobProgress(queue, job["id"], int(params.get("max_iter", 200)), stopping)
+    result = training.train(
+        task,
+        params,
+        dataset,
+        test_size=test_size,
+        seed=seed,
+        callbacks=[progress],
+        warm_start_from=base.estimator if request.get("warm_start") else None,
+    )
+    _, test_idx = training.holdout_split(
+        len(dataset.X), test_size, seed, np.asarray(dataset.y) if task == "classification" else None
+    )
+    new_score = result.metrics[result.primary_metric]
+    active_score = _score(task, base.estimator, dataset.X[test_idx], np.asarray(dataset.y)[test_idx])
+    version = training.publish(
+        store,
+        name,
+        result,
+        dataset,
+        description=manifest.get("description", ""),
+        target=manifest.get("target"),
+        activate=False,
+    )
+    promote = request.get("promote", "if_better")
+    label = "validation " + ("accuracy" if task == "classification" else "R2")
+    if promote == "always":
+        promoted, reason = True, "promote is 'always'"
+    elif promote == "never":
+        promoted, reason = False, "promote is 'never'"
+    elif new_score >= active_score:
+        promoted, reason = True, f"{label} {new_score:.4f} >= active {active_score:.4f}"
+    else:
+        promoted, reason = False, f"{label} {new_score:.4f} < active {active_score:.4f}"
+    if promoted:
+        store.activate(name, version)
+    return {
+        "version": version,
+        "base_version": base.version,
+        "metrics": result.metrics,
+        "active_metric": active_score,
+        "promoted": promoted,
+        "reason": reason,
+        "epochs": result.epochs,
+        "seconds": round(result.seconds, 3),
+        "n_rows": len(dataset.X),
+    }
+
+
+class Worker:
+    """The claim-train-publish loop over one store."""
+
+    def __init__(self, store_root: str | os.PathLike[str], poll_interval: float = 0.5) -> None:
+        self.store = ModelStore(store_root)
+        self.queue = JobQueue(store_root)
+        self.poll_interval = poll_interval
+        self.identity = worker_identity()
+        self.stopping = threading.Event()
+
+    def recover(self) -> list[str]:
+        """Fail the jobs a dead worker left running; the store was never touched by them."""
+        failed = self.fail_abandoned()
+        removed = self.store.clean_temporary()
+        if removed:
+            log.info("removed %d leftover temporary entries from the store", removed)
+        return failed
+
+    def fail_abandoned(self) -> list[str]:
+        """Fail the running jobs whose worker died (this worker never has one running while it calls this)."""
+        failed = self.queue.fail_abandoned()
+        for job_id in failed:
+            telemetry.job_finished("failed")
+            log.warning("job %s was left running by a worker that stopped; marked failed", job_id)
+        return failed
+
+    def run_once(self) -> bool:
+        """Claim and run one job; False when the queue had nothing to run."""
+        job = self.queue.claim(self.identity)
+        if job is None:
+            return False
+        log.info("job %s: retraining %s", job["id"], job["model"])
+        try:
+            result = run_job(self.store, self.queue, job, self.stopping)
+        except JobCancelledError:
+            self.queue.finish(job["id"], "cancelled", error="cancelled by request; nothing was published")
+            telemetry.job_finished("cancelled")
+        except ShutdownRequestedError:
+            self.queue.requeue(job["id"])
+            log.info("job %s: worker stopping, job requeued", job["id"])
+        except (StoreError, ValueError, OSError) as exc:
+            self.queue.finish(job["id"], "failed", error=str(exc))
+            telemetry.job_finished("failed")
+            log.error("job %s failed: %s", job["id"], exc)
+        except Exception as exc:  # a bug must fail the job, not kill the worker loop
+            log.exception("job %s failed unexpectedly", job["id"])
+            self.queue.finish(job["id"], "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            telemetry.job_finished("failed")
+        else:
+            self.queue.finish(job["id"], "succeeded", result=result)
+            telemetry.job_finished("succeeded", result["seconds"])
+            log.info("job %s succeeded: %s", job["id"], result["reason"])
+        return True
+
+    def run(self, once: bool = False) -> None:
+        """Loop until SIGTERM/SIGINT (or, with ``once``, until the queue is empty)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        with contextlib.suppress(OSError):
+            os.nice(10)  # serving keeps its latency; training takes what is left
+        self.recover()
+        checked = time.monotonic()
+        while not self.stopping.is_set():
+            if not self.run_once():
+                if once:
+                    return
+                # Another worker on this store may have died since we started: its job would stay
+                # 'running' and block every later job of that model, so look for such jobs while idle.
+                if time.monotonic() - checked >= RECOVER_INTERVAL:
+                    self.fail_abandoned()
+                    checked = time.monotonic()
+                self.stopping.wait(self.poll_interval)
+
+
+def main(store_root: str | os.PathLike[str], poll_interval: float = 0.5, once: bool = False) -> None:
+    logs.configure(os.environ.get("NNSERVE_LOG_LEVEL") or "info")
+    Worker(store_root, poll_interval).run(once=once)
+    log.info("worker stopped")

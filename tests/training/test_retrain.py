@@ -1,0 +1,416 @@
+"""Retraining (issue 5) through the v1 API with Flask's test client and an in-process worker.
+
+One store (iris, digits, diabetes, 20 epochs each) is trained per session by
+the real CLI; every test works on its own copy. Jobs are run by
+``Worker(store).run_once()`` in the test's process, or in a thread when a test
+needs to act while a job runs (cancel a running job).
+"""
+
+import csv
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+from service import create_app
+from service.store import ModelStore
+from service.training.job_queue import JobQueue
+from service.training.worker import Worker
+
+TOKEN = "retrain-test-token-81c2"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def csv_rows(name):
+    with open(REPO / "models" / "data" / f"{name}.csv", newline="") as f:
+        _, *rows = list(csv.reader(f))
+    return [[float(v) for v in r[:-1]] for r in rows], [r[-1] for r in rows]
+
+
+@pytest.fixture
+def store_root(trained_store, store_copy):
+    """This test's copy of iris, digits and diabetes trained for 20 epochs by the CLI (once per session)."""
+    return store_copy(trained_store("iris", "digits", "diabetes", epochs=20))
+
+
+@pytest.fixture
+def client(store_root):
+    config = {
+        "NNSERVE_STORE": str(store_root),
+        "NNSERVE_ADMIN_TOKEN": TOKEN,
+        "NNSERVE_RELOAD_INTERVAL": 0,
+        "TESTING": True,
+    }
+    return create_app(config).test_client()
+
+
+def retrain(client, model, body=None, status=202):
+    r = client.post(f"/v1/models/{model}/retrain", json=body or {}, headers=ADMIN)
+    assert r.status_code == status, r.get_json()
+    return r.get_json()
+
+
+def job(client, job_id):
+    r = client.get(f"/v1/jobs/{job_id}")
+    assert r.status_code == 200
+    return r.get_json()
+
+
+def run_all(store_root):
+    worker = Worker(store_root)
+    n = 0
+    while worker.run_once():
+        n += 1
+    return n
+
+
+def active(store_root, name):
+    return ModelStore(store_root).active_version(name)
+
+
+def versions(store_root, name):
+    return ModelStore(store_root).versions(name)
+
+
+def iris_slice():
+    X, y = csv_rows("iris")
+    # every 3rd row: 50 rows, all three species
+    return X[::3], y[::3]
+
+
+# --- the happy paths -------------------------------------------------------------------------------
+
+
+def test_job_shape_and_location(client, store_root):
+    r = client.post("/v1/models/iris/retrain", json={"hyperparameters": {"epochs": 5}}, headers=ADMIN)
+    assert r.status_code == 202
+    queued = r.get_json()
+    assert r.headers["Location"] == f"/v1/jobs/{queued['id']}"
+    assert queued["status"] == "queued" and queued["model"] == "iris"
+    assert queued["progress"] is None and queued["result"] is None and queued["error"] is None
+    assert queued["created_at"] and queued["started_at"] is None and queued["finished_at"] is None
+    assert run_all(store_root) == 1
+    done = job(client, queued["id"])
+    assert done["status"] == "succeeded", done
+    assert done["error"] is None
+    assert (
+        done["started_at"] and done["finished_at"] and done["created_at"] <= done["started_at"] <= done["finished_at"]
+    )
+    assert done["worker"]
+    progress = done["progress"]
+    assert progress["epoch"] == 5 and progress["epochs"] == 5 and progress["loss"] > 0
+    result = done["result"]
+    assert result["version"] == 2 and result["base_version"] == 1
+    assert set(result["metrics"]) >= {"accuracy", "log_loss"}
+    assert isinstance(result["promoted"], bool) and result["reason"]
+    assert result["epochs"] == 5 and result["n_rows"] == 150
+
+
+def test_append_rows(client, store_root):
+    X, y = iris_slice()
+    queued = retrain(client, "iris", {"data": {"instances": X, "targets": y}, "promote": "always"})
+    assert queued["request"]["n_new_rows"] == len(X)
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "succeeded", done
+    assert done["result"]["n_rows"] == 150 + len(X)
+    assert active(store_root, "iris") == done["result"]["version"] == 2
+    manifest = ModelStore(store_root).load("iris", 2).manifest
+    assert len(ModelStore(store_root).load_dataset("iris", manifest["dataset_sha256"]).X) == 150 + len(X)
+
+
+def test_replace_rows(client, store_root):
+    X, y = iris_slice()
+    queued = retrain(client, "iris", {"data": {"instances": X, "targets": y}, "mode": "replace", "promote": "always"})
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "succeeded", done
+    assert done["result"]["n_rows"] == len(X)
+    assert ModelStore(store_root).load("iris", 2).manifest["training"]["n_train"] + ModelStore(store_root).load(
+        "iris", 2
+    ).manifest["training"]["n_test"] == len(X)
+
+
+def test_new_class_label_in_append_mode(client, store_root):
+    rows = [[9.0 + 0.05 * i, 9.0 - 0.05 * i, 9.0 + 0.03 * i, 9.0] for i in range(16)]
+    body = {
+        "data": {"instances": rows, "targets": ["giant"] * len(rows)},
+        "promote": "always",
+        "hyperparameters": {"epochs": 200},
+    }
+    queued = retrain(client, "iris", body)
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "succeeded", done
+    assert list(ModelStore(store_root).load("iris").estimator.classes_) == [
+        "giant",
+        "setosa",
+        "versicolor",
+        "virginica",
+    ]
+    r = client.post("/v1/models/iris/predict", json={"instances": [[9.2, 8.8, 9.1, 9.0], [5.0, 3.4, 1.5, 0.2]]})
+    assert r.status_code == 200
+    assert r.get_json()["version"] == 2
+    assert r.get_json()["predictions"] == ["giant", "setosa"]
+    assert len(r.get_json()["probabilities"][0]) == 4
+
+
+def test_warm_start_continues_from_active_weights(client, store_root):
+    queued = retrain(client, "iris", {"warm_start": True, "hyperparameters": {"epochs": 7}, "promote": "always"})
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "succeeded", done
+    assert done["result"]["epochs"] == 7 and done["progress"]["epochs"] == 7
+    # continued from trained weights: the first epoch's loss already near the active model's, far below
+    # a fresh network's; and the held-out accuracy does not drop from scratch level
+    base = ModelStore(store_root).load("iris", 1).manifest
+    assert done["result"]["metrics"]["accuracy"] >= base["metrics"]["accuracy"] - 0.1
+    assert done["request"]["warm_start"] is True
+    assert active(store_root, "iris") == 2
+
+
+def test_regressor_retrain_with_numeric_targets(client, store_root):
+    X, y = csv_rows("diabetes")
+    queued = retrain(
+        client,
+        "diabetes",
+        {"data": {"instances": X[:40], "targets": [float(t) for t in y[:40]]}, "promote": "always"},
+    )
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "succeeded", done
+    assert set(done["result"]["metrics"]) >= {"r2", "rmse", "mae"}
+    assert done["result"]["n_rows"] == len(X) + 40
+    assert "R2" in done["result"]["reason"] or done["result"]["reason"] == "promote is 'always'"
+    r = client.post("/v1/models/diabetes/predict", json={"instances": X[:2]})
+    assert r.status_code == 200 and r.get_json()["version"] == 2
+
+
+# --- promotion ------------------------------------------------------------------------------------
+
+
+def test_promote_always_and_never(client, store_root):
+    never = retrain(client, "iris", {"promote": "never", "hyperparameters": {"epochs": 3}})
+    run_all(store_root)
+    done = job(client, never["id"])
+    assert done["status"] == "succeeded" and done["result"]["promoted"] is False
+    assert done["result"]["reason"] == "promote is 'never'"
+    assert versions(store_root, "iris") == [1, 2] and active(store_root, "iris") == 1
+
+    always = retrain(client, "iris", {"promote": "always", "hyperparameters": {"epochs": 3}})
+    run_all(store_root)
+    done = job(client, always["id"])
+    assert done["result"]["promoted"] is True and done["result"]["reason"] == "promote is 'always'"
+    assert active(store_root, "iris") == 3
+    assert client.post("/v1/models/iris/predict", json={"instances": [[5.0, 3.4, 1.5, 0.2]]}).get_json()["version"] == 3
+
+
+REASON = re.compile(r"^validation accuracy (\d\.\d{4}) (>=|<) active (\d\.\d{4})$")
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "expect_promoted"),
+    [({"epochs": 300, "patience": 300}, True), ({"epochs": 1, "learning_rate": 1e-6, "hidden_sizes": [2]}, False)],
+)
+def test_promote_if_better(client, store_root, hyperparameters, expect_promoted):
+    queued = retrain(client, "iris", {"hyperparameters": hyperparameters})  # if_better is the default
+    assert queued["request"]["promote"] == "if_better"
+    run_all(store_root)
+    result = job(client, queued["id"])["result"]
+    new, active_metric = result["metrics"]["accuracy"], result["active_metric"]
+    assert result["promoted"] is (new >= active_metric) is expect_promoted, result
+    m = REASON.match(result["reason"])
+    assert m, result["reason"]
+    assert float(m[1]) == pytest.approx(new, abs=1e-4) and float(m[3]) == pytest.approx(active_metric, abs=1e-4)
+    assert m[2] == (">=" if expect_promoted else "<")
+    # the active model's metric is measured on the same held-out rows as the new one
+    assert active_metric == pytest.approx(ModelStore(store_root).load("iris", 1).manifest["metrics"]["accuracy"])
+    assert active(store_root, "iris") == (2 if expect_promoted else 1)
+    assert versions(store_root, "iris") == [1, 2]
+
+
+# --- queue order, listing, cancel -----------------------------------------------------------------
+
+
+def test_second_retrain_of_a_model_waits_for_the_first(client, store_root):
+    first = retrain(client, "iris", {"promote": "always", "hyperparameters": {"epochs": 2}})
+    second = retrain(client, "iris", {"promote": "always", "hyperparameters": {"epochs": 2}})
+    other = retrain(client, "diabetes", {"promote": "never", "hyperparameters": {"epochs": 2}})
+    queue = JobQueue(store_root)
+    claimed = queue.claim("test:1")
+    assert claimed["id"] == first["id"]
+    # iris has a job running: the next claim skips the queued iris job and takes diabetes
+    assert queue.claim("test:2")["id"] == other["id"]
+    assert queue.claim("test:3") is None
+    assert job(client, second["id"])["status"] == "queued"
+    queue.finish(first["id"], "failed", error="test")
+    queue.finish(other["id"], "failed", error="test")
+    assert queue.claim("test:4")["id"] == second["id"]
+
+
+def test_queued_behind_runs_on_the_first_jobs_result(client, store_root):
+    first = retrain(client, "iris", {"promote": "always", "hyperparameters": {"epochs": 2}})
+    second = retrain(client, "iris", {"promote": "always", "hyperparameters": {"epochs": 2}})
+    assert run_all(store_root) == 2
+    a, b = job(client, first["id"]), job(client, second["id"])
+    assert a["result"]["version"] == 2 and b["result"]["base_version"] == 2 and b["result"]["version"] == 3
+    assert a["finished_at"] <= b["started_at"]
+
+
+def test_list_jobs_newest_first_filtered_and_paginated(client, store_root):
+    ids = [retrain(client, "iris", {"hyperparameters": {"epochs": 1}})["id"] for _ in range(3)]
+    diabetes = retrain(client, "diabetes", {"hyperparameters": {"epochs": 1}})["id"]
+    everything = client.get("/v1/jobs").get_json()
+    assert [j["id"] for j in everything["jobs"]] == [diabetes, *reversed(ids)]
+    assert everything["total"] == 4
+    page = client.get("/v1/jobs?model=iris&limit=2&offset=1").get_json()
+    assert [j["id"] for j in page["jobs"]] == [ids[1], ids[0]]
+    assert (page["total"], page["limit"], page["offset"]) == (3, 2, 1)
+    assert client.get("/v1/jobs?status=succeeded").get_json()["total"] == 0
+    assert client.get("/v1/jobs?status=queued&model=diabetes").get_json()["total"] == 1
+    Worker(store_root).run_once()
+    done = client.get("/v1/jobs?status=succeeded").get_json()
+    assert [j["id"] for j in done["jobs"]] == [ids[0]]
+    for query in ("status=bogus", "limit=0", "limit=501", "offset=-1"):
+        assert client.get(f"/v1/jobs?{query}").status_code == 422, query
+
+
+def test_cancel_queued_job(client, store_root):
+    queued = retrain(client, "iris")
+    r = client.delete(f"/v1/jobs/{queued['id']}", headers=ADMIN)
+    assert r.status_code == 200
+    assert r.get_json()["status"] == "cancelled" and r.get_json()["finished_at"]
+    assert run_all(store_root) == 0
+    assert job(client, queued["id"])["status"] == "cancelled"
+    assert versions(store_root, "iris") == [1]
+    # a finished job cannot be cancelled
+    r = client.delete(f"/v1/jobs/{queued['id']}", headers=ADMIN)
+    assert r.status_code == 409 and "cancelled" in r.get_json()["message"]
+
+
+def test_cancel_finished_job_is_409_and_unknown_is_404(client, store_root):
+    queued = retrain(client, "iris", {"hyperparameters": {"epochs": 1}})
+    run_all(store_root)
+    r = client.delete(f"/v1/jobs/{queued['id']}", headers=ADMIN)
+    assert r.status_code == 409 and "succeeded" in r.get_json()["message"]
+    assert client.get("/v1/jobs/0123456789abcdef").status_code == 404
+    assert client.delete("/v1/jobs/0123456789abcdef", headers=ADMIN).status_code == 404
+
+
+def test_cancel_running_job(client, store_root):
+    queued = retrain(client, "digits", {"hyperparameters": {"epochs": 100000, "patience": 100000}})
+    worker = Worker(store_root)
+    thread = threading.Thread(target=worker.run_once, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (job(client, queued["id"])["progress"] or {}).get("epoch"):
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.02)
+    running = job(client, queued["id"])
+    assert running["status"] == "running" and running["progress"]["epochs"] == 100000
+    r = client.delete(f"/v1/jobs/{queued['id']}", headers=ADMIN)
+    assert r.status_code == 200 and r.get_json()["cancel_requested"] is True
+    thread.join(30)
+    assert not thread.is_alive()
+    done = job(client, queued["id"])
+    assert done["status"] == "cancelled" and done["result"] is None and done["finished_at"]
+    assert versions(store_root, "digits") == [1] and active(store_root, "digits") == 1
+    assert not [p for p in Path(store_root, "digits").iterdir() if p.name.startswith(".tmp")]
+
+
+# --- refusals ---------------------------------------------------------------------------------------
+
+
+def test_admin_rules(store_root):
+    open_app = create_app({"NNSERVE_STORE": str(store_root), "TESTING": True}).test_client()
+    assert open_app.post("/v1/models/iris/retrain", json={}).status_code == 403
+    assert open_app.delete("/v1/jobs/abc").status_code == 403
+    app = create_app({"NNSERVE_STORE": str(store_root), "NNSERVE_ADMIN_TOKEN": TOKEN, "TESTING": True})
+    c = app.test_client()
+    assert c.post("/v1/models/iris/retrain", json={}).status_code == 401
+    assert c.post("/v1/models/iris/retrain", json={}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    # the token is checked before the body: no validation detail for callers without it
+    assert c.post("/v1/models/iris/retrain", json={"no such field": 1}).status_code == 401
+    assert c.post("/v1/models/iris/retrain", data="{", content_type="application/json").status_code == 401
+    queued = retrain(c, "iris")
+    assert c.delete(f"/v1/jobs/{queued['id']}").status_code == 401
+    assert c.delete(f"/v1/jobs/{queued['id']}", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert job(c, queued["id"])["status"] == "queued"
+    # reading jobs needs no token
+    assert c.get("/v1/jobs").status_code == 200
+    assert JobQueue(store_root).counts() == {"queued": 1}
+
+
+FOUR = [5.0, 3.4, 1.5, 0.2]
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "names"),
+    [
+        ("iris", {"hyperparameters": {"epochz": 3}}, ["epochz", "unknown hyperparameter"]),
+        ("iris", {"hyperparameters": {"epochs": 0}}, ["epochs"]),
+        ("iris", {"hyperparameters": {"learning_rate": -1}}, ["learning_rate"]),
+        ("iris", {"hyperparameters": {"epochs": "many"}}, ["epochs"]),
+        ("iris", {"warm_start": True, "hyperparameters": {"hidden_sizes": [4, 4]}}, ["hidden_sizes", "[16]"]),
+        ("iris", {"data": {"instances": [[5.0, 3.4, 1.5]], "targets": ["setosa"]}}, ["instances", "expects 4"]),
+        ("iris", {"data": {"instances": [FOUR], "targets": [1]}}, ["targets", "strings"]),
+        ("digits", {"data": {"instances": [[0.0] * 64], "targets": ["seven"]}}, ["targets", "integers"]),
+        ("iris", {"data": {"instances": [FOUR, FOUR], "targets": ["setosa"]}}, ["targets", "2"]),
+        ("diabetes", {"data": {"instances": [[0.0] * 10], "targets": ["high"]}}, ["targets", "numbers"]),
+        ("iris", {"data": {"instances": [FOUR]}}, ["targets"]),
+        ("iris", {"mode": "replace"}, ["data", "replace"]),
+        ("iris", {"mode": "overwrite"}, ["mode"]),
+        ("iris", {"promote": "sometimes"}, ["promote"]),
+        ("iris", {"warm_start": "perhaps"}, ["warm_start"]),
+        ("iris", {"epochs": 3}, ["epochs", "Unknown field"]),
+        ("iris", {"data": {"instances": [FOUR], "targets": ["setosa"], "weights": [1]}}, ["weights"]),
+    ],
+)
+def test_invalid_retrain_request_is_422_naming_the_problem(client, store_root, model, body, names):
+    r = client.post(f"/v1/models/{model}/retrain", json=body, headers=ADMIN)
+    assert r.status_code == 422, r.get_json()
+    text = r.get_data(as_text=True)
+    for name in names:
+        assert name in text, (name, text)
+    assert JobQueue(store_root).counts() == {}
+
+
+def test_nan_literal_is_422(client, store_root):
+    body = '{"data": {"instances": [[NaN, 3.4, 1.5, 0.2]], "targets": ["setosa"]}}'
+    r = client.post("/v1/models/iris/retrain", data=body, content_type="application/json", headers=ADMIN)
+    assert r.status_code == 422 and "NaN" in r.get_json()["message"]
+    r = client.post(
+        "/v1/models/iris/retrain",
+        data='{"hyperparameters": {"learning_rate": Infinity}}',
+        content_type="application/json",
+        headers=ADMIN,
+    )
+    assert r.status_code == 422
+    assert JobQueue(store_root).counts() == {}
+
+
+def test_unknown_model_is_404(client, store_root):
+    r = client.post("/v1/models/tulip/retrain", json={}, headers=ADMIN)
+    assert r.status_code == 404 and "tulip" in r.get_json()["message"]
+
+
+def test_warm_start_may_restate_the_active_architecture(client, store_root):
+    body = {"warm_start": True, "hyperparameters": {"hidden_sizes": [16], "epochs": 2}, "promote": "always"}
+    queued = retrain(client, "iris", body)
+    run_all(store_root)
+    assert job(client, queued["id"])["status"] == "succeeded"
+    model = ModelStore(store_root).load("iris", 2)
+    assert model.manifest["training"]["params"]["hidden_layer_sizes"] == [16]
+    assert [w.shape[1] for w in model.estimator.coefs_[:-1]] == [16]
+
+
+def test_warm_start_with_a_new_class_fails_the_job_with_the_reason(client, store_root):
+    rows = [[9.0 + 0.05 * i, 9.0, 9.0, 9.0] for i in range(8)]
+    queued = retrain(client, "iris", {"warm_start": True, "data": {"instances": rows, "targets": ["giant"] * 8}})
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "failed" and "giant" in done["error"] and done["result"] is None
+    assert versions(store_root, "iris") == [1]
