@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from nn import MLPClassifier
 from service.cli import console
 from service.cli.options import UserError, models_dir_option, naming_store, open_store, store_option
-from service.store import CorruptVersionError, ModelStore
+from service.store import CorruptVersionError, ModelStore, inference
 from service.training.catalog import SpecError, catalog_specs, estimator_params, load_spec
 from service.training.csvdata import CSVError, read_csv_features
 from service.training.fitting import publish, train_spec
@@ -230,11 +229,8 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
     estimator, manifest = loaded.estimator, loaded.manifest
     X = read_csv_features(file, manifest.get("feature_names"), int(manifest["n_features"]))
     try:
-        if isinstance(estimator, MLPClassifier):  # one forward pass: labels are the argmax of the probabilities
-            proba = estimator.predict_proba(X)
-            pred = estimator.classes_[proba.argmax(axis=1)]
-        else:
-            proba, pred = None, np.asarray(estimator.predict(X))
+        prediction = inference.predict(estimator, X)
+        proba, pred = prediction.probabilities, prediction.values
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from None
     out = csv.writer(sys.stdout, lineterminator="\n")

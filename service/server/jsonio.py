@@ -31,9 +31,9 @@ class BodyError(Exception):
         self.message = message
 
 
-def json_response(obj: Any, status: int = 200) -> Response:
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response serialised by orjson (numpy arrays natively, no per-element Python pass)."""
-    return Response(orjson.dumps(obj, option=_DUMP_OPTIONS), status, mimetype="application/json")
+    return Response(orjson.dumps(obj, option=_DUMP_OPTIONS), status, headers, mimetype="application/json")
 
 
 class OrjsonProvider(JSONProvider):

@@ -37,6 +37,7 @@ from service.store import datasets
 from service.store import durable
 from service.store.dataset_codec import Dataset
 from service.store.names import MAX_VERSION, NAME_PATTERN, VERSION_TEXT, validate_name, validate_sha256, validate_version
+from service.store.inference import LoadedModel
 from service.store.exceptions import (
     CorruptVersionError,
     InvalidNameError,
@@ -84,16 +85,6 @@ class VersionInfo:
     def ok(self) -> bool:
         """True when the version passed verification."""
         return self.error is None
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A verified version rebuilt into its estimator, with its manifest."""
-
-    name: str
-    version: int
-    estimator: BaseMLP
-    manifest: dict[str, Any]
 
 
 class ModelStore:

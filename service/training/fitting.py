@@ -20,7 +20,7 @@ import nn
 from nn import Callback, MLPClassifier, MLPRegressor
 from nn.estimators import BaseMLP
 from nn.metrics import accuracy_score, r2_score
-from service.store import Dataset, ModelStore
+from service.store import Dataset, ModelStore, predict
 from service.training.catalog import ModelSpec, estimator_params
 from service.training.csvdata import read_csv_dataset
 
@@ -108,15 +108,16 @@ def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.Ran
 
 def evaluate(task: str, estimator: BaseMLP, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Held-out metrics: classification ``accuracy`` and ``log_loss``; regression ``r2``, ``rmse`` and ``mae``."""
-    if isinstance(estimator, MLPClassifier):
-        proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
-        idx = np.searchsorted(estimator.classes_, y)
+    prediction = predict(estimator, X)
+    if prediction.classes is not None and prediction.probabilities is not None:
+        proba = np.asarray(prediction.probabilities, dtype=np.float64)
+        idx = np.searchsorted(prediction.classes, y)
         p_true = np.clip(proba[np.arange(len(y)), idx], 1e-15, 1.0)
         return {
-            "accuracy": accuracy_score(y, estimator.classes_[proba.argmax(axis=1)]),
+            "accuracy": accuracy_score(y, prediction.values),
             "log_loss": float(-np.log(p_true).mean()),
         }
-    pred = np.asarray(estimator.predict(X), dtype=np.float64)
+    pred = np.asarray(prediction.values, dtype=np.float64)
     err = pred - np.asarray(y, dtype=np.float64)
     return {
         "r2": r2_score(y, pred),

@@ -29,7 +29,7 @@ import numpy as np
 from nn import Callback
 from nn.metrics import accuracy_score, r2_score
 from service import logs, telemetry
-from service.store import Dataset, LoadedModel, ModelStore, StoreError
+from service.store import Dataset, LoadedModel, ModelStore, StoreError, predict
 from service.training import fitting as training
 from service.training.job_queue import JobQueue, worker_identity
 
@@ -62,9 +62,10 @@ class JobProgress(Callback):
 
 def _score(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> float:
     """The primary metric (accuracy or R^2), tolerant of labels the estimator never saw."""
+    values = predict(estimator, X).values
     if task == "classification":
-        return accuracy_score(y, estimator.predict(X))
-    return r2_score(y, estimator.predict(X))
+        return accuracy_score(y, values)
+    return r2_score(y, values)
 
 
 def training_data(store: ModelStore, base: LoadedModel, request: dict[str, Any]) -> Dataset:

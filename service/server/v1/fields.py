@@ -18,6 +18,7 @@ from flask import has_request_context, request
 from marshmallow import ValidationError, fields
 
 from service.server.jsonvalues import describe, is_number
+from service.server.rows import too_many_rows
 
 
 class NamedRows(list):
@@ -55,8 +56,9 @@ class Matrix(fields.Field):
         if is_number(value[0]):
             value = [value]  # one row without the outer list: its length is the width, not a row count
         limit = self.max_rows() if callable(self.max_rows) else self.max_rows
-        if limit is not None and len(value) > limit:
-            raise ValidationError(f"has {len(value)} rows; at most {limit} are accepted per request")
+        problem = too_many_rows(len(value), limit)
+        if problem is not None:
+            raise ValidationError(problem)
         if isinstance(value[0], dict):
             return _named_rows(value)
         return to_matrix(value)
@@ -155,8 +157,9 @@ def columns_to_matrix(columns: dict[str, Any], names: Sequence[str], max_rows: i
     (n,) = lengths
     if n == 0:
         raise ValidationError("columns are empty: send at least one row")
-    if max_rows is not None and n > max_rows:
-        raise ValidationError(f"has {n} rows; at most {max_rows} are accepted per request")
+    problem = too_many_rows(n, max_rows)
+    if problem is not None:
+        raise ValidationError(problem)
     try:
         return np.ascontiguousarray(to_matrix([columns[name] for name in names]).T)
     except ValidationError:
@@ -165,16 +168,3 @@ def columns_to_matrix(columns: dict[str, Any], names: Sequence[str], max_rows: i
         if problem is None:
             raise
         raise ValidationError(problem) from None
-
-
-def first_beyond(X: np.ndarray, dtype: np.dtype) -> tuple[int, ...] | None:
-    """Index of the first value of float64 ``X`` outside the finite range of ``dtype``, or None.
-
-    A model computes in its own dtype (float32 by default), where such a value
-    would become infinite. Two reductions decide the usual case without
-    allocating a copy of the payload.
-    """
-    limit = np.finfo(dtype).max
-    if X.dtype.itemsize <= np.dtype(dtype).itemsize or (X.max() <= limit and X.min() >= -limit):
-        return None
-    return tuple(int(i) for i in np.argwhere(np.abs(X) > limit)[0])

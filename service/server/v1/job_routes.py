@@ -13,7 +13,7 @@ from service import telemetry
 from service.server.auth import require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
-from service.server.registry import ModelRegistry
+from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.store import Dataset, LoadedModel, validate_name
@@ -25,10 +25,6 @@ blp = Blueprint("jobs", __name__, description="Retraining jobs")
 
 def queue() -> JobQueue:
     return current_app.extensions["nnserve.jobs"]
-
-
-def registry() -> ModelRegistry:
-    return current_app.extensions["nnserve.registry"]
 
 
 def hyperparameters(given: dict[str, Any]) -> dict[str, Any]:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from flask import Response, current_app
 from flask.views import MethodView
 from marshmallow import ValidationError
 
-from nn import MLPClassifier
 from service import telemetry
 from service.server.auth import require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.jsonio import json_response
-from service.server.registry import ModelRegistry
-from service.server.v1.fields import NamedRows, columns_to_matrix, first_beyond, named_rows_to_matrix
+from service.server.registry import registry
+from service.server.rows import first_beyond
+from service.server.v1.fields import NamedRows, columns_to_matrix, named_rows_to_matrix
 from service.server.v1.schemas import (
     ActivateResponseSchema,
     ModelDetailSchema,
@@ -29,16 +28,13 @@ from service.store import (
     LoadedModel,
     NotFoundError,
     StoreError,
+    inference,
     validate_name,
     validate_version,
 )
 from service.training.fitting import task_of
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
-
-
-def registry() -> ModelRegistry:
-    return current_app.extensions["nnserve.registry"]
 
 
 def summary(loaded: LoadedModel) -> dict[str, Any]:
@@ -133,13 +129,11 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
         message = f"a value is too large for model {loaded.name!r}, whose inputs are {est.network_.dtype.name}"
         abort(422, message, errors={field: [message]})
     body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}
-    if isinstance(est, MLPClassifier):
-        proba = est.predict_proba(X)
-        labels = est.classes_[proba.argmax(axis=1)]
-        body["predictions"] = labels if labels.dtype.kind in "iuf" else labels.tolist()
-        body["probabilities"] = proba
-    else:
-        body["predictions"] = np.asarray(est.predict(X))
+    prediction = inference.predict(est, X)
+    values = prediction.values
+    body["predictions"] = values if values.dtype.kind in "iuf" else values.tolist()
+    if prediction.probabilities is not None:
+        body["probabilities"] = prediction.probabilities
     telemetry.model_served(loaded.name, loaded.version, len(X))
     return json_response(body)
 

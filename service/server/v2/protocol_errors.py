@@ -10,18 +10,16 @@ error shape.
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn
+from typing import NoReturn
 
-import orjson
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from service.server import errors
+from service.server.jsonio import json_response
 from service.store import StoreError
 
 log = logging.getLogger("service.server.v2.routes")  # the v2 blueprint's logger, whichever module logs
-
-_DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
 class ProtocolError(Exception):
@@ -41,11 +39,6 @@ def too_large() -> ProtocolError:
     """The 413 for a body over ``NNSERVE_MAX_BODY_BYTES``."""
     limit = int(current_app.config["NNSERVE_MAX_BODY_BYTES"])
     return ProtocolError(413, f"the request body is larger than the {limit} bytes accepted (NNSERVE_MAX_BODY_BYTES)")
-
-
-def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """``body`` as a JSON response (numpy arrays and scalars serialised as lists and numbers)."""
-    return Response(orjson.dumps(body, option=_DUMP), status, headers, mimetype="application/json")
 
 
 def install(blp: Blueprint) -> None:

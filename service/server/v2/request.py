@@ -19,7 +19,7 @@ from flask import current_app, request
 
 from service.server.jsonio import BodyError, decode_body, read_body
 from service.server.jsonvalues import describe
-from service.server.v1.fields import first_beyond
+from service.server.rows import first_beyond, too_many_rows
 from service.server.v2 import tensors
 from service.server.v2.protocol_errors import fail, too_large
 from service.store import LoadedModel
@@ -126,8 +126,9 @@ def input_matrix(loaded: LoadedModel, inference: InferenceRequest) -> tuple[np.n
     max_rows = int(current_app.config["NNSERVE_MAX_ROWS"])
     if rows == 0:
         raise tensors.TensorError(f"input {tensor.name!r} has shape {tensor.shape}: send at least one row")
-    if rows > max_rows:
-        raise tensors.TensorError(f"input {tensor.name!r} has {rows} rows; at most {max_rows} are accepted per request")
+    problem = too_many_rows(rows, max_rows)
+    if problem is not None:
+        raise tensors.TensorError(f"input {tensor.name!r} {problem}")
     values = tensors.decode(tensor, inference.may_hold_booleans)
     X = np.asarray(values, dtype=np.float64)
     network = np.dtype(loaded.manifest.get("dtype", "float32"))

@@ -31,16 +31,18 @@ from flask import Blueprint, Response, current_app
 from nn import MLPClassifier
 from service import telemetry
 from service.server.health import readiness
-from service.server.registry import ModelRegistry
+from service.server.jsonio import json_response
+from service.server.registry import registry
 from service.server.v2 import protocol_errors, tensors
 from service.server.v2 import request as v2_request
-from service.server.v2.protocol_errors import fail, json_response
+from service.server.v2.protocol_errors import fail
 from service.server.v2.request import INPUT_NAME
 from service.store import (
     CorruptVersionError,
     LoadedModel,
     NotFoundError,
     StoreUnavailableError,
+    inference,
     validate_name,
     validate_version,
 )
@@ -54,11 +56,6 @@ EXTENSIONS = ["binary_tensor_data"]
 
 
 # -- models ----------------------------------------------------------------------
-
-
-def registry() -> ModelRegistry:
-    """This worker's model registry."""
-    return current_app.extensions["nnserve.registry"]
 
 
 def resolve(name: str, version: str | None) -> LoadedModel:
@@ -196,17 +193,14 @@ def infer(name: str, version: str | None = None) -> Response:
 
 def _run(loaded: LoadedModel, X: np.ndarray, input_name: str) -> dict[str, Any]:
     """Every output's values, from the same estimator calls as v1's predict."""
-    classifier = _classifier(loaded)
     try:
-        if classifier is not None:
-            proba = classifier.predict_proba(X)
-            index = proba.argmax(axis=1)
-            labels = classifier.classes_[index]
+        prediction = inference.predict(loaded.estimator, X)
+        if prediction.index is not None:
             return {
-                "predictions": index.astype(np.int64),
-                "labels": [str(label) for label in labels.tolist()],
-                "probabilities": proba,
+                "predictions": prediction.index.astype(np.int64),
+                "labels": [str(label) for label in prediction.values.tolist()],
+                "probabilities": prediction.probabilities,
             }
-        return {"predictions": np.asarray(loaded.estimator.predict(X))}
+        return {"predictions": prediction.values}
     except ValueError as exc:  # the estimator's own input checks: still the client's input
         fail(400, f"input {input_name!r} was refused by model {loaded.name!r}: {exc}")
