@@ -1,0 +1,37 @@
+"""Fixtures of the PostgreSQL tests: one real server per session, a fresh database per test."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.postgres.server import PostgresServer, available
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    if not available():
+        pytest.fail("PostgreSQL 15 is not installed (/usr/lib/postgresql/15/bin/initdb); .ci/run installs it")
+    base = Path(tempfile.mkdtemp(prefix="nnserve-pg-"))
+    server = PostgresServer(base / "cluster")
+    base.chmod(0o755)
+    server.init()
+    try:
+        yield server
+    finally:
+        server.destroy()
+        base.rmdir()
+
+
+@pytest.fixture
+def database_url(pg_server: PostgresServer) -> str:
+    """A new, empty database on the session's server (so tests never see each other's rows)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # name is generated above, never input
+    return pg_server.url.rsplit("/", 1)[0] + f"/{name}"
