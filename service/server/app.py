@@ -41,6 +41,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ready when it starts accepting requests.
     """
     app = Flask(__name__)
+    # Every answer of the API is JSON: werkzeug's routing would otherwise answer an HTML 308 redirect for
+    # a path with "//" (a name of percent-encoded "../") or a missing trailing slash; these paths get a JSON 404.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     app.json = OrjsonProvider(app)
     app.config.from_mapping(config.from_environ())
     if test_config:
