@@ -1,6 +1,6 @@
 """The model store: immutable, versioned, checksummed model artifacts on a filesystem.
 
-Layout (DESIGN.md section 3)::
+Layout::
 
     <root>/<name>/<version>/manifest.json, weights.npz   written once by publish, never modified
     <root>/<name>/ACTIVE                                   the served version, replaced atomically
