@@ -26,6 +26,7 @@ def open_store(root: str | os.PathLike[str], database_url: str | None = None) ->
         raise StoreError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs; unset the database URL")
     return FileModelStore(root)
 
+
 __all__ = [
     "CorruptVersionError",
     "Dataset",

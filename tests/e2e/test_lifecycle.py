@@ -7,7 +7,6 @@ The retraining worker's own SIGTERM / kill -9 (run alone) are in test_retrain_e2
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import service_env, start_cli, wait_for
+from helpers import read_catalog_csv, service_env, start_cli, wait_for
 
 from service.store import FileModelStore
 from service.training.sqlite_queue import SqliteJobQueue
@@ -31,8 +30,7 @@ IRIS_ROW = {"instances": [[5.9, 3.0, 5.1, 1.8]]}
 
 
 def digits_rows(n: int) -> list[list[float]]:
-    with open(REPO / "models" / "data" / "digits.csv") as f:
-        rows = [[float(v) for v in r[:-1]] for r in list(csv.reader(f))[1:]]
+    rows = read_catalog_csv("digits")[0].tolist()
     return [rows[i % len(rows)] for i in range(n)]
 
 

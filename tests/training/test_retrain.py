@@ -6,7 +6,6 @@ the real CLI; every test works on its own copy. Jobs are run by
 needs to act while a job runs (cancel a running job).
 """
 
-import csv
 import re
 import sqlite3
 import threading
@@ -14,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import read_catalog_csv
 
 from service import create_app
 from service.store import FileModelStore
@@ -26,9 +25,8 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def csv_rows(name):
-    with open(REPO / "models" / "data" / f"{name}.csv", newline="") as f:
-        _, *rows = list(csv.reader(f))
-    return [[float(v) for v in r[:-1]] for r in rows], [r[-1] for r in rows]
+    X, y, _ = read_catalog_csv(name)
+    return X.tolist(), y.tolist()
 
 
 @pytest.fixture
