@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from helpers import copy_store, read_catalog_csv, train_store
+from postgres.fixtures import database_url, pg_server  # noqa: F401  (shared by tests/postgres and tests/contract)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,11 @@ from service.store.protocol import ModelStore
 def open_store(root: str | os.PathLike[str], database_url: str | None = None) -> ModelStore:
     """The store the configuration names: the filesystem at ``root`` unless a database URL is given."""
     if database_url:
-        raise StoreError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs; unset the database URL")
+        if not database_url.startswith(("postgresql://", "postgres://")):
+            raise StoreError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs; use a postgresql:// URL")
+        from service.store.postgres import PostgresModelStore  # psycopg is imported only by those who use it
+
+        return PostgresModelStore(root, database_url)
     return FileModelStore(root)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from service.store import ModelStore, open_store
 from service.training.jobs import JobQueue, open_queue
 
-STORE_BACKENDS = ["filesystem"]
+STORE_BACKENDS = ["filesystem", "postgres"]
 QUEUE_BACKENDS = ["sqlite"]
 
 
@@ -17,10 +17,11 @@ class Backend:
     """Where one backend keeps its state; picklable, so worker processes of a test can open it too."""
 
     kind: str
-    root: Path  # the store directory (the embedded backends keep everything there)
+    root: Path  # the store directory (the embedded backends keep everything there; postgres its cache)
+    database_url: str | None = None  # the postgres backend's database
 
     def store(self) -> ModelStore:
-        return open_store(self.root)
+        return open_store(self.root, self.database_url)
 
     def queue(self) -> JobQueue:
-        return open_queue(self.root)
+        return open_queue(self.root, self.database_url)

@@ -10,11 +10,16 @@ from backends import QUEUE_BACKENDS, STORE_BACKENDS, Backend
 
 @pytest.fixture(params=STORE_BACKENDS)
 def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return Backend(request.param, tmp_path / "store")
+    return Backend(request.param, tmp_path / "store", _database(request))
 
 
 @pytest.fixture(params=QUEUE_BACKENDS)
 def queue_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     root = tmp_path / "store"
     root.mkdir()
-    return Backend(request.param, root)
+    return Backend(request.param, root, _database(request))
+
+
+def _database(request: pytest.FixtureRequest) -> str | None:
+    """A fresh PostgreSQL database for the postgres backend (a real server, started once per session)."""
+    return request.getfixturevalue("database_url") if request.param == "postgres" else None

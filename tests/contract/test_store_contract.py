@@ -158,4 +158,18 @@ def damage(backend: Backend, name: str, version: int) -> None:
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
         return
+    if backend.kind == "postgres":  # the database's blob (triggers bypassed, as only a superuser can) and the cache
+        import psycopg
+
+        with psycopg.connect(str(backend.database_url), autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")
+            conn.execute(
+                "UPDATE blobs SET data = overlay(data placing '\\xff'::bytea from length(data) / 2 for 1) "
+                "WHERE sha256 = (SELECT files->>'weights.npz' FROM versions WHERE name = %s AND version = %s)",
+                (name, version),
+            )
+        cached = backend.root / name / str(version) / "weights.npz"
+        if cached.exists():
+            cached.write_bytes(b"damaged")
+        return
     raise AssertionError(f"no way to damage a {backend.kind} store yet")

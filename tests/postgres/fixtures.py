@@ -1,4 +1,4 @@
-"""Fixtures of the PostgreSQL tests: one real server per session, a fresh database per test."""
+"""PostgreSQL fixtures (imported by tests/conftest.py): one real server per session, a fresh database per test."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.postgres.server import PostgresServer, available
+from postgres.server import PostgresServer, available
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,137 @@
+"""The PostgreSQL schema as numbered migrations, applied once per database under an advisory lock.
+
+Each migration runs in its own transaction together with its ``schema_migrations`` row, and the whole
+upgrade holds ``pg_advisory_lock``, so N replicas starting at once apply each migration exactly once.
+Migrations are append-only: a released one is never edited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+LOCK_KEY = 0x6E6E_7365_7276_6501  # "nnserve\x01": the advisory lock of schema upgrades
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "store: blobs, versions, active pointers, datasets",
+        """
+        CREATE TABLE blobs (
+            sha256 text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+            data bytea NOT NULL
+        );
+        CREATE TABLE models (
+            name text PRIMARY KEY,
+            active_version integer,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE versions (
+            name text NOT NULL REFERENCES models (name),
+            version integer NOT NULL CHECK (version > 0),
+            files jsonb NOT NULL,
+            job_id text UNIQUE,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (name, version)
+        );
+        ALTER TABLE models ADD FOREIGN KEY (name, active_version) REFERENCES versions (name, version)
+            DEFERRABLE INITIALLY DEFERRED;
+        CREATE TABLE datasets (
+            name text NOT NULL REFERENCES models (name),
+            sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+            blob text NOT NULL REFERENCES blobs (sha256),
+            PRIMARY KEY (name, sha256)
+        );
+        CREATE FUNCTION nnserve_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'nnserve: % rows are immutable (% refused)', TG_TABLE_NAME, TG_OP
+                USING ERRCODE = 'integrity_constraint_violation';
+        END $$;
+        CREATE TRIGGER versions_immutable BEFORE UPDATE OR DELETE ON versions
+            FOR EACH ROW EXECUTE FUNCTION nnserve_immutable();
+        CREATE TRIGGER blobs_immutable BEFORE UPDATE OR DELETE ON blobs
+            FOR EACH ROW EXECUTE FUNCTION nnserve_immutable();
+        CREATE TRIGGER datasets_immutable BEFORE UPDATE OR DELETE ON datasets
+            FOR EACH ROW EXECUTE FUNCTION nnserve_immutable();
+        """,
+    ),
+    Migration(
+        2,
+        "queue: jobs with leases",
+        """
+        CREATE TABLE jobs (
+            seq bigserial PRIMARY KEY,
+            id text UNIQUE NOT NULL,
+            model text NOT NULL,
+            status text NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+            request jsonb NOT NULL,
+            progress jsonb,
+            result jsonb,
+            error text,
+            cancel_requested boolean NOT NULL DEFAULT false,
+            worker text,
+            attempts integer NOT NULL DEFAULT 0,
+            max_attempts integer NOT NULL DEFAULT 3,
+            lease_expires_at timestamptz,
+            created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            started_at timestamptz,
+            finished_at timestamptz
+        );
+        CREATE INDEX jobs_queued ON jobs (seq) WHERE status = 'queued';
+        CREATE INDEX jobs_model_status ON jobs (model, status);
+        CREATE UNIQUE INDEX jobs_one_running_per_model ON jobs (model) WHERE status = 'running';
+        """,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Status:
+    applied: list[int]
+    pending: list[Migration]
+
+
+def _applied(conn: psycopg.Connection) -> list[int]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    return [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+
+
+def status(conn: psycopg.Connection) -> Status:
+    """Which migrations this database has, and which it still needs."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))  # the CREATE TABLE IF NOT EXISTS may race
+        applied = _applied(conn)
+    return Status(applied, [m for m in MIGRATIONS if m.version not in applied])
+
+
+def upgrade(conn: psycopg.Connection) -> list[Migration]:
+    """Apply the pending migrations in order under the advisory lock; returns those this call applied."""
+    done = []
+    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    try:
+        with conn.transaction():
+            applied = set(_applied(conn))
+        for migration in MIGRATIONS:
+            if migration.version in applied:
+                continue
+            with conn.transaction():
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (migration.version, migration.name)
+                )
+            done.append(migration)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    return done
