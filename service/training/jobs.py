@@ -24,6 +24,7 @@ __all__ = [
     "JobStateError",
     "RetrainRequest",
     "open_queue",
+    "worker_gone",
     "worker_identity",
 ]
 
@@ -162,10 +163,34 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def worker_gone(worker: str | None) -> bool:
+    """True when ``worker`` (``host:pid``) ran on this host and its process is gone (or is this very process,
+    which means an earlier process, e.g. a restarted container, recorded the job)."""
+    worker_host, _, pid_text = (worker or "").rpartition(":")
+    pid = int(pid_text) if pid_text.isdigit() else 0
+    if worker_host != socket.gethostname():
+        return False
+    if pid <= 0 or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def open_queue(store_root: str | os.PathLike[str], database_url: str | None = None) -> JobQueue:
     """The job queue the configuration names: SQLite in the store directory unless a database URL is given."""
     if database_url:
-        raise ValueError(f"no job queue backend for {database_url.split(':', 1)[0]!r} URLs; unset the database URL")
+        if not database_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                f"no job queue backend for {database_url.split(':', 1)[0]!r} URLs; use a postgresql:// URL"
+            )
+        from service.training.pg_queue import PostgresJobQueue
+
+        return PostgresJobQueue(database_url)
     from service.training.sqlite_queue import SqliteJobQueue
 
     return SqliteJobQueue(Path(store_root))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.training.jobs import FINAL, Job, JobNotFoundError, JobResult, JobStateError, RetrainRequest
+from service.training.jobs import FINAL, Job, JobNotFoundError, JobResult, JobStateError, RetrainRequest, worker_gone
 
 DATABASE = ".jobs.sqlite3"  # a dot name can never be a model name
 
@@ -176,7 +175,6 @@ class SqliteJobQueue:
 
     def fail_abandoned(self, stale_after: float = 120.0) -> list[str]:
         """Mark failed the running jobs whose worker is dead: gone from this host, or silent for ``stale_after`` s."""
-        host = socket.gethostname()
         failed = []
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -184,9 +182,7 @@ class SqliteJobQueue:
                 "SELECT id, worker, strftime('%s', 'now') - heartbeat AS silent FROM jobs WHERE status = 'running'"
             ).fetchall()
             for row in rows:
-                worker_host, _, pid = (row["worker"] or "").rpartition(":")
-                dead_here = worker_host == host and not _alive(int(pid or 0))
-                if dead_here or (row["silent"] or 0) > stale_after:
+                if worker_gone(row["worker"]) or (row["silent"] or 0) > stale_after:
                     db.execute(
                         "UPDATE jobs SET status = 'failed', error = 'worker stopped', finished_at = ? WHERE id = ?",
                         (now(), row["id"]),
@@ -200,19 +196,6 @@ class SqliteJobQueue:
         with self._connect() as db:
             rows = db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
         return {r["status"]: r["n"] for r in rows}
-
-
-def _alive(pid: int) -> bool:
-    # Our own pid in the record means an earlier process (e.g. a restarted container) ran the job.
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _job(row: sqlite3.Row) -> Job:

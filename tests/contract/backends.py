@@ -9,7 +9,7 @@ from service.store import ModelStore, open_store
 from service.training.jobs import JobQueue, open_queue
 
 STORE_BACKENDS = ["filesystem", "postgres"]
-QUEUE_BACKENDS = ["sqlite"]
+QUEUE_BACKENDS = ["sqlite", "postgres"]
 
 
 @dataclass(frozen=True)
