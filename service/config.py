@@ -28,6 +28,11 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_STORE", "./store", "model store directory (versions, datasets, job queue)"),
+    Setting(
+        "NNSERVE_DATABASE_URL",
+        None,
+        "postgresql:// URL: models and jobs in PostgreSQL, shared by replicas (NNSERVE_STORE is then a local cache)",
+    ),
     Setting("NNSERVE_MODELS", "./models", "catalog of specs trained into an empty store"),
     Setting(
         "NNSERVE_ADMIN_TOKEN", None, "bearer token for admin calls (activate, retrain, cancel); unset: they answer 403"

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 import nn
+from service.cli.db_commands import db
 from service.cli.model_commands import activate, models, predict, train
 from service.cli.options import UserError
 from service.cli.serve_commands import serve, worker
@@ -62,5 +63,5 @@ def main() -> None:
     """
 
 
-for command in (train, models, activate, predict, serve, worker):
+for command in (train, models, activate, predict, serve, worker, db):
     main.add_command(command)

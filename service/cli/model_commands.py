@@ -16,8 +16,16 @@ from typing import Any
 import click
 
 from service.cli import console
-from service.cli.options import UserError, existing_store, models_dir_option, naming_store, store_option
-from service.store import CorruptVersionError, ModelStore, inference, open_store
+from service.cli.options import (
+    UserError,
+    existing_store,
+    models_dir_option,
+    naming_store,
+    store_at,
+    store_exists,
+    store_option,
+)
+from service.store import CorruptVersionError, ModelStore, inference
 from service.training.catalog import SpecError, catalog_specs, estimator_params, load_spec
 from service.training.csvdata import CSVError, read_csv_features
 from service.training.fitting import publish, train_spec
@@ -64,7 +72,7 @@ def train(
     overrides = {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
     for spec in loaded:
         estimator_params(spec, overrides)  # every override checked before the first model trains
-    store = open_store(store_root)
+    store = store_at(store_root)
     for spec in loaded:
         progress = console.TrainingProgress(spec.name, estimator_params(spec, overrides)["max_iter"])
         try:
@@ -110,7 +118,7 @@ def models(store_root: Path, as_json: bool) -> None:
       nnserve models
       nnserve models --json | python -m json.tool
     """
-    listing = _listing(open_store(store_root)) if store_root.is_dir() else []
+    listing = _listing(store_at(store_root)) if store_exists(store_root) else []
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from service import config
 from service.store import ModelStore, NotFoundError, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,8 +38,39 @@ def _directory_option(flag: str, dest: str, envvar: str, default: str, help_text
     return decorator
 
 
-# ``--store`` (NNSERVE_STORE, default ./store), passed as ``store_root``.
-store_option = _directory_option("--store", "store_root", "NNSERVE_STORE", "./store", "Model store directory.")
+def _export_database_url(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # The environment carries it to what the command starts: gunicorn's workers, the retraining worker.
+    if value:
+        os.environ["NNSERVE_DATABASE_URL"] = value
+
+
+_database_url_option = click.option(
+    "--database-url",
+    envvar="NNSERVE_DATABASE_URL",
+    expose_value=False,
+    is_eager=True,
+    callback=_export_database_url,
+    show_envvar=True,
+    help="postgresql:// URL: keep models and jobs in PostgreSQL (--store is then this node's cache).",
+)
+_store_dir_option = _directory_option("--store", "store_root", "NNSERVE_STORE", "./store", "Model store directory.")
+
+
+def store_option(command: F) -> F:
+    """``--store`` (NNSERVE_STORE, default ./store), passed as ``store_root``, and ``--database-url``."""
+    return _database_url_option(_store_dir_option(command))
+
+
+def store_exists(root: Path) -> bool:
+    """Whether there is a store to read: the directory, or the database when one is configured."""
+    return root.is_dir() or bool(config.value("NNSERVE_DATABASE_URL"))
+
+
+def store_at(root: Path) -> ModelStore:
+    """The store at ``root``, or in the database of ``--database-url`` / NNSERVE_DATABASE_URL when one is set."""
+    return open_store(root, config.value("NNSERVE_DATABASE_URL"))
+
+
 # ``--models-dir`` (NNSERVE_MODELS, default ./models), passed as ``models_dir``.
 models_dir_option = _directory_option(
     "--models-dir", "models_dir", "NNSERVE_MODELS", "./models", "Where --all and bare model names look for specs."
@@ -46,9 +79,9 @@ models_dir_option = _directory_option(
 
 def existing_store(root: Path) -> ModelStore:
     """The store at ``root``; reading commands refuse a missing one instead of creating it."""
-    if not root.is_dir():
+    if not store_exists(root):
         raise UserError(f"no model store at {root}: train a model first, or point --store / NNSERVE_STORE at one")
-    return open_store(root)
+    return store_at(root)
 
 
 @contextmanager

@@ -8,9 +8,8 @@ import click
 
 from service import config
 from service.cli.model_commands import train
-from service.cli.options import UserError, models_dir_option, store_option
+from service.cli.options import UserError, models_dir_option, store_at, store_option
 from service.server.launcher import exec_gunicorn
-from service.store import open_store
 from service.training.worker import main as run_worker
 from service.training.worker import supervise
 
@@ -64,7 +63,7 @@ def serve(
     if not bind_host or not bind_port.isdigit():
         raise UserError(f"NNSERVE_BIND must be host:port, got {config.value('NNSERVE_BIND')!r}")
     host, port = host or bind_host, port or int(bind_port)
-    if not open_store(store_root).model_names():
+    if not store_at(store_root).model_names():
         click.echo(f"the store at {store_root} is empty: training the catalog in {models_dir}")
         ctx.invoke(
             train,

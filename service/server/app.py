@@ -59,14 +59,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="/docs/assets/",
     )
-    store = open_store(app.config["NNSERVE_STORE"])
+    store = open_store(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL"))
     registry = ModelRegistry(
         store, float(app.config["NNSERVE_RELOAD_INTERVAL"]), int(app.config["NNSERVE_CACHE_VERSIONS"])
     )
     app.extensions["nnserve.registry"] = registry
     if not app.testing:  # tests capture logs their own way; gunicorn and `flask run` get JSON lines
         logs.configure(app.config["NNSERVE_LOG_LEVEL"])
-    app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"])
+    app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL"))
 
     api = Api(app, spec_kwargs={"info": {"description": "Predictions and model management for nnserve models."}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})

@@ -31,7 +31,7 @@ import numpy as np
 
 from nn import Callback
 from nn.metrics import accuracy_score, r2_score
-from service import logs, telemetry
+from service import config, logs, telemetry
 from service.store import ActiveVersionChangedError, Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
 from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
@@ -150,9 +150,11 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
 class Worker:
     """The claim-train-publish loop over one store."""
 
-    def __init__(self, store_root: str | os.PathLike[str], poll_interval: float = 0.5) -> None:
-        self.store = open_store(store_root)
-        self.queue = open_queue(store_root)
+    def __init__(
+        self, store_root: str | os.PathLike[str], poll_interval: float = 0.5, database_url: str | None = None
+    ) -> None:
+        self.store = open_store(store_root, database_url)
+        self.queue = open_queue(store_root, database_url)
         self.poll_interval = poll_interval
         self.identity = worker_identity()
         self.stopping = threading.Event()
@@ -248,12 +250,20 @@ class Worker:
                 if time.monotonic() - checked >= RECOVER_INTERVAL:
                     self.fail_abandoned()
                     checked = time.monotonic()
-                self.stopping.wait(self.poll_interval)
+                self._idle()
+
+    def _idle(self) -> None:
+        """Wait for work: woken by the queue's notification when it has one (PostgreSQL), else one poll interval."""
+        wait = getattr(self.queue, "wait", None)
+        if wait is None:
+            self.stopping.wait(self.poll_interval)
+        else:
+            wait(max(self.poll_interval, 1.0))
 
 
 def main(store_root: str | os.PathLike[str], poll_interval: float = 0.5, once: bool = False) -> None:
     logs.configure(os.environ.get("NNSERVE_LOG_LEVEL") or "info")
-    Worker(store_root, poll_interval).run(once=once)
+    Worker(store_root, poll_interval, config.value("NNSERVE_DATABASE_URL")).run(once=once)
     log.info("worker stopped")
 
 
