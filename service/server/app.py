@@ -14,7 +14,7 @@ from flask import Flask, Response, g, request, send_from_directory
 from service import config, logs, telemetry
 from service.server import errors, health
 from service.server.jsonio import OrjsonProvider
-from service.server.registry import ModelRegistry
+from service.server.registry import ActivationWatcher, ModelRegistry
 from service.server.v1 import job_routes, model_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
@@ -81,6 +81,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _install_request_ids(app)
     telemetry.install(app)  # GET /metrics; counts, times and logs every request (after the request id is set)
     registry.load_all()
+    if hasattr(store, "activations"):  # a shared store announces activations: requests stop polling it
+        registry.reload_interval = float("inf")
+        watcher = ActivationWatcher(registry)
+        app.extensions["nnserve.watcher"] = watcher
+        watcher.start()
     return app
 
 

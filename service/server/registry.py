@@ -134,6 +134,20 @@ class ModelRegistry:
         telemetry.active_version(name, loaded.version)
         return slot
 
+    def refresh(self, name: str) -> None:
+        """Reload ``name`` now if its activation changed; failures are logged and remembered, never raised."""
+        with contextlib.suppress(StoreError):
+            self.active(name, refresh=True)
+
+    def refresh_all(self) -> None:
+        """``refresh`` every model of the store (new ones included)."""
+        try:
+            names = self.store.model_names()
+        except StoreError:
+            return
+        for name in names:
+            self.refresh(name)
+
     def knows(self, name: str) -> bool:
         """Whether ``name`` is a model this worker has seen with an active version (no filesystem access)."""
         return name in self._slots
@@ -181,6 +195,43 @@ class ModelRegistry:
                 "error": slot.error,
             }
         return report
+
+
+class ActivationWatcher(threading.Thread):
+    """Keeps one web worker's registry current with a shared store that announces activations.
+
+    Every notification refreshes that model (load and warm up, then swap); a slow poll of every model
+    covers lost notifications and models published elsewhere; a lost database connection is retried
+    with backoff while the loaded models keep serving. Requests then never wait on the database.
+    """
+
+    def __init__(self, registry: ModelRegistry, poll_interval: float = 5.0) -> None:
+        super().__init__(name="nnserve-activations", daemon=True)
+        self.registry = registry
+        self.poll_interval = poll_interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        activations = self.registry.store.activations  # type: ignore[attr-defined]  # app.py checked it
+        backoff = 0.5
+        next_poll = time.monotonic() + self.poll_interval
+        while not self.stopping.is_set():
+            try:
+                names = activations(max(0.05, min(1.0, next_poll - time.monotonic())))
+                backoff = 0.5
+            except StoreError as exc:
+                log.warning("activation listener: %s; retrying in %.1f s", exc, backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if "" in names or time.monotonic() >= next_poll:
+                self.registry.refresh_all()
+                next_poll = time.monotonic() + self.poll_interval
+            for name in set(names) - {""}:
+                self.registry.refresh(name)
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 def warm_up(loaded: LoadedModel) -> None:

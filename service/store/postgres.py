@@ -120,6 +120,7 @@ class PostgresModelStore:
             raise StoreError(f"the cache directory {self.root} is not a directory") from None
         self.database_url = database_url
         self.db = Database(database_url)
+        self._listener: psycopg.Connection[Any] | None = None
         if migrate:
             upgrade(database_url)
 
@@ -337,7 +338,29 @@ class PostgresModelStore:
             durable.remove_temporaries(m, older_than=cutoff) for m in models
         )
 
+    def activations(self, timeout: float) -> list[str]:
+        """Names of the models activated (by any replica) within ``timeout`` s, from LISTEN nnserve_activation.
+
+        For one watcher thread. ``[""]`` right after (re)connecting means "anything may have changed meanwhile";
+        a lost connection raises ``StoreUnavailableError`` and the next call reconnects.
+        """
+        fresh = self._listener is None or self._listener.closed
+        try:
+            if fresh:
+                self._listener = connect(self.database_url)
+                self._listener.execute(f"LISTEN {ACTIVATION_CHANNEL}")
+            assert self._listener is not None
+            names = [n.payload for n in self._listener.notifies(timeout=0.0 if fresh else timeout, stop_after=64)]
+        except psycopg.OperationalError as exc:
+            if self._listener is not None:
+                self._listener.close()
+            self._listener = None
+            raise StoreUnavailableError(f"the database cannot be reached ({_first_line(exc)})") from None
+        return ["", *names] if fresh else names
+
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         self.db.close()
 
     def _require_model(self, conn: psycopg.Connection[Any], name: str) -> None:

@@ -1,0 +1,87 @@
+"""Two real gunicorn replicas on one PostgreSQL database: activations reach both, outages degrade cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from e2e.conftest import start_gunicorn
+from helpers import REPO, service_env, wait_for
+
+from postgres.server import PostgresServer
+
+TOKEN = "replica-test-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+
+
+def served_version(url: str) -> int:
+    r = requests.post(f"{url}/v1/models/iris/predict", json=ROW, timeout=5)
+    assert r.status_code == 200, r.text
+    return int(r.json()["version"])
+
+
+def test_activation_reaches_the_other_replica_and_an_outage_spares_predictions(
+    tmp_path: Path, database_url: str, pg_server: PostgresServer
+) -> None:
+    for _ in range(2):  # versions 1 and 2, 2 active
+        subprocess.run(
+            [sys.executable, "-m", "service.cli", "train", "iris", "--epochs", "2", "--store", str(tmp_path / "cli")],
+            cwd=REPO,
+            env=service_env(NNSERVE_DATABASE_URL=database_url),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    env = {"NNSERVE_DATABASE_URL": database_url, "NNSERVE_ADMIN_TOKEN": TOKEN, "NNSERVE_ACCESS_LOG": "/dev/null"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = start_gunicorn(tmp_path / "a" / "cache", workers=1, env=env)
+    b = start_gunicorn(tmp_path / "b" / "cache", workers=1, env=env)
+    try:
+        assert served_version(a.url) == 2 and served_version(b.url) == 2
+        r = requests.post(f"{a.url}/v1/models/iris/versions/1/activate", headers=ADMIN, timeout=10)
+        assert r.status_code == 200 and r.json()["previous_version"] == 2
+        started = time.monotonic()
+        # B hears the NOTIFY: well before its 5 s fallback poll could have found the change.
+        wait_for(lambda: served_version(b.url) == 1, 3.0, "replica B to serve the version activated through A")
+        activation_seconds = time.monotonic() - started
+
+        failures: list[int] = []
+        answered = [0]
+        stop = threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                status = requests.post(f"{b.url}/v1/models/iris/predict", json=ROW, timeout=5).status_code
+                answered[0] += 1
+                if status != 200:
+                    failures.append(status)
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        pg_server.stop()
+        try:
+            time.sleep(3.0)
+            down = requests.post(f"{a.url}/v1/models/iris/versions/2/activate", headers=ADMIN, timeout=15)
+            assert down.status_code == 503 and "database" in down.json()["message"], down.text
+            ready = requests.get(f"{b.url}/readyz", timeout=15)
+            assert ready.status_code == 503 and "database" in str(ready.json()["reasons"])
+        finally:
+            pg_server.start()
+            stop.set()
+            loader.join(timeout=30)
+        assert failures == [] and answered[0] > 0  # the loaded model answered throughout the outage
+
+        wait_for(lambda: requests.get(f"{b.url}/readyz", timeout=5).status_code == 200, 30, "B ready again")
+        back = requests.post(f"{a.url}/v1/models/iris/versions/2/activate", headers=ADMIN, timeout=15)
+        assert back.status_code == 200, back.text
+        wait_for(lambda: served_version(b.url) == 2, 15.0, "B to follow an activation after the outage")
+        print(f"activation served by the other replica after {activation_seconds:.3f} s; {answered[0]} predictions")
+    finally:
+        a.stop()
+        b.stop()
