@@ -175,14 +175,16 @@ class PostgresModelStore:
     ) -> int:
         """Save ``estimator`` as the next version in one transaction; returns its number.
 
-        With ``job_id``, at most one version per job: a retried job that already published gets that
-        version back and nothing new is written.
+        With ``job_id`` (or a ``job_id`` in ``metadata``, as the retraining worker records it), at most one
+        version per job: a retried job that already published gets that version back and nothing new is written.
         """
         name = validate_name(name)
         extra = dict(metadata or {})
         clash = sorted(set(STORE_KEYS).intersection(extra))
         if clash:
             raise ValueError(f"metadata may not override {clash}: the store writes them")
+        if job_id is None and isinstance(extra.get("job_id"), str):
+            job_id = extra["job_id"]
         with self.db.connection() as conn, conn.transaction():
             conn.execute("INSERT INTO models (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
             conn.execute("SELECT 1 FROM models WHERE name = %s FOR UPDATE", (name,))

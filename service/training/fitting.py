@@ -218,11 +218,13 @@ def publish(
     description: str = "",
     target: str | None = None,
     activate: bool = True,
+    job_id: str | None = None,
 ) -> int:
     """Store the training data and the model as a new version, activate it unless told not to; returns the version.
 
     The manifest records the task, the held-out metrics, the dataset's hash
-    (so a retrain can start from exactly this data) and how it was trained.
+    (so a retrain can start from exactly this data) and how it was trained; a retraining job's id too,
+    which a shared store uses to publish a retried job once.
     """
     digest = store.save_dataset(name, dataset)
     metadata = {
@@ -242,6 +244,8 @@ def publish(
             "seed": result.seed,
         },
     }
+    if job_id is not None:
+        metadata["job_id"] = job_id
     version = store.publish(name, result.estimator, metadata)
     if activate:
         store.activate(name, version)

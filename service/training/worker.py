@@ -124,6 +124,7 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         description=manifest.get("description", ""),
         target=manifest.get("target"),
         activate=False,
+        job_id=job.id,
     )
     decision = decide(request.promote, task, new_score, active_score)
     if decision.promote:

@@ -63,6 +63,7 @@ def test_a_retried_job_publishes_once(tmp_path: Path, database_url: str) -> None
     assert store.publish("iris", fitted(0), job_id="job-1") == 1
     assert store.publish("iris", fitted(1), job_id="job-1") == 1
     assert store.publish("iris", fitted(2), job_id="job-2") == 2
+    assert store.publish("iris", fitted(3), {"job_id": "job-2"}) == 2  # as the retraining worker passes it
     assert store.versions("iris") == [1, 2]
 
 
