@@ -30,7 +30,7 @@ RUN --mount=type=secret,id=ca \
     && /opt/build/bin/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
     && /opt/build/bin/pip wheel --wheel-dir /wheels -r requirements.txt
 
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY nn ./nn
 COPY service ./service
 RUN --mount=type=secret,id=ca \
