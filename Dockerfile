@@ -77,8 +77,12 @@ WORKDIR /app
 COPY models ./models
 
 # OCI labels. make test-container passes VERSION (pyproject's) and REVISION (git's commit).
+# The no-op RUN is for buildah 1.28 (podman 4.3, Debian 12's), seen here: its layer cache keys LABEL on
+# the text before ARG substitution, so a new REVISION would reuse the old labels; a RUN's key
+# includes the build args' values, and every instruction after a rebuilt one is rebuilt too.
 ARG VERSION=0.0.0+unknown
 ARG REVISION=unknown
+RUN echo "nnserve ${VERSION} (${REVISION})"
 LABEL org.opencontainers.image.title="nnserve" \
       org.opencontainers.image.description="Train small neural networks with a numpy backprop library and serve them over HTTP." \
       org.opencontainers.image.version="${VERSION}" \
