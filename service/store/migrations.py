@@ -91,6 +91,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE UNIQUE INDEX jobs_one_running_per_model ON jobs (model) WHERE status = 'running';
         """,
     ),
+    Migration(
+        3,
+        "queue: worker heartbeats",
+        """
+        CREATE TABLE workers (identity text PRIMARY KEY, seen_at timestamptz NOT NULL);
+        ALTER TABLE jobs ADD COLUMN heartbeat_at timestamptz;
+        """,
+    ),
 )
 
 

@@ -92,7 +92,7 @@ class PostgresJobQueue:
                             " (SELECT 1 FROM jobs r WHERE r.model = j.model AND r.status = 'running')"
                             " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
                             "UPDATE jobs SET status = 'running', worker = %s, attempts = attempts + 1,"
-                            " started_at = clock_timestamp(),"
+                            " started_at = clock_timestamp(), heartbeat_at = clock_timestamp(),"
                             " lease_expires_at = clock_timestamp() + make_interval(secs => %s) "
                             "FROM candidate WHERE jobs.id = candidate.id RETURNING jobs.*",
                             (worker, self.lease_seconds),
@@ -122,7 +122,8 @@ class PostgresJobQueue:
         """Record progress and renew the lease; True when a cancel was requested."""
         with self.db.connection() as conn:
             conn.execute(
-                "UPDATE jobs SET progress = %s, lease_expires_at = clock_timestamp() + make_interval(secs => %s) "
+                "UPDATE jobs SET progress = %s, heartbeat_at = clock_timestamp(), "
+                "lease_expires_at = clock_timestamp() + make_interval(secs => %s) "
                 "WHERE id = %s AND status = 'running'",
                 (Jsonb(progress), self.lease_seconds, job_id),
             )
@@ -183,6 +184,22 @@ class PostgresJobQueue:
                     )
                     failed.append(job_id)
         return failed
+
+    def heartbeat(self, worker: str) -> None:
+        with self.db.connection() as conn:
+            conn.execute(
+                "INSERT INTO workers (identity, seen_at) VALUES (%s, clock_timestamp()) "
+                "ON CONFLICT (identity) DO UPDATE SET seen_at = excluded.seen_at",
+                (worker,),
+            )
+
+    def last_heartbeat(self) -> float | None:
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "SELECT extract(epoch FROM greatest((SELECT max(seen_at) FROM workers),"
+                " (SELECT max(heartbeat_at) FROM jobs WHERE status = 'running')))"
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def counts(self) -> dict[str, int]:
         with self.db.connection() as conn:

@@ -22,7 +22,7 @@ def cli(*args: object) -> subprocess.CompletedProcess[str]:
 
 def test_db_status_upgrade_then_two_nodes_share_the_models(tmp_path: Path, database_url: str) -> None:
     pending = cli("db", "status", "--database-url", database_url)
-    assert pending.returncode == 1 and "pending  1:" in pending.stdout and "pending  2:" in pending.stdout
+    assert pending.returncode == 1 and "pending  1:" in pending.stdout and "pending  3:" in pending.stdout
     upgraded = cli("db", "upgrade", "--database-url", database_url)
     assert upgraded.returncode == 0 and "applied 1:" in upgraded.stdout, upgraded.stderr
     assert "up to date" in cli("db", "upgrade", "--database-url", database_url).stdout

@@ -76,3 +76,17 @@ def test_two_workers_run_each_of_80_jobs_exactly_once(database_url: str) -> None
     every = [j for r in runs for j in r]
     assert sorted(every) == sorted(ids)  # each job once, none twice, none lost
     assert queue.counts() == {"succeeded": 80}
+
+
+def test_heartbeats_of_idle_and_busy_workers(database_url: str) -> None:
+    queue = PostgresJobQueue(database_url)
+    assert queue.last_heartbeat() is None
+    queue.heartbeat("host:1")
+    first = queue.last_heartbeat()
+    assert first is not None and abs(first - time.time()) < 60
+    job = queue.enqueue("iris", APPEND)
+    queue.claim("host:2")
+    time.sleep(0.05)
+    queue.update(job.id, {"epoch": 1})  # a busy worker's progress is a sign of life too
+    latest = queue.last_heartbeat()
+    assert latest is not None and latest > first
