@@ -52,7 +52,10 @@ def retraining_worker() -> dict[str, Any]:
 
     Reported, not required: predictions need no worker, so a dead one does not make this replica unready.
     """
-    last = current_app.extensions["nnserve.jobs"].last_heartbeat()
+    try:
+        last = current_app.extensions["nnserve.jobs"].last_heartbeat()
+    except StoreError:  # a shared queue's database is down: readiness already says so
+        last = None
     age = None if last is None else max(0.0, time.time() - last)
     live = age is not None and age <= float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
     return {"alive": live, "heartbeat_age_seconds": None if age is None else round(age, 3)}
