@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +209,9 @@ def activate(name: str, version: int, store_root: Path) -> None:
 @click.argument("name")
 @click.argument("file", metavar="FILE.csv", type=click.Path(path_type=Path))
 @click.option("--version", "version", type=click.IntRange(min=1), help="Use this version instead of the active one.")
+@click.option("--raw", is_flag=True, help="Write labels as they are, without neutralizing spreadsheet formulas.")
 @store_option
-def predict(name: str, file: Path, version: int | None, store_root: Path) -> None:
+def predict(name: str, file: Path, version: int | None, raw: bool, store_root: Path) -> None:
     """Predict every row of FILE.csv with model NAME; prints CSV to stdout.
 
     FILE.csv needs a header row. If the header names all of the model's
@@ -218,6 +220,11 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
     model's number of features, taken in order. The output has a
     "prediction" column and, for classifiers, one "proba_<class>" column per
     class.
+
+    A label or column name that begins with =, +, -, @, a tab or a carriage
+    return (a spreadsheet would run it as a formula) is written with a single
+    quote in front; numbers, negative ones included, stay numbers. --raw
+    writes them unchanged.
 
     \b
     Examples:
@@ -234,6 +241,8 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from None
     out = csv.writer(sys.stdout, lineterminator="\n")
+    if not raw:
+        out = _FormulaSafeWriter(out)
     if isinstance(estimator, MLPClassifier) and proba is not None:
         out.writerow(["prediction", *(f"proba_{c}" for c in estimator.classes_)])
         for label, p in zip(pred.tolist(), proba, strict=True):
@@ -248,3 +257,34 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
 
 def _number(value: Any) -> str:
     return repr(round(float(value), 6))
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(cell: Any) -> Any:
+    """``cell`` with a ``'`` in front when a spreadsheet would read it as a formula (OWASP's CSV injection advice).
+
+    Only text is touched: a number (``-1.5``, as a value or as the text of one) is left as it is.
+    """
+    if not isinstance(cell, str) or not cell.startswith(_FORMULA_STARTS):
+        return cell
+    try:
+        float(cell)
+    except ValueError:
+        return "'" + cell
+    return cell
+
+
+class _FormulaSafeWriter:
+    """A ``csv.writer`` whose cells go through ``neutralize``."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([neutralize(cell) for cell in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
