@@ -14,7 +14,7 @@ import numpy as np
 from helpers import REPO
 
 import nn
-from service.store import ModelStore
+from service.store import FileModelStore
 
 DATA_DIR = REPO / "models" / "data"
 CLASSIFIERS = ("iris", "wine", "breast_cancer", "digits")
@@ -52,7 +52,7 @@ def _train(name: str, X: np.ndarray, y: np.ndarray, names: list[str], seed: int)
 
 
 def build_store(root: Path) -> Catalog:
-    store = ModelStore(root)
+    store = FileModelStore(root)
     versions: dict[str, list[int]] = {}
     active, rows, classes, widths = {}, {}, {}, {}
     for name in MODELS:

@@ -18,8 +18,8 @@ import click
 
 from nn import MLPClassifier
 from service.cli import console
-from service.cli.options import UserError, models_dir_option, naming_store, open_store, store_option
-from service.store import CorruptVersionError, ModelStore, inference
+from service.cli.options import UserError, existing_store, models_dir_option, naming_store, store_option
+from service.store import CorruptVersionError, ModelStore, inference, open_store
 from service.training.catalog import SpecError, catalog_specs, estimator_params, load_spec
 from service.training.csvdata import CSVError, read_csv_features
 from service.training.fitting import publish, train_spec
@@ -66,7 +66,7 @@ def train(
     overrides = {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
     for spec in loaded:
         estimator_params(spec, overrides)  # every override checked before the first model trains
-    store = ModelStore(store_root)
+    store = open_store(store_root)
     for spec in loaded:
         progress = console.TrainingProgress(spec.name, estimator_params(spec, overrides)["max_iter"])
         try:
@@ -112,7 +112,7 @@ def models(store_root: Path, as_json: bool) -> None:
       nnserve models
       nnserve models --json | python -m json.tool
     """
-    listing = _listing(ModelStore(store_root)) if store_root.is_dir() else []
+    listing = _listing(open_store(store_root)) if store_root.is_dir() else []
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
@@ -194,7 +194,7 @@ def activate(name: str, version: int, store_root: Path) -> None:
     Examples:
       nnserve activate iris 1
     """
-    store = open_store(store_root)
+    store = existing_store(store_root)
     with naming_store(store_root):
         try:
             previous = store.active_version(name)
@@ -232,7 +232,7 @@ def predict(name: str, file: Path, version: int | None, raw: bool, store_root: P
       nnserve predict iris --version 2 flowers.csv > predictions.csv
     """
     with naming_store(store_root):
-        loaded = open_store(store_root).load(name, version)
+        loaded = existing_store(store_root).load(name, version)
     estimator, manifest = loaded.estimator, loaded.manifest
     X = read_csv_features(file, manifest.get("feature_names"), int(manifest["n_features"]))
     try:

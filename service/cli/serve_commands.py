@@ -9,7 +9,7 @@ import click
 from service.cli.model_commands import train
 from service.cli.options import models_dir_option, store_option
 from service.server.launcher import exec_gunicorn
-from service.store import ModelStore
+from service.store import open_store
 from service.training.worker import main as run_worker
 
 
@@ -46,7 +46,7 @@ def serve(
       nnserve serve                          http://127.0.0.1:8000
       nnserve serve --host 0.0.0.0 --workers 2
     """
-    if not ModelStore(store_root).model_names():
+    if not open_store(store_root).model_names():
         click.echo(f"the store at {store_root} is empty: training the catalog in {models_dir}")
         ctx.invoke(
             train,

@@ -57,7 +57,7 @@ __all__ = [
     "Dataset",
     "InvalidNameError",
     "LoadedModel",
-    "ModelStore",
+    "FileModelStore",
     "NotFoundError",
     "StoreError",
     "StoreUnavailableError",
@@ -87,7 +87,7 @@ class VersionInfo:
         return self.error is None
 
 
-class ModelStore:
+class FileModelStore:
     """A filesystem model store rooted at ``root``; safe for many reader and publisher processes."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -266,6 +266,13 @@ class ModelStore:
         return dataset_codec.sha256(dataset_codec.canonical(dataset))
 
     # -- maintenance -------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` when the store directory cannot be read."""
+        try:
+            os.listdir(self.root)
+        except OSError as exc:
+            raise StoreUnavailableError(f"the store {self.root} is not readable: {exc.strerror}") from None
+
     def clean_temporary(self, max_age: float = 3600.0) -> int:
         """Remove temporary entries older than ``max_age`` seconds (left by crashed writers); returns the count."""
         cutoff = time.time() - max_age

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from helpers import REPO
 
 from service.cli.main import main
-from service.store import ModelStore
+from service.store import FileModelStore
 
 MODELS = REPO / "models"
 IRIS_CSV = MODELS / "data" / "iris.csv"
@@ -70,7 +70,7 @@ def test_train_prints_progress_version_and_metrics(run, store):
     out = result.stdout
     assert "iris: epoch 1/5 loss " in out and "iris: epoch 5/5 loss " in out  # plain lines: not a TTY
     assert "iris: version 1 (active)  accuracy " in out and "log_loss " in out and "38 held-out rows" in out
-    assert ModelStore(store).active_version("iris") == 1
+    assert FileModelStore(store).active_version("iris") == 1
 
 
 def test_train_by_name_with_seed_and_no_activate(run, store):
@@ -78,7 +78,7 @@ def test_train_by_name_with_seed_and_no_activate(run, store):
     result = run("train", "iris", "--models-dir", MODELS, "--epochs", 2, "--seed", 7, "--no-activate")
     assert result.exit_code == 0, result.output
     assert "iris: version 2 (not activated)" in result.stdout
-    s = ModelStore(store)
+    s = FileModelStore(store)
     assert s.active_version("iris") == 1
     assert s.manifest("iris", 2)["training"]["params"]["random_state"] == 7
 
@@ -159,7 +159,7 @@ def test_models_flags_a_broken_version(trained, store):
     (iris,) = json.loads(trained("models", "--json").stdout)
     assert iris["versions"][0]["ok"] is False and "checksum" in iris["versions"][0]["error"]
     assert_user_error(trained("activate", "iris", 1), "version 1 is broken")
-    assert ModelStore(store).active_version("iris") == 2
+    assert FileModelStore(store).active_version("iris") == 2
     assert_user_error(trained("predict", "iris", "--version", 1, IRIS_CSV), "broken")
 
 
@@ -173,9 +173,9 @@ def test_models_on_an_empty_or_missing_store(run, store):
 def test_activate_rolls_back_and_forward(trained, store):
     result = trained("activate", "iris", 1)
     assert result.exit_code == 0 and "iris: version 1 is active (was 2)" in result.stdout
-    assert ModelStore(store).active_version("iris") == 1
+    assert FileModelStore(store).active_version("iris") == 1
     assert trained("activate", "iris", 2).exit_code == 0
-    assert ModelStore(store).active_version("iris") == 2
+    assert FileModelStore(store).active_version("iris") == 2
 
 
 def test_activate_errors(trained):
@@ -196,7 +196,7 @@ def test_predict_by_name_with_shuffled_and_extra_columns(trained, store, tmp_pat
     result = trained("predict", "iris", shuffled)
     assert result.exit_code == 0, result.output
     out = read_csv_text(result.stdout)
-    model = ModelStore(store).load("iris").estimator
+    model = FileModelStore(store).load("iris").estimator
     assert out[0] == ["prediction", *(f"proba_{c}" for c in model.classes_)]
     X = np.array([[float(v) for v in r[:4]] for r in data])
     assert [r[0] for r in out[1:]] == model.predict(X).tolist()
@@ -210,7 +210,7 @@ def test_predict_by_position_and_pinned_version(trained, store, tmp_path):
     result = trained("predict", "iris", "--version", 1, data)
     assert result.exit_code == 0, result.output
     out = read_csv_text(result.stdout)
-    model = ModelStore(store).load("iris", 1).estimator
+    model = FileModelStore(store).load("iris", 1).estimator
     assert [r[0] for r in out[1:]] == model.predict([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]).tolist()
 
 

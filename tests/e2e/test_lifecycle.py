@@ -19,8 +19,8 @@ import pytest
 import requests
 from helpers import service_env, start_cli, wait_for
 
-from service.store import ModelStore
-from service.training.job_queue import JobQueue
+from service.store import FileModelStore
+from service.training.sqlite_queue import SqliteJobQueue
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-lifecycle-token-9c2e"
@@ -139,7 +139,7 @@ def environ_of(pid: int) -> dict[str, str]:
 def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(store_root, tmp_path, port):
     env = service_env(**ENV, PYTHONUNBUFFERED="1")
     log = tmp_path / "serve.log"
-    versions_before = ModelStore(store_root).versions("digits")
+    versions_before = FileModelStore(store_root).versions("digits")
     serve = start_cli("serve", "--port", port, "--workers", 2, "--store", store_root, env=env, log=log)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -183,10 +183,10 @@ def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(sto
     assert leftover.stdout.strip() == "", leftover.stdout
     assert f"job {job_id}: worker stopping, job requeued" in text
     assert "retraining worker stopped" in text
-    job = JobQueue(store_root).get(job_id)
+    job = SqliteJobQueue(store_root).get(job_id).to_json()
     assert job["status"] == "queued", job
     assert job["worker"] is None and job["started_at"] is None and job["progress"] is None
-    store = ModelStore(store_root)
+    store = FileModelStore(store_root)
     assert store.versions("digits") == versions_before and store.active_version("digits") == versions_before[-1]
     assert [p for p in store_root.rglob("*") if p.name.startswith(".tmp")] == []
 

@@ -24,7 +24,7 @@ from marshmallow import ValidationError
 import nn
 from service.server.jsonio import BodyError, decode_body
 from service.server.v1.fields import Matrix, NamedRows, to_matrix
-from service.store import ModelStore, StoreError
+from service.store import FileModelStore, StoreError
 
 SETTINGS = settings(
     max_examples=300, derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -226,7 +226,7 @@ def _load_both(manifest: dict, weights: bytes) -> None:
         if est is not None:
             assert hasattr(est, "network_")
         with contextlib.suppress(StoreError):
-            ModelStore(tmp).load("m", 1)
+            FileModelStore(tmp).load("m", 1)
 
 
 @SETTINGS

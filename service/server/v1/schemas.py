@@ -8,7 +8,7 @@ from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from service.server.v1.fields import Matrix
-from service.training.job_queue import STATUSES
+from service.training.jobs import STATUSES
 
 MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: beyond it the job queue cannot even be asked
 

@@ -21,7 +21,7 @@ from helpers import REPO
 
 from nn import MLPClassifier, MLPRegressor
 from service import create_app
-from service.store import ModelStore
+from service.store import FileModelStore
 
 DATA_DIR = REPO / "models" / "data"
 ADMIN_TOKEN = "test-admin-token-5f3c9a"
@@ -49,7 +49,7 @@ class TrainedStore:
 
     def estimator(self, name, version=None):
         """The estimator as the store gives it back (what the service must agree with)."""
-        return ModelStore(self.root).load(name, version).estimator
+        return FileModelStore(self.root).load(name, version).estimator
 
 
 def read_csv(name, label):
@@ -69,7 +69,7 @@ def _tiny(kind, seed, width=8):
 def trained_store(tmp_path_factory):
     """A store with iris (versions 1 and 2, 1 active), digits, breast_cancer and diabetes."""
     root = tmp_path_factory.mktemp("store")
-    store = ModelStore(root)
+    store = FileModelStore(root)
     specs = {
         # name: (label type, task, rows used for training, estimators -> one version each)
         "iris": (str, "classification", None, [_tiny(MLPClassifier, 0), _tiny(MLPClassifier, 1)]),

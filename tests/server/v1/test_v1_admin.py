@@ -5,7 +5,7 @@ import base64
 import numpy as np
 import pytest
 
-from service.store import ModelStore
+from service.store import FileModelStore
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 ACTIVATE = "/v1/models/iris/versions/2/activate"
@@ -30,13 +30,13 @@ def test_admin_calls_are_403_without_a_configured_token(make_app, store_copy, as
     client = make_app(store_copy, NNSERVE_ADMIN_TOKEN=None).test_client()
     for headers in ({}, admin_headers, {"Authorization": "Bearer "}):
         assert_error(client.post(ACTIVATE, headers=headers), 403, "NNSERVE_ADMIN_TOKEN", "disabled")
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(store_copy).active_version("iris") == 1
 
 
 def test_an_empty_token_setting_disables_admin_calls(make_app, store_copy, assert_error):
     client = make_app(store_copy, NNSERVE_ADMIN_TOKEN="").test_client()
     assert_error(client.post(ACTIVATE, headers={"Authorization": "Bearer "}), 403, "NNSERVE_ADMIN_TOKEN")
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(store_copy).active_version("iris") == 1
 
 
 def bad_authorizations(token):
@@ -65,7 +65,7 @@ def test_bad_authorization_is_401(copy_client, store_copy, assert_error, admin_t
     response = copy_client.post(ACTIVATE, headers=headers)
     assert_error(response, 401, "token")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(store_copy).active_version("iris") == 1
 
 
 def test_authorization_is_checked_before_the_model_exists(copy_client, assert_error):
@@ -82,7 +82,7 @@ def test_activate_rolls_forward_and_back(copy_client, store_copy, admin_headers,
     response = copy_client.post(ACTIVATE, headers=admin_headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json() == {"model": "iris", "version": 2, "previous_version": 1}
-    assert ModelStore(store_copy).active_version("iris") == 2
+    assert FileModelStore(store_copy).active_version("iris") == 2
 
     after = copy_client.post("/v1/models/iris/predict", json={"instances": rows}).get_json()
     assert after["version"] == 2
@@ -132,7 +132,7 @@ def test_the_bearer_scheme_is_case_insensitive(copy_client, admin_token):
 )
 def test_activate_unknown_version_or_model_is_404(copy_client, store_copy, admin_headers, assert_error, path, fragment):
     assert_error(copy_client.post(path, headers=admin_headers), 404, fragment)
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(store_copy).active_version("iris") == 1
 
 
 def test_activate_a_corrupt_version_is_409_and_the_active_one_keeps_serving(
@@ -144,7 +144,7 @@ def test_activate_a_corrupt_version_is_409_and_the_active_one_keeps_serving(
 
     assert_error(copy_client.post(ACTIVATE, headers=admin_headers), 409, "version 2", "broken")
 
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(store_copy).active_version("iris") == 1
     assert active_version(copy_client) == 1
     assert copy_client.post("/v1/models/iris/predict", json={"instances": rows}).get_json() == before
     assert copy_client.get("/readyz").get_json()["models"]["iris"]["loaded_version"] == 1
@@ -156,5 +156,5 @@ def test_activate_repairs_an_unreadable_active_file(copy_client, store_copy, adm
     response = copy_client.post(ACTIVATE, headers=admin_headers)
     assert response.status_code == 200, response.get_json()
     assert response.get_json() == {"model": "iris", "version": 2, "previous_version": None}
-    assert ModelStore(store_copy).active_version("iris") == 2
+    assert FileModelStore(store_copy).active_version("iris") == 2
     assert copy_client.post("/v1/models/iris/predict", json={"instances": [ROW]}).get_json()["version"] == 2

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.store import ModelStore
+from service.store import FileModelStore
 
 MODELS = ("breast_cancer", "diabetes", "digits", "iris")
 CLASSIFIERS = ("breast_cancer", "digits", "iris")
@@ -49,7 +49,7 @@ def test_readyz_503_when_the_active_version_is_corrupt_in_a_fresh_app(store_copy
 
 
 def test_a_model_never_activated_does_not_stop_the_app(store_copy, make_app, trained_store, assert_error):
-    ModelStore(store_copy).publish("fresh", trained_store.estimator("iris"), {"task": "classification"})
+    FileModelStore(store_copy).publish("fresh", trained_store.estimator("iris"), {"task": "classification"})
     client = make_app(store_copy).test_client()
 
     ready = client.get("/readyz")

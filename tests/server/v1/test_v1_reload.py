@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from service.store import ModelStore
+from service.store import FileModelStore
 
 INTERVAL = 0.05
 
@@ -30,7 +30,7 @@ def test_activation_through_the_store_is_picked_up(reloading_client, store_copy,
     rows = trained_store.models["iris"].rows.tolist()
     assert predict(reloading_client, rows)["version"] == 1
 
-    ModelStore(store_copy).activate("iris", 2)
+    FileModelStore(store_copy).activate("iris", 2)
     wait_past_the_interval()
 
     body = predict(reloading_client, rows)
@@ -46,7 +46,7 @@ def test_activation_through_the_store_is_picked_up(reloading_client, store_copy,
     }
     assert reloading_client.get("/readyz").get_json()["models"]["iris"]["loaded_version"] == 2
 
-    ModelStore(store_copy).activate("iris", 1)  # and back
+    FileModelStore(store_copy).activate("iris", 1)  # and back
     wait_past_the_interval()
     assert predict(reloading_client, rows)["version"] == 1
 
@@ -54,7 +54,7 @@ def test_activation_through_the_store_is_picked_up(reloading_client, store_copy,
 def test_a_corrupt_new_active_version_is_skipped(reloading_client, store_copy, trained_store, corrupt):
     rows = trained_store.models["iris"].rows.tolist()
     before = predict(reloading_client, rows)
-    store = ModelStore(store_copy)
+    store = FileModelStore(store_copy)
     v3 = store.publish("iris", trained_store.estimator("iris", 2), {"task": "classification"})
     store.activate("iris", v3)  # verified and activated intact ...
     corrupt(store_copy, "iris", v3)  # ... then damaged on disk before this worker loads it
@@ -78,7 +78,7 @@ def test_a_corrupt_new_active_version_is_skipped(reloading_client, store_copy, t
 
 
 def test_a_newly_published_model_is_served_without_a_restart(reloading_client, store_copy, trained_store):
-    store = ModelStore(store_copy)
+    store = FileModelStore(store_copy)
     version = store.publish("iris-copy", trained_store.estimator("iris", 2), {"task": "classification"})
     store.activate("iris-copy", version)
     rows = trained_store.models["iris"].rows.tolist()
@@ -102,7 +102,7 @@ def test_a_slow_load_holds_up_neither_other_models_nor_the_old_one(make_app, sto
         return load(name, version)
 
     monkeypatch.setattr(registry.store, "load", slow_load)
-    ModelStore(store_copy).activate("iris", 2)
+    FileModelStore(store_copy).activate("iris", 2)
     loader = threading.Thread(target=registry.active, args=("iris",))
     loader.start()
     try:
