@@ -10,6 +10,7 @@
 | NNSERVE_RELOAD_INTERVAL   | 0.25      | seconds between checks of a model's ACTIVE file           |
 | NNSERVE_CACHE_VERSIONS    | 8         | pinned (non-active) versions kept loaded per worker (LRU) |
 | NNSERVE_LOG_LEVEL         | info      | level of the JSON log lines (debug, info, warning, error) |
+| NNSERVE_READ_TIMEOUT      | 30        | seconds a request may take to arrive whole; then 408      |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "NNSERVE_RELOAD_INTERVAL": 0.25,
     "NNSERVE_CACHE_VERSIONS": 8,
     "NNSERVE_LOG_LEVEL": "info",
+    "NNSERVE_READ_TIMEOUT": 30.0,
 }
 
 

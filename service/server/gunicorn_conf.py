@@ -45,7 +45,7 @@ bind = os.environ.get("NNSERVE_BIND", "127.0.0.1:8000")
 #   request finish and exits in a few seconds; 20 s also covers a retrain reaching its next epoch.
 # - keepalive 5: idle keep-alive connections sit in the gthread poller, closed after 5 s.
 workers = int(os.environ.get("NNSERVE_WORKERS", os.cpu_count() or 1))
-worker_class = "gthread"
+worker_class = "service.server.buffering_worker.BufferingThreadWorker"  # gthread; requests read whole first
 threads = int(os.environ.get("NNSERVE_THREADS", "4"))
 timeout = 30
 graceful_timeout = int(os.environ.get("NNSERVE_GRACEFUL_TIMEOUT", "20"))
