@@ -50,7 +50,7 @@ def request_complete(data: bytes | bytearray, max_body: int) -> bool:
 def timeout_response(data: bytes | bytearray, seconds: float) -> bytes:
     """The 408 sent to a request that did not arrive in time: the error shape of its API (v2 or v1)."""
     message = f"the request did not arrive within {seconds:g} seconds (NNSERVE_READ_TIMEOUT)"
-    v2 = b" /v2/" in bytes(data[: data.find(b"\r\n")]) if b"\r\n" in data else False
+    v2 = b" /v2/" in bytes(data).split(b"\r\n", 1)[0]  # the request line, whole or in part
     body = orjson.dumps({"error": message} if v2 else {"code": 408, "status": "Request Timeout", "message": message})
     head = f"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"Connection: close\r\n\r\n" + body
