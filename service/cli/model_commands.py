@@ -240,9 +240,7 @@ def predict(name: str, file: Path, version: int | None, raw: bool, store_root: P
         proba, pred = prediction.probabilities, prediction.values
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from None
-    out = csv.writer(sys.stdout, lineterminator="\n")
-    if not raw:
-        out = _FormulaSafeWriter(out)
+    out = _CsvOut(csv.writer(sys.stdout, lineterminator="\n"), raw)
     if isinstance(estimator, MLPClassifier) and proba is not None:
         out.writerow(["prediction", *(f"proba_{c}" for c in estimator.classes_)])
         for label, p in zip(pred.tolist(), proba, strict=True):
@@ -276,14 +274,15 @@ def neutralize(cell: Any) -> Any:
     return cell
 
 
-class _FormulaSafeWriter:
-    """A ``csv.writer`` whose cells go through ``neutralize``."""
+class _CsvOut:
+    """A ``csv.writer`` whose cells go through ``neutralize`` unless ``raw``."""
 
-    def __init__(self, writer: Any) -> None:
+    def __init__(self, writer: Any, raw: bool) -> None:
         self._writer = writer
+        self._raw = raw
 
     def writerow(self, row: Iterable[Any]) -> None:
-        self._writer.writerow([neutralize(cell) for cell in row])
+        self._writer.writerow(row if self._raw else [neutralize(cell) for cell in row])
 
     def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
         for row in rows:

@@ -15,6 +15,7 @@ memory (up to the body limit each), not threads: a buffering proxy in front
 
 from __future__ import annotations
 
+import contextlib
 import re
 import selectors
 import time
@@ -75,7 +76,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
 
     def _readable(self, conn: Any, _sock: Any) -> None:
-        data, deadline = self.arriving[conn]
+        data, _deadline = self.arriving[conn]
         try:
             chunk = conn.sock.recv(256 * 1024)
         except BlockingIOError:
@@ -96,10 +97,8 @@ class BufferingThreadWorker(ThreadWorker):
 
     def _forget(self, conn: Any) -> None:
         del self.arriving[conn]
-        try:
+        with contextlib.suppress(OSError, KeyError, ValueError):
             self.poller.unregister(conn.sock)
-        except (OSError, KeyError, ValueError):
-            pass
 
     def handle(self, conn: Any) -> Any:
         arrived = getattr(conn, "nnserve_arrived", None)
@@ -117,9 +116,7 @@ class BufferingThreadWorker(ThreadWorker):
             if deadline > now:
                 continue
             self._forget(conn)
-            try:
+            with contextlib.suppress(OSError):
                 conn.sock.send(timeout_response(data, self.read_timeout))
-            except OSError:
-                pass
             self.nr_conns -= 1
             conn.close()
