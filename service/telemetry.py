@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -99,6 +100,22 @@ UNMATCHED = "<unmatched>"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+# Label children by label values, so a request does not validate and look up its labels again: the values are
+# few (URL rules, loaded models, versions, status codes); past _CHILDREN_MAX the cache stops growing.
+_CHILDREN_MAX = 4096
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *values: str) -> Any:
+    key = (metric, *values)
+    child = _children.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if len(_children) < _CHILDREN_MAX:
+            _children[key] = child
+    return child
+
+
 def exposition() -> bytes:
     """The Prometheus text format of every metric, over all processes in multiprocess mode."""
     if MULTIPROC_DIR:
@@ -114,7 +131,7 @@ def exposition() -> bytes:
 def model_served(name: str, version: int, rows: int) -> None:
     """A request predicted ``rows`` rows with ``name`` version ``version``: label the request and count them."""
     g.nnserve_model = (name, version)
-    PREDICTION_ROWS.labels(name, str(version)).inc(rows)
+    _child(PREDICTION_ROWS, name, str(version)).inc(rows)
 
 
 def model_resolved(name: str, version: int) -> None:
@@ -158,8 +175,8 @@ def install(app: Flask) -> None:
         endpoint = rule.rule if rule is not None else UNMATCHED
         name, version = _model_labels()
         status = response.status_code
-        REQUESTS.labels(endpoint, name, version, str(status)).inc()
-        REQUEST_DURATION.labels(endpoint).observe(seconds)
+        _child(REQUESTS, endpoint, name, version, str(status)).inc()
+        _child(REQUEST_DURATION, endpoint).observe(seconds)
         if ACCESS.isEnabledFor(logging.INFO):
             ACCESS.info(
                 "%s %s %s",

@@ -35,6 +35,7 @@ from service.store import (
 from service.training.fitting import task_of
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
+PREDICT_REQUEST = PredictRequestSchema()  # one instance: webargs would build one per request from the class
 
 
 def summary(loaded: LoadedModel) -> dict[str, Any]:
@@ -142,7 +143,7 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
 @blp.route("/<name>:predict", endpoint="PredictColon")
 class Predict(MethodView):
     @blp.errors(400, 404, 409, 413, 415, 503)
-    @blp.arguments(PredictRequestSchema)
+    @blp.arguments(PREDICT_REQUEST)
     @blp.response(200, PredictResponseSchema)
     def post(self, args: dict[str, Any], name: str) -> Response:
         """Predict with the active version."""
@@ -152,7 +153,7 @@ class Predict(MethodView):
 @blp.route("/<name>/versions/<version>/predict")
 class PredictVersion(MethodView):
     @blp.errors(400, 404, 409, 413, 415, 503)
-    @blp.arguments(PredictRequestSchema)
+    @blp.arguments(PREDICT_REQUEST)
     @blp.response(200, PredictResponseSchema)
     def post(self, args: dict[str, Any], name: str, version: str) -> Response:
         """Predict with one pinned version."""
