@@ -40,7 +40,7 @@ class Formatter(OrjsonFormatter):
     def format(self, record: logging.LogRecord) -> str:
         if record.name != ACCESS.name:
             return super().format(record)
-        line = {"level": record.levelname, "logger": record.name, "process": record.process}
+        line: dict[str, Any] = {"level": record.levelname, "logger": record.name, "process": record.process}
         line["message"] = record.getMessage()
         for name in ACCESS_FIELDS:
             line[name] = getattr(record, name, None)
