@@ -171,22 +171,24 @@ def install(app: Flask) -> None:
     @app.after_request
     def record(response: Response) -> Response:
         seconds = time.perf_counter() - g.get("nnserve_started", time.perf_counter())
-        rule = request.url_rule
+        req = request._get_current_object()  # type: ignore[attr-defined]  # once, not through the proxy each time
+        rule = req.url_rule
         endpoint = rule.rule if rule is not None else UNMATCHED
         name, version = _model_labels()
         status = response.status_code
         _child(REQUESTS, endpoint, name, version, str(status)).inc()
         _child(REQUEST_DURATION, endpoint).observe(seconds)
         if ACCESS.isEnabledFor(logging.INFO):
+            method, path = req.method, req.path
             ACCESS.info(
                 "%s %s %s",
-                request.method,
-                request.path,
+                method,
+                path,
                 status,
                 extra={
                     "request_id": g.get("request_id", ""),
-                    "method": request.method,
-                    "path": request.path,
+                    "method": method,
+                    "path": path,
                     "endpoint": endpoint,
                     "model": name,
                     "version": int(version) if version else None,
