@@ -6,7 +6,7 @@ import inspect
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import flask_smorest
 import swagger_ui_bundle
@@ -38,7 +38,7 @@ class Api(flask_smorest.Api):
 class _Flask(Flask):
     """Flask, asking once per function (not on every request, for every hook) whether it is a coroutine."""
 
-    _coroutines: dict[Any, bool] = {}
+    _coroutines: ClassVar[dict[Any, bool]] = {}
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         key = getattr(func, "__func__", func)  # a view's bound method is new on every request; its function is not
