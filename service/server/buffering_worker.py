@@ -51,7 +51,7 @@ def request_complete(data: bytes | bytearray, max_body: int) -> bool:
 def timeout_response(data: bytes | bytearray, seconds: float) -> bytes:
     """The 408 sent to a request that did not arrive in time: the error shape of its API (v2 or v1)."""
     message = f"the request did not arrive within {seconds:g} seconds (NNSERVE_READ_TIMEOUT)"
-    v2 = b" /v2/" in bytes(data).split(b"\r\n", 1)[0]  # the request line, whole or in part
+    v2 = b" /v2/" in bytes(data[:256]).split(b"\r\n", 1)[0]  # the request line, whole or in part
     body = orjson.dumps({"error": message} if v2 else {"code": 408, "status": "Request Timeout", "message": message})
     head = f"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"Connection: close\r\n\r\n" + body
@@ -91,7 +91,7 @@ class BufferingThreadWorker(ThreadWorker):
         data += chunk
         if request_complete(data, self.max_body):
             self._forget(conn)
-            conn.nnserve_arrived = bytes(data)
+            conn.nnserve_arrived = data
             conn.data_ready = True
             super().enqueue_req(conn)
 
@@ -101,12 +101,11 @@ class BufferingThreadWorker(ThreadWorker):
             self.poller.unregister(conn.sock)
 
     def handle(self, conn: Any) -> Any:
-        arrived = getattr(conn, "nnserve_arrived", None)
-        if arrived is not None:
-            conn.nnserve_arrived = None
+        if getattr(conn, "nnserve_arrived", None) is not None:
             conn.sock.setblocking(True)
             conn.init()
-            conn.parser.unreader.unread(arrived)
+            conn.parser.unreader.unread(conn.nnserve_arrived)
+            conn.nnserve_arrived = None  # the parser holds the one copy it reads from
         return super().handle(conn)
 
     def murder_pending(self) -> None:
