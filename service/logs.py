@@ -22,35 +22,34 @@ from typing import IO, Any
 
 import orjson
 from gunicorn import glogging
-from pythonjsonlogger.orjson import OrjsonFormatter
 
 ACCESS = logging.getLogger("nnserve.access")
-ACCESS_FIELDS = ("request_id", "method", "path", "endpoint", "model", "version", "status", "duration_ms")
-FIELDS = "{levelname}{name}{process}{message}"
-RENAME = {"levelname": "level", "name": "logger"}
+# Attributes every LogRecord has: what is not among them came from ``extra`` and is logged as a field.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
-class Formatter(OrjsonFormatter):
-    """python-json-logger's orjson formatter, with a direct path for the access line written on every request.
-
-    The access line's fields are known (``ACCESS_FIELDS``), so it skips the
-    generic scan of the record's attributes; the line is the same.
-    """
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record, serialised by orjson: the access log writes one per request."""
 
     def format(self, record: logging.LogRecord) -> str:
-        if record.name != ACCESS.name:
-            return super().format(record)
-        line: dict[str, Any] = {"level": record.levelname, "logger": record.name, "process": record.process}
-        line["message"] = record.getMessage()
-        for name in ACCESS_FIELDS:
-            line[name] = getattr(record, name, None)
-        line["timestamp"] = datetime.fromtimestamp(record.created, tz=UTC)
-        return orjson.dumps(line).decode()
+        line: dict[str, Any] = {
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.process,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD:
+                line[key] = value
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        line["timestamp"] = datetime.fromtimestamp(record.created, UTC).isoformat()
+        return orjson.dumps(line, default=str).decode()
 
 
-def formatter() -> Formatter:
+def formatter() -> logging.Formatter:
     """The formatter of every nnserve log line."""
-    return Formatter(FIELDS, style="{", rename_fields=RENAME, timestamp=True)
+    return JsonLineFormatter()
 
 
 def configure(level: str | int = "info", stream: IO[str] | None = None) -> logging.Handler:

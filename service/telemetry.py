@@ -35,6 +35,7 @@ would add a ``pid`` label per worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -100,22 +101,6 @@ UNMATCHED = "<unmatched>"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-# Label children by label values, so a request does not validate and look up its labels again: the values are
-# few (URL rules, loaded models, versions, status codes); past _CHILDREN_MAX the cache stops growing.
-_CHILDREN_MAX = 4096
-_children: dict[tuple[Any, ...], Any] = {}
-
-
-def _child(metric: Any, *values: str) -> Any:
-    key = (metric, *values)
-    child = _children.get(key)
-    if child is None:
-        child = metric.labels(*values)
-        if len(_children) < _CHILDREN_MAX:
-            _children[key] = child
-    return child
-
-
 def exposition() -> bytes:
     """The Prometheus text format of every metric, over all processes in multiprocess mode."""
     if MULTIPROC_DIR:
@@ -128,10 +113,27 @@ def exposition() -> bytes:
 # -- what the app and the other modules call ---------------------------------------
 
 
+# Labelled children, looked up once per label set instead of on every request (prometheus_client's
+# ``labels()`` validates and locks each time). Label sets are few: routes x models x versions x statuses.
+@functools.lru_cache(maxsize=4096)
+def _rows_counter(name: str, version: str) -> Any:
+    return PREDICTION_ROWS.labels(name, version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _requests_counter(endpoint: str, name: str, version: str, status: str) -> Any:
+    return REQUESTS.labels(endpoint, name, version, status)
+
+
+@functools.lru_cache(maxsize=256)
+def _duration_histogram(endpoint: str) -> Any:
+    return REQUEST_DURATION.labels(endpoint)
+
+
 def model_served(name: str, version: int, rows: int) -> None:
     """A request predicted ``rows`` rows with ``name`` version ``version``: label the request and count them."""
     g.nnserve_model = (name, version)
-    _child(PREDICTION_ROWS, name, str(version)).inc(rows)
+    _rows_counter(name, str(version)).inc(rows)
 
 
 def model_resolved(name: str, version: int) -> None:
@@ -171,15 +173,14 @@ def install(app: Flask) -> None:
     @app.after_request
     def record(response: Response) -> Response:
         seconds = time.perf_counter() - g.get("nnserve_started", time.perf_counter())
-        req = request._get_current_object()  # type: ignore[attr-defined]  # once, not through the proxy each time
-        rule = req.url_rule
+        rule = request.url_rule
         endpoint = rule.rule if rule is not None else UNMATCHED
         name, version = _model_labels()
         status = response.status_code
-        _child(REQUESTS, endpoint, name, version, str(status)).inc()
-        _child(REQUEST_DURATION, endpoint).observe(seconds)
+        _requests_counter(endpoint, name, version, str(status)).inc()
+        _duration_histogram(endpoint).observe(seconds)
         if ACCESS.isEnabledFor(logging.INFO):
-            method, path = req.method, req.path
+            method, path = request.method, request.path
             ACCESS.info(
                 "%s %s %s",
                 method,

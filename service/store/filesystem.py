@@ -1,6 +1,6 @@
 """The model store: immutable, versioned, checksummed model artifacts on a filesystem.
 
-Layout (DESIGN.md section 3)::
+Layout::
 
     <root>/<name>/<version>/manifest.json, weights.npz   written once by publish, never modified
     <root>/<name>/ACTIVE                                   the served version, replaced atomically
@@ -27,17 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nn
-
-from service.store import artifacts
-
-from service.store import dataset_codec
-
-from service.store import datasets
-
-from service.store import durable
+from service.store import artifacts, dataset_codec, datasets, durable
 from service.store.dataset_codec import Dataset
-from service.store.names import MAX_VERSION, NAME_PATTERN, VERSION_TEXT, validate_name, validate_sha256, validate_version
-from service.store.inference import LoadedModel
 from service.store.exceptions import (
     CorruptVersionError,
     InvalidNameError,
@@ -47,6 +38,15 @@ from service.store.exceptions import (
     broken,
     unavailable,
 )
+from service.store.inference import LoadedModel
+from service.store.names import (
+    MAX_VERSION,
+    NAME_PATTERN,
+    VERSION_TEXT,
+    validate_name,
+    validate_sha256,
+    validate_version,
+)
 from service.version import __version__
 
 if TYPE_CHECKING:
@@ -55,9 +55,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CorruptVersionError",
     "Dataset",
+    "FileModelStore",
     "InvalidNameError",
     "LoadedModel",
-    "FileModelStore",
     "NotFoundError",
     "StoreError",
     "StoreUnavailableError",

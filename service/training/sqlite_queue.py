@@ -52,14 +52,15 @@ def now() -> str:
 class SqliteJobQueue:
     """Jobs of one store, in ``<store>/.jobs.sqlite3`` (created on first use)."""
 
-    def __init__(self, store_root: str | os.PathLike[str]) -> None:
+    def __init__(self, store_root: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
         self.path = Path(store_root) / DATABASE
+        self.busy_timeout = busy_timeout  # seconds a call waits for another writer before "database is locked"
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+        with closing(sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)) as db:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")

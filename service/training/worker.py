@@ -20,6 +20,9 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -147,6 +150,9 @@ class Worker:
         self.poll_interval = poll_interval
         self.identity = worker_identity()
         self.stopping = threading.Event()
+        # Final states the queue could not record yet (a locked or failing database): retried before
+        # anything else, so a job never stays 'running' under a live worker that is done with it.
+        self._unrecorded: list[tuple[str, str, JobResult | None, str | None]] = []
 
     def recover(self) -> list[str]:
         """Fail the jobs a dead worker left running; the store was never touched by them."""
@@ -164,8 +170,26 @@ class Worker:
             log.warning("job %s was left running by a worker that stopped; marked failed", job_id)
         return failed
 
+    def _finish(self, job_id: str, status: str, result: JobResult | None = None, error: str | None = None) -> None:
+        self._unrecorded.append((job_id, status, result, error))
+        self._record_finished()
+
+    def _record_finished(self) -> bool:
+        """Write the final states still owed to the queue; False while the queue keeps failing."""
+        while self._unrecorded:
+            job_id, status, result, error = self._unrecorded[0]
+            try:
+                self.queue.finish(job_id, status, result=result, error=error)
+            except (sqlite3.Error, OSError) as exc:
+                log.error("job %s: the queue did not record '%s' (%s); retrying", job_id, status, exc)
+                return False
+            self._unrecorded.pop(0)
+        return True
+
     def run_once(self) -> bool:
-        """Claim and run one job; False when the queue had nothing to run."""
+        """Claim and run one job; False when the queue had nothing to run (or still owes a final state)."""
+        if not self._record_finished():
+            return False
         job = self.queue.claim(self.identity)
         if job is None:
             return False
@@ -173,21 +197,21 @@ class Worker:
         try:
             result = run_job(self.store, self.queue, job, self.stopping)
         except JobCancelledError:
-            self.queue.finish(job.id, "cancelled", error="cancelled by request; nothing was published")
+            self._finish(job.id, "cancelled", error="cancelled by request; nothing was published")
             telemetry.job_finished("cancelled")
         except ShutdownRequestedError:
             self.queue.requeue(job.id)
             log.info("job %s: worker stopping, job requeued", job.id)
         except (StoreError, ValueError, OSError) as exc:
-            self.queue.finish(job.id, "failed", error=str(exc))
+            self._finish(job.id, "failed", error=str(exc))
             telemetry.job_finished("failed")
             log.error("job %s failed: %s", job.id, exc)
         except Exception as exc:  # a bug must fail the job, not kill the worker loop
             log.exception("job %s failed unexpectedly", job.id)
-            self.queue.finish(job.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            self._finish(job.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
             telemetry.job_finished("failed")
         else:
-            self.queue.finish(job.id, "succeeded", result=result)
+            self._finish(job.id, "succeeded", result=result)
             telemetry.job_finished("succeeded", result.seconds)
             log.info("job %s succeeded: %s", job.id, result.reason)
         return True
@@ -198,10 +222,19 @@ class Worker:
             signal.signal(sig, lambda *_: self.stopping.set())
         with contextlib.suppress(OSError):
             os.nice(10)  # serving keeps its latency; training takes what is left
+        self.loop(once)
+
+    def loop(self, once: bool = False) -> None:
+        """Recover what dead workers left, then claim and run jobs until ``stopping`` is set."""
         self.recover()
         checked = time.monotonic()
         while not self.stopping.is_set():
-            if not self.run_once():
+            try:
+                ran = self.run_once()
+            except (sqlite3.Error, OSError, StoreError) as exc:  # the queue or store failing must not end the loop
+                log.error("worker: %s; trying again", exc)
+                ran = False
+            if not ran:
                 if once:
                     return
                 # Another worker on this store may have died since we started: its job would stay
@@ -216,3 +249,43 @@ def main(store_root: str | os.PathLike[str], poll_interval: float = 0.5, once: b
     logs.configure(os.environ.get("NNSERVE_LOG_LEVEL") or "info")
     Worker(store_root, poll_interval).run(once=once)
     log.info("worker stopped")
+
+
+RESTART_BACKOFF = (1.0, 30.0)  # seconds before the first restart, and the most the wait doubles up to
+
+
+def supervise(store_root: str | os.PathLike[str], poll_interval: float = 0.5) -> None:
+    """Run the worker in a child process and start a new one, with backoff, whenever it dies.
+
+    SIGTERM/SIGINT are passed on to the worker (its job is requeued at the next
+    epoch) and end the supervision. A worker that ran a minute before dying
+    resets the backoff: a fresh failure, not a crash loop.
+    """
+    logs.configure(os.environ.get("NNSERVE_LOG_LEVEL") or "info")
+    stopping = threading.Event()
+    child: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    argv = [sys.executable, "-m", "service.cli", "worker", "--store", str(store_root)]
+    argv += ["--poll-interval", str(poll_interval)]
+    delay = RESTART_BACKOFF[0]
+    while not stopping.is_set():
+        started = time.monotonic()
+        child = subprocess.Popen(argv)
+        log.info("retraining worker started (pid %s)", child.pid)
+        code = child.wait()
+        if stopping.is_set():
+            break
+        if time.monotonic() - started > 60:
+            delay = RESTART_BACKOFF[0]
+        log.error("retraining worker (pid %s) exited with status %s; restarting it in %.0f s", child.pid, code, delay)
+        stopping.wait(delay)
+        delay = min(delay * 2, RESTART_BACKOFF[1])
+    if child is not None:
+        child.wait()

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import flip_byte
+from helpers import REPO, flip_byte
 
 import nn
 from service import create_app
@@ -40,7 +40,6 @@ from service.store import FileModelStore, StoreError
 from service.training.sqlite_queue import SqliteJobQueue
 from service.training.worker import Worker
 
-from helpers import REPO
 TOKEN = "faults-admin-token-0c7e"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 INTERVAL = 0.05

@@ -12,22 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import flip_byte
+from helpers import REPO, flip_byte
 
 import nn
 from service.store import (
     CorruptVersionError,
     Dataset,
+    FileModelStore,
     InvalidNameError,
     LoadedModel,
-    FileModelStore,
     NotFoundError,
     StoreError,
     validate_name,
     validate_version,
 )
 
-from helpers import REPO
 FEATURES = ["f0", "f1", "f2"]
 
 

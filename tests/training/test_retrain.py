@@ -6,14 +6,14 @@ the real CLI; every test works on its own copy. Jobs are run by
 needs to act while a job runs (cancel a running job).
 """
 
-import csv
 import re
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import read_catalog_csv
 
 from service import create_app
 from service.store import FileModelStore
@@ -25,9 +25,8 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def csv_rows(name):
-    with open(REPO / "models" / "data" / f"{name}.csv", newline="") as f:
-        _, *rows = list(csv.reader(f))
-    return [[float(v) for v in r[:-1]] for r in rows], [r[-1] for r in rows]
+    X, y, _ = read_catalog_csv(name)
+    return X.tolist(), y.tolist()
 
 
 @pytest.fixture
@@ -423,3 +422,34 @@ def test_warm_start_refuses_what_it_would_silently_ignore(client, store_root, ke
     assert r.status_code == 422, r.get_json()
     assert key in r.get_json()["errors"] and "warm_start" in r.get_json()["message"]
     assert SqliteJobQueue(store_root).counts() == {}
+
+
+def test_a_locked_queue_database_neither_stops_the_worker_nor_leaves_a_job_running(client, store_root):
+    """A real SQLite "database is locked" during a job: the job still ends in a final state, the loop goes on."""
+    long = retrain(client, "iris", {"promote": "never", "hyperparameters": {"epochs": 100000, "patience": 100000}})
+    worker = Worker(store_root)
+    worker.queue = SqliteJobQueue(store_root, busy_timeout=0.05)
+    runner = threading.Thread(target=worker.loop, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while job(client, long["id"])["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with sqlite3.connect(store_root / ".jobs.sqlite3", isolation_level=None) as db:
+            db.execute("BEGIN EXCLUSIVE")  # every write of the worker now fails at once
+            time.sleep(1.0)
+            db.execute("COMMIT")
+        deadline = time.monotonic() + 30
+        while job(client, long["id"])["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done = job(client, long["id"])
+        assert done["status"] == "failed" and "locked" in done["error"], done
+        after = retrain(client, "iris", {"promote": "never", "hyperparameters": {"epochs": 2}})
+        deadline = time.monotonic() + 30
+        while job(client, after["id"])["status"] != "succeeded" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job(client, after["id"])["status"] == "succeeded"
+        assert runner.is_alive()
+    finally:
+        worker.stopping.set()
+        runner.join(timeout=30)

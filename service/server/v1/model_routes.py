@@ -35,7 +35,8 @@ from service.store import (
 from service.training.fitting import task_of
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
-PREDICT_REQUEST = PredictRequestSchema()  # one instance: webargs would build one per request from the class
+# One instance for every request: webargs would build a schema per call from the class (its fields hold no state).
+PREDICT_REQUEST = PredictRequestSchema()
 
 
 def summary(loaded: LoadedModel) -> dict[str, Any]:
