@@ -10,13 +10,11 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from nn import MLPClassifier
 from service.cli import console
 from service.cli.options import UserError, existing_store, models_dir_option, naming_store, store_option
 from service.store import CorruptVersionError, ModelStore, inference, open_store
@@ -196,12 +194,8 @@ def activate(name: str, version: int, store_root: Path) -> None:
     """
     store = existing_store(store_root)
     with naming_store(store_root):
-        try:
-            previous = store.active_version(name)
-            was = f"was {previous}" if previous is not None else "none was active"
-        except CorruptVersionError:
-            was = "replacing an unreadable ACTIVE file"
-        store.activate(name, version)
+        previous = store.activate(name, version)
+    was = f"was {previous}" if previous is not None else "none was active, or ACTIVE was unreadable"
     click.echo(f"{name}: version {version} is active ({was})")
 
 
@@ -209,7 +203,9 @@ def activate(name: str, version: int, store_root: Path) -> None:
 @click.argument("name")
 @click.argument("file", metavar="FILE.csv", type=click.Path(path_type=Path))
 @click.option("--version", "version", type=click.IntRange(min=1), help="Use this version instead of the active one.")
-@click.option("--raw", is_flag=True, help="Write labels as they are, without neutralizing spreadsheet formulas.")
+@click.option(
+    "--raw", is_flag=True, help="Write labels as they are, without neutralising spreadsheet formulas (see above)."
+)
 @store_option
 def predict(name: str, file: Path, version: int | None, raw: bool, store_root: Path) -> None:
     """Predict every row of FILE.csv with model NAME; prints CSV to stdout.
@@ -221,10 +217,10 @@ def predict(name: str, file: Path, version: int | None, raw: bool, store_root: P
     "prediction" column and, for classifiers, one "proba_<class>" column per
     class.
 
-    A label or column name that begins with =, +, -, @, a tab or a carriage
-    return (a spreadsheet would run it as a formula) is written with a single
-    quote in front; numbers, negative ones included, stay numbers. --raw
-    writes them unchanged.
+    A text label that starts with =, +, -, @, a tab or a carriage return would
+    run as a formula in a spreadsheet: it is written with a leading ' (as
+    OWASP advises for CSV injection); --raw writes it as it is. Numbers are
+    never changed.
 
     \b
     Examples:
@@ -240,11 +236,12 @@ def predict(name: str, file: Path, version: int | None, raw: bool, store_root: P
         proba, pred = prediction.probabilities, prediction.values
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from None
-    out = _CsvOut(csv.writer(sys.stdout, lineterminator="\n"), raw)
-    if isinstance(estimator, MLPClassifier) and proba is not None:
-        out.writerow(["prediction", *(f"proba_{c}" for c in estimator.classes_)])
+    cell = (lambda value: value) if raw else spreadsheet_safe
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    if prediction.classes is not None and proba is not None:
+        out.writerow(["prediction", *(cell(f"proba_{c}") for c in prediction.classes.tolist())])
         for label, p in zip(pred.tolist(), proba, strict=True):
-            out.writerow([label, *(_number(v) for v in p)])
+            out.writerow([cell(label), *(_number(v) for v in p)])
     elif pred.ndim == 2:
         out.writerow([f"prediction_{i}" for i in range(pred.shape[1])])
         out.writerows([_number(v) for v in row] for row in pred)
@@ -253,37 +250,15 @@ def predict(name: str, file: Path, version: int | None, raw: bool, store_root: P
         out.writerows([_number(v)] for v in pred)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, prefixed with ' so it reads as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _number(value: Any) -> str:
     return repr(round(float(value), 6))
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize(cell: Any) -> Any:
-    """``cell`` with a ``'`` in front when a spreadsheet would read it as a formula (OWASP's CSV injection advice).
-
-    Only text is touched: a number (``-1.5``, as a value or as the text of one) is left as it is.
-    """
-    if not isinstance(cell, str) or not cell.startswith(_FORMULA_STARTS):
-        return cell
-    try:
-        float(cell)
-    except ValueError:
-        return "'" + cell
-    return cell
-
-
-class _CsvOut:
-    """A ``csv.writer`` whose cells go through ``neutralize`` unless ``raw``."""
-
-    def __init__(self, writer: Any, raw: bool) -> None:
-        self._writer = writer
-        self._raw = raw
-
-    def writerow(self, row: Iterable[Any]) -> None:
-        self._writer.writerow(row if self._raw else [neutralize(cell) for cell in row])
-
-    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
-        for row in rows:
-            self.writerow(row)
