@@ -54,6 +54,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_WORKERS", None, "gunicorn web workers (`--workers`)", "one per core", int),
     Setting("NNSERVE_THREADS", 4, "threads per gunicorn web worker"),
     Setting("NNSERVE_GRACEFUL_TIMEOUT", 20, "seconds gunicorn lets requests finish after SIGTERM"),
+    Setting("NNSERVE_READ_TIMEOUT", 30.0, "seconds a request may take to arrive whole (`nnserve serve`); then 408"),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
