@@ -15,6 +15,7 @@ from service.store.inference import LoadedModel
 if TYPE_CHECKING:
     from nn.estimators import BaseMLP
     from service.store.filesystem import VersionInfo
+    from service.store.retention import GcReport
 
 __all__ = ["ModelStore"]
 
@@ -55,8 +56,52 @@ class ModelStore(Protocol):
         """Save a fitted estimator as the model's next version; returns its number. Does not activate it."""
         ...
 
-    def activate(self, name: str, version: int) -> None:
-        """Make a verified version the active one."""
+    def activate(self, name: str, version: int) -> int | None:
+        """Make a verified version the active one; returns the version it replaced (None if none was active).
+
+        The read of the previous version and the switch happen under one per-model
+        lock (or transaction), so of two concurrent activations one returns what
+        the other installed: the returned values form a chain, never a duplicate.
+        The replaced version is remembered as ``previous_version``. An unreadable
+        active pointer counts as none. A broken or missing version raises and
+        changes nothing.
+        """
+        ...
+
+    def previous_version(self, name: str) -> int | None:
+        """The version the last ``activate`` replaced (for rollback; retention never removes it), None if none."""
+        ...
+
+    def pin(self, name: str, version: int) -> None:
+        """Keep ``version`` through every ``gc``; NotFoundError when it does not exist. Pinning twice is a no-op."""
+        ...
+
+    def unpin(self, name: str, version: int) -> None:
+        """Let ``gc`` remove ``version`` again; unpinning a version that is not pinned is a no-op."""
+        ...
+
+    def pinned(self, name: str) -> list[int]:
+        """The model's pinned versions, ascending."""
+        ...
+
+    def gc(
+        self,
+        name: str | None = None,
+        *,
+        keep_versions: int = 0,
+        keep_days: float = 0.0,
+        dry_run: bool = False,
+    ) -> GcReport:
+        """Remove the versions the retention policy lets go, and the datasets only they used.
+
+        ``name`` None means every model. The choice is ``retention.select``'s
+        (shared by every backend): with both rules off (0) nothing goes; the
+        active, previous and pinned versions always stay. A dataset (and its
+        chunks) goes only when a removed version referenced it and no remaining
+        version does, so data uploaded for a job still queued is never touched.
+        Removal is crash-safe: a reader sees a version whole or not at all.
+        ``dry_run`` reports the same removals and changes nothing.
+        """
         ...
 
     def load(self, name: str, version: int | None = None) -> LoadedModel:
@@ -68,7 +113,12 @@ class ModelStore(Protocol):
         ...
 
     def save_dataset(self, name: str, dataset: Dataset) -> str:
-        """Keep a model's training data; returns its sha256 (the same data is kept once)."""
+        """Keep a model's training data; returns its sha256 (the same data is kept once).
+
+        A dataset that extends one already stored (its first rows are that
+        dataset, as an append retrain makes) costs only the rows it adds; its
+        sha256 is still the hash of its whole canonical content.
+        """
         ...
 
     def load_dataset(self, name: str, sha256: str) -> Dataset:
