@@ -195,12 +195,8 @@ def activate(name: str, version: int, store_root: Path) -> None:
     """
     store = existing_store(store_root)
     with naming_store(store_root):
-        try:
-            previous = store.active_version(name)
-            was = f"was {previous}" if previous is not None else "none was active"
-        except CorruptVersionError:
-            was = "replacing an unreadable ACTIVE file"
-        store.activate(name, version)
+        previous = store.activate(name, version)  # read under the store's lock: concurrent activations chain
+    was = f"was {previous}" if previous is not None else "none was active"
     click.echo(f"{name}: version {version} is active ({was})")
 
 
