@@ -77,14 +77,14 @@ def load(model_dir: Path, name: str, sha256: str) -> Dataset:
     return _load(folder, name, sha256)
 
 
-def remove(model_dir: Path, digests: set[str], *, dry_run: bool) -> tuple[int, int]:
-    """Delete the datasets ``digests`` and the files no other dataset uses; returns (files, bytes) freed.
+def remove(model_dir: Path, digests: set[str], *, dry_run: bool) -> tuple[list[str], int, int]:
+    """Delete the datasets ``digests`` but what other datasets build on; returns (datasets gone, files, bytes).
 
     The caller holds the model's lock, so no save runs meanwhile.
     """
     folder = model_dir / FOLDER
     if not digests or not folder.is_dir():
-        return 0, 0
+        return [], 0, 0
     kept_bases: set[str] = set()
     kept_chunks: set[str] = set()
     doomed_chunks: set[str] = set()
@@ -98,6 +98,7 @@ def remove(model_dir: Path, digests: set[str], *, dry_run: bool) -> tuple[int, i
         else:
             kept_chunks |= names
             kept_bases.add(listing["base"]["sha256"])
+    gone = sorted(d for d in digests if (folder / f"{d}.json").exists() or d not in kept_bases)
     paths = [folder / f"{d}.json" for d in digests] + [folder / f"{d}.npz" for d in digests - kept_bases]
     paths += [folder / CHUNKS / f"{c}.npz" for c in doomed_chunks - kept_chunks]
     freed = files = 0
@@ -113,7 +114,7 @@ def remove(model_dir: Path, digests: set[str], *, dry_run: bool) -> tuple[int, i
         durable.fsync_dir(folder)
         if (folder / CHUNKS).is_dir():
             durable.fsync_dir(folder / CHUNKS)
-    return files, freed
+    return gone, files, freed
 
 
 def _parent(folder: Path, data: Dataset) -> dict[str, Any] | None:

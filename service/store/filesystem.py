@@ -344,7 +344,7 @@ class FileModelStore:
         created: dict[int, float | None] = {}
         for v in self.versions(name):
             try:
-                created[v] = os.lstat(model_dir / str(v)).st_mtime  # the rename into place: its publish time
+                created[v] = os.lstat(model_dir / str(v)).st_mtime  # its files' last write: when it was published
             except FileNotFoundError:
                 continue
         try:
@@ -355,28 +355,30 @@ class FileModelStore:
         doomed = retention.select(created, protected=protected, policy=policy, now=time.time())
         if not doomed:
             return
-        kept_refs = {self._dataset_ref(name, v) for v in created if v not in doomed} - {None}
-        doomed_refs = {self._dataset_ref(name, v) for v in doomed} - {None} - kept_refs
+        kept_refs = self._dataset_refs(name, [v for v in created if v not in doomed])
+        doomed_refs = self._dataset_refs(name, doomed) - kept_refs
         report.versions.extend((name, v) for v in doomed)
-        report.datasets.extend((name, sha) for sha in sorted(s for s in doomed_refs if s is not None))
         for v in doomed:
             report.bytes += _tree_size(model_dir / str(v))
             if not report.dry_run:
                 _remove_crash_safe(model_dir, model_dir / str(v))
-        chunks, freed = datasets.remove(model_dir, {s for s in doomed_refs if s is not None}, dry_run=report.dry_run)
+        gone, chunks, freed = datasets.remove(model_dir, doomed_refs, dry_run=report.dry_run)
+        report.datasets.extend((name, digest) for digest in gone)
         report.chunks += chunks
         report.bytes += freed
         if not report.dry_run:
             durable.fsync_dir(model_dir)
 
-    def _dataset_ref(self, name: str, version: int) -> str | None:
-        """The dataset a version was trained on, read from its manifest (None if none or unreadable)."""
-        try:
-            raw = durable.read_regular(self.root / name / str(version) / artifacts.MANIFEST)
-            digest = json.loads(raw).get("dataset_sha256")
-            return validate_sha256(digest) if digest is not None else None
-        except (OSError, ValueError, AttributeError, InvalidNameError):
-            return None
+    def _dataset_refs(self, name: str, versions: list[int]) -> set[str]:
+        """The datasets the versions were trained on, read from their manifests (unreadable ones name none)."""
+        refs = set()
+        for version in versions:
+            try:
+                raw = durable.read_regular(self.root / name / str(version) / artifacts.MANIFEST)
+                refs.add(validate_sha256(json.loads(raw).get("dataset_sha256")))
+            except (OSError, ValueError, AttributeError, InvalidNameError):
+                continue
+        return refs
 
     def _read_numbers(self, path: Path) -> list[int]:
         """Version numbers in a small text file, one a line; [] when absent or unreadable."""
