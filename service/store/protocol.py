@@ -6,6 +6,7 @@ runs one suite against every backend, so a new one is proven by passing it.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,7 +18,16 @@ if TYPE_CHECKING:
     from service.store.filesystem import VersionInfo
     from service.store.retention import GcReport
 
-__all__ = ["ModelStore"]
+__all__ = ["UNSET", "ModelStore", "Unset"]
+
+
+class Unset(enum.Enum):
+    """The type of ``UNSET``: "no expectation", where None already means "no version"."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
 
 
 class ModelStore(Protocol):
@@ -56,15 +66,13 @@ class ModelStore(Protocol):
         """Save a fitted estimator as the model's next version; returns its number. Does not activate it."""
         ...
 
-    def activate(self, name: str, version: int) -> int | None:
-        """Make a verified version the active one; returns the version it replaced (None if none was active).
+    def activate(self, name: str, version: int, expected: int | Unset | None = UNSET) -> int | None:
+        """Make a verified version the active one; returns the version it replaced (None: none was).
 
-        The read of the previous version and the switch happen under one per-model
-        lock (or transaction), so of two concurrent activations one returns what
-        the other installed: the returned values form a chain, never a duplicate.
-        The replaced version is remembered as ``previous_version``. An unreadable
-        active pointer counts as none. A broken or missing version raises and
-        changes nothing.
+        With ``expected``, only if ``expected`` is still the active version (None: none is), decided
+        atomically with the switch; otherwise ``ActiveVersionChangedError`` and nothing changes.
+
+        The replaced version is remembered as ``previous_version``.
         """
         ...
 

@@ -32,10 +32,19 @@ import numpy as np
 from nn import Callback
 from nn.metrics import accuracy_score, r2_score
 from service import logs, telemetry
-from service.store import Dataset, LoadedModel, ModelStore, StoreError, enforce_retention, open_store, predict
+from service.store import (
+    ActiveVersionChangedError,
+    Dataset,
+    LoadedModel,
+    ModelStore,
+    StoreError,
+    enforce_retention,
+    open_store,
+    predict,
+)
 from service.training import fitting as training
-from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
-from service.training.promotion import decide
+from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
+from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
@@ -127,7 +136,13 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
     )
     decision = decide(request.promote, task, new_score, active_score)
     if decision.promote:
-        store.activate(name, version)
+        try:  # compare-and-swap: an admin's activation while this job trained wins over the job
+            store.activate(name, version, expected=base.version)
+        except ActiveVersionChangedError:
+            now = store.active_version(name)
+            decision = Decision(
+                False, f"not promoted: the active version changed ({base.version} -> {now}) during training"
+            )
     return JobResult(
         version=version,
         base_version=base.version,
@@ -208,7 +223,7 @@ class Worker:
             log.error("job %s failed: %s", job.id, exc)
         except Exception as exc:  # a bug must fail the job, not kill the worker loop
             log.exception("job %s failed unexpectedly", job.id)
-            self._finish(job.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            self._finish(job.id, "failed", error=f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}")
             telemetry.job_finished("failed")
         else:
             self._finish(job.id, "succeeded", result=result)
