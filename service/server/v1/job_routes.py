@@ -21,15 +21,17 @@ from service.store import Dataset, LoadedModel, validate_name
 from service.training import jobs
 from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
 from service.training.jobs import INTERNAL_ERROR, JobNotFoundError, JobQueue, JobStateError, RetrainRequest
+from service.training.limits import LimitError, Limits, base_rows, check_job, check_labels
 
 blp = Blueprint("jobs", __name__, description="Retraining jobs")
+RETRY_AFTER = 30  # seconds a client told 429 (queue full) waits: about one short retrain
 
 
 def queue() -> JobQueue:
     return current_app.extensions["nnserve.jobs"]
 
 
-def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
+def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset:
     """The request's rows and targets as a dataset matching the model's features, outputs and label kind."""
     names = base.manifest.get("feature_names") or []
     X = data["instances"]
@@ -44,6 +46,10 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
     if not isinstance(targets, list) or len(targets) != len(X):
         raise ValidationError({"targets": [f"must be a list of {len(X)} targets, one per row"]})
     if hasattr(base.estimator, "classes_"):
+        try:
+            check_labels(limits, targets)
+        except LimitError as exc:
+            raise ValidationError({"targets": [str(exc)]}) from None
         kind = base.estimator.classes_.dtype.kind
         if kind in "iu":
             if not all(isinstance(t, int) and not isinstance(t, bool) for t in targets):
@@ -73,13 +79,18 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
 @blp.route("/v1/models/<name>/retrain")
 class Retrain(MethodView):
     @blp.doc(security=ADMIN)
-    @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
+    @blp.errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
     @require_admin  # before the body is parsed: no validation detail for callers without the token
     @blp.arguments(RetrainRequestSchema)
     @blp.response(202, JobSchema, headers={"Location": {"description": "URL of the job", "schema": {"type": "string"}}})
     def post(self, args: dict[str, Any], name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Start retraining in the background (admin); answers 202 with the job and its URL."""
         base = registry().active(validate_name(name))
+        limits = Limits.from_settings(current_app.config)
+        _, queued = queue().list_jobs(base.name, "queued", limit=1)
+        if queued >= limits.max_queued_jobs:
+            message = f"model {base.name!r} has {queued} retrains queued, the most allowed (NNSERVE_MAX_QUEUED_JOBS)"
+            abort(429, message, headers={"Retry-After": str(RETRY_AFTER)})
         try:
             request = RetrainRequest(
                 mode=args["mode"],
@@ -87,12 +98,17 @@ class Retrain(MethodView):
                 warm_start=args["warm_start"],
                 hyperparameters=_checked_hyperparameters(base, args),
             )
-            if "data" in args:
-                dataset = new_rows(base, args["data"])
+            dataset = new_rows(base, args["data"], limits) if "data" in args else None
+            if dataset is None and args["mode"] == "replace":
+                raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
+            rows = (0 if dataset is None else len(dataset.X)) + (0 if args["mode"] == "replace" else base_rows(base))
+            try:
+                check_job(limits, base, request.hyperparameters, rows)
+            except LimitError as exc:
+                raise ValidationError({"hyperparameters": [str(exc)]}) from None
+            if dataset is not None:
                 digest = registry().store.save_dataset(base.name, dataset)
                 request = replace(request, data_sha256=digest, n_new_rows=len(dataset.X))
-            elif args["mode"] == "replace":
-                raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
         except ValidationError as exc:
             field = next(iter(exc.messages)) if isinstance(exc.messages, dict) else "_schema"
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
@@ -151,7 +167,7 @@ class Jobs(MethodView):
         """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
         jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
         return {
-            "jobs": [job.to_json() for job in jobs],
+            "jobs": [shown(job) for job in jobs],
             "total": total,
             "limit": args["limit"],
             "offset": args["offset"],
