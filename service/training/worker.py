@@ -48,6 +48,7 @@ from service.training.limits import Limits, check_job, check_labels
 from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
+HEARTBEAT_INTERVAL = 2.0  # seconds between an idle worker's signs of life (a busy one beats every epoch)
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
 
 
@@ -270,8 +271,12 @@ class Worker:
         """Recover what dead workers left, then claim and run jobs until ``stopping`` is set."""
         self.recover()
         checked = time.monotonic()
+        beat = checked - HEARTBEAT_INTERVAL
         while not self.stopping.is_set():
             try:
+                if time.monotonic() - beat >= HEARTBEAT_INTERVAL:
+                    self.queue.heartbeat(self.identity)
+                    beat = time.monotonic()
                 ran = self.run_once()
             except (sqlite3.Error, OSError, StoreError) as exc:  # the queue or store failing must not end the loop
                 log.error("worker: %s; trying again", exc)

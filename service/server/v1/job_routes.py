@@ -14,6 +14,7 @@ from service import telemetry
 from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
+from service.server.health import retraining_worker
 from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
@@ -140,7 +141,7 @@ def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[st
 PUBLIC_RESULT = ("version", "base_version", "promoted")
 
 
-def shown(job: jobs.Job) -> dict[str, Any]:
+def shown(job: jobs.Job, worker_alive: bool) -> dict[str, Any]:
     """The job as this caller may see it: everything with the admin token; without, no internals.
 
     Without the token: status, progress, timestamps, the version it published and whether it was
@@ -148,6 +149,7 @@ def shown(job: jobs.Job) -> dict[str, Any]:
     and pid, hyperparameters, dataset hashes and the reason's figures need the token.
     """
     body = job.to_json()
+    body["waiting_for_worker"] = job.status == "queued" and not worker_alive
     if is_admin():
         return body
     for key in ("request", "worker"):
@@ -166,8 +168,9 @@ class Jobs(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
         jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
+        alive = retraining_worker()["alive"]
         return {
-            "jobs": [shown(job) for job in jobs],
+            "jobs": [shown(job, alive) for job in jobs],
             "total": total,
             "limit": args["limit"],
             "offset": args["offset"],
@@ -181,7 +184,7 @@ class Job(MethodView):
     def get(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, result or error, timestamps."""
         try:
-            return shown(queue().get(job_id))
+            return shown(queue().get(job_id), retraining_worker()["alive"])
         except JobNotFoundError as exc:
             abort(404, str(exc))
 
