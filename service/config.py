@@ -44,6 +44,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_WORKERS", None, "gunicorn web workers (`--workers`)", "one per core", int),
     Setting("NNSERVE_THREADS", 4, "threads per gunicorn web worker"),
     Setting("NNSERVE_GRACEFUL_TIMEOUT", 20, "seconds gunicorn lets requests finish after SIGTERM"),
+    Setting("NNSERVE_MAX_LAYERS", 16, "most hidden layers a spec or retrain may ask for (422 beyond)"),
+    Setting("NNSERVE_MAX_PARAMS", 10_000_000, "most weights a network may have, 8 bytes each (422 beyond)"),
+    Setting("NNSERVE_MAX_TRAIN_WORK", 10**13, "most epochs x rows x weights one job may train (422 beyond)"),
+    Setting("NNSERVE_JOB_MAX_RUNTIME", 3600, "seconds a retraining job may run before it is failed"),
+    Setting("NNSERVE_MAX_QUEUED_JOBS", 5, "queued jobs per model; more retrains get 429"),
+    Setting("NNSERVE_MAX_CLASSES", 1000, "distinct class labels in training data (422 or a CSV error beyond)"),
+    Setting("NNSERVE_WORKER_STALE_AFTER", 30, "seconds without a worker heartbeat before readiness reports it dead"),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}

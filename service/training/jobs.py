@@ -24,6 +24,7 @@ __all__ = [
     "JobStateError",
     "RetrainRequest",
     "open_queue",
+    "public_error",
     "worker_identity",
 ]
 
@@ -155,6 +156,19 @@ class JobQueue(Protocol):
     def counts(self) -> dict[str, int]:
         """Jobs per status."""
         ...
+
+
+INTERNAL_PREFIXES = ("internal error", "store error")  # errors whose detail is for admins only
+
+
+def public_error(error: str | None) -> str | None:
+    """A job's error as anyone may read it: the reason for bad data, limits, cancels; no internals."""
+    if error is None:
+        return None
+    for prefix in INTERNAL_PREFIXES:
+        if error.startswith(prefix):
+            return f"{prefix} (the admin token shows the detail)"
+    return error
 
 
 def worker_identity() -> str:

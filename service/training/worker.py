@@ -35,7 +35,8 @@ from service import logs, telemetry
 from service.store import Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
 from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
-from service.training.promotion import decide
+from service.training.limits import Limits
+from service.training.promotion import decide, recheck
 
 log = logging.getLogger(__name__)
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
@@ -49,11 +50,19 @@ class ShutdownRequestedError(Exception):
     """The worker was asked to shut down; the job goes back to the queue."""
 
 
+class JobTimeoutError(Exception):
+    """The job ran longer than ``NNSERVE_JOB_MAX_RUNTIME``."""
+
+
 class JobProgress(Callback):
     """Reports each epoch to the queue; stops training on cancel or shutdown."""
 
-    def __init__(self, queue: JobQueue, job_id: str, epochs: int, stopping: threading.Event) -> None:
+    def __init__(
+        self, queue: JobQueue, job_id: str, epochs: int, stopping: threading.Event, max_runtime: float
+    ) -> None:
         self.queue, self.job_id, self.epochs, self.stopping = queue, job_id, epochs, stopping
+        self.max_runtime = max_runtime
+        self.deadline = time.monotonic() + max_runtime
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"]}
@@ -62,6 +71,11 @@ class JobProgress(Callback):
             raise JobCancelledError
         if self.stopping.is_set():
             raise ShutdownRequestedError
+        if time.monotonic() > self.deadline:
+            raise JobTimeoutError(
+                f"stopped after epoch {epoch + 1}: the job ran longer than {self.max_runtime:g} s "
+                "(NNSERVE_JOB_MAX_RUNTIME); nothing was published"
+            )
 
 
 def _score(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> float:
@@ -103,7 +117,8 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     dataset = training_data(store, base, request)
     trained = manifest.get("training") or {}
-    progress = JobProgress(queue, job.id, int(params.get("max_iter", 200)), stopping)
+    max_runtime = Limits.from_environ().max_runtime
+    progress = JobProgress(queue, job.id, int(params.get("max_iter", 200)), stopping, max_runtime)
     result = training.train(
         task,
         params,
@@ -126,6 +141,9 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         activate=False,
     )
     decision = decide(request.promote, task, new_score, active_score)
+    # Compare-and-swap by hand: the store's activate takes no expected version, so the window left is
+    # between this read and the activate below (microseconds, against a training run of seconds or more).
+    decision = recheck(decision, base.version, store.active_version(name))
     if decision.promote:
         store.activate(name, version)
     return JobResult(
@@ -202,8 +220,12 @@ class Worker:
         except ShutdownRequestedError:
             self.queue.requeue(job.id)
             log.info("job %s: worker stopping, job requeued", job.id)
-        except (StoreError, ValueError, OSError) as exc:
+        except (ValueError, JobTimeoutError) as exc:  # the job's data or limits: its reason is the message
             self._finish(job.id, "failed", error=str(exc))
+            telemetry.job_finished("failed")
+            log.error("job %s failed: %s", job.id, exc)
+        except (StoreError, OSError) as exc:
+            self._finish(job.id, "failed", error=f"store error: {exc}")
             telemetry.job_finished("failed")
             log.error("job %s failed: %s", job.id, exc)
         except Exception as exc:  # a bug must fail the job, not kill the worker loop

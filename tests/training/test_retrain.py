@@ -53,7 +53,8 @@ def retrain(client, model, body=None, status=202):
 
 
 def job(client, job_id):
-    r = client.get(f"/v1/jobs/{job_id}")
+    """The job as an admin sees it (all fields)."""
+    r = client.get(f"/v1/jobs/{job_id}", headers=ADMIN)
     assert r.status_code == 200
     return r.get_json()
 

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from marshmallow import ValidationError
 
 from service import telemetry
-from service.server.auth import require_admin
+from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.registry import registry
@@ -19,9 +19,23 @@ from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.store import Dataset, LoadedModel, validate_name
 from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
-from service.training.jobs import JobNotFoundError, JobQueue, JobStateError, RetrainRequest
+from service.training.jobs import Job as QueuedJob
+from service.training.jobs import JobNotFoundError, JobQueue, JobStateError, RetrainRequest, public_error
+from service.training.limits import LimitError, Limits, check_labels, check_network
 
 blp = Blueprint("jobs", __name__, description="Retraining jobs")
+RETRY_AFTER = 30  # seconds a client told 429 (too many queued jobs) waits before asking again
+PUBLIC_FIELDS = ("id", "model", "status", "progress", "cancel_requested", "created_at", "started_at", "finished_at")
+
+
+def shown(job: QueuedJob) -> dict[str, Any]:
+    """The job as this caller may see it: all of it with the admin token; without, no worker, request or internals."""
+    if is_admin():
+        return job.to_json()
+    out: dict[str, Any] = {key: getattr(job, key) for key in PUBLIC_FIELDS}
+    out["result"] = None if job.result is None else {"version": job.result.version, "promoted": job.result.promoted}
+    out["error"] = public_error(job.error)
+    return out
 
 
 def queue() -> JobQueue:
@@ -51,6 +65,10 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
         else:
             if not all(isinstance(t, str) and t for t in targets):
                 raise ValidationError({"targets": ["class labels of this model are strings; send non-empty strings"]})
+            try:
+                check_labels(targets, Limits.from_environ())  # before numpy sizes every label to the longest
+            except LimitError as exc:
+                raise ValidationError({"targets": [str(exc)]}) from None
             y = np.asarray(targets, dtype=str)
     else:
         try:
@@ -72,7 +90,7 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
 @blp.route("/v1/models/<name>/retrain")
 class Retrain(MethodView):
     @blp.doc(security=ADMIN)
-    @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
+    @blp.errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
     @require_admin  # before the body is parsed: no validation detail for callers without the token
     @blp.arguments(RetrainRequestSchema)
     @blp.response(202, JobSchema, headers={"Location": {"description": "URL of the job", "schema": {"type": "string"}}})
@@ -97,6 +115,11 @@ class Retrain(MethodView):
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             first = messages[field][0] if isinstance(messages[field], list) else messages[field]
             abort(422, f"invalid {field}: {first}", errors=messages)
+        limit = int(current_app.config["NNSERVE_MAX_QUEUED_JOBS"])
+        _, queued = queue().list_jobs(base.name, "queued", limit=1)
+        if queued >= limit:
+            message = f"model {base.name!r} already has {queued} queued jobs (NNSERVE_MAX_QUEUED_JOBS)"
+            abort(429, message, headers={"Retry-After": str(RETRY_AFTER)})
         job = queue().enqueue(base.name, request)
         return job.to_json(), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
 
@@ -105,10 +128,17 @@ def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[st
     """The request's hyperparameters as estimator parameters; a warm start may not reshape the network."""
     given = args.get("hyperparameters") or {}
     params = validate_hyperparameters(given)
+    active_sizes = [int(w.shape[1]) for w in base.estimator.coefs_[:-1]]  # as fitted
+    classes = getattr(base.estimator, "classes_", None)
+    n_outputs = len(classes) if classes is not None else int(getattr(base.estimator, "n_outputs_", 1))
+    try:
+        hidden = params.get("hidden_layer_sizes") or active_sizes
+        check_network(hidden, base.estimator.n_features_in_, n_outputs, Limits.from_environ())
+    except LimitError as exc:
+        raise ValidationError({"hidden_sizes": [str(exc)]}) from None
     if not args["warm_start"]:
         return params
     sizes = params.get("hidden_layer_sizes")
-    active_sizes = [int(w.shape[1]) for w in base.estimator.coefs_[:-1]]  # as fitted
     if sizes is not None and list(sizes) != active_sizes:
         # the copied weights keep their shape: the new version would claim layers it does not have
         message = f"warm_start continues the active network {active_sizes}; it cannot change to {sizes}"
@@ -128,7 +158,7 @@ class Jobs(MethodView):
         """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
         jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
         return {
-            "jobs": [job.to_json() for job in jobs],
+            "jobs": [shown(job) for job in jobs],
             "total": total,
             "limit": args["limit"],
             "offset": args["offset"],
@@ -142,7 +172,7 @@ class Job(MethodView):
     def get(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, result or error, timestamps."""
         try:
-            return queue().get(job_id).to_json()
+            return shown(queue().get(job_id))
         except JobNotFoundError as exc:
             abort(404, str(exc))
 

@@ -198,5 +198,5 @@ class JobListArgsSchema(Schema):
 
     model = fields.String()
     status = fields.String(validate=validate.OneOf(STATUSES))
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
