@@ -47,7 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_MAX_LAYERS", 16, "most hidden layers a spec or retrain may ask for (422 beyond)"),
     Setting("NNSERVE_MAX_PARAMS", 10_000_000, "most weights a network may have, 8 bytes each (422 beyond)"),
     Setting("NNSERVE_MAX_TRAIN_WORK", 10**13, "most epochs x rows x weights one job may train (422 beyond)"),
-    Setting("NNSERVE_JOB_MAX_RUNTIME", 3600, "seconds a retraining job may run before it is failed"),
+    Setting("NNSERVE_JOB_MAX_RUNTIME", 3600.0, "seconds a retraining job may run before it is failed"),
     Setting("NNSERVE_MAX_QUEUED_JOBS", 5, "queued jobs per model; more retrains get 429"),
     Setting("NNSERVE_MAX_CLASSES", 1000, "distinct class labels in training data (422 or a CSV error beyond)"),
     Setting("NNSERVE_WORKER_STALE_AFTER", 30, "seconds without a worker heartbeat before readiness reports it dead"),

@@ -9,6 +9,7 @@ without opening the file.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import re
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from service.store import Dataset
+from service.training.limits import LABEL_MAX_CHARS, Limits, clip_label
 
 TASKS = ("classification", "regression")
 _INT_LABEL = re.compile(r"[+-]?[0-9]+")
@@ -28,14 +30,23 @@ class CSVError(ValueError):
 
 
 def _open_csv(path: Path) -> Any:
+    """The file decoded as a whole: a stream decodes ahead in blocks, so a bad byte's line would be wrong."""
     try:
-        return open(path, newline="", encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CSVError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CSVError(f"{path}: is a directory, not a CSV file") from None
     except OSError as exc:
         raise CSVError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CSVError(
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8"
+        ) from None
+    return io.StringIO(text, newline="")
 
 
 def _header(path: Path, reader: Any) -> list[str]:
@@ -115,12 +126,21 @@ def read_csv_dataset(path: str | os.PathLike[str], target: str, task: str) -> Da
                 labels.append(_number(path, line, target, label))
             elif not label:
                 raise CSVError(f"{path}: line {line}, column {target!r}: an empty label")
+            elif len(label) > LABEL_MAX_CHARS:
+                shown = clip_label(label)
+                raise CSVError(
+                    f"{path}: line {line}, column {target!r}: the label {shown!r} is over {LABEL_MAX_CHARS} characters"
+                )
             else:
                 labels.append(label)
     if not X:
         raise CSVError(f"{path}: no data rows after the header")
     if task == "regression":
         y = np.asarray(labels, dtype=np.float64)
+    elif len(distinct := set(labels)) > (most := Limits.from_environ().max_classes):
+        raise CSVError(
+            f"{path}: column {target!r} has {len(distinct)} distinct labels; at most {most} (NNSERVE_MAX_CLASSES)"
+        )
     elif (ints := _int_labels(labels)) is not None:
         y = np.asarray(ints, dtype=np.int64)
     else:

@@ -13,73 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import read_catalog_csv
+from retraining import ADMIN, TOKEN, active, csv_rows, iris_slice, job, retrain, run_all, versions
 
 from service import create_app
 from service.store import FileModelStore
 from service.training.sqlite_queue import SqliteJobQueue
 from service.training.worker import Worker
-
-TOKEN = "retrain-test-token-81c2"
-ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def csv_rows(name):
-    X, y, _ = read_catalog_csv(name)
-    return X.tolist(), y.tolist()
-
-
-@pytest.fixture
-def store_root(trained_store, store_copy):
-    """This test's copy of iris, digits and diabetes trained for 20 epochs by the CLI (once per session)."""
-    return store_copy(trained_store("iris", "digits", "diabetes", epochs=20))
-
-
-@pytest.fixture
-def client(store_root):
-    config = {
-        "NNSERVE_STORE": str(store_root),
-        "NNSERVE_ADMIN_TOKEN": TOKEN,
-        "NNSERVE_RELOAD_INTERVAL": 0,
-        "TESTING": True,
-    }
-    return create_app(config).test_client()
-
-
-def retrain(client, model, body=None, status=202):
-    r = client.post(f"/v1/models/{model}/retrain", json=body or {}, headers=ADMIN)
-    assert r.status_code == status, r.get_json()
-    return r.get_json()
-
-
-def job(client, job_id):
-    """The job as an admin sees it (all fields)."""
-    r = client.get(f"/v1/jobs/{job_id}", headers=ADMIN)
-    assert r.status_code == 200
-    return r.get_json()
-
-
-def run_all(store_root):
-    worker = Worker(store_root)
-    n = 0
-    while worker.run_once():
-        n += 1
-    return n
-
-
-def active(store_root, name):
-    return FileModelStore(store_root).active_version(name)
-
-
-def versions(store_root, name):
-    return FileModelStore(store_root).versions(name)
-
-
-def iris_slice():
-    X, y = csv_rows("iris")
-    # every 3rd row: 50 rows, all three species
-    return X[::3], y[::3]
-
 
 # --- the happy paths -------------------------------------------------------------------------------
 
