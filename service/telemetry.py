@@ -18,6 +18,7 @@ in-process registry.
 | nnserve_model_load_failures_total    | counter   |                                  |
 | nnserve_retrain_jobs_total           | counter   | status                           |
 | nnserve_training_duration_seconds    | histogram |                                  |
+| nnserve_retrain_worker_heartbeat_timestamp_seconds | gauge (max) |                  |
 
 Label values stay few: ``endpoint`` is the URL rule (``/v1/models/<name>/predict``,
 ``<unmatched>`` when no route matched), never the raw path; ``model`` is set only
@@ -95,6 +96,12 @@ TRAINING_DURATION = Histogram(
     buckets=(0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
     registry=REGISTRY,
 )
+WORKER_HEARTBEAT = Gauge(
+    "nnserve_retrain_worker_heartbeat_timestamp_seconds",
+    "Unix time of the latest heartbeat of any retraining worker; time() minus it is the worker's silence.",
+    multiprocess_mode="max",
+    registry=REGISTRY,
+)
 
 UNMATCHED = "<unmatched>"
 # The classic text format, which every Prometheus reads (our names need none of 1.0.0's escaping).
@@ -147,6 +154,10 @@ def active_version(name: str, version: int) -> None:
 
 def load_failed() -> None:
     LOAD_FAILURES.inc()
+
+
+def worker_heartbeat(at: float) -> None:
+    WORKER_HEARTBEAT.set(at)
 
 
 def job_finished(status: str, training_seconds: float | None = None) -> None:

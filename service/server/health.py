@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 
 from service.server.blueprint import Blueprint
 from service.server.registry import registry as get_registry
 from service.server.v1.schemas import HealthSchema, ReadinessSchema
 from service.store import StoreError
+from service.training import heartbeat
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
@@ -45,6 +47,16 @@ def readiness() -> tuple[bool, dict[str, Any], list[str]]:
     return ready, models, reasons
 
 
+def worker_status() -> dict[str, Any]:
+    """The retraining worker's liveness: the age of its newest heartbeat against NNSERVE_WORKER_STALE_AFTER.
+
+    Reported, not part of ``ready``: predictions are served without a worker; only retrains wait.
+    """
+    age = heartbeat.silence(current_app.config["NNSERVE_STORE"])
+    alive = age is not None and age <= float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
+    return {"alive": alive, "heartbeat_age_seconds": None if age is None else round(age, 3)}
+
+
 @blp.route("/readyz")
 class Readiness(MethodView):
     @blp.response(200, ReadinessSchema)
@@ -52,4 +64,5 @@ class Readiness(MethodView):
     def get(self) -> tuple[dict[str, Any], int]:
         """Ready to serve: store readable, active models loaded. Problems are listed in `reasons`."""
         ready, models, reasons = readiness()
-        return {"ready": ready, "models": models, "reasons": reasons}, 200 if ready else 503
+        body = {"ready": ready, "models": models, "reasons": reasons, "worker": worker_status()}
+        return body, 200 if ready else 503

@@ -35,6 +35,7 @@ from service import logs, telemetry
 from service.store import Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
 from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
+from service.training.heartbeat import Heartbeat
 from service.training.limits import Limits
 from service.training.promotion import decide, recheck
 
@@ -163,6 +164,7 @@ class Worker:
     """The claim-train-publish loop over one store."""
 
     def __init__(self, store_root: str | os.PathLike[str], poll_interval: float = 0.5) -> None:
+        self.store_root = store_root
         self.store = open_store(store_root)
         self.queue = open_queue(store_root)
         self.poll_interval = poll_interval
@@ -220,11 +222,11 @@ class Worker:
         except ShutdownRequestedError:
             self.queue.requeue(job.id)
             log.info("job %s: worker stopping, job requeued", job.id)
-        except (ValueError, JobTimeoutError) as exc:  # the job's data or limits: its reason is the message
+        except (ValueError, JobTimeoutError, StoreError) as exc:  # data, limits, the store's own sentence
             self._finish(job.id, "failed", error=str(exc))
             telemetry.job_finished("failed")
             log.error("job %s failed: %s", job.id, exc)
-        except (StoreError, OSError) as exc:
+        except OSError as exc:  # may name paths: shown to admins only (jobs.public_error)
             self._finish(job.id, "failed", error=f"store error: {exc}")
             telemetry.job_finished("failed")
             log.error("job %s failed: %s", job.id, exc)
@@ -248,6 +250,13 @@ class Worker:
 
     def loop(self, once: bool = False) -> None:
         """Recover what dead workers left, then claim and run jobs until ``stopping`` is set."""
+        heartbeat = Heartbeat(self.store_root, self.identity).start()
+        try:
+            self._loop(once)
+        finally:
+            heartbeat.stop()
+
+    def _loop(self, once: bool) -> None:
         self.recover()
         checked = time.monotonic()
         while not self.stopping.is_set():

@@ -142,7 +142,7 @@ def test_without_the_token_jobs_show_no_internals(client, store_root):
     public = client.get(f"/v1/jobs/{queued['id']}").get_json()
     assert set(public) == {
         "id", "model", "status", "progress", "cancel_requested", "created_at", "started_at", "finished_at",
-        "result", "error",
+        "result", "error", "stalled",
     }  # fmt: skip
     assert public["result"] == {"version": 2, "promoted": public["result"]["promoted"]}
     assert public["status"] == "succeeded" and public["progress"]["epoch"] == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.store import Dataset, LoadedModel, validate_name
+from service.training import heartbeat
 from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
 from service.training.jobs import Job as QueuedJob
 from service.training.jobs import JobNotFoundError, JobQueue, JobStateError, RetrainRequest, public_error
@@ -28,14 +30,30 @@ RETRY_AFTER = 30  # seconds a client told 429 (too many queued jobs) waits befor
 PUBLIC_FIELDS = ("id", "model", "status", "progress", "cancel_requested", "created_at", "started_at", "finished_at")
 
 
-def shown(job: QueuedJob) -> dict[str, Any]:
+def shown(job: QueuedJob, worker_alive: bool) -> dict[str, Any]:
     """The job as this caller may see it: all of it with the admin token; without, no worker, request or internals."""
     if is_admin():
-        return job.to_json()
-    out: dict[str, Any] = {key: getattr(job, key) for key in PUBLIC_FIELDS}
-    out["result"] = None if job.result is None else {"version": job.result.version, "promoted": job.result.promoted}
-    out["error"] = public_error(job.error)
+        out = job.to_json()
+    else:
+        out = {key: getattr(job, key) for key in PUBLIC_FIELDS}
+        out["result"] = None if job.result is None else {"version": job.result.version, "promoted": job.result.promoted}
+        out["error"] = public_error(job.error)
+    out["stalled"] = job.status == "queued" and not worker_alive and _age(job.created_at) > _stale_after()
     return out
+
+
+def _stale_after() -> float:
+    return float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
+
+
+def _age(timestamp: str) -> float:
+    return (datetime.now(UTC) - datetime.fromisoformat(timestamp)).total_seconds()
+
+
+def worker_alive() -> bool:
+    """Whether a retraining worker of this store beat recently enough to run queued jobs."""
+    age = heartbeat.silence(current_app.config["NNSERVE_STORE"])
+    return age is not None and age <= _stale_after()
 
 
 def queue() -> JobQueue:
@@ -121,7 +139,7 @@ class Retrain(MethodView):
             message = f"model {base.name!r} already has {queued} queued jobs (NNSERVE_MAX_QUEUED_JOBS)"
             abort(429, message, headers={"Retry-After": str(RETRY_AFTER)})
         job = queue().enqueue(base.name, request)
-        return job.to_json(), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+        return shown(job, worker_alive()), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
 
 
 def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[str, Any]:
@@ -156,9 +174,10 @@ class Jobs(MethodView):
     @blp.response(200, JobListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
+        alive = worker_alive()
         jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
         return {
-            "jobs": [shown(job) for job in jobs],
+            "jobs": [shown(job, alive) for job in jobs],
             "total": total,
             "limit": args["limit"],
             "offset": args["offset"],
@@ -172,7 +191,7 @@ class Job(MethodView):
     def get(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, result or error, timestamps."""
         try:
-            return shown(queue().get(job_id))
+            return shown(queue().get(job_id), worker_alive())
         except JobNotFoundError as exc:
             abort(404, str(exc))
 
@@ -190,4 +209,4 @@ class Job(MethodView):
             abort(409, str(exc))
         if job.status == "cancelled":  # it was queued; a running one is counted by its worker when it stops
             telemetry.job_finished("cancelled")
-        return job.to_json()
+        return shown(job, worker_alive())

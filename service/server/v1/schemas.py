@@ -116,10 +116,20 @@ class HealthSchema(Schema):
     status = fields.String(required=True)
 
 
+class WorkerStatusSchema(Schema):
+    alive = fields.Boolean(
+        required=True, metadata={"description": "A retraining worker beat within NNSERVE_WORKER_STALE_AFTER s."}
+    )
+    heartbeat_age_seconds = fields.Float(
+        allow_none=True, metadata={"description": "Seconds since the newest heartbeat; null when none ever beat."}
+    )
+
+
 class ReadinessSchema(Schema):
     ready = fields.Boolean(required=True)
     models = fields.Dict(keys=fields.String(), values=fields.Dict())
     reasons = fields.List(fields.String())
+    worker = fields.Nested(WorkerStatusSchema, metadata={"description": "Retraining worker liveness (not readiness)."})
 
 
 class RetrainDataSchema(Schema):
@@ -171,9 +181,15 @@ class JobResultSchema(Schema):
 
 
 class JobSchema(Schema):
+    """A job; without the admin token ``request`` and ``worker`` are absent, ``result`` holds only
+    ``version`` and ``promoted``, and ``error`` is the public message."""
+
     id = fields.String(required=True)
     model = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    stalled = fields.Boolean(
+        metadata={"description": "Queued longer than NNSERVE_WORKER_STALE_AFTER s with no live retraining worker."}
+    )
     request = fields.Dict()
     progress = fields.Dict(allow_none=True)
     result = fields.Nested(JobResultSchema, allow_none=True)
