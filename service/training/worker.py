@@ -34,8 +34,8 @@ from nn.metrics import accuracy_score, r2_score
 from service import logs, telemetry
 from service.store import Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
-from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
 from service.training.heartbeat import Heartbeat
+from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
 from service.training.limits import Limits
 from service.training.promotion import decide, recheck
 
