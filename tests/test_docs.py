@@ -43,5 +43,7 @@ def test_every_path_a_document_names_exists(doc: str) -> None:
 def test_no_source_file_cites_a_document_outside_the_repository() -> None:
     tracked = subprocess.run(["git", "ls-files", "*.py", "*.sh", "*.toml"], cwd=REPO, capture_output=True, text=True)
     for name in tracked.stdout.split():
+        if name == "tests/test_docs.py":  # this test names what it looks for
+            continue
         text = (REPO / name).read_text(errors="replace")
         assert "DESIGN.md" not in text and "../shared" not in text, name

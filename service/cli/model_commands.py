@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from nn import MLPClassifier
 from service.cli import console
 from service.cli.options import UserError, existing_store, models_dir_option, naming_store, store_option
 from service.store import CorruptVersionError, ModelStore, inference, open_store
@@ -195,12 +194,8 @@ def activate(name: str, version: int, store_root: Path) -> None:
     """
     store = existing_store(store_root)
     with naming_store(store_root):
-        try:
-            previous = store.active_version(name)
-            was = f"was {previous}" if previous is not None else "none was active"
-        except CorruptVersionError:
-            was = "replacing an unreadable ACTIVE file"
-        store.activate(name, version)
+        previous = store.activate(name, version)
+    was = f"was {previous}" if previous is not None else "none was active, or ACTIVE was unreadable"
     click.echo(f"{name}: version {version} is active ({was})")
 
 
@@ -208,8 +203,11 @@ def activate(name: str, version: int, store_root: Path) -> None:
 @click.argument("name")
 @click.argument("file", metavar="FILE.csv", type=click.Path(path_type=Path))
 @click.option("--version", "version", type=click.IntRange(min=1), help="Use this version instead of the active one.")
+@click.option(
+    "--raw", is_flag=True, help="Write labels as they are, without neutralising spreadsheet formulas (see above)."
+)
 @store_option
-def predict(name: str, file: Path, version: int | None, store_root: Path) -> None:
+def predict(name: str, file: Path, version: int | None, raw: bool, store_root: Path) -> None:
     """Predict every row of FILE.csv with model NAME; prints CSV to stdout.
 
     FILE.csv needs a header row. If the header names all of the model's
@@ -218,6 +216,11 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
     model's number of features, taken in order. The output has a
     "prediction" column and, for classifiers, one "proba_<class>" column per
     class.
+
+    A text label that starts with =, +, -, @, a tab or a carriage return would
+    run as a formula in a spreadsheet: it is written with a leading ' (as
+    OWASP advises for CSV injection); --raw writes it as it is. Numbers are
+    never changed.
 
     \b
     Examples:
@@ -233,17 +236,28 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
         proba, pred = prediction.probabilities, prediction.values
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from None
+    cell = (lambda value: value) if raw else spreadsheet_safe
     out = csv.writer(sys.stdout, lineterminator="\n")
-    if isinstance(estimator, MLPClassifier) and proba is not None:
-        out.writerow(["prediction", *(f"proba_{c}" for c in estimator.classes_)])
+    if prediction.classes is not None and proba is not None:
+        out.writerow(["prediction", *(cell(f"proba_{c}") for c in prediction.classes.tolist())])
         for label, p in zip(pred.tolist(), proba, strict=True):
-            out.writerow([label, *(_number(v) for v in p)])
+            out.writerow([cell(label), *(_number(v) for v in p)])
     elif pred.ndim == 2:
         out.writerow([f"prediction_{i}" for i in range(pred.shape[1])])
         out.writerows([_number(v) for v in row] for row in pred)
     else:
         out.writerow(["prediction"])
         out.writerows([_number(v)] for v in pred)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, prefixed with ' so it reads as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _number(value: Any) -> str:

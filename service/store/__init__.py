@@ -8,6 +8,7 @@ import os
 
 from service.store.dataset_codec import Dataset
 from service.store.exceptions import (
+    ActiveVersionChangedError,
     CorruptVersionError,
     InvalidNameError,
     NotFoundError,
@@ -28,6 +29,7 @@ def open_store(root: str | os.PathLike[str], database_url: str | None = None) ->
 
 
 __all__ = [
+    "ActiveVersionChangedError",
     "CorruptVersionError",
     "Dataset",
     "FileModelStore",

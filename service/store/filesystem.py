@@ -30,6 +30,7 @@ import nn
 from service.store import artifacts, dataset_codec, datasets, durable
 from service.store.dataset_codec import Dataset
 from service.store.exceptions import (
+    ActiveVersionChangedError,
     CorruptVersionError,
     InvalidNameError,
     NotFoundError,
@@ -47,6 +48,7 @@ from service.store.names import (
     validate_sha256,
     validate_version,
 )
+from service.store.protocol import UNSET, Unset
 from service.version import __version__
 
 if TYPE_CHECKING:
@@ -211,15 +213,28 @@ class FileModelStore:
             durable.fsync_dir(model_dir)
         return version
 
-    def activate(self, name: str, version: int) -> None:
-        """Point ACTIVE at ``version`` after verifying it; a broken or missing version leaves ACTIVE untouched.
+    def activate(self, name: str, version: int, expected: int | Unset | None = UNSET) -> int | None:
+        """Point ACTIVE at ``version`` after verifying it; returns the version it replaced (None: none was active).
 
-        Verifying means rebuilding it: checksums alone pass a crafted file (an object array with its
-        checksum fixed up) that only the loader refuses, and ACTIVE must never name what cannot serve.
+        A broken or missing version leaves ACTIVE untouched. Verifying means rebuilding it: checksums alone
+        pass a crafted file (an object array with its checksum fixed up) that only the loader refuses, and
+        ACTIVE must never name what cannot serve. With ``expected``, a compare-and-swap: the switch happens
+        only if ``expected`` is still active, else ``ActiveVersionChangedError``. Reading the old version and
+        writing the new one hold the model's lock, so two activations never both replace the same version.
         """
         name, version = validate_name(name), validate_version(version)
         self.load(name, version)
-        durable.write_atomic(self.root / name / ACTIVE, f"{version}\n".encode())
+        with durable.locked(self._ensure_model_dir(name) / LOCK):
+            try:
+                previous = self.active_version(name)
+            except CorruptVersionError:  # a damaged ACTIVE is what this activation repairs
+                previous = None
+            if not isinstance(expected, Unset) and previous != expected:
+                raise ActiveVersionChangedError(
+                    f"model {name!r}: version {previous} is active, not {expected}; version {version} was not activated"
+                )
+            durable.write_atomic(self.root / name / ACTIVE, f"{version}\n".encode())
+        return previous
 
     # -- reading -----------------------------------------------------------------
     def load(self, name: str, version: int | None = None) -> LoadedModel:

@@ -6,6 +6,7 @@ runs one suite against every backend, so a new one is proven by passing it.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,7 +17,16 @@ if TYPE_CHECKING:
     from nn.estimators import BaseMLP
     from service.store.filesystem import VersionInfo
 
-__all__ = ["ModelStore"]
+__all__ = ["UNSET", "ModelStore", "Unset"]
+
+
+class Unset(enum.Enum):
+    """The type of ``UNSET``: "no expectation", where None already means "no version"."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
 
 
 class ModelStore(Protocol):
@@ -55,8 +65,12 @@ class ModelStore(Protocol):
         """Save a fitted estimator as the model's next version; returns its number. Does not activate it."""
         ...
 
-    def activate(self, name: str, version: int) -> None:
-        """Make a verified version the active one."""
+    def activate(self, name: str, version: int, expected: int | Unset | None = UNSET) -> int | None:
+        """Make a verified version the active one; returns the version it replaced (None: none was).
+
+        With ``expected``, only if ``expected`` is still the active version (None: none is), decided
+        atomically with the switch; otherwise ``ActiveVersionChangedError`` and nothing changes.
+        """
         ...
 
     def load(self, name: str, version: int | None = None) -> LoadedModel:

@@ -9,7 +9,6 @@ without opening the file.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 import re
@@ -30,23 +29,14 @@ class CSVError(ValueError):
 
 
 def _open_csv(path: Path) -> Any:
-    """The file decoded as a whole: a stream decodes ahead in blocks, so a bad byte's line would be wrong."""
     try:
-        data = path.read_bytes()
+        return open(path, newline="", encoding="utf-8-sig")
     except FileNotFoundError:
         raise CSVError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CSVError(f"{path}: is a directory, not a CSV file") from None
     except OSError as exc:
         raise CSVError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise CSVError(
-            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8"
-        ) from None
-    return io.StringIO(text, newline="")
 
 
 def _header(path: Path, reader: Any) -> list[str]:
@@ -54,7 +44,9 @@ def _header(path: Path, reader: Any) -> list[str]:
         header = [c.strip() for c in next(reader)]
     except StopIteration:
         raise CSVError(f"{path}: the file is empty; a header row is required") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except csv.Error as exc:
         raise CSVError(f"{path}: line 1: not a readable CSV row: {exc}") from None
     seen: set[str] = set()
     for column in header:
@@ -75,8 +67,25 @@ def _rows(path: Path, reader: Any, width: int) -> Any:
             if len(row) != width:
                 raise CSVError(f"{path}: line {reader.line_num}: {len(row)} cells, but the header has {width} columns")
             yield reader.line_num, row
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except csv.Error as exc:
         raise CSVError(f"{path}: line {reader.line_num}: not a readable CSV row: {exc}") from None
+
+
+def _not_utf8(path: Path) -> CSVError:
+    """The error for a file that is not UTF-8, naming the line of its first bad byte.
+
+    The decoder reads ahead in blocks, so the csv reader's own line count is
+    behind when decoding fails; the bytes say where the fault really is.
+    """
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return CSVError(f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8 text; save the file as UTF-8")
+    return CSVError(f"{path}: not UTF-8 text; save the file as UTF-8")
 
 
 def _number(path: Path, line: int, column: str, cell: str) -> float:

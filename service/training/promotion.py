@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from service.training.jobs import Promote
 
-__all__ = ["Decision", "decide", "recheck"]
+__all__ = ["Decision", "decide"]
 
 _LABEL = {"classification": "validation accuracy", "regression": "validation R2"}
 
@@ -37,14 +37,3 @@ def decide(promote: Promote, task: str, new_score: float, active_score: float) -
     if new_score >= active_score:
         return Decision(True, f"{label} {new_score:.4f} >= active {active_score:.4f}")
     return Decision(False, f"{label} {new_score:.4f} < active {active_score:.4f}")
-
-
-def recheck(decision: Decision, scored_against: int, active_now: int | None) -> Decision:
-    """The decision still holds only if the active version is the one the new model was scored against.
-
-    An admin may activate another version while a job trains; promoting then
-    would silently undo that choice, so the job keeps its version unpromoted.
-    """
-    if not decision.promote or active_now == scored_against:
-        return decision
-    return Decision(False, f"not promoted: the active version changed from {scored_against} to {active_now}")

@@ -32,12 +32,12 @@ import numpy as np
 from nn import Callback
 from nn.metrics import accuracy_score, r2_score
 from service import logs, telemetry
-from service.store import Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
+from service.store import ActiveVersionChangedError, Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
 from service.training.heartbeat import Heartbeat
 from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
 from service.training.limits import Limits
-from service.training.promotion import decide, recheck
+from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
@@ -142,11 +142,14 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         activate=False,
     )
     decision = decide(request.promote, task, new_score, active_score)
-    # Compare-and-swap by hand: the store's activate takes no expected version, so the window left is
-    # between this read and the activate below (microseconds, against a training run of seconds or more).
-    decision = recheck(decision, base.version, store.active_version(name))
     if decision.promote:
-        store.activate(name, version)
+        try:  # compare-and-swap: an admin's activation while this job trained wins over the job
+            store.activate(name, version, expected=base.version)
+        except ActiveVersionChangedError:
+            now = store.active_version(name)
+            decision = Decision(
+                False, f"not promoted: the active version changed ({base.version} -> {now}) during training"
+            )
     return JobResult(
         version=version,
         base_version=base.version,

@@ -9,7 +9,14 @@ import pytest
 from backends import Backend
 
 import nn
-from service.store import CorruptVersionError, Dataset, InvalidNameError, ModelStore, NotFoundError
+from service.store import (
+    ActiveVersionChangedError,
+    CorruptVersionError,
+    Dataset,
+    InvalidNameError,
+    ModelStore,
+    NotFoundError,
+)
 
 FEATURES = ["f0", "f1", "f2"]
 
@@ -59,6 +66,17 @@ def test_load_rebuilds_what_was_published(store: ModelStore) -> None:
     np.testing.assert_allclose(loaded.estimator.predict_proba(X), est.predict_proba(X), rtol=1e-6)
     assert loaded.manifest["note"] == "kept" and store.manifest("iris", 1)["note"] == "kept"
     assert store.load("iris", 1).version == 1
+
+
+def test_activate_returns_what_it_replaced_and_can_compare_and_swap(store: ModelStore) -> None:
+    for seed in (0, 1, 2):
+        store.publish("iris", fitted(seed))
+    assert store.activate("iris", 1) is None
+    assert store.activate("iris", 2, expected=1) == 1
+    with pytest.raises(ActiveVersionChangedError, match="version 2 is active, not 1"):
+        store.activate("iris", 3, expected=1)
+    assert store.active_version("iris") == 2
+    assert store.activate("iris", 3) == 2
 
 
 def test_a_published_version_never_changes(store: ModelStore) -> None:

@@ -393,3 +393,26 @@ def test_a_locked_queue_database_neither_stops_the_worker_nor_leaves_a_job_runni
     finally:
         worker.stopping.set()
         runner.join(timeout=30)
+
+
+def test_an_activation_during_training_wins_over_the_jobs_promotion(client, store_root):
+    """A real race: an admin activates v1 while a promote-always retrain, trained against v2, runs to its end."""
+    retrain(client, "iris", {"promote": "always", "hyperparameters": {"epochs": 2}})
+    run_all(store_root)
+    assert active(store_root, "iris") == 2
+    body = {"promote": "always", "hyperparameters": {"epochs": 200, "patience": 100000}}
+    long = retrain(client, "iris", body)
+    runner = threading.Thread(target=Worker(store_root).run_once, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while (job(client, long["id"])["progress"] or {}).get("epoch", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    r = client.post("/v1/models/iris/versions/1/activate", headers=ADMIN)
+    assert r.status_code == 200 and r.get_json()["previous_version"] == 2
+    assert job(client, long["id"])["status"] == "running"  # the activation happened while it trained
+    runner.join(timeout=120)
+    done = job(client, long["id"])
+    assert done["status"] == "succeeded", done
+    assert done["result"]["promoted"] is False
+    assert done["result"]["reason"] == "not promoted: the active version changed (2 -> 1) during training"
+    assert active(store_root, "iris") == 1 and versions(store_root, "iris") == [1, 2, 3]

@@ -24,7 +24,6 @@ from service.server.v1.schemas import (
     PredictResponseSchema,
 )
 from service.store import (
-    CorruptVersionError,
     LoadedModel,
     NotFoundError,
     StoreError,
@@ -171,10 +170,6 @@ class Activate(MethodView):
         """Make a version the active one: roll forward or back (admin). Broken versions are refused with 409."""
         reg = registry()
         name, number = validate_name(name), validate_version(version)
-        try:
-            previous = reg.store.active_version(name)
-        except CorruptVersionError:  # an unreadable ACTIVE is what activating a good version repairs
-            previous = None
-        reg.store.activate(name, number)
+        previous = reg.store.activate(name, number)
         reg.active(name, refresh=True)
         return {"model": name, "version": number, "previous_version": previous}
