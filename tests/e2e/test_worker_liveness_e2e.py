@@ -1,0 +1,67 @@
+"""Retraining-worker liveness under ``nnserve serve``: kill -9 of the worker, its restart seen through the
+heartbeat files, /readyz and /metrics, and a retrain that succeeds afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+import pytest
+import requests
+from helpers import service_env, start_cli, wait_for
+from test_lifecycle import descendants
+
+from service.training import heartbeat
+
+TOKEN = "e2e-liveness-token-5d1a"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def store_root(trained_store, store_copy):
+    return store_copy(trained_store("iris", epochs=20))
+
+
+def worker_pids(store_root) -> set[int]:
+    folder = store_root / heartbeat.FOLDER
+    return {int(p.name.rpartition("-")[2]) for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def readyz(url: str) -> dict:
+    with contextlib.suppress(requests.RequestException):
+        return requests.get(f"{url}/readyz", timeout=2).json()
+    return {}
+
+
+def test_a_killed_worker_is_restarted_and_readyz_and_metrics_follow_it(store_root, tmp_path, port):
+    env = service_env(NNSERVE_ADMIN_TOKEN=TOKEN, NNSERVE_ACCESS_LOG="/dev/null", PYTHONUNBUFFERED="1")
+    log = tmp_path / "serve.log"
+    serve = start_cli("serve", "--port", port, "--workers", 1, "--store", store_root, env=env, log=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: readyz(url).get("worker", {}).get("alive"), 60, "a live retraining worker")
+        (first,) = worker_pids(store_root)
+        assert first in descendants(serve.pid)
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: worker_pids(store_root) - {first}, 60, "a new retraining worker's heartbeat")
+        (second,) = worker_pids(store_root) - {first}
+        assert second in descendants(serve.pid)
+        body = readyz(url)
+        assert body["ready"] is True and body["worker"]["alive"] is True, body
+        assert body["worker"]["heartbeat_age_seconds"] < 5
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        line = next(x for x in metrics.splitlines() if x.startswith("nnserve_retrain_worker_heartbeat_timestamp"))
+        assert abs(float(line.split()[-1]) - time.time()) < 10, line
+        r = requests.post(f"{url}/v1/models/iris/retrain", json={"hyperparameters": {"epochs": 2}}, headers=ADMIN)
+        assert r.status_code == 202, r.text
+        job_url = f"{url}/v1/jobs/{r.json()['id']}"
+        wait_for(lambda: requests.get(job_url, timeout=10).json()["status"] == "succeeded", 60, "the retrain")
+        job = requests.get(job_url, headers=ADMIN, timeout=10).json()
+        assert job["worker"].endswith(f":{second}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(30)
+    assert f"retraining worker (pid {first}) exited with status -9" in log.read_text(errors="replace")
