@@ -15,7 +15,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def is_admin() -> bool:
-    """Whether this request carries the admin token (for views that show admins more, not refuse others)."""
+    """Whether this request carries the admin token (for views that show more to admins, never 401)."""
     token = current_app.config.get("NNSERVE_ADMIN_TOKEN")
     headers = request.headers.getlist("Authorization")
     if not token or len(headers) != 1:

@@ -42,7 +42,6 @@ from nn.activations import ACTIVATIONS
 from nn.estimators import SOLVERS
 from service.store import InvalidNameError, validate_name
 from service.training.csvdata import TASKS, read_csv_header
-from service.training.limits import Limits
 
 
 class SpecError(ValueError):
@@ -77,9 +76,6 @@ class _Sizes(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, list) or not value:
             raise ValidationError(f"must be a non-empty list of layer widths such as [32] or [64, 32], got {value!r}")
-        limit = Limits.from_environ().max_layers
-        if len(value) > limit:  # before looking at the widths: a huge list is refused by its length alone
-            raise ValidationError(f"{len(value)} hidden layers; at most {limit} (NNSERVE_MAX_LAYERS)")
         if any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096 for v in value):
             raise ValidationError(f"every layer width must be an integer from 1 to 4096, got {value!r}")
         return list(value)

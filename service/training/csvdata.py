@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.store import Dataset
-from service.training.limits import LABEL_MAX_CHARS, Limits, clip_label
+from service.training.limits import LimitError, Limits, check_labels
 
 TASKS = ("classification", "regression")
 _INT_LABEL = re.compile(r"[+-]?[0-9]+")
@@ -135,21 +135,17 @@ def read_csv_dataset(path: str | os.PathLike[str], target: str, task: str) -> Da
                 labels.append(_number(path, line, target, label))
             elif not label:
                 raise CSVError(f"{path}: line {line}, column {target!r}: an empty label")
-            elif len(label) > LABEL_MAX_CHARS:
-                shown = clip_label(label)
-                raise CSVError(
-                    f"{path}: line {line}, column {target!r}: the label {shown!r} is over {LABEL_MAX_CHARS} characters"
-                )
             else:
                 labels.append(label)
     if not X:
         raise CSVError(f"{path}: no data rows after the header")
+    if task == "classification":
+        try:
+            check_labels(Limits.from_settings(), labels, where=f"{path}: column {target!r}: ")
+        except LimitError as exc:
+            raise CSVError(str(exc)) from None
     if task == "regression":
         y = np.asarray(labels, dtype=np.float64)
-    elif len(distinct := set(labels)) > (most := Limits.from_environ().max_classes):
-        raise CSVError(
-            f"{path}: column {target!r} has {len(distinct)} distinct labels; at most {most} (NNSERVE_MAX_CLASSES)"
-        )
     elif (ints := _int_labels(labels)) is not None:
         y = np.asarray(ints, dtype=np.int64)
     else:

@@ -23,7 +23,6 @@ from nn.metrics import accuracy_score, r2_score
 from service.store import Dataset, ModelStore, predict
 from service.training.catalog import ModelSpec, estimator_params
 from service.training.csvdata import read_csv_dataset
-from service.training.limits import Limits, check_labels, check_network
 
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
 
@@ -152,7 +151,6 @@ def train(
     X, y = np.asarray(dataset.X, dtype=np.float64), np.asarray(dataset.y)
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"dataset X of shape {X.shape} does not match {len(y)} targets")
-    _check_limits(task, params, X, y, warm_start_from)
     train_idx, test_idx = holdout_split(len(X), test_size, seed, y if task == "classification" else None)
     estimator: BaseMLP
     if warm_start_from is None:
@@ -179,22 +177,6 @@ def train(
         seed=int(seed),
         test_indices=test_idx,
     )
-
-
-def _check_limits(task: str, params: Mapping[str, Any], X: np.ndarray, y: np.ndarray, base: BaseMLP | None) -> None:
-    """``LimitError`` before fitting a network, labels or a run beyond the configured limits."""
-    limits = Limits.from_environ()
-    if task == "classification":
-        check_labels([str(v) for v in y], limits)
-        n_outputs = len(np.unique(y))
-    else:
-        n_outputs = 1 if y.ndim == 1 else int(y.shape[1])
-    if base is not None:
-        hidden = [int(w.shape[1]) for w in base.coefs_[:-1]]
-    else:
-        sizes = params.get("hidden_layer_sizes", (100,))
-        hidden = [int(sizes)] if isinstance(sizes, int) else [int(v) for v in sizes]
-    check_network(hidden, X.shape[1], n_outputs, limits, int(params.get("max_iter", 200)), len(X))
 
 
 def _copy(estimator: BaseMLP) -> BaseMLP:

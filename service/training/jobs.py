@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 __all__ = [
     "FINAL",
+    "INTERNAL_ERROR",
     "STATUSES",
     "Job",
     "JobNotFoundError",
@@ -24,12 +25,13 @@ __all__ = [
     "JobStateError",
     "RetrainRequest",
     "open_queue",
-    "public_error",
     "worker_identity",
 ]
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL = ("succeeded", "failed", "cancelled")
+# How a job's error starts when a bug, not the job's data, failed it: its text is for admins only.
+INTERNAL_ERROR = "internal error"
 Mode = Literal["append", "replace"]
 Promote = Literal["if_better", "always", "never"]
 
@@ -156,19 +158,6 @@ class JobQueue(Protocol):
     def counts(self) -> dict[str, int]:
         """Jobs per status."""
         ...
-
-
-INTERNAL_PREFIXES = ("internal error", "store error")  # errors whose detail is for admins only
-
-
-def public_error(error: str | None) -> str | None:
-    """A job's error as anyone may read it: the reason for bad data, limits, cancels; no internals."""
-    if error is None:
-        return None
-    for prefix in INTERNAL_PREFIXES:
-        if error.startswith(prefix):
-            return f"{prefix} (the admin token shows the detail)"
-    return error
 
 
 def worker_identity() -> str:

@@ -1,87 +1,110 @@
-"""Resource limits on what one training run may ask for, checked before anything is allocated.
+"""What one retrain may cost: network size, training work, time, labels and queue length.
 
-The same checks run where a network is requested (a spec, a retrain request)
-and again in the worker right before it trains (a job queued before a limit
-was lowered), so an oversized network is refused by its numbers, never by
-running out of memory. Every ``LimitError`` names the setting that bounds it.
+Each limit is a setting (``service/config.py``). The API checks a request
+against them before queueing it (422, or 429 for a full queue) and the worker
+checks the job again before training, so a job queued under looser settings,
+or a spec file, cannot allocate past them either.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from service import config
+from service.store import LoadedModel
 
-__all__ = ["LABEL_MAX_CHARS", "LimitError", "Limits", "check_labels", "check_network", "clip_label", "n_parameters"]
-
-LABEL_MAX_CHARS = 256  # longest class label: numpy stores every label at the width of the longest
-_SHOWN_CHARS = 40  # how much of an offending label a message quotes
+__all__ = ["LimitError", "Limits", "check_labels", "check_network", "clip"]
 
 
 class LimitError(ValueError):
-    """A request beyond a configured limit; the message names the limit."""
+    """A request over one of the limits; the message names the limit and its setting."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """The configured bounds (``NNSERVE_MAX_*``, ``NNSERVE_JOB_MAX_RUNTIME``)."""
-
-    max_layers: int = int(config.DEFAULTS["NNSERVE_MAX_LAYERS"])
-    max_params: int = int(config.DEFAULTS["NNSERVE_MAX_PARAMS"])
-    max_train_work: int = int(config.DEFAULTS["NNSERVE_MAX_TRAIN_WORK"])
-    max_runtime: float = float(config.DEFAULTS["NNSERVE_JOB_MAX_RUNTIME"])
-    max_classes: int = int(config.DEFAULTS["NNSERVE_MAX_CLASSES"])
+    max_layers: int
+    max_parameters: int
+    max_training_work: float  # epochs x rows x parameters: about a third of the multiply-adds of training
+    max_runtime: float  # seconds of training per job
+    max_label_length: int
+    max_classes: int
+    max_queued_jobs: int  # per model
 
     @classmethod
-    def from_environ(cls) -> Limits:
-        values = config.from_environ()
+    def from_settings(cls, settings: Mapping[str, Any] | None = None) -> Limits:
+        s = config.from_environ() if settings is None else settings
         return cls(
-            max_layers=int(values["NNSERVE_MAX_LAYERS"]),
-            max_params=int(values["NNSERVE_MAX_PARAMS"]),
-            max_train_work=int(values["NNSERVE_MAX_TRAIN_WORK"]),
-            max_runtime=float(values["NNSERVE_JOB_MAX_RUNTIME"]),
-            max_classes=int(values["NNSERVE_MAX_CLASSES"]),
+            max_layers=int(s["NNSERVE_MAX_LAYERS"]),
+            max_parameters=int(s["NNSERVE_MAX_PARAMETERS"]),
+            max_training_work=float(s["NNSERVE_MAX_TRAINING_WORK"]),
+            max_runtime=float(s["NNSERVE_JOB_MAX_RUNTIME"]),
+            max_label_length=int(s["NNSERVE_MAX_LABEL_LENGTH"]),
+            max_classes=int(s["NNSERVE_MAX_CLASSES"]),
+            max_queued_jobs=int(s["NNSERVE_MAX_QUEUED_JOBS"]),
         )
 
 
-def n_parameters(n_features: int, hidden: Sequence[int], n_outputs: int) -> int:
-    """Weights and biases of a dense network with these layer widths."""
+def parameter_count(n_features: int, hidden: Sequence[int], n_outputs: int) -> int:
+    """Weights and biases of a dense network, computed without building it."""
     widths = [n_features, *hidden, n_outputs]
     return sum((a + 1) * b for a, b in itertools.pairwise(widths))
 
 
 def check_network(
-    hidden: Sequence[int], n_features: int, n_outputs: int, limits: Limits, epochs: int = 0, n_rows: int = 0
+    limits: Limits, n_features: int, hidden: Sequence[int], n_outputs: int, epochs: int, rows: int
 ) -> None:
-    """Refuse a network deeper or larger than the limits, or a run (epochs x rows x weights) beyond its budget."""
+    """Refuse a network too deep or too large, or a training run too long, before anything is allocated."""
     if len(hidden) > limits.max_layers:
         raise LimitError(f"{len(hidden)} hidden layers; at most {limits.max_layers} (NNSERVE_MAX_LAYERS)")
-    params = n_parameters(n_features, hidden, n_outputs)
-    if params > limits.max_params:
+    params = parameter_count(n_features, hidden, n_outputs)
+    if params > limits.max_parameters:
         raise LimitError(
-            f"the network would have {params} weights (about {params * 8 // 2**20} MiB); "
-            f"at most {limits.max_params} (NNSERVE_MAX_PARAMS)"
+            f"the network would have {params:,} parameters; at most {limits.max_parameters:,} (NNSERVE_MAX_PARAMETERS)"
         )
-    work = epochs * n_rows * params
-    if work > limits.max_train_work:
+    work = float(epochs) * rows * params
+    if work > limits.max_training_work:
         raise LimitError(
-            f"{epochs} epochs x {n_rows} rows x {params} weights is {work}; "
-            f"at most {limits.max_train_work} (NNSERVE_MAX_TRAIN_WORK)"
+            f"{epochs} epochs x {rows} rows x {params:,} parameters = {work:.3g}; at most "
+            f"{limits.max_training_work:.3g} (NNSERVE_MAX_TRAINING_WORK)"
         )
 
 
-def clip_label(label: str) -> str:
-    """A label short enough to quote in a message."""
-    return label if len(label) <= _SHOWN_CHARS else f"{label[:_SHOWN_CHARS]}... ({len(label)} characters)"
+def clip(label: object, width: int = 40) -> str:
+    """A label as an error message may quote it: never whole when long."""
+    text = str(label)
+    return text if len(text) <= width else f"{text[:width]}... ({len(text)} characters)"
 
 
-def check_labels(labels: Sequence[str], limits: Limits) -> None:
-    """Refuse a label over ``LABEL_MAX_CHARS`` (naming its 1-based row) or more distinct classes than allowed."""
-    for row, label in enumerate(labels, start=1):
-        if len(label) > LABEL_MAX_CHARS:
-            raise LimitError(f"row {row}: the label {clip_label(label)!r} is longer than {LABEL_MAX_CHARS} characters")
-    distinct = len(set(labels))
-    if distinct > limits.max_classes:
-        raise LimitError(f"{distinct} distinct class labels; at most {limits.max_classes} (NNSERVE_MAX_CLASSES)")
+def check_labels(limits: Limits, labels: Iterable[object], where: str = "") -> None:
+    """Refuse a class label longer than the limit, or more distinct classes than the limit.
+
+    Runs before numpy sees the labels: a fixed-width string array is as wide as its longest label.
+    """
+    seen: set[object] = set()
+    for i, label in enumerate(labels):
+        if isinstance(label, str) and len(label) > limits.max_label_length:
+            raise LimitError(
+                f"{where}label {i} ({clip(label)}) is longer than {limits.max_label_length} characters "
+                "(NNSERVE_MAX_LABEL_LENGTH)"
+            )
+        seen.add(label)
+        if len(seen) > limits.max_classes:
+            raise LimitError(f"{where}more than {limits.max_classes} distinct classes (NNSERVE_MAX_CLASSES)")
+
+
+def check_job(limits: Limits, base: LoadedModel, hyperparameters: Mapping[str, Any], rows: int) -> None:
+    """The network and training run a retrain of ``base`` with ``hyperparameters`` on ``rows`` rows would make."""
+    params = {**base.estimator.get_params(), **hyperparameters}
+    est: Any = base.estimator
+    n_outputs = len(est.classes_) if hasattr(est, "classes_") else int(getattr(est, "n_outputs_", 1))
+    hidden = [int(w) for w in params["hidden_layer_sizes"]]
+    check_network(limits, int(est.n_features_in_), hidden, n_outputs, int(params["max_iter"]), rows)
+
+
+def base_rows(base: LoadedModel) -> int:
+    """How many rows the base version was trained and scored on, as its manifest says."""
+    trained = base.manifest.get("training") or {}
+    return int(trained.get("n_train", 0)) + int(trained.get("n_test", 0))

@@ -35,8 +35,8 @@ from service import logs, telemetry
 from service.store import ActiveVersionChangedError, Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
 from service.training.heartbeat import Heartbeat
-from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
-from service.training.limits import Limits
+from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
+from service.training.limits import Limits, check_job, check_labels
 from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
@@ -51,19 +51,18 @@ class ShutdownRequestedError(Exception):
     """The worker was asked to shut down; the job goes back to the queue."""
 
 
-class JobTimeoutError(Exception):
-    """The job ran longer than ``NNSERVE_JOB_MAX_RUNTIME``."""
+class JobTimeLimitError(Exception):
+    """The job trained longer than NNSERVE_JOB_MAX_RUNTIME."""
 
 
 class JobProgress(Callback):
-    """Reports each epoch to the queue; stops training on cancel or shutdown."""
+    """Reports each epoch to the queue; stops training on cancel, shutdown or the time limit."""
 
     def __init__(
         self, queue: JobQueue, job_id: str, epochs: int, stopping: threading.Event, max_runtime: float
     ) -> None:
         self.queue, self.job_id, self.epochs, self.stopping = queue, job_id, epochs, stopping
-        self.max_runtime = max_runtime
-        self.deadline = time.monotonic() + max_runtime
+        self.max_runtime, self.started = max_runtime, time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"]}
@@ -72,10 +71,9 @@ class JobProgress(Callback):
             raise JobCancelledError
         if self.stopping.is_set():
             raise ShutdownRequestedError
-        if time.monotonic() > self.deadline:
-            raise JobTimeoutError(
-                f"stopped after epoch {epoch + 1}: the job ran longer than {self.max_runtime:g} s "
-                "(NNSERVE_JOB_MAX_RUNTIME); nothing was published"
+        if time.monotonic() - self.started > self.max_runtime:
+            raise JobTimeLimitError(
+                f"stopped after {self.max_runtime:g} s of training (NNSERVE_JOB_MAX_RUNTIME); nothing was published"
             )
 
 
@@ -117,9 +115,12 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
     if "hidden_layer_sizes" in params:
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     dataset = training_data(store, base, request)
+    limits = Limits.from_settings()
+    check_job(limits, base, request.hyperparameters, len(dataset.X))  # again: the job may predate the settings
+    if dataset.y.dtype.kind == "U":
+        check_labels(limits, dataset.y.tolist())
     trained = manifest.get("training") or {}
-    max_runtime = Limits.from_environ().max_runtime
-    progress = JobProgress(queue, job.id, int(params.get("max_iter", 200)), stopping, max_runtime)
+    progress = JobProgress(queue, job.id, int(params.get("max_iter", 200)), stopping, limits.max_runtime)
     result = training.train(
         task,
         params,
@@ -225,17 +226,13 @@ class Worker:
         except ShutdownRequestedError:
             self.queue.requeue(job.id)
             log.info("job %s: worker stopping, job requeued", job.id)
-        except (ValueError, JobTimeoutError, StoreError) as exc:  # data, limits, the store's own sentence
+        except (StoreError, ValueError, OSError, JobTimeLimitError) as exc:
             self._finish(job.id, "failed", error=str(exc))
-            telemetry.job_finished("failed")
-            log.error("job %s failed: %s", job.id, exc)
-        except OSError as exc:  # may name paths: shown to admins only (jobs.public_error)
-            self._finish(job.id, "failed", error=f"store error: {exc}")
             telemetry.job_finished("failed")
             log.error("job %s failed: %s", job.id, exc)
         except Exception as exc:  # a bug must fail the job, not kill the worker loop
             log.exception("job %s failed unexpectedly", job.id)
-            self._finish(job.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            self._finish(job.id, "failed", error=f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}")
             telemetry.job_finished("failed")
         else:
             self._finish(job.id, "succeeded", result=result)
@@ -253,11 +250,11 @@ class Worker:
 
     def loop(self, once: bool = False) -> None:
         """Recover what dead workers left, then claim and run jobs until ``stopping`` is set."""
-        heartbeat = Heartbeat(self.store_root, self.identity).start()
+        beat = Heartbeat(self.store_root, self.identity).start()
         try:
             self._loop(once)
         finally:
-            heartbeat.stop()
+            beat.stop()
 
     def _loop(self, once: bool) -> None:
         self.recover()

@@ -13,12 +13,73 @@ import time
 from pathlib import Path
 
 import pytest
-from retraining import ADMIN, TOKEN, active, csv_rows, iris_slice, job, retrain, run_all, versions
+from helpers import read_catalog_csv
 
 from service import create_app
 from service.store import FileModelStore
 from service.training.sqlite_queue import SqliteJobQueue
 from service.training.worker import Worker
+
+TOKEN = "retrain-test-token-81c2"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def csv_rows(name):
+    X, y, _ = read_catalog_csv(name)
+    return X.tolist(), y.tolist()
+
+
+@pytest.fixture
+def store_root(trained_store, store_copy):
+    """This test's copy of iris, digits and diabetes trained for 20 epochs by the CLI (once per session)."""
+    return store_copy(trained_store("iris", "digits", "diabetes", epochs=20))
+
+
+@pytest.fixture
+def client(store_root):
+    config = {
+        "NNSERVE_STORE": str(store_root),
+        "NNSERVE_ADMIN_TOKEN": TOKEN,
+        "NNSERVE_RELOAD_INTERVAL": 0,
+        "TESTING": True,
+    }
+    return create_app(config).test_client()
+
+
+def retrain(client, model, body=None, status=202):
+    r = client.post(f"/v1/models/{model}/retrain", json=body or {}, headers=ADMIN)
+    assert r.status_code == status, r.get_json()
+    return r.get_json()
+
+
+def job(client, job_id):
+    """The job as an admin sees it (everything)."""
+    r = client.get(f"/v1/jobs/{job_id}", headers=ADMIN)
+    assert r.status_code == 200
+    return r.get_json()
+
+
+def run_all(store_root):
+    worker = Worker(store_root)
+    n = 0
+    while worker.run_once():
+        n += 1
+    return n
+
+
+def active(store_root, name):
+    return FileModelStore(store_root).active_version(name)
+
+
+def versions(store_root, name):
+    return FileModelStore(store_root).versions(name)
+
+
+def iris_slice():
+    X, y = csv_rows("iris")
+    # every 3rd row: 50 rows, all three species
+    return X[::3], y[::3]
+
 
 # --- the happy paths -------------------------------------------------------------------------------
 
@@ -416,3 +477,85 @@ def test_an_activation_during_training_wins_over_the_jobs_promotion(client, stor
     assert done["result"]["promoted"] is False
     assert done["result"]["reason"] == "not promoted: the active version changed (2 -> 1) during training"
     assert active(store_root, "iris") == 1 and versions(store_root, "iris") == [1, 2, 3]
+
+
+def test_without_the_token_a_job_shows_no_internals(client, store_root):
+    queued = retrain(client, "iris", {"hyperparameters": {"epochs": 3, "learning_rate": 0.01}})
+    run_all(store_root)
+    public = client.get(f"/v1/jobs/{queued['id']}").get_json()
+    assert public["status"] == "succeeded" and public["progress"]["epoch"] == 3
+    assert public["worker"] is None and public["request"] is None
+    assert public["result"] == {"version": 2, "base_version": 1, "promoted": public["result"]["promoted"]}
+    listed = client.get("/v1/jobs").get_json()["jobs"][0]
+    assert listed == public
+    admin = job(client, queued["id"])
+    assert admin["worker"] and admin["request"]["hyperparameters"]["learning_rate_init"] == 0.01
+    assert "metrics" in admin["result"]
+
+
+def test_an_internal_error_is_told_to_admins_only(client, store_root):
+    queue = SqliteJobQueue(store_root)
+    queued = retrain(client, "iris", {"hyperparameters": {"epochs": 3}})
+    queue.claim("test:1")
+    queue.finish(queued["id"], "failed", error="internal error: MemoryError: Unable to allocate 9.1 GiB")
+    public = client.get(f"/v1/jobs/{queued['id']}").get_json()
+    assert "MemoryError" not in public["error"] and "admin token" in public["error"]
+    assert "MemoryError" in job(client, queued["id"])["error"]
+
+
+def test_the_job_list_limit_is_capped(client):
+    r = client.get("/v1/jobs?limit=201")
+    assert r.status_code == 422 and "limit" in r.get_json()["errors"]["query"]
+
+
+def test_a_network_past_the_limits_is_refused_before_anything_is_queued(client, store_root):
+    """1,000 layers of 4,096 units (a 6 KB request) is a 422 naming the limit, not an out-of-memory worker."""
+    huge = {"hyperparameters": {"hidden_sizes": [4096] * 1000}}
+    r = client.post("/v1/models/iris/retrain", json=huge, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_LAYERS" in r.get_json()["message"]
+    wide = {"hyperparameters": {"hidden_sizes": [4096, 4096]}}
+    r = client.post("/v1/models/iris/retrain", json=wide, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_PARAMETERS" in r.get_json()["message"]
+    long = {"hyperparameters": {"hidden_sizes": [2000, 2000], "epochs": 100000}}
+    r = client.post("/v1/models/iris/retrain", json=long, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_TRAINING_WORK" in r.get_json()["message"]
+    assert SqliteJobQueue(store_root).counts() == {}
+
+
+def test_the_worker_checks_the_limits_again(client, store_root, monkeypatch):
+    queued = retrain(client, "iris", {"hyperparameters": {"hidden_sizes": [64, 64], "epochs": 2}})
+    monkeypatch.setenv("NNSERVE_MAX_PARAMETERS", "1000")  # tightened after the job was queued
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "failed" and "NNSERVE_MAX_PARAMETERS" in done["error"]
+    assert versions(store_root, "iris") == [1]
+
+
+def test_a_job_over_its_time_limit_is_failed_with_that_reason(client, store_root, monkeypatch):
+    queued = retrain(client, "iris", {"hyperparameters": {"epochs": 100000, "patience": 100000}})
+    monkeypatch.setenv("NNSERVE_JOB_MAX_RUNTIME", "0.5")
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "failed" and "NNSERVE_JOB_MAX_RUNTIME" in done["error"], done
+    assert versions(store_root, "iris") == [1]
+
+
+def test_long_labels_and_too_many_classes_are_refused_without_echoing_them(client, store_root):
+    rows = [[5.0, 3.0, 1.5, 0.2]] * 3
+    label = "x" * 20_000
+    body = {"data": {"instances": rows, "targets": ["setosa", label, "setosa"]}}
+    r = client.post("/v1/models/iris/retrain", json=body, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_LABEL_LENGTH" in r.get_json()["message"]
+    assert len(r.get_data()) < 2000 and "label 1" in r.get_json()["message"]
+    many = {"data": {"instances": [[5.0, 3.0, 1.5, 0.2]] * 1001, "targets": [f"c{i}" for i in range(1001)]}}
+    r = client.post("/v1/models/iris/retrain", json=many, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_CLASSES" in r.get_json()["message"]
+
+
+def test_a_full_queue_answers_429_with_retry_after(client, store_root):
+    for _ in range(5):
+        retrain(client, "iris", {"hyperparameters": {"epochs": 2}})
+    r = client.post("/v1/models/iris/retrain", json={}, headers=ADMIN)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "30"
+    assert "NNSERVE_MAX_QUEUED_JOBS" in r.get_json()["message"] and r.get_json()["code"] == 429
+    retrain(client, "diabetes", {"hyperparameters": {"epochs": 2}})  # the cap is per model

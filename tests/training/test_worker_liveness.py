@@ -4,11 +4,19 @@ worker are marked stalled."""
 import threading
 import time
 
-from retraining import ADMIN, TOKEN, retrain
+import pytest
 
 from service import create_app
 from service.training import heartbeat
 from service.training.worker import Worker
+
+TOKEN = "liveness-test-token-3e7f"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def store_root(trained_store, store_copy):
+    return store_copy(trained_store("iris", epochs=20))
 
 
 def make_client(store_root, **config):
@@ -58,8 +66,10 @@ def test_readyz_and_metrics_report_the_worker(store_root):
 
 def test_a_queued_job_with_no_live_worker_is_stalled(store_root):
     client = make_client(store_root, NNSERVE_WORKER_STALE_AFTER=0.2)
-    queued = retrain(client, "iris")
-    assert queued["stalled"] is False  # just queued
+    r = client.post("/v1/models/iris/retrain", json={}, headers=ADMIN)
+    assert r.status_code == 202, r.get_json()
+    queued = r.get_json()
+    assert client.get(f"/v1/jobs/{queued['id']}").get_json()["stalled"] is False  # just queued
     time.sleep(0.3)
     assert client.get(f"/v1/jobs/{queued['id']}").get_json()["stalled"] is True
     assert client.get("/v1/jobs", headers=ADMIN).get_json()["jobs"][0]["stalled"] is True

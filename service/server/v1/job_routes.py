@@ -19,48 +19,20 @@ from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.store import Dataset, LoadedModel, validate_name
-from service.training import heartbeat
+from service.training import heartbeat, jobs
 from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
-from service.training.jobs import Job as QueuedJob
-from service.training.jobs import JobNotFoundError, JobQueue, JobStateError, RetrainRequest, public_error
-from service.training.limits import LimitError, Limits, check_labels, check_network
+from service.training.jobs import INTERNAL_ERROR, JobNotFoundError, JobQueue, JobStateError, RetrainRequest
+from service.training.limits import LimitError, Limits, base_rows, check_job, check_labels
 
 blp = Blueprint("jobs", __name__, description="Retraining jobs")
-RETRY_AFTER = 30  # seconds a client told 429 (too many queued jobs) waits before asking again
-PUBLIC_FIELDS = ("id", "model", "status", "progress", "cancel_requested", "created_at", "started_at", "finished_at")
-
-
-def shown(job: QueuedJob, worker_alive: bool) -> dict[str, Any]:
-    """The job as this caller may see it: all of it with the admin token; without, no worker, request or internals."""
-    if is_admin():
-        out = job.to_json()
-    else:
-        out = {key: getattr(job, key) for key in PUBLIC_FIELDS}
-        out["result"] = None if job.result is None else {"version": job.result.version, "promoted": job.result.promoted}
-        out["error"] = public_error(job.error)
-    out["stalled"] = job.status == "queued" and not worker_alive and _age(job.created_at) > _stale_after()
-    return out
-
-
-def _stale_after() -> float:
-    return float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
-
-
-def _age(timestamp: str) -> float:
-    return (datetime.now(UTC) - datetime.fromisoformat(timestamp)).total_seconds()
-
-
-def worker_alive() -> bool:
-    """Whether a retraining worker of this store beat recently enough to run queued jobs."""
-    age = heartbeat.silence(current_app.config["NNSERVE_STORE"])
-    return age is not None and age <= _stale_after()
+RETRY_AFTER = 30  # seconds a client told 429 (queue full) waits: about one short retrain
 
 
 def queue() -> JobQueue:
     return current_app.extensions["nnserve.jobs"]
 
 
-def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
+def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset:
     """The request's rows and targets as a dataset matching the model's features, outputs and label kind."""
     names = base.manifest.get("feature_names") or []
     X = data["instances"]
@@ -75,6 +47,10 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
     if not isinstance(targets, list) or len(targets) != len(X):
         raise ValidationError({"targets": [f"must be a list of {len(X)} targets, one per row"]})
     if hasattr(base.estimator, "classes_"):
+        try:
+            check_labels(limits, targets)
+        except LimitError as exc:
+            raise ValidationError({"targets": [str(exc)]}) from None
         kind = base.estimator.classes_.dtype.kind
         if kind in "iu":
             if not all(isinstance(t, int) and not isinstance(t, bool) for t in targets):
@@ -83,10 +59,6 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
         else:
             if not all(isinstance(t, str) and t for t in targets):
                 raise ValidationError({"targets": ["class labels of this model are strings; send non-empty strings"]})
-            try:
-                check_labels(targets, Limits.from_environ())  # before numpy sizes every label to the longest
-            except LimitError as exc:
-                raise ValidationError({"targets": [str(exc)]}) from None
             y = np.asarray(targets, dtype=str)
     else:
         try:
@@ -115,6 +87,11 @@ class Retrain(MethodView):
     def post(self, args: dict[str, Any], name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Start retraining in the background (admin); answers 202 with the job and its URL."""
         base = registry().active(validate_name(name))
+        limits = Limits.from_settings(current_app.config)
+        _, queued = queue().list_jobs(base.name, "queued", limit=1)
+        if queued >= limits.max_queued_jobs:
+            message = f"model {base.name!r} has {queued} retrains queued, the most allowed (NNSERVE_MAX_QUEUED_JOBS)"
+            abort(429, message, headers={"Retry-After": str(RETRY_AFTER)})
         try:
             request = RetrainRequest(
                 mode=args["mode"],
@@ -122,41 +99,34 @@ class Retrain(MethodView):
                 warm_start=args["warm_start"],
                 hyperparameters=_checked_hyperparameters(base, args),
             )
-            if "data" in args:
-                dataset = new_rows(base, args["data"])
+            dataset = new_rows(base, args["data"], limits) if "data" in args else None
+            if dataset is None and args["mode"] == "replace":
+                raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
+            rows = (0 if dataset is None else len(dataset.X)) + (0 if args["mode"] == "replace" else base_rows(base))
+            try:
+                check_job(limits, base, request.hyperparameters, rows)
+            except LimitError as exc:
+                raise ValidationError({"hyperparameters": [str(exc)]}) from None
+            if dataset is not None:
                 digest = registry().store.save_dataset(base.name, dataset)
                 request = replace(request, data_sha256=digest, n_new_rows=len(dataset.X))
-            elif args["mode"] == "replace":
-                raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
         except ValidationError as exc:
             field = next(iter(exc.messages)) if isinstance(exc.messages, dict) else "_schema"
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             first = messages[field][0] if isinstance(messages[field], list) else messages[field]
             abort(422, f"invalid {field}: {first}", errors=messages)
-        limit = int(current_app.config["NNSERVE_MAX_QUEUED_JOBS"])
-        _, queued = queue().list_jobs(base.name, "queued", limit=1)
-        if queued >= limit:
-            message = f"model {base.name!r} already has {queued} queued jobs (NNSERVE_MAX_QUEUED_JOBS)"
-            abort(429, message, headers={"Retry-After": str(RETRY_AFTER)})
         job = queue().enqueue(base.name, request)
-        return shown(job, worker_alive()), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+        return job.to_json(), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
 
 
 def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[str, Any]:
     """The request's hyperparameters as estimator parameters; a warm start may not reshape the network."""
     given = args.get("hyperparameters") or {}
     params = validate_hyperparameters(given)
-    active_sizes = [int(w.shape[1]) for w in base.estimator.coefs_[:-1]]  # as fitted
-    classes = getattr(base.estimator, "classes_", None)
-    n_outputs = len(classes) if classes is not None else int(getattr(base.estimator, "n_outputs_", 1))
-    try:
-        hidden = params.get("hidden_layer_sizes") or active_sizes
-        check_network(hidden, base.estimator.n_features_in_, n_outputs, Limits.from_environ())
-    except LimitError as exc:
-        raise ValidationError({"hidden_sizes": [str(exc)]}) from None
     if not args["warm_start"]:
         return params
     sizes = params.get("hidden_layer_sizes")
+    active_sizes = [int(w.shape[1]) for w in base.estimator.coefs_[:-1]]  # as fitted
     if sizes is not None and list(sizes) != active_sizes:
         # the copied weights keep their shape: the new version would claim layers it does not have
         message = f"warm_start continues the active network {active_sizes}; it cannot change to {sizes}"
@@ -168,16 +138,53 @@ def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[st
     return params
 
 
+PUBLIC_RESULT = ("version", "base_version", "promoted")
+
+
+def worker_alive() -> bool:
+    """Whether a retraining worker of this store beat within NNSERVE_WORKER_STALE_AFTER seconds."""
+    age = heartbeat.silence(current_app.config["NNSERVE_STORE"])
+    return age is not None and age <= float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
+
+
+def stalled(job: jobs.Job, alive: bool) -> bool:
+    """Queued longer than NNSERVE_WORKER_STALE_AFTER with no live worker to run it."""
+    if job.status != "queued" or alive:
+        return False
+    waited = (datetime.now(UTC) - datetime.fromisoformat(job.created_at)).total_seconds()
+    return waited > float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
+
+
+def shown(job: jobs.Job, alive: bool = True) -> dict[str, Any]:
+    """The job as this caller may see it: everything with the admin token; without, no internals.
+
+    Without the token: status, progress, timestamps, the version it published and whether it was
+    promoted, and a public error message (an internal error's text stays for admins). The worker's host
+    and pid, hyperparameters, dataset hashes and the reason's figures need the token.
+    """
+    body = job.to_json()
+    body["stalled"] = stalled(job, alive)
+    if is_admin():
+        return body
+    for key in ("request", "worker"):
+        body[key] = None
+    if body["result"] is not None:
+        body["result"] = {k: body["result"][k] for k in PUBLIC_RESULT}
+    if body["error"] and body["error"].startswith(INTERNAL_ERROR):
+        body["error"] = "the job failed on an internal error; the admin token shows the details"
+    return body
+
+
 @blp.route("/v1/jobs")
 class Jobs(MethodView):
     @blp.arguments(JobListArgsSchema, location="query")
     @blp.response(200, JobListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
+        page, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
         alive = worker_alive()
-        jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
         return {
-            "jobs": [shown(job, alive) for job in jobs],
+            "jobs": [shown(job, alive) for job in page],
             "total": total,
             "limit": args["limit"],
             "offset": args["offset"],
@@ -209,4 +216,4 @@ class Job(MethodView):
             abort(409, str(exc))
         if job.status == "cancelled":  # it was queued; a running one is counted by its worker when it stops
             telemetry.job_finished("cancelled")
-        return shown(job, worker_alive())
+        return job.to_json()

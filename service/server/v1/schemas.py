@@ -181,16 +181,13 @@ class JobResultSchema(Schema):
 
 
 class JobSchema(Schema):
-    """A job; without the admin token ``request`` and ``worker`` are absent, ``result`` holds only
-    ``version`` and ``promoted``, and ``error`` is the public message."""
-
     id = fields.String(required=True)
     model = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     stalled = fields.Boolean(
         metadata={"description": "Queued longer than NNSERVE_WORKER_STALE_AFTER s with no live retraining worker."}
     )
-    request = fields.Dict()
+    request = fields.Dict(allow_none=True, metadata={"description": "With the admin token only."})
     progress = fields.Dict(allow_none=True)
     result = fields.Nested(JobResultSchema, allow_none=True)
     error = fields.String(allow_none=True)
