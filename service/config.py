@@ -45,7 +45,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_MAX_LABEL_LENGTH", 256, "characters of one class label in retrain data or a CSV"),
     Setting("NNSERVE_MAX_CLASSES", 1000, "distinct classes in retrain data or a CSV"),
     Setting("NNSERVE_MAX_QUEUED_JOBS", 5, "queued retrains per model; more answer 429 with Retry-After"),
-    Setting("NNSERVE_WORKER_STALE_AFTER", 30, "seconds without a retraining-worker heartbeat before it counts as dead"),
+    Setting(
+        "NNSERVE_WORKER_STALE_AFTER", 30.0, "seconds without a sign of life after which no retraining worker is live"
+    ),
     Setting("NNSERVE_BIND", "127.0.0.1:8000", "gunicorn's address; `--host`/`--port` (or the two below) override it"),
     Setting("NNSERVE_HOST", None, "`nnserve serve --host`: the address part of the bind", shown="from NNSERVE_BIND"),
     Setting("NNSERVE_PORT", None, "`nnserve serve --port`: the port part of the bind", "from NNSERVE_BIND", int),

@@ -18,7 +18,6 @@ in-process registry.
 | nnserve_model_load_failures_total    | counter   |                                  |
 | nnserve_retrain_jobs_total           | counter   | status                           |
 | nnserve_training_duration_seconds    | histogram |                                  |
-| nnserve_retrain_worker_heartbeat_timestamp_seconds | gauge (max) |                  |
 
 Label values stay few: ``endpoint`` is the URL rule (``/v1/models/<name>/predict``,
 ``<unmatched>`` when no route matched), never the raw path; ``model`` is set only
@@ -40,6 +39,7 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
@@ -72,6 +72,12 @@ PREDICTION_ROWS = Counter(
     ["model", "version"],
     registry=REGISTRY,
 )
+WORKER_HEARTBEAT_AGE = Gauge(
+    "nnserve_retraining_worker_heartbeat_age_seconds",
+    "Seconds since any retraining worker of the store last showed a sign of life (NaN: never).",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
 ACTIVE_VERSION = Gauge(
     "nnserve_model_active_version",
     "The active version a web worker most recently loaded, per model.",
@@ -94,12 +100,6 @@ TRAINING_DURATION = Histogram(
     "nnserve_training_duration_seconds",
     "Training time of each retraining job that succeeded.",
     buckets=(0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
-    registry=REGISTRY,
-)
-WORKER_HEARTBEAT = Gauge(
-    "nnserve_retrain_worker_heartbeat_timestamp_seconds",
-    "Unix time of the latest heartbeat of any retraining worker; time() minus it is the worker's silence.",
-    multiprocess_mode="max",
     registry=REGISTRY,
 )
 
@@ -156,8 +156,8 @@ def load_failed() -> None:
     LOAD_FAILURES.inc()
 
 
-def worker_heartbeat(at: float) -> None:
-    WORKER_HEARTBEAT.set(at)
+def worker_heartbeat_age(seconds: float | None) -> None:
+    WORKER_HEARTBEAT_AGE.set(float("nan") if seconds is None else seconds)
 
 
 def job_finished(status: str, training_seconds: float | None = None) -> None:
@@ -169,12 +169,15 @@ def job_finished(status: str, training_seconds: float | None = None) -> None:
 # -- per request -------------------------------------------------------------------
 
 
-def install(app: Flask) -> None:
-    """``GET /metrics``, and one count, one duration and one JSON log line per request."""
+def install(app: Flask, before_scrape: Callable[[], None] | None = None) -> None:
+    """``GET /metrics`` (calling ``before_scrape`` first), and one count, one duration and one JSON log line per
+    request."""
     from service.logs import ACCESS
 
     @app.get("/metrics")
     def metrics() -> Response:
+        if before_scrape is not None:
+            before_scrape()
         return Response(exposition(), 200, {"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
 
     @app.before_request

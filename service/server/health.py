@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import current_app
@@ -11,7 +12,6 @@ from service.server.blueprint import Blueprint
 from service.server.registry import registry as get_registry
 from service.server.v1.schemas import HealthSchema, ReadinessSchema
 from service.store import StoreError
-from service.training import heartbeat
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
@@ -47,14 +47,15 @@ def readiness() -> tuple[bool, dict[str, Any], list[str]]:
     return ready, models, reasons
 
 
-def worker_status() -> dict[str, Any]:
-    """The retraining worker's liveness: the age of its newest heartbeat against NNSERVE_WORKER_STALE_AFTER.
+def retraining_worker() -> dict[str, Any]:
+    """Whether a retraining worker of this store showed a sign of life lately, and how long ago its last one was.
 
-    Reported, not part of ``ready``: predictions are served without a worker; only retrains wait.
+    Reported, not required: predictions need no worker, so a dead one does not make this replica unready.
     """
-    age = heartbeat.silence(current_app.config["NNSERVE_STORE"])
-    alive = age is not None and age <= float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
-    return {"alive": alive, "heartbeat_age_seconds": None if age is None else round(age, 3)}
+    last = current_app.extensions["nnserve.jobs"].last_heartbeat()
+    age = None if last is None else max(0.0, time.time() - last)
+    live = age is not None and age <= float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
+    return {"alive": live, "heartbeat_age_seconds": None if age is None else round(age, 3)}
 
 
 @blp.route("/readyz")
@@ -64,5 +65,8 @@ class Readiness(MethodView):
     def get(self) -> tuple[dict[str, Any], int]:
         """Ready to serve: store readable, active models loaded. Problems are listed in `reasons`."""
         ready, models, reasons = readiness()
-        body = {"ready": ready, "models": models, "reasons": reasons, "worker": worker_status()}
+        worker = retraining_worker()
+        if not worker["alive"]:
+            reasons = [*reasons, "no retraining worker is live: retrains stay queued (predictions are not affected)"]
+        body = {"ready": ready, "models": models, "reasons": reasons, "retraining_worker": worker}
         return body, 200 if ready else 503

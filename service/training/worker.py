@@ -34,12 +34,12 @@ from nn.metrics import accuracy_score, r2_score
 from service import logs, telemetry
 from service.store import ActiveVersionChangedError, Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
-from service.training.heartbeat import Heartbeat
 from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
 from service.training.limits import Limits, check_job, check_labels
 from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
+HEARTBEAT_INTERVAL = 2.0  # seconds between an idle worker's signs of life (a busy one beats every epoch)
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
 
 
@@ -168,7 +168,6 @@ class Worker:
     """The claim-train-publish loop over one store."""
 
     def __init__(self, store_root: str | os.PathLike[str], poll_interval: float = 0.5) -> None:
-        self.store_root = store_root
         self.store = open_store(store_root)
         self.queue = open_queue(store_root)
         self.poll_interval = poll_interval
@@ -250,17 +249,14 @@ class Worker:
 
     def loop(self, once: bool = False) -> None:
         """Recover what dead workers left, then claim and run jobs until ``stopping`` is set."""
-        beat = Heartbeat(self.store_root, self.identity).start()
-        try:
-            self._loop(once)
-        finally:
-            beat.stop()
-
-    def _loop(self, once: bool) -> None:
         self.recover()
         checked = time.monotonic()
+        beat = checked - HEARTBEAT_INTERVAL
         while not self.stopping.is_set():
             try:
+                if time.monotonic() - beat >= HEARTBEAT_INTERVAL:
+                    self.queue.heartbeat(self.identity)
+                    beat = time.monotonic()
                 ran = self.run_once()
             except (sqlite3.Error, OSError, StoreError) as exc:  # the queue or store failing must not end the loop
                 log.error("worker: %s; trying again", exc)

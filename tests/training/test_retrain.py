@@ -559,3 +559,34 @@ def test_a_full_queue_answers_429_with_retry_after(client, store_root):
     assert r.status_code == 429 and r.headers["Retry-After"] == "30"
     assert "NNSERVE_MAX_QUEUED_JOBS" in r.get_json()["message"] and r.get_json()["code"] == 429
     retrain(client, "diabetes", {"hyperparameters": {"epochs": 2}})  # the cap is per model
+
+
+def test_readiness_and_metrics_report_the_retraining_workers_liveness(store_root):
+    app = create_app(
+        {
+            "NNSERVE_STORE": str(store_root),
+            "NNSERVE_ADMIN_TOKEN": TOKEN,
+            "NNSERVE_WORKER_STALE_AFTER": 30,
+            "TESTING": True,
+        }
+    )
+    client = app.test_client()
+    ready = client.get("/readyz").get_json()
+    assert ready["ready"] is True and ready["retraining_worker"] == {"alive": False, "heartbeat_age_seconds": None}
+    assert any("no retraining worker is live" in r for r in ready["reasons"])
+    queued = retrain(client, "iris", {"hyperparameters": {"epochs": 2}})
+    assert job(client, queued["id"])["waiting_for_worker"] is True
+    assert heartbeat_age(client) == "NaN"
+
+    SqliteJobQueue(store_root).heartbeat("test:1")
+    worker = client.get("/readyz").get_json()["retraining_worker"]
+    assert worker["alive"] is True and 0 <= worker["heartbeat_age_seconds"] < 5
+    assert job(client, queued["id"])["waiting_for_worker"] is False
+    assert 0 <= float(heartbeat_age(client)) < 5
+
+
+def heartbeat_age(client) -> str:
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith("nnserve_retraining_worker_heartbeat_age_seconds "):
+            return line.split()[1]
+    raise AssertionError("no heartbeat age in /metrics")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -15,11 +14,12 @@ from service import telemetry
 from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
+from service.server.health import retraining_worker
 from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.store import Dataset, LoadedModel, validate_name
-from service.training import heartbeat, jobs
+from service.training import jobs
 from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
 from service.training.jobs import INTERNAL_ERROR, JobNotFoundError, JobQueue, JobStateError, RetrainRequest
 from service.training.limits import LimitError, Limits, base_rows, check_job, check_labels
@@ -141,21 +141,7 @@ def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[st
 PUBLIC_RESULT = ("version", "base_version", "promoted")
 
 
-def worker_alive() -> bool:
-    """Whether a retraining worker of this store beat within NNSERVE_WORKER_STALE_AFTER seconds."""
-    age = heartbeat.silence(current_app.config["NNSERVE_STORE"])
-    return age is not None and age <= float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
-
-
-def stalled(job: jobs.Job, alive: bool) -> bool:
-    """Queued longer than NNSERVE_WORKER_STALE_AFTER with no live worker to run it."""
-    if job.status != "queued" or alive:
-        return False
-    waited = (datetime.now(UTC) - datetime.fromisoformat(job.created_at)).total_seconds()
-    return waited > float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
-
-
-def shown(job: jobs.Job, alive: bool = True) -> dict[str, Any]:
+def shown(job: jobs.Job, worker_alive: bool) -> dict[str, Any]:
     """The job as this caller may see it: everything with the admin token; without, no internals.
 
     Without the token: status, progress, timestamps, the version it published and whether it was
@@ -163,7 +149,7 @@ def shown(job: jobs.Job, alive: bool = True) -> dict[str, Any]:
     and pid, hyperparameters, dataset hashes and the reason's figures need the token.
     """
     body = job.to_json()
-    body["stalled"] = stalled(job, alive)
+    body["waiting_for_worker"] = job.status == "queued" and not worker_alive
     if is_admin():
         return body
     for key in ("request", "worker"):
@@ -181,10 +167,10 @@ class Jobs(MethodView):
     @blp.response(200, JobListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
-        page, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
-        alive = worker_alive()
+        jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
+        alive = retraining_worker()["alive"]
         return {
-            "jobs": [shown(job, alive) for job in page],
+            "jobs": [shown(job, alive) for job in jobs],
             "total": total,
             "limit": args["limit"],
             "offset": args["offset"],
@@ -198,7 +184,7 @@ class Job(MethodView):
     def get(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, result or error, timestamps."""
         try:
-            return shown(queue().get(job_id), worker_alive())
+            return shown(queue().get(job_id), retraining_worker()["alive"])
         except JobNotFoundError as exc:
             abort(404, str(exc))
 

@@ -116,20 +116,13 @@ class HealthSchema(Schema):
     status = fields.String(required=True)
 
 
-class WorkerStatusSchema(Schema):
-    alive = fields.Boolean(
-        required=True, metadata={"description": "A retraining worker beat within NNSERVE_WORKER_STALE_AFTER s."}
-    )
-    heartbeat_age_seconds = fields.Float(
-        allow_none=True, metadata={"description": "Seconds since the newest heartbeat; null when none ever beat."}
-    )
-
-
 class ReadinessSchema(Schema):
     ready = fields.Boolean(required=True)
     models = fields.Dict(keys=fields.String(), values=fields.Dict())
     reasons = fields.List(fields.String())
-    worker = fields.Nested(WorkerStatusSchema, metadata={"description": "Retraining worker liveness (not readiness)."})
+    retraining_worker = fields.Dict(
+        metadata={"description": "`alive` and `heartbeat_age_seconds` of the store's retraining workers"}
+    )
 
 
 class RetrainDataSchema(Schema):
@@ -184,9 +177,6 @@ class JobSchema(Schema):
     id = fields.String(required=True)
     model = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
-    stalled = fields.Boolean(
-        metadata={"description": "Queued longer than NNSERVE_WORKER_STALE_AFTER s with no live retraining worker."}
-    )
     request = fields.Dict(allow_none=True, metadata={"description": "With the admin token only."})
     progress = fields.Dict(allow_none=True)
     result = fields.Nested(JobResultSchema, allow_none=True)
@@ -196,6 +186,9 @@ class JobSchema(Schema):
     created_at = fields.String(required=True)
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
+    waiting_for_worker = fields.Boolean(
+        metadata={"description": "Queued, and no retraining worker is live to run it (see /readyz)."}
+    )
 
 
 class JobListSchema(Schema):
