@@ -1,5 +1,5 @@
-"""Retraining-worker liveness under ``nnserve serve``: kill -9 of the worker, its restart seen through the
-heartbeat files, /readyz and /metrics, and a retrain that succeeds afterwards."""
+"""Retraining-worker liveness under ``nnserve serve``: after kill -9 of the worker a new one runs the next
+retrain, and /readyz and /metrics report the new worker's heartbeat."""
 
 from __future__ import annotations
 
