@@ -22,6 +22,7 @@ from service.cli.db_commands import db
 from service.cli.model_commands import activate, models, predict, train
 from service.cli.options import UserError
 from service.cli.serve_commands import serve, worker
+from service.cli.store_commands import gc, pin, unpin
 from service.store import StoreError
 from service.training.catalog import SpecError
 from service.training.csvdata import CSVError
@@ -60,8 +61,9 @@ def main() -> None:
       nnserve models                        what the store holds
       nnserve predict iris flowers.csv      predictions of the active iris model
       nnserve activate iris 1               roll iris back to version 1
+      nnserve gc --keep-versions 5 --dry-run  what retention would remove
     """
 
 
-for command in (train, models, activate, predict, serve, worker, db):
+for command in (train, models, activate, predict, serve, worker, gc, pin, unpin, db):
     main.add_command(command)

@@ -45,6 +45,7 @@ from service.version import __version__
 
 if TYPE_CHECKING:
     from nn.estimators import BaseMLP
+    from service.store.retention import GcReport
 
 ACTIVATION_CHANNEL = "nnserve_activation"
 POOL_TIMEOUT = 5.0  # seconds a call waits for a connection before answering "unavailable"
@@ -339,6 +340,29 @@ class PostgresModelStore:
         return durable.remove_temporaries(self.root, older_than=cutoff) + sum(
             durable.remove_temporaries(m, older_than=cutoff) for m in models
         )
+
+    # -- retention: not built for PostgreSQL yet; each says so instead of pretending ------------------------
+    def previous_version(self, name: str) -> int | None:
+        raise StoreError("the PostgreSQL store does not track the previous version yet")
+
+    def pin(self, name: str, version: int) -> None:
+        raise StoreError("the PostgreSQL store does not support pinning yet")
+
+    def unpin(self, name: str, version: int) -> None:
+        raise StoreError("the PostgreSQL store does not support pinning yet")
+
+    def pinned(self, name: str) -> list[int]:
+        raise StoreError("the PostgreSQL store does not support pinning yet")
+
+    def gc(
+        self,
+        name: str | None = None,
+        *,
+        keep_versions: int = 0,
+        keep_days: float = 0.0,
+        dry_run: bool = False,
+    ) -> GcReport:
+        raise StoreError("the PostgreSQL store does not support retention (gc) yet: its versions are immutable")
 
     def activations(self, timeout: float) -> list[str]:
         """Names of the models activated (by any replica) within ``timeout`` s, from LISTEN nnserve_activation.
