@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .typing import Array
+from .arrays import Array
 
 if TYPE_CHECKING:
     from .network import Network

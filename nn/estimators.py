@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import AnyArray, Array
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .metrics import accuracy_score, r2_score
 from .mlp import BaseMLP
 from .params import SOLVERS
 from .preprocessing import fit_standardizer
-from .typing import AnyArray, Array
 
 __all__ = ["SOLVERS", "BaseMLP", "MLPClassifier", "MLPRegressor"]
 

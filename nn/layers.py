@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import Array, FloatDType
 from .initializers import get_initializer
-from .typing import Array, FloatDType
 
 
 class Layer(ABC):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .activations import get_activation
+from .arrays import AnyArray, Array
 from .callbacks import Callback, History, ReduceLROnPlateau
 from .layers import Dense, Dropout, Layer
 from .losses import Loss
@@ -24,7 +25,6 @@ from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .params import MLPParams
 from .preprocessing import check_features, fit_standardizer, train_validation_split
 from .schedules import InverseScaling
-from .typing import AnyArray, Array
 
 
 class _Printer(Callback):
