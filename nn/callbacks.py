@@ -2,24 +2,46 @@
 
 A callback sees the network it is attached to as ``self.network`` and may set
 ``network.stop_training = True`` to end training after the current epoch.
+What a callback may touch is the ``TrainingState`` protocol, so this module
+does not depend on ``nn.network`` (which imports it).
 ``logs`` holds ``loss`` and, with validation data, ``val_loss`` and ``val_<metric>``
 for each metric passed to ``Network.fit``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .arrays import Array
 
-if TYPE_CHECKING:
-    from .network import Network
+
+class HasLearningRate(Protocol):
+    """An optimizer as a callback sees it: a learning rate it may change between epochs."""
+
+    learning_rate: float
+
+
+class TrainingState(Protocol):
+    """The part of a training ``Network`` a callback may read or change."""
+
+    stop_training: bool
+    """Set to True to end training after the current epoch."""
+
+    @property
+    def optimizer(self) -> HasLearningRate:
+        """The optimizer, for its learning rate."""
+
+    def get_flat_weights(self) -> Array:
+        """A copy of every parameter, shape (n_parameters,)."""
+
+    def set_flat_weights(self, flat: Array) -> None:
+        """Put back a copy from ``get_flat_weights``."""
 
 
 class Callback:
     """No-op hooks; override the ones you need."""
 
-    network: Network
+    network: TrainingState
 
     def on_train_begin(self, logs: dict[str, float]) -> None:
         """Called once before the first epoch."""

@@ -22,6 +22,7 @@ from nn import (
     StepDecay,
     Tanh,
 )
+from nn.callbacks import TrainingState
 from nn.mlp import _NoImprovementStop
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -418,3 +419,26 @@ def test_fit_rejects_bad_epochs_and_batch_size():
         classifier_net().fit(x, y, epochs=0)
     with pytest.raises(ValueError, match="batch_size"):
         classifier_net().fit(x, y, batch_size=0)
+
+
+def test_callbacks_module_does_not_import_network():
+    """Callbacks depend on the TrainingState protocol, so there is no import circle with nn.network."""
+    import ast
+    import inspect
+
+    import nn.callbacks
+
+    tree = ast.parse(inspect.getsource(nn.callbacks))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "network" not in imported and "nn.network" not in imported
+
+
+def test_network_satisfies_the_callback_protocol():
+    """A Network is what callbacks type as TrainingState: the attributes they touch exist and work."""
+    net = Network([Dense(2)], MeanSquaredError(), SGD(0.1), seed=0)
+    net.build(3)
+    state: TrainingState = net
+    flat = state.get_flat_weights()
+    state.optimizer.learning_rate *= 0.5
+    state.set_flat_weights(flat * 0)
+    assert net.optimizer.learning_rate == 0.05 and not net.get_flat_weights().any()
