@@ -10,6 +10,7 @@ from .callbacks import Callback, EarlyStopping, History, ReduceLROnPlateau
 from .estimators import MLPClassifier, MLPRegressor
 from .layers import Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from .mlp import NotFittedError
 from .network import Network
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedules import CosineDecay, InverseScaling, Schedule, StepDecay
@@ -36,6 +37,7 @@ __all__ = [
     "MLPRegressor",
     "MeanSquaredError",
     "Network",
+    "NotFittedError",
     "Optimizer",
     "RMSprop",
     "ReLU",
