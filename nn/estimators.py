@@ -46,6 +46,8 @@ class MLPClassifier(BaseMLP):
             raise ValueError(f"MLPClassifier: y must be 1-D of shape (n_samples,), got shape {labels.shape}")
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
             raise ValueError("MLPClassifier: y contains NaN or infinity")
+        if labels.dtype.kind == "f" and (labels != np.round(labels)).any():
+            raise ValueError("MLPClassifier: Unknown label type: continuous; y must hold class labels")
         if refit:
             found = np.unique(labels if classes is None else np.asarray(classes))
             if len(found) < 2:

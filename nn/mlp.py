@@ -405,6 +405,8 @@ class BaseMLP(MLPParams, ABC):
         """``fit`` (``epochs=None``: up to ``max_iter`` epochs) or one ``partial_fit`` pass (``epochs=1``)."""
         owner = type(self).__name__
         hidden = self._validate_params()
+        if y is None:
+            raise ValueError(f"{owner} requires y to be passed, but the target y is None")
         dtype = np.dtype(self.dtype)
         frame_names = _frame_names(X)  # read before conversion
         from_frame = feature_names is None and frame_names is not None

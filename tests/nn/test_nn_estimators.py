@@ -221,7 +221,7 @@ def fitted():
         (np.ones(4), "2-D.*1-D"),
         (np.ones((2, 3, 4)), "2-D.*3-D"),
         (np.empty((0, 4)), "empty"),
-        (np.empty((4, 0)), "0 features"),
+        (np.empty((4, 0)), r"0 feature\(s\)"),
         (np.array([[1.0, np.nan], [0.0, 1.0], [2.0, 3.0], [1.0, 1.0]]), "NaN"),
         (np.array([[1.0, np.inf], [0.0, 1.0], [2.0, 3.0], [1.0, 1.0]]), "infinity"),
         (np.array([[1.0, -np.inf], [0.0, 1.0], [2.0, 3.0], [1.0, 1.0]]), "infinity"),
