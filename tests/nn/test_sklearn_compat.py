@@ -21,7 +21,7 @@ FAST = {"hidden_layer_sizes": (16,), "learning_rate_init": 0.01, "max_iter": 60,
 @pytest.fixture(scope="module")
 def iris(dataset):
     X, y, names = dataset("iris")
-    return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y) + [names]
+    return [*train_test_split(X, y, test_size=0.3, random_state=0, stratify=y), names]
 
 
 def test_is_classifier_and_is_regressor():
