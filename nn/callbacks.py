@@ -146,8 +146,9 @@ class EarlyStopping(Callback):
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` (in (0, 1)) after ``patience`` epochs without improvement.
 
-    The estimators' ``learning_rate='adaptive'`` is this with factor 0.2 (a division
-    by 5, as scikit-learn's), patience 2, on the training loss.
+    The estimators' ``learning_rate='adaptive'`` (with ``solver='sgd'``) is this with
+    factor 0.2 (a division by 5, as scikit-learn's), patience 2, on the training loss,
+    or on the validation score with ``early_stopping``.
     """
 
     def __init__(self, monitor: str = "loss", factor: float = 0.2, patience: int = 2, min_delta: float = 1e-4) -> None:
