@@ -54,9 +54,11 @@ class JobProgress(Callback):
 
     def __init__(self, queue: JobQueue, job_id: str, epochs: int, stopping: threading.Event) -> None:
         self.queue, self.job_id, self.epochs, self.stopping = queue, job_id, epochs, stopping
+        self.losses: list[float] = []  # every epoch so far, so a dashboard can draw the running curve
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"]}
+        self.losses.append(float(logs["loss"]))
+        progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"], "losses": self.losses}
         progress.update({k: v for k, v in logs.items() if k.startswith("val_")})
         if self.queue.update(self.job_id, progress):
             raise JobCancelledError
@@ -124,6 +126,9 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         description=manifest.get("description", ""),
         target=manifest.get("target"),
         activate=False,
+        parent_version=base.version,
+        trigger=f"retrain ({request.mode})",
+        job_id=job.id,
     )
     decision = decide(request.promote, task, new_score, active_score)
     if decision.promote:
