@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 from conftest import HOSTILE, TOKEN
+from helpers import flip_byte
 
 from service.server.ui.routes import CSP
 from service.store import open_store
@@ -138,3 +139,10 @@ def test_admin_endpoints_the_page_calls_answer_json_errors_for_a_wrong_token(cli
     html = client.get("/ui/models/iris").get_data(as_text=True)
     assert '<tr class="active">\n  <th scope="row"><a href="#v2">2</a>' in html
     assert 'data-version="1"' in html and 'data-version="2"' not in html
+
+
+def test_a_broken_version_is_shown_as_broken_not_hidden(client, ui_store):
+    flip_byte(ui_store / "iris" / "2" / "weights.npz")
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    assert "broken:" in html
+    assert 'data-version="2"' not in html  # no activate button for it

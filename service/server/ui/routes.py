@@ -16,7 +16,15 @@ from flask import Blueprint, Response, current_app, render_template
 from service.server.errors import abort
 from service.server.registry import registry
 from service.server.ui import svg
-from service.store import InvalidNameError, ModelStore, NotFoundError, StoreError, VersionInfo
+from service.store import (
+    CorruptVersionError,
+    InvalidNameError,
+    ModelStore,
+    NotFoundError,
+    StoreError,
+    VersionInfo,
+    validate_name,
+)
 from service.training.fitting import task_of
 from service.training.jobs import Job, JobQueue
 
@@ -25,6 +33,7 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 JOBS_SHOWN = 100
+DETAILED = 20  # newest versions shown with charts and evaluation; the versions table lists every one
 
 blp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static")
 
@@ -46,11 +55,31 @@ def _queue() -> JobQueue:
     return queue
 
 
-def version_view(info: VersionInfo) -> dict[str, Any]:
-    """What a page shows of one version, with its charts drawn; sections an old manifest lacks are None."""
+def version_view(info: VersionInfo, charts: bool = True) -> dict[str, Any]:
+    """What a page shows of one version, with its charts drawn unless told not to (rows of the versions
+    table need none); sections an old manifest lacks are None."""
     m = info.manifest or {}
     evaluation = m.get("evaluation")
     history = m.get("epoch_history") or None
+    drawn: dict[str, Any] = {}
+    if charts:
+        drawn = _charts(info, history, evaluation)
+    return {
+        "version": info.version,
+        "active": info.active,
+        "error": info.error,
+        "task": task_of(m) if m else None,
+        "created_at": m.get("created_at"),
+        "metrics": m.get("metrics") or {},
+        "primary_metric": m.get("primary_metric"),
+        "epochs": len(history["loss"]) if history and "loss" in history else None,
+        "lineage": m.get("lineage"),
+        "evaluation": evaluation,
+        "charts": drawn,
+    }
+
+
+def _charts(info: VersionInfo, history: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> dict[str, Any]:
     title = f"{info.name} version {info.version}"
     charts: dict[str, Any] = {}
     if history:
@@ -67,19 +96,7 @@ def version_view(info: VersionInfo) -> dict[str, Any]:
     if evaluation and "sample" in evaluation:
         sample = evaluation["sample"]
         charts["scatter"] = svg.scatter(sample["actual"], sample["predicted"], f"{title}: predicted vs actual")
-    return {
-        "version": info.version,
-        "active": info.active,
-        "error": info.error,
-        "task": task_of(m) if m else None,
-        "created_at": m.get("created_at"),
-        "metrics": m.get("metrics") or {},
-        "primary_metric": m.get("primary_metric"),
-        "epochs": len(history["loss"]) if history and "loss" in history else None,
-        "lineage": m.get("lineage"),
-        "evaluation": evaluation,
-        "charts": charts,
-    }
+    return charts
 
 
 def model_rows(store: ModelStore) -> list[dict[str, Any]]:
@@ -104,19 +121,53 @@ def index() -> str:
     return render_template("ui/index.html", models=model_rows(_store()), counts=_queue().counts())
 
 
+_verified: dict[tuple[ModelStore, str, int], dict[str, Any]] = {}  # the store itself in the key: no id reuse
+VERIFIED_CACHE = 4096
+
+
+def versions_of(store: ModelStore, name: str) -> list[VersionInfo]:
+    """``store.version_info(name)``, remembering the manifests that passed verification.
+
+    A published version never changes, so its verified manifest is kept (per store, per process) and
+    only new or broken versions are read and checked again: the store verifies every file of every
+    version, which on a model with hundreds of versions would cost most of the page's time. Serving
+    does not use this cache; it always loads through the store.
+    """
+    active: int | None
+    try:
+        active = store.active_version(name)
+    except CorruptVersionError:
+        active = None
+    infos = []
+    for version in store.versions(name):
+        key = (store, name, version)
+        manifest = _verified.get(key)
+        if manifest is None:
+            try:
+                manifest = store.manifest(name, version)
+            except (CorruptVersionError, NotFoundError) as exc:
+                infos.append(VersionInfo(name, version, version == active, None, str(exc)))
+                continue
+            if len(_verified) >= VERIFIED_CACHE:
+                _verified.clear()
+            _verified[key] = manifest
+        infos.append(VersionInfo(name, version, version == active, manifest, None))
+    return infos
+
+
 @blp.get("/models/<name>")
 def model(name: str) -> str:
     try:
-        infos = _store().version_info(name)
+        infos = versions_of(_store(), validate_name(name))
     except InvalidNameError as exc:
         abort(400, str(exc))
     except NotFoundError as exc:
         abort(404, str(exc))
     except StoreError as exc:
         abort(503, str(exc))
-    views = [version_view(i) for i in reversed(infos)]
+    views = [version_view(info, charts=n < DETAILED) for n, info in enumerate(reversed(infos))]
     jobs, total = _queue().list_jobs(model=name, limit=JOBS_SHOWN)
-    return render_template("ui/model.html", name=name, versions=views, jobs=jobs, jobs_total=total)
+    return render_template("ui/model.html", name=name, versions=views, jobs=jobs, jobs_total=total, detailed=DETAILED)
 
 
 def job_views(jobs: list[Job]) -> list[dict[str, Any]]:
