@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/http_predict.py
 	$(PY) bench/retrain_p99.py
 	$(PY) bench/gunicorn_settings.py
+	$(PY) bench/ui_page.py
 	$(PY) bench/soak.py; status=$$?; $(PY) bench/report.py; exit $$status
 
 clean:
