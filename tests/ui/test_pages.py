@@ -11,7 +11,7 @@ from helpers import flip_byte
 
 from service.server.ui.routes import CSP
 from service.store import open_store
-from service.training.jobs import RetrainRequest, open_queue
+from service.training.jobs import INTERNAL_ERROR, RetrainRequest, open_queue
 
 PAGES = ["/ui/", "/ui/models/iris", "/ui/models/diabetes", "/ui/models/labels", "/ui/jobs", "/ui/jobs/fragment"]
 
@@ -146,3 +146,16 @@ def test_a_broken_version_is_shown_as_broken_not_hidden(client, ui_store):
     html = client.get("/ui/models/iris").get_data(as_text=True)
     assert "broken:" in html
     assert 'data-version="2"' not in html  # no activate button for it
+
+
+def test_pages_show_what_v1_shows_without_the_token(client, ui_store):
+    manifest = open_store(ui_store).manifest("iris", 1)
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    assert manifest["dataset_sha256"] not in html  # the report has it; a public page does not
+    queue = open_queue(ui_store)
+    job = queue.enqueue("iris", RetrainRequest())
+    assert queue.claim("host-1234") is not None
+    queue.finish(job.id, "failed", error=f"{INTERNAL_ERROR}KeyError: secret detail")
+    jobs_html = client.get("/ui/jobs").get_data(as_text=True)
+    assert "secret detail" not in jobs_html and "host-1234" not in jobs_html
+    assert "the job failed on an internal error" in jobs_html

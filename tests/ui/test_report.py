@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -41,6 +42,8 @@ def test_report_is_self_contained_html_with_curves_and_matrix(ui_store, tmp_path
             assert not re.match(r"^\s*(https?:)?//", attrs.get(key) or ""), attrs
     assert not re.search(r"url\(|@import", html)
     assert "Version 1" in html and "setosa" in html
+    manifest = json.loads((ui_store / "iris" / "1" / "manifest.json").read_text())
+    assert manifest["lineage"]["dataset_sha256"] in html  # the report has the full lineage
 
 
 def test_report_escapes_labels_and_defaults_to_the_active_version(ui_store, tmp_path):

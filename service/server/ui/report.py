@@ -32,6 +32,7 @@ def render_report(store: ModelStore, name: str, version: int | None = None) -> s
     return _env.get_template("ui/report.html").render(
         name=name,
         versions=[version_view(infos[0])],
+        with_private=True,  # a local file of someone with the store: the dataset hash and hyperparameters too
         css=(HERE / "static" / "ui.css").read_text(),
         nnserve_version=__version__,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

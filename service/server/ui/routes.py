@@ -4,7 +4,8 @@ Pages are rendered here with Jinja2 (autoescaped) and every asset comes from
 ``static/``; a strict Content-Security-Policy on every ``/ui`` response forbids
 anything inline but SVG markup. Admin actions are done by ``static/admin.js``
 calling the v1 admin endpoints with the token the user typed, kept in
-``sessionStorage`` only; the pages themselves never see a token.
+``sessionStorage`` only; the pages themselves never see a token, so they show what the v1 API shows a
+caller without one (no dataset hashes, hyperparameters or job internals; ``nnserve report`` has those).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flask import Blueprint, Response, current_app, render_template
 from service.server.errors import abort
 from service.server.registry import registry
 from service.server.ui import svg
+from service.server.v1.job_routes import shown
 from service.store import (
     CorruptVersionError,
     InvalidNameError,
@@ -176,7 +178,7 @@ def job_views(jobs: list[Job]) -> list[dict[str, Any]]:
     for job in jobs:
         losses = (job.progress or {}).get("losses")
         chart = svg.loss_chart({"loss": losses}, f"job {job.id}: training loss so far") if losses else None
-        views.append({**job.to_json(), "chart": chart})
+        views.append({**shown(job), "chart": chart})  # what /v1/jobs shows this caller: no internals
     return views
 
 
