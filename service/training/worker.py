@@ -38,6 +38,7 @@ from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, Retr
 from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
+LOSS_POINTS = 100  # loss curve points a running job's progress carries, for a dashboard to draw
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
 
 
@@ -54,11 +55,12 @@ class JobProgress(Callback):
 
     def __init__(self, queue: JobQueue, job_id: str, epochs: int, stopping: threading.Event) -> None:
         self.queue, self.job_id, self.epochs, self.stopping = queue, job_id, epochs, stopping
-        self.losses: list[float] = []  # every epoch so far, so a dashboard can draw the running curve
+        self.losses: list[float] = []  # every epoch so far; the queue gets at most LOSS_POINTS of them
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         self.losses.append(float(logs["loss"]))
-        progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"], "losses": self.losses}
+        step = -(-len(self.losses) // LOSS_POINTS)  # every step-th epoch, so each update stays small
+        progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"], "losses": self.losses[::step]}
         progress.update({k: v for k, v in logs.items() if k.startswith("val_")})
         if self.queue.update(self.job_id, progress):
             raise JobCancelledError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from html.parser import HTMLParser
 
 import pytest
@@ -12,6 +13,7 @@ from helpers import flip_byte
 from service.server.ui.routes import CSP
 from service.store import open_store
 from service.training.jobs import INTERNAL_ERROR, RetrainRequest, open_queue
+from service.training.worker import LOSS_POINTS, JobProgress
 
 PAGES = ["/ui/", "/ui/models/iris", "/ui/models/diabetes", "/ui/models/labels", "/ui/jobs", "/ui/jobs/fragment"]
 
@@ -159,3 +161,16 @@ def test_pages_show_what_v1_shows_without_the_token(client, ui_store):
     jobs_html = client.get("/ui/jobs").get_data(as_text=True)
     assert "secret detail" not in jobs_html and "host-1234" not in jobs_html
     assert "the job failed on an internal error" in jobs_html
+
+
+def test_a_long_running_jobs_progress_carries_a_bounded_loss_curve(ui_store):
+    queue = open_queue(ui_store)
+    job = queue.enqueue("iris", RetrainRequest())
+    assert queue.claim("w") is not None
+    progress = JobProgress(queue, job.id, 1000, threading.Event())
+    for epoch in range(1000):
+        progress.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+    stored = queue.get(job.id).progress
+    assert stored is not None and stored["epoch"] == 1000
+    assert len(stored["losses"]) == LOSS_POINTS and stored["losses"][0] == 1.0
+    assert stored["losses"][1] == 1.0 / 11  # every 10th epoch

@@ -176,8 +176,12 @@ def job_views(jobs: list[Job]) -> list[dict[str, Any]]:
     """Jobs with the loss curve of their epochs so far, when their progress carries it."""
     views = []
     for job in jobs:
-        losses = (job.progress or {}).get("losses")
-        chart = svg.loss_chart({"loss": losses}, f"job {job.id}: training loss so far") if losses else None
+        progress = job.progress or {}
+        losses = progress.get("losses")
+        chart = None
+        if losses:
+            title = f"job {job.id}: training loss over {progress.get('epoch')} epochs so far"
+            chart = svg.loss_chart({"loss": losses}, title, last_epoch=progress.get("epoch"))
         views.append({**shown(job), "chart": chart})  # what /v1/jobs shows this caller: no internals
     return views
 

@@ -22,8 +22,9 @@ def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
-def loss_chart(series: Mapping[str, Sequence[float]], title: str) -> Markup:
-    """One polyline per named series, one point per epoch, with axes, ticks and a legend."""
+def loss_chart(series: Mapping[str, Sequence[float]], title: str, last_epoch: int | None = None) -> Markup:
+    """One polyline per named series, one point per epoch, with axes, ticks and a legend; ``last_epoch``
+    labels the x axis's end when the points are every k-th epoch rather than each one."""
     drawn = {k: [float(v) for v in vals] for k, vals in series.items() if vals}
     if not drawn:
         return Markup("")
@@ -50,7 +51,8 @@ def loss_chart(series: Mapping[str, Sequence[float]], title: str) -> Markup:
     for v in (lo, (lo + hi) / 2, hi):
         parts.append(f'<text class="tick" x="{LEFT - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{_num(v)}</text>')
     for i in sorted({0, epochs - 1}):
-        parts.append(f'<text class="tick" x="{x(i):.1f}" y="{TOP + plot_h + 14}" text-anchor="middle">{i + 1}</text>')
+        label = last_epoch if i == epochs - 1 and last_epoch is not None else i + 1
+        parts.append(f'<text class="tick" x="{x(i):.1f}" y="{TOP + plot_h + 14}" text-anchor="middle">{label}</text>')
     parts.append(f'<text class="label" x="{LEFT + plot_w / 2}" y="{HEIGHT - 4}" text-anchor="middle">epoch</text>')
     for n, (key, vals) in enumerate(drawn.items()):
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vals))
