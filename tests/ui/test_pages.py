@@ -167,7 +167,7 @@ def test_a_long_running_jobs_progress_carries_a_bounded_loss_curve(ui_store):
     queue = open_queue(ui_store)
     job = queue.enqueue("iris", RetrainRequest())
     assert queue.claim("w") is not None
-    progress = JobProgress(queue, job.id, 1000, threading.Event())
+    progress = JobProgress(queue, job.id, 1000, threading.Event(), max_runtime=3600.0)
     for epoch in range(1000):
         progress.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
     stored = queue.get(job.id).progress
