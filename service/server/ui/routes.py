@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template
 
 from service.server.errors import abort
+from service.server.health import retraining_worker
 from service.server.registry import registry
 from service.server.ui import svg
 from service.server.v1.job_routes import shown
@@ -175,6 +176,7 @@ def model(name: str) -> str:
 def job_views(jobs: list[Job]) -> list[dict[str, Any]]:
     """Jobs with the loss curve of their epochs so far, when their progress carries it."""
     views = []
+    alive = bool(retraining_worker()["alive"])
     for job in jobs:
         progress = job.progress or {}
         losses = progress.get("losses")
@@ -182,7 +184,7 @@ def job_views(jobs: list[Job]) -> list[dict[str, Any]]:
         if losses:
             title = f"job {job.id}: training loss over {progress.get('epoch')} epochs so far"
             chart = svg.loss_chart({"loss": losses}, title, last_epoch=progress.get("epoch"))
-        views.append({**shown(job), "chart": chart})  # what /v1/jobs shows this caller: no internals
+        views.append({**shown(job, alive), "chart": chart})  # what /v1/jobs shows this caller: no internals
     return views
 
 
