@@ -21,6 +21,7 @@ import nn
 from service.cli.db_commands import db
 from service.cli.model_commands import activate, models, predict, train
 from service.cli.options import UserError
+from service.cli.report_commands import report
 from service.cli.serve_commands import serve, worker
 from service.cli.store_commands import gc, pin, unpin
 from service.store import StoreError
@@ -61,9 +62,10 @@ def main() -> None:
       nnserve models                        what the store holds
       nnserve predict iris flowers.csv      predictions of the active iris model
       nnserve activate iris 1               roll iris back to version 1
+      nnserve report iris -o iris.html      curves and evaluation as one HTML file
       nnserve gc --keep-versions 5 --dry-run  what retention would remove
     """
 
 
-for command in (train, models, activate, predict, serve, worker, gc, pin, unpin, db):
+for command in (train, models, activate, predict, report, serve, worker, gc, pin, unpin, db):
     main.add_command(command)

@@ -21,6 +21,7 @@ from nn import Callback, MLPClassifier, MLPRegressor
 from nn.estimators import BaseMLP
 from nn.metrics import accuracy_score, r2_score
 from service.store import Dataset, ModelStore, predict
+from service.training import evaluation
 from service.training.catalog import ModelSpec, estimator_params
 from service.training.csvdata import read_csv_dataset
 
@@ -218,15 +219,20 @@ def publish(
     description: str = "",
     target: str | None = None,
     activate: bool = True,
+    parent_version: int | None = None,
+    trigger: str | None = None,
     job_id: str | None = None,
 ) -> int:
     """Store the training data and the model as a new version, activate it unless told not to; returns the version.
 
     The manifest records the task, the held-out metrics, the dataset's hash
-    (so a retrain can start from exactly this data) and how it was trained; a retraining job's id too,
+    (so a retrain can start from exactly this data), how it was trained, every epoch's
+    figures, the held-out evaluation and the version's lineage (``evaluation``); a retraining job's id too,
     which a shared store uses to publish a retried job once.
     """
     digest = store.save_dataset(name, dataset)
+    test_idx = result.test_indices
+    params = {k: _jsonable(v) for k, v in result.params.items()}
     metadata = {
         "task": result.task,
         "description": description,
@@ -235,7 +241,7 @@ def publish(
         "primary_metric": result.primary_metric,
         "dataset_sha256": digest,
         "training": {
-            "params": {k: _jsonable(v) for k, v in result.params.items()},
+            "params": params,
             "epochs": result.epochs,
             "seconds": round(result.seconds, 3),
             "n_train": result.n_train,
@@ -243,6 +249,11 @@ def publish(
             "test_size": result.test_size,
             "seed": result.seed,
         },
+        "epoch_history": evaluation.history(result.estimator),
+        "evaluation": evaluation.evaluation_report(
+            result.estimator, np.asarray(dataset.X, dtype=np.float64)[test_idx], np.asarray(dataset.y)[test_idx]
+        ),
+        "lineage": evaluation.lineage(params, digest, parent_version=parent_version, trigger=trigger, job_id=job_id),
     }
     if job_id is not None:
         metadata["job_id"] = job_id

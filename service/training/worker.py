@@ -48,6 +48,7 @@ from service.training.limits import Limits, check_job, check_labels
 from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
+LOSS_POINTS = 100  # loss curve points a running job's progress carries, for a dashboard to draw
 HEARTBEAT_INTERVAL = 2.0  # seconds between an idle worker's signs of life (a busy one beats every epoch)
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
 
@@ -72,9 +73,12 @@ class JobProgress(Callback):
     ) -> None:
         self.queue, self.job_id, self.epochs, self.stopping = queue, job_id, epochs, stopping
         self.max_runtime, self.started = max_runtime, time.monotonic()
+        self.losses: list[float] = []  # every epoch so far; the queue gets at most LOSS_POINTS of them
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"]}
+        self.losses.append(float(logs["loss"]))
+        step = -(-len(self.losses) // LOSS_POINTS)  # every step-th epoch, so each update stays small
+        progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"], "losses": self.losses[::step]}
         progress.update({k: v for k, v in logs.items() if k.startswith("val_")})
         if self.queue.update(self.job_id, progress):
             raise JobCancelledError
@@ -150,6 +154,8 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         description=manifest.get("description", ""),
         target=manifest.get("target"),
         activate=False,
+        parent_version=base.version,
+        trigger=f"retrain ({request.mode})",
         job_id=job.id,
     )
     decision = decide(request.promote, task, new_score, active_score)

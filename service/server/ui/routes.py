@@ -1,0 +1,201 @@
+"""The dashboard: models, one model's versions with curves and evaluation, and the job queue.
+
+Pages are rendered here with Jinja2 (autoescaped) and every asset comes from
+``static/``; a strict Content-Security-Policy on every ``/ui`` response forbids
+anything inline but SVG markup. Admin actions are done by ``static/admin.js``
+calling the v1 admin endpoints with the token the user typed, kept in
+``sessionStorage`` only; the pages themselves never see a token, so they show what the v1 API shows a
+caller without one (no dataset hashes, hyperparameters or job internals; ``nnserve report`` has those).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template
+
+from service.server.errors import abort
+from service.server.health import retraining_worker
+from service.server.registry import registry
+from service.server.ui import svg
+from service.server.v1.job_routes import shown
+from service.store import (
+    CorruptVersionError,
+    InvalidNameError,
+    ModelStore,
+    NotFoundError,
+    StoreError,
+    VersionInfo,
+    validate_name,
+)
+from service.training.fitting import task_of
+from service.training.jobs import Job, JobQueue
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+JOBS_SHOWN = 100
+DETAILED = 20  # newest versions shown with charts and evaluation; the versions table lists every one
+
+blp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static")
+
+
+@blp.after_request
+def secure(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _store() -> ModelStore:
+    return registry().store
+
+
+def _queue() -> JobQueue:
+    queue: JobQueue = current_app.extensions["nnserve.jobs"]
+    return queue
+
+
+def version_view(info: VersionInfo, charts: bool = True) -> dict[str, Any]:
+    """What a page shows of one version, with its charts drawn unless told not to (rows of the versions
+    table need none); sections an old manifest lacks are None."""
+    m = info.manifest or {}
+    evaluation = m.get("evaluation")
+    history = m.get("epoch_history") or None
+    drawn: dict[str, Any] = {}
+    if charts:
+        drawn = _charts(info, history, evaluation)
+    return {
+        "version": info.version,
+        "active": info.active,
+        "error": info.error,
+        "task": task_of(m) if m else None,
+        "created_at": m.get("created_at"),
+        "metrics": m.get("metrics") or {},
+        "primary_metric": m.get("primary_metric"),
+        "epochs": len(history["loss"]) if history and "loss" in history else None,
+        "lineage": m.get("lineage"),
+        "evaluation": evaluation,
+        "charts": drawn,
+    }
+
+
+def _charts(info: VersionInfo, history: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> dict[str, Any]:
+    title = f"{info.name} version {info.version}"
+    charts: dict[str, Any] = {}
+    if history:
+        charts["loss"] = svg.loss_chart(
+            {k: v for k, v in history.items() if k.endswith("loss")}, f"{title}: training and validation loss"
+        )
+        scores = {k: v for k, v in history.items() if k.startswith("val_") and not k.endswith("loss")}
+        if scores:
+            charts["score"] = svg.loss_chart(scores, f"{title}: validation score per epoch")
+    if evaluation and "confusion_matrix" in evaluation:
+        charts["matrix"] = svg.confusion_matrix(
+            evaluation["labels"], evaluation["confusion_matrix"], f"{title}: held-out confusion matrix"
+        )
+    if evaluation and "sample" in evaluation:
+        sample = evaluation["sample"]
+        charts["scatter"] = svg.scatter(sample["actual"], sample["predicted"], f"{title}: predicted vs actual")
+    return charts
+
+
+def model_rows(store: ModelStore) -> list[dict[str, Any]]:
+    """One row per model: its active version's task and held-out metrics, or why there is none."""
+    rows = []
+    for name in store.model_names():
+        row: dict[str, Any] = {"name": name, "active": None, "task": None, "metrics": {}, "error": None}
+        try:
+            active = store.active_version(name)
+            row["active"] = active
+            if active is not None:
+                manifest = store.manifest(name, active)
+                row.update(task=task_of(manifest), metrics=manifest.get("metrics") or {})
+        except StoreError as exc:
+            row["error"] = str(exc)
+        rows.append(row)
+    return rows
+
+
+@blp.get("/")
+def index() -> str:
+    return render_template("ui/index.html", models=model_rows(_store()), counts=_queue().counts())
+
+
+_verified: dict[tuple[ModelStore, str, int], dict[str, Any]] = {}  # the store itself in the key: no id reuse
+VERIFIED_CACHE = 4096
+
+
+def versions_of(store: ModelStore, name: str) -> list[VersionInfo]:
+    """``store.version_info(name)``, remembering the manifests that passed verification.
+
+    A published version never changes, so its verified manifest is kept (per store, per process) and
+    only new or broken versions are read and checked again: the store verifies every file of every
+    version, which on a model with hundreds of versions would cost most of the page's time. Serving
+    does not use this cache; it always loads through the store.
+    """
+    active: int | None
+    try:
+        active = store.active_version(name)
+    except CorruptVersionError:
+        active = None
+    infos = []
+    for version in store.versions(name):
+        key = (store, name, version)
+        manifest = _verified.get(key)
+        if manifest is None:
+            try:
+                manifest = store.manifest(name, version)
+            except (CorruptVersionError, NotFoundError) as exc:
+                infos.append(VersionInfo(name, version, version == active, None, str(exc)))
+                continue
+            if len(_verified) >= VERIFIED_CACHE:
+                _verified.clear()
+            _verified[key] = manifest
+        infos.append(VersionInfo(name, version, version == active, manifest, None))
+    return infos
+
+
+@blp.get("/models/<name>")
+def model(name: str) -> str:
+    try:
+        infos = versions_of(_store(), validate_name(name))
+    except InvalidNameError as exc:
+        abort(400, str(exc))
+    except NotFoundError as exc:
+        abort(404, str(exc))
+    except StoreError as exc:
+        abort(503, str(exc))
+    views = [version_view(info, charts=n < DETAILED) for n, info in enumerate(reversed(infos))]
+    jobs, total = _queue().list_jobs(model=name, limit=JOBS_SHOWN)
+    return render_template("ui/model.html", name=name, versions=views, jobs=jobs, jobs_total=total, detailed=DETAILED)
+
+
+def job_views(jobs: list[Job]) -> list[dict[str, Any]]:
+    """Jobs with the loss curve of their epochs so far, when their progress carries it."""
+    views = []
+    alive = bool(retraining_worker()["alive"])
+    for job in jobs:
+        progress = job.progress or {}
+        losses = progress.get("losses")
+        chart = None
+        if losses:
+            title = f"job {job.id}: training loss over {progress.get('epoch')} epochs so far"
+            chart = svg.loss_chart({"loss": losses}, title, last_epoch=progress.get("epoch"))
+        views.append({**shown(job, alive), "chart": chart})  # what /v1/jobs shows this caller: no internals
+    return views
+
+
+@blp.get("/jobs")
+def jobs() -> str:
+    listed, total = _queue().list_jobs(limit=JOBS_SHOWN)
+    return render_template("ui/jobs.html", jobs=job_views(listed), total=total)
+
+
+@blp.get("/jobs/fragment")
+def jobs_fragment() -> str:
+    """The jobs table alone, for ``static/jobs.js`` to swap in while jobs run."""
+    listed, total = _queue().list_jobs(limit=JOBS_SHOWN)
+    return render_template("ui/_jobs_table.html", jobs=job_views(listed), total=total)

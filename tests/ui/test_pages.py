@@ -1,0 +1,176 @@
+"""Every dashboard page and fragment through the Flask test client: content, status, headers, escaping."""
+
+from __future__ import annotations
+
+import re
+import threading
+from html.parser import HTMLParser
+
+import pytest
+from conftest import HOSTILE, TOKEN
+from helpers import flip_byte
+
+from service.server.ui.routes import CSP
+from service.store import open_store
+from service.training.jobs import INTERNAL_ERROR, RetrainRequest, open_queue
+from service.training.worker import LOSS_POINTS, JobProgress
+
+PAGES = ["/ui/", "/ui/models/iris", "/ui/models/diabetes", "/ui/models/labels", "/ui/jobs", "/ui/jobs/fragment"]
+
+
+class Tags(HTMLParser):
+    """Collects every start tag with its attributes; fails on nothing, so tests assert what they need."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_pages_render_with_strict_csp_and_nothing_inline(client, url):
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.content_type == "text/html; charset=utf-8"
+    assert response.headers["Content-Security-Policy"] == CSP
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    html = response.get_data(as_text=True)
+    for tag, attrs in tags(html):
+        assert "style" not in attrs, (tag, attrs)
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        if tag == "script":
+            assert attrs.get("src", "").startswith("/ui/static/"), attrs
+        if tag == "style":
+            pytest.fail("inline <style> element")
+        for ref in (attrs.get("src"), attrs.get("href")):
+            assert not ref or not re.match(r"^(https?:)?//", ref), ref
+
+
+def test_static_assets_are_served_with_the_csp(client):
+    for asset, kind in (("ui.css", "text/css"), ("admin.js", "text/javascript"), ("jobs.js", "text/javascript")):
+        response = client.get(f"/ui/static/{asset}")
+        assert response.status_code == 200
+        assert response.content_type.startswith(kind)
+        assert response.headers["Content-Security-Policy"] == CSP
+
+
+def test_index_lists_models_with_active_version_task_and_metrics(client, ui_store):
+    html = client.get("/ui/").get_data(as_text=True)
+    store = open_store(ui_store)
+    for name in ("iris", "diabetes", "labels"):
+        assert f'href="/ui/models/{name}"' in html
+    iris = store.manifest("iris", store.active_version("iris"))
+    assert f"{iris['metrics']['accuracy']:.4f}" in html
+    assert "regression" in html and "classification" in html
+
+
+def test_model_page_has_versions_lineage_curves_matrix_and_scores(client, ui_store):
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    manifest = open_store(ui_store).manifest("iris", 1)
+    polyline = re.search(r'<polyline class="series s0" data-series="loss" points="([^"]*)"', html)
+    assert polyline, "no loss curve"
+    assert len(polyline.group(1).split()) == len(manifest["epoch_history"]["loss"]) == 12
+    assert html.count('<rect class="cell"') == 9  # 3 x 3 confusion matrix
+    for c in manifest["evaluation"]["per_class"]:
+        assert f">{c['label']}</th><td>{c['precision']:.3f}</td>" in html
+    assert 'data-version="2"' in html and 'data-version="1"' not in html  # only an inactive version has the button
+    assert "not recorded" in html  # version 2 has no history, evaluation or lineage
+    assert "Per-epoch history not recorded." in html and "Evaluation not recorded." in html
+
+
+def test_regressor_page_has_scatter_and_residual_quantiles(client):
+    html = client.get("/ui/models/diabetes").get_data(as_text=True)
+    assert html.count('<circle class="point"') == 111
+    assert "Residual (predicted − actual) quantiles" in html
+    assert re.search(r'data-series="val_loss"', html)
+
+
+def test_class_labels_are_escaped_everywhere(client):
+    html = client.get("/ui/models/labels").get_data(as_text=True)
+    assert "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "a&amp;b" in html
+    assert all(attrs.get("src", "").startswith("/ui/static/") for tag, attrs in tags(html) if tag == "script")
+    assert HOSTILE
+
+
+def test_unknown_and_invalid_models_are_json_errors(client):
+    response = client.get("/ui/models/nope")
+    assert response.status_code == 404
+    assert response.get_json() == {"code": 404, "status": "Not Found", "message": "unknown model 'nope'"}
+    assert response.headers["Content-Security-Policy"] == CSP
+    bad = client.get("/ui/models/Bad%3Cname%3E")
+    assert bad.status_code == 400
+    assert bad.get_json()["code"] == 400
+
+
+def test_jobs_page_shows_progress_and_running_loss_curve(client, ui_store):
+    queue = open_queue(ui_store)
+    job = queue.enqueue("iris", RetrainRequest(promote="always"))
+    queued = client.get("/ui/jobs").get_data(as_text=True)
+    assert job.id in queued and 'data-status="queued"' in queued and f'data-job="{job.id}"' in queued
+    claimed = queue.claim("test-worker")
+    assert claimed is not None and claimed.id == job.id
+    queue.update(job.id, {"epoch": 3, "epochs": 10, "loss": 0.5, "losses": [0.9, 0.7, 0.5]})
+    html = client.get("/ui/jobs/fragment").get_data(as_text=True)
+    assert 'data-status="running"' in html
+    assert 'value="3"' in html and "epoch 3/10" in html
+    points = re.search(r'data-series="loss" points="([^"]*)"', html)
+    assert points and len(points.group(1).split()) == 3
+
+
+def test_pages_never_carry_the_admin_token(client):
+    for url in PAGES:
+        assert TOKEN not in client.get(url).get_data(as_text=True)
+
+
+def test_admin_endpoints_the_page_calls_answer_json_errors_for_a_wrong_token(client):
+    response = client.post("/v1/models/iris/versions/2/activate", headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
+    assert response.get_json()["message"] == "missing or invalid bearer token"
+    ok = client.post("/v1/models/iris/versions/2/activate", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    assert '<tr class="active">\n  <th scope="row"><a href="#v2">2</a>' in html
+    assert 'data-version="1"' in html and 'data-version="2"' not in html
+
+
+def test_a_broken_version_is_shown_as_broken_not_hidden(client, ui_store):
+    flip_byte(ui_store / "iris" / "2" / "weights.npz")
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    assert "broken:" in html
+    assert 'data-version="2"' not in html  # no activate button for it
+
+
+def test_pages_show_what_v1_shows_without_the_token(client, ui_store):
+    manifest = open_store(ui_store).manifest("iris", 1)
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    assert manifest["dataset_sha256"] not in html  # the report has it; a public page does not
+    queue = open_queue(ui_store)
+    job = queue.enqueue("iris", RetrainRequest())
+    assert queue.claim("host-1234") is not None
+    queue.finish(job.id, "failed", error=f"{INTERNAL_ERROR}KeyError: secret detail")
+    jobs_html = client.get("/ui/jobs").get_data(as_text=True)
+    assert "secret detail" not in jobs_html and "host-1234" not in jobs_html
+    assert "the job failed on an internal error" in jobs_html
+
+
+def test_a_long_running_jobs_progress_carries_a_bounded_loss_curve(ui_store):
+    queue = open_queue(ui_store)
+    job = queue.enqueue("iris", RetrainRequest())
+    assert queue.claim("w") is not None
+    progress = JobProgress(queue, job.id, 1000, threading.Event(), max_runtime=3600.0)
+    for epoch in range(1000):
+        progress.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+    stored = queue.get(job.id).progress
+    assert stored is not None and stored["epoch"] == 1000
+    assert len(stored["losses"]) == LOSS_POINTS and stored["losses"][0] == 1.0
+    assert stored["losses"][1] == 1.0 / 11  # every 10th epoch
