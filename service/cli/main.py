@@ -20,6 +20,7 @@ import click
 import nn
 from service.cli.model_commands import activate, models, predict, train
 from service.cli.options import UserError
+from service.cli.remote_commands import openapi, remote
 from service.cli.serve_commands import serve, worker
 from service.store import StoreError
 from service.training.catalog import SpecError
@@ -59,8 +60,9 @@ def main() -> None:
       nnserve models                        what the store holds
       nnserve predict iris flowers.csv      predictions of the active iris model
       nnserve activate iris 1               roll iris back to version 1
+      nnserve remote models                 the models a running server (NNSERVE_URL) serves
     """
 
 
-for command in (train, models, activate, predict, serve, worker):
+for command in (train, models, activate, predict, serve, worker, remote, openapi):
     main.add_command(command)
