@@ -10,10 +10,10 @@ import os
 import numpy as np
 from flask import Flask, jsonify, request
 
-from service.store import ModelStore
+from service.store import FileModelStore
 
 app = Flask(__name__)
-store = ModelStore(os.environ["NNSERVE_STORE"])
+store = FileModelStore(os.environ["NNSERVE_STORE"])
 ACTIVATIONS = {"relu": lambda h: np.maximum(h, 0), "tanh": np.tanh}
 MODELS = {}
 for name in ("iris", "digits"):  # the two models the benchmark drives

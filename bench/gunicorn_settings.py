@@ -59,6 +59,31 @@ IRIS_ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 MAX_REQUESTS = ["--max-requests", "300", "--max-requests-jitter", "100"]
 
 
+WHY = """\
+Why these settings (service/server/gunicorn_conf.py):
+
+- worker_class gthread, not sync: a sync worker is held by one slow client for as long as it takes
+  to send its request (4 clients uploading 200 bytes at 10 B / 0.25 s stopped 2 and 4 sync workers
+  dead: 3-4 req/s, every other connection timed out), so sync needs a buffering proxy (nginx) in
+  front. A gthread worker loses one thread to a slow client, and its keep-alive connections wait in
+  the poller, not in a thread; throughput is also higher (sync closes every connection).
+- workers = cores (2): a 3rd worker gains nothing measurable on 2 cores and costs ~56 MB of RSS.
+- threads 4: same throughput as 2 (GIL; numpy work is short), but 8 threads on 2 workers keep
+  serving at full rate with 4 slow uploaders where 4 threads were all taken (141 req/s, timeouts).
+  Against many hostile slow clients (more than workers x threads), put a proxy in front anyway.
+- max_requests 20000 +- 2000 jitter: recycling is a guard, not a need: the 60 s soak (64 connections,
+  mixed v1/v2, 4 retrains promoted under load) grew worker RSS +0.7% with recycling off. Recycling
+  fails nothing: at 300 +- 100 (dozens of restarts in 15 s at c64) non-2xx 0, socket errors 0
+  (gthread w2 t2 / t4, sync w2); each restart reloads the models, so p99 rose to 0.5-0.9 s there,
+  hence a high threshold (a worker recycles about every 30 s at full load). The soak with these
+  settings: 94,544 requests in 60 s (1574 req/s), p99 118 ms, non-2xx 0, socket errors 0, RSS -0.9%.
+- timeout 30: far above the slowest valid request (10,000 digits rows, well under 1 s).
+  graceful_timeout 20: SIGTERM under load (tests/e2e/test_lifecycle.py) lets every in-flight
+  request finish and exits in a few seconds; 20 s also covers a retrain reaching its next epoch.
+- keepalive 5: idle keep-alive connections sit in the gthread poller, closed after 5 s.
+"""
+
+
 def start(kind: str, workers: int, threads: int, env: dict[str, str], extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "-c", "service/server/gunicorn_conf.py", "--bind", f"127.0.0.1:{port}"]
@@ -185,6 +210,8 @@ def main() -> None:
         "slow clients: wrk -c16 while 4 clients upload a one-row body at 10 bytes / 0.25 s;"
         " wrk's timeout is 2 s, so socket errors there are timeouts.",
         f"recycling: wrk -c64 for {3 * args.seconds} s with {' '.join(MAX_REQUESTS)}.",
+        "",
+        WHY,
     ]
     write_result("gunicorn_settings", "\n".join(lines))
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import Array
 from .layers import Layer
-from .typing import Array
 
 _SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
 

@@ -1,25 +1,41 @@
 """Training callbacks: ``History``, ``EarlyStopping``, ``ReduceLROnPlateau``.
 
-A callback sees the network it is attached to as ``self.network`` and may set
-``network.stop_training = True`` to end training after the current epoch.
+A callback sees what it is attached to as ``self.network``, through the small
+``Trainable`` protocol (so this module does not import ``network``): it may set
+``stop_training = True`` to end training after the current epoch, change the
+optimizer's learning rate, and snapshot or restore the weights.
 ``logs`` holds ``loss`` and, with validation data, ``val_loss`` and ``val_<metric>``
 for each metric passed to ``Network.fit``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .typing import Array
+from .arrays import Array
 
-if TYPE_CHECKING:
-    from .network import Network
+
+class _LearningRate(Protocol):
+    learning_rate: float
+
+
+class Trainable(Protocol):
+    """What a callback may touch of the network it is attached to."""
+
+    stop_training: bool
+
+    @property
+    def optimizer(self) -> _LearningRate: ...
+
+    def get_flat_weights(self) -> Array: ...
+
+    def set_flat_weights(self, flat: Array) -> None: ...
 
 
 class Callback:
     """No-op hooks; override the ones you need."""
 
-    network: Network
+    network: Trainable
 
     def on_train_begin(self, logs: dict[str, float]) -> None:
         """Called once before the first epoch."""

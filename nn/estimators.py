@@ -5,7 +5,7 @@ their preprocessing (feature standardisation; label encoding for the classifier,
 target scaling for the regressor), so a fitted estimator takes raw feature rows.
 Extras beyond scikit-learn: ``dropout``, ``dtype``, ``callbacks``,
 ``lr_schedule``, ``clipnorm``, ``weight_decay`` (AdamW) and ``kernel_initializer``.
-Their parameters are defined in ``nn/params.py``, the fitting loop in ``nn/mlp.py``.
+Their parameters and the fitting loop are defined in ``nn/mlp.py``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import AnyArray, Array
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .metrics import accuracy_score, r2_score
-from .mlp import BaseMLP
-from .params import SOLVERS
+from .mlp import SOLVERS, BaseMLP
 from .preprocessing import fit_standardizer
-from .typing import AnyArray, Array
 
 __all__ = ["SOLVERS", "BaseMLP", "MLPClassifier", "MLPRegressor"]
 

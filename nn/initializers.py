@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .typing import Array, FloatDType
+from .arrays import Array, FloatDType
 
 Initializer = Callable[[np.random.Generator, tuple[int, int], FloatDType], Array]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import Array, FloatDType
 from .initializers import get_initializer
-from .typing import Array, FloatDType
 
 
 class Layer(ABC):
@@ -85,6 +85,16 @@ class Layer(ABC):
         """Constructor arguments that rebuild this layer (saved in the manifest)."""
         return {}
 
+    def __getattr__(self, name: str) -> Any:
+        # Reached only when an attribute is missing: a cache that forward (or build) sets, read too early.
+        if name.startswith("_") and not name.startswith("__"):
+            raise RuntimeError(f"{self!r}: {self._too_early(name)}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _too_early(self, name: str) -> str:
+        """What to do when the cache ``name`` is read before it is set."""
+        return "backward(grad) needs a forward(x) first"
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
@@ -104,7 +114,15 @@ class Dense(Layer):
         L2 penalty: ``l2 * W`` is added to dL/dW (biases are not penalised).
     """
 
-    def __init__(self, units: int, kernel_initializer: str = "glorot_uniform", l2: float = 0.0) -> None:
+    def __init__(
+        self,
+        units: int,
+        kernel_initializer: str = "glorot_uniform",
+        l2: float = 0.0,
+        input_dim: int | None = None,
+        seed: int | None = None,
+        dtype: str | np.dtype[Any] = "float32",
+    ) -> None:
         super().__init__()
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
@@ -118,6 +136,29 @@ class Dense(Layer):
         self.input_grad = True
         # The input of the last forward (n_samples, n_in); backward runs only after a forward.
         self._x: Array
+        if input_dim is not None:
+            if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim < 1:
+                raise ValueError(f"Dense: input_dim must be a positive integer, got {input_dim!r}")
+            self.build(int(input_dim), np.random.default_rng(seed), np.dtype(dtype))
+
+    @classmethod
+    def from_weights(cls, W: Any, b: Any) -> Dense:
+        """A built layer holding ``W`` (n_in, units) and ``b`` (units,): a neuron is ``from_weights([[1.0]], [2.0])``.
+
+        The dtype is W's when it is float32 or float64, else float64.
+        """
+        W_arr = np.array(W)
+        dtype = W_arr.dtype if W_arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        W_arr = W_arr.astype(dtype)
+        b_arr = np.array(b, dtype=dtype)
+        if W_arr.ndim != 2 or b_arr.shape != (W_arr.shape[1],):
+            raise ValueError(
+                f"Dense.from_weights: W must be (n_in, units) and b (units,), got {W_arr.shape} and {b_arr.shape}"
+            )
+        layer = cls(W_arr.shape[1])
+        layer.params = {"W": W_arr, "b": b_arr}
+        layer.grads = {k: np.zeros_like(v) for k, v in layer.params.items()}
+        return layer
 
     def build(self, n_in: int, rng: np.random.Generator, dtype: FloatDType) -> int:
         init = get_initializer(self.kernel_initializer)
@@ -126,14 +167,19 @@ class Dense(Layer):
         return self.units
 
     def forward(self, x: Array, training: bool = False) -> Array:
+        if not self.params:
+            raise RuntimeError(
+                f"{self!r} is not built: give input_dim=..., use Dense.from_weights(W, b), or put it in a Network"
+            )
         self._x = x
         out = x @ self.params["W"]
         out += self.params["b"]
         return out
 
     def backward(self, grad: Array) -> Array:
+        x = self._x  # before any parameter: a backward before forward says so
         W = self.params["W"]
-        np.matmul(self._x.T, grad, out=self.grads["W"])
+        np.matmul(x.T, grad, out=self.grads["W"])
         grad.sum(axis=0, out=self.grads["b"])
         if self.l2:
             self.grads["W"] += self.l2 * W
@@ -167,6 +213,11 @@ class Dropout(Layer):
     def build(self, n_in: int, rng: np.random.Generator, dtype: FloatDType) -> int:
         self._rng = rng
         return n_in
+
+    def _too_early(self, name: str) -> str:
+        if name == "_rng":
+            return "a training forward needs random masks: build(n_in, rng, dtype) it, or put it in a Network"
+        return super()._too_early(name)
 
     def forward(self, x: Array, training: bool = False) -> Array:
         if not training or self.rate == 0.0:

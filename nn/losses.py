@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .activations import sigmoid
-from .typing import AnyArray, Array
+from .arrays import AnyArray, Array
 
 
 class Loss(ABC):

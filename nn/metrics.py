@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .typing import AnyArray
+from .arrays import AnyArray
 
 
 def accuracy_score(y_true: AnyArray, y_pred: AnyArray) -> float:

@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .arrays import AnyArray, Array, FloatDType
 from .callbacks import Callback, History
 from .layers import Dense, Layer
 from .losses import Loss
 from .optimizers import Adam, Optimizer
 from .schedules import Schedule
-from .typing import AnyArray, Array, FloatDType
 
 Metric = Callable[[Array, AnyArray], float]
 """``fn(logits, y) -> float``: logits (n_samples, n_outputs), targets in the loss's form."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .typing import Array
+from .arrays import Array
 
 
 class Optimizer(ABC):

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .typing import AnyArray, Array, FloatDType, IndexArray
+from .arrays import AnyArray, Array, FloatDType, IndexArray
 
 
 def check_features(X: Any, n_features: int | None, owner: str, dtype: FloatDType) -> Array:

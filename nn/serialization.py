@@ -201,8 +201,11 @@ def _rebuild(manifest: dict[str, Any], weights: bytes, root: Path) -> BaseMLP:
     if not isinstance(params, dict) or not set(params) <= set(cls._param_names()):
         raise ArtifactError(f"{root}: params hold unknown names")
     estimator = cls(**params)
-    with np.load(io.BytesIO(weights), allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    try:
+        with np.load(io.BytesIO(weights), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (NotImplementedError, RuntimeError) as exc:  # zipfile: an unknown compression method, "encrypted"
+        raise ArtifactError(f"{root}: weights.npz is not a plain zip of arrays: {exc}") from None
     if isinstance(estimator, MLPClassifier):
         estimator.classes_ = np.asarray(manifest["classes"])
     elif isinstance(estimator, MLPRegressor):

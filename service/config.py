@@ -1,33 +1,65 @@
-"""Service configuration: ``NNSERVE_*`` environment variables with documented defaults.
+"""Every ``NNSERVE_*`` setting, once: its default, its type and what it means.
 
-| variable                  | default   | meaning                                                   |
-|---------------------------|-----------|-----------------------------------------------------------|
-| NNSERVE_STORE             | ./store   | model store directory                                     |
-| NNSERVE_MODELS            | ./models  | catalog of model specs trained into an empty store        |
-| NNSERVE_ADMIN_TOKEN       | (unset)   | bearer token for admin calls; unset disables them (403)   |
-| NNSERVE_MAX_BODY_BYTES    | 16777216  | larger request bodies get 413                             |
-| NNSERVE_MAX_ROWS          | 10000     | more rows in one prediction get 422                       |
-| NNSERVE_RELOAD_INTERVAL   | 0.25      | seconds between checks of a model's ACTIVE file           |
-| NNSERVE_CACHE_VERSIONS    | 8         | pinned (non-active) versions kept loaded per worker (LRU) |
-| NNSERVE_LOG_LEVEL         | info      | level of the JSON log lines (debug, info, warning, error) |
+The README's configuration table is generated from ``SETTINGS``
+(``python -m service.config``) and a test keeps the two equal; the app, the
+CLI and the gunicorn config all read their values through this module.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-DEFAULTS: dict[str, Any] = {
-    "NNSERVE_STORE": "./store",
-    "NNSERVE_MODELS": "./models",
-    "NNSERVE_ADMIN_TOKEN": None,
-    "NNSERVE_MAX_BODY_BYTES": 16 * 1024 * 1024,
-    "NNSERVE_MAX_ROWS": 10_000,
-    "NNSERVE_RELOAD_INTERVAL": 0.25,
-    "NNSERVE_CACHE_VERSIONS": 8,
-    "NNSERVE_LOG_LEVEL": "info",
-}
+__all__ = ["DEFAULTS", "SETTINGS", "Setting", "from_environ", "markdown_table", "value"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: ``default`` None means unset (or, with ``shown``, computed at start)."""
+
+    name: str
+    default: str | int | float | None
+    meaning: str
+    shown: str | None = None  # how the default reads in the docs when it is not a literal
+    kind: type = str  # the type of a setting without a literal default
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("NNSERVE_STORE", "./store", "model store directory (versions, datasets, job queue)"),
+    Setting("NNSERVE_MODELS", "./models", "catalog of specs trained into an empty store"),
+    Setting(
+        "NNSERVE_ADMIN_TOKEN", None, "bearer token for admin calls (activate, retrain, cancel); unset: they answer 403"
+    ),
+    Setting("NNSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, "larger request bodies get 413"),
+    Setting("NNSERVE_MAX_ROWS", 10_000, "more rows in one prediction get 422"),
+    Setting("NNSERVE_RELOAD_INTERVAL", 0.25, "seconds between a web worker's checks of a model's active version"),
+    Setting("NNSERVE_CACHE_VERSIONS", 8, "pinned (non-active) versions kept loaded per web worker (LRU)"),
+    Setting("NNSERVE_LOG_LEVEL", "info", "level of the JSON log lines: debug, info, warning, error"),
+    Setting("NNSERVE_ACCESS_LOG", None, "a file for gunicorn's text access log as well (the app always logs JSON)"),
+    Setting("NNSERVE_BIND", "127.0.0.1:8000", "gunicorn's address; `--host`/`--port` (or the two below) override it"),
+    Setting("NNSERVE_HOST", None, "`nnserve serve --host`: the address part of the bind", shown="from NNSERVE_BIND"),
+    Setting("NNSERVE_PORT", None, "`nnserve serve --port`: the port part of the bind", "from NNSERVE_BIND", int),
+    Setting("NNSERVE_WORKERS", None, "gunicorn web workers (`--workers`)", "one per core", int),
+    Setting("NNSERVE_THREADS", 4, "threads per gunicorn web worker"),
+    Setting("NNSERVE_GRACEFUL_TIMEOUT", 20, "seconds gunicorn lets requests finish after SIGTERM"),
+)
+
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+
+def _convert(setting: Setting, raw: str) -> Any:
+    kind = setting.kind if setting.default is None else type(setting.default)
+    if kind is str:
+        return raw
+    try:
+        converted = kind(raw)
+    except ValueError:
+        raise ValueError(f"{setting.name}={raw!r} is not a valid {kind.__name__}") from None
+    if converted <= 0:
+        raise ValueError(f"{setting.name}={raw!r} must be positive")
+    return converted
 
 
 def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -38,18 +70,26 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """
     environ = os.environ if environ is None else environ
     settings = dict(DEFAULTS)
-    for key, default in DEFAULTS.items():
-        raw = environ.get(key)
-        if raw is None or raw == "":
-            continue
-        if default is None or isinstance(default, str):
-            settings[key] = raw
-            continue
-        try:
-            value = type(default)(raw)
-        except ValueError:
-            raise ValueError(f"{key}={raw!r} is not a valid {type(default).__name__}") from None
-        if value <= 0:
-            raise ValueError(f"{key}={raw!r} must be positive")
-        settings[key] = value
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
+        if raw:
+            settings[setting.name] = _convert(setting, raw)
     return settings
+
+
+def value(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting's value from the environment (its default when unset)."""
+    return from_environ(environ)[name]
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = s.shown or ("unset" if s.default is None else f"`{s.default}`")
+        lines.append(f"| `{s.name}` | {default} | {s.meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -17,19 +17,39 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import IO, Any
 
+import orjson
 from gunicorn import glogging
-from pythonjsonlogger.json import JsonFormatter
 
 ACCESS = logging.getLogger("nnserve.access")
-FIELDS = "{levelname}{name}{process}{message}"
-RENAME = {"levelname": "level", "name": "logger"}
+# Attributes every LogRecord has: what is not among them came from ``extra`` and is logged as a field.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
-def formatter() -> JsonFormatter:
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record, serialised by orjson: the access log writes one per request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.process,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD:
+                line[key] = value
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        line["timestamp"] = datetime.fromtimestamp(record.created, UTC).isoformat()
+        return orjson.dumps(line, default=str).decode()
+
+
+def formatter() -> logging.Formatter:
     """The formatter of every nnserve log line."""
-    return JsonFormatter(FIELDS, style="{", rename_fields=RENAME, timestamp=True)
+    return JsonLineFormatter()
 
 
 def configure(level: str | int = "info", stream: IO[str] | None = None) -> logging.Handler:

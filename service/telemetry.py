@@ -35,9 +35,11 @@ would add a ``pid`` label per worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -111,10 +113,27 @@ def exposition() -> bytes:
 # -- what the app and the other modules call ---------------------------------------
 
 
+# Labelled children, looked up once per label set instead of on every request (prometheus_client's
+# ``labels()`` validates and locks each time). Label sets are few: routes x models x versions x statuses.
+@functools.lru_cache(maxsize=4096)
+def _rows_counter(name: str, version: str) -> Any:
+    return PREDICTION_ROWS.labels(name, version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _requests_counter(endpoint: str, name: str, version: str, status: str) -> Any:
+    return REQUESTS.labels(endpoint, name, version, status)
+
+
+@functools.lru_cache(maxsize=256)
+def _duration_histogram(endpoint: str) -> Any:
+    return REQUEST_DURATION.labels(endpoint)
+
+
 def model_served(name: str, version: int, rows: int) -> None:
     """A request predicted ``rows`` rows with ``name`` version ``version``: label the request and count them."""
     g.nnserve_model = (name, version)
-    PREDICTION_ROWS.labels(name, str(version)).inc(rows)
+    _rows_counter(name, str(version)).inc(rows)
 
 
 def model_resolved(name: str, version: int) -> None:
@@ -158,18 +177,19 @@ def install(app: Flask) -> None:
         endpoint = rule.rule if rule is not None else UNMATCHED
         name, version = _model_labels()
         status = response.status_code
-        REQUESTS.labels(endpoint, name, version, str(status)).inc()
-        REQUEST_DURATION.labels(endpoint).observe(seconds)
+        _requests_counter(endpoint, name, version, str(status)).inc()
+        _duration_histogram(endpoint).observe(seconds)
         if ACCESS.isEnabledFor(logging.INFO):
+            method, path = request.method, request.path
             ACCESS.info(
                 "%s %s %s",
-                request.method,
-                request.path,
+                method,
+                path,
                 status,
                 extra={
                     "request_id": g.get("request_id", ""),
-                    "method": request.method,
-                    "path": request.path,
+                    "method": method,
+                    "path": path,
                     "endpoint": endpoint,
                     "model": name,
                     "version": int(version) if version else None,

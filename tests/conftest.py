@@ -1,32 +1,11 @@
 """Shared test fixtures. Keep this file small and generic: other suites add to it."""
 
-import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
-from helpers import copy_store, train_store
+from helpers import copy_store, read_catalog_csv, train_store
 
 REPO = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO / "models" / "data"
-
-
-def _parse_target(values):
-    """Target column as int, else float, else str array (labels are returned as written)."""
-    for kind in (int, float):
-        try:
-            return np.array([kind(v) for v in values])
-        except ValueError:
-            continue
-    return np.array(values)
-
-
-def read_dataset(name):
-    """``models/data/<name>.csv`` as ``(X float64, y, feature_names)``; the target is the last column."""
-    with open(DATA_DIR / f"{name}.csv", newline="") as f:
-        header, *rows = list(csv.reader(f))
-    X = np.array([[float(v) for v in row[:-1]] for row in rows], dtype=np.float64)
-    return X, _parse_target([row[-1] for row in rows]), header[:-1]
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +15,7 @@ def dataset():
 
     def load(name):
         if name not in cache:
-            cache[name] = read_dataset(name)
+            cache[name] = read_catalog_csv(name)
         X, y, names = cache[name]
         return X.copy(), y.copy(), list(names)
 

@@ -7,6 +7,7 @@ included, imports these as ``from helpers import ...``.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -14,6 +15,8 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,3 +83,20 @@ def flip_byte(path: Path) -> None:
     data = bytearray(Path(path).read_bytes())
     data[len(data) // 2] ^= 0xFF
     Path(path).write_bytes(bytes(data))
+
+
+def read_catalog_csv(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``models/data/<name>.csv``: float64 features, the target (int, else float, else str) and feature names.
+
+    The one reader of the shipped CSVs in the tests; the target is the last column.
+    """
+    with open(REPO / "models" / "data" / f"{name}.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    X = np.array([[float(v) for v in row[:-1]] for row in rows], dtype=np.float64)
+    raw = [row[-1] for row in rows]
+    for kind in (int, float):
+        try:
+            return X, np.array([kind(v) for v in raw]), header[:-1]
+        except ValueError:
+            continue
+    return X, np.array(raw), header[:-1]

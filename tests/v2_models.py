@@ -6,17 +6,15 @@ Used by ``tests/test_v2.py`` (Flask test client) and ``tests/e2e/test_v2_tritonc
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from helpers import REPO
+from helpers import read_catalog_csv
 
 import nn
-from service.store import ModelStore
+from service.store import FileModelStore
 
-DATA_DIR = REPO / "models" / "data"
 CLASSIFIERS = ("iris", "wine", "breast_cancer", "digits")
 REGRESSORS = ("diabetes",)
 MODELS = CLASSIFIERS + REGRESSORS
@@ -32,31 +30,17 @@ class Catalog:
     n_features: dict[str, int]
 
 
-def read_csv(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``models/data/<name>.csv``: float64 features, the target (int, else float, else str) and feature names."""
-    with open(DATA_DIR / f"{name}.csv", newline="") as f:
-        header, *rows = list(csv.reader(f))
-    X = np.array([[float(v) for v in row[:-1]] for row in rows])
-    raw = [row[-1] for row in rows]
-    for kind in (int, float):
-        try:
-            return X, np.array([kind(v) for v in raw]), header[:-1]
-        except ValueError:
-            continue
-    return X, np.array(raw), header[:-1]
-
-
 def _train(name: str, X: np.ndarray, y: np.ndarray, names: list[str], seed: int):
     cls = nn.MLPClassifier if name in CLASSIFIERS else nn.MLPRegressor
     return cls(hidden_layer_sizes=(16,), max_iter=8, random_state=seed).fit(X, y, feature_names=names)
 
 
 def build_store(root: Path) -> Catalog:
-    store = ModelStore(root)
+    store = FileModelStore(root)
     versions: dict[str, list[int]] = {}
     active, rows, classes, widths = {}, {}, {}, {}
     for name in MODELS:
-        X, y, names = read_csv(name)
+        X, y, names = read_catalog_csv(name)
         seeds = (0, 1) if name == "iris" else (0,)
         for seed in seeds:
             est = _train(name, X, y, names, seed)

@@ -15,10 +15,9 @@ from typing import Any
 
 import click
 
-from nn import MLPClassifier
 from service.cli import console
-from service.cli.options import UserError, models_dir_option, naming_store, open_store, store_option
-from service.store import CorruptVersionError, ModelStore, inference
+from service.cli.options import UserError, existing_store, models_dir_option, naming_store, store_option
+from service.store import CorruptVersionError, ModelStore, inference, open_store
 from service.training.catalog import SpecError, catalog_specs, estimator_params, load_spec
 from service.training.csvdata import CSVError, read_csv_features
 from service.training.fitting import publish, train_spec
@@ -65,7 +64,7 @@ def train(
     overrides = {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
     for spec in loaded:
         estimator_params(spec, overrides)  # every override checked before the first model trains
-    store = ModelStore(store_root)
+    store = open_store(store_root)
     for spec in loaded:
         progress = console.TrainingProgress(spec.name, estimator_params(spec, overrides)["max_iter"])
         try:
@@ -111,7 +110,7 @@ def models(store_root: Path, as_json: bool) -> None:
       nnserve models
       nnserve models --json | python -m json.tool
     """
-    listing = _listing(ModelStore(store_root)) if store_root.is_dir() else []
+    listing = _listing(open_store(store_root)) if store_root.is_dir() else []
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
@@ -193,14 +192,10 @@ def activate(name: str, version: int, store_root: Path) -> None:
     Examples:
       nnserve activate iris 1
     """
-    store = open_store(store_root)
+    store = existing_store(store_root)
     with naming_store(store_root):
-        try:
-            previous = store.active_version(name)
-            was = f"was {previous}" if previous is not None else "none was active"
-        except CorruptVersionError:
-            was = "replacing an unreadable ACTIVE file"
-        store.activate(name, version)
+        previous = store.activate(name, version)
+    was = f"was {previous}" if previous is not None else "none was active, or ACTIVE was unreadable"
     click.echo(f"{name}: version {version} is active ({was})")
 
 
@@ -208,8 +203,11 @@ def activate(name: str, version: int, store_root: Path) -> None:
 @click.argument("name")
 @click.argument("file", metavar="FILE.csv", type=click.Path(path_type=Path))
 @click.option("--version", "version", type=click.IntRange(min=1), help="Use this version instead of the active one.")
+@click.option(
+    "--raw", is_flag=True, help="Write labels as they are, without neutralising spreadsheet formulas (see above)."
+)
 @store_option
-def predict(name: str, file: Path, version: int | None, store_root: Path) -> None:
+def predict(name: str, file: Path, version: int | None, raw: bool, store_root: Path) -> None:
     """Predict every row of FILE.csv with model NAME; prints CSV to stdout.
 
     FILE.csv needs a header row. If the header names all of the model's
@@ -219,13 +217,18 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
     "prediction" column and, for classifiers, one "proba_<class>" column per
     class.
 
+    A text label that starts with =, +, -, @, a tab or a carriage return would
+    run as a formula in a spreadsheet: it is written with a leading ' (as
+    OWASP advises for CSV injection); --raw writes it as it is. Numbers are
+    never changed.
+
     \b
     Examples:
       nnserve predict iris models/data/iris.csv
       nnserve predict iris --version 2 flowers.csv > predictions.csv
     """
     with naming_store(store_root):
-        loaded = open_store(store_root).load(name, version)
+        loaded = existing_store(store_root).load(name, version)
     estimator, manifest = loaded.estimator, loaded.manifest
     X = read_csv_features(file, manifest.get("feature_names"), int(manifest["n_features"]))
     try:
@@ -233,17 +236,28 @@ def predict(name: str, file: Path, version: int | None, store_root: Path) -> Non
         proba, pred = prediction.probabilities, prediction.values
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from None
+    cell = (lambda value: value) if raw else spreadsheet_safe
     out = csv.writer(sys.stdout, lineterminator="\n")
-    if isinstance(estimator, MLPClassifier) and proba is not None:
-        out.writerow(["prediction", *(f"proba_{c}" for c in estimator.classes_)])
+    if prediction.classes is not None and proba is not None:
+        out.writerow(["prediction", *(cell(f"proba_{c}") for c in prediction.classes.tolist())])
         for label, p in zip(pred.tolist(), proba, strict=True):
-            out.writerow([label, *(_number(v) for v in p)])
+            out.writerow([cell(label), *(_number(v) for v in p)])
     elif pred.ndim == 2:
         out.writerow([f"prediction_{i}" for i in range(pred.shape[1])])
         out.writerows([_number(v) for v in row] for row in pred)
     else:
         out.writerow(["prediction"])
         out.writerows([_number(v)] for v in pred)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, prefixed with ' so it reads as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _number(value: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from service.store import ModelStore, NotFoundError
+from service.store import ModelStore, NotFoundError, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,11 +44,11 @@ models_dir_option = _directory_option(
 )
 
 
-def open_store(root: Path) -> ModelStore:
+def existing_store(root: Path) -> ModelStore:
     """The store at ``root``; reading commands refuse a missing one instead of creating it."""
     if not root.is_dir():
         raise UserError(f"no model store at {root}: train a model first, or point --store / NNSERVE_STORE at one")
-    return ModelStore(root)
+    return open_store(root)
 
 
 @contextmanager

@@ -6,17 +6,28 @@ from pathlib import Path
 
 import click
 
+from service import config
 from service.cli.model_commands import train
-from service.cli.options import models_dir_option, store_option
+from service.cli.options import UserError, models_dir_option, store_option
 from service.server.launcher import exec_gunicorn
-from service.store import ModelStore
+from service.store import open_store
 from service.training.worker import main as run_worker
+from service.training.worker import supervise
 
 
 @click.command(short_help="Serve the HTTP API with gunicorn, and the retraining worker beside it.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 in a container).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), help="gunicorn web workers [default: one per core].")
+@click.option(
+    "--host", envvar="NNSERVE_HOST", help="Address to bind (0.0.0.0 in a container) [default: from NNSERVE_BIND]."
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), envvar="NNSERVE_PORT", help="Port to bind [default: from NNSERVE_BIND]."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    envvar="NNSERVE_WORKERS",
+    help="gunicorn web workers [default: one per core].",
+)
 @click.option(
     "--retrain-worker/--no-retrain-worker",
     default=True,
@@ -28,8 +39,8 @@ from service.training.worker import main as run_worker
 @click.pass_context
 def serve(
     ctx: click.Context,
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     workers: int | None,
     retrain_worker: bool,
     models_dir: Path,
@@ -43,10 +54,17 @@ def serve(
 
     \b
     Examples:
-      nnserve serve                          http://127.0.0.1:8000
+      nnserve serve                          http://127.0.0.1:8000 (NNSERVE_BIND)
       nnserve serve --host 0.0.0.0 --workers 2
+
+    The address is NNSERVE_BIND (host:port, default 127.0.0.1:8000); --host and
+    --port (or NNSERVE_HOST, NNSERVE_PORT) replace its parts.
     """
-    if not ModelStore(store_root).model_names():
+    bind_host, _, bind_port = str(config.value("NNSERVE_BIND")).rpartition(":")
+    if not bind_host or not bind_port.isdigit():
+        raise UserError(f"NNSERVE_BIND must be host:port, got {config.value('NNSERVE_BIND')!r}")
+    host, port = host or bind_host, port or int(bind_port)
+    if not open_store(store_root).model_names():
         click.echo(f"the store at {store_root} is empty: training the catalog in {models_dir}")
         ctx.invoke(
             train,
@@ -70,11 +88,19 @@ def serve(
     help="Seconds between looks at an empty queue.",
 )
 @click.option("--once", is_flag=True, help="Run the queued jobs, then exit.")
+@click.option(
+    "--supervised",
+    is_flag=True,
+    help="Run it in a child process, restarted with backoff when it dies (serve uses this).",
+)
 @store_option
-def worker(poll_interval: float, once: bool, store_root: Path) -> None:
+def worker(poll_interval: float, once: bool, supervised: bool, store_root: Path) -> None:
     """Claim retraining jobs from the store's queue and run them one at a time.
 
     Jobs left running by a worker that died are marked failed at start. On
     SIGTERM the running job stops at its next epoch and is requeued.
     """
-    run_worker(store_root, poll_interval, once)
+    if supervised:
+        supervise(store_root, poll_interval)
+    else:
+        run_worker(store_root, poll_interval, once)

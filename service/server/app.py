@@ -19,8 +19,8 @@ from service.server.registry import ModelRegistry
 from service.server.v1 import job_routes, model_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
-from service.store import ModelStore
-from service.training.job_queue import JobQueue
+from service.store import open_store
+from service.training.jobs import open_queue
 from service.version import __version__
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -55,6 +55,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ready when it starts accepting requests.
     """
     app = Flask(__name__)
+    # Every answer of the API is JSON: werkzeug's routing would otherwise answer an HTML 308 redirect for
+    # a path with "//" (a name of percent-encoded "../") or a missing trailing slash; these paths get a JSON 404.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     app.json = OrjsonProvider(app)
     app.config.from_mapping(config.from_environ())
     if test_config:
@@ -69,14 +73,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="/docs/assets/",
     )
-    store = ModelStore(app.config["NNSERVE_STORE"])
+    store = open_store(app.config["NNSERVE_STORE"])
     registry = ModelRegistry(
         store, float(app.config["NNSERVE_RELOAD_INTERVAL"]), int(app.config["NNSERVE_CACHE_VERSIONS"])
     )
     app.extensions["nnserve.registry"] = registry
     if not app.testing:  # tests capture logs their own way; gunicorn and `flask run` get JSON lines
         logs.configure(app.config["NNSERVE_LOG_LEVEL"])
-    app.extensions["nnserve.jobs"] = JobQueue(store.root)
+    app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"])
 
     api = Api(
         app,

@@ -20,8 +20,11 @@ class Blueprint(flask_smorest.Blueprint):
         """Document that a view answers each of ``codes`` with the common error body (``ErrorSchema``)."""
 
         def decorator(func: Any) -> Any:
+            documented = func
             for code in codes:
-                func = self.alt_response(code, response=HTTPStatus(code).name)(func)
+                documented = self.alt_response(code, response=HTTPStatus(code).name)(documented)
+            # Keep the documentation, not alt_response's wrappers: each would run on every request.
+            func._apidoc = documented._apidoc
             return func
 
         return decorator

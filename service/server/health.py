@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 
 from service.server.blueprint import Blueprint
+from service.server.registry import registry as get_registry
 from service.server.v1.schemas import HealthSchema, ReadinessSchema
+from service.store import StoreError
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
@@ -24,12 +24,12 @@ class Liveness(MethodView):
 
 def readiness() -> tuple[bool, dict[str, Any], list[str]]:
     """Ready = the store is readable and every model with an active version has one loaded here."""
-    registry = current_app.extensions["nnserve.registry"]
+    registry = get_registry()
     reasons: list[str] = []
     try:
-        os.listdir(registry.store.root)
-    except OSError as exc:
-        return False, {}, [f"store {registry.store.root} is not readable: {exc.strerror}"]
+        registry.store.ping()
+    except StoreError as exc:
+        return False, {}, [str(exc)]
     models = registry.status()
     for name, info in models.items():
         if info["error"]:

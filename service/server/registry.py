@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +36,7 @@ class _Slot:
     """What a worker knows of one model's active version."""
 
     model: LoadedModel | None = None
-    stamp: tuple[int, int, int] | None = None
+    stamp: Hashable | None = None
     checked: float = 0.0
     error: str | None = None
     failure: type[StoreError] = NotFoundError  # raised with ``error`` while nothing is loaded
@@ -110,7 +111,7 @@ class ModelRegistry:
         finally:
             slot.lock.release()
 
-    def _update(self, slot: _Slot, name: str, stamp: tuple[int, int, int] | None, now: float) -> _Slot:
+    def _update(self, slot: _Slot, name: str, stamp: Hashable | None, now: float) -> _Slot:
         """Load the version ACTIVE now names into ``slot`` if its stamp changed (called holding ``slot.lock``)."""
         slot.checked = now
         if stamp == slot.stamp:

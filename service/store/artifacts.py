@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import nn
-
 from service.store.exceptions import NotFoundError, broken, unavailable
 
 MANIFEST = "manifest.json"

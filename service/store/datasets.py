@@ -12,9 +12,7 @@ import stat
 import zipfile
 from pathlib import Path
 
-from service.store import dataset_codec
-
-from service.store import durable
+from service.store import dataset_codec, durable
 from service.store.dataset_codec import Dataset
 from service.store.exceptions import CorruptVersionError, NotFoundError, StoreError
 

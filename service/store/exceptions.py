@@ -23,6 +23,10 @@ class CorruptVersionError(StoreError):
     """An artifact, dataset or ACTIVE file that fails verification."""
 
 
+class ActiveVersionChangedError(StoreError):
+    """A compare-and-swap activation found another version active than the one it expected."""
+
+
 class StoreUnavailableError(StoreError):
     """The store, or a model's directory or ACTIVE file, cannot be read (permissions, I/O): not the request's fault."""
 

@@ -1,6 +1,6 @@
 """The model store: immutable, versioned, checksummed model artifacts on a filesystem.
 
-Layout (DESIGN.md section 3)::
+Layout::
 
     <root>/<name>/<version>/manifest.json, weights.npz   written once by publish, never modified
     <root>/<name>/ACTIVE                                   the served version, replaced atomically
@@ -27,18 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nn
-
-from service.store import artifacts
-
-from service.store import dataset_codec
-
-from service.store import datasets
-
-from service.store import durable
+from service.store import artifacts, dataset_codec, datasets, durable
 from service.store.dataset_codec import Dataset
-from service.store.names import MAX_VERSION, NAME_PATTERN, VERSION_TEXT, validate_name, validate_sha256, validate_version
-from service.store.inference import LoadedModel
 from service.store.exceptions import (
+    ActiveVersionChangedError,
     CorruptVersionError,
     InvalidNameError,
     NotFoundError,
@@ -47,6 +39,16 @@ from service.store.exceptions import (
     broken,
     unavailable,
 )
+from service.store.inference import LoadedModel
+from service.store.names import (
+    MAX_VERSION,
+    NAME_PATTERN,
+    VERSION_TEXT,
+    validate_name,
+    validate_sha256,
+    validate_version,
+)
+from service.store.protocol import UNSET, Unset
 from service.version import __version__
 
 if TYPE_CHECKING:
@@ -55,9 +57,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CorruptVersionError",
     "Dataset",
+    "FileModelStore",
     "InvalidNameError",
     "LoadedModel",
-    "ModelStore",
     "NotFoundError",
     "StoreError",
     "StoreUnavailableError",
@@ -87,7 +89,7 @@ class VersionInfo:
         return self.error is None
 
 
-class ModelStore:
+class FileModelStore:
     """A filesystem model store rooted at ``root``; safe for many reader and publisher processes."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -211,15 +213,28 @@ class ModelStore:
             durable.fsync_dir(model_dir)
         return version
 
-    def activate(self, name: str, version: int) -> None:
-        """Point ACTIVE at ``version`` after verifying it; a broken or missing version leaves ACTIVE untouched.
+    def activate(self, name: str, version: int, expected: int | Unset | None = UNSET) -> int | None:
+        """Point ACTIVE at ``version`` after verifying it; returns the version it replaced (None: none was active).
 
-        Verifying means rebuilding it: checksums alone pass a crafted file (an object array with its
-        checksum fixed up) that only the loader refuses, and ACTIVE must never name what cannot serve.
+        A broken or missing version leaves ACTIVE untouched. Verifying means rebuilding it: checksums alone
+        pass a crafted file (an object array with its checksum fixed up) that only the loader refuses, and
+        ACTIVE must never name what cannot serve. With ``expected``, a compare-and-swap: the switch happens
+        only if ``expected`` is still active, else ``ActiveVersionChangedError``. Reading the old version and
+        writing the new one hold the model's lock, so two activations never both replace the same version.
         """
         name, version = validate_name(name), validate_version(version)
         self.load(name, version)
-        durable.write_atomic(self.root / name / ACTIVE, f"{version}\n".encode())
+        with durable.locked(self._ensure_model_dir(name) / LOCK):
+            try:
+                previous = self.active_version(name)
+            except CorruptVersionError:  # a damaged ACTIVE is what this activation repairs
+                previous = None
+            if not isinstance(expected, Unset) and previous != expected:
+                raise ActiveVersionChangedError(
+                    f"model {name!r}: version {previous} is active, not {expected}; version {version} was not activated"
+                )
+            durable.write_atomic(self.root / name / ACTIVE, f"{version}\n".encode())
+        return previous
 
     # -- reading -----------------------------------------------------------------
     def load(self, name: str, version: int | None = None) -> LoadedModel:
@@ -266,6 +281,13 @@ class ModelStore:
         return dataset_codec.sha256(dataset_codec.canonical(dataset))
 
     # -- maintenance -------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` when the store directory cannot be read."""
+        try:
+            os.listdir(self.root)
+        except OSError as exc:
+            raise StoreUnavailableError(f"the store {self.root} is not readable: {exc.strerror}") from None
+
     def clean_temporary(self, max_age: float = 3600.0) -> int:
         """Remove temporary entries older than ``max_age`` seconds (left by crashed writers); returns the count."""
         cutoff = time.time() - max_age

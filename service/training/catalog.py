@@ -151,6 +151,34 @@ PARAM_NAMES = {
 }
 
 
+# Parameters that shape the network: a warm start keeps the active network's, so overriding them is refused.
+ARCHITECTURE_KEYS = ("hidden_sizes", "activation", "dropout")
+
+
+def validate_hyperparameters(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Hyperparameters under the spec's key names, checked by the spec's own schemas, as estimator parameters.
+
+    What a retrain request may change is exactly what a spec file may say, with
+    the same ranges. Raises marshmallow's ``ValidationError`` keyed by the
+    spec's name of the offending hyperparameter.
+    """
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        section = next((s for s in SECTIONS.values() if key in s.fields), None)
+        if section is None:
+            known = ", ".join(sorted(PARAM_NAMES))
+            raise ValidationError({key: [f"unknown hyperparameter {key!r}; known: {known}"]})
+        try:
+            loaded = section.load({key: value}, partial=True)
+        except ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, dict) else {key: exc.messages}
+            raise ValidationError({key: messages.get(key, messages)}) from None
+        out[PARAM_NAMES[key]] = loaded[key]
+    if "hidden_layer_sizes" in out:
+        out["hidden_layer_sizes"] = list(out["hidden_layer_sizes"])
+    return out
+
+
 def _flatten(messages: Any, prefix: str = "") -> list[str]:
     """marshmallow's nested error dict as ``key.path: message`` lines."""
     if isinstance(messages, dict):

@@ -43,7 +43,9 @@ def _header(path: Path, reader: Any) -> list[str]:
         header = [c.strip() for c in next(reader)]
     except StopIteration:
         raise CSVError(f"{path}: the file is empty; a header row is required") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except csv.Error as exc:
         raise CSVError(f"{path}: line 1: not a readable CSV row: {exc}") from None
     seen: set[str] = set()
     for column in header:
@@ -64,8 +66,25 @@ def _rows(path: Path, reader: Any, width: int) -> Any:
             if len(row) != width:
                 raise CSVError(f"{path}: line {reader.line_num}: {len(row)} cells, but the header has {width} columns")
             yield reader.line_num, row
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except csv.Error as exc:
         raise CSVError(f"{path}: line {reader.line_num}: not a readable CSV row: {exc}") from None
+
+
+def _not_utf8(path: Path) -> CSVError:
+    """The error for a file that is not UTF-8, naming the line of its first bad byte.
+
+    The decoder reads ahead in blocks, so the csv reader's own line count is
+    behind when decoding fails; the bytes say where the fault really is.
+    """
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return CSVError(f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8 text; save the file as UTF-8")
+    return CSVError(f"{path}: not UTF-8 text; save the file as UTF-8")
 
 
 def _number(path: Path, line: int, column: str, cell: str) -> float:

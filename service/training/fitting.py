@@ -48,6 +48,7 @@ class TrainResult:
     n_test: int
     test_size: float
     seed: int
+    test_indices: np.ndarray  # rows of the dataset the metrics were computed on (never trained on)
 
 
 def holdout_split(
@@ -174,6 +175,7 @@ def train(
         n_test=len(test_idx),
         test_size=float(test_size),
         seed=int(seed),
+        test_indices=test_idx,
     )
 
 

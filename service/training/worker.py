@@ -20,6 +20,9 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -29,9 +32,10 @@ import numpy as np
 from nn import Callback
 from nn.metrics import accuracy_score, r2_score
 from service import logs, telemetry
-from service.store import Dataset, LoadedModel, ModelStore, StoreError, predict
+from service.store import ActiveVersionChangedError, Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
-from service.training.job_queue import JobQueue, worker_identity
+from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
+from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
@@ -68,10 +72,10 @@ def _score(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> float:
     return r2_score(y, values)
 
 
-def training_data(store: ModelStore, base: LoadedModel, request: dict[str, Any]) -> Dataset:
+def training_data(store: ModelStore, base: LoadedModel, request: RetrainRequest) -> Dataset:
     """The dataset a job trains on: the base version's, the job's new rows, or both."""
-    new = store.load_dataset(base.name, request["data_sha256"]) if request.get("data_sha256") else None
-    if request.get("mode") == "replace":
+    new = store.load_dataset(base.name, request.data_sha256) if request.data_sha256 else None
+    if request.mode == "replace":
         if new is None:
             raise ValueError("mode 'replace' needs data")
         return new
@@ -87,32 +91,29 @@ def training_data(store: ModelStore, base: LoadedModel, request: dict[str, Any])
     return Dataset(np.vstack([old.X, new.X]), y, old.feature_names)
 
 
-def run_job(store: ModelStore, queue: JobQueue, job: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Event) -> JobResult:
     """Train, publish and maybe promote one claimed job; returns its result."""
-    name, request = job["model"], job["request"]
+    name, request = job.model, job.request
     base = store.load(name)
     manifest = base.manifest
     task = training.task_of(manifest)
     params = {k: v for k, v in manifest["params"].items() if k in base.estimator.get_params()}
-    params.update(request.get("hyperparameters") or {})
+    params.update(request.hyperparameters)
     if "hidden_layer_sizes" in params:
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     dataset = training_data(store, base, request)
     trained = manifest.get("training") or {}
-    test_size, seed = float(trained.get("test_size", 0.25)), int(trained.get("seed", 0))
-    progress = JobProgress(queue, job["id"], int(params.get("max_iter", 200)), stopping)
+    progress = JobProgress(queue, job.id, int(params.get("max_iter", 200)), stopping)
     result = training.train(
         task,
         params,
         dataset,
-        test_size=test_size,
-        seed=seed,
+        test_size=float(trained.get("test_size", 0.25)),
+        seed=int(trained.get("seed", 0)),
         callbacks=[progress],
-        warm_start_from=base.estimator if request.get("warm_start") else None,
+        warm_start_from=base.estimator if request.warm_start else None,
     )
-    _, test_idx = training.holdout_split(
-        len(dataset.X), test_size, seed, np.asarray(dataset.y) if task == "classification" else None
-    )
+    test_idx = result.test_indices
     new_score = result.metrics[result.primary_metric]
     active_score = _score(task, base.estimator, dataset.X[test_idx], np.asarray(dataset.y)[test_idx])
     version = training.publish(
@@ -124,40 +125,40 @@ def run_job(store: ModelStore, queue: JobQueue, job: dict[str, Any], stopping: t
         target=manifest.get("target"),
         activate=False,
     )
-    promote = request.get("promote", "if_better")
-    label = "validation " + ("accuracy" if task == "classification" else "R2")
-    if promote == "always":
-        promoted, reason = True, "promote is 'always'"
-    elif promote == "never":
-        promoted, reason = False, "promote is 'never'"
-    elif new_score >= active_score:
-        promoted, reason = True, f"{label} {new_score:.4f} >= active {active_score:.4f}"
-    else:
-        promoted, reason = False, f"{label} {new_score:.4f} < active {active_score:.4f}"
-    if promoted:
-        store.activate(name, version)
-    return {
-        "version": version,
-        "base_version": base.version,
-        "metrics": result.metrics,
-        "active_metric": active_score,
-        "promoted": promoted,
-        "reason": reason,
-        "epochs": result.epochs,
-        "seconds": round(result.seconds, 3),
-        "n_rows": len(dataset.X),
-    }
+    decision = decide(request.promote, task, new_score, active_score)
+    if decision.promote:
+        try:  # compare-and-swap: an admin's activation while this job trained wins over the job
+            store.activate(name, version, expected=base.version)
+        except ActiveVersionChangedError:
+            now = store.active_version(name)
+            decision = Decision(
+                False, f"not promoted: the active version changed ({base.version} -> {now}) during training"
+            )
+    return JobResult(
+        version=version,
+        base_version=base.version,
+        metrics=result.metrics,
+        active_metric=active_score,
+        promoted=decision.promote,
+        reason=decision.reason,
+        epochs=result.epochs,
+        seconds=round(result.seconds, 3),
+        n_rows=len(dataset.X),
+    )
 
 
 class Worker:
     """The claim-train-publish loop over one store."""
 
     def __init__(self, store_root: str | os.PathLike[str], poll_interval: float = 0.5) -> None:
-        self.store = ModelStore(store_root)
-        self.queue = JobQueue(store_root)
+        self.store = open_store(store_root)
+        self.queue = open_queue(store_root)
         self.poll_interval = poll_interval
         self.identity = worker_identity()
         self.stopping = threading.Event()
+        # Final states the queue could not record yet (a locked or failing database): retried before
+        # anything else, so a job never stays 'running' under a live worker that is done with it.
+        self._unrecorded: list[tuple[str, str, JobResult | None, str | None]] = []
 
     def recover(self) -> list[str]:
         """Fail the jobs a dead worker left running; the store was never touched by them."""
@@ -175,32 +176,50 @@ class Worker:
             log.warning("job %s was left running by a worker that stopped; marked failed", job_id)
         return failed
 
+    def _finish(self, job_id: str, status: str, result: JobResult | None = None, error: str | None = None) -> None:
+        self._unrecorded.append((job_id, status, result, error))
+        self._record_finished()
+
+    def _record_finished(self) -> bool:
+        """Write the final states still owed to the queue; False while the queue keeps failing."""
+        while self._unrecorded:
+            job_id, status, result, error = self._unrecorded[0]
+            try:
+                self.queue.finish(job_id, status, result=result, error=error)
+            except (sqlite3.Error, OSError) as exc:
+                log.error("job %s: the queue did not record '%s' (%s); retrying", job_id, status, exc)
+                return False
+            self._unrecorded.pop(0)
+        return True
+
     def run_once(self) -> bool:
-        """Claim and run one job; False when the queue had nothing to run."""
+        """Claim and run one job; False when the queue had nothing to run (or still owes a final state)."""
+        if not self._record_finished():
+            return False
         job = self.queue.claim(self.identity)
         if job is None:
             return False
-        log.info("job %s: retraining %s", job["id"], job["model"])
+        log.info("job %s: retraining %s", job.id, job.model)
         try:
             result = run_job(self.store, self.queue, job, self.stopping)
         except JobCancelledError:
-            self.queue.finish(job["id"], "cancelled", error="cancelled by request; nothing was published")
+            self._finish(job.id, "cancelled", error="cancelled by request; nothing was published")
             telemetry.job_finished("cancelled")
         except ShutdownRequestedError:
-            self.queue.requeue(job["id"])
-            log.info("job %s: worker stopping, job requeued", job["id"])
+            self.queue.requeue(job.id)
+            log.info("job %s: worker stopping, job requeued", job.id)
         except (StoreError, ValueError, OSError) as exc:
-            self.queue.finish(job["id"], "failed", error=str(exc))
+            self._finish(job.id, "failed", error=str(exc))
             telemetry.job_finished("failed")
-            log.error("job %s failed: %s", job["id"], exc)
+            log.error("job %s failed: %s", job.id, exc)
         except Exception as exc:  # a bug must fail the job, not kill the worker loop
-            log.exception("job %s failed unexpectedly", job["id"])
-            self.queue.finish(job["id"], "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            log.exception("job %s failed unexpectedly", job.id)
+            self._finish(job.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
             telemetry.job_finished("failed")
         else:
-            self.queue.finish(job["id"], "succeeded", result=result)
-            telemetry.job_finished("succeeded", result["seconds"])
-            log.info("job %s succeeded: %s", job["id"], result["reason"])
+            self._finish(job.id, "succeeded", result=result)
+            telemetry.job_finished("succeeded", result.seconds)
+            log.info("job %s succeeded: %s", job.id, result.reason)
         return True
 
     def run(self, once: bool = False) -> None:
@@ -209,10 +228,19 @@ class Worker:
             signal.signal(sig, lambda *_: self.stopping.set())
         with contextlib.suppress(OSError):
             os.nice(10)  # serving keeps its latency; training takes what is left
+        self.loop(once)
+
+    def loop(self, once: bool = False) -> None:
+        """Recover what dead workers left, then claim and run jobs until ``stopping`` is set."""
         self.recover()
         checked = time.monotonic()
         while not self.stopping.is_set():
-            if not self.run_once():
+            try:
+                ran = self.run_once()
+            except (sqlite3.Error, OSError, StoreError) as exc:  # the queue or store failing must not end the loop
+                log.error("worker: %s; trying again", exc)
+                ran = False
+            if not ran:
                 if once:
                     return
                 # Another worker on this store may have died since we started: its job would stay
@@ -227,3 +255,43 @@ def main(store_root: str | os.PathLike[str], poll_interval: float = 0.5, once: b
     logs.configure(os.environ.get("NNSERVE_LOG_LEVEL") or "info")
     Worker(store_root, poll_interval).run(once=once)
     log.info("worker stopped")
+
+
+RESTART_BACKOFF = (1.0, 30.0)  # seconds before the first restart, and the most the wait doubles up to
+
+
+def supervise(store_root: str | os.PathLike[str], poll_interval: float = 0.5) -> None:
+    """Run the worker in a child process and start a new one, with backoff, whenever it dies.
+
+    SIGTERM/SIGINT are passed on to the worker (its job is requeued at the next
+    epoch) and end the supervision. A worker that ran a minute before dying
+    resets the backoff: a fresh failure, not a crash loop.
+    """
+    logs.configure(os.environ.get("NNSERVE_LOG_LEVEL") or "info")
+    stopping = threading.Event()
+    child: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    argv = [sys.executable, "-m", "service.cli", "worker", "--store", str(store_root)]
+    argv += ["--poll-interval", str(poll_interval)]
+    delay = RESTART_BACKOFF[0]
+    while not stopping.is_set():
+        started = time.monotonic()
+        child = subprocess.Popen(argv)
+        log.info("retraining worker started (pid %s)", child.pid)
+        code = child.wait()
+        if stopping.is_set():
+            break
+        if time.monotonic() - started > 60:
+            delay = RESTART_BACKOFF[0]
+        log.error("retraining worker (pid %s) exited with status %s; restarting it in %.0f s", child.pid, code, delay)
+        stopping.wait(delay)
+        delay = min(delay * 2, RESTART_BACKOFF[1])
+    if child is not None:
+        child.wait()

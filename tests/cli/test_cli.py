@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -14,8 +15,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import REPO
 
+import nn
 from service.cli.main import main
-from service.store import ModelStore
+from service.cli.model_commands import spreadsheet_safe
+from service.store import FileModelStore
 
 MODELS = REPO / "models"
 IRIS_CSV = MODELS / "data" / "iris.csv"
@@ -50,7 +53,7 @@ def trained(run):
 
 
 def read_csv_text(text):
-    return list(csv.reader(io.StringIO(text)))
+    return list(csv.reader(io.StringIO(text, newline="")))
 
 
 def assert_user_error(result, *fragments):
@@ -70,7 +73,7 @@ def test_train_prints_progress_version_and_metrics(run, store):
     out = result.stdout
     assert "iris: epoch 1/5 loss " in out and "iris: epoch 5/5 loss " in out  # plain lines: not a TTY
     assert "iris: version 1 (active)  accuracy " in out and "log_loss " in out and "38 held-out rows" in out
-    assert ModelStore(store).active_version("iris") == 1
+    assert FileModelStore(store).active_version("iris") == 1
 
 
 def test_train_by_name_with_seed_and_no_activate(run, store):
@@ -78,7 +81,7 @@ def test_train_by_name_with_seed_and_no_activate(run, store):
     result = run("train", "iris", "--models-dir", MODELS, "--epochs", 2, "--seed", 7, "--no-activate")
     assert result.exit_code == 0, result.output
     assert "iris: version 2 (not activated)" in result.stdout
-    s = ModelStore(store)
+    s = FileModelStore(store)
     assert s.active_version("iris") == 1
     assert s.manifest("iris", 2)["training"]["params"]["random_state"] == 7
 
@@ -159,7 +162,7 @@ def test_models_flags_a_broken_version(trained, store):
     (iris,) = json.loads(trained("models", "--json").stdout)
     assert iris["versions"][0]["ok"] is False and "checksum" in iris["versions"][0]["error"]
     assert_user_error(trained("activate", "iris", 1), "version 1 is broken")
-    assert ModelStore(store).active_version("iris") == 2
+    assert FileModelStore(store).active_version("iris") == 2
     assert_user_error(trained("predict", "iris", "--version", 1, IRIS_CSV), "broken")
 
 
@@ -173,9 +176,9 @@ def test_models_on_an_empty_or_missing_store(run, store):
 def test_activate_rolls_back_and_forward(trained, store):
     result = trained("activate", "iris", 1)
     assert result.exit_code == 0 and "iris: version 1 is active (was 2)" in result.stdout
-    assert ModelStore(store).active_version("iris") == 1
+    assert FileModelStore(store).active_version("iris") == 1
     assert trained("activate", "iris", 2).exit_code == 0
-    assert ModelStore(store).active_version("iris") == 2
+    assert FileModelStore(store).active_version("iris") == 2
 
 
 def test_activate_errors(trained):
@@ -196,7 +199,7 @@ def test_predict_by_name_with_shuffled_and_extra_columns(trained, store, tmp_pat
     result = trained("predict", "iris", shuffled)
     assert result.exit_code == 0, result.output
     out = read_csv_text(result.stdout)
-    model = ModelStore(store).load("iris").estimator
+    model = FileModelStore(store).load("iris").estimator
     assert out[0] == ["prediction", *(f"proba_{c}" for c in model.classes_)]
     X = np.array([[float(v) for v in r[:4]] for r in data])
     assert [r[0] for r in out[1:]] == model.predict(X).tolist()
@@ -210,7 +213,7 @@ def test_predict_by_position_and_pinned_version(trained, store, tmp_path):
     result = trained("predict", "iris", "--version", 1, data)
     assert result.exit_code == 0, result.output
     out = read_csv_text(result.stdout)
-    model = ModelStore(store).load("iris", 1).estimator
+    model = FileModelStore(store).load("iris", 1).estimator
     assert [r[0] for r in out[1:]] == model.predict([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]).tolist()
 
 
@@ -276,3 +279,59 @@ def test_real_process_train_list_predict_activate(tmp_path):
     assert rolled.returncode == 0 and "version 1 is active (was 2)" in rolled.stdout
     missing = nnserve("predict", "nope", "models/data/iris.csv")
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+
+
+FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "=1", "plain"]
+
+
+def test_predict_neutralises_labels_a_spreadsheet_would_run(run, store, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(140, 2))
+    y = np.array(FORMULAS)[np.arange(140) % len(FORMULAS)]
+    X[:, 0] += np.arange(140) % len(FORMULAS) * 3  # separable, so every label is predicted somewhere
+    est = nn.MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(X, y)
+    target = FileModelStore(store)
+    target.activate("hostile", target.publish("hostile", est, {"task": "classification"}))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n" + "\n".join(f"{a},{b}" for a, b in X) + "\n")
+
+    safe = read_csv_text(run("predict", "hostile", rows).stdout)
+    labels = {r[0] for r in safe[1:]}
+    assert len(labels) > 3
+    assert all(not label.startswith(("=", "+", "-", "@", "\t", "\r")) for label in labels), labels
+    assert {label.lstrip("'") for label in labels} <= set(FORMULAS)
+    assert all(float(v) >= 0 for r in safe[1:] for v in r[1:])  # numbers are written as numbers
+
+    raw = read_csv_text(run("predict", "hostile", rows, "--raw").stdout)
+    assert {r[0] for r in raw[1:]} == {label.lstrip("'") for label in labels}
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [("=1+1", "'=1+1"), ("\rCR", "'\rCR"), ("\tx", "'\tx"), ("-x", "'-x"), ("plain", "plain"), (-3, -3), (2.5, 2.5)],
+)
+def testspreadsheet_safe_prefixes_only_text_formulas(cell, written):
+    assert spreadsheet_safe(cell) == written
+
+
+def _activate(store: str, version: int, barrier, out) -> None:  # type: ignore[no-untyped-def]
+    barrier.wait()
+    out.put((version, FileModelStore(store).activate("iris", version)))
+
+
+def test_concurrent_activations_each_replace_a_different_version(trained, store):
+    """Two processes activate at the same moment: each reports the version it really replaced (a chain)."""
+    trained("train", MODELS / "iris.toml", "--epochs", 2)  # versions 1, 2, 3; 3 active
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(5):
+        barrier, out = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_activate, args=(str(store), v, barrier, out)) for v in (1, 2)]
+        before = FileModelStore(store).active_version("iris")
+        for p in procs:
+            p.start()
+        results = dict(out.get(timeout=60) for _ in procs)
+        for p in procs:
+            p.join(timeout=60)
+        final = FileModelStore(store).active_version("iris")
+        first, second = (1, 2) if final == 2 else (2, 1)
+        assert results[first] == before and results[second] == first, (before, results, final)

@@ -7,7 +7,6 @@ The retraining worker's own SIGTERM / kill -9 (run alone) are in test_retrain_e2
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import signal
 import subprocess
@@ -17,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import service_env, start_cli, wait_for
+from helpers import read_catalog_csv, service_env, start_cli, wait_for
 
-from service.store import ModelStore
-from service.training.job_queue import JobQueue
+from service.store import FileModelStore
+from service.training.sqlite_queue import SqliteJobQueue
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-lifecycle-token-9c2e"
@@ -31,8 +30,7 @@ IRIS_ROW = {"instances": [[5.9, 3.0, 5.1, 1.8]]}
 
 
 def digits_rows(n: int) -> list[list[float]]:
-    with open(REPO / "models" / "data" / "digits.csv") as f:
-        rows = [[float(v) for v in r[:-1]] for r in list(csv.reader(f))[1:]]
+    rows = read_catalog_csv("digits")[0].tolist()
     return [rows[i % len(rows)] for i in range(n)]
 
 
@@ -82,6 +80,15 @@ class Client(threading.Thread):
 def children(pid: int) -> set[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return {int(p) for p in out.split()}
+
+
+def descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        kids = children(todo.pop())
+        found |= kids
+        todo.extend(kids)
+    return found
 
 
 def alive(pid: int) -> bool:
@@ -139,7 +146,7 @@ def environ_of(pid: int) -> dict[str, str]:
 def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(store_root, tmp_path, port):
     env = service_env(**ENV, PYTHONUNBUFFERED="1")
     log = tmp_path / "serve.log"
-    versions_before = ModelStore(store_root).versions("digits")
+    versions_before = FileModelStore(store_root).versions("digits")
     serve = start_cli("serve", "--port", port, "--workers", 2, "--store", store_root, env=env, log=log)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -163,8 +170,9 @@ def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(sto
         wait_for(training, 30, "the retrain to be training")
         job = requests.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
         worker_pid = int(job["worker"].rpartition(":")[2])
-        web = children(serve.pid) - {worker_pid}
-        assert worker_pid in children(serve.pid), "the retraining worker is a child of the gunicorn master"
+        supervisors = {p for p in children(serve.pid) if worker_pid in children(p)}
+        assert len(supervisors) == 1, "the retraining worker runs under a supervisor, a child of the gunicorn master"
+        web = children(serve.pid) - supervisors
         assert len(web) == 2
         # the one-thread BLAS cap is for web workers: training runs with the environment serve was given
         # (exec'd with its own environment, which /proc shows; forked web workers' changes it would not)
@@ -178,15 +186,15 @@ def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(sto
 
     text = log.read_text(errors="replace")
     assert code == 0, text[-3000:]
-    assert not alive(worker_pid) and not any(alive(p) for p in web)
+    assert not alive(worker_pid) and not any(alive(p) for p in web | supervisors)
     leftover = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(serve.pid)], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", leftover.stdout
     assert f"job {job_id}: worker stopping, job requeued" in text
     assert "retraining worker stopped" in text
-    job = JobQueue(store_root).get(job_id)
+    job = SqliteJobQueue(store_root).get(job_id).to_json()
     assert job["status"] == "queued", job
     assert job["worker"] is None and job["started_at"] is None and job["progress"] is None
-    store = ModelStore(store_root)
+    store = FileModelStore(store_root)
     assert store.versions("digits") == versions_before and store.active_version("digits") == versions_before[-1]
     assert [p for p in store_root.rglob("*") if p.name.startswith(".tmp")] == []
 
@@ -230,3 +238,42 @@ def test_kill_9_of_one_worker_under_load_fails_only_its_requests(store_root, gun
     served_late = sum(1 for recs in records.values() for rec in recs if rec[0] >= settled)
     assert served_late > 10
     print(f"kill -9 of one worker: {len(failures)} failed request(s); respawned in {respawned - killed:.2f} s")
+
+
+def test_serve_restarts_a_killed_retraining_worker_and_its_job_ends_clearly(store_root, tmp_path, port):
+    """kill -9 of the retraining worker mid-job: the master starts a new one, which fails the orphaned job
+    ("worker stopped") and runs the next retrain to the end."""
+    env = service_env(**ENV, PYTHONUNBUFFERED="1")
+    log = tmp_path / "serve.log"
+    serve = start_cli("serve", "--port", port, "--workers", 1, "--store", store_root, env=env, log=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(f"{url}/readyz"), 60, "nnserve serve to be ready")
+        body = {"promote": "never", "hyperparameters": {"epochs": 100000, "patience": 100000}}
+        r = requests.post(f"{url}/v1/models/digits/retrain", json=body, headers=ADMIN, timeout=10)
+        first = r.json()["id"]
+        wait_for(lambda: _job(url, first)["status"] == "running", 30, "the first retrain to run")
+        killed = int(_job(url, first)["worker"].rpartition(":")[2])
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda: _job(url, first)["status"] == "failed", 30, "the new worker to fail the orphaned job")
+        assert _job(url, first)["error"] == "worker stopped"
+        body = {"promote": "never", "hyperparameters": {"epochs": 2}}
+        second = requests.post(f"{url}/v1/models/iris/retrain", json=body, headers=ADMIN, timeout=10).json()["id"]
+        wait_for(lambda: _job(url, second)["status"] == "succeeded", 60, "a retrain after the restart")
+        restarted = int(_job(url, second)["worker"].rpartition(":")[2])
+        assert restarted != killed and restarted in descendants(serve.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(GRACEFUL_TIMEOUT + 5)
+    assert f"retraining worker (pid {killed}) exited with status -9; restarting it" in log.read_text(errors="replace")
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(requests.RequestException):
+        return requests.get(url, timeout=1).status_code == 200
+    return False
+
+
+def _job(url: str, job_id: str) -> dict:
+    return requests.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()

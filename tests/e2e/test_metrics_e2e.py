@@ -18,7 +18,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.store import ModelStore
+from service.store import FileModelStore
 from service.training.catalog import load_spec
 from service.training.fitting import publish, train_spec
 
@@ -37,7 +37,7 @@ def store_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("metrics-e2e") / "store"
     spec = load_spec(REPO / "models" / "iris.toml")
     dataset, result = train_spec(spec, {"epochs": 20})
-    publish(ModelStore(root), spec.name, result, dataset, description=spec.description, target=spec.target)
+    publish(FileModelStore(root), spec.name, result, dataset, description=spec.description, target=spec.target)
     return root
 
 
@@ -88,7 +88,7 @@ def wait_for_workers(server, n=2, timeout=30.0):
 def test_predictions_add_up_over_both_workers(gunicorn_server, store_root, tmp_path):
     server = gunicorn_server(store_root, workers=2, env={"NNSERVE_ADMIN_TOKEN": TOKEN})
     wait_for_workers(server)
-    version = ModelStore(store_root).active_version("iris")
+    version = FileModelStore(store_root).active_version("iris")
 
     def run(i):
         with requests.Session() as session:

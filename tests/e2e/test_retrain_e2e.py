@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from service.store import ModelStore
+from service.store import FileModelStore
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-retrain-token-4b1d"
@@ -146,7 +146,7 @@ def test_promotion_under_load_fails_no_request(store_root, gunicorn_server, work
 
 def test_kill_9_mid_training_fails_the_job_and_publishes_nothing(store_root, gunicorn_server, workers):
     server = gunicorn_server(store_root, workers=2, env=ENV)
-    versions_before = ModelStore(store_root).versions("digits")
+    versions_before = FileModelStore(store_root).versions("digits")
     first = workers(store_root)
     loop = PredictLoop(server.url)
     loop.start()
@@ -162,7 +162,7 @@ def test_kill_9_mid_training_fails_the_job_and_publishes_nothing(store_root, gun
     time.sleep(0.5)
     records = loop.finish()
     assert records and all(r[1] == 200 for r in records), [r for r in records if r[1] != 200][:5]
-    store = ModelStore(store_root)
+    store = FileModelStore(store_root)
     assert store.versions("digits") == versions_before and store.active_version("digits") == versions_before[-1]
     store.clean_temporary(max_age=0)
     assert leftovers(store_root) == []
@@ -172,7 +172,7 @@ def test_kill_9_mid_training_fails_the_job_and_publishes_nothing(store_root, gun
 
 def test_two_workers_run_each_job_once(store_root, gunicorn_server, workers):
     server = gunicorn_server(store_root, workers=2, env=ENV)
-    store = ModelStore(store_root)
+    store = FileModelStore(store_root)
     plan = ["iris", "diabetes", "digits", "iris", "diabetes", "iris"]
     initial = {m: store.versions(m) for m in set(plan)}
     ids = [retrain(server.url, m, {"promote": "always", "hyperparameters": {"epochs": 30}}) for m in plan]
@@ -198,7 +198,7 @@ def test_two_workers_run_each_job_once(store_root, gunicorn_server, workers):
 
 def test_sigterm_requeues_the_running_job_and_the_next_worker_completes_it(store_root, gunicorn_server, workers):
     server = gunicorn_server(store_root, workers=2, env=ENV)
-    versions_before = ModelStore(store_root).versions("digits")
+    versions_before = FileModelStore(store_root).versions("digits")
     first = workers(store_root)
     job_id = retrain(server.url, "digits", {"promote": "never", "hyperparameters": {"epochs": 1500, "patience": 1500}})
     wait_job(server.url, job_id, training)
@@ -207,18 +207,18 @@ def test_sigterm_requeues_the_running_job_and_the_next_worker_completes_it(store
     job = get_job(server.url, job_id)
     assert job["status"] == "queued", job
     assert job["worker"] is None and job["started_at"] is None and job["progress"] is None
-    assert ModelStore(store_root).versions("digits") == versions_before
+    assert FileModelStore(store_root).versions("digits") == versions_before
     workers(store_root)
     job = wait_job(server.url, job_id, final, timeout=60)
     assert job["status"] == "succeeded", job
     assert job["result"]["epochs"] == 1500 and job["result"]["promoted"] is False
-    assert ModelStore(store_root).versions("digits") == [*versions_before, job["result"]["version"]]
+    assert FileModelStore(store_root).versions("digits") == [*versions_before, job["result"]["version"]]
 
 
 def test_surviving_worker_fails_a_dead_workers_job_and_runs_the_next(store_root, gunicorn_server, workers):
     """Two workers, one killed -9 mid-job: the other must not leave the model blocked behind a dead job."""
     server = gunicorn_server(store_root, workers=2, env=ENV)
-    versions_before = ModelStore(store_root).versions("digits")
+    versions_before = FileModelStore(store_root).versions("digits")
     a, b = workers(store_root), workers(store_root)
     stuck = retrain(server.url, "digits", {"promote": "never", "hyperparameters": LONG})
     running = wait_job(server.url, stuck, training)
@@ -229,4 +229,4 @@ def test_surviving_worker_fails_a_dead_workers_job_and_runs_the_next(store_root,
     assert wait_job(server.url, stuck, final)["error"] == "worker stopped"
     done = wait_job(server.url, follow_up, final)
     assert done["status"] == "succeeded", done
-    assert ModelStore(store_root).versions("digits") == [*versions_before, done["result"]["version"]]
+    assert FileModelStore(store_root).versions("digits") == [*versions_before, done["result"]["version"]]

@@ -62,3 +62,19 @@ def test_gunicorns_own_error_pages_name_no_version(server):
     head, _, _page = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), answer
     assert not VERSION_BANNER.search(answer.decode("latin-1")), answer
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/%2e%2e%2f/predict",
+        "/v1/models/%2e%2e%2f:predict",
+        "/v2/models/%2e%2e%2f/infer",
+        "/v1/models//predict",
+    ],
+)
+def test_a_name_of_encoded_dots_and_slashes_is_a_json_404_not_a_redirect(server, path):
+    response = requests.post(server.url + path, json=IRIS, timeout=10, allow_redirects=False)
+    assert response.status_code == 404, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert "Location" not in response.headers

@@ -11,7 +11,7 @@ import pytest
 import requests
 from helpers import service_env, start_cli
 
-from service.store import ModelStore
+from service.store import FileModelStore
 from service.training.catalog import catalog_specs
 from service.training.fitting import publish, train_spec
 
@@ -23,7 +23,7 @@ TOKEN = "e2e-token"
 def catalog_store(tmp_path_factory):
     """The whole catalog trained as `nnserve train --all` would, plus an inactive second iris version."""
     root = tmp_path_factory.mktemp("v1-e2e") / "store"
-    store = ModelStore(root)
+    store = FileModelStore(root)
     for spec in catalog_specs(REPO / "models"):
         dataset, result = train_spec(spec)
         publish(store, spec.name, result, dataset, description=spec.description, target=spec.target)
@@ -41,7 +41,7 @@ def server(gunicorn_server, catalog_store):
 
 
 def test_predicts_every_catalog_model_like_the_stored_estimator(server, catalog_store, dataset):
-    store = ModelStore(catalog_store)
+    store = FileModelStore(catalog_store)
     for name in store.model_names():
         X, _, _ = dataset(name)
         rows = X[:25]
@@ -113,7 +113,7 @@ def test_nnserve_serve_trains_an_empty_store_then_serves(tmp_path, port):
                 time.sleep(0.2)
         models = requests.get(f"http://127.0.0.1:{port}/v1/models", timeout=5).json()["models"]
         assert sorted(m["name"] for m in models) == ["breast_cancer", "diabetes", "digits", "iris", "wine"]
-        assert sorted(ModelStore(tmp_path / "store").model_names()) == sorted(m["name"] for m in models)
+        assert sorted(FileModelStore(tmp_path / "store").model_names()) == sorted(m["name"] for m in models)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

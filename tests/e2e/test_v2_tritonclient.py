@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.http as httpclient
+from helpers import REPO, read_catalog_csv
 from tritonclient.utils import InferenceServerException
 from v2_models import CLASSIFIERS, MODELS, build_store
 
-README = __import__("pathlib").Path(__file__).resolve().parents[2] / "README.md"
+README = REPO / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -176,9 +177,7 @@ def test_compressed_requests_and_responses(client, server, catalog):
 
 
 def test_many_rows_in_one_request(client, server):
-    from v2_models import read_csv
-
-    X = read_csv("digits")[0].astype(np.float32)
+    X = read_catalog_csv("digits")[0].astype(np.float32)
     result = client.infer("digits", [make_input(X, "FP32", True)])
     v1 = v1_predict(server, "digits", X.astype(np.float64))
     assert len(result.as_numpy("predictions")) == len(X)

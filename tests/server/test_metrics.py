@@ -13,7 +13,7 @@ from helpers import REPO
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import create_app, logs
-from service.store import ModelStore
+from service.store import FileModelStore
 from service.training.catalog import load_spec
 from service.training.fitting import publish, train_spec
 from service.training.worker import Worker
@@ -37,7 +37,7 @@ FAMILIES = {
 def base_store(tmp_path_factory):
     """iris version 1 (active) and version 2 (not active), trained from the catalog spec with its dataset."""
     root = tmp_path_factory.mktemp("metrics") / "store"
-    store = ModelStore(root)
+    store = FileModelStore(root)
     spec = load_spec(REPO / "models" / "iris.toml")
     for seed, activate in ((0, True), (1, False)):
         dataset, result = train_spec(spec, {"epochs": 5, "seed": seed})
@@ -160,7 +160,8 @@ def test_active_version_gauge_follows_activation_forward_and_back(client):
 def test_a_version_that_fails_to_load_is_counted_once(client, store_root):
     failures = "nnserve_model_load_failures_total"
     before = value(scrape(client), failures)
-    ModelStore(store_root).activate("iris", 2)  # verified and activated, then broken on disk before a worker loads it
+    # verified and activated, then broken on disk before a worker loads it
+    FileModelStore(store_root).activate("iris", 2)
     weights = store_root / "iris" / "2" / "weights.npz"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF

@@ -32,15 +32,14 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import flip_byte
+from helpers import REPO, flip_byte
 
 import nn
 from service import create_app
-from service.store import ModelStore, StoreError
-from service.training.job_queue import JobQueue
+from service.store import FileModelStore, StoreError
+from service.training.sqlite_queue import SqliteJobQueue
 from service.training.worker import Worker
 
-from helpers import REPO
 TOKEN = "faults-admin-token-0c7e"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 INTERVAL = 0.05
@@ -134,7 +133,7 @@ def test_disk_full_half_way_through_a_publish_publishes_nothing(base_store, smal
     client = make_client(root)
     before_predictions = predict(client)
     assert before_predictions["version"] == 1
-    store = ModelStore(root)
+    store = FileModelStore(root)
     before = tree(root)
 
     X, y, names = dataset("iris")
@@ -192,7 +191,7 @@ def test_a_retraining_job_whose_publish_fails_half_way_fails_and_publishes_nothi
     assert job["status"] == "failed", job
     assert job["error"] == "model 'iris': writing version 2 failed (File too large); nothing was published"
     assert job["result"] is None
-    store = ModelStore(store_root)
+    store = FileModelStore(store_root)
     assert store.versions("iris") == [1] and store.active_version("iris") == 1
     assert tree(store_root) == before
     time.sleep(INTERVAL * 3)
@@ -240,9 +239,9 @@ def test_a_flipped_byte_in_the_active_weights(store_root):
     assert_fresh_start_refuses_iris(store_root, "version 1", "checksum")
     # a fresh worker cannot train from it either: the job fails with the reason, nothing is published
     assert Worker(store_root).run_once()
-    job = JobQueue(store_root).get(job_id)
+    job = SqliteJobQueue(store_root).get(job_id).to_json()
     assert job["status"] == "failed" and "checksum mismatch for weights.npz" in job["error"], job
-    assert ModelStore(store_root).versions("iris") == [1]
+    assert FileModelStore(store_root).versions("iris") == [1]
 
 
 # -- (c) ACTIVE naming a missing version ---------------------------------------------------------------------------

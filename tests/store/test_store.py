@@ -12,22 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import flip_byte
+from helpers import REPO, flip_byte
 
 import nn
 from service.store import (
     CorruptVersionError,
     Dataset,
+    FileModelStore,
     InvalidNameError,
     LoadedModel,
-    ModelStore,
     NotFoundError,
     StoreError,
     validate_name,
     validate_version,
 )
 
-from helpers import REPO
 FEATURES = ["f0", "f1", "f2"]
 
 
@@ -53,7 +52,7 @@ def artifact(fitted, tmp_path_factory):
 
 @pytest.fixture
 def store(tmp_path):
-    return ModelStore(tmp_path / "store")
+    return FileModelStore(tmp_path / "store")
 
 
 def _run(script: str, *args: object) -> subprocess.CompletedProcess:
@@ -155,9 +154,9 @@ RACE = """
 import os, sys, time
 from pathlib import Path
 import nn
-from service.store import ModelStore
+from service.store import FileModelStore
 root, artifact, go, writer = sys.argv[1:5]
-store, model = ModelStore(root), nn.load(artifact)
+store, model = FileModelStore(root), nn.load(artifact)
 Path(f"{go}.ready{writer}").touch()
 while not os.path.exists(go):
     time.sleep(0.001)
@@ -201,8 +200,8 @@ def test_racing_publisher_processes_get_distinct_versions(store, artifact, tmp_p
 CRASH = """
 import os, sys
 import nn
-from service.store import ModelStore
-store = ModelStore(sys.argv[1])
+from service.store import FileModelStore
+store = FileModelStore(sys.argv[1])
 model = nn.load(sys.argv[2])
 os.rename = lambda *args, **kwargs: os._exit(3)  # die between writing the artifact and publishing it
 store.publish("iris", model)
@@ -513,11 +512,11 @@ def test_unknown_model(store):
 
 
 def test_root_is_created_with_parents(tmp_path):
-    store = ModelStore(tmp_path / "a" / "b" / "store")
+    store = FileModelStore(tmp_path / "a" / "b" / "store")
     assert store.root.is_dir() and store.root.is_absolute()
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="not a directory"):
-        ModelStore(tmp_path / "file")
+        FileModelStore(tmp_path / "file")
 
 
 # -- datasets ------------------------------------------------------------------------------

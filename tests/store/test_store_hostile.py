@@ -28,7 +28,7 @@ import pytest
 import nn
 from nn.serialization import sha256_bytes
 from service import create_app
-from service.store import CorruptVersionError, Dataset, ModelStore, NotFoundError, StoreError
+from service.store import CorruptVersionError, Dataset, FileModelStore, NotFoundError, StoreError
 
 FEATURES = ["p", "q", "r"]
 
@@ -55,7 +55,7 @@ def fitted():
 @pytest.fixture
 def store(tmp_path, fitted):
     """A store with model ``m``: version 1 active and good, version 2 published for the test to spoil."""
-    store = ModelStore(tmp_path / "store")
+    store = FileModelStore(tmp_path / "store")
     store.activate("m", store.publish("m", fitted))
     assert store.publish("m", fitted) == 2
     return store
@@ -198,7 +198,7 @@ def test_datasets_directory_symlinked_out_of_the_store_is_refused(store, tmp_pat
     outside = tmp_path / "outside-datasets"
     outside.mkdir()
     # a genuine dataset file, written by a store elsewhere, under its correct hash
-    other = ModelStore(tmp_path / "other")
+    other = FileModelStore(tmp_path / "other")
     digest = other.save_dataset("m", dataset())
     shutil.copy(other.root / "m" / "datasets" / f"{digest}.npz", outside / f"{digest}.npz")
     (store.root / "m" / "datasets").symlink_to(outside, target_is_directory=True)
@@ -211,7 +211,7 @@ def test_datasets_directory_symlinked_out_of_the_store_is_refused(store, tmp_pat
 
 
 def test_dataset_file_symlinked_out_of_the_store_is_refused_and_replaced(store, tmp_path):
-    other = ModelStore(tmp_path / "other")
+    other = FileModelStore(tmp_path / "other")
     digest = other.save_dataset("m", dataset())
     folder = store.root / "m" / "datasets"
     folder.mkdir()
@@ -228,7 +228,7 @@ def test_dataset_file_symlinked_out_of_the_store_is_refused_and_replaced(store, 
 
 
 def test_model_directory_symlinked_out_of_the_store_serves_no_dataset(store, tmp_path):
-    other = ModelStore(tmp_path / "other")
+    other = FileModelStore(tmp_path / "other")
     digest = other.save_dataset("m", dataset())
     (store.root / "linked").symlink_to(other.root / "m", target_is_directory=True)
     with pytest.raises(StoreError, match="symbolic link"):

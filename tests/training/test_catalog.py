@@ -218,3 +218,13 @@ def test_features_errors(tmp_path):
     path.write_text("a,b\n1,x\n")
     with pytest.raises(CSVError, match="line 2, column 'b'"):
         read_csv_features(path, ["a", "b"], 2)
+
+
+@pytest.mark.parametrize("line", [2, 3, 40])
+def test_a_byte_that_is_not_utf8_is_reported_on_its_own_line(tmp_path, line):
+    rows = [b"a,b,label"] + [b"1,2,x"] * 50
+    rows[line - 1] = b"1,2,caf\xe9"  # latin-1, not UTF-8
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    with pytest.raises(CSVError, match=rf"line {line}: byte 0xe9 is not UTF-8"):
+        read_csv_dataset(path, "label", "classification")

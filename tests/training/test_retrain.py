@@ -6,18 +6,18 @@ the real CLI; every test works on its own copy. Jobs are run by
 needs to act while a job runs (cancel a running job).
 """
 
-import csv
 import re
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import read_catalog_csv
 
 from service import create_app
-from service.store import ModelStore
-from service.training.job_queue import JobQueue
+from service.store import FileModelStore
+from service.training.sqlite_queue import SqliteJobQueue
 from service.training.worker import Worker
 
 TOKEN = "retrain-test-token-81c2"
@@ -25,9 +25,8 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def csv_rows(name):
-    with open(REPO / "models" / "data" / f"{name}.csv", newline="") as f:
-        _, *rows = list(csv.reader(f))
-    return [[float(v) for v in r[:-1]] for r in rows], [r[-1] for r in rows]
+    X, y, _ = read_catalog_csv(name)
+    return X.tolist(), y.tolist()
 
 
 @pytest.fixture
@@ -68,11 +67,11 @@ def run_all(store_root):
 
 
 def active(store_root, name):
-    return ModelStore(store_root).active_version(name)
+    return FileModelStore(store_root).active_version(name)
 
 
 def versions(store_root, name):
-    return ModelStore(store_root).versions(name)
+    return FileModelStore(store_root).versions(name)
 
 
 def iris_slice():
@@ -118,8 +117,8 @@ def test_append_rows(client, store_root):
     assert done["status"] == "succeeded", done
     assert done["result"]["n_rows"] == 150 + len(X)
     assert active(store_root, "iris") == done["result"]["version"] == 2
-    manifest = ModelStore(store_root).load("iris", 2).manifest
-    assert len(ModelStore(store_root).load_dataset("iris", manifest["dataset_sha256"]).X) == 150 + len(X)
+    manifest = FileModelStore(store_root).load("iris", 2).manifest
+    assert len(FileModelStore(store_root).load_dataset("iris", manifest["dataset_sha256"]).X) == 150 + len(X)
 
 
 def test_replace_rows(client, store_root):
@@ -129,7 +128,7 @@ def test_replace_rows(client, store_root):
     done = job(client, queued["id"])
     assert done["status"] == "succeeded", done
     assert done["result"]["n_rows"] == len(X)
-    assert ModelStore(store_root).load("iris", 2).manifest["training"]["n_train"] + ModelStore(store_root).load(
+    assert FileModelStore(store_root).load("iris", 2).manifest["training"]["n_train"] + FileModelStore(store_root).load(
         "iris", 2
     ).manifest["training"]["n_test"] == len(X)
 
@@ -145,7 +144,7 @@ def test_new_class_label_in_append_mode(client, store_root):
     run_all(store_root)
     done = job(client, queued["id"])
     assert done["status"] == "succeeded", done
-    assert list(ModelStore(store_root).load("iris").estimator.classes_) == [
+    assert list(FileModelStore(store_root).load("iris").estimator.classes_) == [
         "giant",
         "setosa",
         "versicolor",
@@ -166,7 +165,7 @@ def test_warm_start_continues_from_active_weights(client, store_root):
     assert done["result"]["epochs"] == 7 and done["progress"]["epochs"] == 7
     # continued from trained weights: the first epoch's loss already near the active model's, far below
     # a fresh network's; and the held-out accuracy does not drop from scratch level
-    base = ModelStore(store_root).load("iris", 1).manifest
+    base = FileModelStore(store_root).load("iris", 1).manifest
     assert done["result"]["metrics"]["accuracy"] >= base["metrics"]["accuracy"] - 0.1
     assert done["request"]["warm_start"] is True
     assert active(store_root, "iris") == 2
@@ -184,7 +183,7 @@ def test_regressor_retrain_with_numeric_targets(client, store_root):
     assert done["status"] == "succeeded", done
     assert set(done["result"]["metrics"]) >= {"r2", "rmse", "mae"}
     assert done["result"]["n_rows"] == len(X) + 40
-    assert "R2" in done["result"]["reason"] or done["result"]["reason"] == "promote is 'always'"
+    assert done["result"]["reason"] == "promote is 'always'" and done["result"]["promoted"] is True
     r = client.post("/v1/models/diabetes/predict", json={"instances": X[:2]})
     assert r.status_code == 200 and r.get_json()["version"] == 2
 
@@ -227,7 +226,7 @@ def test_promote_if_better(client, store_root, hyperparameters, expect_promoted)
     assert float(m[1]) == pytest.approx(new, abs=1e-4) and float(m[3]) == pytest.approx(active_metric, abs=1e-4)
     assert m[2] == (">=" if expect_promoted else "<")
     # the active model's metric is measured on the same held-out rows as the new one
-    assert active_metric == pytest.approx(ModelStore(store_root).load("iris", 1).manifest["metrics"]["accuracy"])
+    assert active_metric == pytest.approx(FileModelStore(store_root).load("iris", 1).manifest["metrics"]["accuracy"])
     assert active(store_root, "iris") == (2 if expect_promoted else 1)
     assert versions(store_root, "iris") == [1, 2]
 
@@ -239,16 +238,16 @@ def test_second_retrain_of_a_model_waits_for_the_first(client, store_root):
     first = retrain(client, "iris", {"promote": "always", "hyperparameters": {"epochs": 2}})
     second = retrain(client, "iris", {"promote": "always", "hyperparameters": {"epochs": 2}})
     other = retrain(client, "diabetes", {"promote": "never", "hyperparameters": {"epochs": 2}})
-    queue = JobQueue(store_root)
+    queue = SqliteJobQueue(store_root)
     claimed = queue.claim("test:1")
-    assert claimed["id"] == first["id"]
+    assert claimed is not None and claimed.id == first["id"]
     # iris has a job running: the next claim skips the queued iris job and takes diabetes
-    assert queue.claim("test:2")["id"] == other["id"]
+    assert getattr(queue.claim("test:2"), "id", None) == other["id"]
     assert queue.claim("test:3") is None
     assert job(client, second["id"])["status"] == "queued"
     queue.finish(first["id"], "failed", error="test")
     queue.finish(other["id"], "failed", error="test")
-    assert queue.claim("test:4")["id"] == second["id"]
+    assert getattr(queue.claim("test:4"), "id", None) == second["id"]
 
 
 def test_queued_behind_runs_on_the_first_jobs_result(client, store_root):
@@ -341,7 +340,7 @@ def test_admin_rules(store_root):
     assert job(c, queued["id"])["status"] == "queued"
     # reading jobs needs no token
     assert c.get("/v1/jobs").status_code == 200
-    assert JobQueue(store_root).counts() == {"queued": 1}
+    assert SqliteJobQueue(store_root).counts() == {"queued": 1}
 
 
 FOUR = [5.0, 3.4, 1.5, 0.2]
@@ -375,7 +374,7 @@ def test_invalid_retrain_request_is_422_naming_the_problem(client, store_root, m
     text = r.get_data(as_text=True)
     for name in names:
         assert name in text, (name, text)
-    assert JobQueue(store_root).counts() == {}
+    assert SqliteJobQueue(store_root).counts() == {}
 
 
 def test_nan_literal_is_422(client, store_root):
@@ -389,7 +388,7 @@ def test_nan_literal_is_422(client, store_root):
         headers=ADMIN,
     )
     assert r.status_code == 422
-    assert JobQueue(store_root).counts() == {}
+    assert SqliteJobQueue(store_root).counts() == {}
 
 
 def test_unknown_model_is_404(client, store_root):
@@ -402,7 +401,7 @@ def test_warm_start_may_restate_the_active_architecture(client, store_root):
     queued = retrain(client, "iris", body)
     run_all(store_root)
     assert job(client, queued["id"])["status"] == "succeeded"
-    model = ModelStore(store_root).load("iris", 2)
+    model = FileModelStore(store_root).load("iris", 2)
     assert model.manifest["training"]["params"]["hidden_layer_sizes"] == [16]
     assert [w.shape[1] for w in model.estimator.coefs_[:-1]] == [16]
 
@@ -414,3 +413,66 @@ def test_warm_start_with_a_new_class_fails_the_job_with_the_reason(client, store
     done = job(client, queued["id"])
     assert done["status"] == "failed" and "giant" in done["error"] and done["result"] is None
     assert versions(store_root, "iris") == [1]
+
+
+@pytest.mark.parametrize(("key", "value"), [("dropout", 0.3), ("activation", "tanh")])
+def test_warm_start_refuses_what_it_would_silently_ignore(client, store_root, key, value):
+    body = {"warm_start": True, "hyperparameters": {key: value, "epochs": 2}}
+    r = client.post("/v1/models/iris/retrain", json=body, headers=ADMIN)
+    assert r.status_code == 422, r.get_json()
+    assert key in r.get_json()["errors"] and "warm_start" in r.get_json()["message"]
+    assert SqliteJobQueue(store_root).counts() == {}
+
+
+def test_a_locked_queue_database_neither_stops_the_worker_nor_leaves_a_job_running(client, store_root):
+    """A real SQLite "database is locked" during a job: the job still ends in a final state, the loop goes on."""
+    long = retrain(client, "iris", {"promote": "never", "hyperparameters": {"epochs": 100000, "patience": 100000}})
+    worker = Worker(store_root)
+    worker.queue = SqliteJobQueue(store_root, busy_timeout=0.05)
+    runner = threading.Thread(target=worker.loop, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while job(client, long["id"])["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with sqlite3.connect(store_root / ".jobs.sqlite3", isolation_level=None) as db:
+            db.execute("BEGIN EXCLUSIVE")  # every write of the worker now fails at once
+            time.sleep(1.0)
+            db.execute("COMMIT")
+        deadline = time.monotonic() + 30
+        while job(client, long["id"])["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done = job(client, long["id"])
+        assert done["status"] == "failed" and "locked" in done["error"], done
+        after = retrain(client, "iris", {"promote": "never", "hyperparameters": {"epochs": 2}})
+        deadline = time.monotonic() + 30
+        while job(client, after["id"])["status"] != "succeeded" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job(client, after["id"])["status"] == "succeeded"
+        assert runner.is_alive()
+    finally:
+        worker.stopping.set()
+        runner.join(timeout=30)
+
+
+def test_an_activation_during_training_wins_over_the_jobs_promotion(client, store_root):
+    """A real race: an admin activates v1 while a promote-always retrain, trained against v2, runs to its end."""
+    retrain(client, "iris", {"promote": "always", "hyperparameters": {"epochs": 2}})
+    run_all(store_root)
+    assert active(store_root, "iris") == 2
+    body = {"promote": "always", "hyperparameters": {"epochs": 200, "patience": 100000}}
+    long = retrain(client, "iris", body)
+    runner = threading.Thread(target=Worker(store_root).run_once, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while (job(client, long["id"])["progress"] or {}).get("epoch", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    r = client.post("/v1/models/iris/versions/1/activate", headers=ADMIN)
+    assert r.status_code == 200 and r.get_json()["previous_version"] == 2
+    assert job(client, long["id"])["status"] == "running"  # the activation happened while it trained
+    runner.join(timeout=120)
+    done = job(client, long["id"])
+    assert done["status"] == "succeeded", done
+    assert done["result"]["promoted"] is False
+    assert done["result"]["reason"] == "not promoted: the active version changed (2 -> 1) during training"
+    assert active(store_root, "iris") == 1 and versions(store_root, "iris") == [1, 2, 3]

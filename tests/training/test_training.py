@@ -7,7 +7,7 @@ from sklearn import metrics as skm
 from sklearn.model_selection import train_test_split
 
 from nn import Callback
-from service.store import Dataset, ModelStore
+from service.store import Dataset, FileModelStore
 from service.training import fitting as training
 from service.training.catalog import catalog_specs, estimator_params, load_spec
 from service.training.csvdata import read_csv_dataset
@@ -140,7 +140,7 @@ def test_warm_start_continues_from_a_copy(datasets):
 def test_publish_records_metrics_data_and_training(tmp_path, datasets):
     spec = load_spec(MODELS / "iris.toml")
     dataset, result = training.train_spec(spec, {"epochs": 5, "seed": 2})
-    store = ModelStore(tmp_path / "store")
+    store = FileModelStore(tmp_path / "store")
     version = training.publish(store, "iris", result, dataset, description=spec.description, target=spec.target)
     assert version == 1 and store.active_version("iris") == 1
     manifest = store.manifest("iris", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,33 +18,14 @@ from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.store import Dataset, LoadedModel, validate_name
-from service.training.catalog import PARAM_NAMES, SECTIONS
-from service.training.job_queue import JobNotFoundError, JobQueue, JobStateError
+from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
+from service.training.jobs import JobNotFoundError, JobQueue, JobStateError, RetrainRequest
 
 blp = Blueprint("jobs", __name__, description="Retraining jobs")
 
 
 def queue() -> JobQueue:
     return current_app.extensions["nnserve.jobs"]
-
-
-def hyperparameters(given: dict[str, Any]) -> dict[str, Any]:
-    """The catalog's hyperparameter names and ranges, mapped to estimator parameters."""
-    out: dict[str, Any] = {}
-    for key, value in given.items():
-        section = next((s for s in SECTIONS.values() if key in s.fields), None)
-        if section is None:
-            known = ", ".join(sorted(PARAM_NAMES))
-            raise ValidationError({key: [f"unknown hyperparameter {key!r}; known: {known}"]})
-        try:
-            loaded = section.load({key: value}, partial=True)
-        except ValidationError as exc:
-            messages = exc.messages if isinstance(exc.messages, dict) else {key: exc.messages}
-            raise ValidationError({key: messages.get(key, messages)}) from None
-        out[PARAM_NAMES[key]] = loaded[key]
-    if "hidden_layer_sizes" in out:
-        out["hidden_layer_sizes"] = list(out["hidden_layer_sizes"])
-    return out
 
 
 def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
@@ -97,30 +79,17 @@ class Retrain(MethodView):
     def post(self, args: dict[str, Any], name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Start retraining in the background (admin); answers 202 with the job and its URL."""
         base = registry().active(validate_name(name))
-        request: dict[str, Any] = {
-            "mode": args["mode"],
-            "promote": args["promote"],
-            "warm_start": args["warm_start"],
-            "data_sha256": None,
-            "n_new_rows": 0,
-        }
         try:
-            request["hyperparameters"] = hyperparameters(args.get("hyperparameters") or {})
-            sizes = request["hyperparameters"].get("hidden_layer_sizes")
-            active_sizes = [int(w.shape[1]) for w in base.estimator.coefs_[:-1]]  # as fitted
-            if args["warm_start"] and sizes is not None and list(sizes) != active_sizes:
-                # the copied weights keep their shape: the new version would claim layers it does not have
-                raise ValidationError(
-                    {
-                        "hidden_sizes": [
-                            f"warm_start continues the active network {active_sizes}; it cannot change to {sizes}"
-                        ]
-                    }
-                )
+            request = RetrainRequest(
+                mode=args["mode"],
+                promote=args["promote"],
+                warm_start=args["warm_start"],
+                hyperparameters=_checked_hyperparameters(base, args),
+            )
             if "data" in args:
                 dataset = new_rows(base, args["data"])
-                request["data_sha256"] = registry().store.save_dataset(base.name, dataset)
-                request["n_new_rows"] = len(dataset.X)
+                digest = registry().store.save_dataset(base.name, dataset)
+                request = replace(request, data_sha256=digest, n_new_rows=len(dataset.X))
             elif args["mode"] == "replace":
                 raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
         except ValidationError as exc:
@@ -129,7 +98,26 @@ class Retrain(MethodView):
             first = messages[field][0] if isinstance(messages[field], list) else messages[field]
             abort(422, f"invalid {field}: {first}", errors=messages)
         job = queue().enqueue(base.name, request)
-        return job, 202, {"Location": url_for("jobs.Job", job_id=job["id"])}
+        return job.to_json(), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+
+
+def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[str, Any]:
+    """The request's hyperparameters as estimator parameters; a warm start may not reshape the network."""
+    given = args.get("hyperparameters") or {}
+    params = validate_hyperparameters(given)
+    if not args["warm_start"]:
+        return params
+    sizes = params.get("hidden_layer_sizes")
+    active_sizes = [int(w.shape[1]) for w in base.estimator.coefs_[:-1]]  # as fitted
+    if sizes is not None and list(sizes) != active_sizes:
+        # the copied weights keep their shape: the new version would claim layers it does not have
+        message = f"warm_start continues the active network {active_sizes}; it cannot change to {sizes}"
+        raise ValidationError({"hidden_sizes": [message]})
+    ignored = [key for key in ARCHITECTURE_KEYS if key in given and key != "hidden_sizes"]
+    if ignored:
+        message = f"warm_start keeps the active network's {', '.join(ignored)}; send them without warm_start"
+        raise ValidationError({key: [message] for key in ignored})
+    return params
 
 
 @blp.route("/v1/jobs")
@@ -139,7 +127,12 @@ class Jobs(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
         jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
-        return {"jobs": jobs, "total": total, "limit": args["limit"], "offset": args["offset"]}
+        return {
+            "jobs": [job.to_json() for job in jobs],
+            "total": total,
+            "limit": args["limit"],
+            "offset": args["offset"],
+        }
 
 
 @blp.route("/v1/jobs/<job_id>")
@@ -149,7 +142,7 @@ class Job(MethodView):
     def get(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, result or error, timestamps."""
         try:
-            return queue().get(job_id)
+            return queue().get(job_id).to_json()
         except JobNotFoundError as exc:
             abort(404, str(exc))
 
@@ -165,6 +158,6 @@ class Job(MethodView):
             abort(404, str(exc))
         except JobStateError as exc:
             abort(409, str(exc))
-        if job["status"] == "cancelled":  # it was queued; a running one is counted by its worker when it stops
+        if job.status == "cancelled":  # it was queued; a running one is counted by its worker when it stops
             telemetry.job_finished("cancelled")
-        return job
+        return job.to_json()

@@ -24,7 +24,6 @@ from service.server.v1.schemas import (
     PredictResponseSchema,
 )
 from service.store import (
-    CorruptVersionError,
     LoadedModel,
     NotFoundError,
     StoreError,
@@ -35,6 +34,8 @@ from service.store import (
 from service.training.fitting import task_of
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
+# One instance for every request: webargs would build a schema per call from the class (its fields hold no state).
+PREDICT_REQUEST = PredictRequestSchema()
 
 
 def summary(loaded: LoadedModel) -> dict[str, Any]:
@@ -142,7 +143,7 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
 @blp.route("/<name>:predict", endpoint="PredictColon")
 class Predict(MethodView):
     @blp.errors(400, 404, 409, 413, 415, 503)
-    @blp.arguments(PredictRequestSchema)
+    @blp.arguments(PREDICT_REQUEST)
     @blp.response(200, PredictResponseSchema)
     def post(self, args: dict[str, Any], name: str) -> Response:
         """Predict with the active version."""
@@ -152,7 +153,7 @@ class Predict(MethodView):
 @blp.route("/<name>/versions/<version>/predict")
 class PredictVersion(MethodView):
     @blp.errors(400, 404, 409, 413, 415, 503)
-    @blp.arguments(PredictRequestSchema)
+    @blp.arguments(PREDICT_REQUEST)
     @blp.response(200, PredictResponseSchema)
     def post(self, args: dict[str, Any], name: str, version: str) -> Response:
         """Predict with one pinned version."""
@@ -169,10 +170,6 @@ class Activate(MethodView):
         """Make a version the active one: roll forward or back (admin). Broken versions are refused with 409."""
         reg = registry()
         name, number = validate_name(name), validate_version(version)
-        try:
-            previous = reg.store.active_version(name)
-        except CorruptVersionError:  # an unreadable ACTIVE is what activating a good version repairs
-            previous = None
-        reg.store.activate(name, number)
+        previous = reg.store.activate(name, number)
         reg.active(name, refresh=True)
         return {"model": name, "version": number, "previous_version": previous}

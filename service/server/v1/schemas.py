@@ -8,13 +8,13 @@ from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from service.server.v1.fields import Matrix
-from service.training.job_queue import STATUSES
+from service.training.jobs import STATUSES
 
 MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: beyond it the job queue cannot even be asked
 
 
 class ErrorSchema(Schema):
-    """Every v1 error: ``{"code", "status", "message", "errors"?}`` (DESIGN.md section 6)."""
+    """Every v1 error: ``{"code", "status", "message", "errors"?}`` (README, "HTTP API v1")."""
 
     code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
     status = fields.String(required=True, metadata={"description": "The HTTP reason phrase."})

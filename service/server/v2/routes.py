@@ -1,7 +1,7 @@
 """HTTP API v2: the Open Inference Protocol (KServe v2 / Triton HTTP), with the binary tensor data extension.
 
 ``tritonclient.http`` works against these routes unchanged. Every model has one
-input and up to three outputs (DESIGN.md section 7):
+input and up to three outputs:
 
 - input ``input``: shape ``[-1, n_features]``, datatype of the model's network
   (``FP32`` for the default float32 networks); requests may send FP32, FP64,

@@ -9,7 +9,6 @@ Helpers are fixtures (``assert_error``, ``corrupt``) rather than an imported
 module, so the suite does not depend on pytest's import mode.
 """
 
-import csv
 import shutil
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -17,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO
+from helpers import flip_byte, read_catalog_csv
 
 from nn import MLPClassifier, MLPRegressor
 from service import create_app
-from service.store import ModelStore
+from service.store import FileModelStore
 
-DATA_DIR = REPO / "models" / "data"
 ADMIN_TOKEN = "test-admin-token-5f3c9a"
 CLASSIFIERS = ("breast_cancer", "digits", "iris")
 MODELS = ("breast_cancer", "diabetes", "digits", "iris")
@@ -49,16 +47,7 @@ class TrainedStore:
 
     def estimator(self, name, version=None):
         """The estimator as the store gives it back (what the service must agree with)."""
-        return ModelStore(self.root).load(name, version).estimator
-
-
-def read_csv(name, label):
-    """``models/data/<name>.csv`` as (X float64, y with ``label`` applied, feature names)."""
-    with open(DATA_DIR / f"{name}.csv", newline="") as f:
-        header, *rows = list(csv.reader(f))
-    X = np.array([[float(v) for v in row[:-1]] for row in rows], dtype=np.float64)
-    y = np.array([label(row[-1]) for row in rows])
-    return X, y, header[:-1]
+        return FileModelStore(self.root).load(name, version).estimator
 
 
 def _tiny(kind, seed, width=8):
@@ -66,10 +55,10 @@ def _tiny(kind, seed, width=8):
 
 
 @pytest.fixture(scope="session")
-def trained_store(tmp_path_factory):
+def tiny_catalog_store(tmp_path_factory):
     """A store with iris (versions 1 and 2, 1 active), digits, breast_cancer and diabetes."""
     root = tmp_path_factory.mktemp("store")
-    store = ModelStore(root)
+    store = FileModelStore(root)
     specs = {
         # name: (label type, task, rows used for training, estimators -> one version each)
         "iris": (str, "classification", None, [_tiny(MLPClassifier, 0), _tiny(MLPClassifier, 1)]),
@@ -79,7 +68,8 @@ def trained_store(tmp_path_factory):
     }
     models = {}
     for name, (label, task, n_rows, estimators) in specs.items():
-        X, y, names = read_csv(name, label)
+        X, y, names = read_catalog_csv(name)
+        y = y.astype(label)
         if n_rows is not None:
             X, y = X[:n_rows], y[:n_rows]
         metrics = {}
@@ -94,20 +84,20 @@ def trained_store(tmp_path_factory):
 
 
 @pytest.fixture
-def store_copy(trained_store, tmp_path):
+def tiny_catalog_copy(tiny_catalog_store, tmp_path):
     """A private copy of the session store, for tests that change it."""
     root = tmp_path / "store"
-    shutil.copytree(trained_store.root, root)
+    shutil.copytree(tiny_catalog_store.root, root)
     return root
 
 
 @pytest.fixture
-def make_app(trained_store):
+def make_app(tiny_catalog_store):
     """``make_app(store=None, **config)``: a fresh app on ``store`` (default: the session store)."""
 
     def make(store=None, **overrides):
         config = {
-            "NNSERVE_STORE": str(store or trained_store.root),
+            "NNSERVE_STORE": str(store or tiny_catalog_store.root),
             "NNSERVE_ADMIN_TOKEN": ADMIN_TOKEN,
             "NNSERVE_MAX_BODY_BYTES": 16 * 1024 * 1024,
             "NNSERVE_MAX_ROWS": 10_000,
@@ -171,13 +161,6 @@ def check_error(response, code, *fragments):
 def assert_error():
     """``assert_error(response, code, *fragments) -> body``; see ``check_error``."""
     return check_error
-
-
-def flip_byte(path):
-    """Invert one byte in the middle of ``path`` (same size, so only the checksum can tell)."""
-    data = bytearray(Path(path).read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    Path(path).write_bytes(bytes(data))
 
 
 @pytest.fixture

@@ -5,16 +5,16 @@ import base64
 import numpy as np
 import pytest
 
-from service.store import ModelStore
+from service.store import FileModelStore
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 ACTIVATE = "/v1/models/iris/versions/2/activate"
 
 
 @pytest.fixture
-def copy_app(make_app, store_copy):
+def copy_app(make_app, tiny_catalog_copy):
     """An app with an admin token on a private copy of the store."""
-    return make_app(store_copy)
+    return make_app(tiny_catalog_copy)
 
 
 @pytest.fixture
@@ -26,17 +26,17 @@ def active_version(client, name="iris"):
     return client.get(f"/v1/models/{name}").get_json()["active_version"]
 
 
-def test_admin_calls_are_403_without_a_configured_token(make_app, store_copy, assert_error, admin_headers):
-    client = make_app(store_copy, NNSERVE_ADMIN_TOKEN=None).test_client()
+def test_admin_calls_are_403_without_a_configured_token(make_app, tiny_catalog_copy, assert_error, admin_headers):
+    client = make_app(tiny_catalog_copy, NNSERVE_ADMIN_TOKEN=None).test_client()
     for headers in ({}, admin_headers, {"Authorization": "Bearer "}):
         assert_error(client.post(ACTIVATE, headers=headers), 403, "NNSERVE_ADMIN_TOKEN", "disabled")
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(tiny_catalog_copy).active_version("iris") == 1
 
 
-def test_an_empty_token_setting_disables_admin_calls(make_app, store_copy, assert_error):
-    client = make_app(store_copy, NNSERVE_ADMIN_TOKEN="").test_client()
+def test_an_empty_token_setting_disables_admin_calls(make_app, tiny_catalog_copy, assert_error):
+    client = make_app(tiny_catalog_copy, NNSERVE_ADMIN_TOKEN="").test_client()
     assert_error(client.post(ACTIVATE, headers={"Authorization": "Bearer "}), 403, "NNSERVE_ADMIN_TOKEN")
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(tiny_catalog_copy).active_version("iris") == 1
 
 
 def bad_authorizations(token):
@@ -60,12 +60,12 @@ def bad_authorizations(token):
 
 
 @pytest.mark.parametrize("case", sorted(bad_authorizations("token")))
-def test_bad_authorization_is_401(copy_client, store_copy, assert_error, admin_token, case):
+def test_bad_authorization_is_401(copy_client, tiny_catalog_copy, assert_error, admin_token, case):
     headers = bad_authorizations(admin_token)[case]
     response = copy_client.post(ACTIVATE, headers=headers)
     assert_error(response, 401, "token")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(tiny_catalog_copy).active_version("iris") == 1
 
 
 def test_authorization_is_checked_before_the_model_exists(copy_client, assert_error):
@@ -74,26 +74,26 @@ def test_authorization_is_checked_before_the_model_exists(copy_client, assert_er
     assert_error(copy_client.post("/v1/models/iris/versions/99/activate"), 401)
 
 
-def test_activate_rolls_forward_and_back(copy_client, store_copy, admin_headers, trained_store):
-    rows = trained_store.models["iris"].rows.tolist()
+def test_activate_rolls_forward_and_back(copy_client, tiny_catalog_copy, admin_headers, tiny_catalog_store):
+    rows = tiny_catalog_store.models["iris"].rows.tolist()
     before = copy_client.post("/v1/models/iris/predict", json={"instances": rows}).get_json()
     assert before["version"] == 1
 
     response = copy_client.post(ACTIVATE, headers=admin_headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json() == {"model": "iris", "version": 2, "previous_version": 1}
-    assert ModelStore(store_copy).active_version("iris") == 2
+    assert FileModelStore(tiny_catalog_copy).active_version("iris") == 2
 
     after = copy_client.post("/v1/models/iris/predict", json={"instances": rows}).get_json()
     assert after["version"] == 2
-    v2 = trained_store.estimator("iris", 2)
+    v2 = tiny_catalog_store.estimator("iris", 2)
     assert after["predictions"] == v2.predict(np.array(rows)).tolist()
     np.testing.assert_allclose(after["probabilities"], v2.predict_proba(np.array(rows)), rtol=1e-6, atol=1e-7)
     assert copy_client.post("/v1/models/iris:predict", json={"instances": rows}).get_json()["version"] == 2
 
     listed = {m["name"]: m for m in copy_client.get("/v1/models").get_json()["models"]}
     assert listed["iris"]["version"] == 2
-    assert listed["iris"]["metrics"] == trained_store.models["iris"].metrics[2]
+    assert listed["iris"]["metrics"] == tiny_catalog_store.models["iris"].metrics[2]
     detail = copy_client.get("/v1/models/iris").get_json()
     assert detail["active_version"] == 2
     assert [(v["version"], v["active"]) for v in detail["versions"]] == [(1, False), (2, True)]
@@ -130,31 +130,33 @@ def test_the_bearer_scheme_is_case_insensitive(copy_client, admin_token):
         ("/v1/models/IRIS/versions/1/activate", "'IRIS'"),
     ],
 )
-def test_activate_unknown_version_or_model_is_404(copy_client, store_copy, admin_headers, assert_error, path, fragment):
+def test_activate_unknown_version_or_model_is_404(
+    copy_client, tiny_catalog_copy, admin_headers, assert_error, path, fragment
+):
     assert_error(copy_client.post(path, headers=admin_headers), 404, fragment)
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(tiny_catalog_copy).active_version("iris") == 1
 
 
 def test_activate_a_corrupt_version_is_409_and_the_active_one_keeps_serving(
-    copy_client, store_copy, admin_headers, assert_error, corrupt, trained_store
+    copy_client, tiny_catalog_copy, admin_headers, assert_error, corrupt, tiny_catalog_store
 ):
-    rows = trained_store.models["iris"].rows.tolist()
+    rows = tiny_catalog_store.models["iris"].rows.tolist()
     before = copy_client.post("/v1/models/iris/predict", json={"instances": rows}).get_json()
-    corrupt(store_copy, "iris", 2)
+    corrupt(tiny_catalog_copy, "iris", 2)
 
     assert_error(copy_client.post(ACTIVATE, headers=admin_headers), 409, "version 2", "broken")
 
-    assert ModelStore(store_copy).active_version("iris") == 1
+    assert FileModelStore(tiny_catalog_copy).active_version("iris") == 1
     assert active_version(copy_client) == 1
     assert copy_client.post("/v1/models/iris/predict", json={"instances": rows}).get_json() == before
     assert copy_client.get("/readyz").get_json()["models"]["iris"]["loaded_version"] == 1
     assert_error(copy_client.post("/v1/models/iris/versions/2/predict", json={"instances": rows}), 409, "broken")
 
 
-def test_activate_repairs_an_unreadable_active_file(copy_client, store_copy, admin_headers):
-    (store_copy / "iris" / "ACTIVE").write_text("garbage\n")  # what activate exists to repair
+def test_activate_repairs_an_unreadable_active_file(copy_client, tiny_catalog_copy, admin_headers):
+    (tiny_catalog_copy / "iris" / "ACTIVE").write_text("garbage\n")  # what activate exists to repair
     response = copy_client.post(ACTIVATE, headers=admin_headers)
     assert response.status_code == 200, response.get_json()
     assert response.get_json() == {"model": "iris", "version": 2, "previous_version": None}
-    assert ModelStore(store_copy).active_version("iris") == 2
+    assert FileModelStore(tiny_catalog_copy).active_version("iris") == 2
     assert copy_client.post("/v1/models/iris/predict", json={"instances": [ROW]}).get_json()["version"] == 2

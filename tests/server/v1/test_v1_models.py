@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.store import ModelStore
+from service.store import FileModelStore
 
 MODELS = ("breast_cancer", "diabetes", "digits", "iris")
 CLASSIFIERS = ("breast_cancer", "digits", "iris")
@@ -25,9 +25,11 @@ def test_readyz_ready_with_every_model_loaded(client):
         assert info == {"active_version": 1, "loaded_version": 1, "error": None}, name
 
 
-def test_readyz_503_when_the_active_version_is_corrupt_in_a_fresh_app(store_copy, make_app, corrupt, trained_store):
-    corrupt(store_copy, "iris", 1)  # the active version: nothing of iris can be loaded at start
-    client = make_app(store_copy).test_client()  # starting must not fail because one model is broken
+def test_readyz_503_when_the_active_version_is_corrupt_in_a_fresh_app(
+    tiny_catalog_copy, make_app, corrupt, tiny_catalog_store
+):
+    corrupt(tiny_catalog_copy, "iris", 1)  # the active version: nothing of iris can be loaded at start
+    client = make_app(tiny_catalog_copy).test_client()  # starting must not fail because one model is broken
 
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -44,13 +46,13 @@ def test_readyz_503_when_the_active_version_is_corrupt_in_a_fresh_app(store_copy
 
     # liveness is unaffected, and so are the other models
     assert client.get("/healthz").status_code == 200
-    rows = trained_store.models["digits"].rows.tolist()
+    rows = tiny_catalog_store.models["digits"].rows.tolist()
     assert client.post("/v1/models/digits/predict", json={"instances": rows}).status_code == 200
 
 
-def test_a_model_never_activated_does_not_stop_the_app(store_copy, make_app, trained_store, assert_error):
-    ModelStore(store_copy).publish("fresh", trained_store.estimator("iris"), {"task": "classification"})
-    client = make_app(store_copy).test_client()
+def test_a_model_never_activated_does_not_stop_the_app(tiny_catalog_copy, make_app, tiny_catalog_store, assert_error):
+    FileModelStore(tiny_catalog_copy).publish("fresh", tiny_catalog_store.estimator("iris"), {"task": "classification"})
+    client = make_app(tiny_catalog_copy).test_client()
 
     ready = client.get("/readyz")
     assert ready.status_code == 200
@@ -63,15 +65,15 @@ def test_a_model_never_activated_does_not_stop_the_app(store_copy, make_app, tra
     assert_error(response, 404, "'fresh'", "no active version")
 
 
-def test_list_models(client, trained_store):
+def test_list_models(client, tiny_catalog_store):
     response = client.get("/v1/models")
     assert response.status_code == 200
     models = response.get_json()["models"]
     assert [m["name"] for m in models] == sorted(MODELS)
     for entry in models:
         name = entry["name"]
-        expected = trained_store.models[name]
-        est = trained_store.estimator(name)
+        expected = tiny_catalog_store.models[name]
+        est = tiny_catalog_store.estimator(name)
         keys = {"name", "version", "task", "n_features", "metrics"} | ({"classes"} if name in CLASSIFIERS else set())
         assert set(entry) == keys, entry
         assert entry["version"] == 1
@@ -90,11 +92,11 @@ def test_list_models_class_labels_keep_their_type(client):
     assert all(type(c) is int for c in models["digits"]["classes"])
 
 
-def test_model_detail_iris(client, trained_store):
+def test_model_detail_iris(client, tiny_catalog_store):
     response = client.get("/v1/models/iris")
     assert response.status_code == 200
     body = response.get_json()
-    iris = trained_store.models["iris"]
+    iris = tiny_catalog_store.models["iris"]
     assert body["name"] == "iris"
     assert body["task"] == "classification"
     assert body["active_version"] == 1
@@ -111,22 +113,22 @@ def test_model_detail_iris(client, trained_store):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_model_detail_every_model(client, trained_store, name):
+def test_model_detail_every_model(client, tiny_catalog_store, name):
     body = client.get(f"/v1/models/{name}").get_json()
-    model = trained_store.models[name]
+    model = tiny_catalog_store.models[name]
     assert body["name"] == name
     assert body["task"] == model.task
     assert body["active_version"] == 1
     assert body["input"] == {"n_features": len(model.feature_names), "feature_names": model.feature_names}
     if name in CLASSIFIERS:
-        assert body["output"]["classes"] == trained_store.estimator(name).classes_.tolist()
+        assert body["output"]["classes"] == tiny_catalog_store.estimator(name).classes_.tolist()
     else:
         assert body["output"]["classes"] is None
 
 
-def test_model_detail_flags_a_corrupt_inactive_version(store_copy, make_app, corrupt):
-    corrupt(store_copy, "iris", 2)
-    client = make_app(store_copy).test_client()
+def test_model_detail_flags_a_corrupt_inactive_version(tiny_catalog_copy, make_app, corrupt):
+    corrupt(tiny_catalog_copy, "iris", 2)
+    client = make_app(tiny_catalog_copy).test_client()
 
     response = client.get("/v1/models/iris")
     assert response.status_code == 200

@@ -37,17 +37,17 @@ def check_prediction(body, name, version, est, X):
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
 @pytest.mark.parametrize("name", MODELS)
-def test_predict_matches_the_stored_estimator(client, trained_store, name, route):
-    rows = trained_store.models[name].rows
+def test_predict_matches_the_stored_estimator(client, tiny_catalog_store, name, route):
+    rows = tiny_catalog_store.models[name].rows
     response = client.post(ROUTES[route].format(name=name), json={"instances": rows.tolist()})
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.mimetype == "application/json"
-    check_prediction(response.get_json(), name, 1, trained_store.estimator(name, 1), rows)
+    check_prediction(response.get_json(), name, 1, tiny_catalog_store.estimator(name, 1), rows)
 
 
-def test_prediction_label_types(client, trained_store):
+def test_prediction_label_types(client, tiny_catalog_store):
     def predict(name):
-        rows = trained_store.models[name].rows.tolist()
+        rows = tiny_catalog_store.models[name].rows.tolist()
         return client.post(f"/v1/models/{name}/predict", json={"instances": rows}).get_json()["predictions"]
 
     iris = predict("iris")
@@ -59,13 +59,13 @@ def test_prediction_label_types(client, trained_store):
     assert all(type(p) is float for p in predict("diabetes"))
 
 
-def test_pinned_inactive_version(client, trained_store):
-    rows = trained_store.models["iris"].rows
+def test_pinned_inactive_version(client, tiny_catalog_store):
+    rows = tiny_catalog_store.models["iris"].rows
     v1 = client.post("/v1/models/iris/versions/1/predict", json={"instances": rows.tolist()}).get_json()
     response = client.post("/v1/models/iris/versions/2/predict", json={"instances": rows.tolist()})
     assert response.status_code == 200
     v2 = response.get_json()
-    check_prediction(v2, "iris", 2, trained_store.estimator("iris", 2), rows)
+    check_prediction(v2, "iris", 2, tiny_catalog_store.estimator("iris", 2), rows)
     assert v1["version"] == 1
     assert not np.allclose(v1["probabilities"], v2["probabilities"]), "versions 1 and 2 should be different models"
     # pinning does not change what the active route serves
@@ -90,39 +90,39 @@ def forms(names, rows):
 
 @pytest.mark.parametrize("form", sorted(forms(["a", "b"], [[1, 2]])))
 @pytest.mark.parametrize("name", MODELS)
-def test_every_input_form_gives_the_same_answer(client, trained_store, name, form):
-    model = trained_store.models[name]
+def test_every_input_form_gives_the_same_answer(client, tiny_catalog_store, name, form):
+    model = tiny_catalog_store.models[name]
     body = forms(model.feature_names, model.rows)[form]
     response = client.post(f"/v1/models/{name}/predict", json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
-    check_prediction(response.get_json(), name, 1, trained_store.estimator(name), model.rows)
+    check_prediction(response.get_json(), name, 1, tiny_catalog_store.estimator(name), model.rows)
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_a_single_row_without_the_outer_list(client, trained_store, name):
-    row = trained_store.models[name].rows[1]
+def test_a_single_row_without_the_outer_list(client, tiny_catalog_store, name):
+    row = tiny_catalog_store.models[name].rows[1]
     response = client.post(f"/v1/models/{name}:predict", json={"instances": row.tolist()})
     assert response.status_code == 200, response.get_data(as_text=True)
-    check_prediction(response.get_json(), name, 1, trained_store.estimator(name), [row])
+    check_prediction(response.get_json(), name, 1, tiny_catalog_store.estimator(name), [row])
 
 
-def test_integer_and_float_values_mix(client, trained_store):
+def test_integer_and_float_values_mix(client, tiny_catalog_store):
     rows = [[5, 3.5, 1, 0.2], [6, 3, 5, 2]]
     response = client.post("/v1/models/iris/predict", json={"instances": rows})
     assert response.status_code == 200
-    check_prediction(response.get_json(), "iris", 1, trained_store.estimator("iris"), rows)
+    check_prediction(response.get_json(), "iris", 1, tiny_catalog_store.estimator("iris"), rows)
 
 
-def test_a_large_batch(client, trained_store):
-    rows = np.tile(trained_store.models["digits"].rows, (200, 1))  # 1200 x 64
+def test_a_large_batch(client, tiny_catalog_store):
+    rows = np.tile(tiny_catalog_store.models["digits"].rows, (200, 1))  # 1200 x 64
     response = client.post("/v1/models/digits/predict", json={"instances": rows.tolist()})
     assert response.status_code == 200
-    check_prediction(response.get_json(), "digits", 1, trained_store.estimator("digits"), rows)
+    check_prediction(response.get_json(), "digits", 1, tiny_catalog_store.estimator("digits"), rows)
 
 
-def test_raw_body_with_charset_parameter(client, trained_store):
-    rows = trained_store.models["iris"].rows.tolist()
+def test_raw_body_with_charset_parameter(client, tiny_catalog_store):
+    rows = tiny_catalog_store.models["iris"].rows.tolist()
     data = '{"instances": ' + str(rows) + "}"
     response = client.post("/v1/models/iris/predict", data=data, content_type="application/json; charset=utf-8")
     assert response.status_code == 200
-    check_prediction(response.get_json(), "iris", 1, trained_store.estimator("iris"), rows)
+    check_prediction(response.get_json(), "iris", 1, tiny_catalog_store.estimator("iris"), rows)

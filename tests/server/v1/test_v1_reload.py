@@ -6,14 +6,14 @@ import time
 import numpy as np
 import pytest
 
-from service.store import ModelStore
+from service.store import FileModelStore
 
 INTERVAL = 0.05
 
 
 @pytest.fixture
-def reloading_client(make_app, store_copy):
-    return make_app(store_copy, NNSERVE_RELOAD_INTERVAL=INTERVAL).test_client()
+def reloading_client(make_app, tiny_catalog_copy):
+    return make_app(tiny_catalog_copy, NNSERVE_RELOAD_INTERVAL=INTERVAL).test_client()
 
 
 def predict(client, rows):
@@ -26,38 +26,38 @@ def wait_past_the_interval():
     time.sleep(INTERVAL * 2.5)
 
 
-def test_activation_through_the_store_is_picked_up(reloading_client, store_copy, trained_store):
-    rows = trained_store.models["iris"].rows.tolist()
+def test_activation_through_the_store_is_picked_up(reloading_client, tiny_catalog_copy, tiny_catalog_store):
+    rows = tiny_catalog_store.models["iris"].rows.tolist()
     assert predict(reloading_client, rows)["version"] == 1
 
-    ModelStore(store_copy).activate("iris", 2)
+    FileModelStore(tiny_catalog_copy).activate("iris", 2)
     wait_past_the_interval()
 
     body = predict(reloading_client, rows)
     assert body["version"] == 2
-    assert body["predictions"] == trained_store.estimator("iris", 2).predict(np.array(rows)).tolist()
+    assert body["predictions"] == tiny_catalog_store.estimator("iris", 2).predict(np.array(rows)).tolist()
     assert reloading_client.get("/v1/models").get_json()["models"][-1] == {
         "name": "iris",
         "version": 2,
         "task": "classification",
         "n_features": 4,
         "classes": ["setosa", "versicolor", "virginica"],
-        "metrics": trained_store.models["iris"].metrics[2],
+        "metrics": tiny_catalog_store.models["iris"].metrics[2],
     }
     assert reloading_client.get("/readyz").get_json()["models"]["iris"]["loaded_version"] == 2
 
-    ModelStore(store_copy).activate("iris", 1)  # and back
+    FileModelStore(tiny_catalog_copy).activate("iris", 1)  # and back
     wait_past_the_interval()
     assert predict(reloading_client, rows)["version"] == 1
 
 
-def test_a_corrupt_new_active_version_is_skipped(reloading_client, store_copy, trained_store, corrupt):
-    rows = trained_store.models["iris"].rows.tolist()
+def test_a_corrupt_new_active_version_is_skipped(reloading_client, tiny_catalog_copy, tiny_catalog_store, corrupt):
+    rows = tiny_catalog_store.models["iris"].rows.tolist()
     before = predict(reloading_client, rows)
-    store = ModelStore(store_copy)
-    v3 = store.publish("iris", trained_store.estimator("iris", 2), {"task": "classification"})
+    store = FileModelStore(tiny_catalog_copy)
+    v3 = store.publish("iris", tiny_catalog_store.estimator("iris", 2), {"task": "classification"})
     store.activate("iris", v3)  # verified and activated intact ...
-    corrupt(store_copy, "iris", v3)  # ... then damaged on disk before this worker loads it
+    corrupt(tiny_catalog_copy, "iris", v3)  # ... then damaged on disk before this worker loads it
     wait_past_the_interval()
 
     assert predict(reloading_client, rows) == before  # the old version keeps serving
@@ -77,20 +77,22 @@ def test_a_corrupt_new_active_version_is_skipped(reloading_client, store_copy, t
     assert ready["models"]["iris"] == {"active_version": 2, "loaded_version": 2, "error": None}
 
 
-def test_a_newly_published_model_is_served_without_a_restart(reloading_client, store_copy, trained_store):
-    store = ModelStore(store_copy)
-    version = store.publish("iris-copy", trained_store.estimator("iris", 2), {"task": "classification"})
+def test_a_newly_published_model_is_served_without_a_restart(reloading_client, tiny_catalog_copy, tiny_catalog_store):
+    store = FileModelStore(tiny_catalog_copy)
+    version = store.publish("iris-copy", tiny_catalog_store.estimator("iris", 2), {"task": "classification"})
     store.activate("iris-copy", version)
-    rows = trained_store.models["iris"].rows.tolist()
+    rows = tiny_catalog_store.models["iris"].rows.tolist()
     response = reloading_client.post("/v1/models/iris-copy/predict", json={"instances": rows})
     assert response.status_code == 200
     body = response.get_json()
     assert (body["model"], body["version"]) == ("iris-copy", 1)
-    assert body["predictions"] == trained_store.estimator("iris", 2).predict(np.array(rows)).tolist()
+    assert body["predictions"] == tiny_catalog_store.estimator("iris", 2).predict(np.array(rows)).tolist()
 
 
-def test_a_slow_load_holds_up_neither_other_models_nor_the_old_one(make_app, store_copy, trained_store, monkeypatch):
-    app = make_app(store_copy, NNSERVE_RELOAD_INTERVAL=0)
+def test_a_slow_load_holds_up_neither_other_models_nor_the_old_one(
+    make_app, tiny_catalog_copy, tiny_catalog_store, monkeypatch
+):
+    app = make_app(tiny_catalog_copy, NNSERVE_RELOAD_INTERVAL=0)
     client, registry = app.test_client(), app.extensions["nnserve.registry"]
     loading, release = threading.Event(), threading.Event()
     load = registry.store.load
@@ -102,14 +104,14 @@ def test_a_slow_load_holds_up_neither_other_models_nor_the_old_one(make_app, sto
         return load(name, version)
 
     monkeypatch.setattr(registry.store, "load", slow_load)
-    ModelStore(store_copy).activate("iris", 2)
+    FileModelStore(tiny_catalog_copy).activate("iris", 2)
     loader = threading.Thread(target=registry.active, args=("iris",))
     loader.start()
     try:
         assert loading.wait(5)
         started = time.monotonic()
         digits = client.post("/v1/models/digits/predict", json={"instances": [[0.0] * 64]})
-        iris = predict(client, trained_store.models["iris"].rows.tolist())
+        iris = predict(client, tiny_catalog_store.models["iris"].rows.tolist())
         waited = time.monotonic() - started
     finally:
         release.set()
@@ -117,4 +119,4 @@ def test_a_slow_load_holds_up_neither_other_models_nor_the_old_one(make_app, sto
     assert digits.status_code == 200
     assert iris["version"] == 1  # the old version serves while the new one loads
     assert waited < 2, f"requests waited {waited:.1f} s for another thread's load"
-    assert predict(client, trained_store.models["iris"].rows.tolist())["version"] == 2
+    assert predict(client, tiny_catalog_store.models["iris"].rows.tolist())["version"] == 2

@@ -17,7 +17,7 @@ import pytest
 from v2_models import CLASSIFIERS, MODELS, build_store
 
 from service import create_app
-from service.store import ModelStore
+from service.store import FileModelStore
 
 NP = {
     "FP32": "<f4",
@@ -44,7 +44,7 @@ def corrupt(root, name, version):
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     cat = build_store(tmp_path_factory.mktemp("v2-store"))
-    store = ModelStore(cat.root)
+    store = FileModelStore(cat.root)
     X, y = cat.rows["iris"], np.array(["a", "b", "a", "b", "a", "b", "a"])
     from nn import MLPClassifier
 
@@ -184,7 +184,7 @@ def test_health_live_and_ready(client):
 
 def test_not_ready_when_an_active_model_cannot_load(tmp_path):
     cat_root = tmp_path / "store"
-    store = ModelStore(cat_root)
+    store = FileModelStore(cat_root)
     app = create_app({"NNSERVE_STORE": str(cat_root)})
     client = app.test_client()
     assert client.get("/v2/health/ready").status_code == 200  # an empty store is ready

@@ -38,7 +38,7 @@ def set_dense(layer, W, b):
     layer.params["b"][...] = b
 
 
-# -- the origin notebook (../shared/origin.md) -----------------------------------------
+# -- the origin notebook nnserve grew from (a neuron, then a layer) -----------------------------------------
 
 
 def test_origin_single_neuron():

@@ -1,7 +1,6 @@
-"""The durable retraining job queue: SQLite (WAL) in the store directory.
+"""The embedded job queue backend: SQLite (WAL) in the store directory.
 
-The seam a distributed backend would implement later: ``enqueue``, ``claim``,
-``update``, ``finish``, ``cancel``, ``get``, ``list``. A job is claimed inside
+It implements ``service.training.jobs.JobQueue``. A job is claimed inside
 ``BEGIN IMMEDIATE`` (SQLite's write lock), so two worker processes never
 claim the same job, and never two jobs of one model at once. Each connection
 is opened per call: cheap for SQLite, and safe across fork and threads.
@@ -16,12 +15,13 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINAL = ("succeeded", "failed", "cancelled")
+from service.training.jobs import FINAL, Job, JobNotFoundError, JobResult, JobStateError, RetrainRequest
+
 DATABASE = ".jobs.sqlite3"  # a dot name can never be a model name
 
 _SCHEMA = """
@@ -45,49 +45,38 @@ CREATE INDEX IF NOT EXISTS jobs_model_status ON jobs (model, status);
 """
 
 
-class JobNotFoundError(LookupError):
-    """No job has that id."""
-
-
-class JobStateError(Exception):
-    """The job is not in a state that allows the operation (e.g. cancelling a finished job)."""
-
-
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class JobQueue:
+class SqliteJobQueue:
     """Jobs of one store, in ``<store>/.jobs.sqlite3`` (created on first use)."""
 
-    def __init__(self, store_root: str | os.PathLike[str]) -> None:
+    def __init__(self, store_root: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
         self.path = Path(store_root) / DATABASE
+        self.busy_timeout = busy_timeout  # seconds a call waits for another writer before "database is locked"
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+        with closing(sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)) as db:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             yield db
 
-    def enqueue(self, model: str, request: dict[str, Any]) -> dict[str, Any]:
+    def enqueue(self, model: str, request: RetrainRequest) -> Job:
         """Add a queued job for ``model``; returns it."""
         job_id = uuid.uuid4().hex
         with self._connect() as db:
             db.execute(
                 "INSERT INTO jobs (id, model, status, request, created_at) VALUES (?, ?, 'queued', ?, ?)",
-                (job_id, model, json.dumps(request), now()),
+                (job_id, model, json.dumps(asdict(request)), now()),
             )
         return self.get(job_id)
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> Job:
         with self._connect() as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
@@ -96,7 +85,7 @@ class JobQueue:
 
     def list_jobs(
         self, model: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[Job], int]:
         """Jobs newest first, filtered; returns (page, total matching)."""
         where, args = [], []
         if model is not None:
@@ -113,7 +102,7 @@ class JobQueue:
             ).fetchall()
         return [_job(r) for r in rows], total
 
-    def claim(self, worker: str) -> dict[str, Any] | None:
+    def claim(self, worker: str) -> Job | None:
         """Atomically take the oldest queued job of a model that has none running, or None."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -144,7 +133,7 @@ class JobQueue:
             row = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row["cancel_requested"])
 
-    def finish(self, job_id: str, status: str, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+    def finish(self, job_id: str, status: str, result: JobResult | None = None, error: str | None = None) -> None:
         """Move a running job to a final status."""
         if status not in FINAL:
             raise ValueError(f"status must be one of {FINAL}, got {status!r}")
@@ -152,7 +141,7 @@ class JobQueue:
             db.execute(
                 "UPDATE jobs SET status = ?, result = ?, error = ?, finished_at = ? "
                 "WHERE id = ? AND status = 'running'",
-                (status, None if result is None else json.dumps(result), error, now(), job_id),
+                (status, None if result is None else json.dumps(asdict(result)), error, now(), job_id),
             )
 
     def requeue(self, job_id: str) -> None:
@@ -164,7 +153,7 @@ class JobQueue:
                 (job_id,),
             )
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
+    def cancel(self, job_id: str) -> Job:
         """Cancel a queued job at once, or ask its worker to stop a running one at the next epoch."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -226,21 +215,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _job(row: sqlite3.Row) -> dict[str, Any]:
-    def load(text: str | None) -> Any:
-        return None if text is None else json.loads(text)
-
-    return {
-        "id": row["id"],
-        "model": row["model"],
-        "status": row["status"],
-        "request": load(row["request"]),
-        "progress": load(row["progress"]),
-        "result": load(row["result"]),
-        "error": row["error"],
-        "cancel_requested": bool(row["cancel_requested"]),
-        "worker": row["worker"],
-        "created_at": row["created_at"],
-        "started_at": row["started_at"],
-        "finished_at": row["finished_at"],
-    }
+def _job(row: sqlite3.Row) -> Job:
+    result = row["result"]
+    return Job(
+        id=row["id"],
+        model=row["model"],
+        status=row["status"],
+        request=RetrainRequest.from_json(json.loads(row["request"])),
+        progress=None if row["progress"] is None else json.loads(row["progress"]),
+        result=None if result is None else JobResult.from_json(json.loads(result)),
+        error=row["error"],
+        cancel_requested=bool(row["cancel_requested"]),
+        worker=row["worker"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )

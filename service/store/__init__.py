@@ -1,0 +1,49 @@
+"""The model store: immutable, checksummed versions, the active pointer, and content-addressed datasets.
+
+Everything above this package (training, server, CLI) imports these names from
+``service.store``, never from the modules inside it.
+"""
+
+import os
+
+from service.store.dataset_codec import Dataset
+from service.store.exceptions import (
+    ActiveVersionChangedError,
+    CorruptVersionError,
+    InvalidNameError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+from service.store.filesystem import FileModelStore, VersionInfo
+from service.store.inference import LoadedModel, Prediction, predict
+from service.store.names import validate_name, validate_sha256, validate_version
+from service.store.protocol import ModelStore
+
+
+def open_store(root: str | os.PathLike[str], database_url: str | None = None) -> ModelStore:
+    """The store the configuration names: the filesystem at ``root`` unless a database URL is given."""
+    if database_url:
+        raise StoreError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs; unset the database URL")
+    return FileModelStore(root)
+
+
+__all__ = [
+    "ActiveVersionChangedError",
+    "CorruptVersionError",
+    "Dataset",
+    "FileModelStore",
+    "InvalidNameError",
+    "LoadedModel",
+    "ModelStore",
+    "NotFoundError",
+    "Prediction",
+    "StoreError",
+    "StoreUnavailableError",
+    "VersionInfo",
+    "open_store",
+    "predict",
+    "validate_name",
+    "validate_sha256",
+    "validate_version",
+]

@@ -1,0 +1,102 @@
+"""``ModelStore``: what every store backend keeps, and what the layers above may ask of it.
+
+The embedded backend is the filesystem (``filesystem.py``). ``tests/contract``
+runs one suite against every backend, so a new one is proven by passing it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from service.store.dataset_codec import Dataset
+from service.store.inference import LoadedModel
+
+if TYPE_CHECKING:
+    from nn.estimators import BaseMLP
+    from service.store.filesystem import VersionInfo
+
+__all__ = ["UNSET", "ModelStore", "Unset"]
+
+
+class Unset(enum.Enum):
+    """The type of ``UNSET``: "no expectation", where None already means "no version"."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
+
+
+class ModelStore(Protocol):
+    """Immutable, numbered, checksummed model versions; one active version per model; content-addressed datasets.
+
+    Promises every backend keeps: versions are numbered 1, 2, 3 … per model and
+    never change once published; a publish is all or nothing; ``load`` verifies
+    every checksum and refuses a damaged artifact with ``CorruptVersionError``;
+    names are validated before they touch a path or a query
+    (``InvalidNameError``); an unknown model, version or dataset raises
+    ``NotFoundError``; a store that cannot be reached raises
+    ``StoreUnavailableError``.
+    """
+
+    def model_names(self) -> list[str]:
+        """Every model with at least one version, sorted."""
+        ...
+
+    def versions(self, name: str) -> list[int]:
+        """The model's published versions, ascending."""
+        ...
+
+    def version_info(self, name: str) -> list[VersionInfo]:
+        """Every version with its manifest, or why it is broken, and which one is active."""
+        ...
+
+    def active_version(self, name: str) -> int | None:
+        """The active version, None when none was activated."""
+        ...
+
+    def active_stamp(self, name: str) -> Hashable | None:
+        """A cheap token that changes whenever the model's activation changes (for hot-reload pollers)."""
+        ...
+
+    def publish(self, name: str, estimator: BaseMLP, metadata: dict[str, Any] | None = None) -> int:
+        """Save a fitted estimator as the model's next version; returns its number. Does not activate it."""
+        ...
+
+    def activate(self, name: str, version: int, expected: int | Unset | None = UNSET) -> int | None:
+        """Make a verified version the active one; returns the version it replaced (None: none was).
+
+        With ``expected``, only if ``expected`` is still the active version (None: none is), decided
+        atomically with the switch; otherwise ``ActiveVersionChangedError`` and nothing changes.
+        """
+        ...
+
+    def load(self, name: str, version: int | None = None) -> LoadedModel:
+        """A version (default: the active one), verified and rebuilt."""
+        ...
+
+    def manifest(self, name: str, version: int) -> dict[str, Any]:
+        """A version's verified manifest."""
+        ...
+
+    def save_dataset(self, name: str, dataset: Dataset) -> str:
+        """Keep a model's training data; returns its sha256 (the same data is kept once)."""
+        ...
+
+    def load_dataset(self, name: str, sha256: str) -> Dataset:
+        """A dataset saved by ``save_dataset``, verified against its sha256."""
+        ...
+
+    def dataset_sha256(self, dataset: Dataset) -> str:
+        """The sha256 ``save_dataset`` would file ``dataset`` under, without writing anything."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailableError`` when the store cannot be read (readiness)."""
+        ...
+
+    def clean_temporary(self, max_age: float = 3600.0) -> int:
+        """Remove what crashed writers left behind, older than ``max_age`` seconds; returns the count."""
+        ...

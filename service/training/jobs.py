@@ -1,0 +1,171 @@
+"""Retraining jobs: the typed contract between the HTTP API and the worker, and the queue's interface.
+
+The API builds a :class:`RetrainRequest`, the queue stores it inside a
+:class:`Job`, the worker reads it back and finishes the job with a
+:class:`JobResult`. ``JobQueue`` is what every queue backend implements; the
+embedded one is SQLite (``sqlite_queue.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "FINAL",
+    "STATUSES",
+    "Job",
+    "JobNotFoundError",
+    "JobQueue",
+    "JobResult",
+    "JobStateError",
+    "RetrainRequest",
+    "open_queue",
+    "worker_identity",
+]
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL = ("succeeded", "failed", "cancelled")
+Mode = Literal["append", "replace"]
+Promote = Literal["if_better", "always", "never"]
+
+
+class JobNotFoundError(LookupError):
+    """No job has that id."""
+
+
+class JobStateError(Exception):
+    """The job is not in a state that allows the operation (e.g. cancelling a finished job)."""
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """What a retrain asks for, validated by the API before it is queued.
+
+    ``hyperparameters`` are estimator parameters (already mapped from the
+    catalog's names and checked by the catalog's schema); ``data_sha256`` names
+    the request's rows saved in the store, None when it sent none.
+    """
+
+    mode: Mode = "append"
+    promote: Promote = "if_better"
+    warm_start: bool = False
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    data_sha256: str | None = None
+    n_new_rows: int = 0
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> RetrainRequest:
+        known = {k: v for k, v in value.items() if k in cls.__dataclass_fields__}
+        known["hyperparameters"] = dict(known.get("hyperparameters") or {})
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a succeeded job did: the version it published and whether it was promoted, and why."""
+
+    version: int
+    base_version: int
+    metrics: dict[str, float]
+    active_metric: float
+    promoted: bool
+    reason: str
+    epochs: int
+    seconds: float
+    n_rows: int
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> JobResult:
+        return cls(**{k: v for k, v in value.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job as the queue keeps it."""
+
+    id: str
+    model: str
+    status: str
+    request: RetrainRequest
+    created_at: str
+    progress: dict[str, Any] | None = None
+    result: JobResult | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    worker: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as the HTTP API shows it."""
+        return asdict(self)
+
+
+class JobQueue(Protocol):
+    """A durable queue of retraining jobs, shared by the web workers and the retraining workers.
+
+    Every backend keeps these promises (``tests/contract`` checks them): a job
+    is claimed by one worker only; a model never has two jobs running; a
+    cancelled queued job never runs; a running job whose worker died is found
+    by ``fail_abandoned``; finished jobs never change again.
+    """
+
+    def enqueue(self, model: str, request: RetrainRequest) -> Job:
+        """Add a queued job for ``model``."""
+        ...
+
+    def get(self, job_id: str) -> Job:
+        """The job, or :class:`JobNotFoundError`."""
+        ...
+
+    def list_jobs(
+        self, model: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Job], int]:
+        """Jobs newest first, filtered; returns (page, total matching)."""
+        ...
+
+    def claim(self, worker: str) -> Job | None:
+        """Atomically take the oldest queued job of a model that has none running, or None."""
+        ...
+
+    def update(self, job_id: str, progress: dict[str, Any]) -> bool:
+        """Record progress and a heartbeat; True when a cancel was requested."""
+        ...
+
+    def finish(self, job_id: str, status: str, result: JobResult | None = None, error: str | None = None) -> None:
+        """Move a running job to a final status."""
+        ...
+
+    def requeue(self, job_id: str) -> None:
+        """Put a running job back in the queue (its worker is shutting down)."""
+        ...
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job at once, or ask its worker to stop a running one at the next epoch."""
+        ...
+
+    def fail_abandoned(self, stale_after: float = 120.0) -> list[str]:
+        """Fail the running jobs whose worker is dead; returns their ids."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status."""
+        ...
+
+
+def worker_identity() -> str:
+    """``host:pid`` of this process, as recorded on the jobs it claims."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_queue(store_root: str | os.PathLike[str], database_url: str | None = None) -> JobQueue:
+    """The job queue the configuration names: SQLite in the store directory unless a database URL is given."""
+    if database_url:
+        raise ValueError(f"no job queue backend for {database_url.split(':', 1)[0]!r} URLs; unset the database URL")
+    from service.training.sqlite_queue import SqliteJobQueue
+
+    return SqliteJobQueue(Path(store_root))

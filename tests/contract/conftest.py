@@ -1,0 +1,20 @@
+"""Fixtures of the storage contract suites: one run per backend of ``backends.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from backends import QUEUE_BACKENDS, STORE_BACKENDS, Backend
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return Backend(request.param, tmp_path / "store")
+
+
+@pytest.fixture(params=QUEUE_BACKENDS)
+def queue_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    root = tmp_path / "store"
+    root.mkdir()
+    return Backend(request.param, root)

@@ -1,0 +1,49 @@
+"""The documents say what the code does: generated tables match, named paths exist, nothing cites outside the repo."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from helpers import REPO
+
+from service import config
+
+DOCS = ["README.md", "ARCHITECTURE.md", "CONTRIBUTING.md", "SECURITY.md", "CHANGELOG.md", "models/README.md"]
+PATH = re.compile(r"(?<![\w/.-])((?:nn|service|tests|bench|scripts)/[\w/.-]+\.(?:py|toml|sql|csv|sh))")
+
+
+def test_readme_configuration_table_is_the_generated_one() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert config.markdown_table() in readme, "regenerate it: python -m service.config"
+
+
+def test_env_example_shows_the_defaults_of_the_code() -> None:
+    shown = re.findall(r"^# (NNSERVE_\w+)=(\S+)$", (REPO / ".env.example").read_text(), re.M)
+    assert shown, "no defaults found in .env.example"
+    for name, value in shown:
+        assert str(config.DEFAULTS[name]) == value, (
+            f".env.example: {name}={value}, the code says {config.DEFAULTS[name]}"
+        )
+
+
+def test_every_setting_the_code_reads_is_documented() -> None:
+    read = set(re.findall(r"\"(NNSERVE_[A-Z_]+)\"", "\n".join(p.read_text() for p in (REPO / "service").rglob("*.py"))))
+    internal = {"NNSERVE_RETRAIN_WORKER"}  # set by `nnserve serve` for its gunicorn master, not by users
+    assert read - internal <= set(config.DEFAULTS), read - internal - set(config.DEFAULTS)
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_path_a_document_names_exists(doc: str) -> None:
+    missing = [p for p in PATH.findall((REPO / doc).read_text()) if not (REPO / p).exists()]
+    assert not missing, f"{doc} names paths that do not exist: {missing}"
+
+
+def test_no_source_file_cites_a_document_outside_the_repository() -> None:
+    tracked = subprocess.run(["git", "ls-files", "*.py", "*.sh", "*.toml"], cwd=REPO, capture_output=True, text=True)
+    for name in tracked.stdout.split():
+        if name == "tests/test_docs.py":  # this test names what it looks for
+            continue
+        text = (REPO / name).read_text(errors="replace")
+        assert "DESIGN.md" not in text and "../shared" not in text, name
