@@ -37,7 +37,8 @@ def _server_errors() -> Iterator[None]:
 
 def _emit(as_json: bool, value: Any, text: Callable[[], str]) -> None:
     if as_json:
-        click.echo(json.dumps(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value, indent=2))
+        plain = dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+        click.echo(json.dumps(plain, indent=2))
     else:
         click.echo(text())
 
