@@ -238,20 +238,36 @@ class Client:
             headers["Content-Type"] = "application/json"
         if admin and self._token:
             headers["Authorization"] = f"Bearer {self._token}"
-        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                raise _error_from(exc.code, exc.read()) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise NnserveError(0, f"cannot reach {self.url}: {reason}") from None
+        status, raw = self._send(method, path, headers, data)
+        if status >= 300:
+            raise _error_from(status, raw)
         try:
             return json.loads(raw)
         except ValueError:
             raise NnserveError(0, f"{method} {self.url}{path} answered a body that is not JSON") from None
+
+    def _send(self, method: str, path: str, headers: dict[str, str], data: bytes | None) -> tuple[int, bytes]:
+        """One HTTP exchange: (status, body). The one place that touches the network."""
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise NnserveError(0, f"cannot reach {self.url}: {reason}") from None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """nnserve never redirects; following one would send the bearer token to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _segment(value: str) -> str:
