@@ -47,7 +47,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the se
 
 
 @click.group()
-@click.option("--url", envvar="NNSERVE_URL", default=DEFAULT_URL, show_default=True, show_envvar=True)
+@click.option(
+    "--url", envvar="NNSERVE_URL", default=DEFAULT_URL, show_default=True, show_envvar=True, help="The server."
+)
 @click.option(
     "--token",
     envvar="NNSERVE_ADMIN_TOKEN",
