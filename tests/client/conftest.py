@@ -4,26 +4,19 @@ same app in-process for the Flask test client, both on copies of one small train
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from client_support import TOKEN, FlaskClient, free_port
 from helpers import service_env, start_cli
 
 from service import create_app
 from service.client import Client
 
-TOKEN = "client-suite-token-8c21e7"
 START_TIMEOUT = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -74,18 +67,6 @@ def live(store_root):
         yield server
     finally:
         server.stop()
-
-
-class FlaskClient(Client):
-    """The client with the Flask test client as its transport: the same requests, no sockets."""
-
-    def __init__(self, app, token=None):
-        super().__init__("http://localhost", token=token)
-        self._flask = app.test_client()
-
-    def _send(self, method, path, headers, data):
-        response = self._flask.open(path, method=method, headers=headers, data=data)
-        return response.status_code, response.get_data()
 
 
 @pytest.fixture

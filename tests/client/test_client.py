@@ -3,7 +3,7 @@
 import copy
 
 import pytest
-from conftest import TOKEN, FlaskClient
+from client_support import TOKEN, FlaskClient, free_port
 
 from service.client import Activation, Client, Job, JobPage, ModelDetail, ModelSummary, NnserveError, Prediction
 
@@ -140,7 +140,6 @@ def test_wait_times_out_as_nnserve_error(flask_app):
 
 
 def test_connection_refused_is_status_0():
-    from conftest import free_port
 
     client = Client(f"http://127.0.0.1:{free_port()}", token=TOKEN, timeout=2)
     with pytest.raises(NnserveError) as caught:

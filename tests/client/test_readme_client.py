@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TOKEN
+from client_support import TOKEN
 from helpers import service_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"

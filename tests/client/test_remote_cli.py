@@ -4,7 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import TOKEN
+from client_support import TOKEN, free_port
 
 from service.cli import main
 from service.client import Client
@@ -96,7 +96,6 @@ def test_retrain_with_a_data_file(run, tmp_path):
 
 
 def test_unreachable_server_is_one_line_and_exit_1():
-    from conftest import free_port
 
     result = CliRunner().invoke(
         main, ["remote", "--url", f"http://127.0.0.1:{free_port()}", "models"], env={"NNSERVE_ADMIN_TOKEN": TOKEN}
