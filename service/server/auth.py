@@ -14,6 +14,16 @@ from service.server.errors import abort
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def is_admin() -> bool:
+    """Whether this request carries the admin token (for views that show more to admins, never 401)."""
+    token = current_app.config.get("NNSERVE_ADMIN_TOKEN")
+    headers = request.headers.getlist("Authorization")
+    if not token or len(headers) != 1:
+        return False
+    scheme, _, given = headers[0].partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 def require_admin(view: F) -> F:
     """403 when no token is configured (admin calls disabled), 401 for a missing or wrong token."""
 

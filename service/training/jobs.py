@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 __all__ = [
     "FINAL",
+    "INTERNAL_ERROR",
     "STATUSES",
     "Job",
     "JobNotFoundError",
@@ -29,6 +30,8 @@ __all__ = [
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL = ("succeeded", "failed", "cancelled")
+# How a job's error starts when a bug, not the job's data, failed it: its text is for admins only.
+INTERNAL_ERROR = "internal error"
 Mode = Literal["append", "replace"]
 Promote = Literal["if_better", "always", "never"]
 

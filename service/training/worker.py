@@ -34,7 +34,7 @@ from nn.metrics import accuracy_score, r2_score
 from service import logs, telemetry
 from service.store import ActiveVersionChangedError, Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
-from service.training.jobs import Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
+from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
 from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class Worker:
             log.error("job %s failed: %s", job.id, exc)
         except Exception as exc:  # a bug must fail the job, not kill the worker loop
             log.exception("job %s failed unexpectedly", job.id)
-            self._finish(job.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            self._finish(job.id, "failed", error=f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}")
             telemetry.job_finished("failed")
         else:
             self._finish(job.id, "succeeded", result=result)

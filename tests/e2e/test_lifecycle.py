@@ -164,11 +164,11 @@ def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(sto
         job_id = r.json()["id"]
 
         def training() -> bool:
-            job = requests.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
+            job = requests.get(f"{url}/v1/jobs/{job_id}", headers=ADMIN, timeout=10).json()
             return job["status"] == "running" and (job["progress"] or {}).get("epoch", 0) >= 1
 
         wait_for(training, 30, "the retrain to be training")
-        job = requests.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
+        job = requests.get(f"{url}/v1/jobs/{job_id}", headers=ADMIN, timeout=10).json()
         worker_pid = int(job["worker"].rpartition(":")[2])
         supervisors = {p for p in children(serve.pid) if worker_pid in children(p)}
         assert len(supervisors) == 1, "the retraining worker runs under a supervisor, a child of the gunicorn master"
@@ -276,4 +276,4 @@ def _answers(url: str) -> bool:
 
 
 def _job(url: str, job_id: str) -> dict:
-    return requests.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
+    return requests.get(f"{url}/v1/jobs/{job_id}", headers=ADMIN, timeout=10).json()

@@ -71,7 +71,7 @@ def retrain(url: str, model: str, body: dict) -> str:
 
 
 def get_job(url: str, job_id: str) -> dict:
-    r = requests.get(f"{url}/v1/jobs/{job_id}", timeout=10)
+    r = requests.get(f"{url}/v1/jobs/{job_id}", headers=ADMIN, timeout=10)  # with the worker and request
     assert r.status_code == 200, r.text
     return r.json()
 

@@ -53,7 +53,8 @@ def retrain(client, model, body=None, status=202):
 
 
 def job(client, job_id):
-    r = client.get(f"/v1/jobs/{job_id}")
+    """The job as an admin sees it (everything)."""
+    r = client.get(f"/v1/jobs/{job_id}", headers=ADMIN)
     assert r.status_code == 200
     return r.get_json()
 
@@ -476,3 +477,32 @@ def test_an_activation_during_training_wins_over_the_jobs_promotion(client, stor
     assert done["result"]["promoted"] is False
     assert done["result"]["reason"] == "not promoted: the active version changed (2 -> 1) during training"
     assert active(store_root, "iris") == 1 and versions(store_root, "iris") == [1, 2, 3]
+
+
+def test_without_the_token_a_job_shows_no_internals(client, store_root):
+    queued = retrain(client, "iris", {"hyperparameters": {"epochs": 3, "learning_rate": 0.01}})
+    run_all(store_root)
+    public = client.get(f"/v1/jobs/{queued['id']}").get_json()
+    assert public["status"] == "succeeded" and public["progress"]["epoch"] == 3
+    assert public["worker"] is None and public["request"] is None
+    assert public["result"] == {"version": 2, "base_version": 1, "promoted": public["result"]["promoted"]}
+    listed = client.get("/v1/jobs").get_json()["jobs"][0]
+    assert listed == public
+    admin = job(client, queued["id"])
+    assert admin["worker"] and admin["request"]["hyperparameters"]["learning_rate_init"] == 0.01
+    assert "metrics" in admin["result"]
+
+
+def test_an_internal_error_is_told_to_admins_only(client, store_root):
+    queue = SqliteJobQueue(store_root)
+    queued = retrain(client, "iris", {"hyperparameters": {"epochs": 3}})
+    queue.claim("test:1")
+    queue.finish(queued["id"], "failed", error="internal error: MemoryError: Unable to allocate 9.1 GiB")
+    public = client.get(f"/v1/jobs/{queued['id']}").get_json()
+    assert "MemoryError" not in public["error"] and "admin token" in public["error"]
+    assert "MemoryError" in job(client, queued["id"])["error"]
+
+
+def test_the_job_list_limit_is_capped(client):
+    r = client.get("/v1/jobs?limit=201")
+    assert r.status_code == 422 and "limit" in r.get_json()["errors"]["query"]

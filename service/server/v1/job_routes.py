@@ -11,15 +11,16 @@ from flask.views import MethodView
 from marshmallow import ValidationError
 
 from service import telemetry
-from service.server.auth import require_admin
+from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.store import Dataset, LoadedModel, validate_name
+from service.training import jobs
 from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
-from service.training.jobs import JobNotFoundError, JobQueue, JobStateError, RetrainRequest
+from service.training.jobs import INTERNAL_ERROR, JobNotFoundError, JobQueue, JobStateError, RetrainRequest
 
 blp = Blueprint("jobs", __name__, description="Retraining jobs")
 
@@ -120,6 +121,28 @@ def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[st
     return params
 
 
+PUBLIC_RESULT = ("version", "base_version", "promoted")
+
+
+def shown(job: jobs.Job) -> dict[str, Any]:
+    """The job as this caller may see it: everything with the admin token; without, no internals.
+
+    Without the token: status, progress, timestamps, the version it published and whether it was
+    promoted, and a public error message (an internal error's text stays for admins). The worker's host
+    and pid, hyperparameters, dataset hashes and the reason's figures need the token.
+    """
+    body = job.to_json()
+    if is_admin():
+        return body
+    for key in ("request", "worker"):
+        body[key] = None
+    if body["result"] is not None:
+        body["result"] = {k: body["result"][k] for k in PUBLIC_RESULT}
+    if body["error"] and body["error"].startswith(INTERNAL_ERROR):
+        body["error"] = "the job failed on an internal error; the admin token shows the details"
+    return body
+
+
 @blp.route("/v1/jobs")
 class Jobs(MethodView):
     @blp.arguments(JobListArgsSchema, location="query")
@@ -142,7 +165,7 @@ class Job(MethodView):
     def get(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, result or error, timestamps."""
         try:
-            return queue().get(job_id).to_json()
+            return shown(queue().get(job_id))
         except JobNotFoundError as exc:
             abort(404, str(exc))
 

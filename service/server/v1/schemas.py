@@ -174,7 +174,7 @@ class JobSchema(Schema):
     id = fields.String(required=True)
     model = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
-    request = fields.Dict()
+    request = fields.Dict(allow_none=True, metadata={"description": "With the admin token only."})
     progress = fields.Dict(allow_none=True)
     result = fields.Nested(JobResultSchema, allow_none=True)
     error = fields.String(allow_none=True)
@@ -198,5 +198,5 @@ class JobListArgsSchema(Schema):
 
     model = fields.String()
     status = fields.String(validate=validate.OneOf(STATUSES))
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
