@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from service.version import __version__
@@ -94,7 +94,7 @@ class Job:
     model: str
     status: str
     created_at: str
-    request: dict[str, Any] = field(default_factory=dict)
+    request: dict[str, Any] | None = None  # shown with the admin token only
     progress: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -124,7 +124,8 @@ def _job(body: Mapping[str, Any]) -> Job:
 class Client:
     """``Client("http://127.0.0.1:8000", token=...)``: one method per v1 operation, typed results.
 
-    ``token`` is needed for admin calls (activate, retrain, cancel) only.
+    ``token`` is sent with every call when given: admin calls (activate, retrain, cancel) need it, and
+    jobs show their request, worker and scores only with it.
     """
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None, timeout: float = 30.0) -> None:
@@ -176,7 +177,7 @@ class Client:
 
     def activate(self, name: str, version: int) -> Activation:
         """Make ``version`` the active one (admin)."""
-        body = self._call("POST", f"/v1/models/{_segment(name)}/versions/{int(version)}/activate", admin=True)
+        body = self._call("POST", f"/v1/models/{_segment(name)}/versions/{int(version)}/activate")
         return Activation(body["model"], body["version"], body.get("previous_version"))
 
     # -- retraining jobs -------------------------------------------------------------
@@ -200,7 +201,7 @@ class Client:
             body["data"] = {"instances": rows, "targets": list(targets)}
         if hyperparameters:
             body["hyperparameters"] = dict(hyperparameters)
-        return _job(self._call("POST", f"/v1/models/{_segment(name)}/retrain", body, admin=True))
+        return _job(self._call("POST", f"/v1/models/{_segment(name)}/retrain", body))
 
     def job(self, job_id: str) -> Job:
         return _job(self._call("GET", f"/v1/jobs/{_segment(job_id)}"))
@@ -214,7 +215,7 @@ class Client:
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a job (admin): a queued one at once, a running one at its next epoch."""
-        return _job(self._call("DELETE", f"/v1/jobs/{_segment(job_id)}", admin=True))
+        return _job(self._call("DELETE", f"/v1/jobs/{_segment(job_id)}"))
 
     def wait(self, job: Job | str, timeout: float = 600.0, poll: float = 0.5) -> Job:
         """Poll the job until its status is final; NnserveError(0, ...) if ``timeout`` seconds pass first."""
@@ -230,13 +231,13 @@ class Client:
 
     # -- transport -------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: Any = None, admin: bool = False) -> Any:
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
         headers = {"Accept": "application/json", "User-Agent": f"nnserve-client/{__version__}"}
         data = None
         if body is not None:
             data = json.dumps(body, allow_nan=False).encode()
             headers["Content-Type"] = "application/json"
-        if admin and self._token:
+        if self._token:  # admin calls need it; reads show a job's internals only with it
             headers["Authorization"] = f"Bearer {self._token}"
         status, raw = self._send(method, path, headers, data)
         if status >= 300:

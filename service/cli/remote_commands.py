@@ -236,7 +236,7 @@ def _job_line(job: Job) -> str:
 @remote.command("jobs")
 @click.option("--model", help="Only this model's jobs.")
 @click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
-@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @click.option("--watch", is_flag=True, help="Refresh until every shown job is final (at most an hour).")
 @click.option(
     "--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between refreshes."

@@ -96,7 +96,10 @@ def test_retrain_job_jobs_cancel(any_client):
     job = any_client.retrain("iris", hyperparameters={"epochs": 100000, "patience": 100000}, promote="never")
     assert isinstance(job, Job) and job.model == "iris" and job.status in ("queued", "running")
     assert job.request["promote"] == "never"
-    assert any_client.job(job.id).id == job.id
+    assert any_client.job(job.id).request["promote"] == "never"  # the token is sent on reads too
+    anonymous = copy.copy(any_client)
+    anonymous._token = None
+    assert anonymous.job(job.id).request is None  # the server hides internals from callers without it
     page = any_client.jobs(model="iris")
     assert isinstance(page, JobPage) and job.id in [j.id for j in page.jobs] and page.total >= 1
     assert any_client.jobs(model="diabetes").jobs == [] or all(j.model == "diabetes" for j in page.jobs)
