@@ -4,9 +4,11 @@
 #   docker build -t nnserve .
 #   docker run -p 8000:8000 -v nnserve-store:/data/store -e NNSERVE_ADMIN_TOKEN=change-me nnserve
 #
-# Stage 1 builds wheels (the project's and every dependency's); stage 2 is a
-# slim runtime that installs only those wheels into /opt/venv, with no pip,
-# no compiler and no build files left behind. Behind a TLS-intercepting proxy,
+# Stage 1 downloads the exact dependencies of requirements.lock (hash-checked:
+# `make lock` regenerates it) and builds the project's wheel; stage 2 is a slim
+# runtime that installs only those wheels into /opt/venv, with the lock's hashes
+# checked again and no dependency resolution, and no pip, no compiler and no
+# build files left behind. Behind a TLS-intercepting proxy,
 # hand the build your CA bundle as a secret (it is never written to a layer):
 #   docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt -t nnserve .
 # A package mirror instead of PyPI: --build-arg PIP_INDEX_URL=https://mirror/simple
@@ -20,24 +22,24 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone: a change to the code does not download them again.
-COPY pyproject.toml ./
+# Dependencies first, from the lock alone: a change to the code does not download them again.
+# Every file must match one of the lock's sha256 hashes; --no-deps: the lock is the whole closure.
+COPY requirements.lock ./
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then \
         export PIP_CERT=/run/secrets/ca REQUESTS_CA_BUNDLE=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; \
     fi \
     && python -m venv /opt/build \
-    && /opt/build/bin/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
-    && /opt/build/bin/pip wheel --wheel-dir /wheels -r requirements.txt
+    && /opt/build/bin/pip wheel --require-hashes --no-deps --only-binary :all: --wheel-dir /deps -r requirements.lock
 
-COPY README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY nn ./nn
 COPY service ./service
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then \
         export PIP_CERT=/run/secrets/ca REQUESTS_CA_BUNDLE=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; \
     fi \
-    && /opt/build/bin/pip wheel --wheel-dir /wheels --find-links /wheels .
+    && /opt/build/bin/pip wheel --no-deps --wheel-dir /dist .
 
 
 FROM python:3.11-slim AS runtime
@@ -54,11 +56,18 @@ RUN groupadd --system --gid 10001 nnserve \
     && mkdir -p /data/store \
     && chown nnserve:nnserve /data/store
 
-# Only the wheels of stage 1, offline; then pip, setuptools and numpy's own test suite (17 MB)
-# leave the venv. `nnserve --version` imports the whole CLI: a missing dependency fails the build.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+# Only the wheels of stage 1, offline: the lock's pins with their hashes checked again, then nnserve
+# itself, both without dependency resolution (--no-deps); `pip check` fails the build if the lock
+# misses a dependency. Then pip, setuptools and numpy's own test suite (17 MB) leave the venv.
+# `nnserve --version` imports the whole CLI: a missing dependency fails the build.
+RUN --mount=type=bind,from=build,source=/deps,target=/deps \
+    --mount=type=bind,from=build,source=/dist,target=/dist \
+    --mount=type=bind,from=build,source=/src/requirements.lock,target=/tmp/requirements.lock \
     python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels /wheels/nnserve-*.whl \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /deps \
+        --require-hashes --no-deps -r /tmp/requirements.lock \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /dist/nnserve-*.whl \
+    && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip uninstall --yes pip setuptools \
     && find /opt/venv/lib -type d -path '*/site-packages/numpy/*' -name tests -prune -exec rm -rf {} + \
     && nnserve --version
@@ -66,6 +75,20 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 WORKDIR /app
 # The catalog: `nnserve serve` trains it into the store when the store is empty (first start).
 COPY models ./models
+
+# OCI labels. make test-container passes VERSION (pyproject's) and REVISION (git's commit).
+# The no-op RUN is for buildah 1.28 (podman 4.3, Debian 12's), seen here: its layer cache keys LABEL on
+# the text before ARG substitution, so a new REVISION would reuse the old labels; a RUN's key
+# includes the build args' values, and every instruction after a rebuilt one is rebuilt too.
+ARG VERSION=0.0.0+unknown
+ARG REVISION=unknown
+RUN echo "nnserve ${VERSION} (${REVISION})"
+LABEL org.opencontainers.image.title="nnserve" \
+      org.opencontainers.image.description="Train small neural networks with a numpy backprop library and serve them over HTTP." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://github.com/nnserve/nnserve" \
+      org.opencontainers.image.licenses="MIT"
 
 USER 10001:10001
 VOLUME ["/data/store"]

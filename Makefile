@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint openapi test-container bench clean
+.PHONY: run test lint openapi test-container lock bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,23 @@ openapi: $(VENV)/.installed
 # installs podman, debootstrap and the rest itself (see scripts/container-test.sh).
 test-container: $(VENV)/.installed-test
 	bash scripts/container-test.sh
+
+# requirements.lock: the exact runtime dependencies (pyproject's `dependencies` and their closure), with
+# hashes, for the image (Linux x86_64, CPython 3.11). Keeps the current pins where they still satisfy
+# pyproject.toml; `make lock UPGRADE=--upgrade` moves every pin to the newest release.
+UV_VERSION := 0.13.9
+lock: | $(VENV)/bin/python
+	$(PY) -m pip install --quiet 'uv==$(UV_VERSION)'
+	$(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes --no-header \
+	    --python-version 3.11 --python-platform x86_64-unknown-linux-gnu $(UPGRADE) -o requirements.lock
+	{ printf '%s\n' \
+	    '# Runtime dependencies of the image, exact and hashed: the Dockerfile installs them with' \
+	    '# `pip install --require-hashes --no-deps -r requirements.lock`, then nnserve itself with --no-deps.' \
+	    '# For Linux x86_64, CPython 3.11 (the base image). Generated from pyproject.toml by `make lock`' \
+	    '# (uv $(UV_VERSION) pip compile --generate-hashes); `make lock UPGRADE=--upgrade` moves every pin to' \
+	    '# the newest release. Not edited by hand; tests/packaging/test_lock.py checks it against pyproject.toml.'; \
+	  sed -n '/^[A-Za-z0-9]/,$$p' requirements.lock; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock
 
 # Benchmarks print ratios against baselines run in the same process or run; they are not tests.
 # Every script writes bench/results/<name>.md; bench/report.py assembles them into bench/RESULTS.md.

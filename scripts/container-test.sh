@@ -9,8 +9,10 @@
 #
 #   1. lints: hadolint on the Dockerfile, `docker compose config -q` and `podman-compose config`;
 #   2. builds the image (--pull=never, --format docker so HEALTHCHECK is kept, the host's CA
-#      bundle as a build secret), checks its size (< 250 MB), user, healthcheck, and that the CA
-#      bundle is not in it;
+#      bundle as a build secret, VERSION and REVISION build args from pyproject.toml and git),
+#      checks its size (< 250 MB), user, healthcheck, OCI labels, that its installed Python
+#      packages are exactly requirements.lock's pins (plus nnserve at pyproject's version), and
+#      that the CA bundle is not in it;
 #   3. runs it as shipped (CMD: `nnserve serve` with the retraining worker beside gunicorn) on a
 #      fresh volume: the catalog is trained into the empty store, /readyz answers 200 (time to
 #      ready measured), the HEALTHCHECK passes, a prediction, a retrain through the worker
@@ -328,9 +330,12 @@ compose config >"$WORK/compose-config.yml" 2>&1 || { cat "$WORK/compose-config.y
 ok "docker-compose.yml: 'docker compose config -q' (Compose $("$VENV_BIN/docker-compose" version --short)) and podman-compose config"
 
 # --- 2. build -------------------------------------------------------------------------------------
+VERSION=$(python3 -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
+REVISION=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 OLD_IMAGE_ID=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 t0=$(now)
 timeout 900 podman build --pull=never --format docker --layers \
+    --build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" \
     --secret "id=ca,src=$CA_BUNDLE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
     || { tail -40 "$WORK/build.log"; die "podman build"; }
 TIMES[build]=$(since "$t0")
@@ -351,6 +356,47 @@ podman image inspect --format '{{json .Config.Volumes}}' "$IMAGE" | grep -q /dat
 [ "$(podman image inspect --format '{{json .Config.Cmd}}' "$IMAGE")" = '["nnserve","serve","--host","0.0.0.0"]' ] \
     || die "CMD is $(podman image inspect --format '{{json .Config.Cmd}}' "$IMAGE")"
 ok "image metadata: user 10001, HEALTHCHECK on /readyz, VOLUME /data/store, CMD nnserve serve"
+
+label() { podman image inspect --format "{{index .Config.Labels \"org.opencontainers.image.$1\"}}" "$IMAGE"; }
+[ "$(label version)" = "$VERSION" ] || die "label version is '$(label version)', pyproject says $VERSION"
+[ "$(label revision)" = "$REVISION" ] || die "label revision is '$(label revision)', git says $REVISION"
+[ "$(label licenses)" = MIT ] || die "label licenses is '$(label licenses)'"
+[ "$(label title)" = nnserve ] || die "label title is '$(label title)'"
+for l in source description; do [ -n "$(label "$l")" ] || die "no org.opencontainers.image.$l label"; done
+ok "OCI labels: version $VERSION, revision ${REVISION:0:12}, licenses MIT, title, source, description"
+
+# The image's Python packages are the lock's pins, no more, no less (pip, setuptools and wheel
+# aside), and nnserve is pyproject's version.
+podman run --rm --pull=never --network none "$IMAGE" python -c \
+    "import importlib.metadata as m; print(*sorted(f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()), sep='\n')" \
+    >"$WORK/image-packages" 2>&1 || { cat "$WORK/image-packages"; die "listing the image's packages"; }
+LOCKED=$(python3 - "$ROOT/requirements.lock" "$WORK/image-packages" "$VERSION" <<'EOF'
+import re
+import sys
+
+
+def pins(lines):
+    found = {}
+    for line in lines:
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
+        if match:
+            found[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
+    return found
+
+
+lock = pins(open(sys.argv[1]))
+image = pins(open(sys.argv[2]))
+if image.pop("nnserve", None) != sys.argv[3]:
+    sys.exit(f"nnserve is not installed at version {sys.argv[3]}")
+image = {k: v for k, v in image.items() if k not in {"pip", "setuptools", "wheel"}}
+missing = sorted(f"{k}=={v}" for k, v in lock.items() if image.get(k) != v)
+extra = sorted(f"{k}=={v}" for k, v in image.items() if lock.get(k) != v)
+if missing or extra or not lock:
+    sys.exit(f"locked but not in the image: {missing}; in the image but not locked: {extra}")
+print(len(lock))
+EOF
+) || die "the image's packages differ from requirements.lock"
+ok "installed Python packages: exactly the $LOCKED pins of requirements.lock, and nnserve $VERSION"
 
 # The CA bundle handed to the build as a secret is in no file of the image.
 CA_SUM=$(sha256sum "$CA_BUNDLE" | cut -d' ' -f1)

@@ -38,6 +38,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_CACHE_VERSIONS", 8, "pinned (non-active) versions kept loaded per web worker (LRU)"),
     Setting("NNSERVE_LOG_LEVEL", "info", "level of the JSON log lines: debug, info, warning, error"),
     Setting("NNSERVE_ACCESS_LOG", None, "a file for gunicorn's text access log as well (the app always logs JSON)"),
+    Setting("NNSERVE_MAX_LAYERS", 16, "hidden layers a retrain or spec may ask for (422 beyond)"),
+    Setting("NNSERVE_MAX_PARAMETERS", 10_000_000, "weights and biases of one network (422 beyond; ~40 MB in float32)"),
+    Setting("NNSERVE_MAX_TRAINING_WORK", 1e13, "epochs x rows x parameters of one training run (422 beyond)"),
+    Setting("NNSERVE_JOB_MAX_RUNTIME", 3600.0, "seconds a retraining job may train before it is failed"),
+    Setting("NNSERVE_MAX_LABEL_LENGTH", 256, "characters of one class label in retrain data or a CSV"),
+    Setting("NNSERVE_MAX_CLASSES", 1000, "distinct classes in retrain data or a CSV"),
+    Setting("NNSERVE_MAX_QUEUED_JOBS", 5, "queued retrains per model; more answer 429 with Retry-After"),
+    Setting(
+        "NNSERVE_WORKER_STALE_AFTER", 30.0, "seconds without a sign of life after which no retraining worker is live"
+    ),
     Setting("NNSERVE_BIND", "127.0.0.1:8000", "gunicorn's address; `--host`/`--port` (or the two below) override it"),
     Setting("NNSERVE_HOST", None, "`nnserve serve --host`: the address part of the bind", shown="from NNSERVE_BIND"),
     Setting("NNSERVE_PORT", None, "`nnserve serve --port`: the port part of the bind", "from NNSERVE_BIND", int),

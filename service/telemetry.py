@@ -39,6 +39,7 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
@@ -69,6 +70,12 @@ PREDICTION_ROWS = Counter(
     "nnserve_prediction_rows_total",
     "Rows predicted (v1 predict and v2 infer), by model and version.",
     ["model", "version"],
+    registry=REGISTRY,
+)
+WORKER_HEARTBEAT_AGE = Gauge(
+    "nnserve_retraining_worker_heartbeat_age_seconds",
+    "Seconds since any retraining worker of the store last showed a sign of life (NaN: never).",
+    multiprocess_mode="mostrecent",
     registry=REGISTRY,
 )
 ACTIVE_VERSION = Gauge(
@@ -149,6 +156,10 @@ def load_failed() -> None:
     LOAD_FAILURES.inc()
 
 
+def worker_heartbeat_age(seconds: float | None) -> None:
+    WORKER_HEARTBEAT_AGE.set(float("nan") if seconds is None else seconds)
+
+
 def job_finished(status: str, training_seconds: float | None = None) -> None:
     RETRAIN_JOBS.labels(status).inc()
     if training_seconds is not None:
@@ -158,12 +169,15 @@ def job_finished(status: str, training_seconds: float | None = None) -> None:
 # -- per request -------------------------------------------------------------------
 
 
-def install(app: Flask) -> None:
-    """``GET /metrics``, and one count, one duration and one JSON log line per request."""
+def install(app: Flask, before_scrape: Callable[[], None] | None = None) -> None:
+    """``GET /metrics`` (calling ``before_scrape`` first), and one count, one duration and one JSON log line per
+    request."""
     from service.logs import ACCESS
 
     @app.get("/metrics")
     def metrics() -> Response:
+        if before_scrape is not None:
+            before_scrape()
         return Response(exposition(), 200, {"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
 
     @app.before_request

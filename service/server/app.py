@@ -99,7 +99,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
     _install_request_ids(app)
-    telemetry.install(app)  # GET /metrics; counts, times and logs every request (after the request id is set)
+    # GET /metrics (with the retraining workers' heartbeat age); counts, times and logs every request
+    telemetry.install(app, lambda: telemetry.worker_heartbeat_age(health.retraining_worker()["heartbeat_age_seconds"]))
     registry.load_all()
     return app
 

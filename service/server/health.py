@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 
 from service.server.blueprint import Blueprint
@@ -45,6 +47,17 @@ def readiness() -> tuple[bool, dict[str, Any], list[str]]:
     return ready, models, reasons
 
 
+def retraining_worker() -> dict[str, Any]:
+    """Whether a retraining worker of this store showed a sign of life lately, and how long ago its last one was.
+
+    Reported, not required: predictions need no worker, so a dead one does not make this replica unready.
+    """
+    last = current_app.extensions["nnserve.jobs"].last_heartbeat()
+    age = None if last is None else max(0.0, time.time() - last)
+    live = age is not None and age <= float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
+    return {"alive": live, "heartbeat_age_seconds": None if age is None else round(age, 3)}
+
+
 @blp.route("/readyz")
 class Readiness(MethodView):
     @blp.response(200, ReadinessSchema)
@@ -52,4 +65,8 @@ class Readiness(MethodView):
     def get(self) -> tuple[dict[str, Any], int]:
         """Ready to serve: store readable, active models loaded. Problems are listed in `reasons`."""
         ready, models, reasons = readiness()
-        return {"ready": ready, "models": models, "reasons": reasons}, 200 if ready else 503
+        worker = retraining_worker()
+        if not worker["alive"]:
+            reasons = [*reasons, "no retraining worker is live: retrains stay queued (predictions are not affected)"]
+        body = {"ready": ready, "models": models, "reasons": reasons, "retraining_worker": worker}
+        return body, 200 if ready else 503

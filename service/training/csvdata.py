@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.store import Dataset
+from service.training.limits import LimitError, Limits, check_labels
 
 TASKS = ("classification", "regression")
 _INT_LABEL = re.compile(r"[+-]?[0-9]+")
@@ -138,6 +139,11 @@ def read_csv_dataset(path: str | os.PathLike[str], target: str, task: str) -> Da
                 labels.append(label)
     if not X:
         raise CSVError(f"{path}: no data rows after the header")
+    if task == "classification":
+        try:
+            check_labels(Limits.from_settings(), labels, where=f"{path}: column {target!r}: ")
+        except LimitError as exc:
+            raise CSVError(str(exc)) from None
     if task == "regression":
         y = np.asarray(labels, dtype=np.float64)
     elif (ints := _int_labels(labels)) is not None:

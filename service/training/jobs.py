@@ -159,6 +159,14 @@ class JobQueue(Protocol):
         """Jobs per status."""
         ...
 
+    def heartbeat(self, worker: str) -> None:
+        """Record that ``worker`` is alive (idle or busy)."""
+        ...
+
+    def last_heartbeat(self) -> float | None:
+        """Unix time of the freshest sign of life of any worker (a heartbeat or a running job's progress)."""
+        ...
+
 
 def worker_identity() -> str:
     """``host:pid`` of this process, as recorded on the jobs it claims."""

@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_model_status ON jobs (model, status);
+CREATE TABLE IF NOT EXISTS workers (
+    identity TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
+);
 """
 
 
@@ -194,6 +198,22 @@ class SqliteJobQueue:
                     failed.append(row["id"])
             db.execute("COMMIT")
         return failed
+
+    def heartbeat(self, worker: str) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO workers (identity, seen_at) VALUES (?, strftime('%s', 'now')) "
+                "ON CONFLICT (identity) DO UPDATE SET seen_at = excluded.seen_at",
+                (worker,),
+            )
+
+    def last_heartbeat(self) -> float | None:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT MAX(t) FROM (SELECT MAX(seen_at) AS t FROM workers "
+                "UNION ALL SELECT MAX(heartbeat) FROM jobs WHERE status = 'running')"
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
 
     def counts(self) -> dict[str, int]:
         """Jobs per status (what a dashboard or a test wants to know at a glance)."""

@@ -35,9 +35,11 @@ from service import logs, telemetry
 from service.store import ActiveVersionChangedError, Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
 from service.training import fitting as training
 from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
+from service.training.limits import Limits, check_job, check_labels
 from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
+HEARTBEAT_INTERVAL = 2.0  # seconds between an idle worker's signs of life (a busy one beats every epoch)
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
 
 
@@ -49,11 +51,18 @@ class ShutdownRequestedError(Exception):
     """The worker was asked to shut down; the job goes back to the queue."""
 
 
-class JobProgress(Callback):
-    """Reports each epoch to the queue; stops training on cancel or shutdown."""
+class JobTimeLimitError(Exception):
+    """The job trained longer than NNSERVE_JOB_MAX_RUNTIME."""
 
-    def __init__(self, queue: JobQueue, job_id: str, epochs: int, stopping: threading.Event) -> None:
+
+class JobProgress(Callback):
+    """Reports each epoch to the queue; stops training on cancel, shutdown or the time limit."""
+
+    def __init__(
+        self, queue: JobQueue, job_id: str, epochs: int, stopping: threading.Event, max_runtime: float
+    ) -> None:
         self.queue, self.job_id, self.epochs, self.stopping = queue, job_id, epochs, stopping
+        self.max_runtime, self.started = max_runtime, time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         progress = {"epoch": epoch + 1, "epochs": self.epochs, "loss": logs["loss"]}
@@ -62,6 +71,10 @@ class JobProgress(Callback):
             raise JobCancelledError
         if self.stopping.is_set():
             raise ShutdownRequestedError
+        if time.monotonic() - self.started > self.max_runtime:
+            raise JobTimeLimitError(
+                f"stopped after {self.max_runtime:g} s of training (NNSERVE_JOB_MAX_RUNTIME); nothing was published"
+            )
 
 
 def _score(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> float:
@@ -102,8 +115,12 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
     if "hidden_layer_sizes" in params:
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     dataset = training_data(store, base, request)
+    limits = Limits.from_settings()
+    check_job(limits, base, request.hyperparameters, len(dataset.X))  # again: the job may predate the settings
+    if dataset.y.dtype.kind == "U":
+        check_labels(limits, dataset.y.tolist())
     trained = manifest.get("training") or {}
-    progress = JobProgress(queue, job.id, int(params.get("max_iter", 200)), stopping)
+    progress = JobProgress(queue, job.id, int(params.get("max_iter", 200)), stopping, limits.max_runtime)
     result = training.train(
         task,
         params,
@@ -208,7 +225,7 @@ class Worker:
         except ShutdownRequestedError:
             self.queue.requeue(job.id)
             log.info("job %s: worker stopping, job requeued", job.id)
-        except (StoreError, ValueError, OSError) as exc:
+        except (StoreError, ValueError, OSError, JobTimeLimitError) as exc:
             self._finish(job.id, "failed", error=str(exc))
             telemetry.job_finished("failed")
             log.error("job %s failed: %s", job.id, exc)
@@ -234,8 +251,12 @@ class Worker:
         """Recover what dead workers left, then claim and run jobs until ``stopping`` is set."""
         self.recover()
         checked = time.monotonic()
+        beat = checked - HEARTBEAT_INTERVAL
         while not self.stopping.is_set():
             try:
+                if time.monotonic() - beat >= HEARTBEAT_INTERVAL:
+                    self.queue.heartbeat(self.identity)
+                    beat = time.monotonic()
                 ran = self.run_once()
             except (sqlite3.Error, OSError, StoreError) as exc:  # the queue or store failing must not end the loop
                 log.error("worker: %s; trying again", exc)

@@ -209,7 +209,7 @@ def test_sigterm_requeues_the_running_job_and_the_next_worker_completes_it(store
     assert job["worker"] is None and job["started_at"] is None and job["progress"] is None
     assert FileModelStore(store_root).versions("digits") == versions_before
     workers(store_root)
-    job = wait_job(server.url, job_id, final, timeout=60)
+    job = wait_job(server.url, job_id, final, timeout=240)  # 1500 epochs of digits on a busy 2-core machine
     assert job["status"] == "succeeded", job
     assert job["result"]["epochs"] == 1500 and job["result"]["promoted"] is False
     assert FileModelStore(store_root).versions("digits") == [*versions_before, job["result"]["version"]]

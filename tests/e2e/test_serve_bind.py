@@ -14,7 +14,7 @@ from helpers import copy_store, service_env, start_cli, wait_for
 def _ready(port: int) -> bool:
     try:
         return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:  # not listening yet, or too busy starting to answer within 1 s
         return False
 
 

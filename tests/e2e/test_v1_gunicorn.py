@@ -109,7 +109,7 @@ def test_nnserve_serve_trains_an_empty_store_then_serves(tmp_path, port):
             try:
                 if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         models = requests.get(f"http://127.0.0.1:{port}/v1/models", timeout=5).json()["models"]
         assert sorted(m["name"] for m in models) == ["breast_cancer", "diabetes", "digits", "iris", "wine"]

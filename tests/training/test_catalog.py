@@ -228,3 +228,10 @@ def test_a_byte_that_is_not_utf8_is_reported_on_its_own_line(tmp_path, line):
     path.write_bytes(b"\n".join(rows) + b"\n")
     with pytest.raises(CSVError, match=rf"line {line}: byte 0xe9 is not UTF-8"):
         read_csv_dataset(path, "label", "classification")
+
+
+def test_a_csv_label_past_the_limit_is_a_clear_error(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a,label\n1,x\n2," + "y" * 300 + "\n")
+    with pytest.raises(CSVError, match=r"label 1 \(y{40}\.\.\. \(300 characters\)\) is longer than 256"):
+        read_csv_dataset(path, "label", "classification")

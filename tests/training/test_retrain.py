@@ -506,3 +506,87 @@ def test_an_internal_error_is_told_to_admins_only(client, store_root):
 def test_the_job_list_limit_is_capped(client):
     r = client.get("/v1/jobs?limit=201")
     assert r.status_code == 422 and "limit" in r.get_json()["errors"]["query"]
+
+
+def test_a_network_past_the_limits_is_refused_before_anything_is_queued(client, store_root):
+    """1,000 layers of 4,096 units (a 6 KB request) is a 422 naming the limit, not an out-of-memory worker."""
+    huge = {"hyperparameters": {"hidden_sizes": [4096] * 1000}}
+    r = client.post("/v1/models/iris/retrain", json=huge, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_LAYERS" in r.get_json()["message"]
+    wide = {"hyperparameters": {"hidden_sizes": [4096, 4096]}}
+    r = client.post("/v1/models/iris/retrain", json=wide, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_PARAMETERS" in r.get_json()["message"]
+    long = {"hyperparameters": {"hidden_sizes": [2000, 2000], "epochs": 100000}}
+    r = client.post("/v1/models/iris/retrain", json=long, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_TRAINING_WORK" in r.get_json()["message"]
+    assert SqliteJobQueue(store_root).counts() == {}
+
+
+def test_the_worker_checks_the_limits_again(client, store_root, monkeypatch):
+    queued = retrain(client, "iris", {"hyperparameters": {"hidden_sizes": [64, 64], "epochs": 2}})
+    monkeypatch.setenv("NNSERVE_MAX_PARAMETERS", "1000")  # tightened after the job was queued
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "failed" and "NNSERVE_MAX_PARAMETERS" in done["error"]
+    assert versions(store_root, "iris") == [1]
+
+
+def test_a_job_over_its_time_limit_is_failed_with_that_reason(client, store_root, monkeypatch):
+    queued = retrain(client, "iris", {"hyperparameters": {"epochs": 100000, "patience": 100000}})
+    monkeypatch.setenv("NNSERVE_JOB_MAX_RUNTIME", "0.5")
+    run_all(store_root)
+    done = job(client, queued["id"])
+    assert done["status"] == "failed" and "NNSERVE_JOB_MAX_RUNTIME" in done["error"], done
+    assert versions(store_root, "iris") == [1]
+
+
+def test_long_labels_and_too_many_classes_are_refused_without_echoing_them(client, store_root):
+    rows = [[5.0, 3.0, 1.5, 0.2]] * 3
+    label = "x" * 20_000
+    body = {"data": {"instances": rows, "targets": ["setosa", label, "setosa"]}}
+    r = client.post("/v1/models/iris/retrain", json=body, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_LABEL_LENGTH" in r.get_json()["message"]
+    assert len(r.get_data()) < 2000 and "label 1" in r.get_json()["message"]
+    many = {"data": {"instances": [[5.0, 3.0, 1.5, 0.2]] * 1001, "targets": [f"c{i}" for i in range(1001)]}}
+    r = client.post("/v1/models/iris/retrain", json=many, headers=ADMIN)
+    assert r.status_code == 422 and "NNSERVE_MAX_CLASSES" in r.get_json()["message"]
+
+
+def test_a_full_queue_answers_429_with_retry_after(client, store_root):
+    for _ in range(5):
+        retrain(client, "iris", {"hyperparameters": {"epochs": 2}})
+    r = client.post("/v1/models/iris/retrain", json={}, headers=ADMIN)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "30"
+    assert "NNSERVE_MAX_QUEUED_JOBS" in r.get_json()["message"] and r.get_json()["code"] == 429
+    retrain(client, "diabetes", {"hyperparameters": {"epochs": 2}})  # the cap is per model
+
+
+def test_readiness_and_metrics_report_the_retraining_workers_liveness(store_root):
+    app = create_app(
+        {
+            "NNSERVE_STORE": str(store_root),
+            "NNSERVE_ADMIN_TOKEN": TOKEN,
+            "NNSERVE_WORKER_STALE_AFTER": 30,
+            "TESTING": True,
+        }
+    )
+    client = app.test_client()
+    ready = client.get("/readyz").get_json()
+    assert ready["ready"] is True and ready["retraining_worker"] == {"alive": False, "heartbeat_age_seconds": None}
+    assert any("no retraining worker is live" in r for r in ready["reasons"])
+    queued = retrain(client, "iris", {"hyperparameters": {"epochs": 2}})
+    assert job(client, queued["id"])["waiting_for_worker"] is True
+    assert heartbeat_age(client) == "NaN"
+
+    SqliteJobQueue(store_root).heartbeat("test:1")
+    worker = client.get("/readyz").get_json()["retraining_worker"]
+    assert worker["alive"] is True and 0 <= worker["heartbeat_age_seconds"] < 5
+    assert job(client, queued["id"])["waiting_for_worker"] is False
+    assert 0 <= float(heartbeat_age(client)) < 5
+
+
+def heartbeat_age(client) -> str:
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith("nnserve_retraining_worker_heartbeat_age_seconds "):
+            return line.split()[1]
+    raise AssertionError("no heartbeat age in /metrics")

@@ -14,6 +14,7 @@ from service import telemetry
 from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
+from service.server.health import retraining_worker
 from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
@@ -21,15 +22,17 @@ from service.store import Dataset, LoadedModel, validate_name
 from service.training import jobs
 from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
 from service.training.jobs import INTERNAL_ERROR, JobNotFoundError, JobQueue, JobStateError, RetrainRequest
+from service.training.limits import LimitError, Limits, base_rows, check_job, check_labels
 
 blp = Blueprint("jobs", __name__, description="Retraining jobs")
+RETRY_AFTER = 30  # seconds a client told 429 (queue full) waits: about one short retrain
 
 
 def queue() -> JobQueue:
     return current_app.extensions["nnserve.jobs"]
 
 
-def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
+def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset:
     """The request's rows and targets as a dataset matching the model's features, outputs and label kind."""
     names = base.manifest.get("feature_names") or []
     X = data["instances"]
@@ -44,6 +47,10 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
     if not isinstance(targets, list) or len(targets) != len(X):
         raise ValidationError({"targets": [f"must be a list of {len(X)} targets, one per row"]})
     if hasattr(base.estimator, "classes_"):
+        try:
+            check_labels(limits, targets)
+        except LimitError as exc:
+            raise ValidationError({"targets": [str(exc)]}) from None
         kind = base.estimator.classes_.dtype.kind
         if kind in "iu":
             if not all(isinstance(t, int) and not isinstance(t, bool) for t in targets):
@@ -73,13 +80,18 @@ def new_rows(base: LoadedModel, data: dict[str, Any]) -> Dataset:
 @blp.route("/v1/models/<name>/retrain")
 class Retrain(MethodView):
     @blp.doc(security=ADMIN)
-    @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
+    @blp.errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
     @require_admin  # before the body is parsed: no validation detail for callers without the token
     @blp.arguments(RetrainRequestSchema)
     @blp.response(202, JobSchema, headers={"Location": {"description": "URL of the job", "schema": {"type": "string"}}})
     def post(self, args: dict[str, Any], name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Start retraining in the background (admin); answers 202 with the job and its URL."""
         base = registry().active(validate_name(name))
+        limits = Limits.from_settings(current_app.config)
+        _, queued = queue().list_jobs(base.name, "queued", limit=1)
+        if queued >= limits.max_queued_jobs:
+            message = f"model {base.name!r} has {queued} retrains queued, the most allowed (NNSERVE_MAX_QUEUED_JOBS)"
+            abort(429, message, headers={"Retry-After": str(RETRY_AFTER)})
         try:
             request = RetrainRequest(
                 mode=args["mode"],
@@ -87,12 +99,17 @@ class Retrain(MethodView):
                 warm_start=args["warm_start"],
                 hyperparameters=_checked_hyperparameters(base, args),
             )
-            if "data" in args:
-                dataset = new_rows(base, args["data"])
+            dataset = new_rows(base, args["data"], limits) if "data" in args else None
+            if dataset is None and args["mode"] == "replace":
+                raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
+            rows = (0 if dataset is None else len(dataset.X)) + (0 if args["mode"] == "replace" else base_rows(base))
+            try:
+                check_job(limits, base, request.hyperparameters, rows)
+            except LimitError as exc:
+                raise ValidationError({"hyperparameters": [str(exc)]}) from None
+            if dataset is not None:
                 digest = registry().store.save_dataset(base.name, dataset)
                 request = replace(request, data_sha256=digest, n_new_rows=len(dataset.X))
-            elif args["mode"] == "replace":
-                raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
         except ValidationError as exc:
             field = next(iter(exc.messages)) if isinstance(exc.messages, dict) else "_schema"
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
@@ -124,7 +141,7 @@ def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[st
 PUBLIC_RESULT = ("version", "base_version", "promoted")
 
 
-def shown(job: jobs.Job) -> dict[str, Any]:
+def shown(job: jobs.Job, worker_alive: bool) -> dict[str, Any]:
     """The job as this caller may see it: everything with the admin token; without, no internals.
 
     Without the token: status, progress, timestamps, the version it published and whether it was
@@ -132,6 +149,7 @@ def shown(job: jobs.Job) -> dict[str, Any]:
     and pid, hyperparameters, dataset hashes and the reason's figures need the token.
     """
     body = job.to_json()
+    body["waiting_for_worker"] = job.status == "queued" and not worker_alive
     if is_admin():
         return body
     for key in ("request", "worker"):
@@ -150,8 +168,9 @@ class Jobs(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
         jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
+        alive = retraining_worker()["alive"]
         return {
-            "jobs": [job.to_json() for job in jobs],
+            "jobs": [shown(job, alive) for job in jobs],
             "total": total,
             "limit": args["limit"],
             "offset": args["offset"],
@@ -165,7 +184,7 @@ class Job(MethodView):
     def get(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, result or error, timestamps."""
         try:
-            return shown(queue().get(job_id))
+            return shown(queue().get(job_id), retraining_worker()["alive"])
         except JobNotFoundError as exc:
             abort(404, str(exc))
 

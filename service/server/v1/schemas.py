@@ -120,6 +120,9 @@ class ReadinessSchema(Schema):
     ready = fields.Boolean(required=True)
     models = fields.Dict(keys=fields.String(), values=fields.Dict())
     reasons = fields.List(fields.String())
+    retraining_worker = fields.Dict(
+        metadata={"description": "`alive` and `heartbeat_age_seconds` of the store's retraining workers"}
+    )
 
 
 class RetrainDataSchema(Schema):
@@ -183,6 +186,9 @@ class JobSchema(Schema):
     created_at = fields.String(required=True)
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
+    waiting_for_worker = fields.Boolean(
+        metadata={"description": "Queued, and no retraining worker is live to run it (see /readyz)."}
+    )
 
 
 class JobListSchema(Schema):

@@ -1,0 +1,106 @@
+"""A plain (non-editable) `pip install` of the repository into a fresh venv gives a working nnserve.
+
+Only what pyproject.toml declares gets installed, so an undeclared runtime dependency fails the
+import; every package directory of nn/ and service/ (subpackages included) must be installed, and
+nn's py.typed marker and the LICENSE with it. pip's cache and --no-compile (no .pyc for numpy's
+thousand files) keep it well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+JUNK = shutil.ignore_patterns(
+    ".git", ".venv", "store", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+)
+
+
+def copy_sources(dest: Path) -> None:
+    """The files a checkout would have (git's tracked and not-ignored new files), else the tree minus junk."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copytree(ROOT, dest, ignore=JUNK)
+        return
+    for name in filter(None, listed.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():  # deleted but still in the index: skip
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+def run(*argv: str | Path, cwd: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
+    done = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{argv} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_pip_install_gives_importable_packages_and_the_console_script(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    copy_sources(src)
+    version = tomllib.loads((src / "pyproject.toml").read_text())["project"]["version"]
+    inits = [path for top in ("nn", "service") for path in (src / top).rglob("__init__.py")]
+    packages = sorted(".".join(path.parent.relative_to(src).parts) for path in inits)
+    assert "nn" in packages and "service" in packages
+
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
+    bin_dir = venv / "bin"
+    run(
+        bin_dir / "python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--disable-pip-version-check",
+        src,
+        cwd=tmp_path,
+    )
+    shutil.rmtree(src)  # nothing may be read from the sources from here on
+
+    run(bin_dir / "python", "-m", "pip", "check", cwd=tmp_path)
+    assert version in run(bin_dir / "nnserve", "--version", cwd=tmp_path).split()
+
+    probe = f"""
+import importlib.metadata as md, importlib.util, json, pathlib, sys
+import nn, service
+site = pathlib.Path(nn.__file__).resolve().parents[1]
+assert site.is_relative_to(pathlib.Path(sys.prefix).resolve()), site
+missing = [p for p in {packages!r} if importlib.util.find_spec(p) is None]
+dist = md.distribution("nnserve")
+print(json.dumps({{
+    "missing": missing,
+    "py_typed": (site / "nn" / "py.typed").is_file(),
+    "license": dist.metadata["License-Expression"],
+    "license_files": [str(f) for f in dist.files if f.name == "LICENSE"],
+}}))
+"""
+    found = json.loads(run(bin_dir / "python", "-c", probe, cwd=tmp_path))
+    assert found["missing"] == [], f"packages not installed: {found['missing']}"
+    assert found["py_typed"], "nn/py.typed is not installed"
+    assert found["license"] == "MIT"
+    assert found["license_files"], "LICENSE is not in the installed distribution"
+
+
+@pytest.fixture(autouse=True)
+def _needs_venv_and_pip() -> None:
+    try:
+        import ensurepip  # noqa: F401
+    except ImportError:
+        pytest.skip("this Python cannot make venvs with pip (no ensurepip)")
