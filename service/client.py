@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from service.config import DEFAULTS
 from service.version import __version__
 
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL: str = DEFAULTS["NNSERVE_URL"]
 
 Row = Sequence[float] | Mapping[str, float]
 

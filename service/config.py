@@ -54,6 +54,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_WORKERS", None, "gunicorn web workers (`--workers`)", "one per core", int),
     Setting("NNSERVE_THREADS", 4, "threads per gunicorn web worker"),
     Setting("NNSERVE_GRACEFUL_TIMEOUT", 20, "seconds gunicorn lets requests finish after SIGTERM"),
+    Setting("NNSERVE_URL", "http://127.0.0.1:8000", "the server `nnserve remote` talks to (`--url`)"),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
