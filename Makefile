@@ -65,6 +65,8 @@ bench: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/train_predict.py
 	$(PY) bench/http_predict.py
+	$(PY) bench/slow_clients.py
+	$(PY) bench/json_amplification.py
 	$(PY) bench/retrain_p99.py
 	$(PY) bench/gunicorn_settings.py
 	$(PY) bench/soak.py; status=$$?; $(PY) bench/report.py; exit $$status

@@ -20,7 +20,15 @@ import numpy as np
 from common import cpu_model
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["train_predict", "http_predict", "retrain_p99", "gunicorn_settings", "soak"]
+ORDER = [
+    "train_predict",
+    "http_predict",
+    "slow_clients",
+    "json_amplification",
+    "retrain_p99",
+    "gunicorn_settings",
+    "soak",
+]
 
 
 def memory_gb() -> str:

@@ -54,6 +54,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_WORKERS", None, "gunicorn web workers (`--workers`)", "one per core", int),
     Setting("NNSERVE_THREADS", 4, "threads per gunicorn web worker"),
     Setting("NNSERVE_GRACEFUL_TIMEOUT", 20, "seconds gunicorn lets requests finish after SIGTERM"),
+    Setting("NNSERVE_READ_TIMEOUT", 30.0, "seconds a request may take to arrive whole (`nnserve serve`); then 408"),
+    Setting(
+        "NNSERVE_KEEP_VERSIONS",
+        0,
+        "retention after each retrain: keep the newest N versions of a model (active, previous, pinned always stay)",
+        shown="0: off, unlimited",
+    ),
+    Setting(
+        "NNSERVE_KEEP_DAYS",
+        0.0,
+        "retention after each retrain: keep versions younger than D days (with the rule above: kept if either keeps)",
+        shown="0: off, unlimited",
+    ),
     Setting("NNSERVE_URL", "http://127.0.0.1:8000", "the server `nnserve remote` talks to (`--url`)"),
 )
 

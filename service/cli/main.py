@@ -22,6 +22,7 @@ from service.cli.model_commands import activate, models, predict, train
 from service.cli.options import UserError
 from service.cli.remote_commands import openapi, remote
 from service.cli.serve_commands import serve, worker
+from service.cli.store_commands import gc, pin, unpin
 from service.store import StoreError
 from service.training.catalog import SpecError
 from service.training.csvdata import CSVError
@@ -60,9 +61,10 @@ def main() -> None:
       nnserve models                        what the store holds
       nnserve predict iris flowers.csv      predictions of the active iris model
       nnserve activate iris 1               roll iris back to version 1
+      nnserve gc --keep-versions 5 --dry-run  what retention would remove
       nnserve remote models                 the models a running server (NNSERVE_URL) serves
     """
 
 
-for command in (train, models, activate, predict, serve, worker, remote, openapi):
+for command in (train, models, activate, predict, serve, worker, gc, pin, unpin, remote, openapi):
     main.add_command(command)

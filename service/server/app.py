@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import flask_smorest
 import swagger_ui_bundle
@@ -48,13 +49,26 @@ class OperationIds(BasePlugin):
             operation.setdefault("operationId", name[0].lower() + name[1:])
 
 
+class _Flask(Flask):
+    """Flask, asking once per function (not on every request, for every hook) whether it is a coroutine."""
+
+    _coroutines: ClassVar[dict[Any, bool]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        key = getattr(func, "__func__", func)  # a view's bound method is new on every request; its function is not
+        is_coroutine = self._coroutines.get(key)
+        if is_coroutine is None:
+            is_coroutine = self._coroutines[key] = inspect.iscoroutinefunction(key)
+        return super().ensure_sync(func) if is_coroutine else func
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings from ``NNSERVE_*`` (overridden by ``test_config``), store, blueprints.
 
     Every active model is loaded before the app is returned, so a worker is
     ready when it starts accepting requests.
     """
-    app = Flask(__name__)
+    app = _Flask(__name__)
     # Every answer of the API is JSON: werkzeug's routing would otherwise answer an HTML 308 redirect for
     # a path with "//" (a name of percent-encoded "../") or a missing trailing slash; these paths get a JSON 404.
     app.url_map.merge_slashes = False

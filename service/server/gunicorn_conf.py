@@ -17,7 +17,7 @@ bind = _setting("NNSERVE_BIND")
 # gthread, workers = cores, 4 threads, max_requests 20000 +- 2000, timeouts below: chosen by measurement,
 # the figures and the reasons are in bench/RESULTS.md ("gunicorn settings"; bench/gunicorn_settings.py).
 workers = _setting("NNSERVE_WORKERS") or os.cpu_count() or 1
-worker_class = "gthread"
+worker_class = "service.server.buffering_worker.BufferingThreadWorker"  # gthread, requests read whole first
 threads = _setting("NNSERVE_THREADS")
 timeout = 30
 graceful_timeout = _setting("NNSERVE_GRACEFUL_TIMEOUT")

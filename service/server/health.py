@@ -12,6 +12,7 @@ from service.server.blueprint import Blueprint
 from service.server.registry import registry as get_registry
 from service.server.v1.schemas import HealthSchema, ReadinessSchema
 from service.store import StoreError
+from service.training.jobs import QueueUnavailableError
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
@@ -52,7 +53,10 @@ def retraining_worker() -> dict[str, Any]:
 
     Reported, not required: predictions need no worker, so a dead one does not make this replica unready.
     """
-    last = current_app.extensions["nnserve.jobs"].last_heartbeat()
+    try:
+        last = current_app.extensions["nnserve.jobs"].last_heartbeat()
+    except QueueUnavailableError:
+        return {"alive": False, "heartbeat_age_seconds": None}
     age = None if last is None else max(0.0, time.time() - last)
     live = age is not None and age <= float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
     return {"alive": live, "heartbeat_age_seconds": None if age is None else round(age, 3)}
@@ -65,8 +69,5 @@ class Readiness(MethodView):
     def get(self) -> tuple[dict[str, Any], int]:
         """Ready to serve: store readable, active models loaded. Problems are listed in `reasons`."""
         ready, models, reasons = readiness()
-        worker = retraining_worker()
-        if not worker["alive"]:
-            reasons = [*reasons, "no retraining worker is live: retrains stay queued (predictions are not affected)"]
-        body = {"ready": ready, "models": models, "reasons": reasons, "retraining_worker": worker}
+        body = {"ready": ready, "models": models, "reasons": reasons, "retraining_worker": retraining_worker()}
         return body, 200 if ready else 503

@@ -49,8 +49,21 @@ class OrjsonProvider(JSONProvider):
         return json_response(self._prepare_response_obj(args, kwargs))
 
 
-def decode_body(body: bytes) -> Any:
+def max_containers(max_rows: int) -> int:
+    """The most JSON objects and arrays a request may hold: two per row (a row and, in v2, its tensor) and 1024 more.
+
+    Every valid request is far below it; ``{},{},...`` at the body limit is far above.
+    """
+    return 2 * max_rows + 1024
+
+
+def decode_body(body: bytes, containers: int | None = None) -> Any:
     """Parse a JSON request body, or raise ``BodyError`` with status and message.
+
+    With ``containers``, a body with more ``{`` and ``[`` bytes than that is
+    refused (422) before it is parsed: each becomes a Python object of ~60
+    bytes, so 16 MB of ``{},`` would cost a worker ~500 MB. Brackets inside
+    strings count too, which only ever overcounts.
 
     Duplicate keys in an object are accepted and the last one wins (RFC 8259
     leaves it to the parser; orjson, Python's json and browsers all keep the
@@ -62,6 +75,14 @@ def decode_body(body: bytes) -> Any:
     """
     if not body:
         raise BodyError(400, "the request body is empty; send a JSON object")
+    if containers is not None:
+        found = body.count(b"{") + body.count(b"[")
+        if found > containers:
+            raise BodyError(
+                422,
+                f"the request body holds {found} JSON objects and arrays (counting '{{' and '['); "
+                f"a request may hold at most {containers} (two per row of NNSERVE_MAX_ROWS, and 1024 more)",
+            )
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -113,6 +134,8 @@ class JsonBodyParser(FlaskParser):
         if not is_json_request(req):
             abort(415, message=f"Content-Type must be application/json, got {req.mimetype or 'none'!r}")
         try:
-            return decode_body(read_body(req, flask.current_app.config["MAX_CONTENT_LENGTH"]))
+            config = flask.current_app.config
+            body = read_body(req, config["MAX_CONTENT_LENGTH"])
+            return decode_body(body, max_containers(int(config["NNSERVE_MAX_ROWS"])))
         except BodyError as exc:
             abort(exc.status, message=exc.message)

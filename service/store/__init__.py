@@ -19,6 +19,8 @@ from service.store.filesystem import FileModelStore, VersionInfo
 from service.store.inference import LoadedModel, Prediction, predict
 from service.store.names import validate_name, validate_sha256, validate_version
 from service.store.protocol import ModelStore
+from service.store.retention import GcReport, RetentionPolicy
+from service.store.retention import enforce as enforce_retention
 
 
 def open_store(root: str | os.PathLike[str], database_url: str | None = None) -> ModelStore:
@@ -33,14 +35,17 @@ __all__ = [
     "CorruptVersionError",
     "Dataset",
     "FileModelStore",
+    "GcReport",
     "InvalidNameError",
     "LoadedModel",
     "ModelStore",
     "NotFoundError",
     "Prediction",
+    "RetentionPolicy",
     "StoreError",
     "StoreUnavailableError",
     "VersionInfo",
+    "enforce_retention",
     "open_store",
     "predict",
     "validate_name",

@@ -4,7 +4,9 @@ Layout::
 
     <root>/<name>/<version>/manifest.json, weights.npz   written once by publish, never modified
     <root>/<name>/ACTIVE                                   the served version, replaced atomically
-    <root>/<name>/datasets/<sha256>.npz                    content-addressed training data
+    <root>/<name>/PREVIOUS, PINNED                         the version ACTIVE replaced; versions gc keeps
+    <root>/<name>/datasets/<sha256>.json                   a dataset: its ordered chunks (``datasets.py``)
+    <root>/<name>/datasets/chunks/<sha256>.npz             content-addressed rows; <sha256>.npz: older datasets
     <root>/<name>/.lock, .tmp-*                            publisher lock, in-flight or crashed writes
 
 Every name and version is validated before a path is built, every read is
@@ -17,17 +19,19 @@ implement later.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nn
-from service.store import artifacts, dataset_codec, datasets, durable
+from service.store import artifacts, dataset_codec, datasets, durable, retention
 from service.store.dataset_codec import Dataset
 from service.store.exceptions import (
     ActiveVersionChangedError,
@@ -53,6 +57,7 @@ from service.version import __version__
 
 if TYPE_CHECKING:
     from nn.estimators import BaseMLP
+    from service.store.retention import GcReport
 
 __all__ = [
     "CorruptVersionError",
@@ -69,6 +74,8 @@ __all__ = [
 ]
 
 ACTIVE = "ACTIVE"
+PREVIOUS = "PREVIOUS"
+PINNED = "PINNED"
 LOCK = ".lock"
 STORE_KEYS = ("name", "version", "created_at", "nnserve_version")
 
@@ -220,7 +227,8 @@ class FileModelStore:
         pass a crafted file (an object array with its checksum fixed up) that only the loader refuses, and
         ACTIVE must never name what cannot serve. With ``expected``, a compare-and-swap: the switch happens
         only if ``expected`` is still active, else ``ActiveVersionChangedError``. Reading the old version and
-        writing the new one hold the model's lock, so two activations never both replace the same version.
+        writing the new one hold the model's lock, so two activations never both replace the same version;
+        the replaced version is remembered as PREVIOUS (``previous_version``).
         """
         name, version = validate_name(name), validate_version(version)
         self.load(name, version)
@@ -233,8 +241,47 @@ class FileModelStore:
                 raise ActiveVersionChangedError(
                     f"model {name!r}: version {previous} is active, not {expected}; version {version} was not activated"
                 )
+            if previous is not None and previous != version:
+                durable.write_atomic(self.root / name / PREVIOUS, f"{previous}\n".encode())
             durable.write_atomic(self.root / name / ACTIVE, f"{version}\n".encode())
         return previous
+
+    def previous_version(self, name: str) -> int | None:
+        """The version the last activation replaced, None if none (or unreadable)."""
+        numbers = self._read_numbers(self._model_dir(name) / PREVIOUS)
+        return numbers[0] if numbers else None
+
+    def pin(self, name: str, version: int) -> None:
+        """Keep ``version`` through every ``gc``."""
+        name, version = validate_name(name), validate_version(version)
+        self._verify_exists(name, version)
+        self._update_pins(name, lambda pins: pins | {version})
+
+    def unpin(self, name: str, version: int) -> None:
+        """Let ``gc`` remove ``version`` again."""
+        name, version = validate_name(name), validate_version(version)
+        self._update_pins(name, lambda pins: pins - {version})
+
+    def pinned(self, name: str) -> list[int]:
+        """The pinned versions, ascending."""
+        return self._read_numbers(self._model_dir(name) / PINNED)
+
+    def gc(
+        self,
+        name: str | None = None,
+        *,
+        keep_versions: int = 0,
+        keep_days: float = 0.0,
+        dry_run: bool = False,
+    ) -> GcReport:
+        """Remove what the retention policy lets go (see ``ModelStore.gc``), each model under its lock."""
+        policy = retention.RetentionPolicy(keep_versions, keep_days)
+        report = retention.GcReport(dry_run=dry_run)
+        for model in [validate_name(name)] if name is not None else self.model_names():
+            model_dir = self._model_dir(model)
+            with durable.locked(model_dir / LOCK):
+                self._gc_model(model, model_dir, policy, report)
+        return report
 
     # -- reading -----------------------------------------------------------------
     def load(self, name: str, version: int | None = None) -> LoadedModel:
@@ -295,10 +342,72 @@ class FileModelStore:
             models = [
                 Path(e.path) for e in entries if NAME_PATTERN.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
             ]
-        parents = models + [m / datasets.FOLDER for m in models]
+        parents = (
+            models + [m / datasets.FOLDER for m in models] + [m / datasets.FOLDER / datasets.CHUNKS for m in models]
+        )
         return sum(durable.remove_temporaries(parent, older_than=cutoff) for parent in parents)
 
     # -- internals ---------------------------------------------------------------
+    def _gc_model(self, name: str, model_dir: Path, policy: retention.RetentionPolicy, report: GcReport) -> None:
+        created: dict[int, float | None] = {}
+        for v in self.versions(name):
+            try:
+                created[v] = os.lstat(model_dir / str(v)).st_mtime  # its files' last write: when it was published
+            except FileNotFoundError:
+                continue
+        try:
+            active = self.active_version(name)
+        except CorruptVersionError:
+            active = None
+        protected = {v for v in (active, self.previous_version(name)) if v is not None} | set(self.pinned(name))
+        doomed = retention.select(created, protected=protected, policy=policy, now=time.time())
+        if not doomed:
+            return
+        kept_refs = self._dataset_refs(name, [v for v in created if v not in doomed])
+        doomed_refs = self._dataset_refs(name, doomed) - kept_refs
+        report.versions.extend((name, v) for v in doomed)
+        for v in doomed:
+            report.bytes += _tree_size(model_dir / str(v))
+            if not report.dry_run:
+                _remove_crash_safe(model_dir, model_dir / str(v))
+        gone, chunks, freed = datasets.remove(model_dir, doomed_refs, dry_run=report.dry_run)
+        report.datasets.extend((name, digest) for digest in gone)
+        report.chunks += chunks
+        report.bytes += freed
+        if not report.dry_run:
+            durable.fsync_dir(model_dir)
+
+    def _dataset_refs(self, name: str, versions: list[int]) -> set[str]:
+        """The datasets the versions were trained on, read from their manifests (unreadable ones name none)."""
+        refs = set()
+        for version in versions:
+            try:
+                raw = durable.read_regular(self.root / name / str(version) / artifacts.MANIFEST)
+                refs.add(validate_sha256(json.loads(raw).get("dataset_sha256")))
+            except (OSError, ValueError, AttributeError, InvalidNameError):
+                continue
+        return refs
+
+    def _read_numbers(self, path: Path) -> list[int]:
+        """Version numbers in a small text file, one a line; [] when absent or unreadable."""
+        try:
+            raw = durable.read_regular(path, limit=1 << 20).decode("ascii")
+            return sorted({validate_version(line) for line in raw.split()})
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError, InvalidNameError):
+            return []
+
+    def _update_pins(self, name: str, change: Callable[[set[int]], set[int]]) -> None:
+        model_dir = self._model_dir(name)
+        with durable.locked(model_dir / LOCK):
+            pins = sorted(change(set(self._read_numbers(model_dir / PINNED))))
+            durable.write_atomic(model_dir / PINNED, "".join(f"{v}\n" for v in pins).encode())
+
+    def _verify_exists(self, name: str, version: int) -> None:
+        if version not in self.versions(name):
+            raise NotFoundError(f"model {name!r} has no version {version}")
+
     def _model_dir(self, name: str) -> Path:
         path = self.root / validate_name(name)
         try:
@@ -324,6 +433,22 @@ class FileModelStore:
     def _verify(self, name: str, version: int) -> dict[str, Any]:
         """The manifest of a version that passes every check, else NotFoundError or CorruptVersionError."""
         return artifacts.verify(self._model_dir(name) / str(version), name, version)
+
+
+def _remove_crash_safe(parent: Path, path: Path) -> None:
+    """Delete ``path`` by renaming it to a temporary name first: readers see it whole or gone, never half."""
+    doomed = parent / f"{durable.TMP_PREFIX}gc-{path.name}-{os.getpid()}-{time.monotonic_ns()}"
+    os.rename(path, doomed)
+    durable.fsync_dir(parent)
+    with contextlib.suppress(OSError):  # what is left is a temporary entry clean_temporary removes later
+        durable.remove_entry(doomed)
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        total += sum(os.lstat(os.path.join(dirpath, f)).st_size for f in files)
+    return total
 
 
 def _utc_now() -> str:

@@ -16,6 +16,7 @@ from service.store.inference import LoadedModel
 if TYPE_CHECKING:
     from nn.estimators import BaseMLP
     from service.store.filesystem import VersionInfo
+    from service.store.retention import GcReport
 
 __all__ = ["UNSET", "ModelStore", "Unset"]
 
@@ -70,6 +71,44 @@ class ModelStore(Protocol):
 
         With ``expected``, only if ``expected`` is still the active version (None: none is), decided
         atomically with the switch; otherwise ``ActiveVersionChangedError`` and nothing changes.
+
+        The replaced version is remembered as ``previous_version``.
+        """
+        ...
+
+    def previous_version(self, name: str) -> int | None:
+        """The version the last ``activate`` replaced (for rollback; retention never removes it), None if none."""
+        ...
+
+    def pin(self, name: str, version: int) -> None:
+        """Keep ``version`` through every ``gc``; NotFoundError when it does not exist. Pinning twice is a no-op."""
+        ...
+
+    def unpin(self, name: str, version: int) -> None:
+        """Let ``gc`` remove ``version`` again; unpinning a version that is not pinned is a no-op."""
+        ...
+
+    def pinned(self, name: str) -> list[int]:
+        """The model's pinned versions, ascending."""
+        ...
+
+    def gc(
+        self,
+        name: str | None = None,
+        *,
+        keep_versions: int = 0,
+        keep_days: float = 0.0,
+        dry_run: bool = False,
+    ) -> GcReport:
+        """Remove the versions the retention policy lets go, and the datasets only they used.
+
+        ``name`` None means every model. The choice is ``retention.select``'s
+        (shared by every backend): with both rules off (0) nothing goes; the
+        active, previous and pinned versions always stay. A dataset (and its
+        chunks) goes only when a removed version referenced it and no remaining
+        version does, so data uploaded for a job still queued is never touched.
+        Removal is crash-safe: a reader sees a version whole or not at all.
+        ``dry_run`` reports the same removals and changes nothing.
         """
         ...
 
@@ -82,7 +121,12 @@ class ModelStore(Protocol):
         ...
 
     def save_dataset(self, name: str, dataset: Dataset) -> str:
-        """Keep a model's training data; returns its sha256 (the same data is kept once)."""
+        """Keep a model's training data; returns its sha256 (the same data is kept once).
+
+        A dataset that extends one already stored (its first rows are that
+        dataset, as an append retrain makes) costs only the rows it adds; its
+        sha256 is still the hash of its whole canonical content.
+        """
         ...
 
     def load_dataset(self, name: str, sha256: str) -> Dataset:

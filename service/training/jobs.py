@@ -23,6 +23,7 @@ __all__ = [
     "JobQueue",
     "JobResult",
     "JobStateError",
+    "QueueUnavailableError",
     "RetrainRequest",
     "open_queue",
     "worker_identity",
@@ -38,6 +39,10 @@ Promote = Literal["if_better", "always", "never"]
 
 class JobNotFoundError(LookupError):
     """No job has that id."""
+
+
+class QueueUnavailableError(Exception):
+    """The queue's storage cannot be reached or read right now (not the caller's fault)."""
 
 
 class JobStateError(Exception):
@@ -164,7 +169,10 @@ class JobQueue(Protocol):
         ...
 
     def last_heartbeat(self) -> float | None:
-        """Unix time of the freshest sign of life of any worker (a heartbeat or a running job's progress)."""
+        """Unix time of the freshest sign of life of any worker (a heartbeat or a running job's progress).
+
+        Raises ``QueueUnavailableError`` when the queue cannot be read.
+        """
         ...
 
 

@@ -20,7 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.training.jobs import FINAL, Job, JobNotFoundError, JobResult, JobStateError, RetrainRequest
+from service.training.jobs import (
+    FINAL,
+    Job,
+    JobNotFoundError,
+    JobResult,
+    JobStateError,
+    QueueUnavailableError,
+    RetrainRequest,
+)
 
 DATABASE = ".jobs.sqlite3"  # a dot name can never be a model name
 
@@ -208,11 +216,14 @@ class SqliteJobQueue:
             )
 
     def last_heartbeat(self) -> float | None:
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT MAX(t) FROM (SELECT MAX(seen_at) AS t FROM workers "
-                "UNION ALL SELECT MAX(heartbeat) FROM jobs WHERE status = 'running')"
-            ).fetchone()
+        try:
+            with self._connect() as db:
+                row = db.execute(
+                    "SELECT MAX(t) FROM (SELECT MAX(seen_at) AS t FROM workers "
+                    "UNION ALL SELECT MAX(heartbeat) FROM jobs WHERE status = 'running')"
+                ).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise QueueUnavailableError(f"the job queue {self.path} cannot be read: {exc}") from None
         return None if row[0] is None else float(row[0])
 
     def counts(self) -> dict[str, int]:

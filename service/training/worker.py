@@ -32,7 +32,16 @@ import numpy as np
 from nn import Callback
 from nn.metrics import accuracy_score, r2_score
 from service import logs, telemetry
-from service.store import ActiveVersionChangedError, Dataset, LoadedModel, ModelStore, StoreError, open_store, predict
+from service.store import (
+    ActiveVersionChangedError,
+    Dataset,
+    LoadedModel,
+    ModelStore,
+    StoreError,
+    enforce_retention,
+    open_store,
+    predict,
+)
 from service.training import fitting as training
 from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
 from service.training.limits import Limits, check_job, check_labels
@@ -237,7 +246,18 @@ class Worker:
             self._finish(job.id, "succeeded", result=result)
             telemetry.job_finished("succeeded", result.seconds)
             log.info("job %s succeeded: %s", job.id, result.reason)
+            self._apply_retention(job.model)
         return True
+
+    def _apply_retention(self, name: str) -> None:
+        """Remove the versions NNSERVE_KEEP_* lets go; a failure is logged, never the job's."""
+        try:
+            report = enforce_retention(self.store, name)
+        except StoreError as exc:
+            log.error("retention of %s failed: %s", name, exc)
+            return
+        if report is not None and report.versions:
+            log.info("retention removed %s versions of %s", [v for _, v in report.versions], name)
 
     def run(self, once: bool = False) -> None:
         """Loop until SIGTERM/SIGINT (or, with ``once``, until the queue is empty)."""

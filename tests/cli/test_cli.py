@@ -226,6 +226,39 @@ def test_predict_regression_outputs_numbers(run, tmp_path):
     assert all(np.isfinite(float(r[0])) for r in out[1:])
 
 
+HOSTILE = ['=HYPERLINK("http://x")', "+SUM(A1)", "@cmd", "-2+3", "-x", "-1", "plain"]  # (the csv reader strips tabs)
+
+
+@pytest.fixture
+def hostile(run, tmp_path):
+    """A classifier whose class labels are spreadsheet formulas (and ``plain``)."""
+    models = tmp_path / "models"
+    (models / "data").mkdir(parents=True)
+    with open(models / "data" / "h.csv", "w", newline="") as f:  # csv quotes the labels' commas and quotes
+        csv.writer(f).writerows([["x", "label"], *([i % 7, HOSTILE[i % 7]] for i in range(140))])
+    spec = (MODELS / "iris.toml").read_text().replace("data/iris.csv", "data/h.csv").replace('"species"', '"label"')
+    (models / "h.toml").write_text(spec)
+    assert run("train", models / "h.toml").exit_code == 0
+    data = tmp_path / "in.csv"
+    data.write_text("x\n" + "\n".join(str(i % 7) for i in range(70)) + "\n")
+    return data
+
+
+def test_predict_neutralizes_formulas_in_labels(run, hostile, store):
+    result = run("predict", "h", hostile)
+    assert result.exit_code == 0, result.output
+    out = read_csv_text(result.stdout)
+    classes = FileModelStore(store).load("h").estimator.classes_.tolist()
+    assert sorted(classes) == sorted(HOSTILE)
+    safe = {c: ("'" + c if c[0] in "=+-@\t" else c) for c in classes}  # "-1" is a text label here
+    assert out[0] == ["prediction", *(f"proba_{c}" for c in classes)]  # "proba_" already makes them text
+    labels = [r[0] for r in out[1:]]
+    assert set(labels) <= set(safe.values()) and len({c for c in labels if c.startswith("'")}) >= 3
+    assert not any(c[0] in "=+-@\t" for c in labels)
+    raw = read_csv_text(run("predict", "h", hostile, "--raw").stdout)
+    assert [r[0] for r in raw[1:]] == [c.removeprefix("'") for c in labels]
+
+
 def test_predict_errors(trained, tmp_path, store):
     assert_user_error(trained("predict", "nope", IRIS_CSV), "unknown model 'nope'", str(store))
     assert_user_error(trained("predict", "iris", tmp_path / "none.csv"), "none.csv", "no such file")

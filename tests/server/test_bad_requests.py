@@ -80,13 +80,18 @@ BODIES = {
         Req("POST", V1, 400, "not valid UTF-8", b'{"instances": [[1, 2, 3, "\xff\xfe"]]}'),
         Req("POST", V2, 400, "not valid UTF-8", b'{"inputs": [{"name": "\xc3\x28"}]}'),
     ),
+    # 100,000 brackets are more objects and arrays than a request may hold: refused before parsing
     "nested-100000-deep": (
-        Req("POST", V1, 422, "nested too deeply", DEEP),
-        Req("POST", V2, 400, "nested too deeply", DEEP),
+        Req("POST", V1, 422, "JSON objects and arrays", DEEP),
+        Req("POST", V2, 400, "JSON objects and arrays", DEEP),
     ),
     "nested-100000-deep-in-object": (
-        Req("POST", V1, 422, "nested too deeply", b'{"instances": ' + DEEP + b"}"),
-        Req("POST", V2, 400, "nested too deeply", b'{"inputs": ' + DEEP + b"}"),
+        Req("POST", V1, 422, "JSON objects and arrays", b'{"instances": ' + DEEP + b"}"),
+        Req("POST", V2, 400, "JSON objects and arrays", b'{"inputs": ' + DEEP + b"}"),
+    ),
+    "nested-2000-deep": (  # fewer brackets than the cap: orjson's depth limit speaks
+        Req("POST", V1, 422, "nested too deeply", b"[" * 2000 + b"]" * 2000),
+        Req("POST", V2, 400, "nested too deeply", b"[" * 2000 + b"]" * 2000),
     ),
     "number-1e400": first_value_as(b"1e400", "too large to represent"),
     "number-minus-1e400": first_value_as(b"-1e400", "too large to represent"),
@@ -452,3 +457,57 @@ def test_ten_million_zeros_in_one_row_is_refused_fast(roomy_client, req, seconds
 def test_ten_million_zeros_over_the_default_limit_is_413(client):
     req = Req("POST", V1, 413, f"larger than the limit of {LIMIT} bytes", b'{"instances": [[' + ZERO_ROW + b"]]}")
     check(send(client, req), req)
+
+
+# -- JSON amplification: many tiny objects are refused before they are parsed -------------------------------------
+
+EMPTIES = b",".join([b"{}"] * (2 * 10_000 + 1025))  # one more than a request may hold at NNSERVE_MAX_ROWS=10000
+
+
+@pytest.fixture(scope="module")
+def default_rows_client(catalog):
+    return make_app(catalog.root, NNSERVE_MAX_BODY_BYTES=16 << 20, NNSERVE_MAX_ROWS=10_000).test_client()
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        pytest.param(
+            Req("POST", V1, 422, "a request may hold at most 21024", b'{"instances": [' + EMPTIES + b"]}"), id="v1"
+        ),
+        pytest.param(
+            Req("POST", V1, 422, "holds 21025 JSON objects and arrays", b"[" + EMPTIES[3:] + b"]"), id="v1-bare"
+        ),
+        pytest.param(
+            Req(
+                "POST",
+                V2,
+                400,
+                "a request may hold at most 21024",
+                b'{"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 4], "data": [' + EMPTIES + b"]}]}",
+            ),
+            id="v2",
+        ),
+    ],
+)
+def test_too_many_objects_are_refused_before_parsing(default_rows_client, req):
+    check(send(default_rows_client, req), req)
+
+
+def test_ten_thousand_rows_of_every_shape_are_not_refused(default_rows_client):
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    bodies = {
+        V1: [
+            {"instances": [ROW] * 10_000},
+            {"instances": [dict(zip(names, ROW, strict=True))] * 10_000},
+            {"inputs": {n: [v] * 10_000 for n, v in zip(names, ROW, strict=True)}},
+        ],
+        V2: [
+            {"inputs": [{"name": "input", "datatype": "FP64", "shape": [10_000, 4], "data": data}]}
+            for data in ([ROW] * 10_000, ROW * 10_000)
+        ],
+    }
+    for url, cases in bodies.items():
+        for body in cases:
+            response = default_rows_client.post(url, data=json.dumps(body), content_type="application/json")
+            assert response.status_code == 200, response.get_data(as_text=True)[:500]

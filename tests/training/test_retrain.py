@@ -573,7 +573,6 @@ def test_readiness_and_metrics_report_the_retraining_workers_liveness(store_root
     client = app.test_client()
     ready = client.get("/readyz").get_json()
     assert ready["ready"] is True and ready["retraining_worker"] == {"alive": False, "heartbeat_age_seconds": None}
-    assert any("no retraining worker is live" in r for r in ready["reasons"])
     queued = retrain(client, "iris", {"hyperparameters": {"epochs": 2}})
     assert job(client, queued["id"])["waiting_for_worker"] is True
     assert heartbeat_age(client) == "NaN"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from flask import current_app, request
 
-from service.server.jsonio import BodyError, decode_body, read_body
+from service.server.jsonio import BodyError, decode_body, max_containers, read_body
 from service.server.jsonvalues import describe
 from service.server.rows import first_beyond, too_many_rows
 from service.server.v2 import tensors
@@ -41,7 +41,7 @@ def read_request() -> InferenceRequest:
     """The current request's body decoded into an ``InferenceRequest``; 400/413/415 if it cannot be."""
     header, binary, header_given = _split(_read_body())
     try:
-        req = decode_body(header)
+        req = decode_body(header, max_containers(int(current_app.config["NNSERVE_MAX_ROWS"])))
     except BodyError as exc:
         hint = ""
         if not header_given and ("UTF-8" in exc.message or "trailing characters" in exc.message):
