@@ -2,7 +2,8 @@
 
 Low level: layers, activations, losses, optimizers, schedules, callbacks and
 ``Network``. High level: ``MLPClassifier`` and ``MLPRegressor``, drop-in for
-scikit-learn's, and ``save``/``load`` for fitted estimators.
+scikit-learn's, ``save``/``load`` for fitted estimators and ``to_onnx``
+(needs the optional ``onnx`` package, imported only when called).
 """
 
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
@@ -10,7 +11,9 @@ from .callbacks import Callback, EarlyStopping, History, ReduceLROnPlateau
 from .estimators import MLPClassifier, MLPRegressor
 from .layers import Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from .mlp import NotFittedError
 from .network import Network
+from .onnx_export import to_onnx
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedules import CosineDecay, InverseScaling, Schedule, StepDecay
 from .serialization import ArtifactError, load, read_manifest, save
@@ -36,6 +39,7 @@ __all__ = [
     "MLPRegressor",
     "MeanSquaredError",
     "Network",
+    "NotFittedError",
     "Optimizer",
     "RMSprop",
     "ReLU",
@@ -48,4 +52,5 @@ __all__ = [
     "load",
     "read_manifest",
     "save",
+    "to_onnx",
 ]

@@ -37,7 +37,7 @@ class ReLU(Layer):
         return self._y
 
     def backward(self, grad: Array) -> Array:
-        return grad * (self._y > 0)
+        return grad * (self._cached("_y") > 0)
 
 
 class LeakyReLU(Layer):
@@ -62,7 +62,7 @@ class LeakyReLU(Layer):
         return x * self._slope
 
     def backward(self, grad: Array) -> Array:
-        return grad * self._slope
+        return grad * self._cached("_slope")
 
     def get_config(self) -> dict[str, Any]:
         return {"negative_slope": self.negative_slope}
@@ -78,7 +78,8 @@ class Tanh(Layer):
         return self._y
 
     def backward(self, grad: Array) -> Array:
-        return grad * (1 - self._y * self._y)
+        y = self._cached("_y")
+        return grad * (1 - y * y)
 
 
 class Sigmoid(Layer):
@@ -94,7 +95,8 @@ class Sigmoid(Layer):
         return self._y
 
     def backward(self, grad: Array) -> Array:
-        return grad * self._y * (1 - self._y)
+        y = self._cached("_y")
+        return grad * y * (1 - y)
 
 
 class GELU(Layer):
@@ -112,7 +114,7 @@ class GELU(Layer):
         return 0.5 * x * (1 + self._t)
 
     def backward(self, grad: Array) -> Array:
-        x, t = self._x, self._t
+        x, t = self._cached("_x"), self._cached("_t")
         dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
         return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner)
 

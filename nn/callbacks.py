@@ -1,9 +1,9 @@
 """Training callbacks: ``History``, ``EarlyStopping``, ``ReduceLROnPlateau``.
 
-A callback sees what it is attached to as ``self.network``, through the small
-``Trainable`` protocol (so this module does not import ``network``): it may set
-``stop_training = True`` to end training after the current epoch, change the
-optimizer's learning rate, and snapshot or restore the weights.
+A callback sees the network it is attached to as ``self.network`` and may set
+``network.stop_training = True`` to end training after the current epoch.
+What a callback may touch is the ``TrainingState`` protocol, so this module
+does not depend on ``nn.network`` (which imports it).
 ``logs`` holds ``loss`` and, with validation data, ``val_loss`` and ``val_<metric>``
 for each metric passed to ``Network.fit``.
 """
@@ -15,27 +15,33 @@ from typing import Any, Protocol
 from .arrays import Array
 
 
-class _LearningRate(Protocol):
+class HasLearningRate(Protocol):
+    """An optimizer as a callback sees it: a learning rate it may change between epochs."""
+
     learning_rate: float
 
 
-class Trainable(Protocol):
-    """What a callback may touch of the network it is attached to."""
+class TrainingState(Protocol):
+    """The part of a training ``Network`` a callback may read or change."""
 
     stop_training: bool
+    """Set to True to end training after the current epoch."""
 
     @property
-    def optimizer(self) -> _LearningRate: ...
+    def optimizer(self) -> HasLearningRate:
+        """The optimizer, for its learning rate."""
 
-    def get_flat_weights(self) -> Array: ...
+    def get_flat_weights(self) -> Array:
+        """A copy of every parameter, shape (n_parameters,)."""
 
-    def set_flat_weights(self, flat: Array) -> None: ...
+    def set_flat_weights(self, flat: Array) -> None:
+        """Put back a copy from ``get_flat_weights``."""
 
 
 class Callback:
     """No-op hooks; override the ones you need."""
 
-    network: Trainable
+    network: TrainingState
 
     def on_train_begin(self, logs: dict[str, float]) -> None:
         """Called once before the first epoch."""
@@ -140,8 +146,9 @@ class EarlyStopping(Callback):
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` (in (0, 1)) after ``patience`` epochs without improvement.
 
-    The estimators' ``learning_rate='adaptive'`` is this with factor 0.2 (a division
-    by 5, as scikit-learn's), patience 2, on the training loss.
+    The estimators' ``learning_rate='adaptive'`` (with ``solver='sgd'``) is this with
+    factor 0.2 (a division by 5, as scikit-learn's), patience 2, on the training loss,
+    or on the validation score with ``early_stopping``.
     """
 
     def __init__(self, monitor: str = "loss", factor: float = 0.2, patience: int = 2, min_delta: float = 1e-4) -> None:

@@ -5,12 +5,13 @@ their preprocessing (feature standardisation; label encoding for the classifier,
 target scaling for the regressor), so a fitted estimator takes raw feature rows.
 Extras beyond scikit-learn: ``dropout``, ``dtype``, ``callbacks``,
 ``lr_schedule``, ``clipnorm``, ``weight_decay`` (AdamW) and ``kernel_initializer``.
-Their parameters and the fitting loop are defined in ``nn/mlp.py``.
+Their parameters and fitting loop are in ``nn/mlp.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import Any, Self
 
 import numpy as np
 
@@ -36,24 +37,32 @@ class MLPClassifier(BaseMLP):
 
     classes_: AnyArray  # sorted labels of shape (n_classes,), set by fit
 
-    def _encode_targets(self, y: Any, refit: bool) -> AnyArray:
+    def _encode_targets(self, y: Any, refit: bool, classes: Any = None) -> AnyArray:
         labels = np.asarray(y)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected; it is raveled", UserWarning, 4)
+            labels = labels.ravel()
         if labels.ndim != 1:
             raise ValueError(f"MLPClassifier: y must be 1-D of shape (n_samples,), got shape {labels.shape}")
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
             raise ValueError("MLPClassifier: y contains NaN or infinity")
+        if labels.dtype.kind == "f" and (labels != np.round(labels)).any():
+            raise ValueError("MLPClassifier: Unknown label type: continuous; y must hold class labels")
         if refit:
-            classes = np.unique(labels)
-            if len(classes) < 2:
-                raise ValueError(f"MLPClassifier: y has only one class ({classes!r}); at least 2 are needed")
-            self.classes_ = classes
-        else:
-            unknown = np.setdiff1d(np.unique(labels), self.classes_)
-            if len(unknown):
-                raise ValueError(
-                    "warm_start can only be used where y has the same classes as in the previous "
-                    f"call to fit; new: {unknown.tolist()}"
-                )
+            found = np.unique(labels if classes is None else np.asarray(classes))
+            if len(found) < 2:
+                raise ValueError(f"MLPClassifier: y has only one class ({found!r}); at least 2 are needed")
+            self.classes_ = found
+        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
+            raise ValueError(
+                f"MLPClassifier: classes {classes!r} differ from those of the first call {self.classes_!r}"
+            )
+        unknown = np.setdiff1d(np.unique(labels), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                "y must have the same classes as the first call to fit or partial_fit (or its classes=); "
+                f"new: {unknown.tolist()}"
+            )
         idx = np.searchsorted(self.classes_, labels)
         if len(self.classes_) == 2:
             targets: Array = idx.astype(self.dtype).reshape(-1, 1)  # astype of a dtype name is typed Any
@@ -74,6 +83,33 @@ class MLPClassifier(BaseMLP):
             return accuracy_score(y[:, 0] > 0.5, logits[:, 0] > 0)
         return accuracy_score(y, logits.argmax(axis=1))
 
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> Self:
+        """One pass over (X, y); ``classes`` (every label) is required on the first call, as scikit-learn's.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,)
+            Every label the estimator will see; required on the first call.
+
+        Returns
+        -------
+        self
+        """
+        if classes is None and not hasattr(self, "network_"):
+            raise ValueError("MLPClassifier: classes must be passed on the first call to partial_fit")
+        return super().partial_fit(X, y, classes)
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags: a multiclass classifier."""
+        from sklearn.utils import ClassifierTags
+
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags(multi_class=True)
+        return tags
+
     @property
     def out_activation_(self) -> str:
         """Output function as scikit-learn names it: 'logistic' (binary) or 'softmax'."""
@@ -85,6 +121,11 @@ class MLPClassifier(BaseMLP):
         if out.shape[1] == 1:
             return np.hstack([1 - out, out])
         return out
+
+    def predict_log_proba(self, X: Any) -> Array:
+        """Log of ``predict_proba``, shape (n_samples, n_classes); -inf where a probability is 0."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X: Any) -> AnyArray:
         """Labels of shape (n_samples,), of the same kind as the ``y`` given to ``fit``."""
@@ -110,7 +151,7 @@ class MLPRegressor(BaseMLP):
     y_scale_: Array
     _y_ndim: int  # 1 or 2: the ndim of y at fit time, which predict returns
 
-    def _encode_targets(self, y: Any, refit: bool) -> Array:
+    def _encode_targets(self, y: Any, refit: bool, classes: Any = None) -> Array:
         try:
             values: Array = np.asarray(y, dtype=np.dtype(self.dtype))
         except (TypeError, ValueError) as exc:
@@ -133,6 +174,16 @@ class MLPRegressor(BaseMLP):
 
     def _val_metric(self, logits: Array, y: AnyArray) -> float:
         return r2_score(y, logits)
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags: a regressor with one or several outputs."""
+        from sklearn.utils import RegressorTags
+
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "regressor"
+        tags.regressor_tags = RegressorTags()
+        tags.target_tags.multi_output = True
+        return tags
 
     @property
     def out_activation_(self) -> str:

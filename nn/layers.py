@@ -9,12 +9,29 @@ and returns dL/d(input) of shape (n_samples, n_in).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
+import numpy.typing as npt
 
 from .arrays import Array, FloatDType
 from .initializers import get_initializer
+
+
+class _Params(dict[str, Array]):
+    """A layer's parameters (or gradients) by name; a missing one is a ``RuntimeError`` that says what to do."""
+
+    def __init__(self, owner: str, items: dict[str, Array] | None = None) -> None:
+        super().__init__(items or {})
+        self.owner = owner
+
+    def __missing__(self, key: str) -> Array:
+        if not self:
+            raise RuntimeError(
+                f"{self.owner} has no parameter {key!r}: it is not built yet. Add it to a Network (fit builds it), "
+                "call build(n_in, rng, dtype), or for Dense give input_dim= or use Dense.from_weights"
+            )
+        raise RuntimeError(f"{self.owner} has no parameter {key!r}; it has {sorted(self)}")
 
 
 class Layer(ABC):
@@ -29,8 +46,18 @@ class Layer(ABC):
     """
 
     def __init__(self) -> None:
-        self.params: dict[str, Array] = {}
-        self.grads: dict[str, Array] = {}
+        self.params: dict[str, Array] = _Params(type(self).__name__)
+        self.grads: dict[str, Array] = _Params(type(self).__name__)
+
+    def _cached(self, name: str) -> Array:
+        """The array the last ``forward`` kept under ``name``, for ``backward``.
+
+        A ``backward`` before any ``forward`` is then a ``RuntimeError`` saying so, not an ``AttributeError``.
+        """
+        value: Array | None = self.__dict__.get(name)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}: backward called before forward; call forward(x) first")
+        return value
 
     def build(self, n_in: int, rng: np.random.Generator, dtype: FloatDType) -> int:
         """Allocate parameters for ``n_in`` input features.
@@ -85,16 +112,6 @@ class Layer(ABC):
         """Constructor arguments that rebuild this layer (saved in the manifest)."""
         return {}
 
-    def __getattr__(self, name: str) -> Any:
-        # Reached only when an attribute is missing: a cache that forward (or build) sets, read too early.
-        if name.startswith("_") and not name.startswith("__"):
-            raise RuntimeError(f"{self!r}: {self._too_early(name)}")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def _too_early(self, name: str) -> str:
-        """What to do when the cache ``name`` is read before it is set."""
-        return "backward(grad) needs a forward(x) first"
-
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
@@ -112,64 +129,84 @@ class Dense(Layer):
         ``'he_uniform'``.
     l2 : float
         L2 penalty: ``l2 * W`` is added to dL/dW (biases are not penalised).
+    input_dim : int, optional
+        Input width. Given, the layer is built at once (float64, unseeded weights) and
+        can be used on its own; a ``Network`` still rebuilds it with its seed and dtype,
+        and refuses another width.
     """
 
     def __init__(
-        self,
-        units: int,
-        kernel_initializer: str = "glorot_uniform",
-        l2: float = 0.0,
-        input_dim: int | None = None,
-        seed: int | None = None,
-        dtype: str | np.dtype[Any] = "float32",
+        self, units: int, kernel_initializer: str = "glorot_uniform", l2: float = 0.0, input_dim: int | None = None
     ) -> None:
         super().__init__()
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        if input_dim is not None and (
+            isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim < 1
+        ):
+            raise ValueError(f"Dense: input_dim must be a positive integer or None, got {input_dim!r}")
         if not l2 >= 0.0:
             raise ValueError(f"Dense: l2 must be >= 0, got {l2!r}")
         get_initializer(kernel_initializer)
         self.units = int(units)
         self.kernel_initializer = kernel_initializer
         self.l2 = float(l2)
+        self.input_dim = None if input_dim is None else int(input_dim)
         # The first layer of a network needs no input gradient; Network clears this.
         self.input_grad = True
-        # The input of the last forward (n_samples, n_in); backward runs only after a forward.
-        self._x: Array
-        if input_dim is not None:
-            if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim < 1:
-                raise ValueError(f"Dense: input_dim must be a positive integer, got {input_dim!r}")
-            self.build(int(input_dim), np.random.default_rng(seed), np.dtype(dtype))
+        # Weights given to from_weights, which build keeps instead of initialising.
+        self._given: tuple[Array, Array] | None = None
+        if self.input_dim is not None:
+            self.build(self.input_dim, np.random.default_rng(), np.dtype(np.float64))
 
     @classmethod
-    def from_weights(cls, W: Any, b: Any) -> Dense:
-        """A built layer holding ``W`` (n_in, units) and ``b`` (units,): a neuron is ``from_weights([[1.0]], [2.0])``.
+    def from_weights(cls, W: npt.ArrayLike, b: npt.ArrayLike, l2: float = 0.0) -> Self:
+        """A built layer with these weights; a ``Network`` keeps them (in its dtype).
 
-        The dtype is W's when it is float32 or float64, else float64.
+        Parameters
+        ----------
+        W : array-like of shape (n_in, units)
+        b : array-like of shape (units,)
+
+        Returns
+        -------
+        Dense
+            Float64 unless ``W`` is float32.
         """
-        W_arr = np.array(W)
-        dtype = W_arr.dtype if W_arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-        W_arr = W_arr.astype(dtype)
-        b_arr = np.array(b, dtype=dtype)
+        dtype: FloatDType = np.dtype(np.float32) if np.asarray(W).dtype == np.float32 else np.dtype(np.float64)
+        W_arr: Array = np.asarray(W, dtype=dtype)
+        b_arr: Array = np.asarray(b, dtype=dtype)
         if W_arr.ndim != 2 or b_arr.shape != (W_arr.shape[1],):
             raise ValueError(
                 f"Dense.from_weights: W must be (n_in, units) and b (units,), got {W_arr.shape} and {b_arr.shape}"
             )
-        layer = cls(W_arr.shape[1])
-        layer.params = {"W": W_arr, "b": b_arr}
-        layer.grads = {k: np.zeros_like(v) for k, v in layer.params.items()}
+        layer = cls(W_arr.shape[1], l2=l2)
+        layer._given = (W_arr, b_arr)
+        layer.input_dim = W_arr.shape[0]
+        layer.build(W_arr.shape[0], np.random.default_rng(), dtype)
         return layer
 
+    @property
+    def built(self) -> bool:
+        """Whether the weights exist (``build``, ``input_dim`` or ``from_weights``)."""
+        return "W" in self.params
+
     def build(self, n_in: int, rng: np.random.Generator, dtype: FloatDType) -> int:
-        init = get_initializer(self.kernel_initializer)
-        self.params = {"W": init(rng, (n_in, self.units), dtype), "b": np.zeros(self.units, dtype)}
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        if self.input_dim is not None and n_in != self.input_dim:
+            raise ValueError(f"Dense: built for input_dim={self.input_dim}, but its input has {n_in} features")
+        if self._given is not None:
+            W, b = (a.astype(dtype) for a in self._given)
+        else:
+            W, b = get_initializer(self.kernel_initializer)(rng, (n_in, self.units), dtype), np.zeros(self.units, dtype)
+        self.params = _Params("Dense", {"W": W, "b": b})
+        self.grads = _Params("Dense", {k: np.zeros_like(v) for k, v in self.params.items()})
         return self.units
 
     def forward(self, x: Array, training: bool = False) -> Array:
-        if not self.params:
+        if not self.built:
             raise RuntimeError(
-                f"{self!r} is not built: give input_dim=..., use Dense.from_weights(W, b), or put it in a Network"
+                "Dense: forward before build; add the layer to a Network (fit builds it), "
+                "give Dense(units, input_dim=...), or use Dense.from_weights(W, b)"
             )
         self._x = x
         out = x @ self.params["W"]
@@ -177,7 +214,7 @@ class Dense(Layer):
         return out
 
     def backward(self, grad: Array) -> Array:
-        x = self._x  # before any parameter: a backward before forward says so
+        x = self._cached("_x")
         W = self.params["W"]
         np.matmul(x.T, grad, out=self.grads["W"])
         grad.sum(axis=0, out=self.grads["b"])
@@ -205,8 +242,9 @@ class Dropout(Layer):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
-        # The scaled keep-mask of the last training forward (n_samples, n_in); None at inference.
-        self._mask: Array | None = None
+        # The scaled keep-mask of the last training forward (n_samples, n_in); None after an
+        # inference forward, absent before any forward.
+        self._mask: Array | None
         # The network's generator, set by ``build``; a training forward needs it.
         self._rng: np.random.Generator
 
@@ -214,20 +252,22 @@ class Dropout(Layer):
         self._rng = rng
         return n_in
 
-    def _too_early(self, name: str) -> str:
-        if name == "_rng":
-            return "a training forward needs random masks: build(n_in, rng, dtype) it, or put it in a Network"
-        return super()._too_early(name)
-
     def forward(self, x: Array, training: bool = False) -> Array:
         if not training or self.rate == 0.0:
             self._mask = None
             return x
+        if "_rng" not in self.__dict__:
+            raise RuntimeError(
+                "Dropout: a training forward before build; add the layer to a Network (fit builds it) "
+                "or call build(n_in, rng, dtype) to give it a generator for its masks"
+            )
         keep = self._rng.random(x.shape, dtype=x.dtype) >= self.rate
         self._mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self._mask
 
     def backward(self, grad: Array) -> Array:
+        if "_mask" not in self.__dict__:
+            raise RuntimeError("Dropout: backward called before forward; call forward(x) first")
         return grad if self._mask is None else grad * self._mask
 
     def get_config(self) -> dict[str, Any]:

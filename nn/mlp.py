@@ -1,19 +1,18 @@
-"""The MLP estimators' base: their parameters (``MLPParams``) and fitting loop (``BaseMLP``).
+"""The MLP estimators' shared machinery: parameters (``MLPParams``) and fitting loop (``BaseMLP``).
 
-``MLPParams`` holds scikit-learn's parameter names (and nnserve's extras), checks
-every value when it is set (a bad one raises ``ValueError`` naming it) and
-implements ``get_params``/``set_params``/``repr`` as scikit-learn's estimators do.
-
-``BaseMLP`` builds the ``Network`` from those parameters, standardises
-features, maps scikit-learn's early stopping, adaptive learning rate and L2
-penalty onto callbacks and layers, runs ``Network.fit`` and sets scikit-learn's
-fitted attributes. Subclasses supply the target encoding, the loss and the
+``MLPParams`` holds scikit-learn's parameter names (and nnserve's extras), their
+checks and scikit-learn's ``get_params``/``set_params``/``repr``. ``BaseMLP``
+builds the ``Network`` from them, standardises features, maps scikit-learn's
+early stopping, learning-rate schedules and L2 penalty onto callbacks and
+layers, runs ``Network.fit`` and sets scikit-learn's fitted attributes.
+Subclasses (``nn/estimators.py``) supply the target encoding, the loss and the
 validation score.
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Self
@@ -34,10 +33,17 @@ SOLVERS = ("adam", "sgd", "adamw", "rmsprop")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 
-class MLPParams:
-    """Constructor parameters of ``MLPClassifier``/``MLPRegressor``, validated on every set."""
+class NotFittedError(ValueError, AttributeError):
+    """Prediction before ``fit``: both exceptions scikit-learn's tools catch for that case."""
 
-    _hidden: tuple[int, ...]  # hidden_layer_sizes as validated ints, set by _validate_params
+
+class MLPParams:
+    """Constructor parameters of ``MLPClassifier``/``MLPRegressor`` and scikit-learn's estimator protocol.
+
+    ``__init__`` and ``set_params`` only store values; ``fit`` checks them
+    (``_validate_params``), as scikit-learn requires, so ``clone`` and grid
+    searches see exactly what was given.
+    """
 
     def __init__(
         self,
@@ -52,7 +58,7 @@ class MLPParams:
         power_t: float = 0.5,
         max_iter: int = 200,
         shuffle: bool = True,
-        random_state: int | None = None,
+        random_state: int | np.random.Generator | np.random.RandomState | None = None,
         tol: float = 1e-4,
         verbose: bool = False,
         warm_start: bool = False,
@@ -101,7 +107,6 @@ class MLPParams:
         self.clipnorm = clipnorm
         self.weight_decay = weight_decay
         self.kernel_initializer = kernel_initializer
-        self._validate_params()
 
     # -- scikit-learn's estimator protocol -------------------------------
     @classmethod
@@ -114,20 +119,13 @@ class MLPParams:
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Self:
-        """Set constructor parameters; unknown names and bad values raise ``ValueError``."""
+        """Set constructor parameters; unknown names raise ``ValueError``, values are checked by ``fit``."""
         valid = self._param_names()
         for name in params:
             if name not in valid:
                 raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid: {valid}")
-        old = self.get_params()
         for name, value in params.items():
             setattr(self, name, value)
-        try:
-            self._validate_params()
-        except ValueError:
-            for name, value in old.items():
-                setattr(self, name, value)
-            raise
         return self
 
     def __repr__(self) -> str:
@@ -135,9 +133,9 @@ class MLPParams:
         changed = {k: v for k, v in self.get_params().items() if defaults[k].default != v}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
-    def _validate_params(self) -> None:
+    def _validate_params(self) -> tuple[int, ...]:
+        """Check every parameter (a bad one raises ``ValueError`` naming it); returns the hidden layer sizes."""
         owner = type(self).__name__
-        # set_params may have stored anything; this is where it is checked.
         sizes: Any = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, (int, np.integer)) and not isinstance(sizes, bool) else sizes
         try:
@@ -146,7 +144,7 @@ class MLPParams:
             raise ValueError(f"{owner}: hidden_layer_sizes must be a sequence of ints, got {sizes!r}") from None
         if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
             raise ValueError(f"{owner}: hidden_layer_sizes must be positive ints, got {self.hidden_layer_sizes!r}")
-        self._hidden = tuple(int(s) for s in sizes)
+        hidden = tuple(int(s) for s in sizes)
         choices = {
             "activation": ("identity", *sorted(ACTIVATIONS)),
             "solver": SOLVERS,
@@ -185,14 +183,31 @@ class MLPParams:
         if bs != "auto" and (isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1):
             raise ValueError(f"{owner}: batch_size must be 'auto' or a positive int, got {bs!r}")
         rs = self.random_state
-        if rs is not None and (isinstance(rs, bool) or not isinstance(rs, (int, np.integer)) or rs < 0):
-            raise ValueError(f"{owner}: random_state must be None or a non-negative int, got {rs!r}")
+        generator = isinstance(rs, (np.random.Generator, np.random.RandomState))
+        if (
+            not generator
+            and rs is not None
+            and (isinstance(rs, bool) or not isinstance(rs, (int, np.integer)) or rs < 0)
+        ):
+            raise ValueError(
+                f"{owner}: random_state must be None, a non-negative int, a numpy Generator or RandomState, got {rs!r}"
+            )
         if self.clipnorm is not None and not self.clipnorm > 0:
             raise ValueError(f"{owner}: clipnorm must be None or > 0, got {self.clipnorm!r}")
         if self.lr_schedule is not None and not isinstance(self.lr_schedule, Schedule):
             raise ValueError(f"{owner}: lr_schedule must be an nn.schedules.Schedule, got {self.lr_schedule!r}")
         if self.kernel_initializer != "auto":
             Dense(1, kernel_initializer=self.kernel_initializer)
+        return hidden
+
+    def _seed(self) -> int | None:
+        """The seed of one ``fit``: an int as given; drawn from a Generator or RandomState, so refits differ."""
+        rs = self.random_state
+        if isinstance(rs, np.random.Generator):
+            return int(rs.integers(2**32))
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(2**32, dtype=np.int64))
+        return None if rs is None else int(rs)
 
 
 class _Printer(Callback):
@@ -237,7 +252,7 @@ class _NoImprovementStop(Callback):
 
 
 class BaseMLP(MLPParams, ABC):
-    """Fitting loop and fitted attributes over the shared parameters of ``MLPParams``.
+    """Fitting loop and fitted attributes over the parameters of ``MLPParams``.
 
     Attributes set by ``fit`` (or ``nn.load``); absent on an unfitted estimator
     ---------------------------------------------------------------------------
@@ -277,12 +292,12 @@ class BaseMLP(MLPParams, ABC):
     validation_scores_: list[float]
 
     # -- model construction ----------------------------------------------
-    def _build_layers(self, n_outputs: int) -> list[Layer]:
+    def _build_layers(self, hidden: tuple[int, ...], n_outputs: int) -> list[Layer]:
         init = self.kernel_initializer
         if init == "auto":
             init = "he_normal" if self.activation in ("relu", "leaky_relu", "gelu") else "glorot_uniform"
         layers: list[Layer] = []
-        for units in self._hidden:
+        for units in hidden:
             layers.append(Dense(units, kernel_initializer=init))
             if self.activation != "identity":
                 layers.append(get_activation(self.activation))
@@ -303,8 +318,8 @@ class BaseMLP(MLPParams, ABC):
 
     # -- subclass hooks ----------------------------------------------------
     @abstractmethod
-    def _encode_targets(self, y: Any, refit: bool) -> AnyArray:
-        """Targets in the loss's form; ``refit`` learns the encoding anew."""
+    def _encode_targets(self, y: Any, refit: bool, classes: Any = None) -> AnyArray:
+        """Targets in the loss's form; ``refit`` learns the encoding anew (from ``classes`` when given)."""
 
     @abstractmethod
     def _loss(self) -> Loss:
@@ -317,6 +332,19 @@ class BaseMLP(MLPParams, ABC):
     def _stratify(self, y: AnyArray) -> AnyArray | None:
         return None
 
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags (scikit-learn >= 1.6 asks for them; only it calls this, so it is imported here)."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=True),
+            input_tags=InputTags(sparse=False, allow_nan=False),
+        )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "network_")
+
     # -- the prediction API every estimator offers --------------------------
     @abstractmethod
     def predict(self, X: Any) -> AnyArray:
@@ -327,8 +355,8 @@ class BaseMLP(MLPParams, ABC):
         """The estimator's default metric on (X, y): accuracy or R^2."""
 
     # -- fitting -------------------------------------------------------------
-    def fit(self, X: Any, y: Any, feature_names: Sequence[str] | None = None) -> BaseMLP:
-        """Train on raw rows ``X`` and targets ``y``.
+    def fit(self, X: Any, y: Any, feature_names: Sequence[str] | None = None) -> Self:
+        """Train on raw rows ``X`` and targets ``y``; parameters are checked here.
 
         ``feature_names`` (or ``X.columns`` for a DataFrame) are kept for
         prediction by name. With ``warm_start=True`` a fitted estimator goes on
@@ -345,50 +373,92 @@ class BaseMLP(MLPParams, ABC):
         -------
         self
         """
+        return self._fit(X, y, feature_names, warm=self.warm_start and hasattr(self, "network_"))
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> Self:
+        """One pass over (X, y), from the current weights once fitted; the first call fits the preprocessing.
+
+        Early stopping and learning-rate schedules do not apply to single passes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or, for the regressor, (n_samples, n_targets)
+        classes : array-like of shape (n_classes,), optional
+            The classifier needs every class on the first call.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, None, warm=hasattr(self, "network_"), epochs=1, classes=classes)
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        feature_names: Sequence[str] | None,
+        warm: bool,
+        epochs: int | None = None,
+        classes: Any = None,
+    ) -> Self:
+        """``fit`` (``epochs=None``: up to ``max_iter`` epochs) or one ``partial_fit`` pass (``epochs=1``)."""
         owner = type(self).__name__
+        hidden = self._validate_params()
+        if y is None:
+            raise ValueError(f"{owner} requires y to be passed, but the target y is None")
         dtype = np.dtype(self.dtype)
-        warm = self.warm_start and hasattr(self, "network_")
+        frame_names = _frame_names(X)  # read before conversion
+        from_frame = feature_names is None and frame_names is not None
         if feature_names is None:
-            feature_names = getattr(X, "columns", None)  # a DataFrame names its columns; read before conversion
+            feature_names = frame_names
         X = check_features(X, self.n_features_in_ if warm else None, owner, dtype)
-        y_enc = self._encode_targets(y, refit=not warm)
+        y_enc = self._encode_targets(y, refit=not warm, classes=classes)
         if len(y_enc) != len(X):
             raise ValueError(f"{owner}: X has {len(X)} samples but y has {len(y_enc)}")
+        seed = self._seed()
         if not warm:
             self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
             if feature_names is not None:
                 names = [str(n) for n in feature_names]
                 if len(names) != X.shape[1]:
                     raise ValueError(f"{owner}: {len(names)} feature names for {X.shape[1]} features")
                 self.feature_names_in_ = np.asarray(names, dtype=object)
+            self._names_from_frame = from_frame
             self.x_mean_, self.x_scale_ = fit_standardizer(X)
         Xs = (X - self.x_mean_) / self.x_scale_
 
-        seed_rng = np.random.default_rng(self.random_state)
         validation = None
-        if self.early_stopping:
-            train, val = train_validation_split(len(Xs), self.validation_fraction, seed_rng, self._stratify(y_enc))
+        early_stopping = self.early_stopping and epochs is None
+        if early_stopping:
+            split_rng = np.random.default_rng(seed)
+            train, val = train_validation_split(len(Xs), self.validation_fraction, split_rng, self._stratify(y_enc))
             validation = (Xs[val], y_enc[val])
             Xs, y_enc = Xs[train], y_enc[train]
 
         if not warm:
             n_outputs = self._n_outputs(y_enc)
-            seed = None if self.random_state is None else int(self.random_state)
-            self.network_ = Network(self._build_layers(n_outputs), self._loss(), self._make_optimizer(), seed, dtype)
+            self.network_ = Network(
+                self._build_layers(hidden, n_outputs), self._loss(), self._make_optimizer(), seed, dtype
+            )
             self.network_.build(X.shape[1])
         net = self.network_
-        net.optimizer.learning_rate = self.learning_rate_init
+        sgd = self.solver == "sgd"
+        if epochs is None or not warm:
+            net.optimizer.learning_rate = self.learning_rate_init
 
         callbacks: list[Callback] = list(self.callbacks or [])
-        monitor = f"val_{self.score_name}" if self.early_stopping else "loss"
-        callbacks.insert(0, _NoImprovementStop(monitor, self.tol, self.n_iter_no_change, self.early_stopping))
-        if self.learning_rate == "adaptive":
-            callbacks.append(ReduceLROnPlateau("loss", factor=0.2, patience=2, min_delta=self.tol))
+        monitor = f"val_{self.score_name}" if early_stopping else "loss"
+        callbacks.insert(0, _NoImprovementStop(monitor, self.tol, self.n_iter_no_change, early_stopping))
+        if sgd and self.learning_rate == "adaptive":
+            callbacks.append(ReduceLROnPlateau(monitor, factor=0.2, patience=2, min_delta=self.tol))
         if self.verbose:
             callbacks.append(_Printer())
         schedule = self.lr_schedule
-        if schedule is None and self.learning_rate == "invscaling":
-            schedule = InverseScaling(self.power_t)
+        if schedule is None and sgd and self.learning_rate == "invscaling" and epochs is None:
+            schedule = InverseScaling(self.power_t, samples_per_epoch=len(Xs))
         batch = min(200, len(Xs)) if self.batch_size == "auto" else min(int(self.batch_size), len(Xs))
         # alpha is scikit-learn's L2 penalty, alpha / 2 * ||W||^2 per batch of samples: on the
         # gradient of the batch-mean loss that is alpha / batch * W for every weight matrix.
@@ -399,7 +469,7 @@ class BaseMLP(MLPParams, ABC):
         history = net.fit(
             Xs,
             y_enc,
-            epochs=int(self.max_iter),
+            epochs=int(self.max_iter) if epochs is None else epochs,
             batch_size=batch,
             validation_data=validation,
             shuffle=self.shuffle,
@@ -408,8 +478,10 @@ class BaseMLP(MLPParams, ABC):
             lr_schedule=schedule,
         )
         self.history_ = history
-        self.loss_curve_ = history.history["loss"]
-        self.n_iter_ = history.epochs
+        self.loss_curve_ = (
+            history.history["loss"] if not warm or epochs is None else [*self.loss_curve_, *history.history["loss"]]
+        )
+        self.n_iter_ = history.epochs if not warm or epochs is None else self.n_iter_ + history.epochs
         self.loss_ = self.loss_curve_[-1]
         self.best_loss_ = min(self.loss_curve_)
         self.t_ = net.optimizer.iterations
@@ -423,9 +495,32 @@ class BaseMLP(MLPParams, ABC):
 
     def _forward(self, X: Any) -> Array:
         if not hasattr(self, "network_"):
-            raise ValueError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first")
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first")
+        self._check_feature_names(X)
         X = check_features(X, self.n_features_in_, type(self).__name__, self.network_.dtype)
         return self.network_.predict((X - self.x_mean_) / self.x_scale_)
+
+    def _check_feature_names(self, X: Any) -> None:
+        """scikit-learn's rule: other column names raise; names missing on one side warn.
+
+        Rows without names are expected when the names were given to ``fit`` as
+        ``feature_names`` (the service does that), so only a DataFrame fit warns about them.
+        """
+        owner = type(self).__name__
+        names = _frame_names(X)
+        fitted = getattr(self, "feature_names_in_", None)
+        if names is not None and fitted is not None:
+            if list(names) != [str(n) for n in fitted]:
+                raise ValueError(
+                    f"The feature names should match those that were passed during fit; "
+                    f"fitted with {list(fitted)}, got {list(names)}"
+                )
+        elif names is not None:
+            warnings.warn(f"X has feature names, but {owner} was fitted without feature names", UserWarning, 3)
+        elif fitted is not None and getattr(self, "_names_from_frame", False):
+            warnings.warn(
+                f"X does not have valid feature names, but {owner} was fitted with feature names", UserWarning, 3
+            )
 
     # -- scikit-learn's fitted attributes --------------------------------
     @property
@@ -441,7 +536,7 @@ class BaseMLP(MLPParams, ABC):
     @property
     def n_layers_(self) -> int:
         """Layers as scikit-learn counts them: input, hidden and output."""
-        return len(self._hidden) + 2
+        return len(self.coefs_) + 1
 
     @property
     def n_outputs_(self) -> int:
@@ -449,3 +544,17 @@ class BaseMLP(MLPParams, ABC):
         n_outputs = self.network_.n_outputs
         assert n_outputs is not None, "a fitted estimator's network is built"
         return int(n_outputs)
+
+
+def _frame_names(X: Any) -> list[str] | None:
+    """A DataFrame's column names when all are strings (scikit-learn's rule), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = list(columns)
+    kinds = {isinstance(n, str) for n in names}
+    if kinds == {True}:
+        return [str(n) for n in names]
+    if kinds == {True, False}:
+        raise TypeError("Feature names are only supported if all input features have string names")
+    return None

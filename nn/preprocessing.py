@@ -26,18 +26,25 @@ def check_features(X: Any, n_features: int | None, owner: str, dtype: FloatDType
     -------
     ndarray of shape (n_samples, n_features) and dtype ``dtype``
     """
+    if hasattr(X, "tocsr"):  # scipy.sparse, without importing scipy
+        raise ValueError(f"{owner}: sparse input is not supported; pass a dense array (X.toarray())")
     try:
-        arr = np.asarray(X, dtype=dtype)
+        arr = np.asarray(X)
+        if arr.dtype.kind != "c":  # casting complex would only warn and drop the imaginary part
+            arr = arr.astype(dtype, copy=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{owner}: X must be numeric: {exc}") from None
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{owner}: Complex data not supported; X must be real numbers")
     if arr.ndim != 2:
         raise ValueError(
-            f"{owner}: expected a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D shape {arr.shape}"
+            f"{owner}: expected a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D shape {arr.shape}. "
+            "Reshape your data: X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single sample"
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{owner}: X is empty: at least 1 sample is required")
     if arr.shape[1] == 0:
-        raise ValueError(f"{owner}: X has 0 features")
+        raise ValueError(f"{owner}: X has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"X has {arr.shape[1]} features, but {owner} is expecting {n_features} features as input")
     if not np.isfinite(arr).all():

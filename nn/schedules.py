@@ -52,13 +52,20 @@ class CosineDecay(Schedule):
 
 
 class InverseScaling(Schedule):
-    """lr / (epoch + 1) ** power_t: scikit-learn's 'invscaling', counted in epochs."""
+    """lr / (t + 1) ** power_t with t = epoch * samples_per_epoch: scikit-learn's 'invscaling'.
 
-    def __init__(self, power_t: float = 0.5) -> None:
+    scikit-learn counts t in samples seen and updates the rate after each epoch;
+    the default ``samples_per_epoch=1`` counts in epochs instead.
+    """
+
+    def __init__(self, power_t: float = 0.5, samples_per_epoch: int = 1) -> None:
         if not power_t >= 0:
             raise ValueError(f"InverseScaling: power_t must be >= 0, got {power_t!r}")
+        if samples_per_epoch < 1:
+            raise ValueError(f"InverseScaling: samples_per_epoch must be >= 1, got {samples_per_epoch!r}")
         self.power_t = float(power_t)
+        self.samples_per_epoch = int(samples_per_epoch)
 
     def __call__(self, initial_lr: float, epoch: int) -> float:
-        divisor: float = (epoch + 1) ** self.power_t  # int ** float is typed Any by typeshed
+        divisor: float = (epoch * self.samples_per_epoch + 1) ** self.power_t  # int ** float is typed Any
         return initial_lr / divisor

@@ -201,6 +201,7 @@ def _rebuild(manifest: dict[str, Any], weights: bytes, root: Path) -> BaseMLP:
     if not isinstance(params, dict) or not set(params) <= set(cls._param_names()):
         raise ArtifactError(f"{root}: params hold unknown names")
     estimator = cls(**params)
+    estimator._validate_params()
     try:
         with np.load(io.BytesIO(weights), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
-from nn import SGD, Adam, AdamW, CosineDecay, Dense, Dropout, MLPClassifier, MLPRegressor, RMSprop
+from nn import SGD, Adam, AdamW, CosineDecay, Dense, Dropout, MLPClassifier, MLPRegressor, NotFittedError, RMSprop
 from nn.estimators import BaseMLP
 
 FAST = {"hidden_layer_sizes": (16,), "learning_rate_init": 0.01, "batch_size": 16, "max_iter": 20, "random_state": 0}
@@ -57,13 +57,16 @@ def test_get_params_set_params_round_trip():
     assert "dropout=0.2" in repr(a)
 
 
-def test_set_params_refuses_unknown_names_and_bad_values_and_keeps_old_values():
+def test_set_params_refuses_unknown_names_and_leaves_values_to_fit():
+    """scikit-learn's contract: set_params stores what it is given; fit checks it."""
     est = MLPRegressor(alpha=0.5)
     with pytest.raises(ValueError, match="'nonsense'"):
         est.set_params(nonsense=1)
-    with pytest.raises(ValueError, match="-3"):
-        est.set_params(alpha=0.1, max_iter=-3)
-    assert est.alpha == 0.5 and est.max_iter == 200
+    assert est.alpha == 0.5
+    est.set_params(alpha=0.1, max_iter=-3)
+    assert est.alpha == 0.1 and est.max_iter == -3
+    with pytest.raises(ValueError, match=r"max_iter.*-3"):
+        est.fit(*regression_data())
 
 
 def test_sklearn_clone():
@@ -218,7 +221,7 @@ def fitted():
         (np.ones(4), "2-D.*1-D"),
         (np.ones((2, 3, 4)), "2-D.*3-D"),
         (np.empty((0, 4)), "empty"),
-        (np.empty((4, 0)), "0 features"),
+        (np.empty((4, 0)), r"0 feature\(s\)"),
         (np.array([[1.0, np.nan], [0.0, 1.0], [2.0, 3.0], [1.0, 1.0]]), "NaN"),
         (np.array([[1.0, np.inf], [0.0, 1.0], [2.0, 3.0], [1.0, 1.0]]), "infinity"),
         (np.array([[1.0, -np.inf], [0.0, 1.0], [2.0, 3.0], [1.0, 1.0]]), "infinity"),
@@ -320,9 +323,12 @@ def test_bad_targets_are_refused():
     ],
 )
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
-def test_bad_constructor_params_show_the_value(Est, name, value):
+def test_bad_constructor_params_are_refused_by_fit_and_show_the_value(Est, name, value):
+    est = Est(**{name: value})  # __init__ only stores
+    assert getattr(est, name) is value
+    X, y = blobs(n=20)
     with pytest.raises(ValueError, match=re.escape(repr(value))) as info:
-        Est(**{name: value})
+        est.fit(X, y)
     assert name in str(info.value) or name == "kernel_initializer"
 
 
@@ -330,10 +336,11 @@ def test_bad_constructor_params_show_the_value(Est, name, value):
 def test_unfitted_estimator_refuses_to_predict(method):
     X, y = blobs(n=10)
     args = (X, y) if method == "score" else (X,)
-    with pytest.raises(ValueError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted") as info:
         getattr(MLPClassifier(), method)(*args)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, AttributeError)
     if method != "predict_proba":
-        with pytest.raises(ValueError, match="not fitted"):
+        with pytest.raises(NotFittedError, match="not fitted"):
             getattr(MLPRegressor(), method)(*args)
 
 
@@ -390,18 +397,39 @@ def test_sgd_solver_gets_momentum_and_nesterov():
     assert clf.network_.optimizer.weight_decay == 0.3
 
 
-def test_invscaling_schedule():
+def test_invscaling_schedule_follows_scikit_learn_with_sgd():
+    """learning_rate_init / pow(t + 1, power_t), t the samples seen before the epoch, as scikit-learn's SGD."""
     X, y = blobs()
-    clf = MLPClassifier(**{**FAST, "max_iter": 4, "learning_rate": "invscaling", "power_t": 0.5}).fit(X, y)
-    assert clf.history_.history["lr"] == pytest.approx([0.01 / (e + 1) ** 0.5 for e in range(4)])
+    params = {**FAST, "solver": "sgd", "max_iter": 4, "learning_rate": "invscaling", "power_t": 0.5}
+    clf = MLPClassifier(**params).fit(X, y)
+    assert clf.history_.history["lr"] == pytest.approx([0.01 / (e * len(X) + 1) ** 0.5 for e in range(4)])
 
 
 def test_adaptive_learning_rate_divides_by_5_on_a_plateau():
     """A huge tol makes every epoch a plateau: the rate is divided by 5 after every 2 epochs."""
     X, y = blobs()
-    params = {**FAST, "max_iter": 7, "learning_rate": "adaptive", "tol": 100.0, "n_iter_no_change": 50}
+    params = {**FAST, "solver": "sgd", "max_iter": 7, "learning_rate": "adaptive", "tol": 100.0, "n_iter_no_change": 50}
     clf = MLPClassifier(**params).fit(X, y)
     assert clf.history_.history["lr"] == pytest.approx([0.01, 0.01, 0.01, 0.002, 0.002, 0.0004, 0.0004])
+
+
+def test_adaptive_learning_rate_watches_the_validation_score_with_early_stopping():
+    """With early stopping the plateau is of the validation score: tol=2 means it can never rise enough."""
+    X, y = blobs()
+    params = {**FAST, "solver": "sgd", "max_iter": 5, "learning_rate": "adaptive", "tol": 2.0}
+    clf = MLPClassifier(**params, early_stopping=True, n_iter_no_change=50).fit(X, y)
+    assert clf.history_.history["lr"] == pytest.approx([0.01, 0.01, 0.01, 0.002, 0.002])
+    assert len(clf.validation_scores_) == 5
+
+
+@pytest.mark.parametrize("learning_rate", ["invscaling", "adaptive"])
+@pytest.mark.parametrize("solver", ["adam", "adamw", "rmsprop"])
+def test_learning_rate_schedules_apply_only_to_sgd(solver, learning_rate):
+    """scikit-learn documents 'invscaling' and 'adaptive' as used only when solver='sgd'."""
+    X, y = blobs()
+    params = {**FAST, "solver": solver, "max_iter": 6, "learning_rate": learning_rate, "tol": 100.0}
+    clf = MLPClassifier(**params, n_iter_no_change=50).fit(X, y)
+    assert clf.history_.history["lr"] == [0.01] * 6
 
 
 def test_tol_and_n_iter_no_change_stop_training_as_in_scikit_learn():

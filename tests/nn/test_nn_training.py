@@ -5,6 +5,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nn import (
+    GELU,
     SGD,
     Adam,
     BinaryCrossEntropy,
@@ -12,6 +13,7 @@ from nn import (
     Dense,
     Dropout,
     EarlyStopping,
+    LeakyReLU,
     MeanSquaredError,
     MLPClassifier,
     Network,
@@ -22,6 +24,7 @@ from nn import (
     StepDecay,
     Tanh,
 )
+from nn.callbacks import TrainingState
 from nn.mlp import _NoImprovementStop
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -418,3 +421,87 @@ def test_fit_rejects_bad_epochs_and_batch_size():
         classifier_net().fit(x, y, epochs=0)
     with pytest.raises(ValueError, match="batch_size"):
         classifier_net().fit(x, y, batch_size=0)
+
+
+def test_callbacks_module_does_not_import_network():
+    """Callbacks depend on the TrainingState protocol, so there is no import circle with nn.network."""
+    import ast
+    import inspect
+
+    import nn.callbacks
+
+    tree = ast.parse(inspect.getsource(nn.callbacks))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "network" not in imported and "nn.network" not in imported
+
+
+def test_network_satisfies_the_callback_protocol():
+    """A Network is what callbacks type as TrainingState: the attributes they touch exist and work."""
+    net = Network([Dense(2)], MeanSquaredError(), SGD(0.1), seed=0)
+    net.build(3)
+    state: TrainingState = net
+    flat = state.get_flat_weights()
+    state.optimizer.learning_rate *= 0.5
+    state.set_flat_weights(flat * 0)
+    assert net.optimizer.learning_rate == 0.05 and not net.get_flat_weights().any()
+
+
+# -- layers given their input width or weights; layers used before they are built -----------------
+
+
+def test_origin_neuron_in_three_lines_of_public_api():
+    """The notebook's neuron (w=1, b=2, x=3, sigmoid) with Dense.from_weights: exactly its value."""
+    layer = Dense.from_weights([[1.0]], [2.0])
+    out = Sigmoid().forward(layer.forward(np.array([[3.0]])))
+    assert out[0, 0] == 0.9933071490757153
+
+
+def test_dense_with_input_dim_is_built_and_a_network_rebuilds_it_with_its_seed():
+    layer = Dense(3, input_dim=2)
+    assert layer.forward(np.ones((4, 2))).shape == (4, 3)
+    nets = [Network([Dense(3, input_dim=2), Dense(1)], MeanSquaredError(), seed=0) for _ in range(2)]
+    for net in nets:
+        net.build(2)
+    assert_array_equal(nets[0].get_flat_weights(), nets[1].get_flat_weights())
+    with pytest.raises(ValueError, match="input_dim=2"):
+        Network([Dense(3, input_dim=2)], MeanSquaredError()).build(5)
+
+
+def test_network_keeps_weights_given_to_from_weights():
+    W, b = np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([0.1, 0.2])
+    net = Network([Dense.from_weights(W, b)], MeanSquaredError(), dtype="float64")
+    net.build(2)
+    assert_array_equal(net.get_weights()["0.W"], W)
+    assert_array_equal(net.predict([[1.0, 1.0]]), [[1.6, 1.2]])
+    with pytest.raises(ValueError, match="W must be"):
+        Dense.from_weights(W, [1.0, 2.0, 3.0])
+
+
+UNBUILT = {
+    "Dense": lambda: Dense(2),
+    "Dropout": lambda: Dropout(0.5),
+    "ReLU": ReLU,
+    "LeakyReLU": lambda: LeakyReLU(0.1),
+    "Tanh": Tanh,
+    "Sigmoid": Sigmoid,
+    "GELU": GELU,
+}
+
+
+@pytest.mark.parametrize("name", UNBUILT)
+def test_layer_used_before_build_says_what_to_do(name):
+    layer = UNBUILT[name]()
+    x = np.ones((3, 2))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(x)
+    with pytest.raises(RuntimeError, match="has no parameter 'W'"):
+        layer.params["W"]
+    if name == "Dense":
+        with pytest.raises(RuntimeError, match=r"input_dim=.*from_weights"):
+            layer.forward(x)
+    elif name == "Dropout":
+        assert layer.forward(x) is x  # inference needs no generator
+        with pytest.raises(RuntimeError, match="Network"):
+            layer.forward(x, training=True)
+    else:
+        assert layer.forward(x).shape == x.shape  # activations need no build
