@@ -20,6 +20,7 @@ import click
 import nn
 from service.cli.model_commands import activate, models, predict, train
 from service.cli.options import UserError
+from service.cli.remote_commands import openapi, remote
 from service.cli.report_commands import report
 from service.cli.serve_commands import serve, worker
 from service.cli.store_commands import gc, pin, unpin
@@ -63,8 +64,9 @@ def main() -> None:
       nnserve activate iris 1               roll iris back to version 1
       nnserve report iris -o iris.html      curves and evaluation as one HTML file
       nnserve gc --keep-versions 5 --dry-run  what retention would remove
+      nnserve remote models                 the models a running server (NNSERVE_URL) serves
     """
 
 
-for command in (train, models, activate, predict, report, serve, worker, gc, pin, unpin):
+for command in (train, models, activate, predict, report, serve, worker, gc, pin, unpin, remote, openapi):
     main.add_command(command)
