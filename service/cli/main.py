@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 import nn
+from service.cli.export_commands import export
 from service.cli.model_commands import activate, models, predict, train
 from service.cli.options import UserError
 from service.cli.remote_commands import openapi, remote
@@ -63,10 +64,11 @@ def main() -> None:
       nnserve predict iris flowers.csv      predictions of the active iris model
       nnserve activate iris 1               roll iris back to version 1
       nnserve report iris -o iris.html      curves and evaluation as one HTML file
+      nnserve export iris -o iris.onnx      the active iris model as an ONNX graph
       nnserve gc --keep-versions 5 --dry-run  what retention would remove
       nnserve remote models                 the models a running server (NNSERVE_URL) serves
     """
 
 
-for command in (train, models, activate, predict, report, serve, worker, gc, pin, unpin, remote, openapi):
+for command in (train, models, activate, predict, export, report, serve, worker, gc, pin, unpin, remote, openapi):
     main.add_command(command)
