@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint test-container lock bench clean
+.PHONY: run test lint openapi test-container lock bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ run: $(VENV)/.installed
 
 # Lint, format, types and layers over the whole repository.
 # mypy checks the `files` of [tool.mypy] in pyproject.toml: nn/ with --strict's flags, service/.
-# lint-imports checks the layers contract of [tool.importlinter] (cli > server > training > store > nn).
+# lint-imports checks the layers contract of [tool.importlinter] (cli > client > server > training > store > nn).
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -32,6 +32,10 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(PY) -m pytest
+
+# Regenerates the committed OpenAPI document after a route or schema changed (tests/client checks it).
+openapi: $(VENV)/.installed
+	$(PY) -m service.cli openapi > openapi.json
 
 # The Docker image and the compose stack, built and run for real with rootful podman. Needs root;
 # installs podman, debootstrap and the rest itself (see scripts/container-test.sh).

@@ -72,6 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
         "retention after each retrain: keep versions younger than D days (with the rule above: kept if either keeps)",
         shown="0: off, unlimited",
     ),
+    Setting("NNSERVE_URL", "http://127.0.0.1:8000", "the server `nnserve remote` talks to (`--url`)"),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}

@@ -47,6 +47,8 @@ def test_the_tree_keeps_the_layers(tree_copy: Path) -> None:
         ("service/store/names.py", "import service.training.catalog"),
         ("service/training/catalog.py", "import service.server.auth"),
         ("service/server/auth.py", "import service.cli.console"),
+        ("service/client.py", "import service.store"),
+        ("service/server/auth.py", "import service.client"),
     ],
 )
 def test_a_wrong_way_import_breaks_the_contract(tree_copy: Path, module: str, wrong_import: str) -> None:

@@ -19,8 +19,10 @@ import click
 
 import nn
 from service.cli.db_commands import db
+from service.cli.export_commands import export
 from service.cli.model_commands import activate, models, predict, train
 from service.cli.options import UserError
+from service.cli.remote_commands import openapi, remote
 from service.cli.report_commands import report
 from service.cli.serve_commands import serve, worker
 from service.cli.store_commands import gc, pin, unpin
@@ -63,9 +65,11 @@ def main() -> None:
       nnserve predict iris flowers.csv      predictions of the active iris model
       nnserve activate iris 1               roll iris back to version 1
       nnserve report iris -o iris.html      curves and evaluation as one HTML file
+      nnserve export iris -o iris.onnx      the active iris model as an ONNX graph
       nnserve gc --keep-versions 5 --dry-run  what retention would remove
+      nnserve remote models                 the models a running server (NNSERVE_URL) serves
     """
 
 
-for command in (train, models, activate, predict, report, serve, worker, gc, pin, unpin, db):
+for command in (train, models, activate, predict, export, report, serve, worker, gc, pin, unpin, remote, openapi, db):
     main.add_command(command)

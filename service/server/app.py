@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import flask_smorest
 import swagger_ui_bundle
+from apispec import BasePlugin
 from flask import Flask, Response, g, request, send_from_directory
 
 from service import config, logs, telemetry
@@ -34,6 +35,19 @@ class Api(flask_smorest.Api):
 
     def _register_error_handlers(self) -> None:
         errors.register(self._app)
+
+
+class OperationIds(BasePlugin):
+    """An ``operationId`` for every operation, from its view: POST views are named for their action
+    (``Predict`` -> ``predict``), other methods prefix theirs (``GET Models`` -> ``getModels``)."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        view = kwargs["rule"].endpoint.rpartition(".")[2]
+        for method, operation in (operations or {}).items():
+            name = view if method == "post" else method + view
+            operation.setdefault("operationId", name[0].lower() + name[1:])
 
 
 class _Flask(Flask):
@@ -83,7 +97,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         logs.configure(app.config["NNSERVE_LOG_LEVEL"])
     app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL"))
 
-    api = Api(app, spec_kwargs={"info": {"description": "Predictions and model management for nnserve models."}})
+    api = Api(
+        app,
+        spec_kwargs={
+            "extra_plugins": [OperationIds()],
+            "info": {"description": "Predictions and model management for nnserve models."},
+        },
+    )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (health.blp, model_routes.blp, job_routes.blp):
         api.register_blueprint(blueprint)

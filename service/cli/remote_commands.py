@@ -1,0 +1,269 @@
+"""``nnserve remote ...``: a running nnserve over HTTP, through :mod:`service.client`; and ``nnserve openapi``.
+
+Errors the server answers (or a server that does not answer) end with the
+server's message on stderr and exit code 1, never a traceback. The admin
+token is read from ``NNSERVE_ADMIN_TOKEN`` and is never printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+import click
+
+from service.cli.console import table
+from service.cli.options import UserError
+from service.client import DEFAULT_URL, Client, Job, NnserveError
+
+WATCH_LIMIT = 3600.0  # seconds `jobs --watch` refreshes at most
+
+
+@contextmanager
+def _server_errors() -> Iterator[None]:
+    try:
+        yield
+    except NnserveError as exc:
+        raise UserError(exc) from None
+
+
+def _emit(as_json: bool, value: Any, text: Callable[[], str]) -> None:
+    if as_json:
+        plain = dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+        click.echo(json.dumps(plain, indent=2))
+    else:
+        click.echo(text())
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+
+
+@click.group()
+@click.option(
+    "--url", envvar="NNSERVE_URL", default=DEFAULT_URL, show_default=True, show_envvar=True, help="The server."
+)
+@click.option(
+    "--token",
+    envvar="NNSERVE_ADMIN_TOKEN",
+    show_envvar=True,
+    help="Admin token for activate and retrain. Prefer the environment variable: a flag is visible in `ps`.",
+)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per request.")
+@click.pass_context
+def remote(ctx: click.Context, url: str, token: str | None, timeout: float) -> None:
+    """Talk to a running nnserve (NNSERVE_URL) over its HTTP API.
+
+    \b
+    Examples:
+      nnserve remote models
+      nnserve remote predict iris flowers.csv
+      echo '[[5.1, 3.5, 1.4, 0.2]]' | nnserve remote predict iris - --json
+      NNSERVE_ADMIN_TOKEN=... nnserve remote retrain iris -p epochs=20 --wait
+      nnserve remote jobs --watch
+    """
+    try:
+        ctx.obj = Client(url, token=token or None, timeout=timeout)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from None
+
+
+def _read_rows(source: TextIO) -> list[Any]:
+    """Rows from JSON (a list of rows, or ``{"instances": [...]}``) or CSV (a header of feature names, or none)."""
+    text = source.read()
+    if text.lstrip()[:1] in ("[", "{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise UserError(f"input is not valid JSON: {exc}") from None
+        rows = data.get("instances") if isinstance(data, dict) else data
+        if not isinstance(rows, list):
+            raise UserError('JSON input must be a list of rows or {"instances": [...]}')
+        return rows
+    records = [r for r in csv.reader(io.StringIO(text)) if r]
+    if not records:
+        raise UserError("no rows in the input")
+    try:
+        return [[float(v) for v in row] for row in records]
+    except ValueError:
+        pass
+    header, *body = records
+    try:
+        return [dict(zip(header, (float(v) for v in row), strict=True)) for row in body]
+    except ValueError as exc:
+        raise UserError(f"a CSV row is not numbers matching the header {header}: {exc}") from None
+
+
+@remote.command("predict")
+@click.argument("name")
+@click.argument("source", type=click.File("r"), default="-")
+@click.option("--version", type=click.IntRange(min=1), help="A pinned version instead of the active one.")
+@json_option
+@click.pass_obj
+def predict_remote(client: Client, name: str, source: TextIO, version: int | None, as_json: bool) -> None:
+    """Predict rows from SOURCE (CSV or JSON; - is stdin) with model NAME."""
+    rows = _read_rows(source)
+    with _server_errors():
+        result = client.predict(name, rows, version)
+
+    def text() -> str:
+        headers = ["row", "prediction"] + (["probability"] if result.probabilities else [])
+        lines = []
+        for i, value in enumerate(result.predictions):
+            line = [str(i), json.dumps(value) if isinstance(value, list) else str(value)]
+            if result.probabilities:
+                line.append(f"{max(result.probabilities[i]):.4f}")
+            lines.append(line)
+        return f"{result.model} version {result.version}\n" + table(headers, lines)
+
+    _emit(as_json, result, text)
+
+
+@remote.command("models")
+@click.argument("name", required=False)
+@json_option
+@click.pass_obj
+def models_remote(client: Client, name: str | None, as_json: bool) -> None:
+    """The served models, or one model's versions with NAME."""
+    with _server_errors():
+        if name is None:
+            found = client.models()
+            rows = [[m.name, str(m.version), m.task, str(m.n_features)] for m in found]
+            _emit(
+                as_json,
+                [dataclasses.asdict(m) for m in found],
+                lambda: table(["model", "active", "task", "features"], rows),
+            )
+            return
+        detail = client.model(name)
+    rows = [
+        [str(v.version), "*" if v.active else "", "ok" if v.ok else f"broken: {v.error}", v.created_at or ""]
+        for v in detail.versions
+    ]
+    _emit(
+        as_json,
+        detail,
+        lambda: f"{detail.name} ({detail.task})\n" + table(["version", "active", "state", "created"], rows),
+    )
+
+
+@remote.command("activate")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@json_option
+@click.pass_obj
+def activate_remote(client: Client, name: str, version: int, as_json: bool) -> None:
+    """Make VERSION of NAME the active one on the server (admin)."""
+    with _server_errors():
+        done = client.activate(name, version)
+    _emit(as_json, done, lambda: f"{done.model}: version {done.version} active (was {done.previous_version})")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@remote.command("retrain")
+@click.argument("name")
+@click.option("--data", type=click.File("r"), help="CSV of new rows with a header; the last column is the target.")
+@click.option("--mode", type=click.Choice(["append", "replace"]), default="append", show_default=True)
+@click.option("--promote", type=click.Choice(["if_better", "always", "never"]), default="if_better", show_default=True)
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A hyperparameter, e.g. epochs=20.")
+@click.option("--wait", "wait_s", type=float, is_flag=False, flag_value=600.0, help="Wait (up to SECONDS) for the job.")
+@json_option
+@click.pass_obj
+def retrain_remote(
+    client: Client,
+    name: str,
+    data: TextIO | None,
+    mode: str,
+    promote: str,
+    params: tuple[str, ...],
+    wait_s: float | None,
+    as_json: bool,
+) -> None:
+    """Queue a retraining of NAME on the server (admin); --wait follows it to the end."""
+    hyper = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
+        hyper[key] = _parse_value(value)
+    instances = targets = None
+    if data is not None:
+        records = [r for r in csv.reader(data) if r]
+        if len(records) < 2:
+            raise UserError("--data needs a header and at least one row")
+        header, body = records[0][:-1], records[1:]
+        try:
+            instances = [dict(zip(header, (float(v) for v in r[:-1]), strict=True)) for r in body]
+        except ValueError as exc:
+            raise UserError(f"a --data row is not numbers matching the header: {exc}") from None
+        targets = [_parse_value(r[-1]) for r in body]
+    with _server_errors():
+        job = client.retrain(name, instances, targets, mode=mode, promote=promote, hyperparameters=hyper or None)
+        if wait_s is not None:
+            job = client.wait(job, timeout=wait_s)
+    _emit(as_json, job, lambda: _job_line(job))
+    if wait_s is not None and job.status != "succeeded":
+        sys.exit(1)
+
+
+def _job_row(job: Job) -> list[str]:
+    """id, model, status, and what it did: the version it made, its progress or its error."""
+    detail = job.error or ""
+    if job.result:
+        detail = f"version {job.result.get('version')} {'promoted' if job.result.get('promoted') else 'not promoted'}"
+    elif job.progress:
+        detail = f"epoch {job.progress.get('epoch')}/{job.progress.get('epochs')}"
+    return [job.id, job.model, job.status, detail]
+
+
+def _job_line(job: Job) -> str:
+    return "  ".join(_job_row(job)).rstrip()
+
+
+@remote.command("jobs")
+@click.option("--model", help="Only this model's jobs.")
+@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.option("--watch", is_flag=True, help="Refresh until every shown job is final (at most an hour).")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between refreshes."
+)
+@json_option
+@click.pass_obj
+def jobs_remote(
+    client: Client, model: str | None, status: str | None, limit: int, watch: bool, interval: float, as_json: bool
+) -> None:
+    """Retraining jobs, newest first."""
+    deadline = time.monotonic() + WATCH_LIMIT
+    with _server_errors():
+        page = client.jobs(model, status, limit)
+        while watch and not all(j.final for j in page.jobs) and time.monotonic() < deadline:
+            if not as_json:
+                click.echo(table(["id", "model", "status", "detail"], [_job_row(j) for j in page.jobs]) + "\n")
+            time.sleep(interval)
+            page = client.jobs(model, status, limit)
+    _emit(as_json, page, lambda: table(["id", "model", "status", "detail"], [_job_row(j) for j in page.jobs]))
+
+
+@click.command("openapi")
+def openapi() -> None:
+    """Print the server's OpenAPI document (pretty, sorted keys): `nnserve openapi > openapi.json`."""
+    from service.server.app import create_app  # the server only for this command: `remote` needs none of it
+
+    with tempfile.TemporaryDirectory() as store:
+        app = create_app({"TESTING": True, "NNSERVE_STORE": store})
+        document = app.test_client().get("/openapi.json").get_json()
+    click.echo(json.dumps(document, indent=2, sort_keys=True))

@@ -1,0 +1,28 @@
+"""The README's Python client example, run as written against ``nnserve serve``."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from client_support import TOKEN
+from helpers import service_env
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_client_example_runs(live):
+    section = README.read_text().split("## Python client", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "http://127.0.0.1:8000" in code
+    code = code.replace("http://127.0.0.1:8000", live.url)
+    env = service_env(NNSERVE_ADMIN_TOKEN=TOKEN)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "'iris'" in lines[0]
+    assert re.match(r"\d+ \['(setosa|versicolor|virginica)', '(setosa|versicolor|virginica)'\] \[", lines[1])
+    assert re.match(r"\['(setosa|versicolor|virginica)'\]$", lines[2])
+    assert re.match(r"succeeded \d+$", lines[3]), done.stdout
+    assert lines[4].startswith("422 rows have 2 values, model 'iris' expects 4")
+    assert TOKEN not in done.stdout + done.stderr

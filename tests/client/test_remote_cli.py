@@ -1,0 +1,109 @@
+"""``nnserve remote ...`` through click's CliRunner against ``nnserve serve``; ``nnserve openapi``."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from client_support import TOKEN, free_port
+
+from service.cli import main
+from service.client import Client
+
+IRIS_CSV = "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
+
+
+@pytest.fixture
+def run(live):
+    """``run(*args, input=None, token=TOKEN)``: the CLI with NNSERVE_URL (and the token) from the environment."""
+
+    def invoke(*args, input=None, token=TOKEN):
+        env = {"NNSERVE_URL": live.url, "NNSERVE_ADMIN_TOKEN": token}
+        return CliRunner().invoke(main, ["remote", *args], input=input, env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def test_predict_csv_table_and_json_from_stdin(run, live):
+    expected = Client(live.url).predict("iris", [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
+    table = run("predict", "iris", "-", input=IRIS_CSV)
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0] == f"iris version {expected.version}"
+    assert lines[1].split() == ["row", "prediction", "probability"]
+    assert [line.split()[1] for line in lines[2:]] == expected.predictions
+    as_json = run("predict", "iris", "-", "--json", input=json.dumps([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]))
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)["predictions"] == expected.predictions
+
+
+def test_predict_from_a_file_without_header(run, tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("5.1,3.5,1.4,0.2\n")
+    result = run("predict", "iris", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["predictions"]) == 1
+
+
+def test_server_errors_print_its_message_and_exit_1(run):
+    bad = run("predict", "iris", "-", input="1,2\n")
+    assert bad.exit_code == 1
+    assert "rows have 2 values" in bad.output and "Traceback" not in bad.output
+    unknown = run("models", "no_such_model")
+    assert unknown.exit_code == 1 and "no_such_model" in unknown.output
+
+
+def test_models_and_one_model(run):
+    listing = run("models")
+    assert listing.exit_code == 0
+    assert listing.output.splitlines()[0].split() == ["model", "active", "task", "features"]
+    assert {line.split()[0] for line in listing.output.splitlines()[1:]} == {"iris", "diabetes"}
+    detail = json.loads(run("models", "iris", "--json").output)
+    assert detail["name"] == "iris" and detail["feature_names"][0] == "sepal_length"
+
+
+def test_activate_needs_the_token_and_never_prints_it(run):
+    wrong = "a-wrong-token-that-must-not-be-printed"
+    refused = run("activate", "iris", "1", token=wrong)
+    assert (
+        refused.exit_code == 1
+        and "401: missing or invalid bearer token" in refused.output
+        and wrong not in refused.output
+    )
+    done = run("activate", "iris", "1")
+    assert done.exit_code == 0, done.output
+    assert done.output.strip() == "iris: version 1 active (was 1)" and TOKEN not in done.output
+
+
+def test_retrain_wait_and_jobs_watch(run):
+    done = run("retrain", "iris", "-p", "epochs=2", "--promote", "never", "--wait", "120", "--json")
+    assert done.exit_code == 0, done.output
+    job = json.loads(done.output)
+    assert job["status"] == "succeeded" and job["result"]["promoted"] is False
+    assert 1 <= job["result"]["epochs"] <= 2  # -p epochs=2 reached the trainer (the catalog says more)
+    watched = run("jobs", "--model", "iris", "--watch", "--interval", "0.1")
+    assert watched.exit_code == 0
+    assert job["id"] in watched.output and "succeeded" in watched.output
+    listed = json.loads(run("jobs", "--json").output)
+    assert job["id"] in [j["id"] for j in listed["jobs"]]
+
+
+def test_retrain_with_a_data_file(run, tmp_path):
+    data = tmp_path / "new.csv"
+    data.write_text("sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n")
+    done = run("retrain", "iris", "--data", str(data), "-p", "epochs=2", "--promote", "never", "--wait", "120")
+    assert done.exit_code == 0, done.output
+    assert "succeeded" in done.output and "not promoted" in done.output
+
+
+def test_unreachable_server_is_one_line_and_exit_1():
+
+    result = CliRunner().invoke(
+        main, ["remote", "--url", f"http://127.0.0.1:{free_port()}", "models"], env={"NNSERVE_ADMIN_TOKEN": TOKEN}
+    )
+    assert result.exit_code == 1
+    assert "cannot reach" in result.output and "Traceback" not in result.output and TOKEN not in result.output
+
+
+def test_help_discourages_the_token_flag():
+    text = " ".join(CliRunner().invoke(main, ["remote", "--help"]).output.split())
+    assert "Prefer the environment variable: a flag is visible in `ps`. [env var: NNSERVE_ADMIN_TOKEN]" in text
