@@ -57,3 +57,18 @@ def test_a_wrong_way_import_breaks_the_contract(tree_copy: Path, module: str, wr
     result = lint_imports(tree_copy)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
+
+
+def test_module_names_explain_themselves_once() -> None:
+    """At most six modules at service/'s root, and no two modules of service/ share a base name,
+    except the parallel roles of the v1/ and v2/ protocol packages."""
+    service = REPO / "service"
+    assert len([p for p in service.glob("*.py") if p.name != "__init__.py"]) <= 6
+    seen: dict[str, Path] = {}
+    for path in sorted(service.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        other = seen.get(path.name)
+        parallel = other is not None and {path.parent.name, other.parent.name} == {"v1", "v2"}
+        assert other is None or parallel, f"{path} and {other} share a name"
+        seen[path.name] = path

@@ -17,7 +17,7 @@ from service import config, logs, telemetry
 from service.server import errors, health
 from service.server.jsonio import OrjsonProvider
 from service.server.registry import ActivationWatcher, ModelRegistry
-from service.server.ui import routes as ui_routes
+from service.server.ui import pages as ui_pages
 from service.server.v1 import job_routes, model_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
@@ -108,7 +108,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (health.blp, model_routes.blp, job_routes.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(v2_routes.blp)  # Open Inference Protocol: plain Flask, its own {"error"} shape
-    app.register_blueprint(ui_routes.blp)  # the dashboard at /ui/
+    app.register_blueprint(ui_pages.blp)  # the dashboard at /ui/
 
     @app.get("/docs/assets/<path:filename>")
     def swagger_assets(filename: str) -> Response:

@@ -10,7 +10,7 @@ import pytest
 from conftest import HOSTILE, TOKEN
 from helpers import flip_byte
 
-from service.server.ui.routes import CSP
+from service.server.ui.pages import CSP
 from service.store import open_store
 from service.training.jobs import INTERNAL_ERROR, RetrainRequest, open_queue
 from service.training.worker import LOSS_POINTS, JobProgress

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from service.server.ui.routes import version_view
+from service.server.ui.pages import version_view
 from service.store import ModelStore, NotFoundError
 from service.version import __version__
 
