@@ -8,6 +8,7 @@ is opened per call: cheap for SQLite, and safe across fork and threads.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -30,7 +31,8 @@ from service.training.jobs import (
     worker_gone,
 )
 
-DATABASE = ".jobs.sqlite3"  # a dot name can never be a model name
+DATABASE = ".jobs.sqlite3"
+LOCK = ".jobs.lock"  # a dot name can never be a model name
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -67,8 +69,15 @@ class SqliteJobQueue:
     def __init__(self, store_root: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
         self.path = Path(store_root) / DATABASE
         self.busy_timeout = busy_timeout  # seconds a call waits for another writer before "database is locked"
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        # Processes starting together (gunicorn's web workers) would race to create the file and switch it to
+        # WAL, a change SQLite refuses at once ("database is locked") instead of waiting: one at a time.
+        fd = os.open(self.path.with_name(LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with self._connect() as db:
+                db.executescript(_SCHEMA)
+        finally:
+            os.close(fd)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
