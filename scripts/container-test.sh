@@ -273,7 +273,7 @@ retrain_iris() {
     job=$(json "$out" 'd["id"]')
     deadline=$(( $(date +%s) + 180 ))
     while :; do
-        out=$(http GET "$base/v1/jobs/$job")
+        out=$(http GET "$base/v1/jobs/$job" "" "$token")  # with the token: the worker that ran it is shown to admins only
         status=$(json "$out" 'd["status"]')
         case $status in
             succeeded) break ;;
