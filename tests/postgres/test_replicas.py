@@ -77,7 +77,13 @@ def test_activation_reaches_the_other_replica_and_an_outage_spares_predictions(
             loader.join(timeout=30)
         assert failures == [] and answered[0] > 0  # the loaded model answered throughout the outage
 
-        wait_for(lambda: requests.get(f"{b.url}/readyz", timeout=5).status_code == 200, 30, "B ready again")
+        def ready(url: str) -> bool:  # while the pool reconnects, readiness may take longer than one probe's wait
+            try:
+                return requests.get(f"{url}/readyz", timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(lambda: ready(b.url), 60, "B ready again")
 
         def activated() -> bool:  # A's pool reconnects on its own; its first tries may still meet the outage
             r = requests.post(f"{a.url}/v1/models/iris/versions/2/activate", headers=ADMIN, timeout=15)
