@@ -31,6 +31,10 @@ class BodyError(Exception):
         self.message = message
 
 
+# Names the version that answered a prediction (v1 and v2), so a client or a proxy can tell without the body.
+MODEL_VERSION_HEADER = "X-Model-Version"
+
+
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response serialised by orjson (numpy arrays natively, no per-element Python pass)."""
     return Response(orjson.dumps(obj, option=_DUMP_OPTIONS), status, headers, mimetype="application/json")

@@ -12,7 +12,7 @@ from service import telemetry
 from service.server.auth import require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
-from service.server.jsonio import json_response
+from service.server.jsonio import MODEL_VERSION_HEADER, json_response
 from service.server.registry import registry
 from service.server.rows import first_beyond
 from service.server.v1.fields import NamedRows, columns_to_matrix, named_rows_to_matrix
@@ -36,6 +36,9 @@ from service.training.fitting import task_of
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
 # One instance for every request: webargs would build a schema per call from the class (its fields hold no state).
 PREDICT_REQUEST = PredictRequestSchema()
+VERSION_HEADER_DOC = {
+    MODEL_VERSION_HEADER: {"description": "The version that answered (also in the body)", "schema": {"type": "string"}}
+}
 
 
 def summary(loaded: LoadedModel) -> dict[str, Any]:
@@ -136,7 +139,7 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
     if prediction.probabilities is not None:
         body["probabilities"] = prediction.probabilities
     telemetry.model_served(loaded.name, loaded.version, len(X))
-    return json_response(body)
+    return json_response(body, headers={MODEL_VERSION_HEADER: str(loaded.version)})
 
 
 @blp.route("/<name>/predict")
@@ -144,7 +147,7 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
 class Predict(MethodView):
     @blp.errors(400, 404, 409, 413, 415, 503)
     @blp.arguments(PREDICT_REQUEST)
-    @blp.response(200, PredictResponseSchema)
+    @blp.response(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str) -> Response:
         """Predict with the active version."""
         return predict(registry().active(validate_name(name)), args)
@@ -154,7 +157,7 @@ class Predict(MethodView):
 class PredictVersion(MethodView):
     @blp.errors(400, 404, 409, 413, 415, 503)
     @blp.arguments(PREDICT_REQUEST)
-    @blp.response(200, PredictResponseSchema)
+    @blp.response(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str, version: str) -> Response:
         """Predict with one pinned version."""
         return predict(registry().version(validate_name(name), validate_version(version)), args)

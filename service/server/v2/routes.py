@@ -31,7 +31,7 @@ from flask import Blueprint, Response, current_app
 from nn import MLPClassifier
 from service import telemetry
 from service.server.health import readiness
-from service.server.jsonio import json_response
+from service.server.jsonio import MODEL_VERSION_HEADER, json_response
 from service.server.registry import registry
 from service.server.v2 import protocol_errors, tensors
 from service.server.v2 import request as v2_request
@@ -185,9 +185,10 @@ def infer(name: str, version: str | None = None) -> Response:
             raws.append(raw)
     response["outputs"] = outputs
     head = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+    headers = {MODEL_VERSION_HEADER: str(loaded.version)}
     if not raws:
-        return Response(head, 200, mimetype="application/json")
-    headers = {"Inference-Header-Content-Length": str(len(head))}
+        return Response(head, 200, headers, mimetype="application/json")
+    headers["Inference-Header-Content-Length"] = str(len(head))
     return Response(b"".join([head, *raws]), 200, headers, mimetype="application/octet-stream")
 
 

@@ -126,3 +126,13 @@ def test_raw_body_with_charset_parameter(client, tiny_catalog_store):
     response = client.post("/v1/models/iris/predict", data=data, content_type="application/json; charset=utf-8")
     assert response.status_code == 200
     check_prediction(response.get_json(), "iris", 1, tiny_catalog_store.estimator("iris"), rows)
+
+
+@pytest.mark.parametrize(
+    ("url", "version"), [("/v1/models/iris/predict", 1), ("/v1/models/iris/versions/2/predict", 2)]
+)
+def test_the_answering_version_is_named_in_body_and_header(client, tiny_catalog_store, url, version):
+    response = client.post(url, json={"instances": tiny_catalog_store.models["iris"].rows.tolist()})
+    assert response.status_code == 200
+    assert response.get_json()["version"] == version
+    assert response.headers["X-Model-Version"] == str(version)

@@ -660,3 +660,17 @@ def test_body_too_large_without_content_length(small_app):
     )
     assert response.request.content_length is None
     assert_error(response, 413, "larger than the 2048 bytes")
+
+
+@pytest.mark.parametrize(("version", "expected"), [(None, "2"), ("1", "1")])
+@pytest.mark.parametrize("binary", [False, True])
+def test_infer_names_the_answering_version_in_body_and_header(client, catalog, version, expected, binary):
+    rows = catalog.rows["iris"]
+    if binary:
+        tensor, raw = binary_input(rows)
+        body, headers = binary_body({"inputs": [tensor], "parameters": {"binary_data_output": True}}, raw)
+        response = client.post(infer_url("iris", version), data=body, headers=headers)
+    else:
+        response = client.post(infer_url("iris", version), json={"inputs": [json_input(rows)]})
+    head, _ = outputs_of(response)
+    assert head["model_version"] == expected == response.headers["X-Model-Version"]
