@@ -24,6 +24,8 @@ class Setting:
     meaning: str
     shown: str | None = None  # how the default reads in the docs when it is not a literal
     kind: type = str  # the type of a setting without a literal default
+    most: float | None = None  # the largest value allowed
+    zero_ok: bool = False  # whether 0 is a value (otherwise values must be positive)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -73,6 +75,29 @@ SETTINGS: tuple[Setting, ...] = (
         shown="0: off, unlimited",
     ),
     Setting("NNSERVE_URL", "http://127.0.0.1:8000", "the server `nnserve remote` talks to (`--url`)"),
+    Setting(
+        "NNSERVE_LOG_SAMPLE_RATE",
+        None,
+        "fraction (0 to 1) of predictions written to the prediction log, for every model (overrides each spec's "
+        "`[monitoring] sample_rate`)",
+        shown="from each spec (0: off)",
+        kind=float,
+        most=1.0,
+        zero_ok=True,
+    ),
+    Setting(
+        "NNSERVE_LOG_BUFFER",
+        10_000,
+        "predictions a web worker holds for the prediction log writer; beyond, they are dropped and counted",
+    ),
+    Setting("NNSERVE_LOG_KEEP_ROWS", 100_000, "prediction log retention: the newest N rows per model are kept"),
+    Setting("NNSERVE_LOG_KEEP_DAYS", 30.0, "prediction log retention: rows older than D days are removed"),
+    Setting("NNSERVE_MONITOR_WINDOW", 1000, "live metrics and drift rest on the last N logged rows of each version"),
+    Setting(
+        "NNSERVE_POLICY_INTERVAL",
+        30.0,
+        "seconds between the retraining worker's evaluations of the specs' `[retrain]` policies",
+    ),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
@@ -86,8 +111,10 @@ def _convert(setting: Setting, raw: str) -> Any:
         converted = kind(raw)
     except ValueError:
         raise ValueError(f"{setting.name}={raw!r} is not a valid {kind.__name__}") from None
-    if converted <= 0:
-        raise ValueError(f"{setting.name}={raw!r} must be positive")
+    if converted != converted or converted < 0 or (converted == 0 and not setting.zero_ok):
+        raise ValueError(f"{setting.name}={raw!r} must be {'0 or more' if setting.zero_ok else 'positive'}")
+    if setting.most is not None and converted > setting.most:
+        raise ValueError(f"{setting.name}={raw!r} must be at most {setting.most:g}")
     return converted
 
 

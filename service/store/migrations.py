@@ -99,6 +99,28 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE jobs ADD COLUMN heartbeat_at timestamptz;
         """,
     ),
+    Migration(
+        4,
+        "monitoring: the prediction log",
+        """
+        CREATE TABLE predictions (
+            seq bigserial PRIMARY KEY,
+            model text NOT NULL,
+            request_id text NOT NULL,
+            row_index integer NOT NULL CHECK (row_index >= 0),
+            version integer NOT NULL,
+            logged_at double precision NOT NULL,
+            inputs jsonb NOT NULL,
+            output jsonb NOT NULL,
+            probabilities jsonb,
+            target jsonb,
+            labelled_at double precision,
+            UNIQUE (model, request_id, row_index)
+        );
+        CREATE INDEX predictions_model_seq ON predictions (model, seq);
+        CREATE INDEX predictions_model_version_seq ON predictions (model, version, seq);
+        """,
+    ),
 )
 
 

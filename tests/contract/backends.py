@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.store import ModelStore, open_store
+from service.store.monitoring import PredictionLog, open_prediction_log
 from service.training.jobs import JobQueue, open_queue
 
 STORE_BACKENDS = ["filesystem", "postgres"]
 QUEUE_BACKENDS = ["sqlite", "postgres"]
+LOG_BACKENDS = ["sqlite", "postgres"]
 
 
 @dataclass(frozen=True)
@@ -25,3 +27,6 @@ class Backend:
 
     def queue(self) -> JobQueue:
         return open_queue(self.root, self.database_url)
+
+    def prediction_log(self) -> PredictionLog:
+        return open_prediction_log(self.root, self.database_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from backends import QUEUE_BACKENDS, STORE_BACKENDS, Backend
+from backends import LOG_BACKENDS, QUEUE_BACKENDS, STORE_BACKENDS, Backend
 
 
 @pytest.fixture(params=STORE_BACKENDS)
@@ -17,6 +17,13 @@ def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 @pytest.fixture(params=QUEUE_BACKENDS)
 def queue_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    root = tmp_path / "store"
+    root.mkdir()
+    return Backend(request.param, root, _database(request))
+
+
+@pytest.fixture(params=LOG_BACKENDS)
+def log_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     root = tmp_path / "store"
     root.mkdir()
     return Backend(request.param, root, _database(request))

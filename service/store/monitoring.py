@@ -1,0 +1,258 @@
+"""The prediction log: sampled predictions, the ground truth clients send back for them, and its retention.
+
+``PredictionLog`` is what every backend promises (``tests/contract/test_prediction_log_contract.py``
+checks it); the embedded backend is SQLite (WAL) in the store directory, the shared one PostgreSQL
+(``pg_monitoring.py``, schema in ``migrations.py``). One row per predicted row, keyed by
+(model, request id, row): a request's id is what a client quotes in its feedback. A request id a client
+chose itself and used twice keeps its first prediction (later ones are ignored, never overwrite it).
+Web workers only ``append`` (in batches, off the request path) and ``label``; metrics, drift and
+retraining policies read ``recent``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from service.store.exceptions import StoreUnavailableError
+
+__all__ = [
+    "Label",
+    "LoggedPrediction",
+    "PredictionLog",
+    "SqlitePredictionLog",
+    "open_prediction_log",
+]
+
+DATABASE = ".predictions.sqlite3"
+LOCK = ".predictions.lock"  # a dot name can never be a model name
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class LoggedPrediction:
+    """One predicted row: what came in, what the version said, and the ground truth once a client sent it.
+
+    ``output`` is a class label or a regression value (a list for a multi-output regressor);
+    ``probabilities`` a classifier's, in its version's class order; ``target`` None until labelled.
+    """
+
+    model: str
+    request_id: str
+    row: int
+    version: int
+    logged_at: float  # unix time
+    inputs: list[float]
+    output: Any
+    probabilities: list[float] | None = None
+    target: Any = None
+    labelled_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Label:
+    """Ground truth for one logged row (row 0 of a request unless it predicted several)."""
+
+    request_id: str
+    target: Any
+    row: int = 0
+
+
+class PredictionLog(Protocol):
+    """Sampled predictions of every model and their labels, shared by the web workers and the retraining worker."""
+
+    def append(self, records: Sequence[LoggedPrediction]) -> int:
+        """Store new predictions (a request id + row already logged keeps its first); returns rows added."""
+        ...
+
+    def label(self, model: str, labels: Sequence[Label], now: float | None = None) -> list[Label]:
+        """Join ground truth to logged rows of ``model``; returns the labels whose row is not logged."""
+        ...
+
+    def recent(
+        self,
+        model: str,
+        limit: int,
+        *,
+        version: int | None = None,
+        labelled: bool = False,
+        since: float | None = None,
+    ) -> list[LoggedPrediction]:
+        """The newest ``limit`` rows of ``model`` (of one version, labelled ones, logged after ``since``),
+        newest first."""
+        ...
+
+    def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> dict[str, int]:
+        """Per model, remove rows beyond the newest ``keep_rows`` and rows older than ``keep_days``; returns the
+        rows removed per model (models that lost none are left out)."""
+        ...
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, allow_nan=False)
+
+
+class SqlitePredictionLog:
+    """The prediction log of one store, in ``<store>/.predictions.sqlite3`` (created on first use).
+
+    WAL lets the retraining worker read while web workers write; a connection is opened per call, which is
+    cheap for SQLite and safe across fork and threads (the writer is a background thread).
+    """
+
+    _SCHEMA = """
+    CREATE TABLE IF NOT EXISTS predictions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        row INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        logged_at REAL NOT NULL,
+        inputs TEXT NOT NULL,
+        output TEXT NOT NULL,
+        probabilities TEXT,
+        target TEXT,
+        labelled_at REAL,
+        UNIQUE (model, request_id, row)
+    );
+    CREATE INDEX IF NOT EXISTS predictions_model_seq ON predictions (model, seq);
+    CREATE INDEX IF NOT EXISTS predictions_model_version_seq ON predictions (model, version, seq);
+    """
+
+    def __init__(self, store_root: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
+        self.path = Path(store_root) / DATABASE
+        self.busy_timeout = busy_timeout
+        # Web workers starting together would race to switch the new file to WAL: one at a time (as the job queue).
+        try:
+            fd = os.open(self.path.with_name(LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StoreUnavailableError(f"the prediction log {self.path} cannot be opened: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with self._connect() as db:
+                db.executescript(self._SCHEMA)
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with closing(sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)) as db:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                yield db
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"the prediction log {self.path}: {exc}") from None
+
+    def append(self, records: Sequence[LoggedPrediction]) -> int:
+        rows = [
+            (
+                r.model,
+                r.request_id,
+                r.row,
+                r.version,
+                r.logged_at,
+                _dump(r.inputs),
+                _dump(r.output),
+                None if r.probabilities is None else _dump(r.probabilities),
+            )
+            for r in records
+        ]
+        with self._connect() as db:
+            before = db.total_changes
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR IGNORE INTO predictions (model, request_id, row, version, logged_at, inputs, output, "
+                "probabilities) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.execute("COMMIT")
+            return db.total_changes - before
+
+    def label(self, model: str, labels: Sequence[Label], now: float | None = None) -> list[Label]:
+        at = time.time() if now is None else now
+        unknown = []
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            for item in labels:
+                cursor = db.execute(
+                    "UPDATE predictions SET target = ?, labelled_at = ? WHERE model = ? AND request_id = ? AND row = ?",
+                    (_dump(item.target), at, model, item.request_id, item.row),
+                )
+                if cursor.rowcount == 0:
+                    unknown.append(item)
+            db.execute("COMMIT")
+        return unknown
+
+    def recent(
+        self,
+        model: str,
+        limit: int,
+        *,
+        version: int | None = None,
+        labelled: bool = False,
+        since: float | None = None,
+    ) -> list[LoggedPrediction]:
+        where, args = ["model = ?"], [model]
+        if version is not None:
+            where.append("version = ?")
+            args.append(version)
+        if labelled:
+            where.append("target IS NOT NULL")
+        if since is not None:
+            where.append("logged_at > ?")
+            args.append(since)
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT * FROM predictions WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?", [*args, limit]
+            ).fetchall()
+        return [
+            LoggedPrediction(
+                model=r["model"],
+                request_id=r["request_id"],
+                row=r["row"],
+                version=r["version"],
+                logged_at=r["logged_at"],
+                inputs=json.loads(r["inputs"]),
+                output=json.loads(r["output"]),
+                probabilities=None if r["probabilities"] is None else json.loads(r["probabilities"]),
+                target=None if r["target"] is None else json.loads(r["target"]),
+                labelled_at=r["labelled_at"],
+            )
+            for r in rows
+        ]
+
+    def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> dict[str, int]:
+        cutoff = (time.time() if now is None else now) - keep_days * DAY
+        removed: dict[str, int] = {}
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            models = [r[0] for r in db.execute("SELECT DISTINCT model FROM predictions")]
+            for model in models:
+                old = db.execute("DELETE FROM predictions WHERE model = ? AND logged_at < ?", (model, cutoff)).rowcount
+                beyond = db.execute(
+                    "DELETE FROM predictions WHERE model = ? AND seq < (SELECT seq FROM predictions WHERE model = ? "
+                    "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (model, model, keep_rows - 1),
+                ).rowcount
+                if old + beyond:
+                    removed[model] = old + beyond
+            db.execute("COMMIT")
+        return removed
+
+
+def open_prediction_log(store_root: str | os.PathLike[str], database_url: str | None = None) -> PredictionLog:
+    """The prediction log the configuration names: SQLite in the store directory unless a database URL is given."""
+    if database_url:
+        from service.store.pg_monitoring import PostgresPredictionLog  # psycopg only for those who use it
+
+        return PostgresPredictionLog(database_url)
+    return SqlitePredictionLog(store_root)

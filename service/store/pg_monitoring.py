@@ -1,0 +1,117 @@
+"""The prediction log in PostgreSQL (``migrations.py`` migration 4), shared by every replica of one database.
+
+The same promises as the SQLite log (``monitoring.PredictionLog``); every statement is parameterized.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from service.store.monitoring import DAY, Label, LoggedPrediction
+from service.store.postgres import Database, upgrade
+
+
+class PostgresPredictionLog:
+    """Predictions in the ``predictions`` table of the database at ``database_url`` (schema applied on open)."""
+
+    def __init__(self, database_url: str, migrate: bool = True) -> None:
+        self.db = Database(database_url)
+        if migrate:
+            upgrade(database_url)
+
+    def append(self, records: Sequence[LoggedPrediction]) -> int:
+        rows = [
+            (
+                r.model,
+                r.request_id,
+                r.row,
+                r.version,
+                r.logged_at,
+                Jsonb(r.inputs),
+                Jsonb(r.output),
+                None if r.probabilities is None else Jsonb(r.probabilities),
+            )
+            for r in records
+        ]
+        with self.db.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO predictions (model, request_id, row_index, version, logged_at, inputs, output, "
+                "probabilities) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                rows,
+            )
+            return max(cursor.rowcount, 0)
+
+    def label(self, model: str, labels: Sequence[Label], now: float | None = None) -> list[Label]:
+        at = time.time() if now is None else now
+        unknown = []
+        with self.db.connection() as conn, conn.transaction():
+            for item in labels:
+                cursor = conn.execute(
+                    "UPDATE predictions SET target = %s, labelled_at = %s "
+                    "WHERE model = %s AND request_id = %s AND row_index = %s",
+                    (Jsonb(item.target), at, model, item.request_id, item.row),
+                )
+                if cursor.rowcount == 0:
+                    unknown.append(item)
+        return unknown
+
+    def recent(
+        self,
+        model: str,
+        limit: int,
+        *,
+        version: int | None = None,
+        labelled: bool = False,
+        since: float | None = None,
+    ) -> list[LoggedPrediction]:
+        where, args = ["model = %s"], [model]
+        if version is not None:
+            where.append("version = %s")
+            args.append(version)
+        if labelled:
+            where.append("target IS NOT NULL")
+        if since is not None:
+            where.append("logged_at > %s")
+            args.append(since)
+        query = f"SELECT * FROM predictions WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT %s"
+        with self.db.connection() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(query.encode(), [*args, limit]).fetchall()
+        return [_logged(r) for r in rows]
+
+    def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> dict[str, int]:
+        cutoff = (time.time() if now is None else now) - keep_days * DAY
+        removed: dict[str, int] = {}
+        with self.db.connection() as conn, conn.transaction():
+            models = [r[0] for r in conn.execute("SELECT DISTINCT model FROM predictions").fetchall()]
+            for model in models:
+                old = conn.execute(
+                    "DELETE FROM predictions WHERE model = %s AND logged_at < %s", (model, cutoff)
+                ).rowcount
+                beyond = conn.execute(
+                    "DELETE FROM predictions WHERE model = %s AND seq < (SELECT seq FROM predictions "
+                    "WHERE model = %s ORDER BY seq DESC LIMIT 1 OFFSET %s)",
+                    (model, model, keep_rows - 1),
+                ).rowcount
+                if old + beyond:
+                    removed[model] = old + beyond
+        return removed
+
+
+def _logged(row: dict[str, Any]) -> LoggedPrediction:
+    return LoggedPrediction(
+        model=row["model"],
+        request_id=row["request_id"],
+        row=row["row_index"],
+        version=row["version"],
+        logged_at=row["logged_at"],
+        inputs=row["inputs"],
+        output=row["output"],
+        probabilities=row["probabilities"],
+        target=row["target"],
+        labelled_at=row["labelled_at"],
+    )
