@@ -201,7 +201,7 @@ class SqlitePredictionLog:
         labelled: bool = False,
         since: float | None = None,
     ) -> list[LoggedPrediction]:
-        where, args = ["model = ?"], [model]
+        where, args = ["model = ?"], list[object]([model])
         if version is not None:
             where.append("version = ?")
             args.append(version)

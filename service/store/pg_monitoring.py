@@ -69,7 +69,7 @@ class PostgresPredictionLog:
         labelled: bool = False,
         since: float | None = None,
     ) -> list[LoggedPrediction]:
-        where, args = ["model = %s"], [model]
+        where, args = ["model = %s"], list[object]([model])
         if version is not None:
             where.append("version = %s")
             args.append(version)
