@@ -18,6 +18,10 @@ in-process registry.
 | nnserve_model_load_failures_total    | counter   |                                  |
 | nnserve_retrain_jobs_total           | counter   | status                           |
 | nnserve_training_duration_seconds    | histogram |                                  |
+| nnserve_prediction_log_rows_total    | counter   | model                            |
+| nnserve_prediction_log_dropped_total | counter   | reason                           |
+| nnserve_live_metric                  | gauge     | model, version, metric           |
+| nnserve_drift_psi                    | gauge     | model, version, feature          |
 
 Label values stay few: ``endpoint`` is the URL rule (``/v1/models/<name>/predict``,
 ``<unmatched>`` when no route matched), never the raw path; ``model`` is set only
@@ -103,6 +107,35 @@ TRAINING_DURATION = Histogram(
     registry=REGISTRY,
 )
 
+LOGGED_ROWS = Counter(
+    "nnserve_prediction_log_rows_total",
+    "Predicted rows written to the prediction log, by model.",
+    ["model"],
+    registry=REGISTRY,
+)
+LOG_DROPPED = Counter(
+    "nnserve_prediction_log_dropped_total",
+    "Sampled rows never written to the prediction log: 'full' (a web worker's buffer was full), 'error' (the log "
+    "refused the write).",
+    ["reason"],
+    registry=REGISTRY,
+)
+LIVE_METRIC = Gauge(
+    "nnserve_live_metric",
+    "A version's live metric over its last labelled rows (NNSERVE_MONITOR_WINDOW), as last computed.",
+    ["model", "version", "metric"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+DRIFT_PSI = Gauge(
+    "nnserve_drift_psi",
+    "Population stability index of a feature's logged inputs against the version's training data, as last computed "
+    "('<predictions>' for the predictions).",
+    ["model", "version", "feature"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+
 UNMATCHED = "<unmatched>"
 # The classic text format, which every Prometheus reads (our names need none of 1.0.0's escaping).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -158,6 +191,22 @@ def load_failed() -> None:
 
 def worker_heartbeat_age(seconds: float | None) -> None:
     WORKER_HEARTBEAT_AGE.set(float("nan") if seconds is None else seconds)
+
+
+def rows_logged(name: str, rows: int) -> None:
+    LOGGED_ROWS.labels(name).inc(rows)
+
+
+def log_dropped(reason: str, rows: int) -> None:
+    LOG_DROPPED.labels(reason).inc(rows)
+
+
+def live_figures(name: str, version: int, metrics: dict[str, float], psi: dict[str, float]) -> None:
+    """Set the live metrics and drift of one version, as the monitoring endpoint or the worker just computed them."""
+    for metric, value in metrics.items():
+        LIVE_METRIC.labels(name, str(version), metric).set(value)
+    for feature, value in psi.items():
+        DRIFT_PSI.labels(name, str(version), feature).set(value)
 
 
 def job_finished(status: str, training_seconds: float | None = None) -> None:

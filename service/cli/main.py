@@ -21,6 +21,7 @@ import nn
 from service.cli.db_commands import db
 from service.cli.export_commands import export
 from service.cli.model_commands import activate, models, predict, train
+from service.cli.monitoring_commands import monitoring
 from service.cli.options import UserError
 from service.cli.remote_commands import openapi, remote
 from service.cli.report_commands import report
@@ -68,8 +69,26 @@ def main() -> None:
       nnserve export iris -o iris.onnx      the active iris model as an ONNX graph
       nnserve gc --keep-versions 5 --dry-run  what retention would remove
       nnserve remote models                 the models a running server (NNSERVE_URL) serves
+      nnserve monitoring prune              the prediction log's retention
     """
 
 
-for command in (train, models, activate, predict, export, report, serve, worker, gc, pin, unpin, remote, openapi, db):
+COMMANDS = (
+    train,
+    models,
+    activate,
+    predict,
+    export,
+    report,
+    serve,
+    worker,
+    gc,
+    pin,
+    unpin,
+    remote,
+    openapi,
+    db,
+    monitoring,
+)
+for command in COMMANDS:
     main.add_command(command)

@@ -84,7 +84,14 @@ def train(
         finally:
             progress.close()
         version = publish(
-            store, spec.name, result, dataset, description=spec.description, target=spec.target, activate=activate
+            store,
+            spec.name,
+            result,
+            dataset,
+            description=spec.description,
+            target=spec.target,
+            activate=activate,
+            spec_sections=spec.stored_sections(),
         )
         state = "active" if activate else "not activated"
         click.echo(

@@ -16,12 +16,14 @@ from flask import Flask, Response, g, request, send_from_directory
 from service import config, logs, telemetry
 from service.server import errors, health
 from service.server.jsonio import OrjsonProvider
+from service.server.predlog import PredictionRecorder
 from service.server.registry import ActivationWatcher, ModelRegistry
 from service.server.ui import pages as ui_pages
 from service.server.v1 import job_routes, model_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
 from service.store import open_store
+from service.store.monitoring import open_prediction_log
 from service.training.jobs import open_queue
 from service.version import __version__
 
@@ -96,6 +98,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.testing:  # tests capture logs their own way; gunicorn and `flask run` get JSON lines
         logs.configure(app.config["NNSERVE_LOG_LEVEL"])
     app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL"))
+    rate = app.config.get("NNSERVE_LOG_SAMPLE_RATE")
+    app.extensions["nnserve.predlog"] = PredictionRecorder(
+        lambda: open_prediction_log(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL")),
+        int(app.config["NNSERVE_LOG_BUFFER"]),
+        None if rate is None else float(rate),
+    )
 
     api = Api(
         app,

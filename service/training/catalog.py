@@ -21,6 +21,9 @@ A spec is ``models/<name>.toml`` (the file name is the model name)::
     learning_rate = 0.01
     seed = 0
 
+    [monitoring]
+    sample_rate = 0.1                  # fraction of predictions kept in the prediction log (default 0: none)
+
 Every key, its type and its range are checked with marshmallow before any
 training starts, and errors name the file and the key (``training.epochs``),
 so a typo fails in milliseconds instead of after a run.
@@ -118,8 +121,14 @@ class TrainingSchema(_Strict):
     seed = _Typed("integer", load_default=0, validate=validate.Range(0, 2**32 - 1))
 
 
+class MonitoringSchema(_Strict):
+    """The ``[monitoring]`` table: the fraction of predictions written to the prediction log (0: none)."""
+
+    sample_rate = _Typed("number", load_default=0.0, validate=validate.Range(0, 1))
+
+
 class SpecSchema(_Strict):
-    """A whole spec file: the top-level keys and the two tables."""
+    """A whole spec file: the top-level keys and the tables."""
 
     task = _required("string", validate=validate.OneOf(TASKS))
     description = _Typed("string", load_default="")
@@ -129,9 +138,14 @@ class SpecSchema(_Strict):
     split_seed = _Typed("integer", load_default=0, validate=validate.Range(0, 2**32 - 1))
     network = fields.Nested(NetworkSchema, error_messages={"type": "must be a table"})
     training = fields.Nested(TrainingSchema, error_messages={"type": "must be a table"})
+    monitoring = fields.Nested(MonitoringSchema, error_messages={"type": "must be a table"})
 
 
+# Tables kept in every version's manifest as the spec said them, and carried to the versions retrains publish:
+# the server and the retraining worker read them from the version they serve.
+STORED_SECTIONS = ("monitoring",)
 SECTIONS: dict[str, Schema] = {"network": NetworkSchema(), "training": TrainingSchema()}
+TABLES: dict[str, Schema] = {**SECTIONS, "monitoring": MonitoringSchema()}  # every table a spec may have
 # spec key -> MLPClassifier/MLPRegressor parameter
 PARAM_NAMES = {
     "hidden_sizes": "hidden_layer_sizes",
@@ -189,7 +203,7 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
                 path = prefix
                 value = ["must be a table" if v == "Invalid input type." else v for v in value]
             if value == ["Unknown field."]:
-                section = SECTIONS.get(prefix)
+                section = TABLES.get(prefix)
                 known = sorted((section or SpecSchema()).fields)
                 out.append(
                     f"{path}: unknown key (known keys{' of [' + prefix + ']' if prefix else ''}: {', '.join(known)})"
@@ -223,6 +237,11 @@ class ModelSpec:
     split_seed: int
     network: dict[str, Any]
     training: dict[str, Any]
+    monitoring: dict[str, Any]
+
+    def stored_sections(self) -> dict[str, dict[str, Any]]:
+        """The tables a version of this spec keeps in its manifest (``STORED_SECTIONS``)."""
+        return {"monitoring": dict(self.monitoring)}
 
 
 def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
@@ -245,6 +264,7 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
         raise SpecError(f"{path}: the file name is the model name, and {exc}") from None
     raw.setdefault("network", {})
     raw.setdefault("training", {})
+    raw.setdefault("monitoring", {})
     try:
         data = SpecSchema().load(raw)
     except ValidationError as exc:
@@ -270,6 +290,7 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
         split_seed=data["split_seed"],
         network=data["network"],
         training=data["training"],
+        monitoring=data["monitoring"],
     )
 
 

@@ -222,13 +222,15 @@ def publish(
     parent_version: int | None = None,
     trigger: str | None = None,
     job_id: str | None = None,
+    spec_sections: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> int:
     """Store the training data and the model as a new version, activate it unless told not to; returns the version.
 
     The manifest records the task, the held-out metrics, the dataset's hash
     (so a retrain can start from exactly this data), how it was trained, every epoch's
     figures, the held-out evaluation and the version's lineage (``evaluation``); a retraining job's id too,
-    which a shared store uses to publish a retried job once.
+    which a shared store uses to publish a retried job once; and the spec's ``spec_sections``
+    (``catalog.STORED_SECTIONS``: monitoring), which the server and the worker read from the version.
     """
     digest = store.save_dataset(name, dataset)
     test_idx = result.test_indices
@@ -257,6 +259,7 @@ def publish(
     }
     if job_id is not None:
         metadata["job_id"] = job_id
+    metadata.update({key: dict(value) for key, value in (spec_sections or {}).items()})
     version = store.publish(name, result.estimator, metadata)
     if activate:
         store.activate(name, version)

@@ -43,6 +43,7 @@ from service.store import (
     predict,
 )
 from service.training import fitting as training
+from service.training.catalog import STORED_SECTIONS
 from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
 from service.training.limits import Limits, check_job, check_labels
 from service.training.promotion import Decision, decide
@@ -157,6 +158,7 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         parent_version=base.version,
         trigger=f"retrain ({request.mode})",
         job_id=job.id,
+        spec_sections={key: manifest[key] for key in STORED_SECTIONS if key in manifest},
     )
     decision = decide(request.promote, task, new_score, active_score)
     if decision.promote:

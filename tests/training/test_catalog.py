@@ -51,6 +51,14 @@ def test_defaults_fill_every_key(tmp_path):
     assert spec.data_path == (tmp_path / "data.csv").resolve()
     assert spec.network == {"hidden_sizes": [32], "activation": "relu", "dropout": 0.0}
     assert spec.training["epochs"] == 200 and spec.training["early_stopping"] is False
+    assert spec.monitoring == {"sample_rate": 0.0}
+
+
+def test_the_monitoring_table_is_validated_and_kept_for_the_manifest(tmp_path):
+    spec = load_spec(write(tmp_path, GOOD + "[monitoring]\nsample_rate = 0.25\n"))
+    assert spec.stored_sections() == {"monitoring": {"sample_rate": 0.25}}
+    message = spec_error(tmp_path, GOOD + "[monitoring]\nrate = 1\n")
+    assert "monitoring.rate: unknown key (known keys of [monitoring]: sample_rate)" in message
 
 
 # -- spec errors name the key -----------------------------------------------------
@@ -78,6 +86,8 @@ def test_unknown_key_in_a_section_lists_the_known_ones(tmp_path):
         ("[network]\nhidden_sizes = [16, 0]\n", "network.hidden_sizes"),
         ('[network]\nactivation = "swish"\n', "network.activation"),
         ("test_size = 1.5\n", "test_size"),
+        ("[monitoring]\nsample_rate = 1.5\n", "monitoring.sample_rate"),
+        ('[monitoring]\nsample_rate = "all"\n', "monitoring.sample_rate"),
     ],
 )
 def test_wrong_type_or_value_names_the_key(tmp_path, extra, key):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response, current_app, g
 from flask.views import MethodView
 from marshmallow import ValidationError
 
@@ -13,6 +13,7 @@ from service.server.auth import require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
+from service.server.predlog import recorder
 from service.server.registry import registry
 from service.server.rows import first_beyond
 from service.server.v1.fields import NamedRows, columns_to_matrix, named_rows_to_matrix
@@ -139,6 +140,8 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
     if prediction.probabilities is not None:
         body["probabilities"] = prediction.probabilities
     telemetry.model_served(loaded.name, loaded.version, len(X))
+    if recorder().offer(loaded, g.request_id, X, prediction):
+        body["request_id"] = g.request_id  # logged: feedback quotes it
     return json_response(body, headers={MODEL_VERSION_HEADER: str(loaded.version)})
 
 

@@ -61,6 +61,12 @@ class PredictResponseSchema(Schema):
     probabilities = fields.List(
         fields.List(fields.Float()), metadata={"description": "Per-class probabilities, columns in `classes` order."}
     )
+    request_id = fields.String(
+        metadata={
+            "description": "Present when the prediction was logged (sampled): quote it in feedback "
+            "(`POST /v1/models/{name}/feedback`). Also the `X-Request-ID` header."
+        }
+    )
 
 
 class ModelSummarySchema(Schema):

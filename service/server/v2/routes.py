@@ -26,12 +26,13 @@ from typing import Any
 
 import numpy as np
 import orjson
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, g
 
 from nn import MLPClassifier
 from service import telemetry
 from service.server.health import readiness
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
+from service.server.predlog import recorder
 from service.server.registry import registry
 from service.server.v2 import protocol_errors, tensors
 from service.server.v2 import request as v2_request
@@ -41,6 +42,7 @@ from service.store import (
     CorruptVersionError,
     LoadedModel,
     NotFoundError,
+    Prediction,
     StoreUnavailableError,
     inference,
     validate_name,
@@ -165,8 +167,10 @@ def infer(name: str, version: str | None = None) -> Response:
         wanted = v2_request.requested_outputs(loaded, output_specs(loaded), inference.json)
     except tensors.TensorError as exc:
         fail(400, exc.message)
-    values = _run(loaded, X, input_name)
+    prediction = _run(loaded, X, input_name)
+    values = _outputs(prediction)
     telemetry.model_served(loaded.name, loaded.version, len(X))
+    recorder().offer(loaded, g.request_id, X, prediction)  # feedback quotes the X-Request-ID header
 
     response: dict[str, Any] = {"model_name": loaded.name, "model_version": str(loaded.version)}
     if "id" in inference.json:
@@ -192,16 +196,20 @@ def infer(name: str, version: str | None = None) -> Response:
     return Response(b"".join([head, *raws]), 200, headers, mimetype="application/octet-stream")
 
 
-def _run(loaded: LoadedModel, X: np.ndarray, input_name: str) -> dict[str, Any]:
-    """Every output's values, from the same estimator calls as v1's predict."""
+def _run(loaded: LoadedModel, X: np.ndarray, input_name: str) -> Prediction:
+    """The same estimator calls as v1's predict."""
     try:
-        prediction = inference.predict(loaded.estimator, X)
-        if prediction.index is not None:
-            return {
-                "predictions": prediction.index.astype(np.int64),
-                "labels": [str(label) for label in prediction.values.tolist()],
-                "probabilities": prediction.probabilities,
-            }
-        return {"predictions": prediction.values}
+        return inference.predict(loaded.estimator, X)
     except ValueError as exc:  # the estimator's own input checks: still the client's input
         fail(400, f"input {input_name!r} was refused by model {loaded.name!r}: {exc}")
+
+
+def _outputs(prediction: Prediction) -> dict[str, Any]:
+    """Every output's values."""
+    if prediction.index is not None:
+        return {
+            "predictions": prediction.index.astype(np.int64),
+            "labels": [str(label) for label in prediction.values.tolist()],
+            "probabilities": prediction.probabilities,
+        }
+    return {"predictions": prediction.values}

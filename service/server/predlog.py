@@ -1,0 +1,156 @@
+"""Sampling predictions into the prediction log, off the request path.
+
+A request only decides whether it is sampled (the version's ``[monitoring] sample_rate``, or
+``NNSERVE_LOG_SAMPLE_RATE`` for every model) and puts a reference to its rows and outputs in a bounded
+queue (``NNSERVE_LOG_BUFFER`` predictions): O(1), no I/O, no serialisation. One daemon thread per web
+worker process turns them into rows and writes them in batches. When the queue is full, or the log
+refuses a write, the rows are dropped and counted (``nnserve_prediction_log_dropped_total``): a slow or
+broken log never slows or fails a prediction.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from flask import current_app
+
+from service import telemetry
+from service.store import LoadedModel, Prediction, StoreError
+from service.store.monitoring import LoggedPrediction, PredictionLog
+
+log = logging.getLogger(__name__)
+BATCH = 1000  # predictions written in one transaction at most
+LINGER = 0.1  # seconds the writer waits for more predictions before it writes a batch
+
+
+@dataclass(frozen=True)
+class _Sampled:
+    """One sampled request as the request left it: references only, converted by the writer thread."""
+
+    name: str
+    version: int
+    request_id: str
+    at: float
+    X: np.ndarray
+    prediction: Prediction
+
+
+class PredictionRecorder:
+    """The prediction log of one web worker: sampling, the bounded buffer and the writer thread."""
+
+    def __init__(self, open_log: Callable[[], PredictionLog], capacity: int, override: float | None) -> None:
+        self._open_log = open_log
+        self._log: PredictionLog | None = None
+        self.override = override
+        self._queue: queue.Queue[_Sampled] = queue.Queue(maxsize=capacity)
+        self._lock = threading.Lock()  # opening the log, starting the thread
+        self._batch = threading.Lock()  # held by whoever has taken predictions off the queue and not written them
+        self._pid = 0
+
+    @property
+    def log(self) -> PredictionLog:
+        """The prediction log, opened on first use (a store nobody logs to gets no file)."""
+        with self._lock:
+            if self._log is None:
+                self._log = self._open_log()
+            return self._log
+
+    def sample_rate(self, loaded: LoadedModel) -> float:
+        if self.override is not None:
+            return self.override
+        return float((loaded.manifest.get("monitoring") or {}).get("sample_rate", 0.0))
+
+    def offer(self, loaded: LoadedModel, request_id: str, X: np.ndarray, prediction: Prediction) -> bool:
+        """Sample this prediction and queue it for the log; True when it was queued (it will be logged)."""
+        rate = self.sample_rate(loaded)
+        if rate <= 0.0 or (rate < 1.0 and random.random() >= rate):
+            return False
+        if self._pid != os.getpid():
+            self._start()
+        try:
+            self._queue.put_nowait(_Sampled(loaded.name, loaded.version, request_id, time.time(), X, prediction))
+        except queue.Full:
+            telemetry.log_dropped("full", len(X))
+            return False
+        return True
+
+    def _start(self) -> None:
+        """Start this process's writer (once; again in a forked child, which has no thread of its parent's)."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="nnserve-prediction-log", daemon=True).start()
+            atexit.register(self.flush)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            with self._batch:
+                items = [first]
+                deadline = time.monotonic() + LINGER
+                while len(items) < BATCH and (left := deadline - time.monotonic()) > 0:
+                    try:
+                        items.append(self._queue.get(timeout=left))
+                    except queue.Empty:
+                        break
+                self._write(items)
+
+    def flush(self) -> None:
+        """Write everything queued so far, now (feedback calls it so a prediction just made can be labelled)."""
+        with self._batch:
+            items = []
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if items:
+                self._write(items)
+
+    def _write(self, items: list[_Sampled]) -> None:
+        records = [record for item in items for record in _records(item)]
+        try:
+            self.log.append(records)
+        except (StoreError, OSError) as exc:
+            telemetry.log_dropped("error", len(records))
+            log.error("prediction log: %d rows not written: %s", len(records), exc)
+            return
+        counts: dict[str, int] = {}
+        for item in items:
+            counts[item.name] = counts.get(item.name, 0) + len(item.X)
+        for name, rows in counts.items():
+            telemetry.rows_logged(name, rows)
+
+
+def _records(item: _Sampled) -> list[LoggedPrediction]:
+    """One log row per predicted row."""
+    values = item.prediction.values.tolist()
+    probabilities = None if item.prediction.probabilities is None else item.prediction.probabilities.tolist()
+    return [
+        LoggedPrediction(
+            model=item.name,
+            request_id=item.request_id,
+            row=i,
+            version=item.version,
+            logged_at=item.at,
+            inputs=inputs,
+            output=values[i],
+            probabilities=None if probabilities is None else probabilities[i],
+        )
+        for i, inputs in enumerate(item.X.tolist())
+    ]
+
+
+def recorder() -> PredictionRecorder:
+    """The current app's prediction recorder (the one accessor every route uses)."""
+    return current_app.extensions["nnserve.predlog"]  # type: ignore[no-any-return]
