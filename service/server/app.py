@@ -19,7 +19,7 @@ from service.server.jsonio import OrjsonProvider
 from service.server.predlog import PredictionRecorder
 from service.server.registry import ActivationWatcher, ModelRegistry
 from service.server.ui import pages as ui_pages
-from service.server.v1 import job_routes, model_routes
+from service.server.v1 import job_routes, model_routes, monitoring_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
 from service.store import open_store
@@ -113,7 +113,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for blueprint in (health.blp, model_routes.blp, job_routes.blp):
+    for blueprint in (health.blp, model_routes.blp, job_routes.blp, monitoring_routes.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(v2_routes.blp)  # Open Inference Protocol: plain Flask, its own {"error"} shape
     app.register_blueprint(ui_pages.blp)  # the dashboard at /ui/

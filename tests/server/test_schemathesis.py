@@ -132,6 +132,7 @@ OPERATIONS = [
     ("POST", "/v1/models/{name}/versions/{version}/predict"),
     ("POST", "/v1/models/{name}/versions/{version}/activate"),
     ("POST", "/v1/models/{name}/retrain"),
+    ("POST", "/v1/models/{name}/feedback"),
     ("GET", "/v1/jobs"),
     ("GET", "/v1/jobs/{job_id}"),
     ("DELETE", "/v1/jobs/{job_id}"),
@@ -141,6 +142,7 @@ VALID_BODIES = {
     ("POST", "/v1/models/{name}:predict"): {"instances": [[5.1, 3.5, 1.4, 0.2]]},
     ("POST", "/v1/models/{name}/versions/{version}/predict"): {"instances": [[5.1, 3.5, 1.4, 0.2]]},
     ("POST", "/v1/models/{name}/retrain"): {"hyperparameters": {"epochs": 1}},
+    ("POST", "/v1/models/{name}/feedback"): {"feedback": [{"request_id": "r1", "target": "setosa"}]},
 }
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 

@@ -18,6 +18,7 @@ from service.server.health import retraining_worker
 from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
+from service.server.v1.targets import first_bad_target
 from service.store import Dataset, LoadedModel, validate_name
 from service.training import jobs
 from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
@@ -51,29 +52,11 @@ def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset
             check_labels(limits, targets)
         except LimitError as exc:
             raise ValidationError({"targets": [str(exc)]}) from None
-        kind = base.estimator.classes_.dtype.kind
-        if kind in "iu":
-            if not all(isinstance(t, int) and not isinstance(t, bool) for t in targets):
-                raise ValidationError({"targets": ["class labels of this model are integers; send integers"]})
-            y = np.asarray(targets, dtype=np.int64)
-        else:
-            if not all(isinstance(t, str) and t for t in targets):
-                raise ValidationError({"targets": ["class labels of this model are strings; send non-empty strings"]})
-            y = np.asarray(targets, dtype=str)
-    else:
-        try:
-            y = np.asarray(targets, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValidationError({"targets": ["regression targets must be numbers"]}) from None
-        outputs = int(base.manifest.get("target_ndim", 1))
-        if any(isinstance(t, bool) for t in np.ravel(targets).tolist()) or y.ndim != outputs:
-            raise ValidationError(
-                {"targets": [f"regression targets must be {'numbers' if outputs == 1 else 'rows of numbers'}"]}
-            )
-        if y.ndim == 2 and y.shape[1] != base.estimator.n_outputs_:
-            raise ValidationError({"targets": [f"each target needs {base.estimator.n_outputs_} values"]})
-        if not np.isfinite(y).all():
-            raise ValidationError({"targets": ["targets must be finite numbers"]})
+    bad = first_bad_target(base, targets, known_classes=False)  # a retrain may add a class
+    if bad is not None:
+        raise ValidationError({"targets": [f"row {bad[0]}: {bad[1]}"]})
+    kind = base.estimator.classes_.dtype.kind if hasattr(base.estimator, "classes_") else "f"
+    y = np.asarray(targets, dtype={"i": np.int64, "u": np.int64, "f": np.float64}.get(kind, str))
     return Dataset(X, y, list(names))
 
 

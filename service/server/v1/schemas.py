@@ -161,6 +161,54 @@ class RetrainRequestSchema(Schema):
     warm_start = fields.Boolean(load_default=False)
 
 
+class FeedbackItemSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    request_id = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Za-z0-9._:-]{1,128}$", error="must be a request id (X-Request-ID)"),
+        metadata={"description": "The `request_id` (or `X-Request-ID` header) of the logged prediction."},
+    )
+    target = fields.Raw(
+        required=True,
+        allow_none=False,
+        metadata={"description": "The ground truth: one of the model's classes, or the true value (regressors)."},
+    )
+    row = fields.Integer(
+        load_default=0,
+        validate=validate.Range(0, None),
+        metadata={"description": "Which row of a request that predicted several (default 0)."},
+    )
+
+
+class FeedbackRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    feedback = fields.List(
+        fields.Nested(FeedbackItemSchema),
+        required=True,
+        validate=validate.Length(min=1, max=10_000),
+        metadata={"example": [{"request_id": "3f2a9c0e5b7d4e1f8a6b2c4d6e8f0a1b", "target": "setosa"}]},
+    )
+
+
+class FeedbackKeySchema(Schema):
+    request_id = fields.String(required=True)
+    row = fields.Integer(required=True)
+
+
+class FeedbackResponseSchema(Schema):
+    model = fields.String(required=True)
+    accepted = fields.Integer(required=True, metadata={"description": "Labels joined to a logged prediction."})
+    unlogged = fields.List(
+        fields.Nested(FeedbackKeySchema),
+        required=True,
+        metadata={"description": "Labels whose prediction is not in the log (never logged, or pruned): not kept."},
+    )
+
+
 class JobProgressSchema(Schema):
     epoch = fields.Integer()
     epochs = fields.Integer()

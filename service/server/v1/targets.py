@@ -1,0 +1,45 @@
+"""What one target (a ground-truth value) must be for a model: retrain data and feedback check it the same way."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from service.store import LoadedModel
+from service.training.limits import clip
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def first_bad_target(base: LoadedModel, targets: Sequence[Any], known_classes: bool) -> tuple[int, str] | None:
+    """(row, why) of the first target ``base`` cannot take, or None when all can.
+
+    Classifiers take labels of their classes' type (integers or non-empty strings) and, with
+    ``known_classes``, only their classes (feedback: ground truth for a class the model does not have cannot
+    be scored); regressors take finite numbers, or lists of ``n_outputs`` of them.
+    """
+    est: Any = base.estimator
+    classes = getattr(est, "classes_", None)
+    if classes is not None:
+        integers = classes.dtype.kind in "iu"
+        known = set(classes.tolist())
+        for i, target in enumerate(targets):
+            if integers and (isinstance(target, bool) or not isinstance(target, int)):
+                return i, f"class labels of model {base.name!r} are integers; got {clip(repr(target))}"
+            if not integers and not (isinstance(target, str) and target):
+                return i, f"class labels of model {base.name!r} are non-empty strings; got {clip(repr(target))}"
+            if known_classes and target not in known:
+                shown = ", ".join(clip(c) for c in classes.tolist()[:20])
+                return i, f"unknown class {clip(repr(target))}; the classes of model {base.name!r}: {shown}"
+        return None
+    outputs = int(base.manifest.get("target_ndim", 1))
+    width = int(getattr(est, "n_outputs_", 1))
+    for i, target in enumerate(targets):
+        if outputs == 1 and not _number(target):
+            return i, f"targets of model {base.name!r} are finite numbers; got {clip(repr(target))}"
+        if outputs == 2 and not (isinstance(target, list) and len(target) == width and all(map(_number, target))):
+            return i, f"targets of model {base.name!r} are lists of {width} finite numbers; got {clip(repr(target))}"
+    return None
