@@ -133,6 +133,7 @@ OPERATIONS = [
     ("POST", "/v1/models/{name}/versions/{version}/activate"),
     ("POST", "/v1/models/{name}/retrain"),
     ("POST", "/v1/models/{name}/feedback"),
+    ("GET", "/v1/models/{name}/monitoring"),
     ("GET", "/v1/jobs"),
     ("GET", "/v1/jobs/{job_id}"),
     ("DELETE", "/v1/jobs/{job_id}"),

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 
+from service import telemetry
 from service.server.blueprint import Blueprint
 from service.server.errors import abort
 from service.server.predlog import recorder
 from service.server.registry import registry
-from service.server.v1.schemas import FeedbackRequestSchema, FeedbackResponseSchema
+from service.server.v1.schemas import (
+    FeedbackRequestSchema,
+    FeedbackResponseSchema,
+    MonitoringArgsSchema,
+    MonitoringSchema,
+)
 from service.server.v1.targets import first_bad_target
 from service.store import validate_name
 from service.store.monitoring import Label
+from service.training.monitoring import version_report
 
 blp = Blueprint("monitoring", __name__, url_prefix="/v1/models", description="Feedback, live metrics and drift")
 
@@ -47,3 +56,30 @@ class Feedback(MethodView):
             "accepted": len(items) - len(unknown),
             "unlogged": [{"request_id": u.request_id, "row": u.row} for u in unknown],
         }
+
+
+@blp.route("/<name>/monitoring")
+class Monitoring(MethodView):
+    @blp.errors(404, 503)
+    @blp.arguments(MonitoringArgsSchema, location="query")
+    @blp.response(200, MonitoringSchema)
+    def get(self, args: dict[str, Any], name: str) -> dict[str, Any]:
+        """Live metrics of the active version and of every version among the newest logged rows.
+
+        Each rests on the version's newest ``window`` logged rows (drift) and labelled rows (metrics), with
+        their counts; the figures are also set as the ``nnserve_live_metric`` gauges.
+        """
+        store = registry().store
+        name = validate_name(name)
+        active = store.active_version(name)  # unknown model: 404
+        window = int(args.get("window") or current_app.config["NNSERVE_MONITOR_WINDOW"])
+        recorder().flush()  # this worker's pending predictions count too
+        log = recorder().log
+        seen = {row.version for row in log.recent(name, window)}
+        versions = sorted(seen | ({active} if active is not None else set()), reverse=True)
+        reports = []
+        for version in versions:
+            report = version_report(log, name, version, store.manifest(name, version), window)
+            telemetry.live_figures(name, version, report.metrics, {})
+            reports.append({**asdict(report), "active": version == active})
+        return {"model": name, "window": window, "active_version": active, "versions": reports}

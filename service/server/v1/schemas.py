@@ -209,6 +209,42 @@ class FeedbackResponseSchema(Schema):
     )
 
 
+class MonitoringArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    window = fields.Integer(
+        validate=validate.Range(1, 100_000),
+        metadata={
+            "description": "Newest logged rows per version (default NNSERVE_MONITOR_WINDOW)."
+        },
+    )
+
+
+class VersionMonitoringSchema(Schema):
+    version = fields.Integer(required=True)
+    active = fields.Boolean(required=True)
+    rows = fields.Integer(required=True, metadata={"description": "Logged rows of this version in the window."})
+    labelled = fields.Integer(required=True, metadata={"description": "Labelled rows the metrics rest on."})
+    metrics = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        required=True,
+        metadata={"description": "accuracy, log_loss (classifiers); mae, rmse, r2 (regressors). {} without labels."},
+    )
+
+
+class MonitoringSchema(Schema):
+    model = fields.String(required=True)
+    window = fields.Integer(required=True)
+    active_version = fields.Integer(allow_none=True)
+    versions = fields.List(
+        fields.Nested(VersionMonitoringSchema),
+        required=True,
+        metadata={"description": "The active version and every version with rows among the model's newest logged."},
+    )
+
+
 class JobProgressSchema(Schema):
     epoch = fields.Integer()
     epochs = fields.Integer()

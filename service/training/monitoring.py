@@ -1,0 +1,75 @@
+"""Live metrics of a version from its labelled predictions, over a window of the newest rows.
+
+The monitoring endpoint shows them and the retraining worker's policies decide on them; both call
+``version_report``, so what an operator reads is what a policy acted on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nn.metrics import r2_score
+from service.store.monitoring import LoggedPrediction, PredictionLog
+from service.training.fitting import task_of
+
+__all__ = ["LIVE_METRICS", "VersionReport", "live_metrics", "version_report"]
+
+# Live metrics per task, and whether higher is better (a policy's threshold is crossed downwards on those).
+LIVE_METRICS = {
+    "classification": {"accuracy": True, "log_loss": False},
+    "regression": {"r2": True, "mae": False, "rmse": False},
+}
+PROBABILITY_FLOOR = 1e-15  # log loss of a probability of 0: large, not infinite
+
+
+def live_metrics(task: str, rows: Sequence[LoggedPrediction], classes: Sequence[Any] | None) -> dict[str, float]:
+    """Accuracy and log loss (classifiers; log loss needs the version's ``classes`` and logged probabilities),
+    or MAE, RMSE and R² (regressors; R² needs two distinct targets) of labelled ``rows``; {} without rows."""
+    labelled = [r for r in rows if r.target is not None]
+    if not labelled:
+        return {}
+    if task == "classification":
+        metrics = {"accuracy": float(np.mean([r.output == r.target for r in labelled]))}
+        index = {c: i for i, c in enumerate(classes or [])}
+        scored = [r for r in labelled if r.probabilities is not None and r.target in index]
+        if scored and len(scored) == len(labelled):
+            p = np.array([r.probabilities[index[r.target]] for r in scored if r.probabilities is not None])
+            metrics["log_loss"] = float(-np.log(np.clip(p, PROBABILITY_FLOOR, 1.0)).mean())
+        return metrics
+    y = np.array([r.target for r in labelled], dtype=np.float64)
+    pred = np.array([r.output for r in labelled], dtype=np.float64)
+    err = pred - y
+    metrics = {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2)))}
+    if len(y) >= 2 and np.ptp(y) > 0:
+        metrics["r2"] = float(r2_score(y, pred))
+    return metrics
+
+
+@dataclass(frozen=True)
+class VersionReport:
+    """What the log says of one version: rows logged, rows labelled, live metrics on the labelled ones."""
+
+    version: int
+    rows: int  # logged rows in the window
+    labelled: int  # labelled rows in the window the metrics rest on
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def version_report(
+    log: PredictionLog,
+    name: str,
+    version: int,
+    manifest: Mapping[str, Any],
+    window: int,
+    since: float | None = None,
+) -> VersionReport:
+    """The report of ``version`` over its newest ``window`` logged rows and its newest ``window`` labelled rows
+    (logged after ``since`` when given)."""
+    rows = log.recent(name, window, version=version, since=since)
+    labelled = log.recent(name, window, version=version, labelled=True, since=since)
+    metrics = live_metrics(task_of(manifest), labelled, manifest.get("classes"))
+    return VersionReport(version, len(rows), len(labelled), metrics)

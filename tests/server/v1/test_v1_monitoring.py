@@ -1,0 +1,73 @@
+"""GET /v1/models/{name}/monitoring: live metrics per version from labelled predictions, over a window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service import telemetry
+
+
+@pytest.fixture
+def logging_app(make_app, tiny_catalog_copy):
+    return make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0)
+
+
+def label_all(client, model, rows, truth, version=None):
+    """Predict each row (pinned to ``version`` when given), label it with ``truth``; the predictions."""
+    url = f"/v1/models/{model}/predict" if version is None else f"/v1/models/{model}/versions/{version}/predict"
+    predictions = []
+    for x, y in zip(rows, truth, strict=True):
+        body = client.post(url, json={"instances": [list(map(float, x))]}).get_json()
+        predictions.append(body["predictions"][0])
+        feedback = {"feedback": [{"request_id": body["request_id"], "target": y}]}
+        assert client.post(f"/v1/models/{model}/feedback", json=feedback).get_json()["accepted"] == 1
+    return predictions
+
+
+def test_classifier_accuracy_per_version_with_its_count(logging_app, tiny_catalog_store):
+    client = logging_app.test_client()
+    rows = tiny_catalog_store.models["iris"].rows
+    truth = ["setosa", "versicolor", "virginica", "setosa", "versicolor", "virginica"][: len(rows)]
+    predicted = label_all(client, "iris", rows, truth)
+    label_all(client, "iris", rows[:2], truth[:2], version=2)
+    client.post("/v1/models/iris/predict", json={"instances": rows[:1].tolist()})  # logged, never labelled
+    body = client.get("/v1/models/iris/monitoring").get_json()
+    assert body["model"] == "iris" and body["active_version"] == 1 and body["window"] == 1000
+    one, two = sorted(body["versions"], key=lambda v: v["version"])
+    assert (one["version"], one["active"], one["rows"], one["labelled"]) == (1, True, len(rows) + 1, len(rows))
+    expected = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
+    assert one["metrics"]["accuracy"] == pytest.approx(expected)
+    assert one["metrics"]["log_loss"] > 0
+    assert (two["version"], two["active"], two["labelled"]) == (2, False, 2)
+    gauge = telemetry.REGISTRY.get_sample_value(
+        "nnserve_live_metric", {"model": "iris", "version": "1", "metric": "accuracy"}
+    )
+    assert gauge == pytest.approx(expected)
+
+
+def test_the_window_bounds_the_rows(logging_app, tiny_catalog_store):
+    client = logging_app.test_client()
+    rows = tiny_catalog_store.models["iris"].rows
+    label_all(client, "iris", rows, ["setosa"] * len(rows))
+    version = client.get("/v1/models/iris/monitoring?window=3").get_json()["versions"][0]
+    assert (version["rows"], version["labelled"]) == (3, 3)
+
+
+def test_regressor_errors(logging_app, tiny_catalog_store):
+    client = logging_app.test_client()
+    rows = tiny_catalog_store.models["diabetes"].rows[:4]
+    truth = [100.0, 150.0, 200.0, 250.0]
+    predicted = np.array(label_all(client, "diabetes", rows, truth))
+    metrics = client.get("/v1/models/diabetes/monitoring").get_json()["versions"][0]["metrics"]
+    assert metrics["mae"] == pytest.approx(np.mean(np.abs(predicted - truth)))
+    assert metrics["rmse"] == pytest.approx(np.sqrt(np.mean((predicted - truth) ** 2)))
+    assert set(metrics) == {"mae", "rmse", "r2"}
+
+
+def test_no_log_yet_and_unknown_model(logging_app, assert_error):
+    client = logging_app.test_client()
+    body = client.get("/v1/models/iris/monitoring").get_json()
+    assert body["versions"] == [{"version": 1, "active": True, "rows": 0, "labelled": 0, "metrics": {}}]
+    assert_error(client.get("/v1/models/nope/monitoring"), 404, "nope")
+    assert client.get("/v1/models/iris/monitoring?window=0").status_code == 422
