@@ -21,7 +21,7 @@ from nn import Callback, MLPClassifier, MLPRegressor
 from nn.estimators import BaseMLP
 from nn.metrics import accuracy_score, r2_score
 from service.store import Dataset, ModelStore, predict
-from service.training import evaluation
+from service.training import drift, evaluation
 from service.training.catalog import ModelSpec, estimator_params
 from service.training.csvdata import read_csv_dataset
 
@@ -228,7 +228,8 @@ def publish(
 
     The manifest records the task, the held-out metrics, the dataset's hash
     (so a retrain can start from exactly this data), how it was trained, every epoch's
-    figures, the held-out evaluation and the version's lineage (``evaluation``); a retraining job's id too,
+    figures, the held-out evaluation and the version's lineage (``evaluation``), the training data's reference
+    statistics that drift is measured against (``drift``); a retraining job's id too,
     which a shared store uses to publish a retried job once; and the spec's ``spec_sections``
     (``catalog.STORED_SECTIONS``: monitoring), which the server and the worker read from the version.
     """
@@ -256,6 +257,7 @@ def publish(
             result.estimator, np.asarray(dataset.X, dtype=np.float64)[test_idx], np.asarray(dataset.y)[test_idx]
         ),
         "lineage": evaluation.lineage(params, digest, parent_version=parent_version, trigger=trigger, job_id=job_id),
+        "reference": drift.reference_statistics(result.estimator, dataset.X, dataset.y, dataset.feature_names),
     }
     if job_id is not None:
         metadata["job_id"] = job_id

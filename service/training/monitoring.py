@@ -1,4 +1,4 @@
-"""Live metrics of a version from its labelled predictions, over a window of the newest rows.
+"""Live metrics of a version from its labelled predictions, and its drift (``drift.py``), over a window.
 
 The monitoring endpoint shows them and the retraining worker's policies decide on them; both call
 ``version_report``, so what an operator reads is what a policy acted on.
@@ -7,13 +7,14 @@ The monitoring endpoint shows them and the retraining worker's policies decide o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from nn.metrics import r2_score
 from service.store.monitoring import LoggedPrediction, PredictionLog
+from service.training.drift import PREDICTIONS, Drift, drift
 from service.training.fitting import task_of
 
 __all__ = ["LIVE_METRICS", "VersionReport", "live_metrics", "version_report"]
@@ -51,12 +52,18 @@ def live_metrics(task: str, rows: Sequence[LoggedPrediction], classes: Sequence[
 
 @dataclass(frozen=True)
 class VersionReport:
-    """What the log says of one version: rows logged, rows labelled, live metrics on the labelled ones."""
+    """What the log says of one version: rows logged, rows labelled, live metrics on the labelled ones, drift."""
 
     version: int
     rows: int  # logged rows in the window
     labelled: int  # labelled rows in the window the metrics rest on
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float]
+    drift: Drift
+
+    def psi(self) -> dict[str, float]:
+        """Every PSI by feature name, the predictions' as ``PREDICTIONS`` (for gauges)."""
+        shift = {} if self.drift.predictions is None else {PREDICTIONS: self.drift.predictions}
+        return {**self.drift.features, **shift}
 
 
 def version_report(
@@ -72,4 +79,4 @@ def version_report(
     rows = log.recent(name, window, version=version, since=since)
     labelled = log.recent(name, window, version=version, labelled=True, since=since)
     metrics = live_metrics(task_of(manifest), labelled, manifest.get("classes"))
-    return VersionReport(version, len(rows), len(labelled), metrics)
+    return VersionReport(version, len(rows), len(labelled), metrics, drift(manifest, rows))

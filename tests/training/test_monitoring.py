@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
+from nn import MLPClassifier
 from service.store.monitoring import LoggedPrediction
+from service.training.drift import bin_edges, drift, proportions, psi, reference_statistics
 from service.training.monitoring import live_metrics
 
 CLASSES = ["a", "b"]
@@ -41,3 +44,54 @@ def test_regressor_mae_rmse_r2_by_hand() -> None:
 def test_no_labels_no_metrics_and_r2_needs_distinct_targets() -> None:
     assert live_metrics("classification", [row("a", None, [1.0, 0.0])], CLASSES) == {}
     assert "r2" not in live_metrics("regression", [row(1.0, 2.0)], None)
+
+
+def test_psi_by_hand() -> None:
+    # (0.25 - 0.5) ln(0.25 / 0.5) + (0.75 - 0.5) ln(0.75 / 0.5) = 0.25 ln 2 + 0.25 ln 1.5
+    assert psi([0.5, 0.5], [0.25, 0.75]) == pytest.approx(0.25 * math.log(2) + 0.25 * math.log(1.5))
+    assert psi([0.5, 0.5], [0.25, 0.75]) == pytest.approx(0.274653, abs=1e-6)
+    assert psi([0.2, 0.3, 0.5], [0.2, 0.3, 0.5]) == 0.0
+    # an empty reference bin counts as 1e-4: (0.25 - 1e-4) ln(0.25 / 1e-4) + the two others
+    expected = 0.25 * math.log(2) + (0.25 - 1e-4) * math.log(0.25 / 1e-4)
+    assert psi([0.5, 0.5, 0.0], [0.5, 0.25, 0.25]) == pytest.approx(expected)
+
+
+def test_decile_bins_by_hand() -> None:
+    values = np.arange(1.0, 11.0)  # 1..10: the inner deciles are 1.9, 2.8, ..., 9.1
+    edges = bin_edges(values)
+    assert edges == pytest.approx([1.9, 2.8, 3.7, 4.6, 5.5, 6.4, 7.3, 8.2, 9.1])
+    assert proportions(values, edges).tolist() == [0.1] * 10
+    assert proportions([0.0, 100.0, 5.5], edges).tolist() == pytest.approx(
+        [1 / 3] + [0] * 4 + [1 / 3] + [0] * 3 + [1 / 3]
+    )
+    assert bin_edges(np.array([1.0, 1.0, 1.0, 1.0, 2.0])) == pytest.approx([1.0, 1.2, 1.6])  # repeated edges merge
+    assert bin_edges(np.ones(5)) == [1.0]
+
+
+def test_reference_statistics_and_drift_of_a_classifier() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2))
+    y = np.where(X[:, 0] > 0, "hi", "lo")
+    model = MLPClassifier((8,), max_iter=200, learning_rate_init=0.01, random_state=0).fit(X, y)
+    reference = reference_statistics(model, X, y, ["a", "b"])
+    assert [f["name"] for f in reference["features"]] == ["a", "b"] and reference["n_rows"] == 400
+    assert all(len(f["edges"]) == 9 and sum(f["proportions"]) == pytest.approx(1) for f in reference["features"])
+    assert reference["targets"]["classes"] == ["hi", "lo"]
+    assert reference["targets"]["proportions"] == pytest.approx([np.mean(y == "hi"), np.mean(y == "lo")])
+
+    def logged(rows):
+        outputs = model.predict(rows)
+        return [
+            LoggedPrediction("m", str(i), 0, 1, 0.0, r.tolist(), o)
+            for i, (r, o) in enumerate(zip(rows, outputs, strict=True))
+        ]
+
+    manifest = {"reference": reference}
+    same = drift(manifest, logged(X))
+    assert same.available and same.rows == 400 and max(same.features.values()) < 1e-9 and same.predictions < 1e-9
+    moved = X + np.array([3.0, 0.0])
+    shifted = drift(manifest, logged(moved))
+    assert shifted.features["a"] > 1.0 and shifted.features["b"] < 1e-9
+    assert shifted.worst() == ("a", shifted.features["a"])
+    assert shifted.predictions > 0.25  # almost everything is now "hi"
+    assert not drift({}, logged(X)).available and not drift(manifest, []).available

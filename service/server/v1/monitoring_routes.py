@@ -64,10 +64,11 @@ class Monitoring(MethodView):
     @blp.arguments(MonitoringArgsSchema, location="query")
     @blp.response(200, MonitoringSchema)
     def get(self, args: dict[str, Any], name: str) -> dict[str, Any]:
-        """Live metrics of the active version and of every version among the newest logged rows.
+        """Live metrics and drift of the active version and of every version among the newest logged rows.
 
-        Each rests on the version's newest ``window`` logged rows (drift) and labelled rows (metrics), with
-        their counts; the figures are also set as the ``nnserve_live_metric`` gauges.
+        Each rests on the version's newest ``window`` logged rows (drift: PSI of each feature and of the
+        predictions against the version's training data) and labelled rows (metrics), with their counts;
+        the figures are also set as the ``nnserve_live_metric`` and ``nnserve_drift_psi`` gauges.
         """
         store = registry().store
         name = validate_name(name)
@@ -80,6 +81,8 @@ class Monitoring(MethodView):
         reports = []
         for version in versions:
             report = version_report(log, name, version, store.manifest(name, version), window)
-            telemetry.live_figures(name, version, report.metrics, {})
-            reports.append({**asdict(report), "active": version == active})
+            telemetry.live_figures(name, version, report.metrics, report.psi())
+            shown = {**asdict(report), "active": version == active}
+            shown["drift"]["features"] = [{"name": k, "psi": v} for k, v in report.drift.features.items()]
+            reports.append(shown)
         return {"model": name, "window": window, "active_version": active, "versions": reports}

@@ -215,9 +215,26 @@ class MonitoringArgsSchema(Schema):
 
     window = fields.Integer(
         validate=validate.Range(1, 100_000),
-        metadata={
-            "description": "Newest logged rows per version (default NNSERVE_MONITOR_WINDOW)."
-        },
+        metadata={"description": "Newest logged rows per version (default NNSERVE_MONITOR_WINDOW)."},
+    )
+
+
+class FeatureDriftSchema(Schema):
+    name = fields.String(required=True)
+    psi = fields.Float(required=True)
+
+
+class DriftSchema(Schema):
+    available = fields.Boolean(required=True)
+    reason = fields.String(allow_none=True, metadata={"description": "Why there is no drift figure."})
+    rows = fields.Integer(required=True, metadata={"description": "Logged rows the figures rest on."})
+    features = fields.List(
+        fields.Nested(FeatureDriftSchema),
+        required=True,
+        metadata={"description": "PSI of each feature's logged inputs against the version's training data."},
+    )
+    predictions = fields.Float(
+        allow_none=True, metadata={"description": "PSI of the predictions against those on the training data."}
     )
 
 
@@ -232,6 +249,7 @@ class VersionMonitoringSchema(Schema):
         required=True,
         metadata={"description": "accuracy, log_loss (classifiers); mae, rmse, r2 (regressors). {} without labels."},
     )
+    drift = fields.Nested(DriftSchema, required=True)
 
 
 class MonitoringSchema(Schema):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import read_catalog_csv
 
 from service import telemetry
+from service.store import Dataset, FileModelStore
+from service.training.fitting import publish, train
 
 
 @pytest.fixture
@@ -68,6 +71,36 @@ def test_regressor_errors(logging_app, tiny_catalog_store):
 def test_no_log_yet_and_unknown_model(logging_app, assert_error):
     client = logging_app.test_client()
     body = client.get("/v1/models/iris/monitoring").get_json()
-    assert body["versions"] == [{"version": 1, "active": True, "rows": 0, "labelled": 0, "metrics": {}}]
+    (version,) = body["versions"]
+    assert (version["version"], version["rows"], version["labelled"], version["metrics"]) == (1, 0, 0, {})
+    assert version["drift"]["available"] is False
+    assert "published before reference statistics were recorded" in version["drift"]["reason"]
     assert_error(client.get("/v1/models/nope/monitoring"), 404, "nope")
     assert client.get("/v1/models/iris/monitoring?window=0").status_code == 422
+
+
+def test_drift_of_shifted_inputs_against_the_training_data(make_app, tiny_catalog_copy):
+    X, y, names = read_catalog_csv("iris")
+    store = FileModelStore(tiny_catalog_copy)
+    result = train(
+        "classification", {"hidden_layer_sizes": (8,), "max_iter": 50, "random_state": 0}, Dataset(X, y, names)
+    )
+    version = publish(store, "iris", result, Dataset(X, y, names))  # active, with reference statistics
+    client = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0).test_client()
+    assert client.post("/v1/models/iris/predict", json={"instances": X.tolist()}).status_code == 200
+    same = client.get("/v1/models/iris/monitoring").get_json()["versions"][0]
+    assert same["version"] == version and same["drift"]["available"] and same["drift"]["rows"] == len(X)
+    assert max(f["psi"] for f in same["drift"]["features"]) < 1e-9  # the training rows themselves: no drift
+    assert same["drift"]["predictions"] < 1e-9
+
+    shifted = X.copy()
+    shifted[:, 2] += 2.0  # petal_length
+    assert client.post("/v1/models/iris/predict", json={"instances": shifted.tolist()}).status_code == 200
+    moved = client.get(f"/v1/models/iris/monitoring?window={len(X)}").get_json()["versions"][0]["drift"]
+    psi = {f["name"]: f["psi"] for f in moved["features"]}
+    assert [f["name"] for f in moved["features"]] == names
+    assert psi["petal_length"] > 0.25 and psi["sepal_length"] < 1e-9
+    gauge = telemetry.REGISTRY.get_sample_value(
+        "nnserve_drift_psi", {"model": "iris", "version": str(version), "feature": "petal_length"}
+    )
+    assert gauge == pytest.approx(psi["petal_length"])
