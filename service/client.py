@@ -47,6 +47,7 @@ class Prediction:
     version: int
     predictions: list[Any]  # class labels for classifiers, numbers (or rows of numbers) for regressors
     probabilities: list[list[float]] | None = None  # one row per instance, classes in the model's order
+    request_id: str | None = None  # set when the prediction was logged: quote it in ``feedback``
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,31 @@ class JobPage:
     offset: int
 
 
+@dataclass(frozen=True)
+class FeedbackResult:
+    model: str
+    accepted: int  # labels joined to a logged prediction
+    unlogged: list[dict[str, Any]]  # {"request_id", "row"} of labels whose prediction is not in the log
+
+
+@dataclass(frozen=True)
+class VersionMonitoring:
+    version: int
+    active: bool
+    rows: int  # logged rows in the window
+    labelled: int  # labelled rows the metrics rest on
+    metrics: dict[str, float]
+    drift: dict[str, Any]  # available, reason, rows, features [{"name", "psi"}], predictions
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    model: str
+    window: int
+    active_version: int | None
+    versions: list[VersionMonitoring]
+
+
 def _job(body: Mapping[str, Any]) -> Job:
     known = Job.__dataclass_fields__
     return Job(**{k: v for k, v in body.items() if k in known})
@@ -150,7 +176,22 @@ class Client:
         if version is not None:
             path = f"/v1/models/{_segment(name)}/versions/{int(version)}/predict"
         body = self._call("POST", path, {"instances": [r if isinstance(r, Mapping) else list(r) for r in instances]})
-        return Prediction(body["model"], body["version"], body["predictions"], body.get("probabilities"))
+        return Prediction(
+            body["model"], body["version"], body["predictions"], body.get("probabilities"), body.get("request_id")
+        )
+
+    def feedback(self, name: str, labels: Sequence[Mapping[str, Any]]) -> FeedbackResult:
+        """Ground truth for logged predictions: ``[{"request_id": ..., "target": ..., "row"?: 0}, ...]``."""
+        body = self._call("POST", f"/v1/models/{_segment(name)}/feedback", {"feedback": [dict(x) for x in labels]})
+        return FeedbackResult(body["model"], body["accepted"], body["unlogged"])
+
+    def monitoring(self, name: str, window: int | None = None) -> Monitoring:
+        """Live metrics and drift per version, over the newest ``window`` logged rows (the server's default)."""
+        query = "" if window is None else "?" + urllib.parse.urlencode({"window": int(window)})
+        body = self._call("GET", f"/v1/models/{_segment(name)}/monitoring{query}")
+        known = VersionMonitoring.__dataclass_fields__
+        versions = [VersionMonitoring(**{k: v for k, v in x.items() if k in known}) for x in body["versions"]]
+        return Monitoring(body["model"], body["window"], body.get("active_version"), versions)
 
     def models(self) -> list[ModelSummary]:
         """Every model with an active version."""

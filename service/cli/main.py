@@ -21,7 +21,7 @@ import nn
 from service.cli.db_commands import db
 from service.cli.export_commands import export
 from service.cli.model_commands import activate, models, predict, train
-from service.cli.monitoring_commands import monitoring
+from service.cli.monitoring_commands import feedback, monitoring
 from service.cli.options import UserError
 from service.cli.remote_commands import openapi, remote
 from service.cli.report_commands import report
@@ -69,7 +69,8 @@ def main() -> None:
       nnserve export iris -o iris.onnx      the active iris model as an ONNX graph
       nnserve gc --keep-versions 5 --dry-run  what retention would remove
       nnserve remote models                 the models a running server (NNSERVE_URL) serves
-      nnserve monitoring prune              the prediction log's retention
+      nnserve monitoring iris               live metrics and drift of iris on a running server
+      nnserve feedback iris labels.csv      ground truth (request_id,target) for logged predictions
     """
 
 
@@ -89,6 +90,7 @@ COMMANDS = (
     openapi,
     db,
     monitoring,
+    feedback,
 )
 for command in COMMANDS:
     main.add_command(command)

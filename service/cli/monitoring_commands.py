@@ -1,25 +1,96 @@
-"""``nnserve monitoring``: the prediction log's retention (here, where the store is)."""
+"""``nnserve monitoring NAME`` (live metrics and drift of a running server), ``nnserve feedback NAME FILE.csv``
+(ground truth for logged predictions) and ``nnserve monitoring prune`` (the prediction log's retention, where the
+store is)."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
+from typing import Any, TextIO
 
 import click
 
 from service import config
+from service.cli.console import table
 from service.cli.options import UserError, store_exists, store_option
+from service.cli.remote_commands import emit, json_option, make_client, server_errors, timeout_option, url_option
+from service.client import Monitoring, VersionMonitoring
 from service.store.monitoring import open_prediction_log
 
+PSI_BANDS = ((0.25, "major"), (0.1, "moderate"), (0.0, "stable"))  # the common reading of a PSI
 
-@click.group()
+
+class _NameOrCommand(click.Group):
+    """``nnserve monitoring NAME`` shows model NAME; ``nnserve monitoring prune`` is the command."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_NameOrCommand)
 def monitoring() -> None:
-    """The prediction log: its retention.
+    """Live metrics and drift of a model on a running server; the prediction log's retention.
 
     \b
     Examples:
+      nnserve monitoring iris                       live metrics and the drift table (NNSERVE_URL)
+      nnserve monitoring iris --window 500 --json
       nnserve monitoring prune                      keep NNSERVE_LOG_KEEP_ROWS rows and NNSERVE_LOG_KEEP_DAYS days
-      nnserve monitoring prune --keep-rows 1000
     """
+
+
+def _band(value: float) -> str:
+    return next(label for low, label in PSI_BANDS if value >= low)
+
+
+def _report(found: Monitoring) -> str:
+    metrics = sorted({m for v in found.versions for m in v.metrics})
+    rows = [
+        [
+            str(v.version),
+            "*" if v.active else "",
+            str(v.rows),
+            str(v.labelled),
+            *(f"{v.metrics[m]:.4f}" if m in v.metrics else "-" for m in metrics),
+        ]
+        for v in found.versions
+    ]
+    out = [
+        f"{found.model}: newest {found.window} logged rows per version",
+        table(["version", "active", "rows", "labelled", *metrics], rows),
+    ]
+    for version in found.versions:
+        out += ["", _drift(version)]
+    return "\n".join(out)
+
+
+def _drift(version: VersionMonitoring) -> str:
+    drift: dict[str, Any] = version.drift
+    if not drift["available"]:
+        return f"drift of version {version.version}: unavailable ({drift['reason']})"
+    rows = [[f["name"], f"{f['psi']:.4f}", _band(f["psi"])] for f in drift["features"]]
+    if drift.get("predictions") is not None:
+        rows.append(["(predictions)", f"{drift['predictions']:.4f}", _band(drift["predictions"])])
+    head = f"drift of version {version.version} over {drift['rows']} rows (PSI: < 0.1 stable, 0.1-0.25 moderate)"
+    return head + "\n" + table(["feature", "psi", ""], rows)
+
+
+@monitoring.command(short_help="Live metrics and drift of model NAME (the default: `nnserve monitoring NAME`).")
+@click.argument("name")
+@click.option("--window", type=click.IntRange(1, 100_000), help="Newest logged rows per version (server default).")
+@json_option
+@url_option
+@timeout_option
+def show(name: str, window: int | None, as_json: bool, url: str, timeout: float) -> None:
+    """Live metrics (accuracy, log loss; or MAE, RMSE, R2) per version, with the rows they rest on, and each
+    version's drift table: PSI of every feature and of the predictions against its training data."""
+    with server_errors():
+        found = make_client(url, timeout).monitoring(name, window)
+    emit(as_json, found, lambda: _report(found))
 
 
 @monitoring.command(short_help="Remove old rows of the prediction log.")
@@ -44,3 +115,50 @@ def prune(keep_rows: int | None, keep_days: float | None, store_root: Path) -> N
     for name, count in sorted(removed.items()):
         click.echo(f"{name}: {count} rows removed")
     click.echo(f"kept at most {rows} rows per model, none older than {days:g} days; {sum(removed.values())} removed")
+
+
+def _target(text: str, task: str, classes: list[Any] | None) -> Any:
+    """A CSV cell as the model's target type: an integer class, a string class, or a number."""
+    if task == "classification" and not all(isinstance(c, int) for c in classes or []):
+        return text
+    try:
+        return int(text) if task == "classification" else float(text)
+    except ValueError:
+        return text  # the server names the row and why
+
+
+@click.command(short_help="Send ground truth for logged predictions from a CSV (request_id,target[,row]).")
+@click.argument("name")
+@click.argument("source", type=click.File("r"), metavar="FILE.csv")
+@json_option
+@url_option
+@timeout_option
+def feedback(name: str, source: TextIO, as_json: bool, url: str, timeout: float) -> None:
+    """Send the true targets of predictions model NAME logged, from FILE.csv (- is stdin) with the header
+    request_id,target (and row, for requests that predicted several rows). Labels whose prediction is not in
+    the log are listed; a target the model cannot take fails the whole file with the row it is on."""
+    reader = csv.DictReader(source)
+    if not {"request_id", "target"} <= set(reader.fieldnames or []):
+        raise UserError(f"{source.name}: the header must name request_id and target (got {reader.fieldnames})")
+    client = make_client(url, timeout)
+    with server_errors():
+        model = client.model(name)
+        labels = []
+        for line in reader:
+            label: dict[str, Any] = {
+                "request_id": line["request_id"],
+                "target": _target(line["target"], model.task, model.classes),
+            }
+            if line.get("row"):
+                label["row"] = int(line["row"])
+            labels.append(label)
+        if not labels:
+            raise UserError(f"{source.name}: no rows")
+        result = client.feedback(name, labels)
+
+    def text() -> str:
+        lines = [f"{result.model}: {result.accepted} labels joined to logged predictions"]
+        lines += [f"not in the log: {u['request_id']} (row {u['row']})" for u in result.unlogged]
+        return "\n".join(lines)
+
+    emit(as_json, result, text)

@@ -28,14 +28,14 @@ WATCH_LIMIT = 3600.0  # seconds `jobs --watch` refreshes at most
 
 
 @contextmanager
-def _server_errors() -> Iterator[None]:
+def server_errors() -> Iterator[None]:
     try:
         yield
     except NnserveError as exc:
         raise UserError(exc) from None
 
 
-def _emit(as_json: bool, value: Any, text: Callable[[], str]) -> None:
+def emit(as_json: bool, value: Any, text: Callable[[], str]) -> None:
     if as_json:
         plain = dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
         click.echo(json.dumps(plain, indent=2))
@@ -46,17 +46,31 @@ def _emit(as_json: bool, value: Any, text: Callable[[], str]) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 
 
-@click.group()
-@click.option(
+url_option = click.option(
     "--url", envvar="NNSERVE_URL", default=DEFAULT_URL, show_default=True, show_envvar=True, help="The server."
 )
+timeout_option = click.option(
+    "--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per request."
+)
+
+
+def make_client(url: str, timeout: float, token: str | None = None) -> Client:
+    """The client of ``--url``; a malformed URL is a usage error naming the option."""
+    try:
+        return Client(url, token=token or None, timeout=timeout)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from None
+
+
+@click.group()
+@url_option
 @click.option(
     "--token",
     envvar="NNSERVE_ADMIN_TOKEN",
     show_envvar=True,
     help="Admin token for activate and retrain. Prefer the environment variable: a flag is visible in `ps`.",
 )
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per request.")
+@timeout_option
 @click.pass_context
 def remote(ctx: click.Context, url: str, token: str | None, timeout: float) -> None:
     """Talk to a running nnserve (NNSERVE_URL) over its HTTP API.
@@ -69,10 +83,7 @@ def remote(ctx: click.Context, url: str, token: str | None, timeout: float) -> N
       NNSERVE_ADMIN_TOKEN=... nnserve remote retrain iris -p epochs=20 --wait
       nnserve remote jobs --watch
     """
-    try:
-        ctx.obj = Client(url, token=token or None, timeout=timeout)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--url") from None
+    ctx.obj = make_client(url, timeout, token)
 
 
 def _read_rows(source: TextIO) -> list[Any]:
@@ -110,7 +121,7 @@ def _read_rows(source: TextIO) -> list[Any]:
 def predict_remote(client: Client, name: str, source: TextIO, version: int | None, as_json: bool) -> None:
     """Predict rows from SOURCE (CSV or JSON; - is stdin) with model NAME."""
     rows = _read_rows(source)
-    with _server_errors():
+    with server_errors():
         result = client.predict(name, rows, version)
 
     def text() -> str:
@@ -123,7 +134,7 @@ def predict_remote(client: Client, name: str, source: TextIO, version: int | Non
             lines.append(line)
         return f"{result.model} version {result.version}\n" + table(headers, lines)
 
-    _emit(as_json, result, text)
+    emit(as_json, result, text)
 
 
 @remote.command("models")
@@ -132,11 +143,11 @@ def predict_remote(client: Client, name: str, source: TextIO, version: int | Non
 @click.pass_obj
 def models_remote(client: Client, name: str | None, as_json: bool) -> None:
     """The served models, or one model's versions with NAME."""
-    with _server_errors():
+    with server_errors():
         if name is None:
             found = client.models()
             rows = [[m.name, str(m.version), m.task, str(m.n_features)] for m in found]
-            _emit(
+            emit(
                 as_json,
                 [dataclasses.asdict(m) for m in found],
                 lambda: table(["model", "active", "task", "features"], rows),
@@ -147,7 +158,7 @@ def models_remote(client: Client, name: str | None, as_json: bool) -> None:
         [str(v.version), "*" if v.active else "", "ok" if v.ok else f"broken: {v.error}", v.created_at or ""]
         for v in detail.versions
     ]
-    _emit(
+    emit(
         as_json,
         detail,
         lambda: f"{detail.name} ({detail.task})\n" + table(["version", "active", "state", "created"], rows),
@@ -161,9 +172,9 @@ def models_remote(client: Client, name: str | None, as_json: bool) -> None:
 @click.pass_obj
 def activate_remote(client: Client, name: str, version: int, as_json: bool) -> None:
     """Make VERSION of NAME the active one on the server (admin)."""
-    with _server_errors():
+    with server_errors():
         done = client.activate(name, version)
-    _emit(as_json, done, lambda: f"{done.model}: version {done.version} active (was {done.previous_version})")
+    emit(as_json, done, lambda: f"{done.model}: version {done.version} active (was {done.previous_version})")
 
 
 def _parse_value(text: str) -> Any:
@@ -210,11 +221,11 @@ def retrain_remote(
         except ValueError as exc:
             raise UserError(f"a --data row is not numbers matching the header: {exc}") from None
         targets = [_parse_value(r[-1]) for r in body]
-    with _server_errors():
+    with server_errors():
         job = client.retrain(name, instances, targets, mode=mode, promote=promote, hyperparameters=hyper or None)
         if wait_s is not None:
             job = client.wait(job, timeout=wait_s)
-    _emit(as_json, job, lambda: _job_line(job))
+    emit(as_json, job, lambda: _job_line(job))
     if wait_s is not None and job.status != "succeeded":
         sys.exit(1)
 
@@ -248,14 +259,14 @@ def jobs_remote(
 ) -> None:
     """Retraining jobs, newest first."""
     deadline = time.monotonic() + WATCH_LIMIT
-    with _server_errors():
+    with server_errors():
         page = client.jobs(model, status, limit)
         while watch and not all(j.final for j in page.jobs) and time.monotonic() < deadline:
             if not as_json:
                 click.echo(table(["id", "model", "status", "detail"], [_job_row(j) for j in page.jobs]) + "\n")
             time.sleep(interval)
             page = client.jobs(model, status, limit)
-    _emit(as_json, page, lambda: table(["id", "model", "status", "detail"], [_job_row(j) for j in page.jobs]))
+    emit(as_json, page, lambda: table(["id", "model", "status", "detail"], [_job_row(j) for j in page.jobs]))
 
 
 @click.command("openapi")

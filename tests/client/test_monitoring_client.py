@@ -1,0 +1,94 @@
+"""Feedback and monitoring from Python (``Client``) and from the shell (``nnserve feedback``, ``nnserve monitoring``),
+through the Flask test client on a store trained by the CLI (whose versions carry reference statistics)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from client_support import TOKEN, FlaskClient
+
+from service import create_app
+from service.cli import main, monitoring_commands
+from service.client import NnserveError
+
+IRIS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+TRUTH = ["setosa", "virginica", "versicolor"]
+
+
+@pytest.fixture
+def client(trained_store, store_copy):
+    root = store_copy(trained_store("iris", "diabetes", epochs=5))
+    app = create_app({"TESTING": True, "NNSERVE_STORE": str(root), "NNSERVE_LOG_SAMPLE_RATE": 1.0})
+    return FlaskClient(app, token=TOKEN)
+
+
+@pytest.fixture
+def cli(client, monkeypatch):
+    """``cli(*args, input=None)``: nnserve's CLI, its HTTP client talking to the same app."""
+    monkeypatch.setattr(monitoring_commands, "make_client", lambda url, timeout: client)
+    return lambda *args, input=None: CliRunner().invoke(main, [*args], input=input, catch_exceptions=False)
+
+
+def test_client_feedback_then_monitoring(client):
+    ids = [client.predict("iris", [row]).request_id for row in IRIS]
+    assert all(ids)
+    result = client.feedback("iris", [{"request_id": i, "target": t} for i, t in zip(ids, TRUTH, strict=True)])
+    assert (result.model, result.accepted, result.unlogged) == ("iris", 3, [])
+    late = client.feedback("iris", [{"request_id": "nobody", "target": "setosa"}])
+    assert late.accepted == 0 and late.unlogged == [{"request_id": "nobody", "row": 0}]
+    found = client.monitoring("iris")
+    (version,) = found.versions
+    assert (found.model, found.window, version.active, version.rows, version.labelled) == ("iris", 1000, True, 3, 3)
+    assert set(version.metrics) == {"accuracy", "log_loss"}
+    assert version.drift["available"] and version.drift["rows"] == 3
+    assert client.monitoring("iris", window=1).versions[0].rows == 1
+    with pytest.raises(NnserveError) as info:
+        client.feedback("iris", [{"request_id": ids[0], "target": "rose"}])
+    assert info.value.status == 422 and "feedback[0].target" in info.value.message
+
+
+def test_cli_feedback_from_csv_and_the_monitoring_report(client, cli, tmp_path):
+    ids = [client.predict("iris", [row]).request_id for row in IRIS]
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "request_id,target\n" + "".join(f"{i},{t}\n" for i, t in zip(ids, TRUTH, strict=True)) + "gone,setosa\n"
+    )
+    sent = cli("feedback", "iris", str(labels))
+    assert sent.exit_code == 0, sent.output
+    assert sent.output.splitlines() == ["iris: 3 labels joined to logged predictions", "not in the log: gone (row 0)"]
+
+    shown = cli("monitoring", "iris")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0] == "iris: newest 1000 logged rows per version"
+    assert lines[1].split() == ["version", "active", "rows", "labelled", "accuracy", "log_loss"]
+    assert lines[2].split()[1:4] == ["*", "3", "3"]
+    assert lines[4].startswith("drift of version 1 over 3 rows")
+    table = {line.split()[0]: line.split()[1:] for line in lines[6:]}
+    assert set(table) == {"sepal_length", "sepal_width", "petal_length", "petal_width", "(predictions)"}
+    assert all(band in ("stable", "moderate", "major") for _, band in table.values())
+    as_json = json.loads(cli("monitoring", "iris", "--window", "2", "--json").output)
+    assert as_json["versions"][0]["rows"] == 2
+
+
+def test_cli_feedback_converts_regression_targets_and_refuses_a_bad_file(client, cli, tmp_path):
+    request_id = client.predict("diabetes", [[0.0] * 10]).request_id
+    good = tmp_path / "d.csv"
+    good.write_text(f"request_id,target\n{request_id},151.5\n")
+    assert cli("feedback", "diabetes", str(good)).exit_code == 0
+    assert client.monitoring("diabetes").versions[0].labelled == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,label\nx,1\n")
+    result = cli("feedback", "diabetes", str(bad))
+    assert result.exit_code == 1 and "request_id and target" in result.output
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text(f"request_id,target\n{request_id},high\n")
+    result = cli("feedback", "diabetes", str(wrong))
+    assert result.exit_code == 1 and "feedback[0].target" in result.output
+
+
+def test_monitoring_prune_is_still_the_subcommand(cli, tmp_path):
+    result = cli("monitoring", "prune", "--store", str(tmp_path / "none"))
+    assert result.exit_code == 1 and "no such store" in result.output
