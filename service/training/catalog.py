@@ -24,6 +24,13 @@ A spec is ``models/<name>.toml`` (the file name is the model name)::
     [monitoring]
     sample_rate = 0.1                  # fraction of predictions kept in the prediction log (default 0: none)
 
+    [retrain]                          # optional: the retraining worker retrains on its own when a rule fires
+    on_drift_psi = 0.25                # a feature's PSI over the newest logged rows (at least drift_min_rows)
+    on_live_metric_below = { metric = "accuracy", threshold = 0.8, min_rows = 50 }
+    every_n_feedback = 500             # labels received since the last retrain
+    schedule = "1d"                    # at most this long between retrains
+    promote = "if_better"
+
 Every key, its type and its range are checked with marshmallow before any
 training starts, and errors name the file and the key (``training.epochs``),
 so a typo fails in milliseconds instead of after a run.
@@ -127,6 +134,51 @@ class MonitoringSchema(_Strict):
     sample_rate = _Typed("number", load_default=0.0, validate=validate.Range(0, 1))
 
 
+INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class _Interval(fields.Field):
+    """A duration: seconds as a number, or a string such as ``"90s"``, ``"30m"``, ``"6h"``, ``"1d"``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        return interval_seconds(value)
+
+
+def interval_seconds(value: Any) -> float:
+    """Seconds of an interval as a spec writes it (``_Interval``); ``ValidationError`` when it is not one."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    if isinstance(value, str) and value[-1:] in INTERVAL_UNITS:
+        try:
+            number = float(value[:-1])
+        except ValueError:
+            number = -1.0
+        if math.isfinite(number) and number > 0:
+            return number * INTERVAL_UNITS[value[-1]]
+    raise ValidationError(
+        f'must be a positive number of seconds or a duration such as "30m", "6h", "1d"; got {value!r}'
+    )
+
+
+class LiveMetricRuleSchema(_Strict):
+    """``on_live_metric_below``: retrain when a live metric (higher is better) falls below a threshold."""
+
+    metric = _Typed("string", required=True, validate=validate.OneOf(["accuracy", "r2"]))
+    threshold = _Typed("number", required=True)
+    min_rows = _Typed("integer", load_default=50, validate=validate.Range(1, None))
+
+
+class RetrainPolicySchema(_Strict):
+    """The ``[retrain]`` table: when the retraining worker retrains on its own (every rule is optional)."""
+
+    on_drift_psi = _Typed("number", validate=validate.Range(0, None, min_inclusive=False))
+    drift_min_rows = _Typed("integer", load_default=100, validate=validate.Range(1, None))
+    on_live_metric_below = fields.Nested(LiveMetricRuleSchema, error_messages={"type": "must be a table"})
+    every_n_feedback = _Typed("integer", validate=validate.Range(1, None))
+    schedule = _Interval()
+    promote = _Typed("string", load_default="if_better", validate=validate.OneOf(["if_better", "always", "never"]))
+
+
 class SpecSchema(_Strict):
     """A whole spec file: the top-level keys and the tables."""
 
@@ -139,13 +191,19 @@ class SpecSchema(_Strict):
     network = fields.Nested(NetworkSchema, error_messages={"type": "must be a table"})
     training = fields.Nested(TrainingSchema, error_messages={"type": "must be a table"})
     monitoring = fields.Nested(MonitoringSchema, error_messages={"type": "must be a table"})
+    retrain = fields.Nested(RetrainPolicySchema, error_messages={"type": "must be a table"})
 
 
 # Tables kept in every version's manifest as the spec said them, and carried to the versions retrains publish:
 # the server and the retraining worker read them from the version they serve.
-STORED_SECTIONS = ("monitoring",)
+STORED_SECTIONS = ("monitoring", "retrain")
 SECTIONS: dict[str, Schema] = {"network": NetworkSchema(), "training": TrainingSchema()}
-TABLES: dict[str, Schema] = {**SECTIONS, "monitoring": MonitoringSchema()}  # every table a spec may have
+TABLES: dict[str, Schema] = {  # every table a spec may have
+    **SECTIONS,
+    "monitoring": MonitoringSchema(),
+    "retrain": RetrainPolicySchema(),
+    "retrain.on_live_metric_below": LiveMetricRuleSchema(),
+}
 # spec key -> MLPClassifier/MLPRegressor parameter
 PARAM_NAMES = {
     "hidden_sizes": "hidden_layer_sizes",
@@ -238,10 +296,14 @@ class ModelSpec:
     network: dict[str, Any]
     training: dict[str, Any]
     monitoring: dict[str, Any]
+    retrain: dict[str, Any] | None = None  # the [retrain] policy; None: the worker never retrains on its own
 
     def stored_sections(self) -> dict[str, dict[str, Any]]:
         """The tables a version of this spec keeps in its manifest (``STORED_SECTIONS``)."""
-        return {"monitoring": dict(self.monitoring)}
+        sections = {"monitoring": dict(self.monitoring)}
+        if self.retrain is not None:
+            sections["retrain"] = dict(self.retrain)
+        return sections
 
 
 def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
@@ -291,6 +353,7 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
         network=data["network"],
         training=data["training"],
         monitoring=data["monitoring"],
+        retrain=data.get("retrain"),
     )
 
 

@@ -65,6 +65,7 @@ class RetrainRequest:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     data_sha256: str | None = None
     n_new_rows: int = 0
+    trigger: str | None = None  # what started a job no one asked for: the retraining policy that fired, and why
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> RetrainRequest:
@@ -125,6 +126,11 @@ class JobQueue(Protocol):
 
     def enqueue(self, model: str, request: RetrainRequest) -> Job:
         """Add a queued job for ``model``."""
+        ...
+
+    def enqueue_if_idle(self, model: str, request: RetrainRequest) -> Job | None:
+        """Add a queued job for ``model`` unless it has one queued or running (then None), in one atomic step:
+        a retraining policy evaluated by several workers at once still starts one job."""
         ...
 
     def get(self, job_id: str) -> Job:

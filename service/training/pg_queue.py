@@ -55,6 +55,24 @@ class PostgresJobQueue:
             conn.execute("SELECT pg_notify(%s, %s)", (JOBS_CHANNEL, model))
         return self.get(job_id)
 
+    def enqueue_if_idle(self, model: str, request: RetrainRequest) -> Job | None:
+        """Add a queued job for ``model`` unless it has one queued or running; None then. Enqueuers of one model
+        take turns on a transaction-scoped advisory lock, so two never both see it idle."""
+        job_id = uuid.uuid4().hex
+        with self.db.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"nnserve-enqueue:{model}",))
+            busy = conn.execute(
+                "SELECT 1 FROM jobs WHERE model = %s AND status IN ('queued', 'running') LIMIT 1", (model,)
+            ).fetchone()
+            if busy is not None:
+                return None
+            conn.execute(
+                "INSERT INTO jobs (id, model, status, request, max_attempts) VALUES (%s, %s, 'queued', %s, %s)",
+                (job_id, model, Jsonb(asdict(request)), self.max_attempts),
+            )
+            conn.execute("SELECT pg_notify(%s, %s)", (JOBS_CHANNEL, model))
+        return self.get(job_id)
+
     def get(self, job_id: str) -> Job:
         with self.db.connection() as conn:
             row = conn.cursor(row_factory=dict_row).execute("SELECT * FROM jobs WHERE id = %s", (job_id,)).fetchone()

@@ -97,6 +97,26 @@ class SqliteJobQueue:
             )
         return self.get(job_id)
 
+    def enqueue_if_idle(self, model: str, request: RetrainRequest) -> Job | None:
+        """Add a queued job for ``model`` unless it has one queued or running; None then."""
+        job_id = uuid.uuid4().hex
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                busy = db.execute(
+                    "SELECT 1 FROM jobs WHERE model = ? AND status IN ('queued', 'running') LIMIT 1", (model,)
+                ).fetchone()
+                if busy is None:
+                    db.execute(
+                        "INSERT INTO jobs (id, model, status, request, created_at) VALUES (?, ?, 'queued', ?, ?)",
+                        (job_id, model, json.dumps(asdict(request)), now()),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return None if busy is not None else self.get(job_id)
+
     def get(self, job_id: str) -> Job:
         with self._connect() as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -42,10 +42,12 @@ from service.store import (
     open_store,
     predict,
 )
+from service.store.monitoring import open_prediction_log
 from service.training import fitting as training
 from service.training.catalog import STORED_SECTIONS
 from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
 from service.training.limits import Limits, check_job, check_labels
+from service.training.policies import PolicyRunner, Settings
 from service.training.promotion import Decision, decide
 
 log = logging.getLogger(__name__)
@@ -156,7 +158,7 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         target=manifest.get("target"),
         activate=False,
         parent_version=base.version,
-        trigger=f"retrain ({request.mode})",
+        trigger=request.trigger or f"retrain ({request.mode})",
         job_id=job.id,
         spec_sections={key: manifest[key] for key in STORED_SECTIONS if key in manifest},
     )
@@ -191,6 +193,11 @@ class Worker:
         self.store = open_store(store_root, database_url)
         self.queue = open_queue(store_root, database_url)
         self.poll_interval = poll_interval
+        settings = config.from_environ()
+        self.policies = PolicyRunner(
+            self.store, self.queue, open_prediction_log(store_root, database_url), Settings.from_settings(settings)
+        )
+        self.policy_interval = float(settings["NNSERVE_POLICY_INTERVAL"])
         self.identity = worker_identity()
         self.stopping = threading.Event()
         # Final states the queue could not record yet (a locked or failing database): retried before
@@ -283,6 +290,7 @@ class Worker:
         self.recover()
         checked = time.monotonic()
         beat = checked - HEARTBEAT_INTERVAL
+        evaluated = checked - self.policy_interval
         while not self.stopping.is_set():
             try:
                 if time.monotonic() - beat >= HEARTBEAT_INTERVAL:
@@ -300,7 +308,18 @@ class Worker:
                 if time.monotonic() - checked >= RECOVER_INTERVAL:
                     self.fail_abandoned()
                     checked = time.monotonic()
+                if time.monotonic() - evaluated >= self.policy_interval:
+                    self.run_policies()
+                    evaluated = time.monotonic()
+                    continue  # a job a policy just queued runs now
                 self._idle()
+
+    def run_policies(self) -> None:
+        """One pass of the retraining policies (and the prediction log's retention); a failure is logged."""
+        try:
+            self.policies.run()
+        except (StoreError, sqlite3.Error, OSError) as exc:
+            log.error("retraining policies: %s; trying again at the next pass", exc)
 
     def _idle(self) -> None:
         """Wait for work: woken by the queue's notification when it has one (PostgreSQL), else one poll interval."""

@@ -153,3 +153,26 @@ def test_three_worker_processes_never_claim_the_same_job(queue_backend: Backend)
     flat = [job_id for got in claimed for job_id in got]
     assert len(flat) == len(set(flat)) == len(ids)
     assert set(flat) == ids
+
+
+def test_enqueue_if_idle_starts_one_job_per_model(queue: JobQueue) -> None:
+    triggered = RetrainRequest(trigger="drift: PSI 0.31 on petal_length")
+    first = queue.enqueue_if_idle("iris", triggered)
+    assert first is not None and first.status == "queued" and first.request.trigger == triggered.trigger
+    assert queue.enqueue_if_idle("iris", triggered) is None  # one queued
+    assert queue.enqueue_if_idle("wine", triggered) is not None  # another model is not held back
+    queue.claim("w")
+    assert queue.enqueue_if_idle("iris", triggered) is None  # one running
+    queue.finish(first.id, "succeeded", result=RESULT)
+    assert queue.enqueue_if_idle("iris", triggered) is not None  # idle again
+
+
+def test_enqueue_if_idle_racing_enqueuers_start_one_job(queue_backend: Backend) -> None:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        made = pool.map(_enqueue_if_idle, [queue_backend] * 8)
+    assert sum(made) == 1
+    assert queue_backend.queue().list_jobs("iris")[1] == 1
+
+
+def _enqueue_if_idle(backend: Backend) -> bool:
+    return backend.queue().enqueue_if_idle("iris", RetrainRequest(trigger="race")) is not None

@@ -52,6 +52,31 @@ def test_defaults_fill_every_key(tmp_path):
     assert spec.network == {"hidden_sizes": [32], "activation": "relu", "dropout": 0.0}
     assert spec.training["epochs"] == 200 and spec.training["early_stopping"] is False
     assert spec.monitoring == {"sample_rate": 0.0}
+    assert spec.retrain is None and "retrain" not in spec.stored_sections()
+
+
+def test_the_retrain_policy_is_validated_with_its_defaults(tmp_path):
+    text = (
+        GOOD
+        + '[retrain]\non_drift_psi = 0.3\nschedule = "6h"\n'
+        + 'on_live_metric_below = { metric = "accuracy", threshold = 0.9 }\n'
+    )
+    spec = load_spec(write(tmp_path, text))
+    assert spec.retrain == {
+        "on_drift_psi": 0.3,
+        "drift_min_rows": 100,
+        "schedule": 6 * 3600.0,
+        "on_live_metric_below": {"metric": "accuracy", "threshold": 0.9, "min_rows": 50},
+        "promote": "if_better",
+    }
+    assert spec.stored_sections()["retrain"] == spec.retrain
+    message = spec_error(
+        tmp_path, GOOD + '[retrain]\non_live_metric_below = { metric = "accuracy", threshold = 1, rows = 3 }\n'
+    )
+    assert (
+        "retrain.on_live_metric_below.rows: unknown key (known keys of [retrain.on_live_metric_below]: metric"
+        in message
+    )
 
 
 def test_the_monitoring_table_is_validated_and_kept_for_the_manifest(tmp_path):
@@ -88,6 +113,16 @@ def test_unknown_key_in_a_section_lists_the_known_ones(tmp_path):
         ("test_size = 1.5\n", "test_size"),
         ("[monitoring]\nsample_rate = 1.5\n", "monitoring.sample_rate"),
         ('[monitoring]\nsample_rate = "all"\n', "monitoring.sample_rate"),
+        ("[retrain]\non_drift_psi = 0\n", "retrain.on_drift_psi"),
+        ("[retrain]\nevery_n_feedback = 0\n", "retrain.every_n_feedback"),
+        ('[retrain]\nschedule = "soon"\n', "retrain.schedule"),
+        ('[retrain]\nschedule = "-1h"\n', "retrain.schedule"),
+        ('[retrain]\npromote = "maybe"\n', "retrain.promote"),
+        (
+            '[retrain]\non_live_metric_below = { metric = "log_loss", threshold = 1 }\n',
+            "retrain.on_live_metric_below.metric",
+        ),
+        ('[retrain]\non_live_metric_below = { metric = "accuracy" }\n', "retrain.on_live_metric_below.threshold"),
     ],
 )
 def test_wrong_type_or_value_names_the_key(tmp_path, extra, key):

@@ -1,0 +1,145 @@
+"""Retraining policies: a spec's ``[retrain]`` rules, evaluated by the retraining worker (never a web worker).
+
+Each pass looks at every model whose active version carries a policy (``catalog.RetrainPolicySchema``,
+kept in the manifest) and at what the prediction log holds of that version since its last retrain
+(``since``: the later of the version's publication and the end of the model's newest job). The first
+rule that fires enqueues one retrain, atomically only when the model has no job queued or running
+(``JobQueue.enqueue_if_idle``), on the version's training data plus the version's labelled predictions,
+with the rule as the job's ``trigger`` (the new version's lineage records it). The usual promotion rule
+decides whether the new version serves. Counting rows only since the last retrain is what stops a policy
+from firing again on the same evidence after a retrain that was not promoted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from service import telemetry
+from service.store import Dataset, ModelStore, StoreError
+from service.store.monitoring import PredictionLog
+from service.training.jobs import Job, JobQueue, RetrainRequest
+from service.training.limits import LimitError, Limits, base_rows, check_job
+from service.training.monitoring import VersionReport, version_report
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PolicyRunner", "Settings", "fires"]
+
+
+def fires(policy: Mapping[str, Any], report: VersionReport, age_seconds: float) -> str | None:
+    """The trigger of the first rule of ``policy`` that ``report`` (rows since the last retrain) sets off, or None.
+
+    Rules in order: drift, live metric, feedback count, schedule. ``age_seconds`` is the time since the last
+    retrain (or the version's publication).
+    """
+    threshold = policy.get("on_drift_psi")
+    worst = report.drift.worst()
+    if threshold is not None and worst is not None and report.drift.rows >= policy.get("drift_min_rows", 100):
+        feature, psi = worst
+        if psi >= threshold:
+            return f"drift: PSI {psi:.2f} on {feature} (>= {threshold:g}, {report.drift.rows} rows)"
+    rule = policy.get("on_live_metric_below")
+    if rule is not None and report.labelled >= rule.get("min_rows", 50):
+        value = report.metrics.get(rule["metric"])
+        if value is not None and value < rule["threshold"]:
+            return f"live {rule['metric']} {value:.3f} < {rule['threshold']:g} over {report.labelled} labelled rows"
+    every = policy.get("every_n_feedback")
+    if every is not None and report.labelled >= every:
+        return f"feedback: {report.labelled} labelled predictions (every {every})"
+    interval = policy.get("schedule")
+    if interval is not None and age_seconds >= interval:
+        return f"schedule: {age_seconds:.0f} s since the last retrain (every {interval:g} s)"
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    window: int  # NNSERVE_MONITOR_WINDOW: rows a rule looks at
+    keep_rows: int  # NNSERVE_LOG_KEEP_ROWS: also the most feedback rows a retrain adds
+    keep_days: float  # NNSERVE_LOG_KEEP_DAYS
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Settings:
+        return cls(
+            window=int(settings["NNSERVE_MONITOR_WINDOW"]),
+            keep_rows=int(settings["NNSERVE_LOG_KEEP_ROWS"]),
+            keep_days=float(settings["NNSERVE_LOG_KEEP_DAYS"]),
+        )
+
+
+def _unix(stamp: str | None) -> float | None:
+    return None if not stamp else datetime.fromisoformat(stamp).timestamp()
+
+
+class PolicyRunner:
+    """One pass over every model: prune the log, compute each policy's figures (and gauges), enqueue what fires."""
+
+    def __init__(self, store: ModelStore, queue: JobQueue, log: PredictionLog, settings: Settings) -> None:
+        self.store, self.queue, self.log, self.settings = store, queue, log, settings
+
+    def run(self, now: float | None = None) -> list[Job]:
+        """Evaluate every model's policy once; returns the jobs it enqueued."""
+        removed = self.log.prune(self.settings.keep_rows, self.settings.keep_days)
+        if removed:
+            log.info("prediction log retention removed %s rows", removed)
+        started = []
+        for name in self.store.model_names():
+            try:
+                job = self.evaluate(name, time.time() if now is None else now)
+            except (StoreError, LimitError, ValueError, OSError) as exc:
+                log.error("retraining policy of %s not evaluated: %s", name, exc)
+                continue
+            if job is not None:
+                started.append(job)
+        return started
+
+    def evaluate(self, name: str, now: float) -> Job | None:
+        """The job ``name``'s policy starts now, if a rule fires and the model is idle."""
+        version = self.store.active_version(name)
+        if version is None:
+            return None
+        manifest = self.store.manifest(name, version)
+        policy = manifest.get("retrain")
+        if not policy:
+            return None
+        newest, _ = self.queue.list_jobs(name, limit=1)
+        if newest and newest[0].status in ("queued", "running"):
+            return None
+        finished = _unix(newest[0].finished_at) if newest else None
+        since = max(t for t in (_unix(manifest.get("created_at")), finished, 0.0) if t is not None)
+        report = version_report(self.log, name, version, manifest, self.settings.window, since=since)
+        telemetry.live_figures(name, version, report.metrics, report.psi())
+        trigger = fires(policy, report, now - since)
+        if trigger is None:
+            return None
+        request = self._request(name, version, manifest, policy, trigger)
+        job = self.queue.enqueue_if_idle(name, request)
+        if job is not None:
+            log.info("retraining policy of %s started job %s: %s", name, job.id, trigger)
+        return job
+
+    def _request(
+        self, name: str, version: int, manifest: Mapping[str, Any], policy: Mapping[str, Any], trigger: str
+    ) -> RetrainRequest:
+        """A retrain on the version's training data plus its labelled predictions (those it made, so never rows
+        it was trained on), checked against the limits like any retrain."""
+        labelled = self.log.recent(name, self.settings.keep_rows, version=version, labelled=True)
+        base = self.store.load(name, version)
+        check_job(Limits.from_settings(), base, {}, base_rows(base) + len(labelled))
+        data: dict[str, Any] = {}
+        if labelled:
+            classes = getattr(base.estimator, "classes_", None)
+            integers = classes is not None and classes.dtype.kind in "iu"
+            dtype = np.int64 if integers else (str if classes is not None else np.float64)
+            y = np.asarray([r.target for r in labelled], dtype=dtype)
+            X = np.array([r.inputs for r in labelled], dtype=np.float64)
+            names = list(manifest.get("feature_names") or [])
+            data = {"data_sha256": self.store.save_dataset(name, Dataset(X, y, names)), "n_new_rows": len(labelled)}
+        return RetrainRequest(mode="append", promote=policy.get("promote", "if_better"), trigger=trigger, **data)

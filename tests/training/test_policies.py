@@ -1,0 +1,109 @@
+"""Retraining policies: which rule fires (by hand), and passes of the worker's runner over a real store, queue, log."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from helpers import read_catalog_csv
+
+from service.store import Dataset, FileModelStore
+from service.store.monitoring import Label, LoggedPrediction, SqlitePredictionLog
+from service.training.drift import Drift
+from service.training.fitting import publish, train
+from service.training.jobs import open_queue
+from service.training.monitoring import VersionReport
+from service.training.policies import PolicyRunner, Settings, fires
+from service.training.worker import Worker
+
+
+def report(rows=0, labelled=0, metrics=None, features=None) -> VersionReport:
+    drift = Drift(True, None, rows, features or {}) if features is not None else Drift(False, "none")
+    return VersionReport(1, rows, labelled, metrics or {}, drift)
+
+
+def test_drift_fires_at_the_threshold_once_enough_rows_are_logged() -> None:
+    policy = {"on_drift_psi": 0.25, "drift_min_rows": 100}
+    moved = {"sepal_length": 0.01, "petal_length": 0.31}
+    assert fires(policy, report(rows=120, features=moved), 0) == "drift: PSI 0.31 on petal_length (>= 0.25, 120 rows)"
+    assert fires(policy, report(rows=99, features=moved), 0) is None
+    assert fires(policy, report(rows=500, features={"a": 0.249}), 0) is None
+    assert fires(policy, report(rows=500), 0) is None  # no reference: no drift rule
+
+
+def test_live_metric_feedback_count_and_schedule() -> None:
+    metric = {"on_live_metric_below": {"metric": "accuracy", "threshold": 0.8, "min_rows": 50}}
+    assert fires(metric, report(labelled=60, metrics={"accuracy": 0.7}), 0) == (
+        "live accuracy 0.700 < 0.8 over 60 labelled rows"
+    )
+    assert fires(metric, report(labelled=40, metrics={"accuracy": 0.1}), 0) is None
+    assert fires(metric, report(labelled=60, metrics={"accuracy": 0.85}), 0) is None
+    assert fires({"every_n_feedback": 10}, report(labelled=10), 0) == "feedback: 10 labelled predictions (every 10)"
+    assert fires({"every_n_feedback": 10}, report(labelled=9), 0) is None
+    assert fires({"schedule": 3600.0}, report(), 3600.0) == "schedule: 3600 s since the last retrain (every 3600 s)"
+    assert fires({"schedule": 3600.0}, report(), 3599.0) is None
+    both = {"on_drift_psi": 0.1, "drift_min_rows": 1, "every_n_feedback": 1}
+    assert fires(both, report(rows=5, labelled=5, features={"a": 0.5}), 0).startswith("drift")  # rules in order
+
+
+@pytest.fixture
+def iris_store(tmp_path):
+    """iris trained into a fresh store with a drift policy in its manifest, as `nnserve train` would publish it."""
+    X, y, names = read_catalog_csv("iris")
+    data = Dataset(X, y, names)
+    result = train("classification", {"hidden_layer_sizes": (8,), "max_iter": 100, "learning_rate_init": 0.01}, data)
+    root = tmp_path / "store"
+    policy = {"on_drift_psi": 0.25, "drift_min_rows": 50, "promote": "always"}
+    publish(FileModelStore(root), "iris", result, data, spec_sections={"retrain": policy})
+    return root
+
+
+def shifted_logged(n: int, version: int, at: float) -> tuple[list[LoggedPrediction], list[Label]]:
+    X, y, _ = read_catalog_csv("iris")
+    rng = np.random.default_rng(1)
+    rows = X[rng.integers(0, len(X), n)] + np.array([0.0, 0.0, 2.0, 1.0])  # petal length and width shifted
+    truth = y[rng.integers(0, len(X), n)]
+    logged = [LoggedPrediction("iris", f"r{i}", 0, version, at, r.tolist(), "setosa") for i, r in enumerate(rows)]
+    return logged, [Label(f"r{i}", str(t)) for i, t in enumerate(truth)]
+
+
+def test_a_firing_policy_enqueues_one_job_with_the_feedback_rows_and_its_trigger(iris_store) -> None:
+    store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
+    runner = PolicyRunner(store, queue, log, Settings(window=1000, keep_rows=10_000, keep_days=30))
+    assert runner.run() == []  # nothing logged: nothing fires
+    logged, labels = shifted_logged(80, 1, time.time() + 1)
+    log.append(logged)
+    log.label("iris", labels[:60])
+    (job,) = runner.run()
+    assert job.request.trigger.startswith("drift: PSI ") and " on petal_" in job.request.trigger
+    assert job.request.n_new_rows == 60 and job.request.promote == "always" and job.request.mode == "append"
+    added = store.load_dataset("iris", job.request.data_sha256)
+    assert len(added.X) == 60 and added.y.dtype.kind == "U" and added.feature_names[2] == "petal_length"
+    assert runner.run() == []  # one queued: never a second
+    assert queue.list_jobs("iris")[1] == 1
+
+    assert Worker(iris_store).run_once()
+    done = queue.get(job.id)
+    assert done.status == "succeeded", done.error
+    assert done.result.n_rows == 150 + 60 and done.result.promoted
+    manifest = store.manifest("iris", 2)
+    assert manifest["lineage"]["trigger"] == job.request.trigger
+    assert manifest["retrain"]["on_drift_psi"] == 0.25  # the policy carries over to the new version
+    assert runner.run() == []  # version 2 has logged nothing yet
+
+
+def test_rows_from_before_a_retrain_that_was_not_promoted_do_not_fire_again(iris_store) -> None:
+    store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
+    runner = PolicyRunner(store, queue, log, Settings(window=1000, keep_rows=10_000, keep_days=30))
+    logged, _ = shifted_logged(80, 1, time.time())  # after the version's publication (stamped to the second)
+    log.append(logged)
+    (job,) = runner.run()
+    time.sleep(0.05)
+    queue.claim("w")
+    queue.cancel(job.id)  # as if it ran and was not promoted: version 1 stays active
+    queue.finish(job.id, "cancelled")
+    assert runner.run() == []  # the evidence predates the job's end
+    later, _ = shifted_logged(80, 1, time.time() + 5)
+    log.append([LoggedPrediction(r.model, "new" + r.request_id, 0, 1, r.logged_at, r.inputs, r.output) for r in later])
+    assert len(runner.run()) == 1
