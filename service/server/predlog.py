@@ -29,7 +29,7 @@ from service.store.monitoring import LoggedPrediction, PredictionLog
 
 log = logging.getLogger(__name__)
 BATCH = 1000  # predictions written in one transaction at most
-LINGER = 0.1  # seconds the writer waits for more predictions before it writes a batch
+LINGER = 0.05  # seconds the writer lets predictions gather after each write
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,10 @@ class PredictionRecorder:
         self.override = override
         self._queue: queue.Queue[_Sampled] = queue.Queue(maxsize=capacity)
         self._lock = threading.Lock()  # opening the log, starting the thread
-        self._batch = threading.Lock()  # held by whoever has taken predictions off the queue and not written them
+        # Predictions queued and predictions written (or dropped by a failing log) so far: a flush waits for
+        # the ones queued before it, never for those queued after (under load there always are some).
+        self._progress = threading.Condition()
+        self._queued = self._done = 0
         self._pid = 0
 
     @property
@@ -76,11 +79,13 @@ class PredictionRecorder:
             return False
         if self._pid != os.getpid():
             self._start()
-        try:
-            self._queue.put_nowait(_Sampled(loaded.name, loaded.version, request_id, time.time(), X, prediction))
-        except queue.Full:
-            telemetry.log_dropped("full", len(X))
-            return False
+        with self._progress:
+            try:
+                self._queue.put_nowait(_Sampled(loaded.name, loaded.version, request_id, time.time(), X, prediction))
+            except queue.Full:
+                telemetry.log_dropped("full", len(X))
+                return False
+            self._queued += 1
         return True
 
     def _start(self) -> None:
@@ -93,29 +98,29 @@ class PredictionRecorder:
             atexit.register(self.flush)
 
     def _run(self) -> None:
+        """Write whatever is queued, then let more gather for ``LINGER`` s: one transaction per batch under load."""
         while True:
-            first = self._queue.get()
-            with self._batch:
-                items = [first]
-                deadline = time.monotonic() + LINGER
-                while len(items) < BATCH and (left := deadline - time.monotonic()) > 0:
-                    try:
-                        items.append(self._queue.get(timeout=left))
-                    except queue.Empty:
-                        break
-                self._write(items)
+            items = [self._queue.get()]
+            self._write(items + self._drain())
+            time.sleep(LINGER)
 
-    def flush(self) -> None:
+    def _drain(self) -> list[_Sampled]:
+        items: list[_Sampled] = []
+        while len(items) < BATCH:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def flush(self, timeout: float = 5.0) -> None:
         """Write everything queued so far, now (feedback calls it so a prediction just made can be labelled)."""
-        with self._batch:
-            items = []
-            while True:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if items:
-                self._write(items)
+        with self._progress:
+            target = self._queued
+        while items := self._drain():
+            self._write(items)
+        with self._progress:
+            self._progress.wait_for(lambda: self._done >= target, timeout)
 
     def _write(self, items: list[_Sampled]) -> None:
         records = [record for item in items for record in _records(item)]
@@ -125,6 +130,10 @@ class PredictionRecorder:
             telemetry.log_dropped("error", len(records))
             log.error("prediction log: %d rows not written: %s", len(records), exc)
             return
+        finally:
+            with self._progress:
+                self._done += len(items)
+                self._progress.notify_all()
         counts: dict[str, int] = {}
         for item in items:
             counts[item.name] = counts.get(item.name, 0) + len(item.X)
