@@ -143,7 +143,10 @@ VALID_BODIES = {
     ("POST", "/v1/models/{name}:predict"): {"instances": [[5.1, 3.5, 1.4, 0.2]]},
     ("POST", "/v1/models/{name}/versions/{version}/predict"): {"instances": [[5.1, 3.5, 1.4, 0.2]]},
     ("POST", "/v1/models/{name}/retrain"): {"hyperparameters": {"epochs": 1}},
-    ("POST", "/v1/models/{name}/feedback"): {"feedback": [{"request_id": "r1", "target": "setosa"}]},
+    # a target each model takes: its first class, or a number
+    ("POST", "/v1/models/{name}/feedback"): lambda catalog, name: {
+        "feedback": [{"request_id": "r1", "target": catalog.classes.get(name, [150.0])[0]}]
+    },
 }
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 
@@ -166,7 +169,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
-def test_operation(api_schema, method, path, mode):
+def test_operation(api_schema, catalog, method, path, mode):
     api_schema, known = api_schema
     operation = api_schema[path][method]
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -182,11 +185,11 @@ def test_operation(api_schema, method, path, mode):
     if mode is GenerationMode.POSITIVE and (method, path) in VALID_BODIES:
         # and a request that must succeed, so the 2xx bodies are checked too
         for values in itertools.product(*(known[n] for n in names)):
-            strategies.append(
-                operation.as_strategy(
-                    path_parameters=dict(zip(names, values, strict=True)), body=VALID_BODIES[method, path]
-                )
-            )
+            parameters = dict(zip(names, values, strict=True))
+            body = VALID_BODIES[method, path]
+            if callable(body):
+                body = body(catalog, parameters["name"])
+            strategies.append(operation.as_strategy(path_parameters=parameters, body=body))
 
     @settings(
         max_examples=MAX_EXAMPLES,
