@@ -65,6 +65,7 @@ bench: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/train_predict.py
 	$(PY) bench/http_predict.py
+	$(PY) bench/prediction_log.py
 	$(PY) bench/slow_clients.py
 	$(PY) bench/json_amplification.py
 	$(PY) bench/retrain_p99.py

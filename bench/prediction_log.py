@@ -1,0 +1,101 @@
+"""Prediction log benchmark: one-row predict throughput with every prediction logged against logging off, one run.
+
+    .venv/bin/python bench/prediction_log.py [--seconds 4] [--rounds 10]
+
+Needs ``wrk``. Two ``nnserve serve --workers 2`` on copies of one trained iris store, alike but for
+``NNSERVE_LOG_SAMPLE_RATE`` (1.0 and 0); wrk posts one iris row over 16 connections to each in turn,
+in rounds of two back-to-back runs (order alternating), so both runs of a round share the machine's
+other load. Reports the median req/s, p50 and p99 of both, the median of the rounds' ratios logged / off
+(target >= 0.9), and, so the figure is honest, the rows the log holds and the rows its buffer dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from common import (
+    bench_env,
+    free_port,
+    medians,
+    rows,
+    serve_argv,
+    start,
+    stop,
+    timed_rounds_args,
+    train_store,
+    wait_ready,
+    write_body,
+    write_result,
+    wrk,
+)
+
+
+def main() -> None:
+    args = timed_rounds_args(__doc__, seconds=4, rounds=10)
+    work = Path(tempfile.mkdtemp(prefix="nnserve-bench-log-"))
+    env = bench_env(NNSERVE_LOG_LEVEL="warning")
+    train_store(work / "off", ["iris"], env)
+    shutil.copytree(work / "off", work / "logged")
+    body = write_body(work / "one.json", {"instances": [rows("iris")[0]]})
+    servers, urls = [], {}
+    try:
+        for who, rate in (("logged", "1.0"), ("off", "0")):
+            port = free_port()
+            proc_env = {**env, "NNSERVE_LOG_SAMPLE_RATE": rate}
+            servers.append(start(serve_argv(port, work / who, 2, ["--no-retrain-worker"]), proc_env))
+            wait_ready(f"http://127.0.0.1:{port}", proc=servers[-1])
+            urls[who] = f"http://127.0.0.1:{port}"
+        results: dict[str, list[dict[str, float]]] = {}
+        for url in urls.values():  # warm-up
+            wrk(f"{url}/v1/models/iris/predict", body, 2, 16)
+        for round_ in range(args.rounds):
+            order = list(urls.items()) if round_ % 2 == 0 else list(urls.items())[::-1]  # ABBA: no order bias
+            for who, url in order:
+                results.setdefault(who, []).append(wrk(f"{url}/v1/models/iris/predict", body, args.seconds, 16))
+        time.sleep(1)  # the writers' last batches
+        metrics = requests.get(f"{urls['logged']}/metrics", timeout=10).text
+    finally:
+        for proc in servers:
+            stop(proc)
+    logged_rows = 0
+    if (work / "logged" / ".predictions.sqlite3").exists():
+        with sqlite3.connect(work / "logged" / ".predictions.sqlite3") as db:
+            logged_rows = db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+    shutil.rmtree(work, ignore_errors=True)
+    dropped = sum(float(v) for v in re.findall(r"^nnserve_prediction_log_dropped_total\{.*\} (\S+)$", metrics, re.M))
+    sent = sum(r["requests"] for r in results["logged"])
+
+    med = {who: medians(runs, ("rps", "p50", "p99", "non2xx")) for who, runs in results.items()}
+    # each round's two runs are back to back and share whatever else the machine was doing then
+    ratios = [a["rps"] / b["rps"] for a, b in zip(results["logged"], results["off"], strict=True)]
+    ratio = statistics.median(ratios)
+    lines = [
+        f"# Prediction log benchmark ({time.strftime('%Y-%m-%d %H:%M')}, one iris row, 16 connections, "
+        f"gunicorn 2 workers, {args.rounds} rounds of {args.seconds} s)",
+        "",
+        "| server | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for who in ("logged", "off"):
+        m = med[who]
+        lines.append(f"| sample_rate {'1.0' if who == 'logged' else '0'} | {m['rps']:.0f} | {m['p50']:.2f} "
+                     f"| {m['p99']:.2f} | {m['non2xx']:.0f} |")  # fmt: skip
+    lines += [
+        "",
+        f"- one-row throughput logged / off, median of the rounds' ratios: **{ratio:.2f}x** (target >= 0.9); "
+        f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}",
+        f"- rows in the log: {logged_rows} of {sent} measured requests (plus warm-up); dropped by a full buffer: "
+        f"{dropped:.0f}",
+    ]
+    write_result("prediction_log", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
