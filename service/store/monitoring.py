@@ -31,6 +31,7 @@ __all__ = [
     "LoggedPrediction",
     "PredictionLog",
     "SqlitePredictionLog",
+    "existing_prediction_log",
     "open_prediction_log",
 ]
 
@@ -279,3 +280,13 @@ def open_prediction_log(store_root: str | os.PathLike[str], database_url: str | 
 
         return PostgresPredictionLog(database_url)
     return SqlitePredictionLog(store_root)
+
+
+def existing_prediction_log(
+    store_root: str | os.PathLike[str], database_url: str | None = None
+) -> PredictionLog | None:
+    """The prediction log if there is one to read (a database always has one; SQLite once something was
+    logged), else None: a reader that finds nothing creates nothing in the store."""
+    if not database_url and not (Path(store_root) / DATABASE).exists():
+        return None
+    return open_prediction_log(store_root, database_url)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,20 +79,44 @@ def _unix(stamp: str | None) -> float | None:
 
 
 class PolicyRunner:
-    """One pass over every model: prune the log, compute each policy's figures (and gauges), enqueue what fires."""
+    """One pass over every model: prune the log, compute each policy's figures (and gauges), enqueue what fires.
 
-    def __init__(self, store: ModelStore, queue: JobQueue, log: PredictionLog, settings: Settings) -> None:
-        self.store, self.queue, self.log, self.settings = store, queue, log, settings
+    ``open_log(needed)`` gives the prediction log: opened (created) when ``needed``, else only if it exists
+    (None otherwise), so a worker on a store where nothing is logged and no spec has a policy creates nothing.
+    """
+
+    def __init__(
+        self,
+        store: ModelStore,
+        queue: JobQueue,
+        open_log: Callable[[bool], PredictionLog | None],
+        settings: Settings,
+    ) -> None:
+        self.store, self.queue, self.open_log, self.settings = store, queue, open_log, settings
+        self.log: PredictionLog | None = None
 
     def run(self, now: float | None = None) -> list[Job]:
         """Evaluate every model's policy once; returns the jobs it enqueued."""
+        policies = {}
+        for name in self.store.model_names():
+            try:
+                found = self._policy(name)
+            except StoreError as exc:
+                log.error("retraining policy of %s not read: %s", name, exc)
+                continue
+            if found is not None:
+                policies[name] = found
+        if self.log is None:
+            self.log = self.open_log(bool(policies))
+        if self.log is None:
+            return []
         removed = self.log.prune(self.settings.keep_rows, self.settings.keep_days)
         if removed:
             log.info("prediction log retention removed %s rows", removed)
         started = []
-        for name in self.store.model_names():
+        for name, (version, manifest) in policies.items():
             try:
-                job = self.evaluate(name, time.time() if now is None else now)
+                job = self.evaluate(self.log, name, version, manifest, time.time() if now is None else now)
             except (StoreError, LimitError, ValueError, OSError) as exc:
                 log.error("retraining policy of %s not evaluated: %s", name, exc)
                 continue
@@ -100,37 +124,47 @@ class PolicyRunner:
                 started.append(job)
         return started
 
-    def evaluate(self, name: str, now: float) -> Job | None:
-        """The job ``name``'s policy starts now, if a rule fires and the model is idle."""
+    def _policy(self, name: str) -> tuple[int, dict[str, Any]] | None:
+        """(active version, its manifest) when that version carries a retraining policy."""
         version = self.store.active_version(name)
         if version is None:
             return None
         manifest = self.store.manifest(name, version)
-        policy = manifest.get("retrain")
-        if not policy:
-            return None
+        return (version, manifest) if manifest.get("retrain") else None
+
+    def evaluate(
+        self, prediction_log: PredictionLog, name: str, version: int, manifest: dict[str, Any], now: float
+    ) -> Job | None:
+        """The job the policy of ``name`` (active ``version``) starts now, if a rule fires and the model is idle."""
+        policy = manifest["retrain"]
         newest, _ = self.queue.list_jobs(name, limit=1)
         if newest and newest[0].status in ("queued", "running"):
             return None
         finished = _unix(newest[0].finished_at) if newest else None
         since = max(t for t in (_unix(manifest.get("created_at")), finished, 0.0) if t is not None)
-        report = version_report(self.log, name, version, manifest, self.settings.window, since=since)
+        report = version_report(prediction_log, name, version, manifest, self.settings.window, since=since)
         telemetry.live_figures(name, version, report.metrics, report.psi())
         trigger = fires(policy, report, now - since)
         if trigger is None:
             return None
-        request = self._request(name, version, manifest, policy, trigger)
+        request = self._request(prediction_log, name, version, manifest, policy, trigger)
         job = self.queue.enqueue_if_idle(name, request)
         if job is not None:
             log.info("retraining policy of %s started job %s: %s", name, job.id, trigger)
         return job
 
     def _request(
-        self, name: str, version: int, manifest: Mapping[str, Any], policy: Mapping[str, Any], trigger: str
+        self,
+        prediction_log: PredictionLog,
+        name: str,
+        version: int,
+        manifest: Mapping[str, Any],
+        policy: Mapping[str, Any],
+        trigger: str,
     ) -> RetrainRequest:
         """A retrain on the version's training data plus its labelled predictions (those it made, so never rows
         it was trained on), checked against the limits like any retrain."""
-        labelled = self.log.recent(name, self.settings.keep_rows, version=version, labelled=True)
+        labelled = prediction_log.recent(name, self.settings.keep_rows, version=version, labelled=True)
         base = self.store.load(name, version)
         check_job(Limits.from_settings(), base, {}, base_rows(base) + len(labelled))
         data: dict[str, Any] = {}

@@ -42,7 +42,7 @@ from service.store import (
     open_store,
     predict,
 )
-from service.store.monitoring import open_prediction_log
+from service.store.monitoring import existing_prediction_log, open_prediction_log
 from service.training import fitting as training
 from service.training.catalog import STORED_SECTIONS
 from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
@@ -195,7 +195,10 @@ class Worker:
         self.poll_interval = poll_interval
         settings = config.from_environ()
         self.policies = PolicyRunner(
-            self.store, self.queue, open_prediction_log(store_root, database_url), Settings.from_settings(settings)
+            self.store,
+            self.queue,
+            lambda needed: (open_prediction_log if needed else existing_prediction_log)(store_root, database_url),
+            Settings.from_settings(settings),
         )
         self.policy_interval = float(settings["NNSERVE_POLICY_INTERVAL"])
         self.identity = worker_identity()
