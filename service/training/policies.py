@@ -26,7 +26,7 @@ from service.store import Dataset, ModelStore, StoreError
 from service.store.monitoring import PredictionLog
 from service.training.jobs import Job, JobQueue, RetrainRequest
 from service.training.limits import LimitError, Limits, base_rows, check_job
-from service.training.monitoring import VersionReport, version_report
+from service.training.live import VersionReport, version_report
 
 log = logging.getLogger(__name__)
 

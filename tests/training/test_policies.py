@@ -13,7 +13,7 @@ from service.store.monitoring import DATABASE, Label, LoggedPrediction, SqlitePr
 from service.training.drift import Drift
 from service.training.fitting import publish, train
 from service.training.jobs import open_queue
-from service.training.monitoring import VersionReport
+from service.training.live import VersionReport
 from service.training.policies import PolicyRunner, Settings, fires
 from service.training.worker import Worker
 

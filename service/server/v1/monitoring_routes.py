@@ -22,7 +22,7 @@ from service.server.v1.schemas import (
 from service.server.v1.targets import first_bad_target
 from service.store import validate_name
 from service.store.monitoring import Label
-from service.training.monitoring import version_report
+from service.training.live import version_report
 
 blp = Blueprint("monitoring", __name__, url_prefix="/v1/models", description="Feedback, live metrics and drift")
 

@@ -10,7 +10,7 @@ import pytest
 from nn import MLPClassifier
 from service.store.monitoring import LoggedPrediction
 from service.training.drift import bin_edges, drift, proportions, psi, reference_statistics
-from service.training.monitoring import live_metrics
+from service.training.live import live_metrics
 
 CLASSES = ["a", "b"]
 
