@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from service.store.retention import GcReport
 
 ACTIVATION_CHANNEL = "nnserve_activation"
+CATALOG_LOCK_KEY = 0x6E6E_7365_7276_6502  # "nnserve\x02": the advisory lock of filling an empty database
 POOL_TIMEOUT = 5.0  # seconds a call waits for a connection before answering "unavailable"
 
 
@@ -326,6 +327,21 @@ class PostgresModelStore:
         return dataset_codec.sha256(dataset_codec.canonical(dataset))
 
     # -- maintenance -------------------------------------------------------------
+    @contextlib.contextmanager
+    def catalog_lock(self) -> Iterator[None]:
+        """Held by ``nnserve serve`` while it checks for models and trains the catalog into an empty database.
+
+        Replicas starting together on one empty database take turns: the first trains the catalog, the others
+        wait here, then find the models and train nothing. A session lock on a connection of its own: it ends
+        with the block, or with the process if that dies while training.
+        """
+        with connect(self.database_url) as conn:
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (CATALOG_LOCK_KEY,))
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailableError(f"the database cannot be reached ({_first_line(exc)})") from None
+            yield
+
     def ping(self) -> None:
         with self.db.connection() as conn:
             conn.execute("SELECT 1")

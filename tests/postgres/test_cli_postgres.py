@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from helpers import REPO, service_env
+import psycopg
+import requests
+from e2e.conftest import free_port
+from helpers import REPO, service_env, start_cli, wait_for
 
 
 def cli(*args: object) -> subprocess.CompletedProcess[str]:
@@ -40,3 +46,44 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     result = cli("models", "--store", tmp_path, "--database-url", "postgresql://nobody@127.0.0.1:1/none")
     assert result.returncode == 1
     assert "the database cannot be reached" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_replicas_starting_together_on_an_empty_database_train_the_catalog_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    models = tmp_path / "models"  # a one-model catalog, short to train: iris for 20 epochs
+    (models / "data").mkdir(parents=True)
+    shutil.copy(REPO / "models" / "data" / "iris.csv", models / "data")
+    spec = (REPO / "models" / "iris.toml").read_text()
+    (models / "iris.toml").write_text(spec.replace("epochs = 200", "epochs = 20"))
+    ports = [free_port() for _ in range(3)]
+    env = service_env(NNSERVE_DATABASE_URL=database_url, NNSERVE_ACCESS_LOG="/dev/null")
+    procs = [
+        start_cli(
+            *("serve", "--port", port, "--workers", 1, "--no-retrain-worker"),
+            *("--store", tmp_path / f"cache{i}", "--models-dir", models),
+            env=env,
+            log=tmp_path / f"serve{i}.log",
+        )
+        for i, port in enumerate(ports)
+    ]
+
+    def ready(port: int) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        for port in ports:
+            wait_for(lambda: ready(port), 120, f"the replica on port {port}")  # noqa: B023 (called at once)
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    logs = [(tmp_path / f"serve{i}.log").read_text() for i in range(3)]
+    assert sum("training the catalog" in log for log in logs) == 1, logs
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT name, version FROM versions").fetchall() == [("iris", 1)]
+        assert conn.execute("SELECT active_version FROM models WHERE name = 'iris'").fetchone() == (1,)
