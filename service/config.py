@@ -24,6 +24,7 @@ class Setting:
     meaning: str
     shown: str | None = None  # how the default reads in the docs when it is not a literal
     kind: type = str  # the type of a setting without a literal default
+    choices: tuple[str, ...] = ()  # the values a string setting may take (any when empty)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -40,6 +41,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, "larger request bodies get 413"),
     Setting("NNSERVE_MAX_ROWS", 10_000, "more rows in one prediction get 422"),
     Setting("NNSERVE_RELOAD_INTERVAL", 0.25, "seconds between a web worker's checks of a model's active version"),
+    Setting(
+        "NNSERVE_ACTIVATION_NOTIFY",
+        "on",
+        "with NNSERVE_DATABASE_URL: `on`, web workers LISTEN for activations and load them at once; "
+        "`off`, they find them by polling alone (NNSERVE_ACTIVATION_POLL)",
+        choices=("on", "off"),
+    ),
+    Setting(
+        "NNSERVE_ACTIVATION_POLL",
+        5.0,
+        "with NNSERVE_DATABASE_URL: seconds between a web worker's polls of every model's activation "
+        "(the fallback for lost notifications)",
+    ),
     Setting("NNSERVE_CACHE_VERSIONS", 8, "pinned (non-active) versions kept loaded per web worker (LRU)"),
     Setting("NNSERVE_LOG_LEVEL", "info", "level of the JSON log lines: debug, info, warning, error"),
     Setting("NNSERVE_ACCESS_LOG", None, "a file for gunicorn's text access log as well (the app always logs JSON)"),
@@ -81,6 +95,8 @@ DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
 def _convert(setting: Setting, raw: str) -> Any:
     kind = setting.kind if setting.default is None else type(setting.default)
     if kind is str:
+        if setting.choices and raw not in setting.choices:
+            raise ValueError(f"{setting.name}={raw!r} must be one of {', '.join(setting.choices)}")
         return raw
     try:
         converted = kind(raw)

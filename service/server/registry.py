@@ -201,17 +201,24 @@ class ActivationWatcher(threading.Thread):
     """Keeps one web worker's registry current with a shared store that announces activations.
 
     Every notification refreshes that model (load and warm up, then swap); a slow poll of every model
-    covers lost notifications and models published elsewhere; a lost database connection is retried
-    with backoff while the loaded models keep serving. Requests then never wait on the database.
+    (every ``poll_interval`` s) covers lost notifications and models published elsewhere; a lost database
+    connection is retried with backoff while the loaded models keep serving. Requests then never wait on
+    the database. With ``notify`` False (NNSERVE_ACTIVATION_NOTIFY=off) nothing listens: the poll alone
+    finds activations.
     """
 
-    def __init__(self, registry: ModelRegistry, poll_interval: float = 5.0) -> None:
+    def __init__(self, registry: ModelRegistry, poll_interval: float = 5.0, notify: bool = True) -> None:
         super().__init__(name="nnserve-activations", daemon=True)
         self.registry = registry
         self.poll_interval = poll_interval
+        self.notify = notify
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        if not self.notify:
+            while not self.stopping.wait(self.poll_interval):
+                self.registry.refresh_all()  # a store error is remembered per model, never raised
+            return
         activations = self.registry.store.activations  # type: ignore[attr-defined]  # app.py checked it
         backoff = 0.5
         next_poll = time.monotonic() + self.poll_interval
