@@ -365,7 +365,8 @@ class PostgresModelStore:
         raise StoreError("the PostgreSQL store does not support retention (gc) yet: its versions are immutable")
 
     def activations(self, timeout: float) -> list[str]:
-        """Names of the models activated (by any replica) within ``timeout`` s, from LISTEN nnserve_activation.
+        """Names of the models activated (by any replica), from LISTEN nnserve_activation: returns as soon as
+        one is heard, or after ``timeout`` s with none.
 
         For one watcher thread. ``[""]`` right after (re)connecting means "anything may have changed meanwhile";
         a lost connection raises ``StoreUnavailableError`` and the next call reconnects.
@@ -376,7 +377,9 @@ class PostgresModelStore:
                 self._listener = connect(self.database_url)
                 self._listener.execute(f"LISTEN {ACTIVATION_CHANNEL}")
             assert self._listener is not None
-            names = [n.payload for n in self._listener.notifies(timeout=0.0 if fresh else timeout, stop_after=64)]
+            # stop_after=1: back at the first notification (with any that came in the same packet); a larger
+            # stop_after would keep waiting for more until ``timeout``, delaying every activation by up to it
+            names = [n.payload for n in self._listener.notifies(timeout=0.0 if fresh else timeout, stop_after=1)]
         except psycopg.OperationalError as exc:
             if self._listener is not None:
                 self._listener.close()
