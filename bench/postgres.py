@@ -58,6 +58,7 @@ from common import (
     start,
     stop,
     train_store,
+    tree_cpu_seconds,
     wait_ready,
     write_body,
     write_result,
@@ -118,8 +119,14 @@ def throughput(work: Path, fs_store: Path, database_url: str, args: argparse.Nam
         for r in range(args.rounds):
             order = list(urls) if r % 2 == 0 else list(reversed(urls))
             for who in order:
-                runs[who].append(wrk(urls[who], body, args.seconds, 16))
-                print(f"throughput round {r + 1}: {who} {runs[who][-1]['rps']:.0f} req/s", flush=True)
+                cpu = tree_cpu_seconds(procs[who].pid)
+                run = wrk(urls[who], body, args.seconds, 16)
+                run["cpu_ms"] = (tree_cpu_seconds(procs[who].pid) - cpu) * 1000 / max(run["requests"], 1)
+                runs[who].append(run)
+                print(
+                    f"throughput round {r + 1}: {who} {run['rps']:.0f} req/s, {run['cpu_ms']:.3f} CPU ms/req",
+                    flush=True,
+                )
     finally:
         for proc in procs.values():
             stop(proc)
@@ -345,10 +352,10 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    med = {
-        who: {k: statistics.median(r[k] for r in v) for k in ("rps", "p50", "p99", "non2xx")} for who, v in runs.items()
-    }
+    keys = ("rps", "p50", "p99", "non2xx", "cpu_ms")
+    med = {who: {k: statistics.median(r[k] for r in v) for k in keys} for who, v in runs.items()}
     ratio = med["postgres"]["rps"] / med["filesystem"]["rps"]
+    cpu_ratio = med["postgres"]["cpu_ms"] / med["filesystem"]["cpu_ms"]
     paired = [pg["rps"] / fs["rps"] for pg, fs in zip(runs["postgres"], runs["filesystem"], strict=True)]
     poll = config.DEFAULTS["NNSERVE_ACTIVATION_POLL"]  # bench_env drops every NNSERVE_* of this shell
     lines = [
@@ -357,13 +364,16 @@ def main() -> None:
         f"One-row iris predict, `nnserve serve --workers 2 --no-retrain-worker` on each store, wrk -t2 -c16 "
         f"-d{args.seconds}s, {args.rounds} interleaved rounds (order alternating), medians:",
         "",
-        "| store | req/s | p50 ms | p99 ms | non-2xx | req/s of each round |",
-        "|---|---:|---:|---:|---:|---|",
+        "| store | req/s | p50 ms | p99 ms | non-2xx | server CPU ms / request | req/s of each round |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for who in ("postgres", "filesystem"):
         m = med[who]
         each = ", ".join(f"{r['rps']:.0f}" for r in runs[who])
-        lines.append(f"| {who} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['non2xx']:.0f} | {each} |")
+        lines.append(
+            f"| {who} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['non2xx']:.0f} "
+            f"| {m['cpu_ms']:.3f} | {each} |"
+        )
     lines += [
         "",
         f"Activation to served by every web worker: {args.replicas} replicas x {args.workers} workers on one "
@@ -395,6 +405,8 @@ def main() -> None:
         "",
         f"- one-row throughput postgres / filesystem: **{ratio:.2f}x** (target >= 0.95); the median of the rounds' "
         f"own ratios: {statistics.median(paired):.2f}x (each round: {', '.join(f'{r:.2f}' for r in paired)})",
+        f"- server CPU per request postgres / filesystem: **{cpu_ratio:.2f}x** "
+        "(the gunicorn master and its workers, from /proc; less sensitive than req/s to other load on the machine)",
         f"- activation reach p99 with NOTIFY: **{ms(modes['on']['seconds'], 99)} ms** (target <= 250 ms); "
         f"poll only: {ms(modes['off']['seconds'], 99)} ms",
         f"- job throughput: **{jobs['jobs'] / jobs['seconds']:.0f} jobs/s** with {args.job_workers} processes",
