@@ -332,6 +332,7 @@ def ms(seconds: list[float], q: float) -> str:
 
 def main() -> None:
     args = parse_args()
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="nnserve-bench-pg-"))
     try:
         with postgres_server() as pg:
@@ -352,6 +353,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    load_after = os.getloadavg()[0]
     keys = ("rps", "p50", "p99", "non2xx", "cpu_ms")
     med = {who: {k: statistics.median(r[k] for r in v) for k in keys} for who, v in runs.items()}
     ratio = med["postgres"]["rps"] / med["filesystem"]["rps"]
@@ -360,6 +362,9 @@ def main() -> None:
     poll = config.DEFAULTS["NNSERVE_ACTIVATION_POLL"]  # bench_env drops every NNSERVE_* of this shell
     lines = [
         f"# PostgreSQL mode ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, PostgreSQL 15 on this machine)",
+        "",
+        f"Load average (1 min) when the run started and ended: {load_before:.1f} and {load_after:.1f} "
+        "(anything above the benchmark's own share is other work on the machine).",
         "",
         f"One-row iris predict, `nnserve serve --workers 2 --no-retrain-worker` on each store, wrk -t2 -c16 "
         f"-d{args.seconds}s, {args.rounds} interleaved rounds (order alternating), medians:",
