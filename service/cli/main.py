@@ -25,7 +25,7 @@ from service.cli.options import UserError
 from service.cli.remote_commands import openapi, remote
 from service.cli.report_commands import report
 from service.cli.serve_commands import serve, worker
-from service.cli.store_commands import gc, pin, unpin
+from service.cli.store_commands import gc, pin, store, unpin
 from service.store import StoreError
 from service.training.catalog import SpecError
 from service.training.csvdata import CSVError
@@ -67,9 +67,26 @@ def main() -> None:
       nnserve report iris -o iris.html      curves and evaluation as one HTML file
       nnserve export iris -o iris.onnx      the active iris model as an ONNX graph
       nnserve gc --keep-versions 5 --dry-run  what retention would remove
+      nnserve store copy --from ./store --to postgresql://...  move a store to PostgreSQL
       nnserve remote models                 the models a running server (NNSERVE_URL) serves
     """
 
 
-for command in (train, models, activate, predict, export, report, serve, worker, gc, pin, unpin, remote, openapi, db):
+for command in (
+    train,
+    models,
+    activate,
+    predict,
+    export,
+    report,
+    serve,
+    worker,
+    gc,
+    pin,
+    unpin,
+    store,
+    remote,
+    openapi,
+    db,
+):
     main.add_command(command)
