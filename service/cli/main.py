@@ -26,12 +26,13 @@ from service.cli.remote_commands import openapi, remote
 from service.cli.report_commands import report
 from service.cli.serve_commands import serve, worker
 from service.cli.store_commands import gc, pin, store, unpin
+from service.config import ConfigError
 from service.store import StoreError
 from service.training.catalog import SpecError
 from service.training.csvdata import CSVError
 
 # Errors that mean "fix your input or your files", not "nnserve has a bug".
-USER_ERRORS = (SpecError, CSVError, StoreError, nn.ArtifactError, OSError)
+USER_ERRORS = (SpecError, CSVError, StoreError, nn.ArtifactError, OSError, ConfigError)
 
 
 class NnserveGroup(click.Group):
