@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "SETTINGS", "Setting", "from_environ", "markdown_table", "value"]
+__all__ = ["DEFAULTS", "SETTINGS", "ConfigError", "Setting", "from_environ", "markdown_table", "value"]
+
+
+class ConfigError(ValueError):
+    """An ``NNSERVE_*`` variable whose value is not one its setting takes."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class Setting:
     meaning: str
     shown: str | None = None  # how the default reads in the docs when it is not a literal
     kind: type = str  # the type of a setting without a literal default
+    zero_allowed: bool = False  # a number may be 0 (a rule turned off), else it must be positive
     choices: tuple[str, ...] = ()  # the values a string setting may take (any when empty)
 
 
@@ -79,12 +84,14 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "retention after each retrain: keep the newest N versions of a model (active, previous, pinned always stay)",
         shown="0: off, unlimited",
+        zero_allowed=True,
     ),
     Setting(
         "NNSERVE_KEEP_DAYS",
         0.0,
         "retention after each retrain: keep versions younger than D days (with the rule above: kept if either keeps)",
         shown="0: off, unlimited",
+        zero_allowed=True,
     ),
     Setting("NNSERVE_URL", "http://127.0.0.1:8000", "the server `nnserve remote` talks to (`--url`)"),
 )
@@ -96,14 +103,14 @@ def _convert(setting: Setting, raw: str) -> Any:
     kind = setting.kind if setting.default is None else type(setting.default)
     if kind is str:
         if setting.choices and raw not in setting.choices:
-            raise ValueError(f"{setting.name}={raw!r} must be one of {', '.join(setting.choices)}")
+            raise ConfigError(f"{setting.name}={raw!r} must be one of {', '.join(setting.choices)}")
         return raw
     try:
         converted = kind(raw)
     except ValueError:
-        raise ValueError(f"{setting.name}={raw!r} is not a valid {kind.__name__}") from None
-    if converted <= 0:
-        raise ValueError(f"{setting.name}={raw!r} must be positive")
+        raise ConfigError(f"{setting.name}={raw!r} is not a valid {kind.__name__}") from None
+    if converted < 0 or (converted == 0 and not setting.zero_allowed):
+        raise ConfigError(f"{setting.name}={raw!r} must be {'0 or more' if setting.zero_allowed else 'positive'}")
     return converted
 
 
