@@ -24,7 +24,7 @@ import os
 import stat
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,6 +179,10 @@ class FileModelStore:
         except OSError as exc:
             raise unavailable(name, exc) from None
         return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def active_stamps(self) -> dict[str, Hashable | None]:
+        """``active_stamp`` of every model: one lstat each."""
+        return {name: self.active_stamp(name) for name in self.model_names()}
 
     # -- writing -----------------------------------------------------------------
     def publish(self, name: str, estimator: BaseMLP, metadata: dict[str, Any] | None = None) -> int:

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,6 +180,15 @@ class PostgresModelStore:
         if row is None or row[0] is None:
             return None
         return int(row[0]), row[1].timestamp()
+
+    def active_stamps(self) -> dict[str, Hashable | None]:
+        """(active version, time of the last activation) of every model, in one query (the replicas' poll)."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT m.name, m.active_version, m.updated_at FROM models m "
+                "WHERE EXISTS (SELECT 1 FROM versions v WHERE v.name = m.name)"
+            ).fetchall()
+        return {name: None if active is None else (int(active), at.timestamp()) for name, active, at in rows}
 
     # -- writing -----------------------------------------------------------------
     def publish(

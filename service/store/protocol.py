@@ -62,6 +62,10 @@ class ModelStore(Protocol):
         """A cheap token that changes whenever the model's activation changes (for hot-reload pollers)."""
         ...
 
+    def active_stamps(self) -> dict[str, Hashable | None]:
+        """``active_stamp`` of every model, read at once (one query where the store is a database)."""
+        ...
+
     def publish(self, name: str, estimator: BaseMLP, metadata: dict[str, Any] | None = None) -> int:
         """Save a fitted estimator as the model's next version; returns its number. Does not activate it."""
         ...
