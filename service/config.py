@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "SETTINGS", "Setting", "from_environ", "markdown_table", "value"]
+__all__ = ["DEFAULTS", "SETTINGS", "ConfigError", "Setting", "from_environ", "markdown_table", "value"]
+
+
+class ConfigError(ValueError):
+    """An ``NNSERVE_*`` variable whose value is not one its setting takes."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class Setting:
     meaning: str
     shown: str | None = None  # how the default reads in the docs when it is not a literal
     kind: type = str  # the type of a setting without a literal default
+    zero_allowed: bool = False  # a number may be 0 (a rule turned off), else it must be positive
+    choices: tuple[str, ...] = ()  # the values a string setting may take (any when empty)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -40,6 +46,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, "larger request bodies get 413"),
     Setting("NNSERVE_MAX_ROWS", 10_000, "more rows in one prediction get 422"),
     Setting("NNSERVE_RELOAD_INTERVAL", 0.25, "seconds between a web worker's checks of a model's active version"),
+    Setting(
+        "NNSERVE_ACTIVATION_NOTIFY",
+        "on",
+        "with NNSERVE_DATABASE_URL: `on`, web workers LISTEN for activations and load them at once; "
+        "`off`, they find them by polling alone (NNSERVE_ACTIVATION_POLL)",
+        choices=("on", "off"),
+    ),
+    Setting(
+        "NNSERVE_ACTIVATION_POLL",
+        5.0,
+        "with NNSERVE_DATABASE_URL: seconds between a web worker's polls of every model's activation "
+        "(the fallback for lost notifications)",
+    ),
     Setting("NNSERVE_CACHE_VERSIONS", 8, "pinned (non-active) versions kept loaded per web worker (LRU)"),
     Setting("NNSERVE_LOG_LEVEL", "info", "level of the JSON log lines: debug, info, warning, error"),
     Setting("NNSERVE_ACCESS_LOG", None, "a file for gunicorn's text access log as well (the app always logs JSON)"),
@@ -65,12 +84,14 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "retention after each retrain: keep the newest N versions of a model (active, previous, pinned always stay)",
         shown="0: off, unlimited",
+        zero_allowed=True,
     ),
     Setting(
         "NNSERVE_KEEP_DAYS",
         0.0,
         "retention after each retrain: keep versions younger than D days (with the rule above: kept if either keeps)",
         shown="0: off, unlimited",
+        zero_allowed=True,
     ),
     Setting("NNSERVE_URL", "http://127.0.0.1:8000", "the server `nnserve remote` talks to (`--url`)"),
 )
@@ -81,13 +102,15 @@ DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
 def _convert(setting: Setting, raw: str) -> Any:
     kind = setting.kind if setting.default is None else type(setting.default)
     if kind is str:
+        if setting.choices and raw not in setting.choices:
+            raise ConfigError(f"{setting.name}={raw!r} must be one of {', '.join(setting.choices)}")
         return raw
     try:
         converted = kind(raw)
     except ValueError:
-        raise ValueError(f"{setting.name}={raw!r} is not a valid {kind.__name__}") from None
-    if converted <= 0:
-        raise ValueError(f"{setting.name}={raw!r} must be positive")
+        raise ConfigError(f"{setting.name}={raw!r} is not a valid {kind.__name__}") from None
+    if converted < 0 or (converted == 0 and not setting.zero_allowed):
+        raise ConfigError(f"{setting.name}={raw!r} must be {'0 or more' if setting.zero_allowed else 'positive'}")
     return converted
 
 

@@ -25,13 +25,14 @@ from service.cli.options import UserError
 from service.cli.remote_commands import openapi, remote
 from service.cli.report_commands import report
 from service.cli.serve_commands import serve, worker
-from service.cli.store_commands import gc, pin, unpin
+from service.cli.store_commands import gc, pin, store, unpin
+from service.config import ConfigError
 from service.store import StoreError
 from service.training.catalog import SpecError
 from service.training.csvdata import CSVError
 
 # Errors that mean "fix your input or your files", not "nnserve has a bug".
-USER_ERRORS = (SpecError, CSVError, StoreError, nn.ArtifactError, OSError)
+USER_ERRORS = (SpecError, CSVError, StoreError, nn.ArtifactError, OSError, ConfigError)
 
 
 class NnserveGroup(click.Group):
@@ -67,9 +68,26 @@ def main() -> None:
       nnserve report iris -o iris.html      curves and evaluation as one HTML file
       nnserve export iris -o iris.onnx      the active iris model as an ONNX graph
       nnserve gc --keep-versions 5 --dry-run  what retention would remove
+      nnserve store copy --from ./store --to postgresql://...  move a store to PostgreSQL
       nnserve remote models                 the models a running server (NNSERVE_URL) serves
     """
 
 
-for command in (train, models, activate, predict, export, report, serve, worker, gc, pin, unpin, remote, openapi, db):
+for command in (
+    train,
+    models,
+    activate,
+    predict,
+    export,
+    report,
+    serve,
+    worker,
+    gc,
+    pin,
+    unpin,
+    store,
+    remote,
+    openapi,
+    db,
+):
     main.add_command(command)

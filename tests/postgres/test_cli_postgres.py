@@ -48,6 +48,35 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert "the database cannot be reached" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_store_copy_from_a_directory_to_postgres_and_back(tmp_path: Path, database_url: str) -> None:
+    trained = cli("train", "iris", "--epochs", 2, "--store", tmp_path / "local")
+    assert trained.returncode == 0, trained.stderr
+    assert cli("train", "iris", "--epochs", 3, "--store", tmp_path / "local").returncode == 0
+    assert cli("activate", "iris", 1, "--store", tmp_path / "local").returncode == 0
+
+    up = cli("store", "copy", "--from", tmp_path / "local", "--to", database_url)
+    assert up.returncode == 0 and "copied 2 versions (0 were already there)" in up.stdout, up.stderr
+    assert "the copy checks out" in up.stdout and database_url not in up.stdout + up.stderr
+    listed = cli("models", "--store", tmp_path / "cache", "--database-url", database_url)
+    assert listed.returncode == 0 and "iris" in listed.stdout, listed.stderr
+
+    down = cli("store", "copy", "--from", database_url, "--to", tmp_path / "back")
+    assert down.returncode == 0 and "copied 2 versions" in down.stdout, down.stderr
+    for version in ("1", "2"):
+        for f in (tmp_path / "local" / "iris" / version).iterdir():
+            assert (tmp_path / "back" / "iris" / version / f.name).read_bytes() == f.read_bytes()
+    assert (tmp_path / "back" / "iris" / "ACTIVE").read_text().strip() == "1"
+    assert (tmp_path / "back" / "iris" / "PREVIOUS").read_text().strip() == "2"
+
+    again = cli("store", "copy", "--from", tmp_path / "local", "--to", database_url)
+    assert again.returncode == 0 and "copied 0 versions (2 were already there)" in again.stdout
+
+
+def test_store_copy_refuses_a_missing_source_in_one_line(tmp_path: Path) -> None:
+    result = cli("store", "copy", "--from", tmp_path / "nothing", "--to", tmp_path / "x")
+    assert result.returncode == 1 and "no model store at" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_replicas_starting_together_on_an_empty_database_train_the_catalog_once(
     tmp_path: Path, database_url: str
 ) -> None:
