@@ -590,6 +590,11 @@ models=$(curl -s "$BASE/v1/models" | python3 -c 'import json, sys; print(len(jso
 predict_iris "$BASE" 1
 ok "runs as uid 10001; $models models served; iris predicts setosa, virginica"
 
+for page in /ui/ /ui/models/iris /ui/static/ui.css; do  # the dashboard's templates and static files are in the image
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BASE$page")" = 200 ] || die "dashboard $page is not 200"
+done
+ok "the dashboard renders from the image (/ui/, /ui/models/iris, its stylesheet)"
+
 retrain_iris "$BASE" "$TOKEN" 2
 ok "retrain (401 without the token): job succeeded in ${TIMES[retrain]} s, version 2 served"
 
