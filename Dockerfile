@@ -5,10 +5,10 @@
 #   docker run -p 8000:8000 -v nnserve-store:/data/store -e NNSERVE_ADMIN_TOKEN=change-me nnserve
 #
 # Stage 1 downloads the exact dependencies of requirements.lock (hash-checked:
-# `make lock` regenerates it) and builds the project's wheel; stage 2 is a slim
-# runtime that installs only those wheels into /opt/venv, with the lock's hashes
-# checked again and no dependency resolution, and no pip, no compiler and no
-# build files left behind. Behind a TLS-intercepting proxy,
+# `make lock` regenerates it) and builds the project's wheel; stage 2 installs
+# only those wheels into /opt/venv, with the lock's hashes checked again and no
+# dependency resolution; the slim runtime takes that venv alone: no pip, no
+# compiler, no wheels and no build files left behind. Behind a TLS-intercepting proxy,
 # hand the build your CA bundle as a secret (it is never written to a layer):
 #   docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt -t nnserve .
 # A package mirror instead of PyPI: --build-arg PIP_INDEX_URL=https://mirror/simple
@@ -42,6 +42,27 @@ RUN --mount=type=secret,id=ca \
     && /opt/build/bin/pip wheel --no-deps --wheel-dir /dist .
 
 
+# Stage 2 installs only the wheels of stage 1, offline: the lock's pins with their hashes checked again,
+# then nnserve itself, both without dependency resolution (--no-deps); `pip check` fails the build if the
+# lock misses a dependency. Then pip, setuptools and numpy's own test suite (17 MB) leave the venv.
+# The wheels are COPYed in, not bind-mounted from stage 1: buildah 1.28 (podman 4.3, Debian 12's) keys a
+# RUN's layer cache on its text alone, so a bind-mounted new wheel reused the old venv (seen: an image
+# built from new code ran the old), and a cached stage 1 could not be mounted at all. A COPY's cache is
+# keyed on what it copies; the runtime stage takes the finished venv, not the wheels.
+FROM python:3.11-slim AS venv
+
+COPY --from=build /deps /deps
+COPY --from=build /dist /dist
+COPY --from=build /src/requirements.lock /tmp/requirements.lock
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /deps \
+        --require-hashes --no-deps -r /tmp/requirements.lock \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /dist/nnserve-*.whl \
+    && /opt/venv/bin/pip check \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools \
+    && find /opt/venv/lib -type d -path '*/site-packages/numpy/*' -name tests -prune -exec rm -rf {} +
+
+
 FROM python:3.11-slim AS runtime
 
 ENV PATH=/opt/venv/bin:$PATH \
@@ -56,21 +77,9 @@ RUN groupadd --system --gid 10001 nnserve \
     && mkdir -p /data/store \
     && chown nnserve:nnserve /data/store
 
-# Only the wheels of stage 1, offline: the lock's pins with their hashes checked again, then nnserve
-# itself, both without dependency resolution (--no-deps); `pip check` fails the build if the lock
-# misses a dependency. Then pip, setuptools and numpy's own test suite (17 MB) leave the venv.
+COPY --from=venv /opt/venv /opt/venv
 # `nnserve --version` imports the whole CLI: a missing dependency fails the build.
-RUN --mount=type=bind,from=build,source=/deps,target=/deps \
-    --mount=type=bind,from=build,source=/dist,target=/dist \
-    --mount=type=bind,from=build,source=/src/requirements.lock,target=/tmp/requirements.lock \
-    python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /deps \
-        --require-hashes --no-deps -r /tmp/requirements.lock \
-    && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /dist/nnserve-*.whl \
-    && /opt/venv/bin/pip check \
-    && /opt/venv/bin/pip uninstall --yes pip setuptools \
-    && find /opt/venv/lib -type d -path '*/site-packages/numpy/*' -name tests -prune -exec rm -rf {} + \
-    && nnserve --version
+RUN nnserve --version
 
 WORKDIR /app
 # The catalog: `nnserve serve` trains it into the store when the store is empty (first start).

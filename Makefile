@@ -71,6 +71,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/retrain_p99.py
 	$(PY) bench/gunicorn_settings.py
 	$(PY) bench/ui_page.py
+	$(PY) bench/postgres.py
 	$(PY) bench/soak.py; status=$$?; $(PY) bench/report.py; exit $$status
 
 clean:

@@ -1,4 +1,5 @@
-"""What the HTTP benchmarks share: ports, server processes, readiness, wrk, RSS, stores, results.
+"""What the HTTP benchmarks share: ports, server processes, readiness, wrk, RSS, stores, results,
+percentiles, a throw-away PostgreSQL server, and which worker process holds a connection.
 
 The scripts run as ``.venv/bin/python bench/<script>.py``, so ``bench/`` is on
 ``sys.path`` and they import this module as ``common``.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib.util
 import json
 import os
 import platform
@@ -19,9 +21,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -174,6 +178,21 @@ def medians(runs: list[dict], keys: Iterable[str]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in keys}
 
 
+def percentile(values: Iterable[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, linearly interpolated between the closest ranks.
+
+    With n samples, every q above 100 * (n - 2) / (n - 1) falls between the two largest: with 20
+    samples, the p99 is 0.81 of the way from the second largest to the largest.
+    """
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
 def rows(name: str) -> list[list[float]]:
     """The feature rows of ``models/data/<name>.csv`` (target column dropped)."""
     with open(ROOT / "models" / "data" / f"{name}.csv") as f:
@@ -202,6 +221,25 @@ def rss_mb(pid: int) -> float | None:
     return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid``, its reaped children and its live direct children (0 when gone).
+
+    For a gunicorn master: itself, its workers, and the workers it replaced. Unlike requests per
+    second, CPU per request hardly moves when other processes load the machine.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: int, reaped: bool) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        # after the ")" field 3 (state) is index 0: utime, stime, cutime, cstime are fields 14-17
+        return sum(int(v) for v in fields[11 : 15 if reaped else 13]) / tick
+
+    return stat(pid, True) + sum(stat(child, False) for child in children(pid))
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
     with contextlib.suppress(OSError):
@@ -216,3 +254,57 @@ def write_result(name: str, report: str) -> None:
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(report.rstrip("\n") + "\n")
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Any]:
+    """A throw-away PostgreSQL 15 server in a temp dir (initdb, a free port, fsync off), removed on exit.
+
+    The tests' own starter, ``tests/postgres/server.py`` (``PostgresServer``: ``.url`` names its
+    ``nnserve`` database), loaded from its file: a bench script named ``postgres.py`` would shadow
+    the tests' ``postgres`` package. Exits with a hint when Debian's postgresql-15 is not installed.
+    """
+    path = ROOT / "tests" / "postgres" / "server.py"
+    spec = importlib.util.spec_from_file_location("nnserve_bench_pg_server", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    if not module.available():
+        sys.exit(f"PostgreSQL 15 is not installed ({module.BIN}/initdb): apt-get install postgresql-15")
+    base = Path(tempfile.mkdtemp(prefix="nnserve-bench-pg-"))
+    base.chmod(0o755)  # as root the cluster runs as the postgres user, which must reach its directory
+    server = module.PostgresServer(base / "cluster")
+    try:
+        server.init()
+        yield server
+    finally:
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def socket_owner(server_port: int, client_port: int, pids: Iterable[int]) -> int | None:
+    """Which of ``pids`` holds the server end of the TCP connection 127.0.0.1:client_port -> 127.0.0.1:server_port.
+
+    Looks the connection up in /proc/net/tcp (its socket inode), then the inode among the processes'
+    file descriptors; None when the connection or its owner is not found (Linux only).
+    """
+    local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
+    inode = next(
+        (
+            f[9]
+            for f in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+            if f[1] == local and f[2] == remote
+        ),
+        None,
+    )
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                        return pid
+    return None

@@ -27,6 +27,7 @@ ORDER = [
     "json_amplification",
     "retrain_p99",
     "gunicorn_settings",
+    "postgres",
     "soak",
 ]
 

@@ -19,21 +19,36 @@
 #      (new version served), 401 without the token, a graceful stop (SIGTERM, exit 0);
 #   4. `podman-compose up` of docker-compose.yml: api and worker healthy, the admin token from a
 #      generated env file, a prediction and a retrain run by the worker container through the
-#      shared volume; `down -v` removes containers, network and volume.
+#      shared volume; `down -v` removes containers, network and volume;
+#   5. the scaled stack, docker-compose.scale.yml: nginx, 3 api replicas, 2 workers, PostgreSQL 15.
+#      The catalog is trained once, predictions and a retrain go through nginx, the retrain is run by
+#      a worker container and its version is then served by every api replica (asked directly); with
+#      32 slow clients connected to nginx, one-row predictions keep a p99 under 1 s
+#      (scripts/slow_clients_probe.py); `down` then `up` keeps every version and the active one;
+#      `down -v` leaves nothing.
+#
+# No registry is reachable here: docker.io/library/postgres:15 and the nginx image the compose files
+# name are, where absent, made locally under those names from Debian bookworm's postgresql-15 and
+# nginx on the base image, honouring what the compose files use of the official images (POSTGRES_*
+# variables, initdb of an empty /var/lib/postgresql/data, password auth on 5432, pg_isready;
+# /etc/nginx/conf.d/*.conf, nginx in the foreground, wget for the healthcheck).
 #
 # Everything it creates (containers, volumes, networks, temp files) is removed on exit, failure
-# included. The base image and podman's build cache are kept so the next run is fast.
-# Needs root (CI runs as root). Host ports: two free ephemeral ports on 127.0.0.1, never 8000.
+# included. The base image, the stand-ins and podman's build cache are kept so the next run is fast.
+# Needs root (CI runs as root). Host ports: three free ephemeral ports on 127.0.0.1, never 8000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 BASE_IMAGE=python:3.11-slim
 IMAGE=localhost/nnserve:container-test
+PG_IMAGE=docker.io/library/postgres:15
+NGINX_IMAGE=docker.io/library/nginx:1.27-alpine  # the compose files' default NNSERVE_NGINX_IMAGE
 RUN_ID=nnserve-ct-$$
 VOLUME=$RUN_ID-store
 CTR=$RUN_ID-api
 PROJECT=$RUN_ID
+SCALE_PROJECT=$RUN_ID-scale
 IMAGE_LIMIT_MB=250
 VENV_BIN=$ROOT/.venv/bin
 PY=${PY:-$VENV_BIN/python}
@@ -47,6 +62,7 @@ PASSED=0
 FAILED=0
 JOB_WORKER_HOST=
 COMPOSE_UP=0
+SCALE_UP=0
 declare -A TIMES=()
 
 log() { printf '[container-test %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -60,6 +76,15 @@ compose() {
         "$VENV_BIN/podman-compose" -f "$ROOT/docker-compose.yml" -p "$PROJECT" "$@"
 }
 
+# podman-compose 1.6.0 takes a single --scale, and then runs every other service once: the replicas
+# come from the file's `scale:` (NNSERVE_API_REPLICAS, NNSERVE_WORKER_REPLICAS), as many as
+# `docker compose up --scale api=3 --scale worker=2` would start.
+scale_compose() {
+    NNSERVE_IMAGE=$IMAGE NNSERVE_ENV_FILE=$WORK/scale.env NNSERVE_PROXY_PORT=$SCALE_PORT \
+        NNSERVE_API_REPLICAS=3 NNSERVE_WORKER_REPLICAS=2 \
+        "$VENV_BIN/podman-compose" -f "$ROOT/docker-compose.scale.yml" -p "$SCALE_PROJECT" "$@"
+}
+
 cleanup() {
     local rc=$?
     set +e
@@ -71,6 +96,9 @@ cleanup() {
     fi
     if [ "$COMPOSE_UP" = 1 ]; then
         compose down -v -t 5 >"$WORK/compose-down.log" 2>&1
+    fi
+    if [ "$SCALE_UP" = 1 ]; then
+        scale_compose down -v -t 5 >"$WORK/scale-down.log" 2>&1
     fi
     # Whatever is still there with this run's name: containers, then volumes, then networks.
     podman ps -a --format '{{.Names}}' 2>/dev/null | grep "^$RUN_ID" | xargs -r podman rm -f -t 0 >/dev/null 2>&1
@@ -213,6 +241,119 @@ make_base_image() {
     log "base image made in ${TIMES[base]} s: $(podman run --rm --pull=never "$BASE_IMAGE" python --version 2>/dev/null)"
 }
 
+# The images no registry here can give (see the top): a stand-in under the official name where absent,
+# from Debian bookworm's packages on the base image. Kept between runs, like the base image.
+standin_containerfiles() {
+    mkdir -p "$WORK/standin-postgres" "$WORK/standin-nginx"
+    cat >"$WORK/standin-postgres/Containerfile" <<'EOF'
+FROM python:3.11-slim
+ARG MIRROR
+# No "main" cluster from the package: the entrypoint makes one in $PGDATA, like the official image.
+RUN --mount=type=secret,id=ca \
+    set -eu; ca=; if [ -s /run/secrets/ca ]; then ca=-oAcquire::https::CAInfo=/run/secrets/ca; fi; \
+    echo "deb $MIRROR bookworm main" >/etc/apt/sources.list; \
+    mkdir -p /etc/postgresql-common; echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf; \
+    apt-get $ca update -qq; \
+    DEBIAN_FRONTEND=noninteractive apt-get $ca install -y -qq --no-install-recommends postgresql-15 >/dev/null; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc/* /usr/share/man/*
+COPY docker-entrypoint.sh /usr/local/bin/
+ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data
+LABEL org.opencontainers.image.description="Local stand-in for docker.io/library/postgres:15 (Debian bookworm postgresql-15), made by nnserve's scripts/container-test.sh"
+VOLUME /var/lib/postgresql/data
+EXPOSE 5432
+STOPSIGNAL SIGINT
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["postgres"]
+EOF
+    cat >"$WORK/standin-postgres/docker-entrypoint.sh" <<'EOF'
+#!/bin/sh
+# The official postgres image's contract: POSTGRES_PASSWORD (required), POSTGRES_USER (postgres),
+# POSTGRES_DB (the user's name); initdb of an empty $PGDATA, then postgres listening on 5432 for the
+# network with password (scram-sha-256) auth. Started as root, it runs as the postgres user.
+set -eu
+: "${POSTGRES_USER:=postgres}"
+: "${POSTGRES_DB:=$POSTGRES_USER}"
+if [ "${1:-postgres}" != postgres ]; then exec "$@"; fi
+[ "$#" -gt 0 ] && shift
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown postgres:postgres "$PGDATA" /var/run/postgresql
+    chmod 700 "$PGDATA"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" postgres "$@"
+fi
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    [ -n "${POSTGRES_PASSWORD:-}" ] || { echo "error: POSTGRES_PASSWORD is not set" >&2; exit 1; }
+    pwfile=$(mktemp)
+    printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+    initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" -E UTF8 --auth-local=trust --auth-host=scram-sha-256
+    rm -f "$pwfile"
+    echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+    echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
+    pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start  # on its socket only while it is set up
+    if [ "$POSTGRES_DB" != postgres ]; then createdb -U "$POSTGRES_USER" "$POSTGRES_DB"; fi
+    pg_ctl -D "$PGDATA" -m fast -w stop
+    echo "PostgreSQL init process complete; ready for start up."
+fi
+exec postgres -D "$PGDATA" "$@"
+EOF
+    chmod 755 "$WORK/standin-postgres/docker-entrypoint.sh"
+    cat >"$WORK/standin-nginx/Containerfile" <<'EOF'
+FROM python:3.11-slim
+ARG MIRROR
+# Debian's nginx.conf includes /etc/nginx/conf.d/*.conf, like the official image's; its own site goes.
+# wget: the healthcheck's, as busybox's in the official alpine image.
+RUN --mount=type=secret,id=ca \
+    set -eu; ca=; if [ -s /run/secrets/ca ]; then ca=-oAcquire::https::CAInfo=/run/secrets/ca; fi; \
+    echo "deb $MIRROR bookworm main" >/etc/apt/sources.list; \
+    apt-get $ca update -qq; \
+    DEBIAN_FRONTEND=noninteractive apt-get $ca install -y -qq --no-install-recommends nginx wget >/dev/null; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc/* /usr/share/man/* /etc/nginx/sites-enabled/*; \
+    ln -sf /dev/stdout /var/log/nginx/access.log; ln -sf /dev/stderr /var/log/nginx/error.log
+LABEL org.opencontainers.image.description="Local stand-in for docker.io/library/nginx (Debian bookworm nginx), made by nnserve's scripts/container-test.sh"
+EXPOSE 80
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-g", "daemon off;"]
+EOF
+}
+
+make_standin_images() {
+    local image dir mirror= t0
+    for image in "$PG_IMAGE" "$NGINX_IMAGE"; do
+        if podman image exists "$image"; then
+            log "image $image present"
+            continue
+        fi
+        [ -n "$mirror" ] || mirror=$(apt_mirror) || die "could not read a bookworm mirror from the apt sources"
+        [ -d "$WORK/standin-postgres" ] || standin_containerfiles
+        case $image in
+            "$PG_IMAGE") dir=$WORK/standin-postgres ;;
+            *) dir=$WORK/standin-nginx ;;
+        esac
+        log "image $image absent: a stand-in from Debian bookworm packages ($mirror)"
+        t0=$(now)
+        timeout 900 podman build --pull=never --format docker --build-arg "MIRROR=$mirror" \
+            --secret "id=ca,src=$CA_BUNDLE" -t "$image" "$dir" >"$WORK/standin-build.log" 2>&1 \
+            || { tail -30 "$WORK/standin-build.log"; die "podman build of the stand-in $image"; }
+        log "stand-in $image built in $(since "$t0") s"
+        TIMES[standins]=$(python3 -c 'import sys; print(f"{float(sys.argv[1]) + float(sys.argv[2]):.1f}")' \
+            "${TIMES[standins]:-0}" "$(since "$t0")")
+    done
+}
+
+# The names of a compose project's running containers of one service, sorted.
+service_containers() {
+    podman ps --filter "label=io.podman.compose.project=$1" --filter "label=com.docker.compose.service=$2" \
+        --format '{{.Names}}' | sort
+}
+
+# The version of iris that one api container serves, asked on its own port (no nginx in between).
+replica_version() {
+    podman exec "$1" python -c "import json, urllib.request
+request = urllib.request.Request('http://127.0.0.1:8000/v1/models/iris/predict',
+    data=b'{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}', headers={'Content-Type': 'application/json'})
+print(json.load(urllib.request.urlopen(request, timeout=5))['version'])" 2>/dev/null
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -315,6 +456,7 @@ configure_podman
 remove_stale
 [ -s "$CA_BUNDLE" ] || die "no CA bundle at $CA_BUNDLE (set CA_BUNDLE)"
 make_base_image
+make_standin_images
 
 # --- 1. lint ----------------------------------------------------------------------------------
 "$VENV_BIN/hadolint" Dockerfile || die "hadolint Dockerfile"
@@ -328,6 +470,15 @@ NNSERVE_ENV_FILE=$WORK/ci.env NNSERVE_HOST_PORT=$COMPOSE_PORT \
     "$VENV_BIN/docker-compose" -f docker-compose.yml config -q || die "docker compose config -q"
 compose config >"$WORK/compose-config.yml" 2>&1 || { cat "$WORK/compose-config.yml"; die "podman-compose config"; }
 ok "docker-compose.yml: 'docker compose config -q' (Compose $("$VENV_BIN/docker-compose" version --short)) and podman-compose config"
+
+PGPASS=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+printf 'NNSERVE_ADMIN_TOKEN=%s\nPOSTGRES_PASSWORD=%s\nPGPASSWORD=%s\n' "$TOKEN" "$PGPASS" "$PGPASS" >"$WORK/scale.env"
+chmod 600 "$WORK/scale.env"
+SCALE_PORT=$(free_port)
+NNSERVE_ENV_FILE=$WORK/scale.env NNSERVE_PROXY_PORT=$SCALE_PORT \
+    "$VENV_BIN/docker-compose" -f docker-compose.scale.yml config -q || die "docker compose -f docker-compose.scale.yml config -q"
+scale_compose config >"$WORK/scale-config.yml" 2>&1 || { cat "$WORK/scale-config.yml"; die "podman-compose config (scale)"; }
+ok "docker-compose.scale.yml: 'docker compose config -q' and podman-compose config"
 
 # --- 2. build -------------------------------------------------------------------------------------
 VERSION=$(python3 -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
@@ -398,6 +549,18 @@ EOF
 ) || die "the image's packages differ from requirements.lock"
 ok "installed Python packages: exactly the $LOCKED pins of requirements.lock, and nnserve $VERSION"
 
+# The image runs this tree's code, not a stale layer's: every .py file of nn/ and service/ the same.
+podman run --rm --pull=never --network none "$IMAGE" python -c "import hashlib, pathlib, nn, service
+for package in (nn, service):
+    root = pathlib.Path(package.__file__).parent
+    for f in root.rglob('*.py'):
+        print(hashlib.sha256(f.read_bytes()).hexdigest() + '  ' + str(f.relative_to(root.parent)))" \
+    2>"$WORK/image-sources.err" | sort >"$WORK/image-sources" || { cat "$WORK/image-sources.err"; die "hashing the image's code"; }
+find nn service -name '*.py' -print0 | xargs -0 sha256sum | sort >"$WORK/tree-sources"
+diff "$WORK/tree-sources" "$WORK/image-sources" >"$WORK/sources.diff" \
+    || { head -20 "$WORK/sources.diff"; die "the image's nn/ and service/ differ from the tree's ('<': the tree)"; }
+ok "the image's code is this tree's: $(wc -l <"$WORK/tree-sources") .py files of nn/ and service/, each the same"
+
 # The CA bundle handed to the build as a secret is in no file of the image.
 CA_SUM=$(sha256sum "$CA_BUNDLE" | cut -d' ' -f1)
 CA_SIZE=$(stat -c %s "$CA_BUNDLE")
@@ -426,6 +589,11 @@ models=$(curl -s "$BASE/v1/models" | python3 -c 'import json, sys; print(len(jso
 [ "$models" -ge 5 ] || die "only $models models in the store"
 predict_iris "$BASE" 1
 ok "runs as uid 10001; $models models served; iris predicts setosa, virginica"
+
+for page in /ui/ /ui/models/iris /ui/static/ui.css; do  # the dashboard's templates and static files are in the image
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BASE$page")" = 200 ] || die "dashboard $page is not 200"
+done
+ok "the dashboard renders from the image (/ui/, /ui/models/iris, its stylesheet)"
 
 retrain_iris "$BASE" "$TOKEN" 2
 ok "retrain (401 without the token): job succeeded in ${TIMES[retrain]} s, version 2 served"
@@ -478,5 +646,116 @@ left=$( (podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}
 [ "$left" = 0 ] || die "compose down left $left containers, volumes or networks"
 ok "compose down -v: no container, volume or network left"
 
-log "summary: image $SIZE_MB MB; base image ${TIMES[base]:-(cached) }${TIMES[base]:+ s}; build ${TIMES[build]} s; first start to ready ${TIMES[ready]} s; restart to ready ${TIMES[restart]} s; compose up to healthy ${TIMES[compose]} s; total $(since "$T_START") s"
+# --- 5. the scaled stack: nginx, 3 api replicas, 2 workers, PostgreSQL ----------------------------
+# podman 4.3 has no depends_on `condition: service_healthy` (podman-compose honours it from podman
+# 4.6; docker compose does): postgres is brought up and waited for first, then the rest.
+scale_up() {
+    local c
+    scale_compose up -d --no-build postgres >>"$WORK/scale-up.log" 2>&1 || { tail -30 "$WORK/scale-up.log"; die "podman-compose up postgres"; }
+    PG_CTR=$(service_containers "$SCALE_PROJECT" postgres)
+    [ -n "$PG_CTR" ] || die "compose up: no postgres container"
+    wait_healthy "$PG_CTR" 90
+    scale_compose up -d --no-build >>"$WORK/scale-up.log" 2>&1 || { tail -30 "$WORK/scale-up.log"; die "podman-compose up (scale)"; }
+    mapfile -t API_CTRS < <(service_containers "$SCALE_PROJECT" api)
+    mapfile -t WORKER_CTRS < <(service_containers "$SCALE_PROJECT" worker)
+    PROXY_CTR=$(service_containers "$SCALE_PROJECT" proxy)
+    { [ "${#API_CTRS[@]}" = 3 ] && [ "${#WORKER_CTRS[@]}" = 2 ] && [ -n "$PROXY_CTR" ]; } \
+        || die "compose up: api '${API_CTRS[*]}', worker '${WORKER_CTRS[*]}', proxy '$PROXY_CTR'; want 3, 2 and 1"
+    for c in "${API_CTRS[@]}"; do wait_healthy "$c" 300; done
+    for c in "${WORKER_CTRS[@]}"; do wait_healthy "$c" 90; done
+    wait_healthy "$PROXY_CTR" 60
+}
+catalog_trainings() {  # how many api containers trained the catalog since they were created
+    local c n=0
+    for c in "${API_CTRS[@]}"; do
+        n=$((n + $(podman logs "$c" 2>&1 | grep -c 'training the catalog' || true)))
+    done
+    echo "$n"
+}
+iris_state() {  # "active <n>; versions [..]" through nginx
+    local out
+    out=$(http GET "$SBASE/v1/models/iris")
+    [ "$(status_of "$out")" = 200 ] || die "GET /v1/models/iris: $(status_of "$out") $(body_of "$out")"
+    json "$out" '"active %s; versions %s" % (d["active_version"], [v["version"] for v in d["versions"]])'
+}
+
+SBASE=http://127.0.0.1:$SCALE_PORT
+SCALE_UP=1
+t0=$(now)
+scale_up
+TIMES[scale]=$(since "$t0")
+ok "scaled stack up: postgres, 3 api replicas, 2 workers and nginx healthy in ${TIMES[scale]} s"
+
+for c in "${API_CTRS[@]}" "${WORKER_CTRS[@]}"; do
+    vols=$(podman inspect --format '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}' "$c")
+    [ -z "$vols" ] || die "$c has the volumes $vols: api and worker keep only a cache in the container"
+    [ "$(podman exec "$c" sh -c 'echo "$NNSERVE_DATABASE_URL"')" = postgresql://nnserve@postgres:5432/nnserve ] \
+        || die "$c: NNSERVE_DATABASE_URL is not the password-less URL of the compose file"
+done
+[ -z "$(podman port "${API_CTRS[0]}")" ] || die "an api replica publishes a host port: $(podman port "${API_CTRS[0]}")"
+[ "$(catalog_trainings)" = 1 ] || die "the catalog was trained $(catalog_trainings) times by 3 replicas, want once"
+[ "$(iris_state)" = "active 1; versions [1]" ] || die "iris after the first start: $(iris_state)"
+ok "no volume on api or worker, no host port on api, the password not in the URL; the catalog trained once (iris: $(iris_state))"
+
+predict_iris "$SBASE" 1
+retrain_iris "$SBASE" "$TOKEN" 2
+worker_hosts=$(for c in "${WORKER_CTRS[@]}"; do podman exec "$c" python -c 'import socket; print(socket.gethostname())'; done)
+grep -qx "$JOB_WORKER_HOST" <<<"$worker_hosts" || die "the job ran on '$JOB_WORKER_HOST', in no worker container ($(echo $worker_hosts))"
+for c in "${API_CTRS[@]}"; do
+    deadline=$(( $(date +%s) + 15 ))
+    until [ "$(replica_version "$c")" = 2 ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || die "$c serves version '$(replica_version "$c")' 15 s after the retrain, want 2"
+        sleep 0.25
+    done
+done
+ok "through nginx: predict, retrain run by a worker container ($JOB_WORKER_HOST) in ${TIMES[retrain]} s; every api replica serves version 2"
+
+predictions_logged() { podman logs "$1" 2>&1 | grep -c '"path":"/v1/models/iris/predict"' || true; }
+declare -A logged=()
+for c in "${API_CTRS[@]}"; do logged[$c]=$(predictions_logged "$c"); done
+"$PY" "$ROOT/scripts/slow_clients_probe.py" "$SBASE" --slow 32 --predictions 50 >"$WORK/slow.log" 2>&1 \
+    || { cat "$WORK/slow.log"; die "predictions beside 32 slow clients through nginx"; }
+sed 's/^/    /' "$WORK/slow.log"
+spread=()
+for c in "${API_CTRS[@]}"; do  # the probe's 100 predictions, as each replica logged them
+    n=$(( $(predictions_logged "$c") - ${logged[$c]} ))
+    [ "$n" -gt 0 ] || die "nginx sent none of the probe's predictions to $c"
+    spread+=("$n")
+done
+ok "32 slow clients on nginx: $(grep -o 'slow clients connected: .*' "$WORK/slow.log" | sed 's/^slow clients connected: //'); predictions reached each replica (${spread[*]})"
+
+# A replica restarted comes back on its own; it may have a new address (podman gives one), which nginx
+# learns when it reloads (without, it kept trying the old one: seen, a request waited out the 5 s
+# proxy_connect_timeout). While aardvark-dns reloads, `api` may briefly not resolve: a few tries.
+podman restart -t 30 "${API_CTRS[0]}" >/dev/null 2>>"$WORK/podman.err" || { cat "$WORK/podman.err"; die "podman restart ${API_CTRS[0]}"; }
+wait_healthy "${API_CTRS[0]}" 120
+[ "$(replica_version "${API_CTRS[0]}")" = 2 ] || die "${API_CTRS[0]} serves version '$(replica_version "${API_CTRS[0]}")' after a restart, want 2"
+for try in 1 2 3 4 5 6; do
+    podman exec "$PROXY_CTR" nginx -s reload >"$WORK/reload.log" 2>&1 && break
+    [ "$try" -lt 6 ] || { cat "$WORK/reload.log"; die "nginx -s reload"; }
+    sleep 3
+done
+sleep 1
+for i in $(seq 12); do predict_iris "$SBASE" 2; done
+ok "a replica restarted (${API_CTRS[0]}): healthy again, serves version 2; after nginx -s reload, 12 predictions through nginx"
+
+before=$(iris_state)
+t0=$(now)
+scale_compose down -t 30 >"$WORK/scale-down.log" 2>&1 || { cat "$WORK/scale-down.log"; die "podman-compose down (scale)"; }
+[ -z "$(podman ps -a --format '{{.Names}}' | grep "^$SCALE_PROJECT")" ] || die "compose down left containers"
+podman volume exists "${SCALE_PROJECT}_pgdata" || die "compose down (without -v) removed the database volume"
+scale_up
+TIMES[scale_again]=$(since "$t0")
+[ "$(catalog_trainings)" = 0 ] || die "the catalog was trained again after down and up"
+[ "$(iris_state)" = "$before" ] || die "after down and up, iris is '$(iris_state)'; before: '$before'"
+predict_iris "$SBASE" 2
+ok "down, then up (healthy in ${TIMES[scale_again]} s): nothing retrained, every version and the active one kept ($before)"
+
+scale_compose down -v -t 30 >"$WORK/scale-down.log" 2>&1 || { cat "$WORK/scale-down.log"; die "podman-compose down -v (scale)"; }
+SCALE_UP=0
+left=$( (podman ps -a --format '{{.Names}}'; podman volume ls --format '{{.Name}}'; podman network ls --format '{{.Name}}') | grep -c "^$SCALE_PROJECT" || true)
+[ "$left" = 0 ] || die "compose down -v left $left containers, volumes or networks of the scaled stack"
+ok "scaled stack down -v: no container, volume or network left"
+
+log "summary: image $SIZE_MB MB; base image ${TIMES[base]:-(cached) }${TIMES[base]:+ s}; stand-ins ${TIMES[standins]:-(cached) }${TIMES[standins]:+ s}; build ${TIMES[build]} s; first start to ready ${TIMES[ready]} s; restart to ready ${TIMES[restart]} s; compose up to healthy ${TIMES[compose]} s; scaled stack up to healthy ${TIMES[scale]} s, again ${TIMES[scale_again]} s; total $(since "$T_START") s"
 echo "container-test: $PASSED passed, $FAILED failed"

@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "SETTINGS", "Setting", "from_environ", "markdown_table", "value"]
+__all__ = ["DEFAULTS", "SETTINGS", "ConfigError", "Setting", "from_environ", "markdown_table", "value"]
+
+
+class ConfigError(ValueError):
+    """An ``NNSERVE_*`` variable whose value is not one its setting takes."""
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,9 @@ class Setting:
     meaning: str
     shown: str | None = None  # how the default reads in the docs when it is not a literal
     kind: type = str  # the type of a setting without a literal default
-    most: float | None = None  # the largest value allowed
-    zero_ok: bool = False  # whether 0 is a value (otherwise values must be positive)
+    zero_allowed: bool = False  # a number may be 0 (a rule turned off), else it must be positive
+    choices: tuple[str, ...] = ()  # the values a string setting may take (any when empty)
+    most: float | None = None  # the largest value a number may take
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -42,6 +47,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, "larger request bodies get 413"),
     Setting("NNSERVE_MAX_ROWS", 10_000, "more rows in one prediction get 422"),
     Setting("NNSERVE_RELOAD_INTERVAL", 0.25, "seconds between a web worker's checks of a model's active version"),
+    Setting(
+        "NNSERVE_ACTIVATION_NOTIFY",
+        "on",
+        "with NNSERVE_DATABASE_URL: `on`, web workers LISTEN for activations and load them at once; "
+        "`off`, they find them by polling alone (NNSERVE_ACTIVATION_POLL)",
+        choices=("on", "off"),
+    ),
+    Setting(
+        "NNSERVE_ACTIVATION_POLL",
+        5.0,
+        "with NNSERVE_DATABASE_URL: seconds between a web worker's polls of every model's activation "
+        "(the fallback for lost notifications)",
+    ),
     Setting("NNSERVE_CACHE_VERSIONS", 8, "pinned (non-active) versions kept loaded per web worker (LRU)"),
     Setting("NNSERVE_LOG_LEVEL", "info", "level of the JSON log lines: debug, info, warning, error"),
     Setting("NNSERVE_ACCESS_LOG", None, "a file for gunicorn's text access log as well (the app always logs JSON)"),
@@ -67,12 +85,14 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "retention after each retrain: keep the newest N versions of a model (active, previous, pinned always stay)",
         shown="0: off, unlimited",
+        zero_allowed=True,
     ),
     Setting(
         "NNSERVE_KEEP_DAYS",
         0.0,
         "retention after each retrain: keep versions younger than D days (with the rule above: kept if either keeps)",
         shown="0: off, unlimited",
+        zero_allowed=True,
     ),
     Setting("NNSERVE_URL", "http://127.0.0.1:8000", "the server `nnserve remote` talks to (`--url`)"),
     Setting(
@@ -83,7 +103,7 @@ SETTINGS: tuple[Setting, ...] = (
         shown="from each spec (0: off)",
         kind=float,
         most=1.0,
-        zero_ok=True,
+        zero_allowed=True,
     ),
     Setting(
         "NNSERVE_LOG_BUFFER",
@@ -106,15 +126,17 @@ DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
 def _convert(setting: Setting, raw: str) -> Any:
     kind = setting.kind if setting.default is None else type(setting.default)
     if kind is str:
+        if setting.choices and raw not in setting.choices:
+            raise ConfigError(f"{setting.name}={raw!r} must be one of {', '.join(setting.choices)}")
         return raw
     try:
         converted = kind(raw)
     except ValueError:
-        raise ValueError(f"{setting.name}={raw!r} is not a valid {kind.__name__}") from None
-    if converted != converted or converted < 0 or (converted == 0 and not setting.zero_ok):
-        raise ValueError(f"{setting.name}={raw!r} must be {'0 or more' if setting.zero_ok else 'positive'}")
+        raise ConfigError(f"{setting.name}={raw!r} is not a valid {kind.__name__}") from None
+    if converted != converted or converted < 0 or (converted == 0 and not setting.zero_allowed):  # NaN too
+        raise ConfigError(f"{setting.name}={raw!r} must be {'0 or more' if setting.zero_allowed else 'positive'}")
     if setting.most is not None and converted > setting.most:
-        raise ValueError(f"{setting.name}={raw!r} must be at most {setting.most:g}")
+        raise ConfigError(f"{setting.name}={raw!r} must be at most {setting.most:g}")
     return converted
 
 

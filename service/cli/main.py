@@ -26,13 +26,14 @@ from service.cli.options import UserError
 from service.cli.remote_commands import openapi, remote
 from service.cli.report_commands import report
 from service.cli.serve_commands import serve, worker
-from service.cli.store_commands import gc, pin, unpin
+from service.cli.store_commands import gc, pin, store, unpin
+from service.config import ConfigError
 from service.store import StoreError
 from service.training.catalog import SpecError
 from service.training.csvdata import CSVError
 
 # Errors that mean "fix your input or your files", not "nnserve has a bug".
-USER_ERRORS = (SpecError, CSVError, StoreError, nn.ArtifactError, OSError)
+USER_ERRORS = (SpecError, CSVError, StoreError, nn.ArtifactError, OSError, ConfigError)
 
 
 class NnserveGroup(click.Group):
@@ -68,13 +69,14 @@ def main() -> None:
       nnserve report iris -o iris.html      curves and evaluation as one HTML file
       nnserve export iris -o iris.onnx      the active iris model as an ONNX graph
       nnserve gc --keep-versions 5 --dry-run  what retention would remove
+      nnserve store copy --from ./store --to postgresql://...  move a store to PostgreSQL
       nnserve remote models                 the models a running server (NNSERVE_URL) serves
       nnserve monitoring iris               live metrics and drift of iris on a running server
       nnserve feedback iris labels.csv      ground truth (request_id,target) for logged predictions
     """
 
 
-COMMANDS = (
+for command in (
     train,
     models,
     activate,
@@ -86,11 +88,11 @@ COMMANDS = (
     gc,
     pin,
     unpin,
+    store,
     remote,
     openapi,
     db,
     monitoring,
     feedback,
-)
-for command in COMMANDS:
+):
     main.add_command(command)

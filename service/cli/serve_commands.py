@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -63,18 +64,23 @@ def serve(
     if not bind_host or not bind_port.isdigit():
         raise UserError(f"NNSERVE_BIND must be host:port, got {config.value('NNSERVE_BIND')!r}")
     host, port = host or bind_host, port or int(bind_port)
-    if not store_at(store_root).model_names():
-        click.echo(f"the store at {store_root} is empty: training the catalog in {models_dir}")
-        ctx.invoke(
-            train,
-            specs=(),
-            train_all=True,
-            models_dir=models_dir,
-            store_root=store_root,
-            epochs=None,
-            seed=None,
-            activate=True,
-        )
+    store = store_at(store_root)
+    # Replicas sharing one database take turns here (the PostgreSQL store's advisory lock), so only the
+    # first trains an empty database's catalog; a filesystem store belongs to one server and has no lock.
+    catalog_lock = getattr(store, "catalog_lock", contextlib.nullcontext)
+    with catalog_lock():
+        if not store.model_names():
+            click.echo(f"the store at {store_root} is empty: training the catalog in {models_dir}")
+            ctx.invoke(
+                train,
+                specs=(),
+                train_all=True,
+                models_dir=models_dir,
+                store_root=store_root,
+                epochs=None,
+                seed=None,
+                activate=True,
+            )
     exec_gunicorn(host, port, workers, store_root.absolute(), retrain_worker)
 
 

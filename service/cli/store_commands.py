@@ -1,12 +1,15 @@
-"""``nnserve gc``, ``pin`` and ``unpin``: retention of old versions and the versions it must keep."""
+"""``nnserve gc``, ``pin``, ``unpin``: retention and the versions it must keep; ``store copy`` between backends."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import click
 
 from service.cli.options import UserError, existing_store, naming_store, store_option
+from service.store import FileModelStore, ModelStore, open_store
+from service.store.copy import copy_store
 from service.store.retention import RetentionPolicy
 
 
@@ -79,3 +82,47 @@ def unpin(name: str, version: int, store_root: Path) -> None:
     with naming_store(store_root):
         store.unpin(name, version)
     click.echo(f"{name}: version {version} is not pinned")
+
+
+@click.group(short_help="Whole-store operations: copy between a directory and PostgreSQL.")
+def store() -> None:
+    """Operations on a whole store."""
+
+
+@store.command("copy", short_help="Copy every version, dataset, activation and pin into another store.")
+@click.option(
+    "--from", "source", required=True, metavar="DIR|URL", help="The store to read: a directory or a postgresql:// URL."
+)
+@click.option(
+    "--to", "target", required=True, metavar="DIR|URL", help="The store to fill: a directory or a postgresql:// URL."
+)
+def copy(source: str, target: str) -> None:
+    """Copy the store at --from into the store at --to, then check the copy by reading it back.
+
+    Versions keep their numbers and bytes, datasets their sha256; the active and previous versions and the
+    pins follow. What the target already holds identically is skipped, so a copy that was interrupted is
+    finished by running it again; a different version under the same number stops it.
+
+    \b
+    Examples:
+      nnserve store copy --from ./store --to postgresql://nnserve@db/nnserve
+      nnserve store copy --from postgresql://nnserve@db/nnserve --to ./backup
+    """
+    if source == target:
+        raise UserError("--from and --to name the same store")
+    with tempfile.TemporaryDirectory(prefix="nnserve-copy-") as cache:  # a database endpoint's download cache
+        src = _endpoint(source, Path(cache) / "from", must_exist=True)
+        dst = _endpoint(target, Path(cache) / "to", must_exist=False)
+        report = copy_store(src, dst, progress=click.echo)
+    click.echo(
+        f"copied {report.versions_copied} versions ({report.versions_present} were already there), "
+        f"{report.datasets} datasets of {len(report.models)} models; the copy checks out"
+    )
+
+
+def _endpoint(where: str, cache: Path, must_exist: bool) -> ModelStore:
+    if "://" in where:
+        return open_store(cache, where)
+    if must_exist and not Path(where).is_dir():
+        raise UserError(f"no model store at {where}")
+    return FileModelStore(where)

@@ -128,7 +128,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     registry.load_all()
     if hasattr(store, "activations"):  # a shared store announces activations: requests stop polling it
         registry.reload_interval = float("inf")
-        watcher = ActivationWatcher(registry)
+        watcher = ActivationWatcher(
+            registry,
+            poll_interval=float(app.config["NNSERVE_ACTIVATION_POLL"]),
+            notify=app.config["NNSERVE_ACTIVATION_NOTIFY"] == "on",
+        )
         app.extensions["nnserve.watcher"] = watcher
         watcher.start()
     return app

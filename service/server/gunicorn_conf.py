@@ -30,6 +30,9 @@ errorlog = "-"
 loglevel = _setting("NNSERVE_LOG_LEVEL")
 # Never expose the server version banner.
 proc_name = "nnserve"
+# gunicorn 25+ opens a control socket under $HOME (worker counts, reload) by default; nnserve manages its
+# workers through settings and signals only, and its image's HOME is not writable: no socket.
+control_socket_disable = True
 
 # ``nnserve serve`` runs the retraining worker under a supervisor process, a child of the gunicorn
 # master: started before the web workers; the supervisor restarts the worker with backoff when it dies

@@ -8,6 +8,7 @@ a message naming the problem (see ``decode_body``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -18,6 +19,9 @@ from flask import Response
 from flask.json.provider import JSONProvider
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from service.server.registry import registry
+from service.store import StoreError
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -61,13 +65,22 @@ def max_containers(max_rows: int) -> int:
     return 2 * max_rows + 1024
 
 
-def decode_body(body: bytes, containers: int | None = None) -> Any:
+def max_values(max_rows: int, width: int) -> int:
+    """The most JSON values a request for a model of ``width`` inputs may hold: a row's inputs and one more
+    (a retrain target) per row of ``max_rows``, and 1024 more."""
+    return max_rows * (width + 1) + 1024
+
+
+def decode_body(body: bytes, containers: int | None = None, values: int | None = None) -> Any:
     """Parse a JSON request body, or raise ``BodyError`` with status and message.
 
     With ``containers``, a body with more ``{`` and ``[`` bytes than that is
     refused (422) before it is parsed: each becomes a Python object of ~60
-    bytes, so 16 MB of ``{},`` would cost a worker ~500 MB. Brackets inside
-    strings count too, which only ever overcounts.
+    bytes, so 16 MB of ``{},`` would cost a worker ~500 MB. With ``values``,
+    the same for values, counted as ``,`` bytes plus one: 16 MB of ``1e1,``
+    is four million floats (~130 MB parsed) where a model of 4 inputs takes
+    at most 51,024. Brackets and commas inside strings count too, which only
+    ever overcounts.
 
     Duplicate keys in an object are accepted and the last one wins (RFC 8259
     leaves it to the parser; orjson, Python's json and browsers all keep the
@@ -86,6 +99,14 @@ def decode_body(body: bytes, containers: int | None = None) -> Any:
                 422,
                 f"the request body holds {found} JSON objects and arrays (counting '{{' and '['); "
                 f"a request may hold at most {containers} (two per row of NNSERVE_MAX_ROWS, and 1024 more)",
+            )
+    if values is not None:
+        found = body.count(b",") + 1
+        if found > values:
+            raise BodyError(
+                422,
+                f"the request body holds {found} JSON values (counting ','); a request for this model may hold "
+                f"at most {values} (NNSERVE_MAX_ROWS rows of its inputs and a target, and 1024 more)",
             )
     try:
         return orjson.loads(body)
@@ -140,6 +161,21 @@ class JsonBodyParser(FlaskParser):
         try:
             config = flask.current_app.config
             body = read_body(req, config["MAX_CONTENT_LENGTH"])
-            return decode_body(body, max_containers(int(config["NNSERVE_MAX_ROWS"])))
+            rows = int(config["NNSERVE_MAX_ROWS"])
+            width = _width_of_named_model(req)
+            return decode_body(body, max_containers(rows), None if width is None else max_values(rows, width))
         except BodyError as exc:
             abort(exc.status, message=exc.message)
+
+
+def _width_of_named_model(req: flask.Request) -> int | None:
+    """Inputs per row of the model version the URL names (else its active one); None when it names none that
+    loads, and the view then answers for that."""
+    args = req.view_args or {}
+    if "name" not in args:
+        return None
+    with contextlib.suppress(StoreError, ValueError, TypeError):
+        version = args.get("version")
+        loaded = registry().active(args["name"]) if version is None else registry().version(args["name"], int(version))
+        return int(loaded.estimator.n_features_in_)
+    return None

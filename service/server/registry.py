@@ -84,9 +84,10 @@ class ModelRegistry:
             raise slot.failure(slot.error) if slot.error else NotFoundError(self._missing(name))
         return slot.model
 
-    def _refresh(self, name: str, now: float, wait: bool = False) -> _Slot:
+    def _refresh(self, name: str, now: float, wait: bool = False, known: tuple[Hashable | None] | None = None) -> _Slot:
+        """Check ``name``'s activation (its stamp ``known[0]`` when the caller read it already) and load a change."""
         try:
-            stamp = self.store.active_stamp(name)
+            stamp = known[0] if known is not None else self.store.active_stamp(name)
         except StoreError as exc:  # ACTIVE cannot even be stat'ed: keep what is loaded, remember why
             slot = self._slots.get(name)
             if slot is None:
@@ -140,13 +141,14 @@ class ModelRegistry:
             self.active(name, refresh=True)
 
     def refresh_all(self) -> None:
-        """``refresh`` every model of the store (new ones included)."""
+        """``refresh`` every model of the store (new ones included), from one read of every activation."""
         try:
-            names = self.store.model_names()
+            stamps = self.store.active_stamps()
         except StoreError:
             return
-        for name in names:
-            self.refresh(name)
+        for name, stamp in stamps.items():
+            with contextlib.suppress(StoreError):
+                self._refresh(name, time.monotonic(), wait=True, known=(stamp,))
 
     def knows(self, name: str) -> bool:
         """Whether ``name`` is a model this worker has seen with an active version (no filesystem access)."""
@@ -201,17 +203,24 @@ class ActivationWatcher(threading.Thread):
     """Keeps one web worker's registry current with a shared store that announces activations.
 
     Every notification refreshes that model (load and warm up, then swap); a slow poll of every model
-    covers lost notifications and models published elsewhere; a lost database connection is retried
-    with backoff while the loaded models keep serving. Requests then never wait on the database.
+    (every ``poll_interval`` s) covers lost notifications and models published elsewhere; a lost database
+    connection is retried with backoff while the loaded models keep serving. Requests then never wait on
+    the database. With ``notify`` False (NNSERVE_ACTIVATION_NOTIFY=off) nothing listens: the poll alone
+    finds activations.
     """
 
-    def __init__(self, registry: ModelRegistry, poll_interval: float = 5.0) -> None:
+    def __init__(self, registry: ModelRegistry, poll_interval: float = 5.0, notify: bool = True) -> None:
         super().__init__(name="nnserve-activations", daemon=True)
         self.registry = registry
         self.poll_interval = poll_interval
+        self.notify = notify
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        if not self.notify:
+            while not self.stopping.wait(self.poll_interval):
+                self.registry.refresh_all()  # a store error is remembered per model, never raised
+            return
         activations = self.registry.store.activations  # type: ignore[attr-defined]  # app.py checked it
         backoff = 0.5
         next_poll = time.monotonic() + self.poll_interval

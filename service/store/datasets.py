@@ -58,8 +58,8 @@ def save(model_dir: Path, name: str, data: Dataset) -> str:
     if parent is None:
         _write(name, folder / f"{digest}.npz", dataset_codec.encode(data))
         return digest
-    tail = dataset_codec.canonical(Dataset(data.X[parent["rows"] :], data.y[parent["rows"] :], data.feature_names))
-    chunks = [*parent["chunks"], {"sha256": _save_chunk(folder, name, tail), "rows": len(tail.X)}]
+    added = tail(data, parent["rows"])
+    chunks = [*parent["chunks"], {"sha256": _save_chunk(folder, name, added), "rows": len(added.X)}]
     listing = {"format": FORMAT, "sha256": digest, "rows": len(data.X), "base": parent["base"], "chunks": chunks}
     _write(name, folder / f"{digest}.json", json.dumps(listing, sort_keys=True).encode())
     return digest
@@ -75,6 +75,15 @@ def load(model_dir: Path, name: str, sha256: str) -> Dataset:
     if not stat.S_ISDIR(mode):  # a symlink out of the store would serve files the store never wrote
         raise CorruptVersionError(f"model {name!r}: {FOLDER} is a symbolic link or a file, not a directory")
     return _load(folder, name, sha256)
+
+
+def digests(model_dir: Path) -> list[str]:
+    """The sha256 of every dataset filed in ``model_dir`` (whole or as a chunk list), sorted."""
+    folder = model_dir / FOLDER
+    if not folder.is_dir():
+        return []
+    found = {p.stem for p in folder.iterdir() if p.suffix in (".npz", ".json") and SHA256_TEXT.fullmatch(p.stem)}
+    return sorted(found)
 
 
 def remove(model_dir: Path, digests: set[str], *, dry_run: bool) -> tuple[list[str], int, int]:
@@ -129,16 +138,48 @@ def _parent(folder: Path, data: Dataset) -> dict[str, Any] | None:
         if rows is not None and 0 < rows < len(data.X) and SHA256_TEXT.fullmatch(path.stem):
             whole = {"sha256": path.stem, "rows": rows}
             candidates.append({"sha256": path.stem, "rows": rows, "base": whole, "chunks": []})
-    candidates.sort(key=lambda listing: -listing["rows"])
-    for listing in candidates[:PARENT_CANDIDATES]:
-        rows = listing["rows"]
+    return longest_prefix(data, [c for c in candidates if _chunks_present(folder, c)])
+
+
+def longest_prefix(data: Dataset, candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The candidate (a dict with its ``sha256`` and ``rows``) whose content is the longest first rows of ``data``.
+
+    Only the ``PARENT_CANDIDATES`` largest are hashed, so a save costs a bounded number of prefix hashes.
+    """
+    ordered = sorted((c for c in candidates if 0 < c["rows"] < len(data.X)), key=lambda c: -c["rows"])
+    for candidate in ordered[:PARENT_CANDIDATES]:
+        rows = candidate["rows"]
         try:
             prefix = dataset_codec.canonical(Dataset(data.X[:rows], data.y[:rows], data.feature_names))
         except ValueError:
             continue
-        if dataset_codec.sha256(prefix) == listing["sha256"] and _chunks_present(folder, listing):
-            return listing
+        if dataset_codec.sha256(prefix) == candidate["sha256"]:
+            return candidate
     return None
+
+
+def tail(data: Dataset, rows: int) -> Dataset:
+    """The canonical rows of ``data`` after its first ``rows``: the chunk an append adds."""
+    return dataset_codec.canonical(Dataset(data.X[rows:], data.y[rows:], data.feature_names))
+
+
+def concatenate(parts: list[Dataset], name: str, digest: str) -> Dataset:
+    """A dataset's base and chunks put back together, verified against the dataset's ``digest``."""
+    try:
+        whole = dataset_codec.canonical(
+            Dataset(
+                np.concatenate([p.X for p in parts]),
+                np.concatenate([p.y for p in parts]),
+                parts[0].feature_names,
+            )
+        )
+    except ValueError as exc:
+        raise CorruptVersionError(
+            f"dataset {digest} of model {name!r}: its chunks do not fit together: {exc}"
+        ) from None
+    if dataset_codec.sha256(whole) != digest:
+        raise CorruptVersionError(f"dataset {digest} of model {name!r} fails its checksum: it was modified")
+    return whole
 
 
 def _npz_rows(path: Path) -> int | None:
@@ -191,21 +232,7 @@ def _load(folder: Path, name: str, digest: str) -> Dataset:
     base = listing["base"]["sha256"]
     parts = [_read_npz(name, folder / f"{base}.npz", base)]
     parts += [_read_npz(name, folder / CHUNKS / f"{c['sha256']}.npz", c["sha256"]) for c in listing["chunks"]]
-    try:
-        whole = dataset_codec.canonical(
-            Dataset(
-                np.concatenate([p.X for p in parts]),
-                np.concatenate([p.y for p in parts]),
-                parts[0].feature_names,
-            )
-        )
-    except ValueError as exc:
-        raise CorruptVersionError(
-            f"dataset {digest} of model {name!r}: its chunks do not fit together: {exc}"
-        ) from None
-    if dataset_codec.sha256(whole) != digest:
-        raise CorruptVersionError(f"dataset {digest} of model {name!r} fails its checksum: it was modified")
-    return whole
+    return concatenate(parts, name, digest)
 
 
 def _listing_or_none(path: Path) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ import os
 import stat
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,6 +180,10 @@ class FileModelStore:
             raise unavailable(name, exc) from None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
+    def active_stamps(self) -> dict[str, Hashable | None]:
+        """``active_stamp`` of every model: one lstat each."""
+        return {name: self.active_stamp(name) for name in self.model_names()}
+
     # -- writing -----------------------------------------------------------------
     def publish(self, name: str, estimator: BaseMLP, metadata: dict[str, Any] | None = None) -> int:
         """Write ``estimator`` as the next version (not activated) and return its number.
@@ -283,6 +287,33 @@ class FileModelStore:
                 self._gc_model(model, model_dir, policy, report)
         return report
 
+    def import_version(self, name: str, version: int, files: Mapping[str, bytes]) -> bool:
+        """Place another store's version under its own number (``nnserve store copy``); False if already here.
+
+        The files are checked as a publish's would be before they become visible; a different version of that
+        number already here is a ``StoreError`` and changes nothing. The directory's time is the manifest's
+        ``created_at``, so retention ages a copied version as it did the original.
+        """
+        name, version = validate_name(name), validate_version(version)
+        model_dir = self._ensure_model_dir(name)
+        staged = artifacts.stage(model_dir, name, version, files)
+        try:
+            created = _epoch(json.loads(files[artifacts.MANIFEST]).get("created_at"))
+            if created is not None:
+                os.utime(staged, (created, created))
+            durable.fsync_dir(staged)
+            with durable.locked(model_dir / LOCK):
+                if os.path.lexists(model_dir / str(version)):
+                    if self.version_files(name, version) != dict(files):
+                        raise StoreError(f"model {name!r} already has a different version {version}; nothing copied")
+                    return False
+                os.rename(staged, model_dir / str(version))
+                durable.fsync_dir(model_dir)
+            return True
+        finally:
+            if os.path.lexists(staged):
+                durable.remove_entry(staged)
+
     # -- reading -----------------------------------------------------------------
     def load(self, name: str, version: int | None = None) -> LoadedModel:
         """Rebuild a verified version, by default the active one."""
@@ -309,6 +340,11 @@ class FileModelStore:
         """The verified manifest of one version."""
         return self._verify(validate_name(name), validate_version(version))
 
+    def version_files(self, name: str, version: int) -> dict[str, bytes]:
+        """A verified version's files, byte for byte (what ``import_version`` of another store takes)."""
+        name, version = validate_name(name), validate_version(version)
+        return artifacts.read_files(self._model_dir(name) / str(version), name, version)
+
     # -- datasets ----------------------------------------------------------------
     def save_dataset(self, name: str, dataset: Dataset) -> str:
         """Store ``dataset`` under its canonical sha256 (returned); an intact identical copy is kept as is."""
@@ -321,6 +357,10 @@ class FileModelStore:
         name = validate_name(name)
         sha256 = validate_sha256(sha256)
         return datasets.load(self._model_dir(name), name, sha256)  # a symlinked model directory is no model here
+
+    def dataset_digests(self, name: str) -> list[str]:
+        """The sha256 of every dataset of the model, sorted."""
+        return datasets.digests(self._model_dir(validate_name(name)))
 
     @staticmethod
     def dataset_sha256(dataset: Dataset) -> str:
@@ -449,6 +489,14 @@ def _tree_size(path: Path) -> int:
     for dirpath, _dirs, files in os.walk(path):
         total += sum(os.lstat(os.path.join(dirpath, f)).st_size for f in files)
     return total
+
+
+def _epoch(stamp: object) -> float | None:
+    """Seconds since the epoch of a manifest's ``created_at`` (``_utc_now``'s format), None if it is not one."""
+    try:
+        return datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def _utc_now() -> str:

@@ -101,6 +101,34 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4,
+        "store: retention (previous version, pins, gc) and appended datasets as chunks",
+        """
+        ALTER TABLE models ADD COLUMN previous_version integer;
+        ALTER TABLE models ADD FOREIGN KEY (name, previous_version) REFERENCES versions (name, version)
+            DEFERRABLE INITIALLY DEFERRED;
+        CREATE TABLE pins (
+            name text NOT NULL,
+            version integer NOT NULL,
+            PRIMARY KEY (name, version),
+            FOREIGN KEY (name, version) REFERENCES versions (name, version)
+        );
+        -- A dataset is its base blob followed by the blobs of the rows appended to it (jsonb array of sha256);
+        -- rows is NULL for datasets stored before this migration, which are then never the base of an append.
+        ALTER TABLE datasets ADD COLUMN rows integer CHECK (rows > 0);
+        ALTER TABLE datasets ADD COLUMN chunks jsonb NOT NULL DEFAULT '[]';
+        -- Rows stay immutable; retention (gc) may delete them, in a transaction that says so.
+        CREATE OR REPLACE FUNCTION nnserve_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'DELETE' AND current_setting('nnserve.retention', true) = 'on' THEN
+                RETURN OLD;
+            END IF;
+            RAISE EXCEPTION 'nnserve: % rows are immutable (% refused)', TG_TABLE_NAME, TG_OP
+                USING ERRCODE = 'integrity_constraint_violation';
+        END $$;
+        """,
+    ),
+    Migration(
+        5,
         "monitoring: the prediction log",
         """
         CREATE TABLE predictions (

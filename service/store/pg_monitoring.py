@@ -1,4 +1,4 @@
-"""The prediction log in PostgreSQL (``migrations.py`` migration 4), shared by every replica of one database.
+"""The prediction log in PostgreSQL (``migrations.py`` migration 5), shared by every replica of one database.
 
 The same promises as the SQLite log (``monitoring.PredictionLog``); every statement is parameterized.
 """

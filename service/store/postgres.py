@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ import psycopg_pool
 from psycopg.types.json import Jsonb
 
 import nn
-from service.store import artifacts, dataset_codec, durable, migrations
+from service.store import artifacts, dataset_codec, datasets, durable, migrations, retention
 from service.store.dataset_codec import Dataset
 from service.store.exceptions import (
     ActiveVersionChangedError,
@@ -39,16 +40,29 @@ from service.store.exceptions import (
 )
 from service.store.filesystem import STORE_KEYS, VersionInfo
 from service.store.inference import LoadedModel
-from service.store.names import MAX_VERSION, NAME_PATTERN, validate_name, validate_sha256, validate_version
+from service.store.names import (
+    MAX_VERSION,
+    NAME_PATTERN,
+    InvalidNameError,
+    validate_name,
+    validate_sha256,
+    validate_version,
+)
 from service.store.protocol import UNSET, Unset
 from service.version import __version__
 
 if TYPE_CHECKING:
     from nn.estimators import BaseMLP
-    from service.store.retention import GcReport
 
 ACTIVATION_CHANNEL = "nnserve_activation"
+# "nnserve\x03": held while an empty database is filled with the catalog. Not BLOB_LOCK's key: the training
+# under it publishes, which takes BLOB_LOCK on another connection (with one key, serve waited on itself).
+CATALOG_LOCK_KEY = 0x6E6E_7365_7276_6503
 POOL_TIMEOUT = 5.0  # seconds a call waits for a connection before answering "unavailable"
+# Blobs are shared by every model (content-addressed). Writers hold this advisory lock shared while they add
+# and reference blobs; gc holds it exclusively while it deletes unreferenced ones, so it never deletes a blob
+# a transaction in flight is about to reference. Taken before any model row, by everyone.
+BLOB_LOCK = 0x6E6E_7365_7276_6502  # "nnserve\x02"
 
 
 class Database:
@@ -170,6 +184,15 @@ class PostgresModelStore:
             return None
         return int(row[0]), row[1].timestamp()
 
+    def active_stamps(self) -> dict[str, Hashable | None]:
+        """(active version, time of the last activation) of every model, in one query (the replicas' poll)."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT m.name, m.active_version, m.updated_at FROM models m "
+                "WHERE EXISTS (SELECT 1 FROM versions v WHERE v.name = m.name)"
+            ).fetchall()
+        return {name: None if active is None else (int(active), at.timestamp()) for name, active, at in rows}
+
     # -- writing -----------------------------------------------------------------
     def publish(
         self, name: str, estimator: BaseMLP, metadata: dict[str, Any] | None = None, job_id: str | None = None
@@ -187,8 +210,7 @@ class PostgresModelStore:
         if job_id is None and isinstance(extra.get("job_id"), str):
             job_id = extra["job_id"]
         with self.db.connection() as conn, conn.transaction():
-            conn.execute("INSERT INTO models (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
-            conn.execute("SELECT 1 FROM models WHERE name = %s FOR UPDATE", (name,))
+            _lock_model(conn, name, blobs="shared")
             if job_id is not None:
                 row = conn.execute("SELECT version FROM versions WHERE job_id = %s", (job_id,)).fetchone()
                 if row is not None:
@@ -219,21 +241,59 @@ class PostgresModelStore:
         """Make ``version`` active after rebuilding it; one UPDATE and a NOTIFY in one transaction."""
         name, version = validate_name(name), validate_version(version)
         self.load(name, version)
-        with self.db.connection() as conn, conn.transaction():
-            row = conn.execute("SELECT active_version FROM models WHERE name = %s FOR UPDATE", (name,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"unknown model {name!r}")
-            previous = row[0]
-            if not isinstance(expected, Unset) and previous != expected:
-                raise ActiveVersionChangedError(
-                    f"model {name!r}: version {previous} is active, not {expected}; version {version} was not activated"
+        try:
+            with self.db.connection() as conn, conn.transaction():
+                row = conn.execute(
+                    "SELECT active_version, previous_version FROM models WHERE name = %s FOR UPDATE", (name,)
+                ).fetchone()
+                if row is None:
+                    raise NotFoundError(f"unknown model {name!r}")
+                previous, before = row
+                if not isinstance(expected, Unset) and previous != expected:
+                    raise ActiveVersionChangedError(
+                        f"model {name!r}: version {previous} is active, not {expected}; "
+                        f"version {version} was not activated"
+                    )
+                conn.execute(
+                    "UPDATE models SET active_version = %s, previous_version = %s, updated_at = clock_timestamp() "
+                    "WHERE name = %s",
+                    (version, previous if previous not in (None, version) else before, name),
                 )
-            conn.execute(
-                "UPDATE models SET active_version = %s, updated_at = clock_timestamp() WHERE name = %s",
-                (version, name),
-            )
-            conn.execute("SELECT pg_notify(%s, %s)", (ACTIVATION_CHANNEL, name))
+                conn.execute("SELECT pg_notify(%s, %s)", (ACTIVATION_CHANNEL, name))
+        except psycopg.errors.ForeignKeyViolation:  # gc removed it between the load and the update
+            raise NotFoundError(f"model {name!r} has no version {version}") from None
         return None if previous is None else int(previous)
+
+    def import_version(self, name: str, version: int, files: Mapping[str, bytes]) -> bool:
+        """Add another store's version under its own number (``nnserve store copy``); False if already here.
+
+        Checked as a publish's would be before the transaction that adds its blobs and row; a different version
+        of that number already here is a ``StoreError``. It keeps the manifest's ``created_at`` for retention.
+        """
+        name, version = validate_name(name), validate_version(version)
+        model_dir = self.root / name
+        durable.ensure_dir(model_dir)
+        durable.remove_entry(artifacts.stage(model_dir, name, version, files))
+        digests = {f: _sha256(data) for f, data in files.items()}
+        created = json.loads(files[artifacts.MANIFEST]).get("created_at")
+        with self.db.connection() as conn, conn.transaction():
+            _lock_model(conn, name, blobs="shared")
+            row = conn.execute(
+                "SELECT files FROM versions WHERE name = %s AND version = %s", (name, version)
+            ).fetchone()
+            if row is not None:
+                if row[0] != digests:
+                    raise StoreError(f"model {name!r} already has a different version {version}; nothing copied")
+                return False
+            for data in files.values():
+                _put_blob(conn, data)
+            conn.execute(
+                "INSERT INTO versions (name, version, files, created_at) "
+                "VALUES (%s, %s, %s, coalesce(to_timestamp(%s, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AT TIME ZONE 'UTC', "
+                "now()))",
+                (name, version, Jsonb(digests), created if isinstance(created, str) else None),
+            )
+        return True
 
     # -- reading -----------------------------------------------------------------
     def load(self, name: str, version: int | None = None) -> LoadedModel:
@@ -252,6 +312,11 @@ class PostgresModelStore:
 
     def manifest(self, name: str, version: int) -> dict[str, Any]:
         return self._materialize(validate_name(name), validate_version(version))[1]
+
+    def version_files(self, name: str, version: int) -> dict[str, bytes]:
+        """A verified version's files, byte for byte (what ``import_version`` of another store takes)."""
+        name, version = validate_name(name), validate_version(version)
+        return artifacts.read_files(self._materialize(name, version)[0], name, version)
 
     def _materialize(self, name: str, version: int) -> tuple[Path, dict[str, Any]]:
         """The verified local copy of a version: the cached one if it still verifies, else downloaded."""
@@ -285,40 +350,54 @@ class PostgresModelStore:
 
     # -- datasets ----------------------------------------------------------------
     def save_dataset(self, name: str, dataset: Dataset) -> str:
+        """File ``dataset`` under its sha256; one that extends a stored dataset adds only a blob of the new rows."""
         name = validate_name(name)
         data = dataset_codec.canonical(dataset)
         digest = dataset_codec.sha256(data)
-        encoded = dataset_codec.encode(data)
         with self.db.connection() as conn, conn.transaction():
-            conn.execute("INSERT INTO models (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
-            blob = _put_blob(conn, encoded)
+            _lock_model(conn, name, blobs="shared")
+            if conn.execute("SELECT 1 FROM datasets WHERE name = %s AND sha256 = %s", (name, digest)).fetchone():
+                return digest
+            rows = conn.execute(
+                "SELECT sha256, rows, blob, chunks FROM datasets WHERE name = %s AND rows < %s "
+                "ORDER BY rows DESC LIMIT %s",
+                (name, len(data.X), datasets.PARENT_CANDIDATES),
+            )
+            candidates = [{"sha256": r[0], "rows": r[1], "blob": r[2], "chunks": r[3]} for r in rows]
+            parent = datasets.longest_prefix(data, candidates)
+            if parent is None:
+                base, chunks = _put_blob(conn, dataset_codec.encode(data)), []
+            else:
+                added = _put_blob(conn, dataset_codec.encode(datasets.tail(data, parent["rows"])))
+                base, chunks = parent["blob"], [*parent["chunks"], added]
             conn.execute(
-                "INSERT INTO datasets (name, sha256, blob) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                (name, digest, blob),
+                "INSERT INTO datasets (name, sha256, blob, rows, chunks) VALUES (%s, %s, %s, %s, %s)",
+                (name, digest, base, len(data.X), Jsonb(chunks)),
             )
         return digest
 
     def load_dataset(self, name: str, sha256: str) -> Dataset:
         name, sha256 = validate_name(name), validate_sha256(sha256)
         with self.db.connection() as conn:
-            row = conn.execute("SELECT blob FROM datasets WHERE name = %s AND sha256 = %s", (name, sha256)).fetchone()
+            row = conn.execute(
+                "SELECT blob, chunks FROM datasets WHERE name = %s AND sha256 = %s", (name, sha256)
+            ).fetchone()
             if row is None:
                 self._require_model(conn, name)
                 raise NotFoundError(f"model {name!r} has no dataset {sha256}")
-            raw = _get_blob(conn, row[0], f"dataset {sha256} of model {name!r}")
+            raws = [_get_blob(conn, blob, f"dataset {sha256} of model {name!r}") for blob in [row[0], *row[1]]]
         try:
-            data = dataset_codec.decode(raw)
-            actual = dataset_codec.sha256(data)
+            parts = [dataset_codec.decode(raw) for raw in raws]
         except (ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise CorruptVersionError(f"dataset {sha256} of model {name!r} cannot be read: {exc}") from None
-        if actual != sha256:
-            raise CorruptVersionError(f"dataset {sha256} of model {name!r} fails its checksum: it was modified")
-        return data
+        return datasets.concatenate(parts, name, sha256)
 
-    def dataset_names(self, name: str) -> list[str]:
-        """The sha256 of every dataset of the model (for ``nnserve store copy``)."""
+    def dataset_digests(self, name: str) -> list[str]:
+        """The sha256 of every dataset of the model, sorted."""
+        name = validate_name(name)
         with self.db.connection() as conn:
-            rows = conn.execute("SELECT sha256 FROM datasets WHERE name = %s ORDER BY sha256", (validate_name(name),))
+            self._require_model(conn, name)
+            rows = conn.execute("SELECT sha256 FROM datasets WHERE name = %s ORDER BY sha256", (name,))
             return [r[0] for r in rows]
 
     @staticmethod
@@ -326,6 +405,21 @@ class PostgresModelStore:
         return dataset_codec.sha256(dataset_codec.canonical(dataset))
 
     # -- maintenance -------------------------------------------------------------
+    @contextlib.contextmanager
+    def catalog_lock(self) -> Iterator[None]:
+        """Held by ``nnserve serve`` while it checks for models and trains the catalog into an empty database.
+
+        Replicas starting together on one empty database take turns: the first trains the catalog, the others
+        wait here, then find the models and train nothing. A session lock on a connection of its own: it ends
+        with the block, or with the process if that dies while training.
+        """
+        with connect(self.database_url) as conn:
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (CATALOG_LOCK_KEY,))
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailableError(f"the database cannot be reached ({_first_line(exc)})") from None
+            yield
+
     def ping(self) -> None:
         with self.db.connection() as conn:
             conn.execute("SELECT 1")
@@ -341,18 +435,36 @@ class PostgresModelStore:
             durable.remove_temporaries(m, older_than=cutoff) for m in models
         )
 
-    # -- retention: not built for PostgreSQL yet; each says so instead of pretending ------------------------
+    # -- retention ---------------------------------------------------------------
     def previous_version(self, name: str) -> int | None:
-        raise StoreError("the PostgreSQL store does not track the previous version yet")
+        name = validate_name(name)
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT previous_version FROM models WHERE name = %s", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown model {name!r}")
+        return row[0]
 
     def pin(self, name: str, version: int) -> None:
-        raise StoreError("the PostgreSQL store does not support pinning yet")
+        name, version = validate_name(name), validate_version(version)
+        with self.db.connection() as conn:
+            if conn.execute("SELECT 1 FROM versions WHERE name = %s AND version = %s", (name, version)).fetchone():
+                with contextlib.suppress(psycopg.errors.ForeignKeyViolation):  # gc took it meanwhile: reported below
+                    conn.execute("INSERT INTO pins VALUES (%s, %s) ON CONFLICT DO NOTHING", (name, version))
+                    return
+            self._require_model(conn, name)
+        raise NotFoundError(f"model {name!r} has no version {version}")
 
     def unpin(self, name: str, version: int) -> None:
-        raise StoreError("the PostgreSQL store does not support pinning yet")
+        name, version = validate_name(name), validate_version(version)
+        with self.db.connection() as conn:
+            self._require_model(conn, name)
+            conn.execute("DELETE FROM pins WHERE name = %s AND version = %s", (name, version))
 
     def pinned(self, name: str) -> list[int]:
-        raise StoreError("the PostgreSQL store does not support pinning yet")
+        name = validate_name(name)
+        with self.db.connection() as conn:
+            self._require_model(conn, name)
+            return [r[0] for r in conn.execute("SELECT version FROM pins WHERE name = %s ORDER BY version", (name,))]
 
     def gc(
         self,
@@ -361,11 +473,69 @@ class PostgresModelStore:
         keep_versions: int = 0,
         keep_days: float = 0.0,
         dry_run: bool = False,
-    ) -> GcReport:
-        raise StoreError("the PostgreSQL store does not support retention (gc) yet: its versions are immutable")
+    ) -> retention.GcReport:
+        """Remove what the retention policy lets go (see ``ModelStore.gc``): one transaction per model.
+
+        A dry run does the same work and rolls it back, so it reports exactly what a real run would remove.
+        Blobs go when no remaining version or dataset of any model references them.
+        """
+        policy = retention.RetentionPolicy(keep_versions, keep_days)
+        report = retention.GcReport(dry_run=dry_run)
+        if not policy.enabled:
+            return report
+        for model in [validate_name(name)] if name is not None else self.model_names():
+            with self.db.connection() as conn, conn.transaction() as tx:
+                removed = self._gc_model(conn, model, policy, report)
+                if dry_run:
+                    raise psycopg.Rollback(tx)
+            for version in [] if dry_run else removed:
+                with contextlib.suppress(OSError):  # this node's cached copy; other nodes' expire with their disks
+                    durable.remove_entry(self.root / model / str(version))
+        return report
+
+    def _gc_model(
+        self, conn: psycopg.Connection[Any], name: str, policy: retention.RetentionPolicy, report: retention.GcReport
+    ) -> list[int]:
+        row = _lock_model(conn, name, blobs="exclusive", create=False)
+        if row is None:
+            raise NotFoundError(f"unknown model {name!r}")
+        found = conn.execute(
+            "SELECT v.version, v.created_at, v.files, b.data FROM versions v "
+            "LEFT JOIN blobs b ON b.sha256 = v.files ->> %s WHERE v.name = %s",
+            (artifacts.MANIFEST, name),
+        ).fetchall()
+        pins = {r[0] for r in conn.execute("SELECT version FROM pins WHERE name = %s", (name,))}
+        protected = {v for v in row if v is not None} | pins
+        created = {v: at.timestamp() for v, at, _, _ in found}
+        doomed = retention.select(created, protected=protected, policy=policy, now=time.time())
+        if not doomed:
+            return []
+        refs = {v: _dataset_ref(files, manifest) for v, _, files, manifest in found}
+        doomed_refs = {refs[v] for v in doomed} - {refs[v] for v in created if v not in doomed} - {None}
+        candidates = {digest for v, _, files, _ in found if v in doomed for digest in files.values()}
+        conn.execute("SET LOCAL nnserve.retention = 'on'")  # the immutability trigger lets this transaction delete
+        conn.execute("DELETE FROM versions WHERE name = %s AND version = ANY(%s)", (name, doomed))
+        report.versions.extend((name, v) for v in doomed)
+        stored = conn.execute("SELECT sha256, blob, chunks FROM datasets WHERE name = %s", (name,)).fetchall()
+        kept_bases = {blob for digest, blob, chunks in stored if digest not in doomed_refs and chunks}
+        gone = sorted(d for d, blob, chunks in stored if d in doomed_refs and (chunks or blob not in kept_bases))
+        dataset_blobs = {b for d, blob, chunks in stored if d in gone for b in [blob, *chunks]}
+        conn.execute("DELETE FROM datasets WHERE name = %s AND sha256 = ANY(%s)", (name, gone))
+        report.datasets.extend((name, d) for d in gone)
+        freed = conn.execute(
+            "DELETE FROM blobs b WHERE b.sha256 = ANY(%s) "
+            "AND NOT EXISTS (SELECT 1 FROM versions v, jsonb_each_text(v.files) f WHERE f.value = b.sha256) "
+            "AND NOT EXISTS (SELECT 1 FROM datasets d WHERE d.blob = b.sha256 OR d.chunks ? b.sha256) "
+            "RETURNING b.sha256, octet_length(b.data)",
+            (sorted(candidates | dataset_blobs),),
+        ).fetchall()
+        report.chunks += sum(1 for digest, _ in freed if digest in dataset_blobs)
+        report.bytes += sum(size for _, size in freed)
+        return doomed
 
     def activations(self, timeout: float) -> list[str]:
-        """Names of the models activated (by any replica) within ``timeout`` s, from LISTEN nnserve_activation.
+        """Names of the models activated (by any replica), from LISTEN nnserve_activation: returns as soon as
+        one is heard, or after ``timeout`` s with none.
 
         For one watcher thread. ``[""]`` right after (re)connecting means "anything may have changed meanwhile";
         a lost connection raises ``StoreUnavailableError`` and the next call reconnects.
@@ -376,7 +546,9 @@ class PostgresModelStore:
                 self._listener = connect(self.database_url)
                 self._listener.execute(f"LISTEN {ACTIVATION_CHANNEL}")
             assert self._listener is not None
-            names = [n.payload for n in self._listener.notifies(timeout=0.0 if fresh else timeout, stop_after=64)]
+            # stop_after=1: back at the first notification (with any that came in the same packet); a larger
+            # stop_after would keep waiting for more until ``timeout``, delaying every activation by up to it
+            names = [n.payload for n in self._listener.notifies(timeout=0.0 if fresh else timeout, stop_after=1)]
         except psycopg.OperationalError as exc:
             if self._listener is not None:
                 self._listener.close()
@@ -392,6 +564,34 @@ class PostgresModelStore:
     def _require_model(self, conn: psycopg.Connection[Any], name: str) -> None:
         if conn.execute("SELECT 1 FROM models WHERE name = %s", (name,)).fetchone() is None:
             raise NotFoundError(f"unknown model {name!r}")
+
+
+def _lock_model(
+    conn: psycopg.Connection[Any], name: str, *, blobs: str, create: bool = True
+) -> tuple[int | None, int | None] | None:
+    """Take the blob lock (``shared`` to add blobs, ``exclusive`` to delete them), then the model's row.
+
+    Returns the row's (active, previous) version, None when the model does not exist and ``create`` is off.
+    Everyone takes the two locks in this order, so a writer and gc never wait on each other in a cycle.
+    """
+    lock = "pg_advisory_xact_lock_shared" if blobs == "shared" else "pg_advisory_xact_lock"
+    conn.execute(f"SELECT {lock}(%s)", (BLOB_LOCK,))
+    if create:
+        conn.execute("INSERT INTO models (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
+    row = conn.execute(
+        "SELECT active_version, previous_version FROM models WHERE name = %s FOR UPDATE", (name,)
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def _dataset_ref(files: dict[str, str], manifest: bytes | None) -> str | None:
+    """The dataset a version was trained on, from its manifest blob (None if it names none or is damaged)."""
+    if manifest is None or _sha256(bytes(manifest)) != files.get(artifacts.MANIFEST):
+        return None
+    try:
+        return validate_sha256(json.loads(bytes(manifest)).get("dataset_sha256"))
+    except (ValueError, AttributeError, InvalidNameError):
+        return None
 
 
 def _sha256(data: bytes) -> str:

@@ -7,7 +7,7 @@ runs one suite against every backend, so a new one is proven by passing it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from service.store.dataset_codec import Dataset
@@ -60,6 +60,10 @@ class ModelStore(Protocol):
 
     def active_stamp(self, name: str) -> Hashable | None:
         """A cheap token that changes whenever the model's activation changes (for hot-reload pollers)."""
+        ...
+
+    def active_stamps(self) -> dict[str, Hashable | None]:
+        """``active_stamp`` of every model, read at once (one query where the store is a database)."""
         ...
 
     def publish(self, name: str, estimator: BaseMLP, metadata: dict[str, Any] | None = None) -> int:
@@ -118,6 +122,22 @@ class ModelStore(Protocol):
 
     def manifest(self, name: str, version: int) -> dict[str, Any]:
         """A version's verified manifest."""
+        ...
+
+    def version_files(self, name: str, version: int) -> dict[str, bytes]:
+        """A verified version's files (manifest included), byte for byte, as ``import_version`` takes them."""
+        ...
+
+    def import_version(self, name: str, version: int, files: Mapping[str, bytes]) -> bool:
+        """Add a version another store published, under its own number; False when this store already has it.
+
+        The files are checked as a loaded version's are (checksums, names, a rebuild) before anything is visible.
+        A different version of that number already here raises ``StoreError`` and changes nothing.
+        """
+        ...
+
+    def dataset_digests(self, name: str) -> list[str]:
+        """The sha256 of every dataset of the model, sorted."""
         ...
 
     def save_dataset(self, name: str, dataset: Dataset) -> str:

@@ -121,7 +121,7 @@ class JobQueue(Protocol):
     Every backend keeps these promises (``tests/contract`` checks them): a job
     is claimed by one worker only; a model never has two jobs running; a
     cancelled queued job never runs; a running job whose worker died is found
-    by ``fail_abandoned``; finished jobs never change again.
+    by ``release_abandoned``; finished jobs never change again.
     """
 
     def enqueue(self, model: str, request: RetrainRequest) -> Job:
@@ -163,8 +163,13 @@ class JobQueue(Protocol):
         """Cancel a queued job at once, or ask its worker to stop a running one at the next epoch."""
         ...
 
-    def fail_abandoned(self, stale_after: float = 120.0) -> list[str]:
-        """Fail the running jobs whose worker is dead; returns their ids."""
+    def release_abandoned(self, stale_after: float = 120.0) -> list[Job]:
+        """Take back the running jobs whose worker is dead; returns them as they are now.
+
+        Where a retry could publish a second version (the embedded queue) they are failed ("worker
+        stopped"); where a publish is keyed by its job (PostgreSQL) they are queued again for another
+        worker, within ``max_attempts``, as an expired lease is.
+        """
         ...
 
     def counts(self) -> dict[str, int]:

@@ -185,23 +185,21 @@ class PostgresJobQueue:
                 conn.execute("UPDATE jobs SET cancel_requested = true WHERE id = %s", (job_id,))
         return self.get(job_id)
 
-    def fail_abandoned(self, stale_after: float = 120.0) -> list[str]:
-        """Fail the running jobs whose worker is gone from this host, or whose lease ran out ``stale_after`` s ago."""
-        failed = []
+    def release_abandoned(self, stale_after: float = 120.0) -> list[Job]:
+        """Queue again (or fail, out of attempts) the running jobs whose worker is gone from this host, and
+        those whose lease expired; a publish is keyed by its job, so a retry never publishes twice.
+
+        ``stale_after`` is the embedded queue's; here the lease (``lease_seconds``) says when a silent
+        worker on another host is given up.
+        """
         with self.db.connection() as conn, conn.transaction():
-            rows = conn.execute(
-                "SELECT id, worker, extract(epoch FROM clock_timestamp() - lease_expires_at) FROM jobs "
-                "WHERE status = 'running' FOR UPDATE"
-            ).fetchall()
-            for job_id, worker, overdue in rows:
-                if worker_gone(worker) or float(overdue or 0) > stale_after:
-                    conn.execute(
-                        "UPDATE jobs SET status = 'failed', error = 'worker stopped', finished_at = clock_timestamp() "
-                        "WHERE id = %s",
-                        (job_id,),
-                    )
-                    failed.append(job_id)
-        return failed
+            rows = conn.execute("SELECT id, worker FROM jobs WHERE status = 'running' FOR UPDATE").fetchall()
+            gone = [job_id for job_id, worker in rows if worker_gone(worker)]
+            conn.execute(
+                "UPDATE jobs SET lease_expires_at = clock_timestamp() - interval '1 second' WHERE id = ANY(%s)",
+                (gone,),
+            )
+        return [self.get(job_id) for job_id in self.expire_leases()]
 
     def heartbeat(self, worker: str) -> None:
         with self.db.connection() as conn:

@@ -215,8 +215,8 @@ class SqliteJobQueue:
             db.execute("COMMIT")
         return self.get(job_id)
 
-    def fail_abandoned(self, stale_after: float = 120.0) -> list[str]:
-        """Mark failed the running jobs whose worker is dead: gone from this host, or silent for ``stale_after`` s."""
+    def release_abandoned(self, stale_after: float = 120.0) -> list[Job]:
+        """Fail the running jobs whose worker is dead: gone from this host, or silent for ``stale_after`` s."""
         failed = []
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -231,7 +231,7 @@ class SqliteJobQueue:
                     )
                     failed.append(row["id"])
             db.execute("COMMIT")
-        return failed
+        return [self.get(job_id) for job_id in failed]
 
     def heartbeat(self, worker: str) -> None:
         with self._connect() as db:

@@ -11,7 +11,9 @@ On SIGTERM the running job stops at its next epoch boundary and goes back to
 the queue (``queued``), to be run again by the next worker; nothing is
 published. A worker that died without that chance (kill -9, power loss)
 leaves a ``running`` job that the next worker to start, or any idle worker of
-the store (every ``RECOVER_INTERVAL`` s), marks ``failed`` ("worker stopped").
+the store (every ``RECOVER_INTERVAL`` s), takes back: the embedded queue marks it
+``failed`` ("worker stopped"); PostgreSQL, where a publish is keyed by its job,
+queues it again for another worker (``JobQueue.release_abandoned``).
 """
 
 from __future__ import annotations
@@ -208,20 +210,21 @@ class Worker:
         self._unrecorded: list[tuple[str, str, JobResult | None, str | None]] = []
 
     def recover(self) -> list[str]:
-        """Fail the jobs a dead worker left running; the store was never touched by them."""
-        failed = self.fail_abandoned()
+        """Take back the jobs dead workers left running, and remove the temporary files they left in the store."""
+        released = self.release_abandoned()
         removed = self.store.clean_temporary()
         if removed:
             log.info("removed %d leftover temporary entries from the store", removed)
-        return failed
+        return released
 
-    def fail_abandoned(self) -> list[str]:
-        """Fail the running jobs whose worker died (this worker never has one running while it calls this)."""
-        failed = self.queue.fail_abandoned()
-        for job_id in failed:
-            telemetry.job_finished("failed")
-            log.warning("job %s was left running by a worker that stopped; marked failed", job_id)
-        return failed
+    def release_abandoned(self) -> list[str]:
+        """Take back the running jobs whose worker died (this worker never has one running while it calls this)."""
+        released = self.queue.release_abandoned()
+        for job in released:
+            if job.status == "failed":
+                telemetry.job_finished("failed")
+            log.warning("job %s was left running by a worker that stopped; now %s", job.id, job.status)
+        return [job.id for job in released]
 
     def _finish(self, job_id: str, status: str, result: JobResult | None = None, error: str | None = None) -> None:
         self._unrecorded.append((job_id, status, result, error))
@@ -309,7 +312,7 @@ class Worker:
                 # Another worker on this store may have died since we started: its job would stay
                 # 'running' and block every later job of that model, so look for such jobs while idle.
                 if time.monotonic() - checked >= RECOVER_INTERVAL:
-                    self.fail_abandoned()
+                    self.release_abandoned()
                     checked = time.monotonic()
                 if time.monotonic() - evaluated >= self.policy_interval:
                     self.run_policies()

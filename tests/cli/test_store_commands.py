@@ -94,3 +94,15 @@ def test_gc_needs_a_rule_and_pin_a_version_that_exists(root: Path, monkeypatch: 
     assert result.exit_code == 1 and "has no version 9" in result.output
     monkeypatch.setenv("NNSERVE_KEEP_VERSIONS", "5")
     assert "removed m version 1" in invoke("gc", "--store", root)
+
+
+def test_keep_settings_take_0_for_off_and_refuse_negatives_in_one_line(root: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NNSERVE_KEEP_VERSIONS", "0")
+    monkeypatch.setenv("NNSERVE_KEEP_DAYS", "0")
+    assert "removed 4 versions" in invoke("gc", "--store", root, "--keep-versions", 2)  # 0 in the env is no error
+    off = CliRunner().invoke(main, ["gc", "--store", str(root)])
+    assert off.exit_code == 1 and "no retention rule is on" in off.output
+    monkeypatch.setenv("NNSERVE_KEEP_VERSIONS", "-1")
+    bad = CliRunner().invoke(main, ["gc", "--store", str(root)])
+    assert bad.exit_code == 1 and "NNSERVE_KEEP_VERSIONS='-1' must be 0 or more" in bad.output
+    assert bad.exception is None or isinstance(bad.exception, SystemExit)

@@ -10,8 +10,6 @@ from backends import LOG_BACKENDS, QUEUE_BACKENDS, STORE_BACKENDS, Backend
 
 @pytest.fixture(params=STORE_BACKENDS)
 def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "postgres" and request.node.module.__name__.endswith("retention_contract"):
-        pytest.skip("retention (previous version, pins, gc) is not built for the PostgreSQL store yet")
     return Backend(request.param, tmp_path / "store", _database(request))
 
 

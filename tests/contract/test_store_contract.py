@@ -173,3 +173,16 @@ def damage(backend: Backend, name: str, version: int) -> None:
             cached.write_bytes(b"damaged")
         return
     raise AssertionError(f"no way to damage a {backend.kind} store yet")
+
+
+def test_active_stamps_reads_every_models_stamp_at_once(store: ModelStore) -> None:
+    assert store.active_stamps() == {}
+    store.publish("iris", fitted(0))
+    store.publish("iris", fitted(1))
+    store.publish("wine", fitted(2))
+    assert store.active_stamps() == {"iris": None, "wine": None}
+    store.activate("iris", 1)
+    before = store.active_stamps()
+    assert before == {"iris": store.active_stamp("iris"), "wine": None} and before["iris"] is not None
+    store.activate("iris", 2)
+    assert store.active_stamps()["iris"] not in (None, before["iris"])

@@ -144,7 +144,10 @@ def environ_of(pid: int) -> dict[str, str]:
 
 
 def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(store_root, tmp_path, port):
-    env = service_env(**ENV, PYTHONUNBUFFERED="1")
+    home = tmp_path / "home"  # gunicorn would put a control socket under $HOME: nnserve opens none
+    home.mkdir()
+    env = service_env(**ENV, PYTHONUNBUFFERED="1", HOME=str(home))
+    env.pop("XDG_RUNTIME_DIR", None)
     log = tmp_path / "serve.log"
     versions_before = FileModelStore(store_root).versions("digits")
     serve = start_cli("serve", "--port", port, "--workers", 2, "--store", store_root, env=env, log=log)
@@ -197,6 +200,7 @@ def test_serve_sigterm_during_retrain_requeues_the_job_and_leaves_no_process(sto
     store = FileModelStore(store_root)
     assert store.versions("digits") == versions_before and store.active_version("digits") == versions_before[-1]
     assert [p for p in store_root.rglob("*") if p.name.startswith(".tmp")] == []
+    assert list(home.iterdir()) == [] and "control socket" not in text.lower()
 
 
 def test_kill_9_of_one_worker_under_load_fails_only_its_requests(store_root, gunicorn_server):

@@ -230,3 +230,27 @@ def test_surviving_worker_fails_a_dead_workers_job_and_runs_the_next(store_root,
     done = wait_job(server.url, follow_up, final)
     assert done["status"] == "succeeded", done
     assert FileModelStore(store_root).versions("digits") == [*versions_before, done["result"]["version"]]
+
+
+def test_an_activation_during_training_wins_over_the_jobs_promotion(store_root, gunicorn_server, workers):
+    """Issue's race with real processes: an admin activates v1 through gunicorn while an ``if_better`` retrain
+    scored against v2 trains in a worker process; the job's compare-and-swap sees the change and gives way."""
+    server = gunicorn_server(store_root, workers=2, env=ENV)
+    workers(store_root)
+    first = wait_job(
+        server.url, retrain(server.url, "iris", {"promote": "always", "hyperparameters": {"epochs": 2}}), final
+    )
+    assert first["result"]["version"] == 2 and first["result"]["promoted"], first
+    job_id = retrain(server.url, "iris", {"promote": "if_better", "hyperparameters": {"epochs": 300, "patience": 300}})
+    wait_job(server.url, job_id, training)
+    r = requests.post(f"{server.url}/v1/models/iris/versions/1/activate", headers=ADMIN, timeout=10)
+    assert r.status_code == 200 and r.json()["previous_version"] == 2, r.text
+    assert get_job(server.url, job_id)["status"] == "running"  # the activation happened while it trained
+    done = wait_job(server.url, job_id, final, timeout=120)
+    assert done["status"] == "succeeded", done
+    reason = done["result"]["reason"]
+    assert done["result"]["promoted"] is False and reason.startswith(
+        "not promoted: the active version changed (2 -> 1)"
+    )
+    assert FileModelStore(store_root).active_version("iris") == 1
+    assert requests.get(f"{server.url}/v1/models/iris", timeout=10).json()["active_version"] == 1

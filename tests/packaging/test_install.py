@@ -55,6 +55,12 @@ def test_pip_install_gives_importable_packages_and_the_console_script(tmp_path: 
     copy_sources(src)
     version = tomllib.loads((src / "pyproject.toml").read_text())["project"]["version"]
     inits = [path for top in ("nn", "service") for path in (src / top).rglob("__init__.py")]
+    data = sorted(  # templates, static files, markers: everything of the packages that is not Python source
+        str(path.relative_to(src))
+        for top in ("nn", "service")
+        for path in (src / top).rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc")
+    )
     packages = sorted(".".join(path.parent.relative_to(src).parts) for path in inits)
     assert "nn" in packages and "service" in packages
 
@@ -84,15 +90,22 @@ site = pathlib.Path(nn.__file__).resolve().parents[1]
 assert site.is_relative_to(pathlib.Path(sys.prefix).resolve()), site
 missing = [p for p in {packages!r} if importlib.util.find_spec(p) is None]
 dist = md.distribution("nnserve")
+from service.server.app import create_app
+app = create_app({{"NNSERVE_STORE": sys.argv[1], "TESTING": True}})
+page = app.test_client().get("/ui/")
 print(json.dumps({{
     "missing": missing,
+    "data_missing": [f for f in {data!r} if not (site / f).is_file()],
+    "dashboard": [page.status_code, b"<html" in page.data.lower()],
     "py_typed": (site / "nn" / "py.typed").is_file(),
     "license": dist.metadata["License-Expression"],
     "license_files": [str(f) for f in dist.files if f.name == "LICENSE"],
 }}))
 """
-    found = json.loads(run(bin_dir / "python", "-c", probe, cwd=tmp_path))
+    found = json.loads(run(bin_dir / "python", "-c", probe, tmp_path / "store", cwd=tmp_path).splitlines()[-1])
     assert found["missing"] == [], f"packages not installed: {found['missing']}"
+    assert found["data_missing"] == [], f"package files not installed: {found['data_missing']}"
+    assert found["dashboard"] == [200, True], "the installed dashboard does not render"
     assert found["py_typed"], "nn/py.typed is not installed"
     assert found["license"] == "MIT"
     assert found["license_files"], "LICENSE is not in the installed distribution"

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from helpers import REPO, service_env
+import psycopg
+import requests
+from e2e.conftest import free_port
+from helpers import REPO, service_env, start_cli, wait_for
 
 
 def cli(*args: object) -> subprocess.CompletedProcess[str]:
@@ -40,3 +46,73 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     result = cli("models", "--store", tmp_path, "--database-url", "postgresql://nobody@127.0.0.1:1/none")
     assert result.returncode == 1
     assert "the database cannot be reached" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_store_copy_from_a_directory_to_postgres_and_back(tmp_path: Path, database_url: str) -> None:
+    trained = cli("train", "iris", "--epochs", 2, "--store", tmp_path / "local")
+    assert trained.returncode == 0, trained.stderr
+    assert cli("train", "iris", "--epochs", 3, "--store", tmp_path / "local").returncode == 0
+    assert cli("activate", "iris", 1, "--store", tmp_path / "local").returncode == 0
+
+    up = cli("store", "copy", "--from", tmp_path / "local", "--to", database_url)
+    assert up.returncode == 0 and "copied 2 versions (0 were already there)" in up.stdout, up.stderr
+    assert "the copy checks out" in up.stdout and database_url not in up.stdout + up.stderr
+    listed = cli("models", "--store", tmp_path / "cache", "--database-url", database_url)
+    assert listed.returncode == 0 and "iris" in listed.stdout, listed.stderr
+
+    down = cli("store", "copy", "--from", database_url, "--to", tmp_path / "back")
+    assert down.returncode == 0 and "copied 2 versions" in down.stdout, down.stderr
+    for version in ("1", "2"):
+        for f in (tmp_path / "local" / "iris" / version).iterdir():
+            assert (tmp_path / "back" / "iris" / version / f.name).read_bytes() == f.read_bytes()
+    assert (tmp_path / "back" / "iris" / "ACTIVE").read_text().strip() == "1"
+    assert (tmp_path / "back" / "iris" / "PREVIOUS").read_text().strip() == "2"
+
+    again = cli("store", "copy", "--from", tmp_path / "local", "--to", database_url)
+    assert again.returncode == 0 and "copied 0 versions (2 were already there)" in again.stdout
+
+
+def test_store_copy_refuses_a_missing_source_in_one_line(tmp_path: Path) -> None:
+    result = cli("store", "copy", "--from", tmp_path / "nothing", "--to", tmp_path / "x")
+    assert result.returncode == 1 and "no model store at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_replicas_starting_together_on_an_empty_database_train_the_catalog_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    models = tmp_path / "models"  # a one-model catalog, short to train: iris for 20 epochs
+    (models / "data").mkdir(parents=True)
+    shutil.copy(REPO / "models" / "data" / "iris.csv", models / "data")
+    spec = (REPO / "models" / "iris.toml").read_text()
+    (models / "iris.toml").write_text(spec.replace("epochs = 200", "epochs = 20"))
+    ports = [free_port() for _ in range(3)]
+    env = service_env(NNSERVE_DATABASE_URL=database_url, NNSERVE_ACCESS_LOG="/dev/null")
+    procs = [
+        start_cli(
+            *("serve", "--port", port, "--workers", 1, "--no-retrain-worker"),
+            *("--store", tmp_path / f"cache{i}", "--models-dir", models),
+            env=env,
+            log=tmp_path / f"serve{i}.log",
+        )
+        for i, port in enumerate(ports)
+    ]
+
+    def ready(port: int) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        for port in ports:
+            wait_for(lambda: ready(port), 120, f"the replica on port {port}")  # noqa: B023 (called at once)
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    logs = [(tmp_path / f"serve{i}.log").read_text() for i in range(3)]
+    assert sum("training the catalog" in log for log in logs) == 1, logs
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT name, version FROM versions").fetchall() == [("iris", 1)]
+        assert conn.execute("SELECT active_version FROM models WHERE name = 'iris'").fetchone() == (1,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,18 @@ def test_a_blob_that_fails_its_checksum_is_refused(tmp_path: Path, database_url:
         conn.execute("UPDATE blobs SET data = data || '\\x00'::bytea")
     with pytest.raises(CorruptVersionError, match="checksum"):
         PostgresModelStore(tmp_path / "b", database_url).load("iris", 1)
+
+
+def test_an_activation_is_heard_as_soon_as_it_commits_not_at_the_listen_timeout(
+    tmp_path: Path, database_url: str
+) -> None:
+    store = PostgresModelStore(tmp_path / "a", database_url)
+    listener = PostgresModelStore(tmp_path / "b", database_url)
+    store.publish("m", fitted())
+    assert listener.activations(0.1) == [""]  # connected: "anything may have changed meanwhile"
+    store.activate("m", 1)
+    started = time.monotonic()
+    assert listener.activations(10.0) == ["m"]
+    assert time.monotonic() - started < 5.0  # not the 10 s timeout
+    store.close()
+    listener.close()

@@ -402,7 +402,7 @@ ZERO_ROW = b",".join([b"0"] * ZEROS)
 
 @pytest.fixture(scope="module")
 def roomy_client(catalog):
-    """An app whose body limit lets 10 million zeros through (20 MB), so the width check must stop them."""
+    """An app whose body limit lets 10 million zeros through (20 MB): the count of values stops them unparsed."""
     return make_app(catalog.root, NNSERVE_MAX_BODY_BYTES=32 << 20).test_client()
 
 
@@ -414,7 +414,7 @@ def roomy_client(catalog):
                 "POST",
                 V1,
                 422,
-                f"rows have {ZEROS} values, model 'iris' expects 4",
+                f"holds {ZEROS} JSON values (counting ','); a request for this model may hold at most 6024",
                 b'{"instances": [[' + ZERO_ROW + b"]]}",
             ),
             10.0,
@@ -425,7 +425,7 @@ def roomy_client(catalog):
                 "POST",
                 V1,
                 422,
-                f"rows have {ZEROS} values, model 'iris' expects 4",
+                f"holds {ZEROS} JSON values",
                 b'{"instances": [' + ZERO_ROW + b"]}",
             ),
             10.0,
@@ -436,7 +436,7 @@ def roomy_client(catalog):
                 "POST",
                 V2,
                 400,
-                f"has shape [1, {ZEROS}], model 'iris' expects [-1, 4]",
+                "JSON values (counting ',')",
                 b'{"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, %d], "data": [' % ZEROS
                 + ZERO_ROW
                 + b"]}]}",
@@ -491,6 +491,22 @@ def default_rows_client(catalog):
     ],
 )
 def test_too_many_objects_are_refused_before_parsing(default_rows_client, req):
+    check(send(default_rows_client, req), req)
+
+
+@pytest.mark.parametrize("item", [b"1e1", b'"ab"'])
+@pytest.mark.parametrize("url", [V1, "/v1/models/iris/versions/1/predict", "/v1/models/iris/retrain"])
+def test_more_values_than_the_model_can_take_are_refused_before_parsing(default_rows_client, url, item):
+    body = b'{"instances": [[' + b",".join([item] * (10_000 * 5 + 1025)) + b"]]}"
+    req = Req("POST", url, 401 if url.endswith("retrain") else 422, "", body)
+    if req.status == 422:  # one more than 10,000 rows of 4 inputs and a target (and 1024) may hold
+        req = Req(
+            "POST",
+            url,
+            422,
+            "holds 51025 JSON values (counting ','); a request for this model may hold at most 51024",
+            body,
+        )
     check(send(default_rows_client, req), req)
 
 

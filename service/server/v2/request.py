@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from flask import current_app, request
 
-from service.server.jsonio import BodyError, decode_body, max_containers, read_body
+from service.server.jsonio import BodyError, decode_body, max_containers, max_values, read_body
 from service.server.jsonvalues import describe
 from service.server.rows import first_beyond, too_many_rows
 from service.server.v2 import tensors
@@ -37,11 +37,12 @@ class InferenceRequest:
     may_hold_booleans: bool  # whether the JSON header could contain true/false at all
 
 
-def read_request() -> InferenceRequest:
-    """The current request's body decoded into an ``InferenceRequest``; 400/413/415 if it cannot be."""
+def read_request(loaded: LoadedModel) -> InferenceRequest:
+    """The current request's body for ``loaded`` decoded into an ``InferenceRequest``; 400/413/415 if it cannot be."""
     header, binary, header_given = _split(_read_body())
+    rows = int(current_app.config["NNSERVE_MAX_ROWS"])
     try:
-        req = decode_body(header, max_containers(int(current_app.config["NNSERVE_MAX_ROWS"])))
+        req = decode_body(header, max_containers(rows), max_values(rows, int(loaded.estimator.n_features_in_)))
     except BodyError as exc:
         hint = ""
         if not header_given and ("UTF-8" in exc.message or "trailing characters" in exc.message):

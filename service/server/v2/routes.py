@@ -161,7 +161,7 @@ def model_ready(name: str, version: str | None = None) -> Response:
 def infer(name: str, version: str | None = None) -> Response:
     """Run the request's input through the model; outputs as JSON or binary tensor data."""
     loaded = resolve(name, version)
-    inference = v2_request.read_request()
+    inference = v2_request.read_request(loaded)
     try:
         X, input_name = v2_request.input_matrix(loaded, inference)
         wanted = v2_request.requested_outputs(loaded, output_specs(loaded), inference.json)

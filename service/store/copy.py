@@ -1,0 +1,79 @@
+"""Copying one store into another (``nnserve store copy``): every version, dataset, activation and pin.
+
+Versions keep their numbers and their bytes (so their checksums), datasets their sha256. What is already
+in the target and identical is left alone, so an interrupted copy is finished by running it again; a
+different version under the same number stops the copy before anything of that model's activation changes.
+The copy is verified by reading everything back from the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from service.store.exceptions import StoreError
+from service.store.protocol import ModelStore
+
+
+@dataclass
+class CopyReport:
+    """What ``copy_store`` did, per model."""
+
+    models: list[str] = field(default_factory=list)
+    versions_copied: int = 0
+    versions_present: int = 0  # already in the target, byte for byte
+    datasets: int = 0
+    activated: list[tuple[str, int]] = field(default_factory=list)
+
+
+def copy_store(source: ModelStore, target: ModelStore, progress: Callable[[str], None] = lambda _: None) -> CopyReport:
+    """Copy every model of ``source`` into ``target``, then verify the target against the source.
+
+    The target's activation of a model is set to the source's (its previous version first, so rollback
+    targets match) only where it differs: copy into a store that replicas already serve and they switch
+    to the source's versions. Raises ``StoreError`` (a ``CorruptVersionError`` for a damaged source
+    version) and stops at the first problem.
+    """
+    report = CopyReport()
+    for name in source.model_names():
+        report.models.append(name)
+        for version in source.versions(name):
+            if target.import_version(name, version, source.version_files(name, version)):
+                report.versions_copied += 1
+            else:
+                report.versions_present += 1
+        # Shortest first: a dataset that extends one already copied costs only the rows it adds.
+        for data in sorted(
+            (source.load_dataset(name, d) for d in source.dataset_digests(name)), key=lambda d: len(d.X)
+        ):
+            target.save_dataset(name, data)
+            report.datasets += 1
+        active, previous = source.active_version(name), source.previous_version(name)
+        if active is not None and target.active_version(name) != active:
+            if previous is not None and previous != active:
+                target.activate(name, previous)
+            target.activate(name, active)
+            report.activated.append((name, active))
+        for version in source.pinned(name):
+            target.pin(name, version)
+        progress(f"{name}: {len(source.versions(name))} versions, active {active}")
+    verify_copy(source, target)
+    return report
+
+
+def verify_copy(source: ModelStore, target: ModelStore) -> None:
+    """Raise ``StoreError`` unless ``target`` holds every version (byte for byte), dataset, activation and pin
+    of ``source``; every read is verified against its checksums on the way."""
+    for name in source.model_names():
+        for version in source.versions(name):
+            if target.version_files(name, version) != source.version_files(name, version):
+                raise StoreError(f"copy check failed: model {name!r} version {version} differs in the target")
+        missing = set(source.dataset_digests(name)) - set(target.dataset_digests(name))
+        if missing:
+            raise StoreError(f"copy check failed: model {name!r} lacks datasets {sorted(missing)} in the target")
+        for digest in source.dataset_digests(name):
+            target.load_dataset(name, digest)  # verified against its sha256
+        if target.active_version(name) != source.active_version(name):
+            raise StoreError(f"copy check failed: model {name!r} has another active version in the target")
+        if not set(source.pinned(name)) <= set(target.pinned(name)):
+            raise StoreError(f"copy check failed: model {name!r} lacks pins in the target")

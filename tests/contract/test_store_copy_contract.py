@@ -1,0 +1,108 @@
+"""The store's contract for moving versions and datasets between stores, and ``copy_store`` both ways.
+
+Each backend is copied to and from the filesystem store (for the filesystem backend: another directory),
+so with PostgreSQL this is the directory -> database -> directory round trip of ``nnserve store copy``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from backends import Backend
+from test_store_contract import fitted
+from test_store_retention_contract import publish_with_data, rows
+
+from service.store import CorruptVersionError, FileModelStore, ModelStore, StoreError
+from service.store.copy import copy_store
+
+
+@pytest.fixture
+def store(store_backend: Backend) -> ModelStore:
+    return store_backend.store()
+
+
+@pytest.fixture
+def other(tmp_path: Path) -> FileModelStore:
+    return FileModelStore(tmp_path / "other")
+
+
+def test_an_imported_version_keeps_its_number_and_bytes(store: ModelStore, other: FileModelStore) -> None:
+    for seed in range(3):
+        other.publish("iris", fitted(seed))
+    files = other.version_files("iris", 3)
+    assert store.import_version("iris", 3, files) is True
+    assert store.versions("iris") == [3]  # numbers are kept, gaps and all
+    assert store.version_files("iris", 3) == files
+    assert store.manifest("iris", 3) == other.manifest("iris", 3)
+    x = np.zeros((2, 3))
+    np.testing.assert_array_equal(
+        store.load("iris", 3).estimator.predict(x), other.load("iris", 3).estimator.predict(x)
+    )
+    assert store.import_version("iris", 3, files) is False  # already here, identical: nothing to do
+    assert store.publish("iris", fitted(9)) == 4  # the next publish numbers after it
+
+
+def test_a_different_version_under_a_taken_number_is_refused(store: ModelStore, other: FileModelStore) -> None:
+    store.publish("iris", fitted(0))
+    other.publish("iris", fitted(1))
+    with pytest.raises(StoreError, match="different version 1"):
+        store.import_version("iris", 1, other.version_files("iris", 1))
+    assert store.version_files("iris", 1) != other.version_files("iris", 1)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda files: {**files, "weights.npz": files["weights.npz"] + b"x"},  # fails its checksum
+        lambda files: {**files, "../escape.npz": b"x"},  # not a plain file name
+        lambda files: {**files, "extra.txt": b"x"},  # not listed by the manifest
+        lambda files: {k: v for k, v in files.items() if k != "weights.npz"},
+    ],
+    ids=["checksum", "path", "unlisted", "missing"],
+)
+def test_a_damaged_import_is_refused_and_leaves_nothing(store: ModelStore, other: FileModelStore, damage) -> None:
+    other.publish("iris", fitted(0))
+    with pytest.raises(CorruptVersionError):
+        store.import_version("iris", 1, damage(other.version_files("iris", 1)))
+    assert "iris" not in store.model_names() or store.versions("iris") == []
+
+
+def test_an_import_for_another_model_or_number_is_refused(store: ModelStore, other: FileModelStore) -> None:
+    other.publish("iris", fitted(0))
+    files = other.version_files("iris", 1)
+    with pytest.raises(CorruptVersionError, match="manifest is for 'iris' version 1"):
+        store.import_version("wine", 1, files)
+    with pytest.raises(CorruptVersionError):
+        store.import_version("iris", 2, files)
+
+
+def test_dataset_digests_list_every_dataset(store: ModelStore) -> None:
+    digests = {store.save_dataset("iris", rows(0, n)) for n in (10, 20)} | {store.save_dataset("iris", rows(50, 5))}
+    assert store.dataset_digests("iris") == sorted(digests)
+
+
+@pytest.mark.parametrize("direction", ["into", "out of"])
+def test_copy_store_moves_everything_and_verifies_it(store: ModelStore, other: FileModelStore, direction: str) -> None:
+    source, target = (other, store) if direction == "into" else (store, other)
+    for i, n in enumerate((10, 20, 30)):  # appended datasets, as append retrains make them
+        publish_with_data(source, "iris", rows(0, n), seed=i)
+    publish_with_data(source, "wine", rows(100, 8))
+    source.activate("iris", 1)
+    source.activate("iris", 3)  # previous: 1
+    source.activate("wine", 1)
+    source.pin("iris", 2)
+
+    report = copy_store(source, target)
+    assert (report.versions_copied, report.versions_present, report.datasets) == (4, 0, 4)
+    assert target.model_names() == ["iris", "wine"] and target.versions("iris") == [1, 2, 3]
+    assert (target.active_version("iris"), target.previous_version("iris"), target.pinned("iris")) == (3, 1, [2])
+    for v in (1, 2, 3):
+        assert target.version_files("iris", v) == source.version_files("iris", v)
+        digest = json.loads(target.version_files("iris", v)["manifest.json"])["dataset_sha256"]
+        np.testing.assert_array_equal(target.load_dataset("iris", digest).X, source.load_dataset("iris", digest).X)
+
+    again = copy_store(source, target)  # idempotent: an interrupted copy is finished by running it again
+    assert (again.versions_copied, again.versions_present, again.activated) == (0, 4, [])
