@@ -106,6 +106,22 @@ def _dump(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def recent_query(
+    mark: str, model: str, limit: int, version: int | None, labelled: bool, since: float | None
+) -> tuple[str, list[object]]:
+    """``PredictionLog.recent``'s SELECT and its arguments, with the backend's placeholder ``mark`` (? or %s)."""
+    where, args = [f"model = {mark}"], list[object]([model])
+    if version is not None:
+        where.append(f"version = {mark}")
+        args.append(version)
+    if labelled:
+        where.append("target IS NOT NULL")
+    if since is not None:
+        where.append(f"logged_at > {mark}")
+        args.append(since)
+    return f"SELECT * FROM predictions WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT {mark}", [*args, limit]
+
+
 class SqlitePredictionLog:
     """The prediction log of one store, in ``<store>/.predictions.sqlite3`` (created on first use).
 
@@ -225,19 +241,9 @@ class SqlitePredictionLog:
         labelled: bool = False,
         since: float | None = None,
     ) -> list[LoggedPrediction]:
-        where, args = ["model = ?"], list[object]([model])
-        if version is not None:
-            where.append("version = ?")
-            args.append(version)
-        if labelled:
-            where.append("target IS NOT NULL")
-        if since is not None:
-            where.append("logged_at > ?")
-            args.append(since)
+        query, args = recent_query("?", model, limit, version, labelled, since)
         with self._connect() as db:
-            rows = db.execute(
-                f"SELECT * FROM predictions WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?", [*args, limit]
-            ).fetchall()
+            rows = db.execute(query, args).fetchall()
         return [
             LoggedPrediction(
                 model=r["model"],

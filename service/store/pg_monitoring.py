@@ -12,7 +12,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from service.store.monitoring import DAY, Label, LoggedPrediction
+from service.store.monitoring import DAY, Label, LoggedPrediction, recent_query
 from service.store.postgres import Database, upgrade
 
 
@@ -69,18 +69,9 @@ class PostgresPredictionLog:
         labelled: bool = False,
         since: float | None = None,
     ) -> list[LoggedPrediction]:
-        where, args = ["model = %s"], list[object]([model])
-        if version is not None:
-            where.append("version = %s")
-            args.append(version)
-        if labelled:
-            where.append("target IS NOT NULL")
-        if since is not None:
-            where.append("logged_at > %s")
-            args.append(since)
-        query = f"SELECT * FROM predictions WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT %s"
+        query, args = recent_query("%s", model, limit, version, labelled, since)
         with self.db.connection() as conn:
-            rows = conn.cursor(row_factory=dict_row).execute(query.encode(), [*args, limit]).fetchall()
+            rows = conn.cursor(row_factory=dict_row).execute(query.encode(), args).fetchall()
         return [_logged(r) for r in rows]
 
     def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> dict[str, int]:
