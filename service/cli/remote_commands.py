@@ -269,6 +269,17 @@ def jobs_remote(
     emit(as_json, page, lambda: table(["id", "model", "status", "detail"], [_job_row(j) for j in page.jobs]))
 
 
+@remote.command("cancel")
+@click.argument("job_id")
+@json_option
+@click.pass_obj
+def cancel_remote(client: Client, job_id: str, as_json: bool) -> None:
+    """Cancel job JOB_ID (admin): a queued job never runs; a running one stops at its next epoch, publishing nothing."""
+    with server_errors():
+        job = client.cancel(job_id)
+    emit(as_json, job, lambda: _job_line(job))
+
+
 @click.command("openapi")
 def openapi() -> None:
     """Print the server's OpenAPI document (pretty, sorted keys): `nnserve openapi > openapi.json`."""

@@ -1,6 +1,7 @@
 """``nnserve remote ...`` through click's CliRunner against ``nnserve serve``; ``nnserve openapi``."""
 
 import json
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -85,6 +86,22 @@ def test_retrain_wait_and_jobs_watch(run):
     assert job["id"] in watched.output and "succeeded" in watched.output
     listed = json.loads(run("jobs", "--json").output)
     assert job["id"] in [j["id"] for j in listed["jobs"]]
+
+
+def test_cancel_a_running_retrain(run, live):
+    queued = json.loads(run("retrain", "iris", "-p", "epochs=100000", "-p", "patience=100000", "--json").output)
+    client = Client(live.url, token=TOKEN)
+    deadline = time.monotonic() + 60
+    while client.job(queued["id"]).status != "running":
+        assert time.monotonic() < deadline, "the retrain never started"
+        time.sleep(0.05)
+    refused = run("cancel", queued["id"], token="not-the-token")
+    assert refused.exit_code == 1 and "401" in refused.output
+    cancelled = run("cancel", queued["id"])
+    assert cancelled.exit_code == 0 and queued["id"] in cancelled.output, cancelled.output
+    assert client.wait(queued["id"], timeout=60).status == "cancelled"
+    unknown = run("cancel", "0" * 32)
+    assert unknown.exit_code == 1 and "404" in unknown.output
 
 
 def test_retrain_with_a_data_file(run, tmp_path):
