@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +31,6 @@ __all__ = [
     "LoggedPrediction",
     "PredictionLog",
     "SqlitePredictionLog",
-    "existing_prediction_log",
     "open_prediction_log",
 ]
 
@@ -153,23 +152,26 @@ class SqlitePredictionLog:
         self.path = Path(store_root) / DATABASE
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        # Web workers starting together would race to switch the new file to WAL: one at a time (as the job queue).
+
+    def _exists(self) -> bool:
+        """Whether anything was ever logged here: reading an absent log finds nothing and creates no file."""
+        return self.path.exists()
+
+    def _open(self) -> sqlite3.Connection:
+        # Web workers starting together would race to switch a new file to WAL: one at a time (as the job queue).
         try:
             fd = os.open(self.path.with_name(LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise StoreUnavailableError(f"the prediction log {self.path} cannot be opened: {exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            with closing(self._open()) as db:
-                db.executescript(self._SCHEMA)
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(self._SCHEMA)
         finally:
             os.close(fd)
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
         return db
 
     @contextmanager
@@ -218,6 +220,8 @@ class SqlitePredictionLog:
             return db.total_changes - before
 
     def label(self, model: str, labels: Sequence[Label], now: float | None = None) -> list[Label]:
+        if not self._exists():
+            return list(labels)
         at = time.time() if now is None else now
         unknown = []
         with self._connect() as db:
@@ -241,6 +245,8 @@ class SqlitePredictionLog:
         labelled: bool = False,
         since: float | None = None,
     ) -> list[LoggedPrediction]:
+        if not self._exists():
+            return []
         query, args = recent_query("?", model, limit, version, labelled, since)
         with self._connect() as db:
             rows = db.execute(query, args).fetchall()
@@ -261,6 +267,8 @@ class SqlitePredictionLog:
         ]
 
     def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> dict[str, int]:
+        if not self._exists():
+            return {}
         cutoff = (time.time() if now is None else now) - keep_days * DAY
         removed: dict[str, int] = {}
         with self._connect() as db:
@@ -286,13 +294,3 @@ def open_prediction_log(store_root: str | os.PathLike[str], database_url: str | 
 
         return PostgresPredictionLog(database_url)
     return SqlitePredictionLog(store_root)
-
-
-def existing_prediction_log(
-    store_root: str | os.PathLike[str], database_url: str | None = None
-) -> PredictionLog | None:
-    """The prediction log if there is one to read (a database always has one; SQLite once something was
-    logged), else None: a reader that finds nothing creates nothing in the store."""
-    if not database_url and not (Path(store_root) / DATABASE).exists():
-        return None
-    return open_prediction_log(store_root, database_url)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,21 +79,16 @@ def _unix(stamp: str | None) -> float | None:
 
 
 class PolicyRunner:
-    """One pass over every model: prune the log, compute each policy's figures (and gauges), enqueue what fires.
-
-    ``open_log(needed)`` gives the prediction log: opened (created) when ``needed``, else only if it exists
-    (None otherwise), so a worker on a store where nothing is logged and no spec has a policy creates nothing.
-    """
+    """One pass over every model: prune the log, compute each policy's figures (and gauges), enqueue what fires."""
 
     def __init__(
         self,
         store: ModelStore,
         queue: JobQueue,
-        open_log: Callable[[bool], PredictionLog | None],
+        prediction_log: PredictionLog,
         settings: Settings,
     ) -> None:
-        self.store, self.queue, self.open_log, self.settings = store, queue, open_log, settings
-        self.log: PredictionLog | None = None
+        self.store, self.queue, self.log, self.settings = store, queue, prediction_log, settings
 
     def run(self, now: float | None = None) -> list[Job]:
         """Evaluate every model's policy once; returns the jobs it enqueued."""
@@ -106,10 +101,6 @@ class PolicyRunner:
                 continue
             if found is not None:
                 policies[name] = found
-        if self.log is None:
-            self.log = self.open_log(bool(policies))
-        if self.log is None:
-            return []
         removed = self.log.prune(self.settings.keep_rows, self.settings.keep_days)
         if removed:
             log.info("prediction log retention removed %s rows", removed)

@@ -44,7 +44,7 @@ from service.store import (
     open_store,
     predict,
 )
-from service.store.monitoring import existing_prediction_log, open_prediction_log
+from service.store.monitoring import open_prediction_log
 from service.training import fitting as training
 from service.training.catalog import STORED_SECTIONS
 from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
@@ -199,7 +199,7 @@ class Worker:
         self.policies = PolicyRunner(
             self.store,
             self.queue,
-            lambda needed: (open_prediction_log if needed else existing_prediction_log)(store_root, database_url),
+            open_prediction_log(store_root, database_url),
             Settings.from_settings(settings),
         )
         self.policy_interval = float(settings["NNSERVE_POLICY_INTERVAL"])

@@ -9,7 +9,7 @@ import pytest
 from helpers import read_catalog_csv
 
 from service.store import Dataset, FileModelStore
-from service.store.monitoring import DATABASE, Label, LoggedPrediction, SqlitePredictionLog
+from service.store.monitoring import DATABASE, LOCK, Label, LoggedPrediction, SqlitePredictionLog
 from service.training.drift import Drift
 from service.training.fitting import publish, train
 from service.training.jobs import open_queue
@@ -70,7 +70,7 @@ def shifted_logged(n: int, version: int, at: float) -> tuple[list[LoggedPredicti
 
 def test_a_firing_policy_enqueues_one_job_with_the_feedback_rows_and_its_trigger(iris_store) -> None:
     store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
-    runner = PolicyRunner(store, queue, lambda needed: log, Settings(window=1000, keep_rows=10_000, keep_days=30))
+    runner = PolicyRunner(store, queue, log, Settings(window=1000, keep_rows=10_000, keep_days=30))
     assert runner.run() == []  # nothing logged: nothing fires
     logged, labels = shifted_logged(80, 1, time.time() + 1)
     log.append(logged)
@@ -95,7 +95,7 @@ def test_a_firing_policy_enqueues_one_job_with_the_feedback_rows_and_its_trigger
 
 def test_rows_from_before_a_retrain_that_was_not_promoted_do_not_fire_again(iris_store) -> None:
     store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
-    runner = PolicyRunner(store, queue, lambda needed: log, Settings(window=1000, keep_rows=10_000, keep_days=30))
+    runner = PolicyRunner(store, queue, log, Settings(window=1000, keep_rows=10_000, keep_days=30))
     logged, _ = shifted_logged(80, 1, time.time())  # after the version's publication (stamped to the second)
     log.append(logged)
     (job,) = runner.run()
@@ -116,5 +116,4 @@ def test_a_worker_creates_no_prediction_log_where_nothing_is_logged_and_no_spec_
     publish(FileModelStore(root), "iris", train("classification", {"max_iter": 5}, data), data)
     worker = Worker(root)
     worker.run_policies()
-    assert not (root / DATABASE).exists()
-    assert worker.policies.log is None
+    assert not (root / DATABASE).exists() and not (root / DATABASE).with_name(LOCK).exists()

@@ -104,3 +104,14 @@ def test_drift_of_shifted_inputs_against_the_training_data(make_app, tiny_catalo
         "nnserve_drift_psi", {"model": "iris", "version": str(version), "feature": "petal_length"}
     )
     assert gauge == pytest.approx(psi["petal_length"])
+
+
+def test_reading_a_store_where_nothing_was_logged_creates_nothing(make_app, tiny_catalog_copy):
+    client = make_app(tiny_catalog_copy).test_client()  # logging off
+    before = sorted(p.name for p in tiny_catalog_copy.iterdir())
+    client.post("/v1/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    monitoring = client.get("/v1/models/iris/monitoring")
+    assert monitoring.status_code == 200 and [v["version"] for v in monitoring.get_json()["versions"]] == [1]
+    unlogged = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": "nope", "target": "setosa"}]})
+    assert unlogged.status_code == 200 and unlogged.get_json()["accepted"] == 0
+    assert sorted(p.name for p in tiny_catalog_copy.iterdir()) == before  # no .predictions.sqlite3, no lock
