@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +58,20 @@ class LoggedPrediction:
     probabilities: list[float] | None = None
     target: Any = None
     labelled_at: float | None = None
+
+    def insert_values(self, encode: Callable[[Any], Any]) -> tuple[Any, ...]:
+        """The columns an append writes, in the backends' order, each JSON value through the backend's ``encode``."""
+        probabilities = None if self.probabilities is None else encode(self.probabilities)
+        return (
+            self.model,
+            self.request_id,
+            self.row,
+            self.version,
+            self.logged_at,
+            encode(self.inputs),
+            encode(self.output),
+            probabilities,
+        )
 
 
 @dataclass(frozen=True)
@@ -191,19 +205,7 @@ class SqlitePredictionLog:
             raise StoreUnavailableError(f"the prediction log {self.path}: {exc}") from None
 
     def append(self, records: Sequence[LoggedPrediction]) -> int:
-        rows = [
-            (
-                r.model,
-                r.request_id,
-                r.row,
-                r.version,
-                r.logged_at,
-                _dump(r.inputs),
-                _dump(r.output),
-                None if r.probabilities is None else _dump(r.probabilities),
-            )
-            for r in records
-        ]
+        rows = [r.insert_values(_dump) for r in records]
         with self._connect() as db:
             before = db.total_changes
             db.execute("BEGIN IMMEDIATE")

@@ -25,19 +25,7 @@ class PostgresPredictionLog:
             upgrade(database_url)
 
     def append(self, records: Sequence[LoggedPrediction]) -> int:
-        rows = [
-            (
-                r.model,
-                r.request_id,
-                r.row,
-                r.version,
-                r.logged_at,
-                Jsonb(r.inputs),
-                Jsonb(r.output),
-                None if r.probabilities is None else Jsonb(r.probabilities),
-            )
-            for r in records
-        ]
+        rows = [r.insert_values(Jsonb) for r in records]
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO predictions (model, request_id, row_index, version, logged_at, inputs, output, "

@@ -28,7 +28,11 @@ def loaded(rate: float | None) -> LoadedModel:
 
 
 class MemoryLog:
-    """A PredictionLog in a list; ``gate`` (when given) holds every append until it is set."""
+    """A PredictionLog in a list; ``gate`` (when given) holds every append until it is set, ``fail`` refuses it.
+
+    A stand-in, not the real log, because these tests must stall or break the writer on demand to prove a
+    request never waits on it; the real backends are proven by tests/contract/test_prediction_log_contract.py.
+    """
 
     def __init__(self, gate: threading.Event | None = None, fail: bool = False) -> None:
         self.rows: list[LoggedPrediction] = []
@@ -43,6 +47,7 @@ class MemoryLog:
         self.rows.extend(records)
         return len(records)
 
+    # The recorder only appends; a call to any other method would be a bug in it, so it fails the test loudly.
     def label(self, model: str, labels: list[Label], now: float | None = None) -> list[Label]:
         raise NotImplementedError
 
