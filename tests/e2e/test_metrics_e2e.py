@@ -29,7 +29,7 @@ PREDICT = "/v1/models/<name>/predict"
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 N = 120  # predict requests
 SESSIONS = 24  # keep-alive sessions they are sent over (one connection stays on one worker), 6 at a time
-SCRAPES = 40  # at most, until both workers have answered one
+SCRAPE_ROUNDS = 10  # of 6 concurrent scrapes at most, until both workers have answered one
 
 
 @pytest.fixture(scope="module")
@@ -111,25 +111,34 @@ def test_predictions_add_up_over_both_workers(gunicorn_server, store_root, tmp_p
     assert len(predict_lines) == N
     assert len({rec["process"] for rec in predict_lines}) == 2, "the requests all went to one worker"
 
-    # Any worker answering a scrape reports the sum over both.
-    for scrapes in range(1, SCRAPES + 1):
+    # Any worker answering a scrape reports the sum over both. Sequential scrapes on fresh connections can
+    # all be accepted by the same idle worker; scrapes in flight together are spread like the predictions.
+    def fresh_scrape(_):
         with requests.Session() as fresh:  # a new connection each time: either worker may answer
             response = fresh.get(f"{server.url}/metrics", timeout=10)
-        samples = {
+        assert response.status_code == 200, response.text
+        return {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for f in text_string_to_metric_families(response.text)
             for s in f.samples
         }
-        labels = {"endpoint": PREDICT, "model": "iris", "version": str(version), "status": "200"}
-        assert value(samples, "nnserve_requests_total", **labels) == N
-        assert value(samples, "nnserve_prediction_rows_total", model="iris", version=str(version)) == N * len(ROWS)
-        assert value(samples, "nnserve_request_duration_seconds_count", endpoint=PREDICT) == N
-        assert value(samples, "nnserve_model_active_version", model="iris") == version
-        assert value(samples, "nnserve_model_load_failures_total") == 0
+
+    labels = {"endpoint": PREDICT, "model": "iris", "version": str(version), "status": "200"}
+    rows = N * len(ROWS)
+    scraped = 0
+    for _ in range(SCRAPE_ROUNDS):
+        with ThreadPoolExecutor(6) as pool:
+            for samples in pool.map(fresh_scrape, range(6)):
+                scraped += 1
+                assert value(samples, "nnserve_requests_total", **labels) == N
+                assert value(samples, "nnserve_prediction_rows_total", model="iris", version=str(version)) == rows
+                assert value(samples, "nnserve_request_duration_seconds_count", endpoint=PREDICT) == N
+                assert value(samples, "nnserve_model_active_version", model="iris") == version
+                assert value(samples, "nnserve_model_load_failures_total") == 0
         scrapers = {rec["process"] for rec in access_lines(server) if rec["endpoint"] == "/metrics"}
-        if scrapes >= 4 and len(scrapers) == 2:
+        if len(scrapers) == 2:
             break
-    assert len(scrapers) == 2, f"all {scrapes} scrapes were answered by the same worker"
+    assert len(scrapers) == 2, f"all {scraped} scrapes were answered by the same worker"
     # gunicorn's own text access log is off: no line of the log is anything but JSON
     for line in server.log.read_text().splitlines():
         json.loads(line)
