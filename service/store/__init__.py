@@ -12,6 +12,7 @@ from service.store.exceptions import (
     CorruptVersionError,
     InvalidNameError,
     NotFoundError,
+    RolloutConflictError,
     StoreError,
     StoreUnavailableError,
 )
@@ -21,6 +22,7 @@ from service.store.names import validate_name, validate_sha256, validate_version
 from service.store.protocol import ModelStore
 from service.store.retention import GcReport, RetentionPolicy
 from service.store.retention import enforce as enforce_retention
+from service.store.rollouts import Rollout
 
 
 def open_store(root: str | os.PathLike[str], database_url: str | None = None) -> ModelStore:
@@ -46,6 +48,8 @@ __all__ = [
     "NotFoundError",
     "Prediction",
     "RetentionPolicy",
+    "Rollout",
+    "RolloutConflictError",
     "StoreError",
     "StoreUnavailableError",
     "VersionInfo",

@@ -27,6 +27,10 @@ class ActiveVersionChangedError(StoreError):
     """A compare-and-swap activation found another version active than the one it expected."""
 
 
+class RolloutConflictError(StoreError):
+    """A rollout cannot start or end as asked: another one runs, or the one named is not running."""
+
+
 class StoreUnavailableError(StoreError):
     """The store, or a model's directory or ACTIVE file, cannot be read (permissions, I/O): not the request's fault."""
 

@@ -5,6 +5,7 @@ Layout::
     <root>/<name>/<version>/manifest.json, weights.npz   written once by publish, never modified
     <root>/<name>/ACTIVE                                   the served version, replaced atomically
     <root>/<name>/PREVIOUS, PINNED                         the version ACTIVE replaced; versions gc keeps
+    <root>/<name>/ROLLOUT                                  the running or last rollout (JSON), replaced atomically
     <root>/<name>/datasets/<sha256>.json                   a dataset: its ordered chunks (``datasets.py``)
     <root>/<name>/datasets/chunks/<sha256>.npz             content-addressed rows; <sha256>.npz: older datasets
     <root>/<name>/.lock, .tmp-*                            publisher lock, in-flight or crashed writes
@@ -38,6 +39,7 @@ from service.store.exceptions import (
     CorruptVersionError,
     InvalidNameError,
     NotFoundError,
+    RolloutConflictError,
     StoreError,
     StoreUnavailableError,
     broken,
@@ -53,6 +55,7 @@ from service.store.names import (
     validate_version,
 )
 from service.store.protocol import UNSET, Unset
+from service.store.rollouts import Rollout
 from service.version import __version__
 
 if TYPE_CHECKING:
@@ -76,6 +79,7 @@ __all__ = [
 ACTIVE = "ACTIVE"
 PREVIOUS = "PREVIOUS"
 PINNED = "PINNED"
+ROLLOUT = "ROLLOUT"
 LOCK = ".lock"
 STORE_KEYS = ("name", "version", "created_at", "nnserve_version")
 
@@ -170,15 +174,23 @@ class FileModelStore:
         except (UnicodeDecodeError, InvalidNameError):
             raise CorruptVersionError(f"model {name!r}: ACTIVE does not hold a version number") from None
 
-    def active_stamp(self, name: str) -> tuple[int, int, int] | None:
-        """(inode, mtime_ns, size) of ACTIVE from one lstat, None if absent: a cheap change detector for pollers."""
+    def active_stamp(self, name: str) -> Hashable | None:
+        """(inode, mtime_ns, size) of ACTIVE and of ROLLOUT from two lstats, None if ACTIVE is absent: a cheap
+        change detector for pollers, of the activation and of the rollout."""
+        model_dir = self.root / validate_name(name)
         try:
-            st = os.stat(self.root / validate_name(name) / ACTIVE, follow_symlinks=False)
+            active = os.stat(model_dir / ACTIVE, follow_symlinks=False)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise unavailable(name, exc) from None
-        return st.st_ino, st.st_mtime_ns, st.st_size
+        try:
+            rollout = os.stat(model_dir / ROLLOUT, follow_symlinks=False)
+        except FileNotFoundError:
+            return active.st_ino, active.st_mtime_ns, active.st_size
+        except OSError as exc:
+            raise unavailable(name, exc) from None
+        return active.st_ino, active.st_mtime_ns, active.st_size, rollout.st_ino, rollout.st_mtime_ns
 
     def active_stamps(self) -> dict[str, Hashable | None]:
         """``active_stamp`` of every model: one lstat each."""
@@ -232,23 +244,84 @@ class FileModelStore:
         ACTIVE must never name what cannot serve. With ``expected``, a compare-and-swap: the switch happens
         only if ``expected`` is still active, else ``ActiveVersionChangedError``. Reading the old version and
         writing the new one hold the model's lock, so two activations never both replace the same version;
-        the replaced version is remembered as PREVIOUS (``previous_version``).
+        the replaced version is remembered as PREVIOUS (``previous_version``). A running rollout ends as
+        ``superseded``: the operator's choice wins over the trial.
         """
         name, version = validate_name(name), validate_version(version)
         self.load(name, version)
         with durable.locked(self._ensure_model_dir(name) / LOCK):
-            try:
-                previous = self.active_version(name)
-            except CorruptVersionError:  # a damaged ACTIVE is what this activation repairs
-                previous = None
-            if not isinstance(expected, Unset) and previous != expected:
-                raise ActiveVersionChangedError(
-                    f"model {name!r}: version {previous} is active, not {expected}; version {version} was not activated"
-                )
-            if previous is not None and previous != version:
-                durable.write_atomic(self.root / name / PREVIOUS, f"{previous}\n".encode())
-            durable.write_atomic(self.root / name / ACTIVE, f"{version}\n".encode())
+            previous = self._switch(name, version, expected)
+            rollout = self._read_rollout(name)
+            if rollout is not None and rollout.running:
+                reason = f"version {version} was activated while the rollout ran"
+                self._write_rollout(name, rollout.ended("superseded", reason, time.time()))
         return previous
+
+    def _switch(self, name: str, version: int, expected: int | Unset | None) -> int | None:
+        """Point ACTIVE at ``version`` (compare-and-swap with ``expected``), holding the model's lock."""
+        try:
+            previous = self.active_version(name)
+        except CorruptVersionError:  # a damaged ACTIVE is what this activation repairs
+            previous = None
+        if not isinstance(expected, Unset) and previous != expected:
+            raise ActiveVersionChangedError(
+                f"model {name!r}: version {previous} is active, not {expected}; version {version} was not activated"
+            )
+        if previous is not None and previous != version:
+            durable.write_atomic(self.root / name / PREVIOUS, f"{previous}\n".encode())
+        durable.write_atomic(self.root / name / ACTIVE, f"{version}\n".encode())
+        return previous
+
+    # -- rollouts ----------------------------------------------------------------
+    def rollout(self, name: str) -> Rollout | None:
+        """The model's running rollout, or its last ended one; None if it never had one."""
+        self._model_dir(name)  # an unknown model is NotFoundError, not "no rollout"
+        return self._read_rollout(name)
+
+    def start_rollout(self, name: str, rollout: Rollout) -> None:
+        """Start ``rollout`` if its baseline is still active and no other rollout runs (see ``ModelStore``)."""
+        name = validate_name(name)
+        self.load(name, rollout.candidate)
+        with durable.locked(self._model_dir(name) / LOCK):
+            current = self._read_rollout(name)
+            if current is not None and current.running:
+                raise RolloutConflictError(
+                    f"model {name!r}: the {current.mode} of version {current.candidate} is still running"
+                )
+            active = self.active_version(name)
+            if active != rollout.baseline:
+                raise ActiveVersionChangedError(
+                    f"model {name!r}: version {active} is active, not {rollout.baseline}; no rollout started"
+                )
+            self._write_rollout(name, rollout)
+
+    def end_rollout(self, name: str, ended: Rollout) -> None:
+        """Record the end of the running rollout; a promoted candidate becomes active in the same locked step."""
+        name = validate_name(name)
+        if ended.state == "promoted":
+            self.load(name, ended.candidate)
+        with durable.locked(self._model_dir(name) / LOCK):
+            current = self._read_rollout(name)
+            if current is None or not current.running or current.started_at != ended.started_at:
+                raise RolloutConflictError(f"model {name!r}: that rollout is not running")
+            if ended.state == "promoted":
+                self._switch(name, ended.candidate, ended.baseline)  # ACTIVE first: a crash leaves it running
+            self._write_rollout(name, ended)
+
+    def _read_rollout(self, name: str) -> Rollout | None:
+        try:
+            raw = durable.read_regular(self.root / name / ROLLOUT, limit=1 << 20)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise unavailable(name, exc) from None
+        try:
+            return Rollout.from_json(json.loads(raw))
+        except (ValueError, AttributeError):
+            raise CorruptVersionError(f"model {name!r}: ROLLOUT does not hold a rollout") from None
+
+    def _write_rollout(self, name: str, rollout: Rollout) -> None:
+        durable.write_atomic(self.root / name / ROLLOUT, json.dumps(rollout.to_json()).encode())
 
     def previous_version(self, name: str) -> int | None:
         """The version the last activation replaced, None if none (or unreadable)."""
@@ -399,7 +472,10 @@ class FileModelStore:
             active = self.active_version(name)
         except CorruptVersionError:
             active = None
-        protected = {v for v in (active, self.previous_version(name)) if v is not None} | set(self.pinned(name))
+        rollout = self._read_rollout(name)
+        candidate = rollout.candidate if rollout is not None and rollout.running else None
+        protected = {v for v in (active, self.previous_version(name), candidate) if v is not None}
+        protected |= set(self.pinned(name))
         doomed = retention.select(created, protected=protected, policy=policy, now=time.time())
         if not doomed:
             return

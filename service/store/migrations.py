@@ -149,6 +149,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX predictions_model_version_seq ON predictions (model, version, seq);
         """,
     ),
+    Migration(
+        6,
+        "rollouts: a model's canary or shadow record; the log keeps each version's answer and failures",
+        """
+        ALTER TABLE models ADD COLUMN rollout jsonb;
+        -- A shadow or a failed canary row sits beside the answer of the same request: one row per version.
+        ALTER TABLE predictions DROP CONSTRAINT predictions_model_request_id_row_index_key;
+        ALTER TABLE predictions ADD UNIQUE (model, request_id, row_index, version);
+        ALTER TABLE predictions ADD COLUMN shadow boolean NOT NULL DEFAULT false;
+        ALTER TABLE predictions ADD COLUMN error text;
+        ALTER TABLE predictions ALTER COLUMN output DROP NOT NULL;
+        """,
+    ),
 )
 
 

@@ -2,9 +2,11 @@
 
 ``PredictionLog`` is what every backend promises (``tests/contract/test_prediction_log_contract.py``
 checks it); the embedded backend is SQLite (WAL) in the store directory, the shared one PostgreSQL
-(``pg_monitoring.py``, schema in ``migrations.py``). One row per predicted row, keyed by
-(model, request id, row): a request's id is what a client quotes in its feedback. A request id a client
-chose itself and used twice keeps its first prediction (later ones are ignored, never overwrite it).
+(``pg_monitoring.py``, schema in ``migrations.py``). One row per predicted row and version, keyed by
+(model, request id, row, version): a request's id is what a client quotes in its feedback, and labels every
+version's row of it (during a rollout, a shadow candidate's copy, or a canary's failure, sits beside the
+answer). A request id a client chose itself and used twice keeps its first prediction per version (later
+ones are ignored, never overwrite it).
 Web workers only ``append`` (in batches, off the request path) and ``label``; metrics, drift and
 retraining policies read ``recent``.
 """
@@ -37,15 +39,18 @@ __all__ = [
 DATABASE = ".predictions.sqlite3"
 LOCK = ".predictions.lock"  # a dot name can never be a model name
 DAY = 86_400.0
-INSERT_CHUNK = 500  # rows per INSERT statement: 8 parameters each, well under SQLite's 32,766
+INSERT_CHUNK = 500  # rows per INSERT statement: 10 parameters each, well under SQLite's 32,766
+INSERT_COLUMNS = "model, request_id, row, version, logged_at, inputs, output, probabilities, shadow, error"
 
 
 @dataclass(frozen=True)
 class LoggedPrediction:
     """One predicted row: what came in, what the version said, and the ground truth once a client sent it.
 
-    ``output`` is a class label or a regression value (a list for a multi-output regressor);
-    ``probabilities`` a classifier's, in its version's class order; ``target`` None until labelled.
+    ``output`` is a class label or a regression value (a list for a multi-output regressor), None when the
+    version failed (``error`` says how: a canary candidate that could not answer); ``probabilities`` a
+    classifier's, in its version's class order; ``shadow`` marks a candidate's answer that was not returned;
+    ``target`` None until labelled.
     """
 
     model: str
@@ -56,12 +61,13 @@ class LoggedPrediction:
     inputs: list[float]
     output: Any
     probabilities: list[float] | None = None
+    shadow: bool = False
+    error: str | None = None
     target: Any = None
     labelled_at: float | None = None
 
     def insert_values(self, encode: Callable[[Any], Any]) -> tuple[Any, ...]:
         """The columns an append writes, in the backends' order, each JSON value through the backend's ``encode``."""
-        probabilities = None if self.probabilities is None else encode(self.probabilities)
         return (
             self.model,
             self.request_id,
@@ -69,8 +75,10 @@ class LoggedPrediction:
             self.version,
             self.logged_at,
             encode(self.inputs),
-            encode(self.output),
-            probabilities,
+            None if self.output is None else encode(self.output),
+            None if self.probabilities is None else encode(self.probabilities),
+            self.shadow,
+            self.error,
         )
 
 
@@ -91,7 +99,8 @@ class PredictionLog(Protocol):
         ...
 
     def label(self, model: str, labels: Sequence[Label], now: float | None = None) -> list[Label]:
-        """Join ground truth to logged rows of ``model``; returns the labels whose row is not logged."""
+        """Join ground truth to logged rows of ``model`` (every version's row of that request); returns the labels
+        whose row is not logged."""
         ...
 
     def recent(
@@ -143,8 +152,9 @@ class SqlitePredictionLog:
     each time the last connection closes, which costs a web worker's log writer most of its time.
     """
 
-    _SCHEMA = """
-    CREATE TABLE IF NOT EXISTS predictions (
+    SCHEMA_VERSION = 2  # PRAGMA user_version; 0 with a table: the first schema, keyed without the version
+    _TABLE = """
+    CREATE TABLE predictions (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         model TEXT NOT NULL,
         request_id TEXT NOT NULL,
@@ -152,12 +162,16 @@ class SqlitePredictionLog:
         version INTEGER NOT NULL,
         logged_at REAL NOT NULL,
         inputs TEXT NOT NULL,
-        output TEXT NOT NULL,
+        output TEXT,
         probabilities TEXT,
         target TEXT,
         labelled_at REAL,
-        UNIQUE (model, request_id, row)
+        shadow INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        UNIQUE (model, request_id, row, version)
     );
+    """
+    _INDEXES = """
     CREATE INDEX IF NOT EXISTS predictions_model_seq ON predictions (model, seq);
     CREATE INDEX IF NOT EXISTS predictions_model_version_seq ON predictions (model, version, seq);
     """
@@ -183,10 +197,34 @@ class SqlitePredictionLog:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(self._SCHEMA)
+            self._migrate(db)
         finally:
             os.close(fd)
         return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Create the table, or bring a first-schema one to this one (rows kept), under the open lock."""
+        if db.execute("PRAGMA user_version").fetchone()[0] >= self.SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'predictions'").fetchone():
+            db.execute("ALTER TABLE predictions RENAME TO predictions_v1")
+            db.execute("DROP INDEX IF EXISTS predictions_model_seq")
+            db.execute("DROP INDEX IF EXISTS predictions_model_version_seq")
+            db.execute(self._TABLE)
+            db.execute(
+                "INSERT INTO predictions (seq, model, request_id, row, version, logged_at, inputs, output, "
+                "probabilities, target, labelled_at) SELECT seq, model, request_id, row, version, logged_at, "
+                "inputs, output, probabilities, target, labelled_at FROM predictions_v1"
+            )
+            db.execute("DROP TABLE predictions_v1")
+        else:
+            db.execute(self._TABLE)
+        for statement in self._INDEXES.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
+        db.execute("COMMIT")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -214,8 +252,8 @@ class SqlitePredictionLog:
             for start in range(0, len(rows), INSERT_CHUNK):
                 chunk = rows[start : start + INSERT_CHUNK]
                 db.execute(
-                    "INSERT OR IGNORE INTO predictions (model, request_id, row, version, logged_at, inputs, output, "
-                    "probabilities) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
+                    f"INSERT OR IGNORE INTO predictions ({INSERT_COLUMNS}) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
                     [value for row in chunk for value in row],
                 )
             db.execute("COMMIT")
@@ -260,8 +298,10 @@ class SqlitePredictionLog:
                 version=r["version"],
                 logged_at=r["logged_at"],
                 inputs=orjson.loads(r["inputs"]),
-                output=orjson.loads(r["output"]),
+                output=None if r["output"] is None else orjson.loads(r["output"]),
                 probabilities=None if r["probabilities"] is None else orjson.loads(r["probabilities"]),
+                shadow=bool(r["shadow"]),
+                error=r["error"],
                 target=None if r["target"] is None else orjson.loads(r["target"]),
                 labelled_at=r["labelled_at"],
             )

@@ -1,4 +1,4 @@
-"""The prediction log in PostgreSQL (``migrations.py`` migration 5), shared by every replica of one database.
+"""The prediction log in PostgreSQL (``migrations.py`` migrations 5 and 6), shared by every replica of one database.
 
 The same promises as the SQLite log (``monitoring.PredictionLog``); every statement is parameterized.
 """
@@ -29,7 +29,7 @@ class PostgresPredictionLog:
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO predictions (model, request_id, row_index, version, logged_at, inputs, output, "
-                "probabilities) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                "probabilities, shadow, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 rows,
             )
             return max(cursor.rowcount, 0)
@@ -91,6 +91,8 @@ def _logged(row: dict[str, Any]) -> LoggedPrediction:
         inputs=row["inputs"],
         output=row["output"],
         probabilities=row["probabilities"],
+        shadow=row["shadow"],
+        error=row["error"],
         target=row["target"],
         labelled_at=row["labelled_at"],
     )

@@ -34,6 +34,7 @@ from service.store.exceptions import (
     ActiveVersionChangedError,
     CorruptVersionError,
     NotFoundError,
+    RolloutConflictError,
     StoreError,
     StoreUnavailableError,
     broken,
@@ -49,6 +50,7 @@ from service.store.names import (
     validate_version,
 )
 from service.store.protocol import UNSET, Unset
+from service.store.rollouts import Rollout
 from service.version import __version__
 
 if TYPE_CHECKING:
@@ -243,26 +245,86 @@ class PostgresModelStore:
         self.load(name, version)
         try:
             with self.db.connection() as conn, conn.transaction():
-                row = conn.execute(
-                    "SELECT active_version, previous_version FROM models WHERE name = %s FOR UPDATE", (name,)
-                ).fetchone()
-                if row is None:
-                    raise NotFoundError(f"unknown model {name!r}")
-                previous, before = row
-                if not isinstance(expected, Unset) and previous != expected:
-                    raise ActiveVersionChangedError(
-                        f"model {name!r}: version {previous} is active, not {expected}; "
-                        f"version {version} was not activated"
-                    )
-                conn.execute(
-                    "UPDATE models SET active_version = %s, previous_version = %s, updated_at = clock_timestamp() "
-                    "WHERE name = %s",
-                    (version, previous if previous not in (None, version) else before, name),
-                )
-                conn.execute("SELECT pg_notify(%s, %s)", (ACTIVATION_CHANNEL, name))
+                previous, rollout = self._switch(conn, name, version, expected)
+                if rollout is not None and rollout.running:
+                    why = f"version {version} was activated while the rollout ran"
+                    self._set_rollout(conn, name, rollout.ended("superseded", why, time.time()))
         except psycopg.errors.ForeignKeyViolation:  # gc removed it between the load and the update
             raise NotFoundError(f"model {name!r} has no version {version}") from None
-        return None if previous is None else int(previous)
+        return previous
+
+    def _switch(
+        self, conn: psycopg.Connection[Any], name: str, version: int, expected: int | Unset | None
+    ) -> tuple[int | None, Rollout | None]:
+        """Point the model at ``version`` (compare-and-swap with ``expected``) and NOTIFY, in the caller's
+        transaction; returns the version replaced and the model's rollout record."""
+        previous, before, rollout = self._lock_row(conn, name)
+        if not isinstance(expected, Unset) and previous != expected:
+            raise ActiveVersionChangedError(
+                f"model {name!r}: version {previous} is active, not {expected}; version {version} was not activated"
+            )
+        conn.execute(
+            "UPDATE models SET active_version = %s, previous_version = %s, updated_at = clock_timestamp() "
+            "WHERE name = %s",
+            (version, previous if previous not in (None, version) else before, name),
+        )
+        conn.execute("SELECT pg_notify(%s, %s)", (ACTIVATION_CHANNEL, name))
+        return previous, rollout
+
+    def _lock_row(self, conn: psycopg.Connection[Any], name: str) -> tuple[int | None, int | None, Rollout | None]:
+        """(active, previous, rollout) of the model, its row locked until the transaction ends."""
+        row = conn.execute(
+            "SELECT active_version, previous_version, rollout FROM models WHERE name = %s FOR UPDATE", (name,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown model {name!r}")
+        return row[0], row[1], _rollout(name, row[2])
+
+    def _set_rollout(self, conn: psycopg.Connection[Any], name: str, rollout: Rollout) -> None:
+        conn.execute(
+            "UPDATE models SET rollout = %s, updated_at = clock_timestamp() WHERE name = %s",
+            (Jsonb(rollout.to_json()), name),
+        )
+        conn.execute("SELECT pg_notify(%s, %s)", (ACTIVATION_CHANNEL, name))
+
+    # -- rollouts ----------------------------------------------------------------
+    def rollout(self, name: str) -> Rollout | None:
+        """The model's running rollout, or its last ended one; None if it never had one."""
+        name = validate_name(name)
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT rollout FROM models WHERE name = %s", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown model {name!r}")
+        return _rollout(name, row[0])
+
+    def start_rollout(self, name: str, rollout: Rollout) -> None:
+        """Start ``rollout`` if its baseline is still active and no other rollout runs (see ``ModelStore``)."""
+        name = validate_name(name)
+        self.load(name, rollout.candidate)
+        with self.db.connection() as conn, conn.transaction():
+            active, _, current = self._lock_row(conn, name)
+            if current is not None and current.running:
+                raise RolloutConflictError(
+                    f"model {name!r}: the {current.mode} of version {current.candidate} is still running"
+                )
+            if active != rollout.baseline:
+                raise ActiveVersionChangedError(
+                    f"model {name!r}: version {active} is active, not {rollout.baseline}; no rollout started"
+                )
+            self._set_rollout(conn, name, rollout)
+
+    def end_rollout(self, name: str, ended: Rollout) -> None:
+        """Record the end of the running rollout; a promoted candidate becomes active in the same transaction."""
+        name = validate_name(name)
+        if ended.state == "promoted":
+            self.load(name, ended.candidate)
+        with self.db.connection() as conn, conn.transaction():
+            _, _, current = self._lock_row(conn, name)
+            if current is None or not current.running or current.started_at != ended.started_at:
+                raise RolloutConflictError(f"model {name!r}: that rollout is not running")
+            if ended.state == "promoted":
+                self._switch(conn, name, ended.candidate, ended.baseline)
+            self._set_rollout(conn, name, ended)
 
     def import_version(self, name: str, version: int, files: Mapping[str, bytes]) -> bool:
         """Add another store's version under its own number (``nnserve store copy``); False if already here.
@@ -505,7 +567,10 @@ class PostgresModelStore:
             (artifacts.MANIFEST, name),
         ).fetchall()
         pins = {r[0] for r in conn.execute("SELECT version FROM pins WHERE name = %s", (name,))}
-        protected = {v for v in row if v is not None} | pins
+        record = conn.execute("SELECT rollout FROM models WHERE name = %s", (name,)).fetchone()
+        rollout = _rollout(name, record[0] if record else None)
+        candidate = rollout.candidate if rollout is not None and rollout.running else None
+        protected = {v for v in (*row, candidate) if v is not None} | pins
         created = {v: at.timestamp() for v, at, _, _ in found}
         doomed = retention.select(created, protected=protected, policy=policy, now=time.time())
         if not doomed:
@@ -582,6 +647,15 @@ def _lock_model(
         "SELECT active_version, previous_version FROM models WHERE name = %s FOR UPDATE", (name,)
     ).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def _rollout(name: str, data: dict[str, Any] | None) -> Rollout | None:
+    if data is None:
+        return None
+    try:
+        return Rollout.from_json(data)
+    except ValueError:
+        raise CorruptVersionError(f"model {name!r}: its rollout record is not one") from None
 
 
 def _dataset_ref(files: dict[str, str], manifest: bytes | None) -> str | None:

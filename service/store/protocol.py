@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from nn.estimators import BaseMLP
     from service.store.filesystem import VersionInfo
     from service.store.retention import GcReport
+    from service.store.rollouts import Rollout
 
 __all__ = ["UNSET", "ModelStore", "Unset"]
 
@@ -76,7 +77,27 @@ class ModelStore(Protocol):
         With ``expected``, only if ``expected`` is still the active version (None: none is), decided
         atomically with the switch; otherwise ``ActiveVersionChangedError`` and nothing changes.
 
-        The replaced version is remembered as ``previous_version``.
+        The replaced version is remembered as ``previous_version``; a running rollout ends as ``superseded``.
+        """
+        ...
+
+    def rollout(self, name: str) -> Rollout | None:
+        """The model's running rollout, or its last ended one; None if it never had one."""
+        ...
+
+    def start_rollout(self, name: str, rollout: Rollout) -> None:
+        """Start ``rollout`` (after loading its candidate) while its baseline is the active version.
+
+        ``ActiveVersionChangedError`` when another version is active, ``RolloutConflictError`` while another
+        rollout runs. The change shows in ``active_stamp``, so every web worker routes by it.
+        """
+        ...
+
+    def end_rollout(self, name: str, ended: Rollout) -> None:
+        """End the running rollout (the one ``ended`` started as) with ``ended``'s state and reason.
+
+        A ``promoted`` rollout activates its candidate in the same step, compare-and-swap on its baseline
+        (``ActiveVersionChangedError``); ``RolloutConflictError`` when that rollout is not running.
         """
         ...
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from backends import Backend
 
@@ -29,10 +31,22 @@ def test_append_then_recent_newest_first_with_every_field(log: PredictionLog) ->
     assert [r.request_id for r in log.recent("wine", 10)] == ["c"]
 
 
-def test_a_request_id_used_twice_keeps_its_first_prediction(log: PredictionLog) -> None:
+def test_a_request_id_used_twice_keeps_its_first_prediction_per_version(log: PredictionLog) -> None:
     log.append([logged("a")])
-    assert log.append([logged("a", version=2), logged("a", row=1)]) == 1
-    assert sorted((r.row, r.version) for r in log.recent("iris", 10)) == [(0, 1), (1, 1)]
+    again = LoggedPrediction("iris", "a", 0, 1, NOW + 1, [0.0] * 4, "virginica", [0.1, 0.1, 0.8])
+    assert log.append([again, logged("a", row=1)]) == 1
+    assert sorted((r.row, r.version, r.output) for r in log.recent("iris", 10)) == [(0, 1, "setosa"), (1, 1, "setosa")]
+
+
+def test_a_shadow_answer_and_a_failure_sit_beside_the_answer_and_one_label_joins_them_all(log: PredictionLog) -> None:
+    shadow = LoggedPrediction("iris", "a", 0, 2, NOW, [5.1, 3.5, 1.4, 0.2], "versicolor", [0.2, 0.7, 0.1], shadow=True)
+    failed = LoggedPrediction("iris", "a", 0, 3, NOW, [5.1, 3.5, 1.4, 0.2], None, error="RuntimeError: boom")
+    assert log.append([logged("a"), shadow, failed]) == 3
+    assert log.label("iris", [Label("a", "setosa")]) == []
+    rows = {r.version: r for r in log.recent("iris", 10, labelled=True)}
+    assert rows[2] == replace(shadow, target="setosa", labelled_at=rows[2].labelled_at)
+    assert rows[3].output is None and rows[3].error == "RuntimeError: boom" and not rows[3].shadow
+    assert not rows[1].shadow and rows[1].error is None and {r.target for r in rows.values()} == {"setosa"}
 
 
 def test_labels_join_logged_rows_and_unknown_ones_come_back(log: PredictionLog) -> None:
