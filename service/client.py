@@ -141,6 +141,7 @@ class Monitoring:
     window: int
     active_version: int | None
     versions: list[VersionMonitoring]
+    rollout: dict[str, Any] | None = None  # running (with its evidence so far) or the last one, as the server shows
 
 
 def _job(body: Mapping[str, Any]) -> Job:
@@ -191,7 +192,15 @@ class Client:
         body = self._call("GET", f"/v1/models/{_segment(name)}/monitoring{query}")
         known = VersionMonitoring.__dataclass_fields__
         versions = [VersionMonitoring(**{k: v for k, v in x.items() if k in known}) for x in body["versions"]]
-        return Monitoring(body["model"], body["window"], body.get("active_version"), versions)
+        return Monitoring(body["model"], body["window"], body.get("active_version"), versions, body.get("rollout"))
+
+    def rollout(self, name: str) -> dict[str, Any]:
+        """The running rollout of ``name`` with its evidence so far, or the last one with its verdict."""
+        return self._call("GET", f"/v1/models/{_segment(name)}/rollout")  # type: ignore[no-any-return]
+
+    def stop_rollout(self, name: str) -> dict[str, Any]:
+        """Stop the running rollout of ``name`` (admin): its candidate is rolled back."""
+        return self._call("DELETE", f"/v1/models/{_segment(name)}/rollout")  # type: ignore[no-any-return]
 
     def models(self) -> list[ModelSummary]:
         """Every model with an active version."""
@@ -233,11 +242,16 @@ class Client:
         promote: str = "if_better",
         hyperparameters: Mapping[str, Any] | None = None,
         warm_start: bool = False,
+        rollout: Mapping[str, Any] | None = None,
     ) -> Job:
-        """Queue a retraining of ``name`` (admin): on its dataset plus (``append``) or only (``replace``) new rows."""
+        """Queue a retraining of ``name`` (admin): on its dataset plus (``append``) or only (``replace``) new rows.
+
+        ``rollout``: with ``promote`` "canary" or "shadow", any of ``canary_fraction``, ``min_requests``,
+        ``max_duration``.
+        """
         if (instances is None) != (targets is None):
             raise ValueError("send instances and targets together, or neither")
-        body: dict[str, Any] = {"mode": mode, "promote": promote, "warm_start": warm_start}
+        body: dict[str, Any] = {"mode": mode, "promote": promote, "warm_start": warm_start, **(rollout or {})}
         if instances is not None and targets is not None:
             rows = [r if isinstance(r, Mapping) else list(r) for r in instances]
             body["data"] = {"instances": rows, "targets": list(targets)}

@@ -65,7 +65,29 @@ def _report(found: Monitoring) -> str:
     ]
     for version in found.versions:
         out += ["", _drift(version)]
+    if found.rollout is not None:
+        out += ["", _rollout(found.rollout)]
     return "\n".join(out)
+
+
+def _rollout(rollout: dict[str, Any]) -> str:
+    """The rollout in a few lines: what runs against what, how it stands (or ended, and why)."""
+    share = f"{rollout['fraction']:.0%} of requests" if rollout["mode"] == "canary" else "a copy of every request"
+    head = f"{rollout['mode']} of version {rollout['candidate']} against {rollout['baseline']} ({share}): "
+    if rollout["state"] != "running":
+        return head + f"{rollout['state']}: {rollout['reason']}"
+    figures = rollout.get("figures") or {}
+    sides = [figures.get(k) or {} for k in ("candidate", "active")]
+    lines = [head + f"running, {sides[0].get('requests', 0)} of {rollout['min_requests']} requests"]
+    rows = [
+        [str(s.get("version", "")), str(s.get("requests", 0)), str(s.get("errors", 0)), str(s.get("labelled", 0)),
+         ", ".join(f"{k} {v:.4f}" for k, v in (s.get("metrics") or {}).items())]
+        for s in sides
+    ]  # fmt: skip
+    lines.append(table(["version", "requests", "errors", "labelled", "live metrics"], rows))
+    if figures.get("agreement") is not None:
+        lines.append(f"agreement with the active version: {figures['agreement']:.1%}")
+    return "\n".join(lines)
 
 
 def _drift(version: VersionMonitoring) -> str:
@@ -86,8 +108,9 @@ def _drift(version: VersionMonitoring) -> str:
 @url_option
 @timeout_option
 def show(name: str, window: int | None, as_json: bool, url: str, timeout: float) -> None:
-    """Live metrics (accuracy, log loss; or MAE, RMSE, R2) per version, with the rows they rest on, and each
-    version's drift table: PSI of every feature and of the predictions against its training data."""
+    """Live metrics (accuracy, log loss; or MAE, RMSE, R2) per version, with the rows they rest on, each
+    version's drift table: PSI of every feature and of the predictions against its training data, and the
+    model's canary or shadow rollout."""
     with server_errors():
         found = make_client(url, timeout).monitoring(name, window)
     emit(as_json, found, lambda: _report(found))

@@ -23,6 +23,7 @@ import click
 from service.cli.console import table
 from service.cli.options import UserError
 from service.client import DEFAULT_URL, Client, Job, NnserveError
+from service.training.jobs import PROMOTE_CHOICES
 
 WATCH_LIMIT = 3600.0  # seconds `jobs --watch` refreshes at most
 
@@ -188,7 +189,16 @@ def _parse_value(text: str) -> Any:
 @click.argument("name")
 @click.option("--data", type=click.File("r"), help="CSV of new rows with a header; the last column is the target.")
 @click.option("--mode", type=click.Choice(["append", "replace"]), default="append", show_default=True)
-@click.option("--promote", type=click.Choice(["if_better", "always", "never"]), default="if_better", show_default=True)
+@click.option(
+    "--promote",
+    type=click.Choice(PROMOTE_CHOICES),
+    default="if_better",
+    show_default=True,
+    help="canary and shadow try the new version on live traffic first; the retraining worker decides.",
+)
+@click.option("--canary-fraction", type=click.FloatRange(0, 1, min_open=True), help="Share a canary answers.")
+@click.option("--min-requests", type=click.IntRange(min=1), help="Requests a canary or shadow needs for its verdict.")
+@click.option("--max-duration", type=click.FloatRange(min=1), help="Seconds a canary or shadow runs at most.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A hyperparameter, e.g. epochs=20.")
 @click.option("--wait", "wait_s", type=float, is_flag=False, flag_value=600.0, help="Wait (up to SECONDS) for the job.")
 @json_option
@@ -199,11 +209,16 @@ def retrain_remote(
     data: TextIO | None,
     mode: str,
     promote: str,
+    canary_fraction: float | None,
+    min_requests: int | None,
+    max_duration: float | None,
     params: tuple[str, ...],
     wait_s: float | None,
     as_json: bool,
 ) -> None:
-    """Queue a retraining of NAME on the server (admin); --wait follows it to the end."""
+    """Queue a retraining of NAME on the server (admin); --wait follows it to the end (for a canary or shadow,
+    the end of the job that starts it: `nnserve monitoring NAME` follows the rollout)."""
+    options = {"canary_fraction": canary_fraction, "min_requests": min_requests, "max_duration": max_duration}
     hyper = {}
     for item in params:
         key, sep, value = item.partition("=")
@@ -222,7 +237,10 @@ def retrain_remote(
             raise UserError(f"a --data row is not numbers matching the header: {exc}") from None
         targets = [_parse_value(r[-1]) for r in body]
     with server_errors():
-        job = client.retrain(name, instances, targets, mode=mode, promote=promote, hyperparameters=hyper or None)
+        rollout = {k: v for k, v in options.items() if v is not None}
+        job = client.retrain(
+            name, instances, targets, mode=mode, promote=promote, hyperparameters=hyper or None, rollout=rollout
+        )
         if wait_s is not None:
             job = client.wait(job, timeout=wait_s)
     emit(as_json, job, lambda: _job_line(job))

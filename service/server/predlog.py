@@ -6,6 +6,10 @@ queue (``NNSERVE_LOG_BUFFER`` predictions): O(1), no I/O, no serialisation. One 
 worker process turns them into rows and writes them in batches. When the queue is full, or the log
 refuses a write, the rows are dropped and counted (``nnserve_prediction_log_dropped_total``): a slow or
 broken log never slows or fails a prediction.
+
+During a rollout every prediction of the model is logged (the rollout's evidence), a shadow candidate's
+copy is computed by the writer thread, off the request path, and a canary candidate's failure is logged
+as its error row.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 from flask import current_app
 
+from nn.estimators import BaseMLP
 from service import telemetry
-from service.store import LoadedModel, Prediction, StoreError
+from service.store import LoadedModel, Prediction, StoreError, predict
 from service.store.monitoring import LoggedPrediction, PredictionLog
 
 log = logging.getLogger(__name__)
@@ -34,14 +39,20 @@ LINGER = 0.05  # seconds the writer lets predictions gather after each write
 
 @dataclass(frozen=True)
 class _Sampled:
-    """One sampled request as the request left it: references only, converted by the writer thread."""
+    """One sampled request as the request left it: references only, converted by the writer thread.
+
+    ``prediction`` is None for a shadow's copy (``shadow`` answers it in the writer thread) and for a
+    failure (``error``).
+    """
 
     name: str
     version: int
     request_id: str
     at: float
     X: np.ndarray
-    prediction: Prediction
+    prediction: Prediction | None
+    shadow: BaseMLP | None = None
+    error: str | None = None
 
 
 class PredictionRecorder:
@@ -72,18 +83,32 @@ class PredictionRecorder:
             return self.override
         return float((loaded.manifest.get("monitoring") or {}).get("sample_rate", 0.0))
 
-    def offer(self, loaded: LoadedModel, request_id: str, X: np.ndarray, prediction: Prediction) -> bool:
-        """Sample this prediction and queue it for the log; True when it was queued (it will be logged)."""
-        rate = self.sample_rate(loaded)
+    def offer(
+        self, loaded: LoadedModel, request_id: str, X: np.ndarray, prediction: Prediction, always: bool = False
+    ) -> bool:
+        """Sample this prediction (every one with ``always``) and queue it for the log; True when it was queued."""
+        rate = 1.0 if always else self.sample_rate(loaded)
         if rate <= 0.0 or (rate < 1.0 and random.random() >= rate):
             return False
+        return self._put(_Sampled(loaded.name, loaded.version, request_id, time.time(), X, prediction))
+
+    def offer_shadow(self, candidate: LoadedModel, request_id: str, X: np.ndarray) -> bool:
+        """Queue a copy of a request for a shadow candidate: the writer thread predicts and logs it."""
+        item = _Sampled(candidate.name, candidate.version, request_id, time.time(), X, None, candidate.estimator)
+        return self._put(item)
+
+    def offer_failure(self, name: str, version: int, request_id: str, X: np.ndarray, error: str) -> bool:
+        """Queue the failure of a canary candidate to answer a request routed to it."""
+        return self._put(_Sampled(name, version, request_id, time.time(), X, None, error=error))
+
+    def _put(self, item: _Sampled) -> bool:
         if self._pid != os.getpid():
             self._start()
         with self._progress:
             try:
-                self._queue.put_nowait(_Sampled(loaded.name, loaded.version, request_id, time.time(), X, prediction))
+                self._queue.put_nowait(item)
             except queue.Full:
-                telemetry.log_dropped("full", len(X))
+                telemetry.log_dropped("full", len(item.X))
                 return False
             self._queued += 1
         return True
@@ -143,8 +168,16 @@ class PredictionRecorder:
 
 def _records(item: _Sampled) -> list[LoggedPrediction]:
     """One log row per predicted row."""
-    values = item.prediction.values.tolist()
-    probabilities = None if item.prediction.probabilities is None else item.prediction.probabilities.tolist()
+    prediction, error = item.prediction, item.error
+    if item.shadow is not None:
+        try:
+            prediction = predict(item.shadow, item.X)
+        except Exception as exc:  # a shadow's failure is logged as its answer, never raised
+            error = f"{type(exc).__name__}: {exc}"
+    values = None if prediction is None else prediction.values.tolist()
+    probabilities = None
+    if prediction is not None and prediction.probabilities is not None:
+        probabilities = prediction.probabilities.tolist()
     return [
         LoggedPrediction(
             model=item.name,
@@ -153,8 +186,10 @@ def _records(item: _Sampled) -> list[LoggedPrediction]:
             version=item.version,
             logged_at=item.at,
             inputs=inputs,
-            output=values[i],
+            output=None if values is None else values[i],
             probabilities=None if probabilities is None else probabilities[i],
+            shadow=item.shadow is not None,
+            error=error,
         )
         for i, inputs in enumerate(item.X.tolist())
     ]

@@ -10,6 +10,9 @@ One thread loads a model at a time, under that model's own lock: requests for
 other models never wait for it, and requests for the same model keep getting
 the version already loaded meanwhile (only a model with nothing loaded yet, or
 an explicit ``refresh``, waits for the load).
+
+A running rollout (``service.store.rollouts``) is part of the same stamp: its candidate is loaded and
+warmed up beside the active version, and ``route`` sends an unpinned request to one or both of them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import logging
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -26,16 +30,48 @@ import numpy as np
 from flask import current_app
 
 from service import telemetry
-from service.store import LoadedModel, ModelStore, NotFoundError, StoreError
+from service.store import LoadedModel, ModelStore, NotFoundError, Rollout, StoreError
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Route:
+    """Who answers one request, and who else sees it.
+
+    ``model`` answers; ``fallback`` (the active version) answers instead when ``model`` is a canary
+    candidate that fails; ``shadow`` is a candidate that gets a copy, its answer logged, never returned;
+    ``missed`` is (version, why) of a canary candidate the request was routed to that is not loaded here.
+    ``logged``: part of a running rollout, so every prediction goes to the log (its evidence).
+    """
+
+    model: LoadedModel
+    fallback: LoadedModel | None = None
+    shadow: LoadedModel | None = None
+    missed: tuple[int, str] | None = None
+    logged: bool = False
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """A running rollout as one worker serves it: the record, and its candidate loaded (or why not)."""
+
+    rollout: Rollout
+    candidate: LoadedModel | None
+    error: str | None = None
+
+
+def share(key: str) -> float:
+    """Where ``key`` falls in [0, 1): the same for every worker and replica (a canary's split is sticky)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) / 2**32
+
+
 @dataclass
 class _Slot:
-    """What a worker knows of one model's active version."""
+    """What a worker knows of one model's active version and its running rollout."""
 
     model: LoadedModel | None = None
+    trial: _Trial | None = None
     stamp: Hashable | None = None
     checked: float = 0.0
     error: str | None = None
@@ -121,8 +157,11 @@ class ModelRegistry:
         if stamp is None:
             return slot
         try:
-            loaded = self.store.load(name)
-            warm_up(loaded)
+            loaded = slot.model
+            if loaded is None or loaded.version != self.store.active_version(name):  # not a rollout's change
+                loaded = self.store.load(name)
+                warm_up(loaded)
+            rollout = self.store.rollout(name)
         except StoreError as exc:
             slot.error, slot.failure = str(exc), type(exc)
             telemetry.load_failed()
@@ -132,8 +171,43 @@ class ModelRegistry:
         if slot.model is None or slot.model.version != loaded.version:
             log.info("model %s: serving version %s", name, loaded.version)
         slot.model, slot.error = loaded, None
+        slot.trial = self._trial(name, rollout, loaded, slot.trial)
         telemetry.active_version(name, loaded.version)
         return slot
+
+    def _trial(self, name: str, rollout: Rollout | None, active: LoadedModel, before: _Trial | None) -> _Trial | None:
+        """The running rollout of ``active`` with its candidate loaded and warmed up (kept if already loaded)."""
+        if rollout is None or not rollout.running or rollout.baseline != active.version:
+            return None
+        if before is not None and before.candidate is not None and before.candidate.version == rollout.candidate:
+            return _Trial(rollout, before.candidate)
+        try:
+            candidate = self.store.load(name, rollout.candidate)
+            warm_up(candidate)
+        except StoreError as exc:
+            telemetry.load_failed()
+            log.error("model %s: %s candidate %s not loaded: %s", name, rollout.mode, rollout.candidate, exc)
+            return _Trial(rollout, None, str(exc))
+        log.info("model %s: %s of version %s against %s", name, rollout.mode, candidate.version, active.version)
+        return _Trial(rollout, candidate)
+
+    def route(self, name: str, key: str) -> Route:
+        """Who answers an unpinned request of ``name`` whose routing key is ``key`` (see ``Route``).
+
+        A canary answers the requests whose key falls below its fraction (``share``); a shadow sees them all.
+        """
+        active = self.active(name)
+        trial = self._slots[name].trial
+        if trial is None or trial.rollout.baseline != active.version:  # a swap in progress: the active alone
+            return Route(active)
+        rollout = trial.rollout
+        if rollout.mode == "shadow":
+            return Route(active, shadow=trial.candidate, logged=True)
+        if share(key) >= rollout.fraction:
+            return Route(active, logged=True)
+        if trial.candidate is None:
+            return Route(active, missed=(rollout.candidate, trial.error or "not loaded"), logged=True)
+        return Route(trial.candidate, fallback=active, logged=True)
 
     def refresh(self, name: str) -> None:
         """Reload ``name`` now if its activation changed; failures are logged and remembered, never raised."""

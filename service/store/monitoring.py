@@ -61,10 +61,10 @@ class LoggedPrediction:
     inputs: list[float]
     output: Any
     probabilities: list[float] | None = None
-    shadow: bool = False
-    error: str | None = None
     target: Any = None
     labelled_at: float | None = None
+    shadow: bool = False
+    error: str | None = None
 
     def insert_values(self, encode: Callable[[Any], Any]) -> tuple[Any, ...]:
         """The columns an append writes, in the backends' order, each JSON value through the backend's ``encode``."""

@@ -3,7 +3,7 @@
 One record per model, kept by the store beside the active version (``ModelStore.rollout``), so it survives
 a restart and every web worker and replica routes by the same record. Starting one and ending one are the
 store's writes (``start_rollout``, ``end_rollout``); while it runs, web workers route unpinned predictions
-by it and the retraining worker judges it (``service.training.rollouts``). An ended rollout stays as the
+by it and the retraining worker judges it (``service.training.canary``). An ended rollout stays as the
 model's last one, with its outcome and the reason, until the next one starts.
 """
 

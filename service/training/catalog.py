@@ -52,6 +52,7 @@ from nn.activations import ACTIVATIONS
 from nn.estimators import SOLVERS
 from service.store import InvalidNameError, validate_name
 from service.training.csvdata import TASKS, read_csv_header
+from service.training.jobs import LONGEST, MOST_REQUESTS, PROMOTE_CHOICES
 
 
 class SpecError(ValueError):
@@ -176,7 +177,10 @@ class RetrainPolicySchema(_Strict):
     on_live_metric_below = fields.Nested(LiveMetricRuleSchema, error_messages={"type": "must be a table"})
     every_n_feedback = _Typed("integer", validate=validate.Range(1, None))
     schedule = _Interval()
-    promote = _Typed("string", load_default="if_better", validate=validate.OneOf(["if_better", "always", "never"]))
+    promote = _Typed("string", load_default="if_better", validate=validate.OneOf(PROMOTE_CHOICES))
+    canary_fraction = _Typed("number", validate=validate.Range(0, 1, min_inclusive=False))
+    min_requests = _Typed("integer", validate=validate.Range(1, MOST_REQUESTS))
+    max_duration = _Interval(validate=validate.Range(1, LONGEST))
 
 
 class SpecSchema(_Strict):

@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 __all__ = [
+    "CANARY_FRACTION",
     "FINAL",
     "INTERNAL_ERROR",
+    "LONGEST",
+    "MAX_DURATION",
+    "MIN_REQUESTS",
+    "MOST_REQUESTS",
+    "PROMOTE_CHOICES",
+    "ROLLOUT_OPTIONS",
     "STATUSES",
     "Job",
     "JobNotFoundError",
@@ -35,7 +42,13 @@ FINAL = ("succeeded", "failed", "cancelled")
 # How a job's error starts when a bug, not the job's data, failed it: its text is for admins only.
 INTERNAL_ERROR = "internal error"
 Mode = Literal["append", "replace"]
-Promote = Literal["if_better", "always", "never"]
+Promote = Literal["if_better", "always", "never", "canary", "shadow"]
+PROMOTE_CHOICES: tuple[Promote, ...] = ("if_better", "always", "never", "canary", "shadow")
+# A canary's or shadow's defaults: the share of unpinned requests a canary answers, the requests its
+# verdict needs, the longest it runs (seconds).
+CANARY_FRACTION, MIN_REQUESTS, MAX_DURATION = 0.1, 100, 3600.0
+MOST_REQUESTS, LONGEST = 1_000_000, 30 * 86_400.0  # the largest min_requests and max_duration accepted
+ROLLOUT_OPTIONS = frozenset({"canary_fraction", "min_requests", "max_duration"})
 
 
 class JobNotFoundError(LookupError):
@@ -66,6 +79,9 @@ class RetrainRequest:
     data_sha256: str | None = None
     n_new_rows: int = 0
     trigger: str | None = None  # what started a job no one asked for: the retraining policy that fired, and why
+    canary_fraction: float = CANARY_FRACTION  # promote "canary" and "shadow" only (service.store.rollouts)
+    min_requests: int = MIN_REQUESTS
+    max_duration: float = MAX_DURATION
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> RetrainRequest:

@@ -76,7 +76,8 @@ def version_report(
 ) -> VersionReport:
     """The report of ``version`` over its newest ``window`` logged rows and its newest ``window`` labelled rows
     (logged after ``since`` when given)."""
-    rows = log.recent(name, window, version=version, since=since)
-    labelled = log.recent(name, window, version=version, labelled=True, since=since)
+    # A canary candidate's failures (answered by the active version instead) are no answers of its own.
+    rows = [r for r in log.recent(name, window, version=version, since=since) if r.error is None]
+    labelled = [r for r in log.recent(name, window, version=version, labelled=True, since=since) if r.error is None]
     metrics = live_metrics(task_of(manifest), labelled, manifest.get("classes"))
     return VersionReport(version, len(rows), len(labelled), metrics, drift(manifest, rows))

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from service import telemetry
-from service.store import Dataset, ModelStore, StoreError
+from service.store import Dataset, ModelStore, Rollout, StoreError
 from service.store.monitoring import PredictionLog
-from service.training.jobs import Job, JobQueue, RetrainRequest
+from service.training.canary import evidence, judge
+from service.training.fitting import task_of
+from service.training.jobs import ROLLOUT_OPTIONS, Job, JobQueue, RetrainRequest
 from service.training.limits import LimitError, Limits, base_rows, check_job
 from service.training.live import VersionReport, version_report
 
@@ -79,7 +81,8 @@ def _unix(stamp: str | None) -> float | None:
 
 
 class PolicyRunner:
-    """One pass over every model: prune the log, compute each policy's figures (and gauges), enqueue what fires."""
+    """One pass over every model: prune the log, judge running rollouts, compute each policy's figures (and
+    gauges), enqueue what fires. A model whose rollout runs is not retrained until it ends."""
 
     def __init__(
         self,
@@ -91,13 +94,18 @@ class PolicyRunner:
         self.store, self.queue, self.log, self.settings = store, queue, prediction_log, settings
 
     def run(self, now: float | None = None) -> list[Job]:
-        """Evaluate every model's policy once; returns the jobs it enqueued."""
+        """Judge every running rollout and evaluate every model's policy once; returns the jobs it enqueued."""
+        now = time.time() if now is None else now
         policies = {}
         for name in self.store.model_names():
             try:
+                rollout = self.store.rollout(name)
+                if rollout is not None and rollout.running:
+                    self.judge_rollout(name, rollout, now)
+                    continue
                 found = self._policy(name)
-            except StoreError as exc:
-                log.error("retraining policy of %s not read: %s", name, exc)
+            except (StoreError, ValueError, OSError) as exc:
+                log.error("retraining policy or rollout of %s not read: %s", name, exc)
                 continue
             if found is not None:
                 policies[name] = found
@@ -107,13 +115,25 @@ class PolicyRunner:
         started = []
         for name, (version, manifest) in policies.items():
             try:
-                job = self.evaluate(self.log, name, version, manifest, time.time() if now is None else now)
+                job = self.evaluate(self.log, name, version, manifest, now)
             except (StoreError, LimitError, ValueError, OSError) as exc:
                 log.error("retraining policy of %s not evaluated: %s", name, exc)
                 continue
             if job is not None:
                 started.append(job)
         return started
+
+    def judge_rollout(self, name: str, rollout: Rollout, now: float) -> Rollout | None:
+        """End ``rollout`` if the rule has a verdict now (promoting its candidate, or not); returns it ended."""
+        manifest = self.store.manifest(name, rollout.candidate)
+        found = evidence(self.log, name, rollout, manifest, self.settings.window)
+        verdict = judge(rollout, task_of(manifest), found, now)
+        if verdict is None:
+            return None
+        ended = rollout.ended(verdict.state, verdict.reason, now, found.to_json())
+        self.store.end_rollout(name, ended)
+        log.info("%s of %s version %s %s: %s", rollout.mode, name, rollout.candidate, verdict.state, verdict.reason)
+        return ended
 
     def _policy(self, name: str) -> tuple[int, dict[str, Any]] | None:
         """(active version, its manifest) when that version carries a retraining policy."""
@@ -167,4 +187,5 @@ class PolicyRunner:
             X = np.array([r.inputs for r in labelled], dtype=np.float64)
             names = list(manifest.get("feature_names") or [])
             data = {"data_sha256": self.store.save_dataset(name, Dataset(X, y, names)), "n_new_rows": len(labelled)}
+        data.update({option: policy[option] for option in ROLLOUT_OPTIONS if option in policy})
         return RetrainRequest(mode="append", promote=policy.get("promote", "if_better"), trigger=trigger, **data)

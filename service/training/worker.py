@@ -3,8 +3,9 @@
 A job trains on the active version's dataset (``append``: plus the job's new
 rows; ``replace``: the new rows alone), scores the new model and the active
 one on the same held-out rows, publishes the new version through the store
-(atomic) and activates it only as ``promote`` says. Web workers then pick it
-up through their hot reload. Progress and heartbeats go to the job queue
+(atomic) and activates it only as ``promote`` says (``canary`` and ``shadow`` start a rollout of it
+instead, judged later from live traffic: ``canary.py``). Web workers then pick it up through their
+hot reload. Progress and heartbeats go to the job queue
 after every epoch, which is also where a cancel or a shutdown is noticed.
 
 On SIGTERM the running job stops at its next epoch boundary and goes back to
@@ -39,6 +40,8 @@ from service.store import (
     Dataset,
     LoadedModel,
     ModelStore,
+    Rollout,
+    RolloutConflictError,
     StoreError,
     enforce_retention,
     open_store,
@@ -164,7 +167,10 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         job_id=job.id,
         spec_sections={key: manifest[key] for key in STORED_SECTIONS if key in manifest},
     )
-    decision = decide(request.promote, task, new_score, active_score)
+    if request.promote in ("canary", "shadow"):
+        decision = start_rollout(store, job, version, base.version, decide("if_better", task, new_score, active_score))
+    else:
+        decision = decide(request.promote, task, new_score, active_score)
     if decision.promote:
         try:  # compare-and-swap: an admin's activation while this job trained wins over the job
             store.activate(name, version, expected=base.version)
@@ -183,6 +189,34 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         epochs=result.epochs,
         seconds=round(result.seconds, 3),
         n_rows=len(dataset.X),
+    )
+
+
+def start_rollout(store: ModelStore, job: Job, version: int, baseline: int, held_out: Decision) -> Decision:
+    """Start the canary or shadow of the job's new ``version`` against ``baseline``; never a promotion now.
+
+    The held-out comparison is only reported: live traffic decides (``canary.judge``).
+    """
+    request = job.request
+    rollout = Rollout(
+        mode=request.promote,  # type: ignore[arg-type]  # run_job checked it is "canary" or "shadow"
+        candidate=version,
+        baseline=baseline,
+        fraction=request.canary_fraction if request.promote == "canary" else 1.0,
+        min_requests=request.min_requests,
+        max_duration=request.max_duration,
+        started_at=time.time(),
+        job_id=job.id,
+    )
+    try:
+        store.start_rollout(job.model, rollout)
+    except (ActiveVersionChangedError, RolloutConflictError) as exc:
+        return Decision(False, f"no {request.promote} started: {exc}")
+    share = f"{rollout.fraction:.0%} of unpinned requests" if rollout.mode == "canary" else "a copy of every request"
+    return Decision(
+        False,
+        f"{rollout.mode} started: version {version} gets {share} until {rollout.min_requests} requests or "
+        f"{rollout.max_duration:g} s (held out: {held_out.reason})",
     )
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import copy
 import itertools
 import shutil
+import time
 
 import pytest
 import schemathesis
@@ -57,6 +58,7 @@ from schemathesis.specs.openapi.checks import (
 from v2_models import build_store
 
 from service import create_app
+from service.store import FileModelStore, Rollout
 
 ADMIN_TOKEN = "schemathesis-admin-token-0b7e"
 SEED = 20240611
@@ -102,6 +104,10 @@ def catalog(tmp_path_factory):
 def api_schema(catalog, tmp_path):
     root = tmp_path / "store"
     shutil.copytree(catalog.root, root)
+    store = FileModelStore(root)
+    active = store.active_version("iris")
+    candidate = next(v for v in store.versions("iris") if v != active)
+    store.start_rollout("iris", Rollout("canary", candidate, active, 0.5, 100, 3600.0, time.time()))  # to GET, DELETE
     app = create_app(
         {
             "NNSERVE_STORE": str(root),
@@ -134,6 +140,8 @@ OPERATIONS = [
     ("POST", "/v1/models/{name}/retrain"),
     ("POST", "/v1/models/{name}/feedback"),
     ("GET", "/v1/models/{name}/monitoring"),
+    ("GET", "/v1/models/{name}/rollout"),
+    ("DELETE", "/v1/models/{name}/rollout"),
     ("GET", "/v1/jobs"),
     ("GET", "/v1/jobs/{job_id}"),
     ("DELETE", "/v1/jobs/{job_id}"),
@@ -159,7 +167,14 @@ def test_every_documented_operation_is_fuzzed(api_schema):
 
 # Negative (schema-violating) cases need something to violate: these operations take no body and no query,
 # and their only parameters are any non-empty string in the path (an empty one cannot reach the operation).
-NOTHING_TO_VIOLATE = {"/healthz", "/readyz", "/v1/models", "/v1/models/{name}", "/v1/jobs/{job_id}"}
+NOTHING_TO_VIOLATE = {
+    "/healthz",
+    "/readyz",
+    "/v1/models",
+    "/v1/models/{name}",
+    "/v1/models/{name}/rollout",
+    "/v1/jobs/{job_id}",
+}
 CASES = [
     pytest.param(method, path, mode, id=f"{method} {path} {mode.value}")
     for method, path in OPERATIONS

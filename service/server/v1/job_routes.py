@@ -22,7 +22,14 @@ from service.server.v1.targets import first_bad_target
 from service.store import Dataset, LoadedModel, validate_name
 from service.training import jobs
 from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
-from service.training.jobs import INTERNAL_ERROR, JobNotFoundError, JobQueue, JobStateError, RetrainRequest
+from service.training.jobs import (
+    INTERNAL_ERROR,
+    ROLLOUT_OPTIONS,
+    JobNotFoundError,
+    JobQueue,
+    JobStateError,
+    RetrainRequest,
+)
 from service.training.limits import LimitError, Limits, base_rows, check_job, check_labels
 
 blp = Blueprint("jobs", __name__, description="Retraining jobs")
@@ -81,6 +88,7 @@ class Retrain(MethodView):
                 promote=args["promote"],
                 warm_start=args["warm_start"],
                 hyperparameters=_checked_hyperparameters(base, args),
+                **{option: args[option] for option in ROLLOUT_OPTIONS if option in args},
             )
             dataset = new_rows(base, args["data"], limits) if "data" in args else None
             if dataset is None and args["mode"] == "replace":

@@ -13,10 +13,11 @@ from service.server.auth import require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
-from service.server.predlog import recorder
-from service.server.registry import registry
+from service.server.registry import Route, registry
+from service.server.routing import answer, route
 from service.server.rows import first_beyond
 from service.server.v1.fields import NamedRows, columns_to_matrix, named_rows_to_matrix
+from service.server.v1.monitoring_routes import rollout_state
 from service.server.v1.schemas import (
     ActivateResponseSchema,
     ModelDetailSchema,
@@ -28,7 +29,6 @@ from service.store import (
     LoadedModel,
     NotFoundError,
     StoreError,
-    inference,
     validate_name,
     validate_version,
 )
@@ -104,11 +104,13 @@ class ModelDetail(MethodView):
             "input": {"n_features": m.get("n_features", 0), "feature_names": m.get("feature_names")},
             "output": {"classes": m.get("classes"), "n_outputs": m.get("n_outputs", 0)},
             "metrics": m.get("metrics", {}),
+            "rollout": rollout_state(name),
         }
 
 
-def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
+def predict(chosen: Route, args: dict[str, Any]) -> Response:
     """Rows in, predictions out; probabilities for classifiers."""
+    loaded = chosen.model
     telemetry.model_resolved(loaded.name, loaded.version)
     est = loaded.estimator
     names = loaded.manifest.get("feature_names") or []
@@ -133,14 +135,13 @@ def predict(loaded: LoadedModel, args: dict[str, Any]) -> Response:
     if first_beyond(X, est.network_.dtype) is not None:
         message = f"a value is too large for model {loaded.name!r}, whose inputs are {est.network_.dtype.name}"
         abort(422, message, errors={field: [message]})
+    loaded, prediction, logged = answer(chosen, X)
     body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}
-    prediction = inference.predict(est, X)
     values = prediction.values
     body["predictions"] = values if values.dtype.kind in "iuf" else values.tolist()
     if prediction.probabilities is not None:
         body["probabilities"] = prediction.probabilities
-    telemetry.model_served(loaded.name, loaded.version, len(X))
-    if recorder().offer(loaded, g.request_id, X, prediction):
+    if logged:
         body["request_id"] = g.request_id  # logged: feedback quotes it
     return json_response(body, headers={MODEL_VERSION_HEADER: str(loaded.version)})
 
@@ -152,8 +153,8 @@ class Predict(MethodView):
     @blp.arguments(PREDICT_REQUEST)
     @blp.response(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str) -> Response:
-        """Predict with the active version."""
-        return predict(registry().active(validate_name(name)), args)
+        """Predict with the active version (or, during a canary, its candidate for a share of requests)."""
+        return predict(route(validate_name(name)), args)
 
 
 @blp.route("/<name>/versions/<version>/predict")
@@ -163,7 +164,7 @@ class PredictVersion(MethodView):
     @blp.response(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str, version: str) -> Response:
         """Predict with one pinned version."""
-        return predict(registry().version(validate_name(name), validate_version(version)), args)
+        return predict(Route(registry().version(validate_name(name), validate_version(version))), args)
 
 
 @blp.route("/<name>/versions/<version>/activate")

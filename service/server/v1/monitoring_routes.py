@@ -1,7 +1,9 @@
-"""Closing the loop: ground truth for logged predictions (feedback), and live metrics and drift per version."""
+"""Closing the loop: ground truth for logged predictions (feedback), live metrics and drift per version, and
+the model's rollout (canary or shadow) with its evidence."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -9,7 +11,8 @@ from flask import current_app
 from flask.views import MethodView
 
 from service import telemetry
-from service.server.blueprint import Blueprint
+from service.server.auth import require_admin
+from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.predlog import recorder
 from service.server.registry import registry
@@ -18,10 +21,12 @@ from service.server.v1.schemas import (
     FeedbackResponseSchema,
     MonitoringArgsSchema,
     MonitoringSchema,
+    RolloutSchema,
 )
 from service.server.v1.targets import first_bad_target
-from service.store import validate_name
+from service.store import NotFoundError, RolloutConflictError, validate_name
 from service.store.monitoring import Label
+from service.training.canary import evidence
 from service.training.live import version_report
 
 blp = Blueprint("monitoring", __name__, url_prefix="/v1/models", description="Feedback, live metrics and drift")
@@ -85,4 +90,53 @@ class Monitoring(MethodView):
             shown = {**asdict(report), "active": version == active}
             shown["drift"]["features"] = [{"name": k, "psi": v} for k, v in report.drift.features.items()]
             reports.append(shown)
-        return {"model": name, "window": window, "active_version": active, "versions": reports}
+        return {
+            "model": name,
+            "window": window,
+            "active_version": active,
+            "versions": reports,
+            "rollout": rollout_state(name, window),
+        }
+
+
+def rollout_state(name: str, window: int | None = None) -> dict[str, Any] | None:
+    """The model's rollout as shown: a running one with its evidence so far, an ended one as judged."""
+    store = registry().store
+    rollout = store.rollout(name)
+    if rollout is None:
+        return None
+    shown = rollout.to_json()
+    if rollout.running:
+        recorder().flush()
+        manifest = store.manifest(name, rollout.candidate)
+        size = window or int(current_app.config["NNSERVE_MONITOR_WINDOW"])
+        shown["figures"] = evidence(recorder().log, name, rollout, manifest, size).to_json()
+    return shown
+
+
+@blp.route("/<name>/rollout")
+class RolloutView(MethodView):
+    @blp.errors(404, 503)
+    @blp.response(200, RolloutSchema)
+    def get(self, name: str) -> dict[str, Any]:
+        """The running rollout with its evidence so far, or the last one with its verdict and why."""
+        shown = rollout_state(validate_name(name))
+        if shown is None:
+            raise NotFoundError(f"model {name!r} has had no rollout")
+        return shown
+
+    @blp.doc(security=ADMIN)
+    @blp.errors(401, 403, 404, 409, 503)
+    @blp.response(200, RolloutSchema)
+    @require_admin
+    def delete(self, name: str) -> dict[str, Any]:
+        """Stop the running rollout (admin): its candidate is rolled back, the active version serves alone."""
+        store = registry().store
+        name = validate_name(name)
+        rollout = store.rollout(name)
+        if rollout is None or not rollout.running:
+            raise RolloutConflictError(f"model {name!r} has no rollout running")
+        ended = rollout.ended("rolled_back", "stopped by an admin", time.time())
+        store.end_rollout(name, ended)
+        registry().refresh(name)
+        return ended.to_json()

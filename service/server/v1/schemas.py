@@ -8,7 +8,17 @@ from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from service.server.v1.fields import Matrix
-from service.training.jobs import STATUSES
+from service.store.rollouts import ENDED, MODES
+from service.training.jobs import (
+    CANARY_FRACTION,
+    LONGEST,
+    MAX_DURATION,
+    MIN_REQUESTS,
+    MOST_REQUESTS,
+    PROMOTE_CHOICES,
+    ROLLOUT_OPTIONS,
+    STATUSES,
+)
 
 MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: beyond it the job queue cannot even be asked
 
@@ -101,6 +111,26 @@ class ModelOutputSchema(Schema):
     n_outputs = fields.Integer()
 
 
+class RolloutSchema(Schema):
+    mode = fields.String(required=True, validate=validate.OneOf(MODES))
+    state = fields.String(required=True, validate=validate.OneOf(("running", *ENDED)))
+    candidate = fields.Integer(required=True)
+    baseline = fields.Integer(required=True, metadata={"description": "The active version it is tried against."})
+    fraction = fields.Float(required=True, metadata={"description": "Share of unpinned requests a canary answers."})
+    min_requests = fields.Integer(required=True)
+    max_duration = fields.Float(required=True, metadata={"description": "Seconds."})
+    started_at = fields.Float(required=True, metadata={"description": "Unix time."})
+    ended_at = fields.Float(allow_none=True)
+    job_id = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={"description": "Why it ended as it did."})
+    figures = fields.Dict(
+        metadata={
+            "description": "The evidence: per side requests, errors, labelled rows, live metrics; a shadow's "
+            "agreement. Live while it runs, as judged once it ended."
+        }
+    )
+
+
 class ModelDetailSchema(Schema):
     name = fields.String(required=True)
     task = fields.String(required=True)
@@ -110,6 +140,7 @@ class ModelDetailSchema(Schema):
     input = fields.Nested(ModelInputSchema)
     output = fields.Nested(ModelOutputSchema)
     metrics = fields.Dict(keys=fields.String(), values=fields.Float())
+    rollout = fields.Nested(RolloutSchema, allow_none=True, metadata={"description": "Running, or the last one."})
 
 
 class ActivateResponseSchema(Schema):
@@ -157,8 +188,32 @@ class RetrainRequestSchema(Schema):
             "example": {"epochs": 50},
         },
     )
-    promote = fields.String(load_default="if_better", validate=validate.OneOf(["if_better", "always", "never"]))
+    promote = fields.String(
+        load_default="if_better",
+        validate=validate.OneOf(PROMOTE_CHOICES),
+        metadata={"description": "canary and shadow try the new version on live traffic first (see rollout)"},
+    )
     warm_start = fields.Boolean(load_default=False)
+    canary_fraction = fields.Float(
+        validate=validate.Range(0, 1, min_inclusive=False),
+        metadata={"description": f"Share of unpinned requests the canary answers (default {CANARY_FRACTION})."},
+    )
+    min_requests = fields.Integer(
+        validate=validate.Range(1, MOST_REQUESTS),
+        metadata={"description": f"Requests the candidate answers before a verdict (default {MIN_REQUESTS})."},
+    )
+    max_duration = fields.Float(
+        validate=validate.Range(1, LONGEST),
+        metadata={"description": f"Seconds the rollout runs at most (default {MAX_DURATION:g})."},
+    )
+
+    @validates_schema
+    def _rollout_options(self, data: dict[str, Any], **kwargs: Any) -> None:
+        given = sorted(ROLLOUT_OPTIONS & set(data))
+        if given and data.get("promote") not in ("canary", "shadow"):
+            raise ValidationError(f"{', '.join(given)} need promote 'canary' or 'shadow'", given[0])
+        if data.get("promote") == "shadow" and "canary_fraction" in data:
+            raise ValidationError("a shadow sees every request: no canary_fraction", "canary_fraction")
 
 
 class FeedbackItemSchema(Schema):
@@ -256,6 +311,7 @@ class MonitoringSchema(Schema):
     model = fields.String(required=True)
     window = fields.Integer(required=True)
     active_version = fields.Integer(allow_none=True)
+    rollout = fields.Nested(RolloutSchema, allow_none=True)
     versions = fields.List(
         fields.Nested(VersionMonitoringSchema),
         required=True,

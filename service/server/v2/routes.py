@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 import orjson
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, current_app
 
 from nn import MLPClassifier
 from service import telemetry
 from service.server.health import readiness
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
-from service.server.predlog import recorder
-from service.server.registry import registry
+from service.server.registry import Route, registry
+from service.server.routing import answer, route
 from service.server.v2 import protocol_errors, tensors
 from service.server.v2 import request as v2_request
 from service.server.v2.protocol_errors import fail
@@ -44,7 +44,6 @@ from service.store import (
     NotFoundError,
     Prediction,
     StoreUnavailableError,
-    inference,
     validate_name,
     validate_version,
 )
@@ -62,10 +61,15 @@ EXTENSIONS = ["binary_tensor_data"]
 
 def resolve(name: str, version: str | None) -> LoadedModel:
     """The active version of ``name``, or the pinned ``version``; StoreError (404/409) otherwise."""
+    return _chosen(name, version).model
+
+
+def _chosen(name: str, version: str | None) -> Route:
+    """Who answers an inference of ``name``: the route of an unpinned one, or the pinned ``version``."""
     name = validate_name(name)
-    loaded = registry().active(name) if version is None else registry().version(name, validate_version(version))
-    telemetry.model_resolved(loaded.name, loaded.version)
-    return loaded
+    chosen = route(name) if version is None else Route(registry().version(name, validate_version(version)))
+    telemetry.model_resolved(chosen.model.name, chosen.model.version)
+    return chosen
 
 
 def _classifier(loaded: LoadedModel) -> MLPClassifier | None:
@@ -160,17 +164,16 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @blp.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> Response:
     """Run the request's input through the model; outputs as JSON or binary tensor data."""
-    loaded = resolve(name, version)
+    chosen = _chosen(name, version)
+    loaded = chosen.model
     inference = v2_request.read_request(loaded)
     try:
         X, input_name = v2_request.input_matrix(loaded, inference)
         wanted = v2_request.requested_outputs(loaded, output_specs(loaded), inference.json)
     except tensors.TensorError as exc:
         fail(400, exc.message)
-    prediction = _run(loaded, X, input_name)
+    loaded, prediction = _run(chosen, X, input_name)  # feedback quotes the X-Request-ID header of a logged one
     values = _outputs(prediction)
-    telemetry.model_served(loaded.name, loaded.version, len(X))
-    recorder().offer(loaded, g.request_id, X, prediction)  # feedback quotes the X-Request-ID header
 
     response: dict[str, Any] = {"model_name": loaded.name, "model_version": str(loaded.version)}
     if "id" in inference.json:
@@ -196,12 +199,13 @@ def infer(name: str, version: str | None = None) -> Response:
     return Response(b"".join([head, *raws]), 200, headers, mimetype="application/octet-stream")
 
 
-def _run(loaded: LoadedModel, X: np.ndarray, input_name: str) -> Prediction:
-    """The same estimator calls as v1's predict."""
+def _run(chosen: Route, X: np.ndarray, input_name: str) -> tuple[LoadedModel, Prediction]:
+    """The same path as v1's predict: who answered, and what it said."""
     try:
-        return inference.predict(loaded.estimator, X)
+        loaded, prediction, _ = answer(chosen, X)
     except ValueError as exc:  # the estimator's own input checks: still the client's input
-        fail(400, f"input {input_name!r} was refused by model {loaded.name!r}: {exc}")
+        fail(400, f"input {input_name!r} was refused by model {chosen.model.name!r}: {exc}")
+    return loaded, prediction
 
 
 def _outputs(prediction: Prediction) -> dict[str, Any]:

@@ -1,0 +1,178 @@
+"""The rollout rule (by hand), its evidence from a real prediction log, and the worker's passes that act on it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from helpers import read_catalog_csv
+
+from service.store import Dataset, FileModelStore, Rollout
+from service.store.monitoring import Label, LoggedPrediction, SqlitePredictionLog
+from service.training.canary import MIN_LABELLED, Evidence, Side, evidence, judge
+from service.training.fitting import publish, train
+from service.training.jobs import RetrainRequest, open_queue
+from service.training.policies import PolicyRunner, Settings
+from service.training.worker import Worker
+
+NOW = 1_700_000_000.0
+
+
+def rollout(mode: str = "canary", min_requests: int = 100, max_duration: float = 600.0) -> Rollout:
+    return Rollout(mode, 2, 1, 0.2 if mode == "canary" else 1.0, min_requests, max_duration, NOW)  # type: ignore[arg-type]
+
+
+def side(version: int, requests: int, errors: int = 0, wrong: int = 0, labelled: int = 0) -> Side:
+    """A classifier's side: ``wrong`` of its ``labelled`` rows mislabelled."""
+    losses = np.array([1.0] * wrong + [0.0] * (labelled - wrong))
+    accuracy = {"accuracy": 1 - wrong / labelled} if labelled else {}
+    var = float(losses.var(ddof=1)) if labelled > 1 else None
+    return Side(version, requests, errors, labelled, accuracy, float(losses.mean()) if labelled else None, var)
+
+
+def test_a_canary_waits_for_min_requests_and_is_rolled_back_without_them_at_max_duration() -> None:
+    few = Evidence(side(1, 900, labelled=500), side(2, 99, labelled=99))
+    assert judge(rollout(), "classification", few, NOW + 599) is None
+    verdict = judge(rollout(), "classification", few, NOW + 600)
+    assert verdict is not None and verdict.state == "rolled_back"
+    assert verdict.reason == "only 99 of 100 requests answered in 600 s"
+
+
+def test_a_worse_error_rate_rolls_back_at_once_and_a_rare_failure_does_not() -> None:
+    failing = Evidence(side(1, 900), side(2, 0, errors=100))
+    verdict = judge(rollout(min_requests=50), "classification", failing, NOW + 1)
+    assert verdict is None  # nothing answered yet: min_requests counts answers
+    failing = Evidence(side(1, 900), side(2, 100, errors=100))
+    verdict = judge(rollout(), "classification", failing, NOW + 1)
+    assert verdict is not None and verdict.state == "rolled_back"
+    assert verdict.reason.startswith("error rate 50.0% (100 of 200 requests) is worse than the active version's 0.0%")
+    rare = Evidence(side(1, 900, labelled=100), side(2, 200, errors=1, labelled=100))
+    verdict = judge(rollout(), "classification", rare, NOW + 1)
+    assert verdict is not None and verdict.state == "promoted"  # 1 in 201 is within chance of 0 in 900
+
+
+def test_live_accuracy_decides_once_both_sides_have_labelled_rows() -> None:
+    bad = Evidence(side(1, 900, wrong=20, labelled=600), side(2, 120, wrong=80, labelled=120))
+    verdict = judge(rollout(), "classification", bad, NOW + 1)
+    assert verdict is not None and verdict.state == "rolled_back"
+    assert verdict.reason.startswith("live accuracy 0.333 vs active 0.967 is worse (120 and 600 labelled rows)")
+    good = Evidence(side(1, 900, wrong=20, labelled=600), side(2, 120, wrong=5, labelled=120))
+    verdict = judge(rollout(), "classification", good, NOW + 1)
+    assert verdict is not None and verdict.state == "promoted" and "is no worse" in verdict.reason
+    close = Evidence(side(1, 900, wrong=20, labelled=600), side(2, 120, wrong=6, labelled=120))
+    verdict = judge(rollout(), "classification", close, NOW + 1)  # 0.950 vs 0.967: within chance
+    assert verdict is not None and verdict.state == "promoted"
+
+
+def test_without_feedback_a_canary_runs_its_time_then_is_judged_on_errors_alone() -> None:
+    unlabelled = Evidence(side(1, 900), side(2, 150, labelled=MIN_LABELLED - 1))
+    assert judge(rollout(), "classification", unlabelled, NOW + 599) is None
+    verdict = judge(rollout(), "classification", unlabelled, NOW + 600)
+    assert verdict is not None and verdict.state == "promoted" and "too few labelled rows" in verdict.reason
+
+
+def test_a_shadow_completes_with_its_agreement_and_never_promotes() -> None:
+    found = Evidence(side(1, 100, wrong=2, labelled=40), side(2, 100, wrong=10, labelled=40), agreement=0.8)
+    verdict = judge(rollout("shadow"), "classification", found, NOW + 1)
+    assert verdict is not None and verdict.state == "completed"
+    assert verdict.reason == (
+        "shadow has its evidence: 100 copies answered, agreement 80.0%, live accuracy 0.750 vs active 0.950 "
+        "(40 and 40 labelled rows)"
+    )
+    assert judge(rollout("shadow"), "classification", Evidence(side(1, 50), side(2, 50)), NOW + 1) is None
+    verdict = judge(rollout("shadow"), "classification", Evidence(side(1, 50), side(2, 50)), NOW + 600)
+    assert verdict is not None and verdict.reason.startswith("shadow ran its time: 50 copies answered")
+
+
+def row(request_id: str, version: int, output: object, **fields: object) -> LoggedPrediction:
+    given = {"logged_at": NOW + 1, "inputs": [5.0, 3.0, 1.5, 0.2], "output": output, **fields}
+    return LoggedPrediction("iris", request_id, 0, version, **given)  # type: ignore[arg-type]
+
+
+def test_evidence_counts_each_side_since_the_start_and_a_shadow_agreement(tmp_path) -> None:
+    log = SqlitePredictionLog(tmp_path)
+    log.append([row("old", 1, "setosa", logged_at=NOW - 5)])  # before the rollout: not evidence
+    log.append([row(f"a{i}", 1, "setosa") for i in range(6)])
+    log.append([row(f"a{i}", 2, "setosa" if i < 3 else "virginica", shadow=True) for i in range(4)])
+    log.append([row("a5", 2, None, error="RuntimeError: boom")])
+    log.label("iris", [Label(f"a{i}", "setosa") for i in range(4)])
+    manifest = {"task": "classification", "classes": ["setosa", "versicolor", "virginica"]}
+    found = evidence(log, "iris", rollout("shadow"), manifest, window=100)
+    assert (found.active.requests, found.active.labelled, found.active.metrics["accuracy"]) == (6, 4, 1.0)
+    assert (found.candidate.requests, found.candidate.errors, found.candidate.labelled) == (4, 1, 4)
+    assert found.candidate.metrics["accuracy"] == 0.75
+    assert found.agreement == 0.75  # 3 of the 4 copies it answered said what the active version said
+
+
+@pytest.fixture
+def iris(tmp_path):
+    """iris published twice into a fresh store: version 1 active, version 2 a candidate."""
+    X, y, names = read_catalog_csv("iris")
+    data = Dataset(X, y, names)
+    store = FileModelStore(tmp_path / "store")
+    for seed in (0, 1):
+        params = {"hidden_layer_sizes": (8,), "max_iter": 150, "learning_rate_init": 0.01, "random_state": seed}
+        publish(
+            store, "iris", train("classification", params, data), data, spec_sections={"retrain": {"schedule": 1.0}}
+        )
+    store.activate("iris", 1)
+    return store, data
+
+
+def runner(store: FileModelStore) -> PolicyRunner:
+    settings = Settings(window=1000, keep_rows=10_000, keep_days=30)
+    return PolicyRunner(store, open_queue(store.root), SqlitePredictionLog(store.root), settings)
+
+
+def test_the_worker_pass_promotes_a_canary_that_is_no_worse_and_retrains_nothing_meanwhile(iris) -> None:
+    store, data = iris
+    store.start_rollout("iris", rollout(min_requests=40))
+    policies = runner(store)
+    assert policies.run(now=NOW + 1) == []  # the schedule rule is due, but a rollout runs: no retrain
+    assert store.rollout("iris").running
+    log = policies.log
+    for version, n in ((1, 160), (2, 40)):
+        log.append([row(f"v{version}-{i}", version, str(data.y[i % 150])) for i in range(n)])
+        log.label("iris", [Label(f"v{version}-{i}", str(data.y[i % 150])) for i in range(n)])
+    assert policies.run(now=NOW + 2) == []
+    ended = store.rollout("iris")
+    assert ended.state == "promoted" and store.active_version("iris") == 2
+    assert ended.figures["candidate"]["requests"] == 40 and ended.figures["active"]["labelled"] == 160
+    assert len(policies.run(now=time.time() + 5)) == 1  # ended: the schedule rule retrains again
+
+
+def test_the_worker_pass_rolls_back_a_canary_that_answers_worse(iris) -> None:
+    store, data = iris
+    store.start_rollout("iris", rollout(min_requests=40))
+    policies = runner(store)
+    for version, n in ((1, 160), (2, 40)):
+        wrong = (lambda i: "virginica" if str(data.y[i % 150]) != "virginica" else "setosa") if version == 2 else None
+        log_rows = [
+            row(f"v{version}-{i}", version, wrong(i % 150) if wrong else str(data.y[i % 150])) for i in range(n)
+        ]
+        policies.log.append(log_rows)
+        policies.log.label("iris", [Label(f"v{version}-{i}", str(data.y[i % 150])) for i in range(n)])
+    policies.run(now=NOW + 2)
+    ended = store.rollout("iris")
+    assert ended.state == "rolled_back" and store.active_version("iris") == 1
+    assert ended.reason.startswith("live accuracy 0.000 vs active 1.000 is worse")
+
+
+def test_a_canary_retrain_starts_a_rollout_instead_of_promoting(iris) -> None:
+    store, _ = iris
+    queue = open_queue(store.root)
+    job = queue.enqueue(
+        "iris",
+        RetrainRequest(promote="canary", canary_fraction=0.25, min_requests=30, max_duration=120.0,
+                       hyperparameters={"max_iter": 20}),
+    )  # fmt: skip
+    Worker(store.root).run_once()
+    done = queue.get(job.id)
+    assert done.status == "succeeded", done.error
+    assert not done.result.promoted
+    assert done.result.reason.startswith("canary started: version 3 gets 25% of unpinned requests until 30 requests")
+    started = store.rollout("iris")
+    assert (started.mode, started.candidate, started.baseline, started.fraction) == ("canary", 3, 1, 0.25)
+    assert (started.min_requests, started.max_duration, started.job_id) == (30, 120.0, job.id)
+    assert store.active_version("iris") == 1
