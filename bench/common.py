@@ -173,6 +173,26 @@ def wrk(url: str, body: Path, seconds: int, connections: int, threads: int = 2, 
     return parse_wrk(out)
 
 
+def interleaved(urls: dict[str, str], body: Path, seconds: int, rounds: int, connections: int = 16) -> dict:
+    """wrk on each server in turn, ``rounds`` times (the order rotating each round, so no server always runs
+    first), after a 2 s warm-up of each: {name: [one wrk result per round]}. The runs of one round are back
+    to back and share the machine's other load, so per-round ratios are the honest comparison."""
+    for url in urls.values():
+        wrk(url, body, 2, connections)
+    results: dict[str, list[dict]] = {who: [] for who in urls}
+    names = list(urls)
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for who in names[shift:] + names[:shift]:
+            results[who].append(wrk(urls[who], body, seconds, connections))
+    return results
+
+
+def round_ratios(results: dict, a: str, b: str) -> list[float]:
+    """Per round, req/s of ``a`` over req/s of ``b``."""
+    return [x["rps"] / y["rps"] for x, y in zip(results[a], results[b], strict=True)]
+
+
 def medians(runs: list[dict], keys: Iterable[str]) -> dict[str, float]:
     """The median of each of ``keys`` over ``runs``."""
     return {k: statistics.median(r[k] for r in runs) for k in keys}

@@ -4,9 +4,10 @@
 
 Needs ``wrk``. Two ``nnserve serve --workers 2`` on copies of one trained iris store, alike but for
 ``NNSERVE_LOG_SAMPLE_RATE`` (1.0 and 0); wrk posts one iris row over 16 connections to each in turn,
-in rounds of two back-to-back runs (order alternating), so both runs of a round share the machine's
-other load. Reports the median req/s, p50 and p99 of both, the median of the rounds' ratios logged / off
-(target >= 0.9), and, so the figure is honest, the rows the log holds and the rows its buffer dropped.
+in rounds of two back-to-back runs (order alternating: ``common.interleaved``), so both runs of a round
+share the machine's other load. Reports the median req/s, p50 and p99 of both, the median of the rounds'
+ratios logged / off (target >= 0.9), and, so the figure is honest, the rows the log holds and the rows its
+buffer dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import requests
 from common import (
     bench_env,
     free_port,
+    interleaved,
     medians,
+    round_ratios,
     rows,
     serve_argv,
     start,
@@ -33,7 +36,6 @@ from common import (
     wait_ready,
     write_body,
     write_result,
-    wrk,
 )
 
 
@@ -52,13 +54,8 @@ def main() -> None:
             servers.append(start(serve_argv(port, work / who, 2, ["--no-retrain-worker"]), proc_env))
             wait_ready(f"http://127.0.0.1:{port}", proc=servers[-1])
             urls[who] = f"http://127.0.0.1:{port}"
-        results: dict[str, list[dict[str, float]]] = {}
-        for url in urls.values():  # warm-up
-            wrk(f"{url}/v1/models/iris/predict", body, 2, 16)
-        for round_ in range(args.rounds):
-            order = list(urls.items()) if round_ % 2 == 0 else list(urls.items())[::-1]  # ABBA: no order bias
-            for who, url in order:
-                results.setdefault(who, []).append(wrk(f"{url}/v1/models/iris/predict", body, args.seconds, 16))
+        predict = {who: f"{url}/v1/models/iris/predict" for who, url in urls.items()}
+        results = interleaved(predict, body, args.seconds, args.rounds)
         time.sleep(1)  # the writers' last batches
         metrics = requests.get(f"{urls['logged']}/metrics", timeout=10).text
     finally:
@@ -73,8 +70,7 @@ def main() -> None:
     sent = sum(r["requests"] for r in results["logged"])
 
     med = {who: medians(runs, ("rps", "p50", "p99", "non2xx")) for who, runs in results.items()}
-    # each round's two runs are back to back and share whatever else the machine was doing then
-    ratios = [a["rps"] / b["rps"] for a, b in zip(results["logged"], results["off"], strict=True)]
+    ratios = round_ratios(results, "logged", "off")
     ratio = statistics.median(ratios)
     lines = [
         f"# Prediction log benchmark ({time.strftime('%Y-%m-%d %H:%M')}, one iris row, 16 connections, "

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import psycopg_pool
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 import nn
@@ -170,12 +171,19 @@ class PostgresModelStore:
         return infos
 
     def active_version(self, name: str) -> int | None:
+        value = self._model_column(name, "active_version")
+        return None if value is None else int(value)
+
+    def _model_column(self, name: str, column: str) -> Any:
+        """One column of the model's row (``column`` is this module's constant, never a caller's text)."""
         name = validate_name(name)
         with self.db.connection() as conn:
-            row = conn.execute("SELECT active_version FROM models WHERE name = %s", (name,)).fetchone()
+            row = conn.execute(
+                sql.SQL("SELECT {} FROM models WHERE name = %s").format(sql.Identifier(column)), (name,)
+            ).fetchone()
         if row is None:
             raise NotFoundError(f"unknown model {name!r}")
-        return None if row[0] is None else int(row[0])
+        return row[0]
 
     def active_stamp(self, name: str) -> tuple[int, float] | None:
         """(active version, time of the last activation), None when none is active."""
@@ -290,12 +298,7 @@ class PostgresModelStore:
     # -- rollouts ----------------------------------------------------------------
     def rollout(self, name: str) -> Rollout | None:
         """The model's running rollout, or its last ended one; None if it never had one."""
-        name = validate_name(name)
-        with self.db.connection() as conn:
-            row = conn.execute("SELECT rollout FROM models WHERE name = %s", (name,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"unknown model {name!r}")
-        return _rollout(name, row[0])
+        return _rollout(name, self._model_column(name, "rollout"))
 
     def start_rollout(self, name: str, rollout: Rollout) -> None:
         """Start ``rollout`` if its baseline is still active and no other rollout runs (see ``ModelStore``)."""
@@ -499,12 +502,8 @@ class PostgresModelStore:
 
     # -- retention ---------------------------------------------------------------
     def previous_version(self, name: str) -> int | None:
-        name = validate_name(name)
-        with self.db.connection() as conn:
-            row = conn.execute("SELECT previous_version FROM models WHERE name = %s", (name,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"unknown model {name!r}")
-        return row[0]
+        value = self._model_column(name, "previous_version")
+        return None if value is None else int(value)
 
     def pin(self, name: str, version: int) -> None:
         name, version = validate_name(name), validate_version(version)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import service_env, start_process
+from helpers import service_env, start_cli, start_process
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -134,6 +134,29 @@ def gunicorn_server(tmp_path_factory):
     def start(store_root, workers: int = 2, env: dict[str, str] | None = None) -> Server:
         server = start_gunicorn(store_root, workers, env, log_dir=log_dir)
         started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def nnserve_serve(tmp_path):
+    """Factory ``nnserve_serve(store, env) -> Server``: ``nnserve serve --workers 2`` (gunicorn plus the supervised
+    retraining worker) on a free port, ready; stopped when the test ends."""
+    started: list[Server] = []
+
+    def start(store: Path, env: dict[str, str]) -> Server:
+        port = free_port()
+        log = tmp_path / f"serve-{port}.log"
+        process = start_cli("serve", "--port", port, "--workers", 2, "--store", store, env=env, log=log)
+        server = Server(f"http://127.0.0.1:{port}", process, log)
+        started.append(server)
+        if not _wait_ready(server, 90):
+            raise RuntimeError(f"nnserve serve did not become ready; its log ends with:\n{server.log_tail()}")
         return server
 
     try:

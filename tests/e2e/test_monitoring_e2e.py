@@ -9,15 +9,12 @@ accuracy on the shifted flowers is higher than the old version's. The figures ar
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 
 import numpy as np
 import pytest
 import requests
-from helpers import REPO, read_catalog_csv, service_env, start_cli, train_store, wait_for
+from helpers import REPO, read_catalog_csv, service_env, train_store, wait_for
 
 TOKEN = "e2e-monitoring-token-8c2e"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -50,7 +47,7 @@ promote = "if_better"
 
 
 @pytest.fixture
-def server(tmp_path, port):
+def server(tmp_path, nnserve_serve):
     spec = tmp_path / "models" / "iris.toml"
     spec.parent.mkdir()
     spec.write_text(SPEC)
@@ -62,34 +59,7 @@ def server(tmp_path, port):
         NNSERVE_ACCESS_LOG="/dev/null",
         NNSERVE_LOG_LEVEL="warning",
     )
-    log = tmp_path / "serve.log"
-    process = start_cli("serve", "--port", port, "--workers", 2, "--store", store, env=env, log=log)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            return requests.get(f"{url}/readyz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(ready, 90, "nnserve serve to be ready")
-        yield url
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(20)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    return nnserve_serve(store, env).url
 
 
 def predict_with_feedback(session: requests.Session, url: str, rows: np.ndarray, truth: np.ndarray) -> list[int]:

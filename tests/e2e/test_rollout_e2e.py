@@ -17,8 +17,7 @@ import time
 import numpy as np
 import pytest
 import requests
-from helpers import REPO, read_catalog_csv, service_env, start_cli, wait_for
-from test_monitoring_e2e import stop
+from helpers import REPO, read_catalog_csv, service_env, wait_for
 
 TOKEN = "e2e-rollout-token-41d7"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,7 +28,7 @@ SETTLE = 0.5  # seconds after a rollout starts by which every web worker routes 
 
 
 @pytest.fixture(params=["embedded", "postgres"])
-def server(request, tmp_path, port):
+def server(request, tmp_path, nnserve_serve):
     database = {"NNSERVE_DATABASE_URL": request.getfixturevalue("database_url")} if request.param == "postgres" else {}
     store = tmp_path / "store"
     subprocess.run(
@@ -48,22 +47,7 @@ def server(request, tmp_path, port):
         NNSERVE_LOG_LEVEL="warning",
         **database,
     )
-    log = tmp_path / "serve.log"
-    process = start_cli("serve", "--port", port, "--workers", 2, "--store", store, env=env, log=log)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            return requests.get(f"{url}/readyz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(ready, 90, "nnserve serve to be ready")
-        yield url
-    finally:
-        stop(process)
+    return nnserve_serve(store, env).url
 
 
 class Traffic:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -11,7 +12,7 @@ from conftest import HOSTILE, TOKEN
 from helpers import flip_byte
 
 from service.server.ui.pages import CSP
-from service.store import open_store
+from service.store import Rollout, open_store
 from service.training.jobs import INTERNAL_ERROR, RetrainRequest, open_queue
 from service.training.worker import LOSS_POINTS, JobProgress
 
@@ -84,6 +85,19 @@ def test_model_page_has_versions_lineage_curves_matrix_and_scores(client, ui_sto
     assert 'data-version="2"' in html and 'data-version="1"' not in html  # only an inactive version has the button
     assert "not recorded" in html  # version 2 has no history, evaluation or lineage
     assert "Per-epoch history not recorded." in html and "Evaluation not recorded." in html
+
+
+def test_model_page_shows_the_rollout_and_its_verdict(client, ui_store):
+    store = open_store(ui_store)
+    assert 'id="rollout-h"' not in client.get("/ui/models/iris").get_data(as_text=True)
+    canary = Rollout("canary", 2, 1, 0.25, 100, 600.0, time.time())
+    store.start_rollout("iris", canary)
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    assert "Canary of version 2 against version 1, on 25% of requests:\n<strong>running</strong>." in html
+    assert 'href="/v1/models/iris/rollout"' in html
+    store.end_rollout("iris", canary.ended("rolled_back", "live accuracy 0.300 vs active 0.950 is worse", time.time()))
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    assert "<strong>rolled back</strong>: live accuracy 0.300 vs active 0.950 is worse." in html
 
 
 def test_regressor_page_has_scatter_and_residual_quantiles(client):

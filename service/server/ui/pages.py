@@ -162,6 +162,7 @@ def versions_of(store: ModelStore, name: str) -> list[VersionInfo]:
 def model(name: str) -> str:
     try:
         infos = versions_of(_store(), validate_name(name))
+        rollout = _store().rollout(name)
     except InvalidNameError as exc:
         abort(400, str(exc))
     except NotFoundError as exc:
@@ -170,7 +171,9 @@ def model(name: str) -> str:
         abort(503, str(exc))
     views = [version_view(info, charts=n < DETAILED) for n, info in enumerate(reversed(infos))]
     jobs, total = _queue().list_jobs(model=name, limit=JOBS_SHOWN)
-    return render_template("ui/model.html", name=name, versions=views, jobs=jobs, jobs_total=total, detailed=DETAILED)
+    return render_template(
+        "ui/model.html", name=name, versions=views, jobs=jobs, jobs_total=total, detailed=DETAILED, rollout=rollout
+    )
 
 
 def job_views(jobs: list[Job]) -> list[dict[str, Any]]:

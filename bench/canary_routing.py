@@ -1,0 +1,106 @@
+"""Canary routing benchmark: one-row predict throughput while a canary runs, against no rollout, one run.
+
+    .venv/bin/python bench/canary_routing.py [--seconds 4] [--rounds 10]
+
+Needs ``wrk``. Three ``nnserve serve --workers 2`` on copies of one iris store with two versions:
+
+- ``canary``: a canary of version 1 against the active version 2 at fraction 0.1 (every request routed by
+  its request id; a rollout logs every prediction, its evidence);
+- ``logged``: no rollout, ``NNSERVE_LOG_SAMPLE_RATE=1.0`` (the same logging: the ratio canary / logged is
+  the routing's own cost, target >= 0.95);
+- ``off``: no rollout, no logging (canary / off is what running a canary costs in all).
+
+wrk posts one iris row over 16 connections to each in turn, in rounds (``common.interleaved``). Reports the
+median req/s, p50 and p99, the medians of the rounds' ratios, and the share of requests the candidate
+answered (from the ``X-Model-Version`` of 1000 requests).
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from common import (
+    bench_env,
+    free_port,
+    interleaved,
+    medians,
+    round_ratios,
+    rows,
+    serve_argv,
+    start,
+    stop,
+    timed_rounds_args,
+    train_store,
+    wait_ready,
+    write_body,
+    write_result,
+)
+
+from service.store import FileModelStore, Rollout
+
+FRACTION = 0.1
+
+
+def main() -> None:
+    args = timed_rounds_args(__doc__, seconds=4, rounds=10)
+    work = Path(tempfile.mkdtemp(prefix="nnserve-bench-canary-"))
+    env = bench_env(NNSERVE_LOG_LEVEL="warning")
+    train_store(work / "off", ["iris"], env)
+    train_store(work / "off", ["iris"], env)  # version 2, active
+    for who in ("logged", "canary"):
+        shutil.copytree(work / "off", work / who)
+    FileModelStore(work / "canary").start_rollout(
+        "iris", Rollout("canary", 1, 2, FRACTION, 10**6, 86_400.0, time.time())
+    )
+    body = write_body(work / "one.json", {"instances": [rows("iris")[0]]})
+    servers, urls = [], {}
+    try:
+        for who, rate in (("canary", "0"), ("logged", "1.0"), ("off", "0")):
+            port = free_port()
+            proc_env = {**env, "NNSERVE_LOG_SAMPLE_RATE": rate}
+            servers.append(start(serve_argv(port, work / who, 2, ["--no-retrain-worker"]), proc_env))
+            wait_ready(f"http://127.0.0.1:{port}", proc=servers[-1])
+            urls[who] = f"http://127.0.0.1:{port}/v1/models/iris/predict"
+        with requests.Session() as session:
+            one = {"instances": [rows("iris")[0]]}
+            answered = [
+                session.post(urls["canary"], json=one, timeout=10).headers["X-Model-Version"] for _ in range(1000)
+            ]
+        results = interleaved(urls, body, args.seconds, args.rounds)
+    finally:
+        for proc in servers:
+            stop(proc)
+    shutil.rmtree(work, ignore_errors=True)
+
+    med = {who: medians(runs, ("rps", "p50", "p99", "non2xx")) for who, runs in results.items()}
+    routing = round_ratios(results, "canary", "logged")
+    overall = round_ratios(results, "canary", "off")
+    lines = [
+        f"# Canary routing benchmark ({time.strftime('%Y-%m-%d %H:%M')}, one iris row, 16 connections, "
+        f"gunicorn 2 workers, {args.rounds} rounds of {args.seconds} s)",
+        "",
+        "| server | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    labels = {"canary": f"canary at {FRACTION:g}", "logged": "no rollout, sample_rate 1.0", "off": "no rollout, off"}
+    for who in ("canary", "logged", "off"):
+        m = med[who]
+        lines.append(f"| {labels[who]} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['non2xx']:.0f} |")
+    lines += [
+        "",
+        f"- canary / no rollout with the same logging, median of the rounds' ratios: "
+        f"**{statistics.median(routing):.2f}x** (target >= 0.95); rounds: {', '.join(f'{r:.2f}' for r in routing)}",
+        f"- canary / no rollout and no logging (all a canary costs): **{statistics.median(overall):.2f}x**; "
+        f"rounds: {', '.join(f'{r:.2f}' for r in overall)}",
+        f"- the candidate answered {answered.count('1') / len(answered):.1%} of 1000 requests (fraction {FRACTION:g})",
+    ]
+    write_result("canary_routing", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
