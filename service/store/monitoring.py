@@ -39,6 +39,7 @@ __all__ = [
 DATABASE = ".predictions.sqlite3"
 LOCK = ".predictions.lock"  # a dot name can never be a model name
 DAY = 86_400.0
+WAL_CHECKPOINT_PAGES = 10_000
 INSERT_CHUNK = 500  # rows per INSERT statement: 10 parameters each, well under SQLite's 32,766
 INSERT_COLUMNS = "model, request_id, row, version, logged_at, inputs, output, probabilities, shadow, error"
 
@@ -197,6 +198,10 @@ class SqlitePredictionLog:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoint the WAL back into the file every ~40 MB rather than SQLite's 4 MB: a log's appends hit
+            # random pages of its request-id index, and rewriting them ten times as often cost a web worker's
+            # writer about half its time per row once the log held 100,000 rows.
+            db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             self._migrate(db)
         finally:
             os.close(fd)
