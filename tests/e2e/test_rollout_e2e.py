@@ -4,7 +4,8 @@ embedded store and on PostgreSQL.
 A candidate trained on shuffled labels goes out as a canary to 20% of the traffic; clients predict and send
 the true species back; the worker rolls it back on its live accuracy and says so. A candidate trained on the
 real labels then goes out the same way and is promoted. During both, no request fails and the candidate
-answers 20% (+- 5 points) of the requests made while its canary ran. The figures are printed (run with -s).
+answers 20% (+- 5 points) of the requests made while its canary ran. A third goes out as a shadow: it answers
+no request, and completes with its agreement rate. The figures are printed (run with -s).
 """
 
 from __future__ import annotations
@@ -170,3 +171,12 @@ def test_a_bad_canary_is_rolled_back_and_a_good_one_promoted_without_a_failed_re
         return all(a.headers["X-Model-Version"] == str(version) for a in answers)
 
     wait_for(lambda: serving(good), 10, "both web workers to serve the promoted version alone")
+
+    shadow = {"promote": "shadow", "min_requests": MIN_REQUESTS, "max_duration": 120}
+    job, traffic, rollout = canary(url, traffic_X, traffic_y, shadow)
+    copy = job["result"]["version"]
+    print(f"shadow candidate {copy}: {rollout['state']}: {rollout['reason']}")
+    assert traffic.failures == [] and {v for _, v in traffic.answers} == {good}  # a shadow never answers
+    assert rollout["state"] == "completed" and rollout["figures"]["candidate"]["requests"] >= MIN_REQUESTS
+    assert rollout["figures"]["agreement"] > 0.9 and "agreement" in rollout["reason"]
+    assert requests.get(f"{url}/v1/models/iris", timeout=10).json()["active_version"] == good
