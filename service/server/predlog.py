@@ -22,7 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from flask import current_app
@@ -37,9 +37,9 @@ BATCH = 1000  # predictions written in one transaction at most
 LINGER = 0.05  # seconds the writer lets predictions gather after each write
 
 
-@dataclass(frozen=True)
-class _Sampled:
-    """One sampled request as the request left it: references only, converted by the writer thread.
+class _Sampled(NamedTuple):
+    """One sampled request as the request left it: references only, converted by the writer thread (a named
+    tuple: the request thread builds it, and a frozen dataclass took three times as long).
 
     ``prediction`` is None for a shadow's copy (``shadow`` answers it in the writer thread) and for a
     failure (``error``).

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from backends import Backend
 
@@ -44,7 +42,7 @@ def test_a_shadow_answer_and_a_failure_sit_beside_the_answer_and_one_label_joins
     assert log.append([logged("a"), shadow, failed]) == 3
     assert log.label("iris", [Label("a", "setosa")]) == []
     rows = {r.version: r for r in log.recent("iris", 10, labelled=True)}
-    assert rows[2] == replace(shadow, target="setosa", labelled_at=rows[2].labelled_at)
+    assert rows[2] == shadow._replace(target="setosa", labelled_at=rows[2].labelled_at)
     assert rows[3].output is None and rows[3].error == "RuntimeError: boom" and not rows[3].shadow
     assert not rows[1].shadow and rows[1].error is None and {r.target for r in rows.values()} == {"setosa"}
 
