@@ -11,12 +11,14 @@ Needs ``wrk``. Three ``nnserve serve --workers 2`` on copies of one iris store w
 - ``off``: no rollout, no logging (canary / off is what running a canary costs in all).
 
 wrk posts one iris row over 16 connections to each in turn, in rounds (``common.interleaved``). Reports the
-median req/s, p50 and p99, the medians of the rounds' ratios, and the share of requests the candidate
+median req/s, p50, p99 and CPU per request, the medians of the rounds' ratios (of req/s, and of requests
+per CPU second, which the machine's other load hardly moves), and the share of requests the candidate
 answered (from the ``X-Model-Version`` of 1000 requests).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import tempfile
@@ -48,6 +50,7 @@ FRACTION = 0.1
 
 def main() -> None:
     args = timed_rounds_args(__doc__, seconds=4, rounds=10)
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="nnserve-bench-canary-"))
     env = bench_env(NNSERVE_LOG_LEVEL="warning")
     train_store(work / "off", ["iris"], env)
@@ -58,43 +61,51 @@ def main() -> None:
         "iris", Rollout("canary", 1, 2, FRACTION, 10**6, 86_400.0, time.time())
     )
     body = write_body(work / "one.json", {"instances": [rows("iris")[0]]})
-    servers, urls = [], {}
+    servers, urls, pids = [], {}, {}
     try:
         for who, rate in (("canary", "0"), ("logged", "1.0"), ("off", "0")):
             port = free_port()
             proc_env = {**env, "NNSERVE_LOG_SAMPLE_RATE": rate}
             servers.append(start(serve_argv(port, work / who, 2, ["--no-retrain-worker"]), proc_env))
             wait_ready(f"http://127.0.0.1:{port}", proc=servers[-1])
-            urls[who] = f"http://127.0.0.1:{port}/v1/models/iris/predict"
+            urls[who], pids[who] = f"http://127.0.0.1:{port}/v1/models/iris/predict", servers[-1].pid
         with requests.Session() as session:
             one = {"instances": [rows("iris")[0]]}
             answered = [
                 session.post(urls["canary"], json=one, timeout=10).headers["X-Model-Version"] for _ in range(1000)
             ]
-        results = interleaved(urls, body, args.seconds, args.rounds)
+        results = interleaved(urls, body, args.seconds, args.rounds, pids)
     finally:
         for proc in servers:
             stop(proc)
+    load_after = os.getloadavg()[0]
     shutil.rmtree(work, ignore_errors=True)
 
-    med = {who: medians(runs, ("rps", "p50", "p99", "non2xx")) for who, runs in results.items()}
+    med = {who: medians(runs, ("rps", "p50", "p99", "non2xx", "cpu_ms")) for who, runs in results.items()}
     routing = round_ratios(results, "canary", "logged")
     overall = round_ratios(results, "canary", "off")
+    per_cpu = round_ratios(results, "canary", "logged", "cpu_ms")
     lines = [
         f"# Canary routing benchmark ({time.strftime('%Y-%m-%d %H:%M')}, one iris row, 16 connections, "
         f"gunicorn 2 workers, {args.rounds} rounds of {args.seconds} s)",
         "",
-        "| server | req/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---:|---:|---:|---:|",
+        f"Load average (1 min) when the run started and ended: {load_before:.1f} and {load_after:.1f} (the benchmark's "
+        "own share is about 2; the rest is other work on the machine).",
+        "",
+        "| server | req/s | p50 ms | p99 ms | non-2xx | CPU ms/request |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     labels = {"canary": f"canary at {FRACTION:g}", "logged": "no rollout, sample_rate 1.0", "off": "no rollout, off"}
     for who in ("canary", "logged", "off"):
         m = med[who]
-        lines.append(f"| {labels[who]} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['non2xx']:.0f} |")
+        cells = [f"{m['rps']:.0f}", f"{m['p50']:.2f}", f"{m['p99']:.2f}", f"{m['non2xx']:.0f}", f"{m['cpu_ms']:.3f}"]
+        lines.append(f"| {labels[who]} | {' | '.join(cells)} |")
     lines += [
         "",
         f"- canary / no rollout with the same logging, median of the rounds' ratios: "
         f"**{statistics.median(routing):.2f}x** (target >= 0.95); rounds: {', '.join(f'{r:.2f}' for r in routing)}",
+        f"- requests per CPU second of the servers, canary / same logging: **{statistics.median(per_cpu):.2f}x**; "
+        f"rounds: {', '.join(f'{r:.2f}' for r in per_cpu)}",
         f"- canary / no rollout and no logging (all a canary costs): **{statistics.median(overall):.2f}x**; "
         f"rounds: {', '.join(f'{r:.2f}' for r in overall)}",
         f"- the candidate answered {answered.count('1') / len(answered):.1%} of 1000 requests (fraction {FRACTION:g})",

@@ -173,10 +173,13 @@ def wrk(url: str, body: Path, seconds: int, connections: int, threads: int = 2, 
     return parse_wrk(out)
 
 
-def interleaved(urls: dict[str, str], body: Path, seconds: int, rounds: int, connections: int = 16) -> dict:
+def interleaved(
+    urls: dict[str, str], body: Path, seconds: int, rounds: int, pids: dict[str, int], connections: int = 16
+) -> dict:
     """wrk on each server in turn, ``rounds`` times (the order rotating each round, so no server always runs
-    first), after a 2 s warm-up of each: {name: [one wrk result per round]}. The runs of one round are back
-    to back and share the machine's other load, so per-round ratios are the honest comparison."""
+    first), after a 2 s warm-up of each: {name: [one wrk result per round]}, each with ``cpu_ms``, the CPU
+    time the server's process tree (gunicorn master ``pids[name]``) spent per request. The runs of one round
+    are back to back and share the machine's other load, so per-round ratios are the honest comparison."""
     for url in urls.values():
         wrk(url, body, 2, connections)
     results: dict[str, list[dict]] = {who: [] for who in urls}
@@ -184,13 +187,18 @@ def interleaved(urls: dict[str, str], body: Path, seconds: int, rounds: int, con
     for round_ in range(rounds):
         shift = round_ % len(names)
         for who in names[shift:] + names[:shift]:
-            results[who].append(wrk(urls[who], body, seconds, connections))
+            cpu = tree_cpu_seconds(pids[who])
+            run = wrk(urls[who], body, seconds, connections)
+            run["cpu_ms"] = (tree_cpu_seconds(pids[who]) - cpu) * 1000 / max(run["requests"], 1)
+            results[who].append(run)
     return results
 
 
-def round_ratios(results: dict, a: str, b: str) -> list[float]:
-    """Per round, req/s of ``a`` over req/s of ``b``."""
-    return [x["rps"] / y["rps"] for x, y in zip(results[a], results[b], strict=True)]
+def round_ratios(results: dict, a: str, b: str, key: str = "rps") -> list[float]:
+    """Per round, ``key`` (req/s) of ``a`` over that of ``b``; for ``cpu_ms``, b's over a's (requests per CPU
+    second), so above 1 is always ``a`` doing better."""
+    pairs = zip(results[a], results[b], strict=True)
+    return [x[key] / y[key] if key == "rps" else y[key] / x[key] for x, y in pairs]
 
 
 def medians(runs: list[dict], keys: Iterable[str]) -> dict[str, float]:

@@ -5,13 +5,15 @@
 Needs ``wrk``. Two ``nnserve serve --workers 2`` on copies of one trained iris store, alike but for
 ``NNSERVE_LOG_SAMPLE_RATE`` (1.0 and 0); wrk posts one iris row over 16 connections to each in turn,
 in rounds of two back-to-back runs (order alternating: ``common.interleaved``), so both runs of a round
-share the machine's other load. Reports the median req/s, p50 and p99 of both, the median of the rounds'
-ratios logged / off (target >= 0.9), and, so the figure is honest, the rows the log holds and the rows its
-buffer dropped.
+share the machine's other load. Reports the median req/s, p50, p99 and CPU per request of both, the median
+of the rounds' ratios logged / off (target >= 0.9) of req/s and of requests per CPU second of the servers
+(which the machine's other load hardly moves), and, so the figure is honest, the rows the log holds and the
+rows its buffer dropped.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sqlite3
@@ -41,26 +43,28 @@ from common import (
 
 def main() -> None:
     args = timed_rounds_args(__doc__, seconds=4, rounds=10)
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="nnserve-bench-log-"))
     env = bench_env(NNSERVE_LOG_LEVEL="warning")
     train_store(work / "off", ["iris"], env)
     shutil.copytree(work / "off", work / "logged")
     body = write_body(work / "one.json", {"instances": [rows("iris")[0]]})
-    servers, urls = [], {}
+    servers, urls, pids = [], {}, {}
     try:
         for who, rate in (("logged", "1.0"), ("off", "0")):
             port = free_port()
             proc_env = {**env, "NNSERVE_LOG_SAMPLE_RATE": rate}
             servers.append(start(serve_argv(port, work / who, 2, ["--no-retrain-worker"]), proc_env))
             wait_ready(f"http://127.0.0.1:{port}", proc=servers[-1])
-            urls[who] = f"http://127.0.0.1:{port}"
+            urls[who], pids[who] = f"http://127.0.0.1:{port}", servers[-1].pid
         predict = {who: f"{url}/v1/models/iris/predict" for who, url in urls.items()}
-        results = interleaved(predict, body, args.seconds, args.rounds)
+        results = interleaved(predict, body, args.seconds, args.rounds, pids)
         time.sleep(1)  # the writers' last batches
         metrics = requests.get(f"{urls['logged']}/metrics", timeout=10).text
     finally:
         for proc in servers:
             stop(proc)
+    load_after = os.getloadavg()[0]
     logged_rows = 0
     if (work / "logged" / ".predictions.sqlite3").exists():
         with sqlite3.connect(work / "logged" / ".predictions.sqlite3") as db:
@@ -69,24 +73,30 @@ def main() -> None:
     dropped = sum(float(v) for v in re.findall(r"^nnserve_prediction_log_dropped_total\{.*\} (\S+)$", metrics, re.M))
     sent = sum(r["requests"] for r in results["logged"])
 
-    med = {who: medians(runs, ("rps", "p50", "p99", "non2xx")) for who, runs in results.items()}
+    med = {who: medians(runs, ("rps", "p50", "p99", "non2xx", "cpu_ms")) for who, runs in results.items()}
     ratios = round_ratios(results, "logged", "off")
     ratio = statistics.median(ratios)
+    per_cpu = round_ratios(results, "logged", "off", "cpu_ms")
     lines = [
         f"# Prediction log benchmark ({time.strftime('%Y-%m-%d %H:%M')}, one iris row, 16 connections, "
         f"gunicorn 2 workers, {args.rounds} rounds of {args.seconds} s)",
         "",
-        "| server | req/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---:|---:|---:|---:|",
+        f"Load average (1 min) when the run started and ended: {load_before:.1f} and {load_after:.1f} (the benchmark's "
+        "own share is about 2; the rest is other work on the machine).",
+        "",
+        "| server | req/s | p50 ms | p99 ms | non-2xx | CPU ms/request |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for who in ("logged", "off"):
         m = med[who]
         lines.append(f"| sample_rate {'1.0' if who == 'logged' else '0'} | {m['rps']:.0f} | {m['p50']:.2f} "
-                     f"| {m['p99']:.2f} | {m['non2xx']:.0f} |")  # fmt: skip
+                     f"| {m['p99']:.2f} | {m['non2xx']:.0f} | {m['cpu_ms']:.3f} |")  # fmt: skip
     lines += [
         "",
         f"- one-row throughput logged / off, median of the rounds' ratios: **{ratio:.2f}x** (target >= 0.9); "
         f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}",
+        f"- requests per CPU second of the servers, logged / off (hardly moved by the machine's other load): "
+        f"**{statistics.median(per_cpu):.2f}x**; rounds: {', '.join(f'{r:.2f}' for r in per_cpu)}",
         f"- rows in the log: {logged_rows} of {sent} measured requests (plus warm-up); dropped by a full buffer: "
         f"{dropped:.0f}",
     ]
