@@ -124,3 +124,23 @@ def test_unreachable_server_is_one_line_and_exit_1():
 def test_help_discourages_the_token_flag():
     text = " ".join(CliRunner().invoke(main, ["remote", "--help"]).output.split())
     assert "Prefer the environment variable: a flag is visible in `ps`. [env var: NNSERVE_ADMIN_TOKEN]" in text
+
+
+def test_a_canary_retrain_shows_in_monitoring_and_an_admin_stops_it(run, live):
+    started = run("retrain", "iris", "-p", "epochs=2", "--promote", "canary", "--canary-fraction", "0.3",
+                  "--min-requests", "40", "--max-duration", "600", "--wait", "120", "--json")  # fmt: skip
+    assert started.exit_code == 0, started.output
+    job = json.loads(started.output)
+    candidate = job["result"]["version"]
+    assert job["request"]["canary_fraction"] == 0.3 and job["request"]["min_requests"] == 40
+    assert job["result"]["reason"].startswith(f"canary started: version {candidate} gets 30% of unpinned requests")
+    client = Client(live.url, token=TOKEN)
+    assert client.rollout("iris")["state"] == "running"
+    shown = CliRunner().invoke(main, ["monitoring", "iris", "--url", live.url], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert f"canary of version {candidate} against " in shown.output and "(30% of requests): running, " in shown.output
+    stopped = client.stop_rollout("iris")
+    assert (stopped["state"], stopped["reason"]) == ("rolled_back", "stopped by an admin")
+    assert client.monitoring("iris").rollout["state"] == "rolled_back"
+    refused = run("retrain", "iris", "--min-requests", "40")
+    assert refused.exit_code == 1 and "need promote 'canary' or 'shadow'" in refused.output

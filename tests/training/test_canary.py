@@ -176,3 +176,21 @@ def test_a_canary_retrain_starts_a_rollout_instead_of_promoting(iris) -> None:
     assert (started.mode, started.candidate, started.baseline, started.fraction) == ("canary", 3, 1, 0.25)
     assert (started.min_requests, started.max_duration, started.job_id) == (30, 120.0, job.id)
     assert store.active_version("iris") == 1
+
+
+def test_a_policy_with_promote_canary_queues_a_retrain_that_carries_its_options(tmp_path) -> None:
+    X, y, names = read_catalog_csv("iris")
+    data = Dataset(X, y, names)
+    store = FileModelStore(tmp_path / "store")
+    policy = {"schedule": 1.0, "promote": "canary", "canary_fraction": 0.3, "min_requests": 20, "max_duration": 60.0}
+    params = {"hidden_layer_sizes": (4,), "max_iter": 5}
+    publish(store, "iris", train("classification", params, data), data, spec_sections={"retrain": policy})
+    (job,) = runner(store).run(now=time.time() + 5)
+    request = job.request
+    assert (request.promote, request.canary_fraction, request.min_requests, request.max_duration) == (
+        "canary",
+        0.3,
+        20,
+        60.0,
+    )
+    assert request.trigger.startswith("schedule: ")

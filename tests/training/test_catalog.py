@@ -70,6 +70,14 @@ def test_the_retrain_policy_is_validated_with_its_defaults(tmp_path):
         "promote": "if_better",
     }
     assert spec.stored_sections()["retrain"] == spec.retrain
+    canary = GOOD + '[retrain]\nschedule = "1d"\npromote = "canary"\ncanary_fraction = 0.2\nmax_duration = "10m"\n'
+    assert load_spec(write(tmp_path, canary)).retrain == {
+        "schedule": 86400.0,
+        "drift_min_rows": 100,
+        "promote": "canary",
+        "canary_fraction": 0.2,
+        "max_duration": 600.0,
+    }
     message = spec_error(
         tmp_path, GOOD + '[retrain]\non_live_metric_below = { metric = "accuracy", threshold = 1, rows = 3 }\n'
     )
@@ -118,6 +126,9 @@ def test_unknown_key_in_a_section_lists_the_known_ones(tmp_path):
         ('[retrain]\nschedule = "soon"\n', "retrain.schedule"),
         ('[retrain]\nschedule = "-1h"\n', "retrain.schedule"),
         ('[retrain]\npromote = "maybe"\n', "retrain.promote"),
+        ('[retrain]\npromote = "canary"\ncanary_fraction = 0\n', "retrain.canary_fraction"),
+        ('[retrain]\npromote = "canary"\nmin_requests = 0\n', "retrain.min_requests"),
+        ('[retrain]\npromote = "canary"\nmax_duration = "forever"\n', "retrain.max_duration"),
         (
             '[retrain]\non_live_metric_below = { metric = "log_loss", threshold = 1 }\n',
             "retrain.on_live_metric_below.metric",

@@ -156,3 +156,30 @@ def test_v2_infer_is_routed_like_v1(app, tiny_catalog_copy) -> None:
         assert response.status_code == 200, response.get_data(as_text=True)
         expected = 2 if share(i) < 0.5 else 1
         assert response.get_json()["model_version"] == str(expected) == response.headers["X-Model-Version"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "fragment"),
+    [
+        ({"min_requests": 50}, "min_requests", "need promote 'canary' or 'shadow'"),
+        ({"promote": "if_better", "max_duration": 60}, "max_duration", "need promote 'canary' or 'shadow'"),
+        ({"promote": "shadow", "canary_fraction": 0.5}, "canary_fraction", "a shadow sees every request"),
+        ({"promote": "canary", "canary_fraction": 0}, "canary_fraction", "greater than 0"),
+        ({"promote": "canary", "canary_fraction": 1.5}, "canary_fraction", "less than or equal to 1"),
+        ({"promote": "canary", "min_requests": 0}, "min_requests", "greater than or equal to 1"),
+        ({"promote": "canary", "max_duration": 10**9}, "max_duration", "less than or equal to"),
+        ({"promote": "sometimes"}, "promote", "Must be one of"),
+    ],
+)
+def test_rollout_options_are_validated_and_nothing_is_queued(app, admin_headers, assert_error, body, field, fragment):
+    client = app.test_client()
+    response = client.post("/v1/models/iris/retrain", json=body, headers=admin_headers)
+    found = assert_error(response, 422, fragment)
+    assert field in found["errors"]
+    assert client.get("/v1/jobs?model=iris", headers=admin_headers).get_json()["total"] == 0
+
+
+def test_a_canary_retrain_is_queued_with_its_options(app, admin_headers) -> None:
+    body = {"promote": "canary", "canary_fraction": 0.25, "min_requests": 30, "max_duration": 90}
+    job = app.test_client().post("/v1/models/iris/retrain", json=body, headers=admin_headers).get_json()
+    assert {k: job["request"][k] for k in body} == body
