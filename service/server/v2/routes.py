@@ -61,13 +61,18 @@ EXTENSIONS = ["binary_tensor_data"]
 
 def resolve(name: str, version: str | None) -> LoadedModel:
     """The active version of ``name``, or the pinned ``version``; StoreError (404/409) otherwise."""
-    return _chosen(name, version).model
+    name = validate_name(name)
+    loaded = registry().active(name) if version is None else registry().version(name, validate_version(version))
+    telemetry.model_resolved(loaded.name, loaded.version)
+    return loaded
 
 
 def _chosen(name: str, version: str | None) -> Route:
-    """Who answers an inference of ``name``: the route of an unpinned one, or the pinned ``version``."""
-    name = validate_name(name)
-    chosen = route(name) if version is None else Route(registry().version(name, validate_version(version)))
+    """Who answers an inference of ``name``: the route of an unpinned one (a canary may answer it), or the
+    pinned ``version``."""
+    if version is not None:
+        return Route(resolve(name, version))
+    chosen = route(validate_name(name))
     telemetry.model_resolved(chosen.model.name, chosen.model.version)
     return chosen
 

@@ -183,3 +183,10 @@ def test_a_canary_retrain_is_queued_with_its_options(app, admin_headers) -> None
     body = {"promote": "canary", "canary_fraction": 0.25, "min_requests": 30, "max_duration": 90}
     job = app.test_client().post("/v1/models/iris/retrain", json=body, headers=admin_headers).get_json()
     assert {k: job["request"][k] for k in body} == body
+
+
+def test_v2_metadata_names_the_active_version_whatever_the_canary(app, tiny_catalog_copy) -> None:
+    start(tiny_catalog_copy, fraction=0.999)
+    client = app.test_client()
+    for _ in range(10):
+        assert client.get("/v2/models/iris/ready").get_json()["version"] == "1"
