@@ -124,7 +124,17 @@ class PolicyRunner:
         return started
 
     def judge_rollout(self, name: str, rollout: Rollout, now: float) -> Rollout | None:
-        """End ``rollout`` if the rule has a verdict now (promoting its candidate, or not); returns it ended."""
+        """End ``rollout`` if the rule has a verdict now (promoting its candidate, or not); returns it ended.
+
+        A rollout whose baseline is no longer active (a crash between a promotion's two writes, a store
+        copied over it) ends as superseded: no web worker routes by it any more.
+        """
+        active = self.store.active_version(name)
+        if active != rollout.baseline:
+            ended = rollout.ended("superseded", f"version {active} is active, not its baseline", now)
+            self.store.end_rollout(name, ended)
+            log.warning("%s of %s version %s superseded: %s", rollout.mode, name, rollout.candidate, ended.reason)
+            return ended
         manifest = self.store.manifest(name, rollout.candidate)
         found = evidence(self.log, name, rollout, manifest, self.settings.window)
         verdict = judge(rollout, task_of(manifest), found, now)

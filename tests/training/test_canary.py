@@ -194,3 +194,12 @@ def test_a_policy_with_promote_canary_queues_a_retrain_that_carries_its_options(
         60.0,
     )
     assert request.trigger.startswith("schedule: ")
+
+
+def test_a_rollout_left_running_after_its_candidate_became_active_ends_as_superseded(iris) -> None:
+    store, _ = iris
+    store.start_rollout("iris", rollout())
+    (store.root / "iris" / "ACTIVE").write_text("2\n")  # a crash between a promotion's ACTIVE and ROLLOUT writes
+    ended = runner(store).judge_rollout("iris", store.rollout("iris"), NOW + 1)
+    assert ended is not None and ended.state == "superseded" and ended.reason == "version 2 is active, not its baseline"
+    assert store.rollout("iris") == ended and store.active_version("iris") == 2
