@@ -25,6 +25,8 @@ ORDER = [
     "http_predict",
     "slow_clients",
     "json_amplification",
+    "prediction_log",
+    "canary_routing",
     "retrain_p99",
     "gunicorn_settings",
     "postgres",
