@@ -14,7 +14,7 @@ from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
 from service.server.registry import Route, registry
-from service.server.routing import answer, route
+from service.server.routing import ROUTING_KEY_HEADER, answer, route
 from service.server.rows import first_beyond
 from service.server.v1.fields import NamedRows, columns_to_matrix, named_rows_to_matrix
 from service.server.v1.monitoring_routes import rollout_state
@@ -146,9 +146,20 @@ def predict(chosen: Route, args: dict[str, Any]) -> Response:
     return json_response(body, headers={MODEL_VERSION_HEADER: str(loaded.version)})
 
 
+ROUTING_KEY_DOC = {
+    "in": "header",
+    "name": ROUTING_KEY_HEADER,
+    "required": False,
+    "description": "During a canary, requests with the same key are answered by the same version "
+    "(default: the request id decides).",
+    "schema": {"type": "string"},
+}
+
+
 @blp.route("/<name>/predict")
 @blp.route("/<name>:predict", endpoint="PredictColon")
 class Predict(MethodView):
+    @blp.doc(parameters=[ROUTING_KEY_DOC])
     @blp.errors(400, 404, 409, 413, 415, 503)
     @blp.arguments(PREDICT_REQUEST)
     @blp.response(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
