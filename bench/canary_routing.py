@@ -28,17 +28,15 @@ from pathlib import Path
 import requests
 from common import (
     bench_env,
-    free_port,
+    comparison_head,
+    comparison_row,
     interleaved,
-    medians,
     round_ratios,
     rows,
-    serve_argv,
-    start,
+    start_servers,
     stop,
     timed_rounds_args,
     train_store,
-    wait_ready,
     write_body,
     write_result,
 )
@@ -57,23 +55,16 @@ def main() -> None:
     train_store(work / "off", ["iris"], env)  # version 2, active
     for who in ("logged", "canary"):
         shutil.copytree(work / "off", work / who)
-    FileModelStore(work / "canary").start_rollout(
-        "iris", Rollout("canary", 1, 2, FRACTION, 10**6, 86_400.0, time.time())
-    )
+    canary = Rollout("canary", 1, 2, FRACTION, 10**6, 86_400.0, time.time())  # never judged: no worker runs
+    FileModelStore(work / "canary").start_rollout("iris", canary)
     body = write_body(work / "one.json", {"instances": [rows("iris")[0]]})
-    servers, urls, pids = [], {}, {}
+    rates = {"canary": "0", "logged": "1.0", "off": "0"}
+    servers, urls, pids = start_servers({who: work / who for who in rates}, env, rates)
     try:
-        for who, rate in (("canary", "0"), ("logged", "1.0"), ("off", "0")):
-            port = free_port()
-            proc_env = {**env, "NNSERVE_LOG_SAMPLE_RATE": rate}
-            servers.append(start(serve_argv(port, work / who, 2, ["--no-retrain-worker"]), proc_env))
-            wait_ready(f"http://127.0.0.1:{port}", proc=servers[-1])
-            urls[who], pids[who] = f"http://127.0.0.1:{port}/v1/models/iris/predict", servers[-1].pid
         with requests.Session() as session:
             one = {"instances": [rows("iris")[0]]}
-            answered = [
-                session.post(urls["canary"], json=one, timeout=10).headers["X-Model-Version"] for _ in range(1000)
-            ]
+            replies = [session.post(urls["canary"], json=one, timeout=10) for _ in range(1000)]
+        answered = [r.headers["X-Model-Version"] for r in replies]
         results = interleaved(urls, body, args.seconds, args.rounds, pids)
     finally:
         for proc in servers:
@@ -81,25 +72,12 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     shutil.rmtree(work, ignore_errors=True)
 
-    med = {who: medians(runs, ("rps", "p50", "p99", "non2xx", "cpu_ms")) for who, runs in results.items()}
     routing = round_ratios(results, "canary", "logged")
     overall = round_ratios(results, "canary", "off")
     per_cpu = round_ratios(results, "canary", "logged", "cpu_ms")
-    lines = [
-        f"# Canary routing benchmark ({time.strftime('%Y-%m-%d %H:%M')}, one iris row, 16 connections, "
-        f"gunicorn 2 workers, {args.rounds} rounds of {args.seconds} s)",
-        "",
-        f"Load average (1 min) when the run started and ended: {load_before:.1f} and {load_after:.1f} (the benchmark's "
-        "own share is about 2; the rest is other work on the machine).",
-        "",
-        "| server | req/s | p50 ms | p99 ms | non-2xx | CPU ms/request |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    lines = comparison_head("Canary routing benchmark", args, (load_before, load_after))
     labels = {"canary": f"canary at {FRACTION:g}", "logged": "no rollout, sample_rate 1.0", "off": "no rollout, off"}
-    for who in ("canary", "logged", "off"):
-        m = med[who]
-        cells = [f"{m['rps']:.0f}", f"{m['p50']:.2f}", f"{m['p99']:.2f}", f"{m['non2xx']:.0f}", f"{m['cpu_ms']:.3f}"]
-        lines.append(f"| {labels[who]} | {' | '.join(cells)} |")
+    lines += [comparison_row(labels[who], results[who]) for who in labels]
     lines += [
         "",
         f"- canary / no rollout with the same logging, median of the rounds' ratios: "

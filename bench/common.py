@@ -173,6 +173,48 @@ def wrk(url: str, body: Path, seconds: int, connections: int, threads: int = 2, 
     return parse_wrk(out)
 
 
+def start_servers(
+    stores: dict[str, Path], env: dict[str, str], sample_rates: dict[str, str]
+) -> tuple[list[subprocess.Popen], dict[str, str], dict[str, int]]:
+    """``nnserve serve --workers 2 --no-retrain-worker`` on each store, ``NNSERVE_LOG_SAMPLE_RATE`` as given,
+    each ready: (the processes, {name: predict URL of iris}, {name: gunicorn master pid}). On a failure the
+    ones already started are stopped."""
+    servers: list[subprocess.Popen] = []
+    urls, pids = {}, {}
+    try:
+        for who, store in stores.items():
+            port = free_port()
+            proc_env = {**env, "NNSERVE_LOG_SAMPLE_RATE": sample_rates[who]}
+            servers.append(start(serve_argv(port, store, 2, ["--no-retrain-worker"]), proc_env))
+            wait_ready(f"http://127.0.0.1:{port}", proc=servers[-1])
+            urls[who], pids[who] = f"http://127.0.0.1:{port}/v1/models/iris/predict", servers[-1].pid
+    except BaseException:
+        for proc in servers:
+            stop(proc)
+        raise
+    return servers, urls, pids
+
+
+def comparison_head(title: str, args: argparse.Namespace, load: tuple[float, float]) -> list[str]:
+    """The first lines of an interleaved comparison's report, down to its table's header."""
+    return [
+        f"# {title} ({time.strftime('%Y-%m-%d %H:%M')}, one iris row, 16 connections, gunicorn 2 workers, "
+        f"{args.rounds} rounds of {args.seconds} s)",
+        "",
+        f"Load average (1 min) when the run started and ended: {load[0]:.1f} and {load[1]:.1f} (the benchmark's "
+        "own share is about 2; the rest is other work on the machine).",
+        "",
+        "| server | req/s | p50 ms | p99 ms | non-2xx | CPU ms/request |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+
+
+def comparison_row(label: str, runs: list[dict]) -> str:
+    """One server's table row: the medians of its runs."""
+    m = medians(runs, ("rps", "p50", "p99", "non2xx", "cpu_ms"))
+    return f"| {label} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['non2xx']:.0f} | {m['cpu_ms']:.3f} |"
+
+
 def interleaved(
     urls: dict[str, str], body: Path, seconds: int, rounds: int, pids: dict[str, int], connections: int = 16
 ) -> dict:

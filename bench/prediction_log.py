@@ -25,17 +25,15 @@ from pathlib import Path
 import requests
 from common import (
     bench_env,
-    free_port,
+    comparison_head,
+    comparison_row,
     interleaved,
-    medians,
     round_ratios,
     rows,
-    serve_argv,
-    start,
+    start_servers,
     stop,
     timed_rounds_args,
     train_store,
-    wait_ready,
     write_body,
     write_result,
 )
@@ -49,18 +47,13 @@ def main() -> None:
     train_store(work / "off", ["iris"], env)
     shutil.copytree(work / "off", work / "logged")
     body = write_body(work / "one.json", {"instances": [rows("iris")[0]]})
-    servers, urls, pids = [], {}, {}
+    servers, urls, pids = start_servers(
+        {who: work / who for who in ("logged", "off")}, env, {"logged": "1.0", "off": "0"}
+    )
     try:
-        for who, rate in (("logged", "1.0"), ("off", "0")):
-            port = free_port()
-            proc_env = {**env, "NNSERVE_LOG_SAMPLE_RATE": rate}
-            servers.append(start(serve_argv(port, work / who, 2, ["--no-retrain-worker"]), proc_env))
-            wait_ready(f"http://127.0.0.1:{port}", proc=servers[-1])
-            urls[who], pids[who] = f"http://127.0.0.1:{port}", servers[-1].pid
-        predict = {who: f"{url}/v1/models/iris/predict" for who, url in urls.items()}
-        results = interleaved(predict, body, args.seconds, args.rounds, pids)
+        results = interleaved(urls, body, args.seconds, args.rounds, pids)
         time.sleep(1)  # the writers' last batches
-        metrics = requests.get(f"{urls['logged']}/metrics", timeout=10).text
+        metrics = requests.get(urls["logged"].replace("/v1/models/iris/predict", "/metrics"), timeout=10).text
     finally:
         for proc in servers:
             stop(proc)
@@ -73,28 +66,14 @@ def main() -> None:
     dropped = sum(float(v) for v in re.findall(r"^nnserve_prediction_log_dropped_total\{.*\} (\S+)$", metrics, re.M))
     sent = sum(r["requests"] for r in results["logged"])
 
-    med = {who: medians(runs, ("rps", "p50", "p99", "non2xx", "cpu_ms")) for who, runs in results.items()}
     ratios = round_ratios(results, "logged", "off")
-    ratio = statistics.median(ratios)
     per_cpu = round_ratios(results, "logged", "off", "cpu_ms")
-    lines = [
-        f"# Prediction log benchmark ({time.strftime('%Y-%m-%d %H:%M')}, one iris row, 16 connections, "
-        f"gunicorn 2 workers, {args.rounds} rounds of {args.seconds} s)",
-        "",
-        f"Load average (1 min) when the run started and ended: {load_before:.1f} and {load_after:.1f} (the benchmark's "
-        "own share is about 2; the rest is other work on the machine).",
-        "",
-        "| server | req/s | p50 ms | p99 ms | non-2xx | CPU ms/request |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for who in ("logged", "off"):
-        m = med[who]
-        lines.append(f"| sample_rate {'1.0' if who == 'logged' else '0'} | {m['rps']:.0f} | {m['p50']:.2f} "
-                     f"| {m['p99']:.2f} | {m['non2xx']:.0f} | {m['cpu_ms']:.3f} |")  # fmt: skip
+    lines = comparison_head("Prediction log benchmark", args, (load_before, load_after))
+    lines += [comparison_row("sample_rate 1.0", results["logged"]), comparison_row("sample_rate 0", results["off"])]
     lines += [
         "",
-        f"- one-row throughput logged / off, median of the rounds' ratios: **{ratio:.2f}x** (target >= 0.9); "
-        f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}",
+        f"- one-row throughput logged / off, median of the rounds' ratios: **{statistics.median(ratios):.2f}x** "
+        f"(target >= 0.9); rounds: {', '.join(f'{r:.2f}' for r in ratios)}",
         f"- requests per CPU second of the servers, logged / off (hardly moved by the machine's other load): "
         f"**{statistics.median(per_cpu):.2f}x**; rounds: {', '.join(f'{r:.2f}' for r in per_cpu)}",
         f"- rows in the log: {logged_rows} of {sent} measured requests (plus warm-up); dropped by a full buffer: "
