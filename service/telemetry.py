@@ -89,6 +89,14 @@ ACTIVE_VERSION = Gauge(
     multiprocess_mode="livemostrecent",
     registry=REGISTRY,
 )
+ROLLOUT_CANDIDATE = Gauge(
+    "nnserve_rollout_candidate",
+    "The candidate version of a model's running canary or shadow as web workers route by it (0: none running); "
+    "nnserve_requests_total by version shows the share it answers.",
+    ["model", "mode"],
+    multiprocess_mode="livemostrecent",
+    registry=REGISTRY,
+)
 LOAD_FAILURES = Counter(
     "nnserve_model_load_failures_total",
     "Active versions a web worker failed to load or warm up (it kept serving the previous one).",
@@ -183,6 +191,12 @@ def model_resolved(name: str, version: int) -> None:
 
 def active_version(name: str, version: int) -> None:
     ACTIVE_VERSION.labels(name).set(version)
+
+
+def rollout_candidate(name: str, mode: str | None, candidate: int) -> None:
+    """The rollout a web worker routes ``name`` by: ``mode`` "canary" or "shadow" with its candidate, or none."""
+    for each in ("canary", "shadow"):
+        ROLLOUT_CANDIDATE.labels(name, each).set(candidate if each == mode else 0)
 
 
 def load_failed() -> None:

@@ -7,13 +7,15 @@ the value after the requests minus the value before.
 import io
 import json
 import logging
+import time
 
 import pytest
 from helpers import REPO
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import create_app, logs
-from service.store import FileModelStore
+from service.server.registry import share
+from service.store import FileModelStore, Rollout
 from service.training.catalog import load_spec
 from service.training.fitting import publish, train_spec
 from service.training.worker import Worker
@@ -27,6 +29,7 @@ FAMILIES = {
     "nnserve_request_duration_seconds": "histogram",
     "nnserve_prediction_rows": "counter",
     "nnserve_model_active_version": "gauge",
+    "nnserve_rollout_candidate": "gauge",
     "nnserve_model_load_failures": "counter",
     "nnserve_retrain_jobs": "counter",
     "nnserve_training_duration_seconds": "histogram",
@@ -155,6 +158,28 @@ def test_active_version_gauge_follows_activation_forward_and_back(client):
     assert value(scrape(client), gauge, model="iris") == 2
     assert client.post("/v1/models/iris/versions/1/activate", headers=ADMIN).status_code == 200
     assert value(scrape(client), gauge, model="iris") == 1
+
+
+def test_rollout_gauge_names_the_candidate_while_it_runs_and_requests_count_who_answered(client, store_root):
+    gauge = "nnserve_rollout_candidate"
+    assert value(scrape(client), gauge, model="iris", mode="canary") == 0
+    store = FileModelStore(store_root)
+    canary = Rollout("canary", 2, 1, 0.5, 100, 600.0, time.time())
+    store.start_rollout("iris", canary)
+    before = scrape(client)
+    ids = [f"request-{i}" for i in range(40)]
+    for request_id in ids:
+        client.post("/v1/models/iris/predict", json={"instances": ROWS[:1]}, headers={"X-Request-ID": request_id})
+    samples = scrape(client)
+    assert value(samples, gauge, model="iris", mode="canary") == 2
+    assert value(samples, gauge, model="iris", mode="shadow") == 0
+    routed = sum(share(i) < 0.5 for i in ids)
+    for version, answered in (("2", routed), ("1", len(ids) - routed)):
+        count = requests_total(samples, PREDICT, "iris", version, "200")
+        assert count - requests_total(before, PREDICT, "iris", version, "200") == answered
+    store.end_rollout("iris", canary.ended("rolled_back", "test", time.time()))
+    client.post("/v1/models/iris/predict", json={"instances": ROWS[:1]})
+    assert value(scrape(client), gauge, model="iris", mode="canary") == 0
 
 
 def test_a_version_that_fails_to_load_is_counted_once(client, store_root):
