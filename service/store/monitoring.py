@@ -147,6 +147,47 @@ def recent_query(
     return f"SELECT * FROM predictions WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT {mark}", [*args, limit]
 
 
+Execute = Callable[[str, Sequence[Any]], Any]  # a backend's execute(query, args) -> cursor with .rowcount
+
+
+def label_rows(
+    execute: Execute,
+    mark: str,
+    row_column: str,
+    model: str,
+    labels: Sequence[Label],
+    target: Callable[[Any], Any],
+    at: float,
+) -> list[Label]:
+    """``PredictionLog.label`` in the caller's transaction: one UPDATE per label through the backend's ``execute``
+    (placeholder ``mark``, its row column, its JSON ``target`` encoder); the labels that matched no row."""
+    query = (
+        f"UPDATE predictions SET target = {mark}, labelled_at = {mark} "
+        f"WHERE model = {mark} AND request_id = {mark} AND {row_column} = {mark}"
+    )
+    return [
+        item
+        for item in labels
+        if execute(query, (target(item.target), at, model, item.request_id, item.row)).rowcount == 0
+    ]
+
+
+def prune_rows(execute: Execute, mark: str, cutoff: float, keep_rows: int) -> dict[str, int]:
+    """``PredictionLog.prune`` in the caller's transaction: per model, rows logged before ``cutoff`` and rows
+    beyond the newest ``keep_rows``; the rows removed per model that lost any."""
+    removed: dict[str, int] = {}
+    for model in [r[0] for r in execute("SELECT DISTINCT model FROM predictions", ()).fetchall()]:
+        old = execute(f"DELETE FROM predictions WHERE model = {mark} AND logged_at < {mark}", (model, cutoff)).rowcount
+        beyond = execute(
+            f"DELETE FROM predictions WHERE model = {mark} AND seq < (SELECT seq FROM predictions "
+            f"WHERE model = {mark} ORDER BY seq DESC LIMIT 1 OFFSET {mark})",
+            (model, model, keep_rows - 1),
+        ).rowcount
+        if old + beyond:
+            removed[model] = old + beyond
+    return removed
+
+
 class SqlitePredictionLog:
     """The prediction log of one store, in ``<store>/.predictions.sqlite3`` (created on first use).
 
@@ -270,16 +311,9 @@ class SqlitePredictionLog:
         if not self._exists():
             return list(labels)
         at = time.time() if now is None else now
-        unknown = []
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            for item in labels:
-                cursor = db.execute(
-                    "UPDATE predictions SET target = ?, labelled_at = ? WHERE model = ? AND request_id = ? AND row = ?",
-                    (_dump(item.target), at, model, item.request_id, item.row),
-                )
-                if cursor.rowcount == 0:
-                    unknown.append(item)
+            unknown = label_rows(db.execute, "?", "row", model, labels, _dump, at)
             db.execute("COMMIT")
         return unknown
 
@@ -319,19 +353,9 @@ class SqlitePredictionLog:
         if not self._exists():
             return {}
         cutoff = (time.time() if now is None else now) - keep_days * DAY
-        removed: dict[str, int] = {}
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            models = [r[0] for r in db.execute("SELECT DISTINCT model FROM predictions")]
-            for model in models:
-                old = db.execute("DELETE FROM predictions WHERE model = ? AND logged_at < ?", (model, cutoff)).rowcount
-                beyond = db.execute(
-                    "DELETE FROM predictions WHERE model = ? AND seq < (SELECT seq FROM predictions WHERE model = ? "
-                    "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                    (model, model, keep_rows - 1),
-                ).rowcount
-                if old + beyond:
-                    removed[model] = old + beyond
+            removed = prune_rows(db.execute, "?", cutoff, keep_rows)
             db.execute("COMMIT")
         return removed
 

@@ -9,10 +9,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from service.store.monitoring import DAY, Label, LoggedPrediction, recent_query
+from service.store.monitoring import DAY, Execute, Label, LoggedPrediction, label_rows, prune_rows, recent_query
 from service.store.postgres import Database, upgrade
 
 
@@ -36,17 +37,8 @@ class PostgresPredictionLog:
 
     def label(self, model: str, labels: Sequence[Label], now: float | None = None) -> list[Label]:
         at = time.time() if now is None else now
-        unknown = []
         with self.db.connection() as conn, conn.transaction():
-            for item in labels:
-                cursor = conn.execute(
-                    "UPDATE predictions SET target = %s, labelled_at = %s "
-                    "WHERE model = %s AND request_id = %s AND row_index = %s",
-                    (Jsonb(item.target), at, model, item.request_id, item.row),
-                )
-                if cursor.rowcount == 0:
-                    unknown.append(item)
-        return unknown
+            return label_rows(_execute(conn), "%s", "row_index", model, labels, Jsonb, at)
 
     def recent(
         self,
@@ -64,21 +56,13 @@ class PostgresPredictionLog:
 
     def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> dict[str, int]:
         cutoff = (time.time() if now is None else now) - keep_days * DAY
-        removed: dict[str, int] = {}
         with self.db.connection() as conn, conn.transaction():
-            models = [r[0] for r in conn.execute("SELECT DISTINCT model FROM predictions").fetchall()]
-            for model in models:
-                old = conn.execute(
-                    "DELETE FROM predictions WHERE model = %s AND logged_at < %s", (model, cutoff)
-                ).rowcount
-                beyond = conn.execute(
-                    "DELETE FROM predictions WHERE model = %s AND seq < (SELECT seq FROM predictions "
-                    "WHERE model = %s ORDER BY seq DESC LIMIT 1 OFFSET %s)",
-                    (model, model, keep_rows - 1),
-                ).rowcount
-                if old + beyond:
-                    removed[model] = old + beyond
-        return removed
+            return prune_rows(_execute(conn), "%s", cutoff, keep_rows)
+
+
+def _execute(conn: psycopg.Connection[Any]) -> Execute:
+    """``conn.execute`` for the shared statements of ``monitoring.py`` (built text, so sent as bytes)."""
+    return lambda query, args: conn.execute(query.encode(), args)
 
 
 def _logged(row: dict[str, Any]) -> LoggedPrediction:
