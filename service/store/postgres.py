@@ -281,12 +281,10 @@ class PostgresModelStore:
 
     def _lock_row(self, conn: psycopg.Connection[Any], name: str) -> tuple[int | None, int | None, Rollout | None]:
         """(active, previous, rollout) of the model, its row locked until the transaction ends."""
-        row = conn.execute(
-            "SELECT active_version, previous_version, rollout FROM models WHERE name = %s FOR UPDATE", (name,)
-        ).fetchone()
+        row = _locked_row(conn, name)
         if row is None:
             raise NotFoundError(f"unknown model {name!r}")
-        return row[0], row[1], _rollout(name, row[2])
+        return row
 
     def _set_rollout(self, conn: psycopg.Connection[Any], name: str, rollout: Rollout) -> None:
         conn.execute(
@@ -566,10 +564,9 @@ class PostgresModelStore:
             (artifacts.MANIFEST, name),
         ).fetchall()
         pins = {r[0] for r in conn.execute("SELECT version FROM pins WHERE name = %s", (name,))}
-        record = conn.execute("SELECT rollout FROM models WHERE name = %s", (name,)).fetchone()
-        rollout = _rollout(name, record[0] if record else None)
+        active, previous, rollout = row
         candidate = rollout.candidate if rollout is not None and rollout.running else None
-        protected = {v for v in (*row, candidate) if v is not None} | pins
+        protected = {v for v in (active, previous, candidate) if v is not None} | pins
         created = {v: at.timestamp() for v, at, _, _ in found}
         doomed = retention.select(created, protected=protected, policy=policy, now=time.time())
         if not doomed:
@@ -632,20 +629,25 @@ class PostgresModelStore:
 
 def _lock_model(
     conn: psycopg.Connection[Any], name: str, *, blobs: str, create: bool = True
-) -> tuple[int | None, int | None] | None:
+) -> tuple[int | None, int | None, Rollout | None] | None:
     """Take the blob lock (``shared`` to add blobs, ``exclusive`` to delete them), then the model's row.
 
-    Returns the row's (active, previous) version, None when the model does not exist and ``create`` is off.
+    Returns the row's (active, previous, rollout), None when the model does not exist and ``create`` is off.
     Everyone takes the two locks in this order, so a writer and gc never wait on each other in a cycle.
     """
     lock = "pg_advisory_xact_lock_shared" if blobs == "shared" else "pg_advisory_xact_lock"
     conn.execute(f"SELECT {lock}(%s)", (BLOB_LOCK,))
     if create:
         conn.execute("INSERT INTO models (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
+    return _locked_row(conn, name)
+
+
+def _locked_row(conn: psycopg.Connection[Any], name: str) -> tuple[int | None, int | None, Rollout | None] | None:
+    """(active, previous, rollout) of the model, its row locked until the transaction ends; None if no such model."""
     row = conn.execute(
-        "SELECT active_version, previous_version FROM models WHERE name = %s FOR UPDATE", (name,)
+        "SELECT active_version, previous_version, rollout FROM models WHERE name = %s FOR UPDATE", (name,)
     ).fetchone()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], _rollout(name, row[2]))
 
 
 def _rollout(name: str, data: dict[str, Any] | None) -> Rollout | None:
