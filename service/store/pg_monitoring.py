@@ -21,7 +21,7 @@ class PostgresPredictionLog:
     """Predictions in the ``predictions`` table of the database at ``database_url`` (schema applied on open)."""
 
     def __init__(self, database_url: str, migrate: bool = True) -> None:
-        self.db = Database(database_url)
+        self.db = Database.shared(database_url)
         if migrate:
             upgrade(database_url)
 

@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Hashable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psycopg
 import psycopg_pool
@@ -69,14 +69,30 @@ BLOB_LOCK = 0x6E6E_7365_7276_6502  # "nnserve\x02"
 
 
 class Database:
-    """A connection pool per process (a forked gunicorn worker opens its own), autocommit connections."""
+    """A connection pool per process (a forked gunicorn worker opens its own), autocommit connections.
 
-    def __init__(self, url: str, max_size: int = 4) -> None:
+    ``Database.shared(url)`` is the one pool of a database in a process: the store, the job queue and the
+    prediction log of one URL draw on it, so a pool that came back after an outage (as ``/readyz`` sees
+    through the store) is the one job calls use too, and a process holds one set of connections, not three.
+    """
+
+    _shared: ClassVar[dict[str, Database]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, url: str, max_size: int = 8) -> None:
         self.url = url
         self.max_size = max_size
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._pid = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, url: str) -> Database:
+        """This process's pool of the database at ``url``."""
+        with cls._shared_lock:
+            if url not in cls._shared:
+                cls._shared[url] = cls(url)
+            return cls._shared[url]
 
     def _current(self) -> psycopg_pool.ConnectionPool:
         with self._lock:
@@ -137,7 +153,7 @@ class PostgresModelStore:
         except (FileExistsError, NotADirectoryError):
             raise StoreError(f"the cache directory {self.root} is not a directory") from None
         self.database_url = database_url
-        self.db = Database(database_url)
+        self.db = Database.shared(database_url)
         self._listener: psycopg.Connection[Any] | None = None
         if migrate:
             upgrade(database_url)

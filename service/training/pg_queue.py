@@ -40,7 +40,7 @@ class PostgresJobQueue:
         self.database_url = database_url
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
-        self.db = Database(database_url)
+        self.db = Database.shared(database_url)
         self._listener: psycopg.Connection[Any] | None = None
         if migrate:
             upgrade(database_url)
