@@ -44,7 +44,7 @@ def _activate_rounds(root: Path, offset: int, barrier, out) -> None:  # type: ig
         barrier.wait(timeout=60)
         printed = invoke("activate", "m", version, "--store", root)
         was = re.search(r"\(was (\d+)\)", printed)
-        out.put((version, int(was.group(1)) if was else None))
+        out.put((r, version, int(was.group(1)) if was else None))
         barrier.wait(timeout=60)  # both done before the next round starts
 
 
@@ -55,7 +55,8 @@ def test_concurrent_activations_report_a_chain_never_the_same_was(root: Path) ->
     procs = [ctx.Process(target=_activate_rounds, args=(root, v, barrier, out)) for v in (1, 2)]  # offsets
     for p in procs:
         p.start()
-    results = [out.get(timeout=120) for _ in range(2 * ROUNDS)]
+    # by round: a Queue's feeder thread may deliver one process's round after the other's next one
+    results = [(v, was) for _, v, was in sorted((out.get(timeout=120) for _ in range(2 * ROUNDS)), key=lambda x: x[0])]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
