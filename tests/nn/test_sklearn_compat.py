@@ -95,8 +95,10 @@ def test_init_stores_and_fit_validates(iris):
 )
 def test_random_state_kinds(iris, random_state):
     X_train, X_test, y_train, y_test, _ = iris
-    est = MLPClassifier(**{**FAST, "random_state": random_state}).fit(X_train, y_train)
-    assert est.score(X_test, y_test) >= 0.85  # any seed trains; 60 epochs leave a few errors for some
+    # 200 epochs: None draws a fresh seed each run, and after FAST's 60 epochs 16 of 200 seeds scored < 0.85
+    # here (after 200, the worst of those 200 seeds scored 0.93)
+    est = MLPClassifier(**{**FAST, "max_iter": 200, "random_state": random_state}).fit(X_train, y_train)
+    assert est.score(X_test, y_test) >= 0.85
 
 
 def test_a_generator_gives_a_new_draw_each_fit_and_an_int_the_same(iris):
