@@ -162,6 +162,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE predictions ALTER COLUMN output DROP NOT NULL;
         """,
     ),
+    Migration(
+        7,
+        "monitoring: labels with provenance; server secrets (feedback tokens)",
+        """
+        -- Labels given before this migration keep source NULL: no spec trusts them.
+        ALTER TABLE predictions ADD COLUMN label_source text CHECK (label_source IN ('key', 'token'));
+        ALTER TABLE predictions ADD COLUMN label_key text;
+        CREATE TABLE secrets (
+            name text PRIMARY KEY,
+            value bytea NOT NULL CHECK (length(value) >= 32),
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
 )
 
 

@@ -7,6 +7,9 @@ checks it); the embedded backend is SQLite (WAL) in the store directory, the sha
 version's row of it (during a rollout, a shadow candidate's copy, or a canary's failure, sits beside the
 answer). A request id a client chose itself and used twice keeps its first prediction per version (later
 ones are ignored, never overwrite it).
+Every label keeps its provenance: the source it came with (``key``: an API key, whose id is kept; ``token``:
+a prediction's feedback token) and when. The first label of a row wins; a later one is a conflict and changes
+nothing unless an admin replaces it. The log also keeps the secret feedback tokens are signed with.
 Web workers only ``append`` (in batches, off the request path) and ``label``; metrics, drift and
 retraining policies read ``recent``.
 """
@@ -15,10 +18,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +33,10 @@ import orjson
 from service.store.exceptions import StoreUnavailableError
 
 __all__ = [
+    "LABEL_SOURCES",
     "Label",
+    "LabelCount",
+    "Labelled",
     "LoggedPrediction",
     "PredictionLog",
     "SqlitePredictionLog",
@@ -42,18 +49,22 @@ DAY = 86_400.0
 WAL_CHECKPOINT_PAGES = 10_000
 INSERT_CHUNK = 500  # rows per INSERT statement: 10 parameters each, well under SQLite's 32,766
 INSERT_COLUMNS = "model, request_id, row, version, logged_at, inputs, output, probabilities, shadow, error"
+LABEL_SOURCES = ("key", "token")  # an API key with the feedback scope; a prediction's feedback token
+FEEDBACK_SECRET = "feedback_token"  # the name of the secret feedback tokens are signed with
+SECRET_BYTES = 32
 
 
 class LoggedPrediction(NamedTuple):
     """One predicted row: what came in, what the version said, and the ground truth once a client sent it.
 
     A named tuple, not a dataclass: a web worker's log writer makes one per predicted row, and a frozen
-    dataclass of these twelve fields took three times as long to build.
+    dataclass of these fields took three times as long to build.
 
     ``output`` is a class label or a regression value (a list for a multi-output regressor), None when the
     version failed (``error`` says how: a canary candidate that could not answer); ``probabilities`` a
     classifier's, in its version's class order; ``shadow`` marks a candidate's answer that was not returned;
-    ``target`` None until labelled.
+    ``target`` None until labelled, then ``label_source`` says how it came (``LABEL_SOURCES``; None for a
+    label from before labels had provenance) and ``label_key`` which key gave it (None for a token).
     """
 
     model: str
@@ -68,6 +79,8 @@ class LoggedPrediction(NamedTuple):
     labelled_at: float | None = None
     shadow: bool = False
     error: str | None = None
+    label_source: str | None = None
+    label_key: str | None = None
 
     def insert_values(self, encode: Callable[[Any], Any]) -> tuple[Any, ...]:
         """The columns an append writes, in the backends' order, each JSON value through the backend's ``encode``."""
@@ -94,6 +107,25 @@ class Label:
     row: int = 0
 
 
+@dataclass(frozen=True)
+class Labelled:
+    """What a ``label`` call did: labels kept, labels whose row is not logged, and labels of rows already
+    labelled (the first label wins: these changed nothing)."""
+
+    accepted: int
+    unlogged: list[Label]
+    conflicts: list[Label]
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    """How many logged rows (request id and row, over every version) one source gave labels to."""
+
+    source: str | None  # None: labels from before labels had provenance
+    key: str | None  # the key's id for source "key"
+    rows: int
+
+
 class PredictionLog(Protocol):
     """Sampled predictions of every model and their labels, shared by the web workers and the retraining worker."""
 
@@ -101,9 +133,31 @@ class PredictionLog(Protocol):
         """Store new predictions (a request id + row already logged keeps its first); returns rows added."""
         ...
 
-    def label(self, model: str, labels: Sequence[Label], now: float | None = None) -> list[Label]:
-        """Join ground truth to logged rows of ``model`` (every version's row of that request); returns the labels
-        whose row is not logged."""
+    def label(
+        self,
+        model: str,
+        labels: Sequence[Label],
+        *,
+        source: str,
+        key: str | None = None,
+        replace: bool = False,
+        now: float | None = None,
+    ) -> Labelled:
+        """Join ground truth to logged rows of ``model`` (every version's row of that request), recording
+        ``source`` (``LABEL_SOURCES``), the ``key`` id and the time; a row already labelled keeps its label
+        (a conflict) unless ``replace``."""
+        ...
+
+    def purge_labels(self, model: str, key: str) -> int:
+        """Remove every label ``key`` gave to rows of ``model``; returns the log rows that lost one."""
+        ...
+
+    def label_counts(self, model: str) -> list[LabelCount]:
+        """Labelled rows of ``model`` per source and key."""
+        ...
+
+    def logged(self, model: str, request_id: str) -> bool:
+        """Whether any row of ``model`` is logged under ``request_id``."""
         ...
 
     def recent(
@@ -114,9 +168,15 @@ class PredictionLog(Protocol):
         version: int | None = None,
         labelled: bool = False,
         since: float | None = None,
+        sources: Collection[str] | None = None,
     ) -> list[LoggedPrediction]:
         """The newest ``limit`` rows of ``model`` (of one version, labelled ones, logged after ``since``),
-        newest first."""
+        newest first; with ``labelled`` and ``sources``, only rows whose label came from one of those sources."""
+        ...
+
+    def secret(self, name: str, rotate: bool = False) -> bytes:
+        """The server secret ``name`` (random, made on first use, the same for every process of this log);
+        ``rotate`` replaces it with a new one first."""
         ...
 
     def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> dict[str, int]:
@@ -132,7 +192,13 @@ def _dump(value: Any) -> str:
 
 
 def recent_query(
-    mark: str, model: str, limit: int, version: int | None, labelled: bool, since: float | None
+    mark: str,
+    model: str,
+    limit: int,
+    version: int | None,
+    labelled: bool,
+    since: float | None,
+    sources: Collection[str] | None = None,
 ) -> tuple[str, list[object]]:
     """``PredictionLog.recent``'s SELECT and its arguments, with the backend's placeholder ``mark`` (? or %s)."""
     where, args = [f"model = {mark}"], list[object]([model])
@@ -141,6 +207,10 @@ def recent_query(
         args.append(version)
     if labelled:
         where.append("target IS NOT NULL")
+        if sources is not None:
+            trusted = sorted(set(sources))
+            where.append(f"label_source IN ({', '.join([mark] * len(trusted)) or 'NULL'})")
+            args.extend(trusted)
     if since is not None:
         where.append(f"logged_at > {mark}")
         args.append(since)
@@ -157,19 +227,50 @@ def label_rows(
     model: str,
     labels: Sequence[Label],
     target: Callable[[Any], Any],
-    at: float,
-) -> list[Label]:
-    """``PredictionLog.label`` in the caller's transaction: one UPDATE per label through the backend's ``execute``
-    (placeholder ``mark``, its row column, its JSON ``target`` encoder); the labels that matched no row."""
-    query = (
-        f"UPDATE predictions SET target = {mark}, labelled_at = {mark} "
-        f"WHERE model = {mark} AND request_id = {mark} AND {row_column} = {mark}"
+    provenance: tuple[str, str | None, float],
+    replace: bool,
+) -> Labelled:
+    """``PredictionLog.label`` in the caller's transaction, through the backend's ``execute`` (placeholder
+    ``mark``, its row column, its JSON ``target`` encoder); ``provenance`` is (source, key id, time)."""
+    if provenance[0] not in LABEL_SOURCES:
+        raise ValueError(f"a label's source is one of {LABEL_SOURCES}, not {provenance[0]!r}")
+    where = f"model = {mark} AND request_id = {mark} AND {row_column} = {mark}"
+    update = (
+        f"UPDATE predictions SET target = {mark}, label_source = {mark}, label_key = {mark}, labelled_at = {mark} "
+        f"WHERE {where}" + ("" if replace else " AND target IS NULL")
     )
-    return [
-        item
-        for item in labels
-        if execute(query, (target(item.target), at, model, item.request_id, item.row)).rowcount == 0
-    ]
+    accepted, unlogged, conflicts = 0, [], []
+    for item in labels:
+        key = (model, item.request_id, item.row)
+        if execute(update, (target(item.target), *provenance, *key)).rowcount:
+            accepted += 1
+        elif execute(f"SELECT 1 FROM predictions WHERE {where} LIMIT 1", key).fetchone() is None:
+            unlogged.append(item)
+        else:
+            conflicts.append(item)
+    return Labelled(accepted, unlogged, conflicts)
+
+
+def purge_query(mark: str) -> str:
+    """``PredictionLog.purge_labels``' UPDATE (arguments: model, key id)."""
+    return (
+        "UPDATE predictions SET target = NULL, label_source = NULL, label_key = NULL, labelled_at = NULL "
+        f"WHERE model = {mark} AND label_key = {mark}"
+    )
+
+
+def label_counts_query(mark: str, row_column: str) -> str:
+    """``PredictionLog.label_counts``' SELECT (argument: model): (source, key, rows)."""
+    return (
+        f"SELECT label_source, label_key, COUNT(*) FROM (SELECT DISTINCT request_id, {row_column}, label_source, "
+        f"label_key FROM predictions WHERE model = {mark} AND target IS NOT NULL) AS labels "
+        "GROUP BY label_source, label_key ORDER BY COUNT(*) DESC, label_source, label_key"
+    )
+
+
+def new_secret() -> bytes:
+    """A fresh server secret (256 random bits)."""
+    return secrets.token_bytes(SECRET_BYTES)
 
 
 def prune_rows(execute: Execute, mark: str, cutoff: float, keep_rows: int) -> dict[str, int]:
@@ -196,7 +297,9 @@ class SqlitePredictionLog:
     each time the last connection closes, which costs a web worker's log writer most of its time.
     """
 
-    SCHEMA_VERSION = 2  # PRAGMA user_version; 0 with a table: the first schema, keyed without the version
+    # PRAGMA user_version; 0 with a table: the first schema, keyed without the version; 2: labels without
+    # provenance and no secrets
+    SCHEMA_VERSION = 3
     _TABLE = """
     CREATE TABLE predictions (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -212,12 +315,15 @@ class SqlitePredictionLog:
         labelled_at REAL,
         shadow INTEGER NOT NULL DEFAULT 0,
         error TEXT,
+        label_source TEXT,
+        label_key TEXT,
         UNIQUE (model, request_id, row, version)
     );
     """
     _INDEXES = """
     CREATE INDEX IF NOT EXISTS predictions_model_seq ON predictions (model, seq);
     CREATE INDEX IF NOT EXISTS predictions_model_version_seq ON predictions (model, version, seq);
+    CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL, created_at REAL NOT NULL);
     """
 
     def __init__(self, store_root: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
@@ -237,6 +343,8 @@ class SqlitePredictionLog:
             raise StoreUnavailableError(f"the prediction log {self.path} cannot be opened: {exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if not self.path.exists():  # it keeps the feedback tokens' secret: readable by its owner only
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
             db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
@@ -251,11 +359,14 @@ class SqlitePredictionLog:
         return db
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        """Create the table, or bring a first-schema one to this one (rows kept), under the open lock."""
-        if db.execute("PRAGMA user_version").fetchone()[0] >= self.SCHEMA_VERSION:
+        """Create the table, or bring an older one to this schema (rows kept), under the open lock."""
+        schema = db.execute("PRAGMA user_version").fetchone()[0]
+        if schema >= self.SCHEMA_VERSION:
             return
         db.execute("BEGIN IMMEDIATE")
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'predictions'").fetchone():
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'predictions'").fetchone():
+            db.execute(self._TABLE)
+        elif schema < 2:
             db.execute("ALTER TABLE predictions RENAME TO predictions_v1")
             db.execute("DROP INDEX IF EXISTS predictions_model_seq")
             db.execute("DROP INDEX IF EXISTS predictions_model_version_seq")
@@ -266,8 +377,9 @@ class SqlitePredictionLog:
                 "inputs, output, probabilities, target, labelled_at FROM predictions_v1"
             )
             db.execute("DROP TABLE predictions_v1")
-        else:
-            db.execute(self._TABLE)
+        else:  # labels given before they had provenance keep source NULL: no spec trusts them
+            db.execute("ALTER TABLE predictions ADD COLUMN label_source TEXT")
+            db.execute("ALTER TABLE predictions ADD COLUMN label_key TEXT")
         for statement in self._INDEXES.split(";"):
             if statement.strip():
                 db.execute(statement)
@@ -307,15 +419,59 @@ class SqlitePredictionLog:
             db.execute("COMMIT")
             return db.total_changes - before
 
-    def label(self, model: str, labels: Sequence[Label], now: float | None = None) -> list[Label]:
+    def label(
+        self,
+        model: str,
+        labels: Sequence[Label],
+        *,
+        source: str,
+        key: str | None = None,
+        replace: bool = False,
+        now: float | None = None,
+    ) -> Labelled:
         if not self._exists():
-            return list(labels)
+            return Labelled(0, list(labels), [])
         at = time.time() if now is None else now
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            unknown = label_rows(db.execute, "?", "row", model, labels, _dump, at)
+            done = label_rows(db.execute, "?", "row", model, labels, _dump, (source, key, at), replace)
             db.execute("COMMIT")
-        return unknown
+        return done
+
+    def purge_labels(self, model: str, key: str) -> int:
+        if not self._exists():
+            return 0
+        with self._connect() as db:
+            return int(db.execute(purge_query("?"), (model, key)).rowcount)
+
+    def label_counts(self, model: str) -> list[LabelCount]:
+        if not self._exists():
+            return []
+        with self._connect() as db:
+            return [LabelCount(*r) for r in db.execute(label_counts_query("?", "row"), (model,)).fetchall()]
+
+    def logged(self, model: str, request_id: str) -> bool:
+        if not self._exists():
+            return False
+        with self._connect() as db:
+            query = "SELECT 1 FROM predictions WHERE model = ? AND request_id = ? LIMIT 1"
+            return db.execute(query, (model, request_id)).fetchone() is not None
+
+    def secret(self, name: str, rotate: bool = False) -> bytes:
+        with self._connect() as db:
+            found = None if rotate else db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            if found is not None:
+                return bytes(found[0])
+            db.execute("BEGIN IMMEDIATE")
+            if rotate:
+                db.execute("DELETE FROM secrets WHERE name = ?", (name,))
+            db.execute(
+                "INSERT OR IGNORE INTO secrets (name, value, created_at) VALUES (?, ?, ?)",
+                (name, new_secret(), time.time()),
+            )
+            value = db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()[0]
+            db.execute("COMMIT")
+        return bytes(value)
 
     def recent(
         self,
@@ -325,10 +481,11 @@ class SqlitePredictionLog:
         version: int | None = None,
         labelled: bool = False,
         since: float | None = None,
+        sources: Collection[str] | None = None,
     ) -> list[LoggedPrediction]:
         if not self._exists():
             return []
-        query, args = recent_query("?", model, limit, version, labelled, since)
+        query, args = recent_query("?", model, limit, version, labelled, since, sources)
         with self._connect() as db:
             rows = db.execute(query, args).fetchall()
         return [
@@ -345,6 +502,8 @@ class SqlitePredictionLog:
                 error=r["error"],
                 target=None if r["target"] is None else orjson.loads(r["target"]),
                 labelled_at=r["labelled_at"],
+                label_source=r["label_source"],
+                label_key=r["label_key"],
             )
             for r in rows
         ]

@@ -1,4 +1,5 @@
-"""The prediction log in PostgreSQL (``migrations.py`` migrations 5 and 6), shared by every replica of one database.
+"""The prediction log in PostgreSQL (``migrations.py`` migrations 5, 6 and 7), shared by every replica of one
+database.
 
 The same promises as the SQLite log (``monitoring.PredictionLog``); every statement is parameterized.
 """
@@ -6,14 +7,27 @@ The same promises as the SQLite log (``monitoring.PredictionLog``); every statem
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from service.store.monitoring import DAY, Execute, Label, LoggedPrediction, label_rows, prune_rows, recent_query
+from service.store.monitoring import (
+    DAY,
+    Execute,
+    Label,
+    LabelCount,
+    Labelled,
+    LoggedPrediction,
+    label_counts_query,
+    label_rows,
+    new_secret,
+    prune_rows,
+    purge_query,
+    recent_query,
+)
 from service.store.postgres import Database, upgrade
 
 
@@ -35,10 +49,48 @@ class PostgresPredictionLog:
             )
             return max(cursor.rowcount, 0)
 
-    def label(self, model: str, labels: Sequence[Label], now: float | None = None) -> list[Label]:
+    def label(
+        self,
+        model: str,
+        labels: Sequence[Label],
+        *,
+        source: str,
+        key: str | None = None,
+        replace: bool = False,
+        now: float | None = None,
+    ) -> Labelled:
         at = time.time() if now is None else now
         with self.db.connection() as conn, conn.transaction():
-            return label_rows(_execute(conn), "%s", "row_index", model, labels, Jsonb, at)
+            return label_rows(_execute(conn), "%s", "row_index", model, labels, Jsonb, (source, key, at), replace)
+
+    def purge_labels(self, model: str, key: str) -> int:
+        with self.db.connection() as conn:
+            return max(conn.execute(purge_query("%s").encode(), (model, key)).rowcount, 0)
+
+    def label_counts(self, model: str) -> list[LabelCount]:
+        with self.db.connection() as conn:
+            rows = conn.execute(label_counts_query("%s", "row_index").encode(), (model,)).fetchall()
+        return [LabelCount(*r) for r in rows]
+
+    def logged(self, model: str, request_id: str) -> bool:
+        query = "SELECT 1 FROM predictions WHERE model = %s AND request_id = %s LIMIT 1"
+        with self.db.connection() as conn:
+            return conn.execute(query, (model, request_id)).fetchone() is not None
+
+    def secret(self, name: str, rotate: bool = False) -> bytes:
+        with self.db.connection() as conn, conn.transaction():
+            if rotate:
+                conn.execute(
+                    "INSERT INTO secrets (name, value) VALUES (%s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, created_at = now()",
+                    (name, new_secret()),
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO secrets (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING", (name, new_secret())
+                )
+            (value,) = conn.execute("SELECT value FROM secrets WHERE name = %s", (name,)).fetchone() or (b"",)
+        return bytes(value)
 
     def recent(
         self,
@@ -48,8 +100,9 @@ class PostgresPredictionLog:
         version: int | None = None,
         labelled: bool = False,
         since: float | None = None,
+        sources: Collection[str] | None = None,
     ) -> list[LoggedPrediction]:
-        query, args = recent_query("%s", model, limit, version, labelled, since)
+        query, args = recent_query("%s", model, limit, version, labelled, since, sources)
         with self.db.connection() as conn:
             rows = conn.cursor(row_factory=dict_row).execute(query.encode(), args).fetchall()
         return [_logged(r) for r in rows]
@@ -79,4 +132,6 @@ def _logged(row: dict[str, Any]) -> LoggedPrediction:
         error=row["error"],
         target=row["target"],
         labelled_at=row["labelled_at"],
+        label_source=row["label_source"],
+        label_key=row["label_key"],
     )

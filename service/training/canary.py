@@ -26,7 +26,7 @@ import numpy as np
 from service.store.monitoring import LoggedPrediction, PredictionLog
 from service.store.rollouts import Rollout, State
 from service.training.fitting import task_of
-from service.training.live import live_metrics
+from service.training.live import live_metrics, trusted_labels
 
 __all__ = ["MIN_LABELLED", "Evidence", "Verdict", "Z", "evidence", "judge"]
 
@@ -70,9 +70,11 @@ class Verdict:
     reason: str
 
 
-def _side(rows: Sequence[LoggedPrediction], version: int, task: str, classes: Sequence[Any] | None) -> Side:
+def _side(
+    rows: Sequence[LoggedPrediction], version: int, task: str, classes: Sequence[Any] | None, trusted: Sequence[str]
+) -> Side:
     answered = [r for r in rows if r.error is None]
-    labelled = [r for r in answered if r.target is not None]
+    labelled = [r for r in answered if r.target is not None and r.label_source in trusted]
     losses = _losses(task, labelled)
     return Side(
         version=version,
@@ -94,12 +96,15 @@ def _losses(task: str, labelled: Sequence[LoggedPrediction]) -> np.ndarray:
 
 
 def evidence(log: PredictionLog, name: str, rollout: Rollout, manifest: Mapping[str, Any], window: int) -> Evidence:
-    """Both versions' sides since ``rollout`` started, from their newest ``max(window, min_requests)`` rows."""
-    task, classes = task_of(manifest), manifest.get("classes")
+    """Both versions' sides since ``rollout`` started, from their newest ``max(window, min_requests)`` rows; only
+    labels from the sources the spec trusts count."""
+    task, classes, trusted = task_of(manifest), manifest.get("classes"), trusted_labels(manifest)
     limit = max(window, rollout.min_requests)
     base = [r for r in log.recent(name, limit, version=rollout.baseline, since=rollout.started_at) if not r.shadow]
     cand = log.recent(name, limit, version=rollout.candidate, since=rollout.started_at)
-    found = Evidence(_side(base, rollout.baseline, task, classes), _side(cand, rollout.candidate, task, classes))
+    found = Evidence(
+        _side(base, rollout.baseline, task, classes, trusted), _side(cand, rollout.candidate, task, classes, trusted)
+    )
     if rollout.mode != "shadow":
         return found
     answers = {(r.request_id, r.row): r.output for r in base}

@@ -23,6 +23,7 @@ A spec is ``models/<name>.toml`` (the file name is the model name)::
 
     [monitoring]
     sample_rate = 0.1                  # fraction of predictions kept in the prediction log (default 0: none)
+    trusted_labels = ["key"]           # label sources live metrics, policies and rollouts count ("key", "token")
 
     [retrain]                          # optional: the retraining worker retrains on its own when a rule fires
     on_drift_psi = 0.25                # a feature's PSI over the newest logged rows (at least drift_min_rows)
@@ -51,6 +52,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from nn.activations import ACTIVATIONS
 from nn.estimators import SOLVERS
 from service.store import InvalidNameError, validate_name
+from service.store.monitoring import LABEL_SOURCES
 from service.training.csvdata import TASKS, read_csv_header
 from service.training.jobs import LONGEST, MOST_REQUESTS, PROMOTE_CHOICES
 
@@ -129,10 +131,19 @@ class TrainingSchema(_Strict):
     seed = _Typed("integer", load_default=0, validate=validate.Range(0, 2**32 - 1))
 
 
+class _Sources(fields.Field):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if not isinstance(value, list) or not value or any(v not in LABEL_SOURCES for v in value):
+            raise ValidationError(f"must be a non-empty list of {', '.join(map(repr, LABEL_SOURCES))}, got {value!r}")
+        return sorted(set(value))
+
+
 class MonitoringSchema(_Strict):
-    """The ``[monitoring]`` table: the fraction of predictions written to the prediction log (0: none)."""
+    """The ``[monitoring]`` table: the fraction of predictions written to the prediction log (0: none), and
+    which labels count (those sent with a key; with ``"token"`` too, those sent with a feedback token)."""
 
     sample_rate = _Typed("number", load_default=0.0, validate=validate.Range(0, 1))
+    trusted_labels = _Sources(load_default=lambda: ["key"])
 
 
 INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -17,7 +17,7 @@ from service.store.monitoring import LoggedPrediction, PredictionLog
 from service.training.drift import PREDICTIONS, Drift, drift
 from service.training.fitting import task_of
 
-__all__ = ["LIVE_METRICS", "VersionReport", "live_metrics", "version_report"]
+__all__ = ["LIVE_METRICS", "TRUSTED_LABELS", "VersionReport", "live_metrics", "trusted_labels", "version_report"]
 
 # Live metrics per task, and whether higher is better (a policy's threshold is crossed downwards on those).
 LIVE_METRICS = {
@@ -25,6 +25,13 @@ LIVE_METRICS = {
     "regression": {"r2": True, "mae": False, "rmse": False},
 }
 PROBABILITY_FLOOR = 1e-15  # log loss of a probability of 0: large, not infinite
+TRUSTED_LABELS = ("key",)  # a version whose spec says nothing (and every version from before labels had sources)
+
+
+def trusted_labels(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+    """The label sources ``manifest``'s spec trusts (``[monitoring] trusted_labels``): only their labels count in
+    live metrics, policies, the rows a policy retrains on and rollout verdicts."""
+    return tuple((manifest.get("monitoring") or {}).get("trusted_labels") or TRUSTED_LABELS)
 
 
 def live_metrics(task: str, rows: Sequence[LoggedPrediction], classes: Sequence[Any] | None) -> dict[str, float]:
@@ -74,10 +81,12 @@ def version_report(
     window: int,
     since: float | None = None,
 ) -> VersionReport:
-    """The report of ``version`` over its newest ``window`` logged rows and its newest ``window`` labelled rows
-    (logged after ``since`` when given)."""
+    """The report of ``version`` over its newest ``window`` logged rows and its newest ``window`` rows labelled by
+    a source its spec trusts (logged after ``since`` when given)."""
     # A canary candidate's failures (answered by the active version instead) are no answers of its own.
     rows = [r for r in log.recent(name, window, version=version, since=since) if r.error is None]
-    labelled = [r for r in log.recent(name, window, version=version, labelled=True, since=since) if r.error is None]
+    trusted = trusted_labels(manifest)
+    labelled = log.recent(name, window, version=version, labelled=True, since=since, sources=trusted)
+    labelled = [r for r in labelled if r.error is None]
     metrics = live_metrics(task_of(manifest), labelled, manifest.get("classes"))
     return VersionReport(version, len(rows), len(labelled), metrics, drift(manifest, rows))

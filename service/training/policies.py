@@ -28,7 +28,7 @@ from service.training.canary import evidence, judge
 from service.training.fitting import task_of
 from service.training.jobs import ROLLOUT_OPTIONS, Job, JobQueue, RetrainRequest
 from service.training.limits import LimitError, Limits, base_rows, check_job
-from service.training.live import VersionReport, version_report
+from service.training.live import VersionReport, trusted_labels, version_report
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +183,10 @@ class PolicyRunner:
         policy: Mapping[str, Any],
         trigger: str,
     ) -> RetrainRequest:
-        """A retrain on the version's training data plus its labelled predictions (those it made, so never rows
-        it was trained on), checked against the limits like any retrain."""
-        labelled = prediction_log.recent(name, self.settings.keep_rows, version=version, labelled=True)
+        """A retrain on the version's training data plus its predictions labelled by a source its spec trusts
+        (those it made, so never rows it was trained on), checked against the limits like any retrain."""
+        trusted = trusted_labels(manifest)
+        labelled = prediction_log.recent(name, self.settings.keep_rows, version=version, labelled=True, sources=trusted)
         base = self.store.load(name, version)
         check_job(Limits.from_settings(), base, {}, base_rows(base) + len(labelled))
         data: dict[str, Any] = {}

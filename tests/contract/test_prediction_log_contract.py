@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from backends import Backend
 
-from service.store.monitoring import DAY, Label, LoggedPrediction, PredictionLog
+from service.store.monitoring import DAY, Label, LabelCount, Labelled, LoggedPrediction, PredictionLog
 
 NOW = 1_700_000_000.0
 
@@ -40,25 +40,107 @@ def test_a_shadow_answer_and_a_failure_sit_beside_the_answer_and_one_label_joins
     shadow = LoggedPrediction("iris", "a", 0, 2, NOW, [5.1, 3.5, 1.4, 0.2], "versicolor", [0.2, 0.7, 0.1], shadow=True)
     failed = LoggedPrediction("iris", "a", 0, 3, NOW, [5.1, 3.5, 1.4, 0.2], None, error="RuntimeError: boom")
     assert log.append([logged("a"), shadow, failed]) == 3
-    assert log.label("iris", [Label("a", "setosa")]) == []
+    assert log.label("iris", [Label("a", "setosa")], source="key", key="k1") == Labelled(1, [], [])
     rows = {r.version: r for r in log.recent("iris", 10, labelled=True)}
-    assert rows[2] == shadow._replace(target="setosa", labelled_at=rows[2].labelled_at)
+    assert rows[2] == shadow._replace(
+        target="setosa", labelled_at=rows[2].labelled_at, label_source="key", label_key="k1"
+    )
     assert rows[3].output is None and rows[3].error == "RuntimeError: boom" and not rows[3].shadow
     assert not rows[1].shadow and rows[1].error is None and {r.target for r in rows.values()} == {"setosa"}
 
 
-def test_labels_join_logged_rows_and_unknown_ones_come_back(log: PredictionLog) -> None:
+def test_labels_join_logged_rows_with_their_provenance_and_unknown_ones_come_back(log: PredictionLog) -> None:
     log.append([logged("a"), logged("b"), logged("b", row=1), logged("w", model="wine")])
-    unknown = log.label("iris", [Label("a", "setosa"), Label("b", "virginica", 1), Label("zz", "setosa"),
-                                 Label("b", "setosa", 7), Label("w", "setosa")], now=NOW + 5)  # fmt: skip
-    assert unknown == [Label("zz", "setosa"), Label("b", "setosa", 7), Label("w", "setosa")]  # wine's is not iris's
+    given = [Label("a", "setosa"), Label("b", "virginica", 1), Label("zz", "setosa"), Label("b", "setosa", 7)]
+    done = log.label("iris", [*given, Label("w", "setosa")], source="key", key="k1", now=NOW + 5)
+    assert done.accepted == 2 and done.conflicts == []
+    assert done.unlogged == [
+        Label("zz", "setosa"),
+        Label("b", "setosa", 7),
+        Label("w", "setosa"),
+    ]  # wine's is not iris's
     labelled = log.recent("iris", 10, labelled=True)
-    assert {(r.request_id, r.row, r.target, r.labelled_at) for r in labelled} == {
-        ("a", 0, "setosa", NOW + 5),
-        ("b", 1, "virginica", NOW + 5),
+    assert {(r.request_id, r.row, r.target, r.labelled_at, r.label_source, r.label_key) for r in labelled} == {
+        ("a", 0, "setosa", NOW + 5, "key", "k1"),
+        ("b", 1, "virginica", NOW + 5, "key", "k1"),
     }
-    log.label("iris", [Label("a", "versicolor")])  # a correction replaces the label
-    assert next(r.target for r in log.recent("iris", 10) if r.request_id == "a") == "versicolor"
+    unlabelled = next(r for r in log.recent("iris", 10) if (r.request_id, r.row) == ("b", 0))
+    assert (unlabelled.target, unlabelled.label_source, unlabelled.label_key) == (None, None, None)
+
+
+def test_the_first_label_wins_and_a_second_is_a_conflict_that_changes_nothing(log: PredictionLog) -> None:
+    shadow = LoggedPrediction("iris", "a", 0, 2, NOW, [5.1, 3.5, 1.4, 0.2], "versicolor", shadow=True)
+    log.append([logged("a"), shadow, logged("b")])
+    log.label("iris", [Label("a", "setosa")], source="token", now=NOW + 1)
+    again = log.label("iris", [Label("a", "virginica"), Label("b", "setosa"), Label("b", "virginica")],
+                      source="key", key="k2", now=NOW + 2)  # fmt: skip
+    assert again == Labelled(1, [], [Label("a", "virginica"), Label("b", "virginica")])  # b's second, in one call
+    rows = {(r.request_id, r.version): r for r in log.recent("iris", 10)}
+    assert {(r.target, r.label_source, r.label_key, r.labelled_at) for k, r in rows.items() if k[0] == "a"} == {
+        ("setosa", "token", None, NOW + 1)  # every version's row of the request kept the first label
+    }
+    assert (rows["b", 1].target, rows["b", 1].label_key) == ("setosa", "k2")
+
+
+def test_replace_overwrites_a_label_and_records_who_replaced_it(log: PredictionLog) -> None:
+    log.append([logged("a")])
+    log.label("iris", [Label("a", "setosa")], source="token")
+    done = log.label("iris", [Label("a", "virginica"), Label("gone", "setosa")], source="key", key="admin1",
+                     replace=True, now=NOW + 9)  # fmt: skip
+    assert done == Labelled(1, [Label("gone", "setosa")], [])
+    row = log.recent("iris", 1)[0]
+    assert (row.target, row.label_source, row.label_key, row.labelled_at) == ("virginica", "key", "admin1", NOW + 9)
+
+
+def test_a_label_source_outside_key_and_token_is_refused(log: PredictionLog) -> None:
+    log.append([logged("a")])
+    with pytest.raises(ValueError, match="source"):
+        log.label("iris", [Label("a", "setosa")], source="anyone")
+    assert log.recent("iris", 10, labelled=True) == []
+
+
+def test_purge_removes_every_label_one_key_gave_and_counts_show_each_source(log: PredictionLog) -> None:
+    shadow = LoggedPrediction("iris", "a", 0, 2, NOW, [5.1, 3.5, 1.4, 0.2], "versicolor", shadow=True)
+    log.append([logged("a"), shadow, logged("b"), logged("c"), logged("d"), logged("w", model="wine")])
+    log.label("iris", [Label("a", "setosa"), Label("b", "setosa")], source="key", key="bad")
+    log.label("iris", [Label("c", "setosa")], source="key", key="good")
+    log.label("iris", [Label("d", "setosa")], source="token")
+    log.label("wine", [Label("w", "setosa")], source="key", key="bad")
+    assert log.label_counts("iris") == [LabelCount("key", "bad", 2), LabelCount("key", "good", 1),
+                                        LabelCount("token", None, 1)]  # fmt: skip
+    assert log.purge_labels("iris", "bad") == 3  # a's two versions and b
+    assert {r.request_id for r in log.recent("iris", 10, labelled=True)} == {"c", "d"}
+    assert log.label_counts("iris") == [LabelCount("key", "good", 1), LabelCount("token", None, 1)]
+    assert log.label_counts("wine") == [LabelCount("key", "bad", 1)]  # another model's labels stay
+    assert log.label("iris", [Label("a", "virginica")], source="token").accepted == 1  # purged: free to label again
+    assert log.purge_labels("iris", "nobody") == 0
+
+
+def test_recent_labelled_rows_from_the_trusted_sources_only(log: PredictionLog) -> None:
+    log.append([logged("k"), logged("t"), logged("n")])
+    log.label("iris", [Label("k", "setosa")], source="key", key="k1")
+    log.label("iris", [Label("t", "setosa")], source="token")
+    assert {r.request_id for r in log.recent("iris", 10, labelled=True, sources=["key"])} == {"k"}
+    assert {r.request_id for r in log.recent("iris", 10, labelled=True, sources=["key", "token"])} == {"k", "t"}
+    assert log.recent("iris", 10, labelled=True, sources=[]) == []
+    assert len(log.recent("iris", 10, sources=["key"])) == 3  # only labelled rows are filtered
+
+
+def test_logged_says_whether_a_request_id_is_taken_for_a_model(log: PredictionLog) -> None:
+    log.append([logged("a", row=1, version=2)])
+    assert log.logged("iris", "a")
+    assert not log.logged("iris", "b")
+    assert not log.logged("wine", "a")
+
+
+def test_a_secret_is_made_once_shared_by_every_opener_and_rotated_on_demand(log_backend: Backend) -> None:
+    first, second = log_backend.prediction_log(), log_backend.prediction_log()
+    secret = first.secret("feedback_token")
+    assert len(secret) >= 32 and second.secret("feedback_token") == secret == first.secret("feedback_token")
+    assert first.secret("other") != secret
+    rotated = second.secret("feedback_token", rotate=True)
+    assert rotated != secret and len(rotated) >= 32
+    assert first.secret("feedback_token") == rotated
 
 
 def test_recent_since_filters_by_log_time(log: PredictionLog) -> None:
@@ -73,8 +155,8 @@ def test_regression_and_integer_targets_round_trip(log: PredictionLog) -> None:
             LoggedPrediction("digits", "d", 0, 1, NOW, [0.0], 7, [0.1] * 10),
         ]
     )
-    log.label("diabetes", [Label("r", 148.25)])
-    log.label("digits", [Label("d", 3)])
+    log.label("diabetes", [Label("r", 148.25)], source="key", key="k")
+    log.label("digits", [Label("d", 3)], source="key", key="k")
     assert log.recent("diabetes", 1)[0].target == 148.25 and log.recent("diabetes", 1)[0].probabilities is None
     assert log.recent("digits", 1)[0].target == 3 and log.recent("digits", 1)[0].output == 7
 

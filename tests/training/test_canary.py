@@ -96,13 +96,26 @@ def test_evidence_counts_each_side_since_the_start_and_a_shadow_agreement(tmp_pa
     log.append([row(f"a{i}", 1, "setosa") for i in range(6)])
     log.append([row(f"a{i}", 2, "setosa" if i < 3 else "virginica", shadow=True) for i in range(4)])
     log.append([row("a5", 2, None, error="RuntimeError: boom")])
-    log.label("iris", [Label(f"a{i}", "setosa") for i in range(4)])
+    log.label("iris", [Label(f"a{i}", "setosa") for i in range(4)], source="key", key="k")
     manifest = {"task": "classification", "classes": ["setosa", "versicolor", "virginica"]}
     found = evidence(log, "iris", rollout("shadow"), manifest, window=100)
     assert (found.active.requests, found.active.labelled, found.active.metrics["accuracy"]) == (6, 4, 1.0)
     assert (found.candidate.requests, found.candidate.errors, found.candidate.labelled) == (4, 1, 4)
     assert found.candidate.metrics["accuracy"] == 0.75
     assert found.agreement == 0.75  # 3 of the 4 copies it answered said what the active version said
+
+
+def test_evidence_counts_only_the_labels_of_the_sources_the_spec_trusts(tmp_path) -> None:
+    log = SqlitePredictionLog(tmp_path)
+    log.append([row(f"a{i}", 1, "setosa") for i in range(4)] + [row(f"a{i}", 2, "setosa") for i in range(4)])
+    log.label("iris", [Label("a0", "setosa")], source="key", key="k")
+    log.label("iris", [Label(f"a{i}", "virginica") for i in (1, 2, 3)], source="token")  # forged, say
+    manifest = {"task": "classification", "classes": ["setosa", "versicolor", "virginica"]}
+    found = evidence(log, "iris", rollout("canary"), manifest, window=100)
+    assert (found.candidate.labelled, found.candidate.metrics["accuracy"]) == (1, 1.0)
+    trusting = {**manifest, "monitoring": {"trusted_labels": ["key", "token"]}}
+    found = evidence(log, "iris", rollout("canary"), trusting, window=100)
+    assert (found.candidate.labelled, found.candidate.metrics["accuracy"]) == (4, 0.25)
 
 
 @pytest.fixture
@@ -134,7 +147,7 @@ def test_the_worker_pass_promotes_a_canary_that_is_no_worse_and_retrains_nothing
     log = policies.log
     for version, n in ((1, 160), (2, 40)):
         log.append([row(f"v{version}-{i}", version, str(data.y[i % 150])) for i in range(n)])
-        log.label("iris", [Label(f"v{version}-{i}", str(data.y[i % 150])) for i in range(n)])
+        log.label("iris", [Label(f"v{version}-{i}", str(data.y[i % 150])) for i in range(n)], source="key", key="k")
     assert policies.run(now=NOW + 2) == []
     ended = store.rollout("iris")
     assert ended.state == "promoted" and store.active_version("iris") == 2
@@ -152,7 +165,9 @@ def test_the_worker_pass_rolls_back_a_canary_that_answers_worse(iris) -> None:
             row(f"v{version}-{i}", version, wrong(i % 150) if wrong else str(data.y[i % 150])) for i in range(n)
         ]
         policies.log.append(log_rows)
-        policies.log.label("iris", [Label(f"v{version}-{i}", str(data.y[i % 150])) for i in range(n)])
+        policies.log.label(
+            "iris", [Label(f"v{version}-{i}", str(data.y[i % 150])) for i in range(n)], source="key", key="k"
+        )
     policies.run(now=NOW + 2)
     ended = store.rollout("iris")
     assert ended.state == "rolled_back" and store.active_version("iris") == 1

@@ -51,7 +51,7 @@ def test_defaults_fill_every_key(tmp_path):
     assert spec.data_path == (tmp_path / "data.csv").resolve()
     assert spec.network == {"hidden_sizes": [32], "activation": "relu", "dropout": 0.0}
     assert spec.training["epochs"] == 200 and spec.training["early_stopping"] is False
-    assert spec.monitoring == {"sample_rate": 0.0}
+    assert spec.monitoring == {"sample_rate": 0.0, "trusted_labels": ["key"]}
     assert spec.retrain is None and "retrain" not in spec.stored_sections()
 
 
@@ -89,9 +89,11 @@ def test_the_retrain_policy_is_validated_with_its_defaults(tmp_path):
 
 def test_the_monitoring_table_is_validated_and_kept_for_the_manifest(tmp_path):
     spec = load_spec(write(tmp_path, GOOD + "[monitoring]\nsample_rate = 0.25\n"))
-    assert spec.stored_sections() == {"monitoring": {"sample_rate": 0.25}}
+    assert spec.stored_sections() == {"monitoring": {"sample_rate": 0.25, "trusted_labels": ["key"]}}
+    spec = load_spec(write(tmp_path, GOOD + '[monitoring]\ntrusted_labels = ["token", "key", "token"]\n'))
+    assert spec.monitoring["trusted_labels"] == ["key", "token"]
     message = spec_error(tmp_path, GOOD + "[monitoring]\nrate = 1\n")
-    assert "monitoring.rate: unknown key (known keys of [monitoring]: sample_rate)" in message
+    assert "monitoring.rate: unknown key (known keys of [monitoring]: sample_rate, trusted_labels)" in message
 
 
 # -- spec errors name the key -----------------------------------------------------
@@ -121,6 +123,9 @@ def test_unknown_key_in_a_section_lists_the_known_ones(tmp_path):
         ("test_size = 1.5\n", "test_size"),
         ("[monitoring]\nsample_rate = 1.5\n", "monitoring.sample_rate"),
         ('[monitoring]\nsample_rate = "all"\n', "monitoring.sample_rate"),
+        ('[monitoring]\ntrusted_labels = ["anyone"]\n', "monitoring.trusted_labels"),
+        ("[monitoring]\ntrusted_labels = []\n", "monitoring.trusted_labels"),
+        ('[monitoring]\ntrusted_labels = "key"\n', "monitoring.trusted_labels"),
         ("[retrain]\non_drift_psi = 0\n", "retrain.on_drift_psi"),
         ("[retrain]\nevery_n_feedback = 0\n", "retrain.every_n_feedback"),
         ('[retrain]\nschedule = "soon"\n', "retrain.schedule"),

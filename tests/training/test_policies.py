@@ -74,7 +74,8 @@ def test_a_firing_policy_enqueues_one_job_with_the_feedback_rows_and_its_trigger
     assert runner.run() == []  # nothing logged: nothing fires
     logged, labels = shifted_logged(80, 1, time.time() + 1)
     log.append(logged)
-    log.label("iris", labels[:60])
+    log.label("iris", labels[:60], source="key", key="k")
+    log.label("iris", labels[60:], source="token")  # the spec trusts only keys: never trained on
     (job,) = runner.run()
     assert job.request.trigger.startswith("drift: PSI ") and " on petal_" in job.request.trigger
     assert job.request.n_new_rows == 60 and job.request.promote == "always" and job.request.mode == "append"

@@ -55,11 +55,12 @@ class Feedback(MethodView):
             abort(422, f"invalid {field}: {why}", errors={field: [why]})
         log = recorder()
         log.flush()  # this worker's own predictions not yet written can be labelled at once
-        unknown = log.log.label(loaded.name, [Label(i["request_id"], i["target"], i["row"]) for i in items])
+        labels = [Label(i["request_id"], i["target"], i["row"]) for i in items]
+        done = log.log.label(loaded.name, labels, source="key")
         return {
             "model": loaded.name,
-            "accepted": len(items) - len(unknown),
-            "unlogged": [{"request_id": u.request_id, "row": u.row} for u in unknown],
+            "accepted": done.accepted,
+            "unlogged": [{"request_id": u.request_id, "row": u.row} for u in done.unlogged],
         }
 
 
