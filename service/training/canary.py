@@ -88,11 +88,14 @@ def _side(
 
 
 def _losses(task: str, labelled: Sequence[LoggedPrediction]) -> np.ndarray:
+    """Per-row losses of ``labelled``: 0/1 for a classifier, squared error for a regressor; none without rows."""
+    if not labelled:
+        return np.zeros(0)
     if task == "classification":
         return np.array([r.output != r.target for r in labelled], dtype=np.float64)
     pred = np.array([r.output for r in labelled], dtype=np.float64).reshape(len(labelled), -1)
     y = np.array([r.target for r in labelled], dtype=np.float64).reshape(len(labelled), -1)
-    return ((pred - y) ** 2).mean(axis=1) if len(labelled) else np.zeros(0)
+    return ((pred - y) ** 2).mean(axis=1)
 
 
 def evidence(log: PredictionLog, name: str, rollout: Rollout, manifest: Mapping[str, Any], window: int) -> Evidence:

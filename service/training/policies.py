@@ -24,7 +24,7 @@ import numpy as np
 from service import telemetry
 from service.store import Dataset, ModelStore, Rollout, StoreError
 from service.store.monitoring import PredictionLog
-from service.training.canary import evidence, judge
+from service.training.canary import Verdict, evidence, judge
 from service.training.fitting import task_of
 from service.training.jobs import ROLLOUT_OPTIONS, Job, JobQueue, RetrainRequest
 from service.training.limits import LimitError, Limits, base_rows, check_job
@@ -127,7 +127,9 @@ class PolicyRunner:
         """End ``rollout`` if the rule has a verdict now (promoting its candidate, or not); returns it ended.
 
         A rollout whose baseline is no longer active (a crash between a promotion's two writes, a store
-        copied over it) ends as superseded: no web worker routes by it any more.
+        copied over it) ends as superseded: no web worker routes by it any more. One whose evidence cannot
+        be read or judged is tried again on the next pass until its ``max_duration``, then rolled back with
+        the reason: a rollout always ends.
         """
         active = self.store.active_version(name)
         if active != rollout.baseline:
@@ -135,12 +137,23 @@ class PolicyRunner:
             self.store.end_rollout(name, ended)
             log.warning("%s of %s version %s superseded: %s", rollout.mode, name, rollout.candidate, ended.reason)
             return ended
-        manifest = self.store.manifest(name, rollout.candidate)
-        found = evidence(self.log, name, rollout, manifest, self.settings.window)
-        verdict = judge(rollout, task_of(manifest), found, now)
+        figures: dict[str, Any] | None = None
+        try:
+            manifest = self.store.manifest(name, rollout.candidate)
+            found = evidence(self.log, name, rollout, manifest, self.settings.window)
+            verdict = judge(rollout, task_of(manifest), found, now)
+            figures = found.to_json()
+        except Exception as exc:  # whatever stops a verdict, the rollout still ends by its max_duration
+            problem = f"{type(exc).__name__}: {exc}"
+            if now - rollout.started_at < rollout.max_duration:
+                log.error("%s of %s: evidence not read or judged (%s); trying again", rollout.mode, name, problem)
+                return None
+            log.exception("%s of %s: evidence not read or judged by its max_duration", rollout.mode, name)
+            why = f"its evidence could not be read or judged in {rollout.max_duration:g} s ({problem})"
+            verdict = Verdict("rolled_back", why)
         if verdict is None:
             return None
-        ended = rollout.ended(verdict.state, verdict.reason, now, found.to_json())
+        ended = rollout.ended(verdict.state, verdict.reason, now, figures)
         self.store.end_rollout(name, ended)
         log.info("%s of %s version %s %s: %s", rollout.mode, name, rollout.candidate, verdict.state, verdict.reason)
         return ended

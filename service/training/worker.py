@@ -128,6 +128,8 @@ def training_data(store: ModelStore, base: LoadedModel, request: RetrainRequest)
 def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Event) -> JobResult:
     """Train, publish and maybe promote one claimed job; returns its result."""
     name, request = job.model, job.request
+    if request.promote == "canary" and not 0 < request.canary_fraction <= 1:  # 0 could never be judged
+        raise ValueError(f"canary_fraction must be in (0, 1], got {request.canary_fraction!r}; nothing was trained")
     base = store.load(name)
     manifest = base.manifest
     task = training.task_of(manifest)

@@ -218,3 +218,40 @@ def test_a_rollout_left_running_after_its_candidate_became_active_ends_as_supers
     ended = runner(store).judge_rollout("iris", store.rollout("iris"), NOW + 1)
     assert ended is not None and ended.state == "superseded" and ended.reason == "version 2 is active, not its baseline"
     assert store.rollout("iris") == ended and store.active_version("iris") == 2
+
+
+def test_a_regressor_side_without_labelled_rows_is_not_enough_evidence_yet(tmp_path) -> None:
+    log = SqlitePredictionLog(tmp_path)
+    log.append([LoggedPrediction("diabetes", f"a{i}", 0, 1, NOW + 1, [0.1] * 10, 150.0) for i in range(40)])
+    log.append([LoggedPrediction("diabetes", f"c{i}", 0, 2, NOW + 1, [0.1] * 10, 140.0) for i in range(40)])
+    log.label("diabetes", [Label(f"a{i}", 151.0) for i in range(40)], source="key", key="k")  # the active side only
+    found = evidence(log, "diabetes", rollout(min_requests=30), {"task": "regression"}, window=100)
+    assert (found.candidate.requests, found.candidate.labelled, found.candidate.loss) == (40, 0, None)
+    assert found.active.loss == pytest.approx(1.0) and found.active.metrics["mae"] == pytest.approx(1.0)
+    assert judge(rollout(min_requests=30), "regression", found, NOW + 10) is None
+    ended = judge(rollout(min_requests=30), "regression", found, NOW + 600)
+    assert ended is not None and ended.state == "promoted" and "too few labelled rows (0 and 40" in ended.reason
+
+
+def test_a_rollout_whose_evidence_cannot_be_read_is_rolled_back_at_its_max_duration(iris) -> None:
+    store, _ = iris
+    store.start_rollout("iris", rollout(max_duration=600))
+    (store.root / "iris" / "2" / "manifest.json").write_text("{}")  # the candidate's manifest no longer reads
+    policies = runner(store)
+    assert policies.judge_rollout("iris", store.rollout("iris"), NOW + 599) is None
+    assert policies.run(now=NOW + 599) == [] and store.rollout("iris").running  # tried again next pass
+    policies.run(now=NOW + 600)
+    ended = store.rollout("iris")
+    assert ended.state == "rolled_back" and store.active_version("iris") == 1
+    assert ended.reason.startswith("its evidence could not be read or judged in 600 s (CorruptVersionError: ")
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5, float("nan")])
+def test_a_canary_job_with_a_fraction_outside_zero_to_one_fails_before_training(iris, fraction) -> None:
+    store, _ = iris
+    queue = open_queue(store.root)
+    job = queue.enqueue("iris", RetrainRequest(promote="canary", canary_fraction=fraction))
+    Worker(store.root).run_once()
+    done = queue.get(job.id)
+    assert done.status == "failed" and done.error.startswith("canary_fraction must be in (0, 1], got ")
+    assert store.versions("iris") == [1, 2] and store.rollout("iris") is None

@@ -9,9 +9,12 @@ import uuid
 
 import pytest
 
+from nn import MLPRegressor
 from service.server.registry import share
 from service.store import FileModelStore, Rollout
 from service.store.monitoring import SqlitePredictionLog
+from service.training.jobs import open_queue
+from service.training.policies import PolicyRunner, Settings
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 
@@ -190,3 +193,66 @@ def test_v2_metadata_names_the_active_version_whatever_the_canary(app, tiny_cata
     client = app.test_client()
     for _ in range(10):
         assert client.get("/v2/models/iris/ready").get_json()["version"] == "1"
+
+
+READS = (
+    "/v1/models",
+    "/v1/models/{name}",
+    "/v1/models/{name}/rollout",
+    "/v1/models/{name}/monitoring",
+    "/v2/models/{name}",
+    "/ui/",
+    "/ui/models/{name}",
+    "/ui/jobs",
+    "/ui/jobs/fragment",
+    "/metrics",
+    "/readyz",
+)
+
+
+def every_read_answers_200(client, name):
+    for path in READS:
+        response = client.get(path.format(name=name))
+        assert response.status_code == 200, (path, response.get_data(as_text=True)[:500])
+
+
+@pytest.mark.parametrize("name", ["diabetes", "iris"])
+@pytest.mark.parametrize("labelled_side", [None, "active"])
+def test_a_canary_without_feedback_on_a_side_ends_by_max_duration_and_every_read_answers_200(
+    make_app, tiny_catalog_copy, tiny_catalog_store, name, labelled_side
+) -> None:
+    store = FileModelStore(tiny_catalog_copy)
+    if name == "diabetes":  # the session store has one version of it: publish a candidate
+        model = tiny_catalog_store.models["diabetes"]
+        candidate = MLPRegressor((8,), max_iter=4, random_state=1).fit(model.rows, [100.0, 120.0, 80.0, 150, 90, 60])
+        store.publish("diabetes", candidate, {"task": "regression"})
+    started = time.time()
+    rollout = Rollout("canary", 2, 1, 0.5, 10, 60.0, started)
+    store.start_rollout(name, rollout)
+    app = make_app(tiny_catalog_copy, NNSERVE_RELOAD_INTERVAL=0.0)
+    client = app.test_client()
+    rows = tiny_catalog_store.models[name].rows
+    bodies = []
+    for i in range(60):
+        response = client.post(f"/v1/models/{name}/predict", json={"instances": [rows[i % len(rows)].tolist()]})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        bodies.append(response.get_json())
+    assert {b["version"] for b in bodies} == {1, 2}
+    if labelled_side == "active":  # labels on one side only: the other side has none to compare
+        truth = {"diabetes": 100.0, "iris": "setosa"}[name]
+        feedback = [{"request_id": b["request_id"], "target": truth} for b in bodies if b["version"] == 1]
+        assert client.post(f"/v1/models/{name}/feedback", json={"feedback": feedback}).status_code == 200
+    app.extensions["nnserve.predlog"].flush()
+    every_read_answers_200(client, name)
+    figures = client.get(f"/v1/models/{name}/rollout").get_json()["figures"]
+    assert figures["candidate"]["labelled"] == 0 and figures["candidate"]["loss"] is None
+
+    settings = Settings(window=1000, keep_rows=10_000, keep_days=30)
+    policies = PolicyRunner(store, open_queue(tiny_catalog_copy), SqlitePredictionLog(tiny_catalog_copy), settings)
+    assert policies.judge_rollout(name, store.rollout(name), started + 59) is None  # not enough evidence yet
+    assert store.rollout(name).running
+    policies.run(now=started + 60)
+    ended = store.rollout(name)
+    assert ended.state == "promoted", ended.reason  # every request answered: judged on its error rate alone
+    assert "too few labelled rows" in ended.reason and ended.figures["candidate"]["labelled"] == 0
+    every_read_answers_200(client, name)
