@@ -48,6 +48,7 @@ class Prediction:
     predictions: list[Any]  # class labels for classifiers, numbers (or rows of numbers) for regressors
     probabilities: list[list[float]] | None = None  # one row per instance, classes in the model's order
     request_id: str | None = None  # set when the prediction was logged: quote it in ``feedback``
+    feedback_token: str | None = None  # set when logged: lets ``feedback`` label this prediction without a key
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class FeedbackResult:
     model: str
     accepted: int  # labels joined to a logged prediction
     unlogged: list[dict[str, Any]]  # {"request_id", "row"} of labels whose prediction is not in the log
+    conflicts: list[dict[str, Any]]  # {"request_id", "row"} of rows already labelled: the first label won
 
 
 @dataclass(frozen=True)
@@ -178,13 +180,21 @@ class Client:
             path = f"/v1/models/{_segment(name)}/versions/{int(version)}/predict"
         body = self._call("POST", path, {"instances": [r if isinstance(r, Mapping) else list(r) for r in instances]})
         return Prediction(
-            body["model"], body["version"], body["predictions"], body.get("probabilities"), body.get("request_id")
+            body["model"],
+            body["version"],
+            body["predictions"],
+            body.get("probabilities"),
+            body.get("request_id"),
+            body.get("feedback_token"),
         )
 
-    def feedback(self, name: str, labels: Sequence[Mapping[str, Any]]) -> FeedbackResult:
-        """Ground truth for logged predictions: ``[{"request_id": ..., "target": ..., "row"?: 0}, ...]``."""
-        body = self._call("POST", f"/v1/models/{_segment(name)}/feedback", {"feedback": [dict(x) for x in labels]})
-        return FeedbackResult(body["model"], body["accepted"], body["unlogged"])
+    def feedback(self, name: str, labels: Sequence[Mapping[str, Any]], replace: bool = False) -> FeedbackResult:
+        """Ground truth for logged predictions: ``[{"request_id": ..., "target": ..., "row"?: 0,
+        "feedback_token"?: ...}, ...]`` (with no key, each item needs its prediction's ``feedback_token``);
+        ``replace`` (admin) overwrites labels already given."""
+        body = {"feedback": [dict(x) for x in labels], **({"replace": True} if replace else {})}
+        found = self._call("POST", f"/v1/models/{_segment(name)}/feedback", body)
+        return FeedbackResult(found["model"], found["accepted"], found["unlogged"], found["conflicts"])
 
     def monitoring(self, name: str, window: int | None = None) -> Monitoring:
         """Live metrics and drift per version, over the newest ``window`` logged rows (the server's default)."""

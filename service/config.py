@@ -112,6 +112,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("NNSERVE_LOG_KEEP_ROWS", 100_000, "prediction log retention: the newest N rows per model are kept"),
     Setting("NNSERVE_LOG_KEEP_DAYS", 30.0, "prediction log retention: rows older than D days are removed"),
+    Setting(
+        "NNSERVE_FEEDBACK_TOKEN_TTL",
+        7 * 86_400,
+        "seconds a logged prediction's `feedback_token` authorizes feedback for its rows (7 days)",
+    ),
     Setting("NNSERVE_MONITOR_WINDOW", 1000, "live metrics and drift rest on the last N logged rows of each version"),
     Setting(
         "NNSERVE_POLICY_INTERVAL",

@@ -1,6 +1,6 @@
 """``nnserve monitoring NAME`` (live metrics and drift of a running server), ``nnserve feedback NAME FILE.csv``
-(ground truth for logged predictions) and ``nnserve monitoring prune`` (the prediction log's retention, where the
-store is)."""
+(ground truth for logged predictions), and, where the store is, ``nnserve monitoring prune`` (the prediction log's
+retention), ``nnserve feedback purge`` (a key's labels) and ``nnserve feedback rotate-secret`` (feedback tokens)."""
 
 from __future__ import annotations
 
@@ -15,20 +15,28 @@ from service.cli.console import table
 from service.cli.options import UserError, store_exists, store_option
 from service.cli.remote_commands import emit, json_option, make_client, server_errors, timeout_option, url_option
 from service.client import Monitoring, VersionMonitoring
-from service.store.monitoring import open_prediction_log
+from service.store import InvalidNameError, validate_name
+from service.store.monitoring import FEEDBACK_SECRET, PredictionLog, open_prediction_log
 
 PSI_BANDS = ((0.25, "major"), (0.1, "moderate"), (0.0, "stable"))  # the common reading of a PSI
 
 
 class _NameOrCommand(click.Group):
-    """``nnserve monitoring NAME`` shows model NAME; ``nnserve monitoring prune`` is the command."""
+    """``nnserve monitoring NAME`` shows model NAME (``nnserve feedback NAME FILE`` sends labels); ``nnserve
+    monitoring prune`` is the command."""
+
+    default = "show"
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
-            return "show", self.commands["show"], args
+            return self.default, self.commands[self.default], args
         return super().resolve_command(ctx, args)
+
+
+class _SendOrCommand(_NameOrCommand):
+    default = "send"
 
 
 @click.group(cls=_NameOrCommand)
@@ -129,15 +137,20 @@ def prune(keep_rows: int | None, keep_days: float | None, store_root: Path) -> N
 
     The retraining worker applies the same rule (from the settings) at each of its policy passes.
     """
-    if not store_exists(store_root):
-        raise UserError(f"{store_root}: no such store")
     settings = config.from_environ()
     rows = keep_rows if keep_rows is not None else int(settings["NNSERVE_LOG_KEEP_ROWS"])
     days = keep_days if keep_days is not None else float(settings["NNSERVE_LOG_KEEP_DAYS"])
-    removed = open_prediction_log(store_root, settings["NNSERVE_DATABASE_URL"]).prune(rows, days)
+    removed = _local_log(store_root).prune(rows, days)
     for name, count in sorted(removed.items()):
         click.echo(f"{name}: {count} rows removed")
     click.echo(f"kept at most {rows} rows per model, none older than {days:g} days; {sum(removed.values())} removed")
+
+
+def _local_log(store_root: Path) -> PredictionLog:
+    """The prediction log of the store here (NNSERVE_DATABASE_URL's, if set)."""
+    if not store_exists(store_root):
+        raise UserError(f"{store_root}: no such store")
+    return open_prediction_log(store_root, config.from_environ()["NNSERVE_DATABASE_URL"])
 
 
 def _target(text: str, task: str, classes: list[Any] | None) -> Any:
@@ -150,16 +163,53 @@ def _target(text: str, task: str, classes: list[Any] | None) -> Any:
         return text  # the server names the row and why
 
 
-@click.command(short_help="Send ground truth for logged predictions from a CSV (request_id,target[,row]).")
+@click.group(cls=_SendOrCommand)
+def feedback() -> None:
+    """Ground truth for logged predictions; a key's labels and the feedback tokens' secret, where the store is.
+
+    \b
+    Examples:
+      nnserve feedback iris labels.csv          send labels (request_id,target[,row][,feedback_token]; NNSERVE_URL)
+      nnserve feedback purge iris --key k_1f2e  remove every label key k_1f2e gave to iris
+      nnserve feedback rotate-secret            every feedback token issued so far stops working
+    """
+
+
+@feedback.command(short_help="Remove every label one key gave to model NAME (where the store is).")
+@click.argument("name")
+@click.option("--key", "key", required=True, help="The key id (`bootstrap`: the admin token).")
+@store_option
+def purge(name: str, key: str, store_root: Path) -> None:
+    """Remove every label key ID gave to model NAME's logged predictions: they count for nothing and may be
+    labelled again. Run it where the store is (its files or NNSERVE_DATABASE_URL): an operator's command."""
+    try:
+        name = validate_name(name)
+    except InvalidNameError as exc:
+        raise UserError(str(exc)) from None
+    removed = _local_log(store_root).purge_labels(name, key)
+    click.echo(f"{name}: {removed} logged rows lost the label key {key} gave")
+
+
+@feedback.command("rotate-secret", short_help="Replace the feedback tokens' secret (where the store is).")
+@store_option
+def rotate_secret(store_root: Path) -> None:
+    """Replace the secret feedback tokens are signed with: every token issued before stops working (every web
+    worker picks up the new one within seconds). Run it where the store is."""
+    _local_log(store_root).secret(FEEDBACK_SECRET, rotate=True)
+    click.echo("feedback token secret rotated: tokens issued before no longer authorize feedback")
+
+
+@feedback.command(short_help="Send ground truth for logged predictions from a CSV (request_id,target[,row]).")
 @click.argument("name")
 @click.argument("source", type=click.File("r"), metavar="FILE.csv")
 @json_option
 @url_option
 @timeout_option
-def feedback(name: str, source: TextIO, as_json: bool, url: str, timeout: float) -> None:
+def send(name: str, source: TextIO, as_json: bool, url: str, timeout: float) -> None:
     """Send the true targets of predictions model NAME logged, from FILE.csv (- is stdin) with the header
-    request_id,target (and row, for requests that predicted several rows). Labels whose prediction is not in
-    the log are listed; a target the model cannot take fails the whole file with the row it is on."""
+    request_id,target (and row, for requests that predicted several rows; feedback_token, to send without a
+    key). Labels whose prediction is not in the log, and rows already labelled, are listed; a target the
+    model cannot take fails the whole file with the row it is on."""
     reader = csv.DictReader(source)
     if not {"request_id", "target"} <= set(reader.fieldnames or []):
         raise UserError(f"{source.name}: the header must name request_id and target (got {reader.fieldnames})")
@@ -174,6 +224,8 @@ def feedback(name: str, source: TextIO, as_json: bool, url: str, timeout: float)
             }
             if line.get("row"):
                 label["row"] = int(line["row"])
+            if line.get("feedback_token"):
+                label["feedback_token"] = line["feedback_token"]
             labels.append(label)
         if not labels:
             raise UserError(f"{source.name}: no rows")
@@ -182,6 +234,7 @@ def feedback(name: str, source: TextIO, as_json: bool, url: str, timeout: float)
     def text() -> str:
         lines = [f"{result.model}: {result.accepted} labels joined to logged predictions"]
         lines += [f"not in the log: {u['request_id']} (row {u['row']})" for u in result.unlogged]
+        lines += [f"already labelled, kept: {c['request_id']} (row {c['row']})" for c in result.conflicts]
         return "\n".join(lines)
 
     emit(as_json, result, text)

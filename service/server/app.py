@@ -15,6 +15,7 @@ from flask import Flask, Response, g, request, send_from_directory
 
 from service import config, logs, telemetry
 from service.server import errors, health
+from service.server.feedback_tokens import FeedbackTokens
 from service.server.jsonio import OrjsonProvider
 from service.server.predlog import PredictionRecorder
 from service.server.registry import ActivationWatcher, ModelRegistry
@@ -99,10 +100,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         logs.configure(app.config["NNSERVE_LOG_LEVEL"])
     app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL"))
     rate = app.config.get("NNSERVE_LOG_SAMPLE_RATE")
-    app.extensions["nnserve.predlog"] = PredictionRecorder(
+    recorder = app.extensions["nnserve.predlog"] = PredictionRecorder(
         lambda: open_prediction_log(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL")),
         int(app.config["NNSERVE_LOG_BUFFER"]),
         None if rate is None else float(rate),
+    )
+    app.extensions["nnserve.feedback_tokens"] = FeedbackTokens(
+        lambda: recorder.log, float(app.config["NNSERVE_FEEDBACK_TOKEN_TTL"])
     )
 
     api = Api(
@@ -144,7 +148,8 @@ def _install_request_ids(app: Flask) -> None:
     @app.before_request
     def assign() -> None:
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id_given = bool(_REQUEST_ID.match(given))  # chosen by the client: it may already be logged
+        g.request_id = given if g.request_id_given else uuid.uuid4().hex
 
     @app.after_request
     def stamp(response: Response) -> Response:

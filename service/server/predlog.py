@@ -10,6 +10,10 @@ broken log never slows or fails a prediction.
 During a rollout every prediction of the model is logged (the rollout's evidence), a shadow candidate's
 copy is computed by the writer thread, off the request path, and a canary candidate's failure is logged
 as its error row.
+
+A request id the client chose (``X-Request-ID``) that is already logged for the model is logged under a
+fresh one (``log_id``), so nobody can claim another client's future id and have its feedback joined to
+their own rows: the one read of the log on a request's path, and only for a logged request with its own id.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import queue
 import random
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -35,6 +41,7 @@ from service.store.monitoring import LoggedPrediction, PredictionLog
 log = logging.getLogger(__name__)
 BATCH = 1000  # predictions written in one transaction at most
 LINGER = 0.05  # seconds the writer lets predictions gather after each write
+UNCHECKED_FOR = 5.0  # seconds client-chosen request ids are replaced unchecked after the log failed to answer
 
 
 class _Sampled(NamedTuple):
@@ -69,6 +76,11 @@ class PredictionRecorder:
         self._progress = threading.Condition()
         self._queued = self._done = 0
         self._pid = 0
+        # Client-chosen ids this worker logged lately: those still queued are not in the log yet.
+        self._given: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._given_capacity = capacity
+        self._given_lock = threading.Lock()
+        self._unchecked_until = 0.0
 
     @property
     def log(self) -> PredictionLog:
@@ -83,12 +95,42 @@ class PredictionRecorder:
             return self.override
         return float((loaded.manifest.get("monitoring") or {}).get("sample_rate", 0.0))
 
+    def sampled(self, loaded: LoadedModel) -> bool:
+        """Whether a prediction of ``loaded`` is drawn for the log (its sample rate)."""
+        rate = self.sample_rate(loaded)
+        return rate > 0.0 and (rate >= 1.0 or random.random() < rate)
+
+    def log_id(self, name: str, request_id: str, given: bool) -> str:
+        """The id a request of model ``name`` is logged under: its own, unless the client chose it (``given``)
+        and it is already logged (or queued here) for ``name``; then a fresh one. A log that cannot answer
+        gets a fresh one too, without asking for ``UNCHECKED_FOR`` s: a prediction never waits on a broken log."""
+        if not given:
+            return request_id  # made here: 128 random bits, never logged before
+        key = (name, request_id)
+        with self._given_lock:
+            taken = key in self._given
+            unchecked = time.monotonic() < self._unchecked_until
+        if not taken and not unchecked:
+            try:
+                taken = self.log.logged(name, request_id)
+            except (StoreError, OSError) as exc:
+                log.error("prediction log: cannot check request id %r, logging under a fresh one: %s", request_id, exc)
+                with self._given_lock:
+                    self._unchecked_until = time.monotonic() + UNCHECKED_FOR
+                unchecked = True
+        if taken or unchecked:
+            return uuid.uuid4().hex
+        with self._given_lock:
+            self._given[key] = None
+            if len(self._given) > self._given_capacity:
+                self._given.popitem(last=False)
+        return request_id
+
     def offer(
         self, loaded: LoadedModel, request_id: str, X: np.ndarray, prediction: Prediction, always: bool = False
     ) -> bool:
         """Sample this prediction (every one with ``always``) and queue it for the log; True when it was queued."""
-        rate = 1.0 if always else self.sample_rate(loaded)
-        if rate <= 0.0 or (rate < 1.0 and random.random() >= rate):
+        if not (always or self.sampled(loaded)):
             return False
         return self._put(_Sampled(loaded.name, loaded.version, request_id, time.time(), X, prediction))
 

@@ -4,16 +4,19 @@ An unpinned request is routed by the model's running rollout (``ModelRegistry.ro
 ``X-Routing-Key`` header (sticky: the same key, the same version) or else its request id. A canary
 candidate that fails to answer is replaced by the active version, so the client never sees the failure,
 and the failure is logged against the candidate: its error rate is part of the rollout's verdict.
+A logged prediction's answer names the request id it was logged under and a feedback token for it.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
-from flask import g, request
+from flask import current_app, g, request
 
 from service import telemetry
+from service.server.feedback_tokens import FeedbackTokens
 from service.server.predlog import recorder
 from service.server.registry import Route, registry
 from service.store import LoadedModel, Prediction, predict
@@ -21,7 +24,20 @@ from service.store import LoadedModel, Prediction, predict
 log = logging.getLogger(__name__)
 ROUTING_KEY_HEADER = "X-Routing-Key"
 
-__all__ = ["ROUTING_KEY_HEADER", "Route", "answer", "route"]
+__all__ = ["ROUTING_KEY_HEADER", "Logged", "Route", "answer", "feedback_tokens", "route"]
+
+
+class Logged(NamedTuple):
+    """How a logged prediction is quoted in feedback: the request id it was logged under, and its token (None
+    while the log cannot give the tokens' secret)."""
+
+    request_id: str
+    feedback_token: str | None
+
+
+def feedback_tokens() -> FeedbackTokens:
+    """The current app's feedback tokens."""
+    return current_app.extensions["nnserve.feedback_tokens"]  # type: ignore[no-any-return]
 
 
 def route(name: str) -> Route:
@@ -29,13 +45,15 @@ def route(name: str) -> Route:
     return registry().route(name, request.headers.get(ROUTING_KEY_HEADER) or g.request_id)
 
 
-def answer(chosen: Route, X: np.ndarray) -> tuple[LoadedModel, Prediction, bool]:
+def answer(chosen: Route, X: np.ndarray) -> tuple[LoadedModel, Prediction, Logged | None]:
     """Predict ``X`` (n, n_features) as ``chosen`` says and queue the log rows; returns the version that
-    answered, its prediction, and whether it was logged (feedback can then quote the request id).
+    answered, its prediction, and, when it was logged, how feedback quotes it.
 
     ``ValueError`` is the estimator refusing the rows: the client's input, whichever version it reached.
     """
-    loaded = chosen.model
+    loaded, rec = chosen.model, recorder()
+    logging_it = chosen.logged or rec.sampled(loaded)  # a rollout logs every prediction, and only then its copies
+    request_id = rec.log_id(loaded.name, g.request_id, g.get("request_id_given", False)) if logging_it else g.request_id
     try:
         prediction = predict(loaded.estimator, X)
     except ValueError:
@@ -46,13 +64,15 @@ def answer(chosen: Route, X: np.ndarray) -> tuple[LoadedModel, Prediction, bool]
         why = f"{type(exc).__name__}: {exc}"
         log.error("model %s: canary version %s failed, answered by %s: %s", loaded.name, loaded.version,
                   chosen.fallback.version, why)  # fmt: skip
-        recorder().offer_failure(loaded.name, loaded.version, g.request_id, X, why)
+        rec.offer_failure(loaded.name, loaded.version, request_id, X, why)
         loaded = chosen.fallback
         prediction = predict(loaded.estimator, X)
     if chosen.missed is not None:
-        recorder().offer_failure(loaded.name, chosen.missed[0], g.request_id, X, chosen.missed[1])
+        rec.offer_failure(loaded.name, chosen.missed[0], request_id, X, chosen.missed[1])
     telemetry.model_served(loaded.name, loaded.version, len(X))
-    logged = recorder().offer(loaded, g.request_id, X, prediction, always=chosen.logged)
+    queued = logging_it and rec.offer(loaded, request_id, X, prediction, always=True)
     if chosen.shadow is not None:
-        recorder().offer_shadow(chosen.shadow, g.request_id, X)
-    return loaded, prediction, logged
+        rec.offer_shadow(chosen.shadow, request_id, X)
+    if not queued:
+        return loaded, prediction, None
+    return loaded, prediction, Logged(request_id, feedback_tokens().issue(loaded.name, loaded.version, request_id))

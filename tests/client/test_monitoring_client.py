@@ -20,7 +20,9 @@ TRUTH = ["setosa", "virginica", "versicolor"]
 @pytest.fixture
 def client(trained_store, store_copy):
     root = store_copy(trained_store("iris", "diabetes", epochs=5))
-    app = create_app({"TESTING": True, "NNSERVE_STORE": str(root), "NNSERVE_LOG_SAMPLE_RATE": 1.0})
+    app = create_app(
+        {"TESTING": True, "NNSERVE_STORE": str(root), "NNSERVE_LOG_SAMPLE_RATE": 1.0, "NNSERVE_ADMIN_TOKEN": TOKEN}
+    )
     return FlaskClient(app, token=TOKEN)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from backends import Backend
 
+from service.server.feedback_tokens import FeedbackTokens
+from service.server.predlog import PredictionRecorder
 from service.store.monitoring import DAY, Label, LabelCount, Labelled, LoggedPrediction, PredictionLog
 
 NOW = 1_700_000_000.0
@@ -169,3 +171,33 @@ def test_prune_keeps_the_newest_rows_and_the_young_ones_per_model(log: Predictio
     assert sorted(r.request_id for r in log.recent("iris", 100)) == ["new1", "new2", "new3", "new4"]
     assert len(log.recent("wine", 100)) == 2
     assert log.prune(keep_rows=4, keep_days=30, now=NOW) == {}
+
+
+def test_feedback_tokens_sign_with_the_logs_secret_and_verify_only_their_prediction(log_backend: Backend) -> None:
+    tokens = FeedbackTokens(log_backend.prediction_log, ttl=60)
+    token = tokens.issue("iris", 3, "req-1", now=NOW)
+    assert token is not None and token.startswith(f"3.{int(NOW) + 60}.")
+    assert tokens.valid(token, "iris", "req-1", now=NOW + 59)
+    assert FeedbackTokens(log_backend.prediction_log, ttl=60).valid(token, "iris", "req-1", now=NOW)  # any worker
+    assert not tokens.valid(token, "iris", "req-2", now=NOW)  # another prediction
+    assert not tokens.valid(token, "wine", "req-1", now=NOW)  # another model
+    assert not tokens.valid(token, "iris", "req-1", now=NOW + 61)  # expired
+    version, expires, mac = token.split(".")
+    for forged in (f"4.{expires}.{mac}", f"{version}.{int(expires) + 3600}.{mac}", f"{version}.{expires}.{mac[::-1]}"):
+        assert not tokens.valid(forged, "iris", "req-1", now=NOW)
+    tokens.rotate()
+    assert not tokens.valid(token, "iris", "req-1", now=NOW)
+    assert not FeedbackTokens(log_backend.prediction_log, ttl=60).valid(token, "iris", "req-1", now=NOW)
+
+
+def test_a_request_id_a_client_chose_that_is_logged_is_logged_under_a_fresh_one(log_backend: Backend) -> None:
+    log = log_backend.prediction_log()
+    worker = PredictionRecorder(log_backend.prediction_log, capacity=10, override=1.0)
+    assert worker.log_id("iris", "mine", given=True) == "mine"  # free: the client's own id
+    assert worker.log_id("iris", "mine", given=True) != "mine"  # queued here, not written yet: taken
+    log.append([logged("squatted")])
+    other = PredictionRecorder(log_backend.prediction_log, capacity=10, override=1.0)  # another web worker
+    fresh = other.log_id("iris", "squatted", given=True)
+    assert fresh != "squatted" and len(fresh) == 32
+    assert other.log_id("wine", "squatted", given=True) == "squatted"  # per model
+    assert other.log_id("iris", "squatted", given=False) == "squatted"  # one nnserve made is never reused

@@ -75,7 +75,7 @@ def predict_with_feedback(session: requests.Session, url: str, rows: np.ndarray,
         versions.append(body["version"])
         label = {"feedback": [{"request_id": body["request_id"], "target": str(y)}]}
         for _ in range(100):  # another web worker may not have written it yet
-            result = session.post(f"{url}/v1/models/iris/feedback", json=label, timeout=10).json()
+            result = session.post(f"{url}/v1/models/iris/feedback", json=label, headers=ADMIN, timeout=10).json()
             if result["accepted"] == 1:
                 break
             time.sleep(0.01)

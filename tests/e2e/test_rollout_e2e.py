@@ -92,7 +92,7 @@ class Traffic:
                     pending.append({"request_id": r.json()["request_id"], "target": str(self.y[i])})
                 if len(pending) >= 10:  # labels come back in batches; one not written yet is sent again
                     result = session.post(f"{self.url}/v1/models/iris/feedback", json={"feedback": pending},
-                                          timeout=10).json()  # fmt: skip
+                                          headers=ADMIN, timeout=10).json()  # fmt: skip
                     unlogged = {u["request_id"] for u in result["unlogged"]}
                     pending = [p for p in pending if p["request_id"] in unlogged]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g
+from flask import Response, current_app
 from flask.views import MethodView
 from marshmallow import ValidationError
 
@@ -141,8 +141,10 @@ def predict(chosen: Route, args: dict[str, Any]) -> Response:
     body["predictions"] = values if values.dtype.kind in "iuf" else values.tolist()
     if prediction.probabilities is not None:
         body["probabilities"] = prediction.probabilities
-    if logged:
-        body["request_id"] = g.request_id  # logged: feedback quotes it
+    if logged is not None:  # feedback quotes them
+        body["request_id"] = logged.request_id
+        if logged.feedback_token is not None:
+            body["feedback_token"] = logged.feedback_token
     return json_response(body, headers={MODEL_VERSION_HEADER: str(loaded.version)})
 
 

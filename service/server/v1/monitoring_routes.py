@@ -7,15 +7,16 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 
 from service import telemetry
-from service.server.auth import require_admin
+from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.predlog import recorder
 from service.server.registry import registry
+from service.server.routing import feedback_tokens
 from service.server.v1.schemas import (
     FeedbackRequestSchema,
     FeedbackResponseSchema,
@@ -32,22 +33,48 @@ from service.training.live import version_report
 blp = Blueprint("monitoring", __name__, url_prefix="/v1/models", description="Feedback, live metrics and drift")
 
 
+BOOTSTRAP_KEY = "bootstrap"  # the key id of NNSERVE_ADMIN_TOKEN
+
+
+def _provenance(model: str, items: list[dict[str, Any]], replace: bool) -> tuple[str, str | None]:
+    """(source, key id) the labels of this call are recorded with, or a 401/403: the admin token (key id
+    ``bootstrap``), else each item's feedback token, valid for its own request id of ``model``."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="nnserve"'}
+    if request.headers.get("Authorization") is not None:
+        if not is_admin():
+            abort(401, "invalid bearer token", headers=challenge)
+        return "key", BOOTSTRAP_KEY
+    if replace:
+        abort(403, "replacing labels takes an admin key")
+    tokens, now = feedback_tokens(), time.time()
+    for i, item in enumerate(items):
+        token = item.get("feedback_token")
+        if token is None:
+            abort(401, f"feedback[{i}]: send a key, or the feedback_token of its prediction", headers=challenge)
+        if not tokens.valid(token, model, item["request_id"], now):
+            why = "is not valid for this request id (another prediction's, altered, or expired)"
+            abort(401, f"feedback[{i}].feedback_token {why}", headers=challenge)
+    return "token", None
+
+
 @blp.route("/<name>/feedback")
 class Feedback(MethodView):
-    @blp.errors(400, 404, 409, 413, 415, 503)
+    @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
     @blp.arguments(FeedbackRequestSchema)
     @blp.response(200, FeedbackResponseSchema)
     def post(self, args: dict[str, Any], name: str) -> dict[str, Any]:
-        """Ground truth for logged predictions, by their request id; labels for predictions not in the log come back.
+        """Ground truth for logged predictions, by their request id; labels for predictions not in the log, and
+        for rows already labelled, come back.
 
-        No admin token, as with KServe's and Seldon's feedback: the applications that predict are the ones
-        that learn the truth, and they hold no operator's token. The request id is the capability: an id
-        nnserve made (128 random bits) labels only the prediction it was returned with. Labels feed the
-        live metrics and, through a spec's ``[retrain]`` policy, retraining, whose promotion rule still
-        scores every new version on held-out rows before it serves.
+        Each label records who gave it: a key (``Authorization: Bearer``), or, with no key, the
+        ``feedback_token`` each item carries, which its prediction's answer gave and which labels that
+        prediction's rows only. The first label of a row wins; an admin may ``replace`` it. Labels feed the
+        live metrics and, through a spec's ``[retrain]`` policy, retraining, counting only the sources the
+        spec trusts (``[monitoring] trusted_labels``).
         """
         loaded = registry().active(validate_name(name))
         items = args["feedback"]
+        source, key = _provenance(loaded.name, items, args["replace"])
         bad = first_bad_target(loaded, [item["target"] for item in items], known_classes=True)
         if bad is not None:
             row, why = bad
@@ -56,11 +83,12 @@ class Feedback(MethodView):
         log = recorder()
         log.flush()  # this worker's own predictions not yet written can be labelled at once
         labels = [Label(i["request_id"], i["target"], i["row"]) for i in items]
-        done = log.log.label(loaded.name, labels, source="key")
+        done = log.log.label(loaded.name, labels, source=source, key=key, replace=args["replace"])
         return {
             "model": loaded.name,
             "accepted": done.accepted,
             "unlogged": [{"request_id": u.request_id, "row": u.row} for u in done.unlogged],
+            "conflicts": [{"request_id": c.request_id, "row": c.row} for c in done.conflicts],
         }
 
 
@@ -96,6 +124,7 @@ class Monitoring(MethodView):
             "window": window,
             "active_version": active,
             "versions": reports,
+            "labels": [asdict(count) for count in log.label_counts(name)],
             "rollout": rollout_state(name, window),
         }
 

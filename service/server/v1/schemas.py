@@ -74,7 +74,15 @@ class PredictResponseSchema(Schema):
     request_id = fields.String(
         metadata={
             "description": "Present when the prediction was logged (sampled): quote it in feedback "
-            "(`POST /v1/models/{name}/feedback`). Also the `X-Request-ID` header."
+            "(`POST /v1/models/{name}/feedback`). The `X-Request-ID` header, unless the client chose one that "
+            "was already logged for this model: then a fresh id, and only this one joins feedback to this "
+            "prediction."
+        }
+    )
+    feedback_token = fields.String(
+        metadata={
+            "description": "Present when the prediction was logged: send it with each feedback item for this "
+            "`request_id` to label this prediction's rows without a key (valid for NNSERVE_FEEDBACK_TOKEN_TTL)."
         }
     )
 
@@ -235,6 +243,13 @@ class FeedbackItemSchema(Schema):
         validate=validate.Range(0, None),
         metadata={"description": "Which row of a request that predicted several (default 0)."},
     )
+    feedback_token = fields.String(
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "The `feedback_token` of the prediction's answer: with no key, it authorizes this "
+            "item (this prediction's rows only); the label is recorded with source `token`."
+        },
+    )
 
 
 class FeedbackRequestSchema(Schema):
@@ -246,6 +261,12 @@ class FeedbackRequestSchema(Schema):
         required=True,
         validate=validate.Length(min=1, max=10_000),
         metadata={"example": [{"request_id": "3f2a9c0e5b7d4e1f8a6b2c4d6e8f0a1b", "target": "setosa"}]},
+    )
+    replace = fields.Boolean(
+        load_default=False,
+        truthy={True},
+        falsy={False},
+        metadata={"description": "Admin only: overwrite labels already given (the first label wins otherwise)."},
     )
 
 
@@ -261,6 +282,11 @@ class FeedbackResponseSchema(Schema):
         fields.Nested(FeedbackKeySchema),
         required=True,
         metadata={"description": "Labels whose prediction is not in the log (never logged, or pruned): not kept."},
+    )
+    conflicts = fields.List(
+        fields.Nested(FeedbackKeySchema),
+        required=True,
+        metadata={"description": "Labels of rows already labelled: the first label wins, these changed nothing."},
     )
 
 
@@ -307,6 +333,16 @@ class VersionMonitoringSchema(Schema):
     drift = fields.Nested(DriftSchema, required=True)
 
 
+class LabelCountSchema(Schema):
+    source = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "`key` or `token`; null for labels given before labels had a source."},
+    )
+    key = fields.String(allow_none=True, required=True, metadata={"description": "The key's id (source `key`)."})
+    rows = fields.Integer(required=True, metadata={"description": "Logged rows (request id and row) labelled."})
+
+
 class MonitoringSchema(Schema):
     model = fields.String(required=True)
     window = fields.Integer(required=True)
@@ -316,6 +352,11 @@ class MonitoringSchema(Schema):
         fields.Nested(VersionMonitoringSchema),
         required=True,
         metadata={"description": "The active version and every version with rows among the model's newest logged."},
+    )
+    labels = fields.List(
+        fields.Nested(LabelCountSchema),
+        required=True,
+        metadata={"description": "Labelled rows of the whole log per source and key, most first."},
     )
 
 

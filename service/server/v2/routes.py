@@ -33,7 +33,7 @@ from service import telemetry
 from service.server.health import readiness
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
 from service.server.registry import Route, registry
-from service.server.routing import answer, route
+from service.server.routing import Logged, answer, route
 from service.server.v2 import protocol_errors, tensors
 from service.server.v2 import request as v2_request
 from service.server.v2.protocol_errors import fail
@@ -177,12 +177,14 @@ def infer(name: str, version: str | None = None) -> Response:
         wanted = v2_request.requested_outputs(loaded, output_specs(loaded), inference.json)
     except tensors.TensorError as exc:
         fail(400, exc.message)
-    loaded, prediction = _run(chosen, X, input_name)  # feedback quotes the X-Request-ID header of a logged one
+    loaded, prediction, logged = _run(chosen, X, input_name)
     values = _outputs(prediction)
 
     response: dict[str, Any] = {"model_name": loaded.name, "model_version": str(loaded.version)}
     if "id" in inference.json:
         response["id"] = inference.json["id"]
+    if logged is not None:  # what v1 feedback quotes, in the protocol's free-form response parameters
+        response["parameters"] = {k: v for k, v in logged._asdict().items() if v is not None}
     specs = output_specs(loaded)
     outputs, raws = [], []
     for out_name, as_binary in wanted:
@@ -204,13 +206,12 @@ def infer(name: str, version: str | None = None) -> Response:
     return Response(b"".join([head, *raws]), 200, headers, mimetype="application/octet-stream")
 
 
-def _run(chosen: Route, X: np.ndarray, input_name: str) -> tuple[LoadedModel, Prediction]:
-    """The same path as v1's predict: who answered, and what it said."""
+def _run(chosen: Route, X: np.ndarray, input_name: str) -> tuple[LoadedModel, Prediction, Logged | None]:
+    """The same path as v1's predict: who answered, what it said, and how feedback quotes it if logged."""
     try:
-        loaded, prediction, _ = answer(chosen, X)
+        return answer(chosen, X)
     except ValueError as exc:  # the estimator's own input checks: still the client's input
         fail(400, f"input {input_name!r} was refused by model {chosen.model.name!r}: {exc}")
-    return loaded, prediction
 
 
 def _outputs(prediction: Prediction) -> dict[str, Any]:

@@ -1,10 +1,12 @@
-"""POST /v1/models/{name}/feedback: targets checked per row, joined to logged predictions, the rest reported."""
+"""POST /v1/models/{name}/feedback: who may label (a key, or each prediction's feedback token), targets checked
+per row, joined to logged predictions, the first label winning, the rest reported."""
 
 from __future__ import annotations
 
 import pytest
 
 from service.server.predlog import recorder
+from service.server.routing import feedback_tokens
 from service.store.monitoring import SqlitePredictionLog
 
 
@@ -20,7 +22,16 @@ def predict(client, model, rows, request_id=None):
     return response.get_json()
 
 
-def test_feedback_joins_logged_predictions_and_reports_the_rest(logging_app, tiny_catalog_copy, tiny_catalog_store):
+def labelled(store) -> set[tuple]:
+    return {
+        (r.request_id, r.row, r.target, r.label_source, r.label_key)
+        for r in SqlitePredictionLog(store).recent("iris", 100, labelled=True)
+    }
+
+
+def test_feedback_joins_logged_predictions_and_reports_the_rest(
+    logging_app, tiny_catalog_copy, tiny_catalog_store, admin_headers
+):
     client = logging_app.test_client()
     rows = tiny_catalog_store.models["iris"].rows[:2].tolist()
     one = predict(client, "iris", rows[:1])["request_id"]
@@ -33,15 +44,18 @@ def test_feedback_joins_logged_predictions_and_reports_the_rest(logging_app, tin
             {"request_id": two, "target": "setosa", "row": 5},
         ]
     }
-    response = client.post("/v1/models/iris/feedback", json=body)  # no token: like predict
+    response = client.post("/v1/models/iris/feedback", json=body, headers=admin_headers)
     assert response.status_code == 200, response.get_json()
     assert response.get_json() == {
         "model": "iris",
         "accepted": 2,
         "unlogged": [{"request_id": "never-seen", "row": 0}, {"request_id": "batch-7", "row": 5}],
+        "conflicts": [],
     }
-    labelled = SqlitePredictionLog(tiny_catalog_copy).recent("iris", 10, labelled=True)
-    assert {(r.request_id, r.row, r.target) for r in labelled} == {(one, 0, "setosa"), ("batch-7", 1, "virginica")}
+    assert labelled(tiny_catalog_copy) == {
+        (one, 0, "setosa", "key", "bootstrap"),  # the admin token's key id
+        ("batch-7", 1, "virginica", "key", "bootstrap"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -56,9 +70,9 @@ def test_feedback_joins_logged_predictions_and_reports_the_rest(logging_app, tin
         ("diabetes", [[1.0]], 0, "finite numbers; got [1.0]"),
     ],
 )
-def test_a_bad_target_is_422_naming_its_row(logging_app, assert_error, model, targets, row, fragment):
+def test_a_bad_target_is_422_naming_its_row(logging_app, assert_error, admin_headers, model, targets, row, fragment):
     body = {"feedback": [{"request_id": f"r{i}", "target": t} for i, t in enumerate(targets)]}
-    response = logging_app.test_client().post(f"/v1/models/{model}/feedback", json=body)
+    response = logging_app.test_client().post(f"/v1/models/{model}/feedback", json=body, headers=admin_headers)
     assert_error(response, 422, f"invalid feedback[{row}].target:", fragment)
     assert fragment in response.get_json()["errors"][f"feedback[{row}].target"][0]
 
@@ -74,6 +88,8 @@ def test_a_bad_target_is_422_naming_its_row(logging_app, assert_error, model, ta
         {"feedback": [{"request_id": "a", "target": "setosa", "row": -1}]},
         {"feedback": [{"request_id": "a", "target": "setosa", "weight": 2}]},
         {"feedback": [{"request_id": "a", "target": None}]},
+        {"feedback": [{"request_id": "a", "target": "setosa", "feedback_token": 7}]},
+        {"feedback": [{"request_id": "a", "target": "setosa"}], "replace": "yes"},
     ],
 )
 def test_a_malformed_body_is_422(logging_app, body):
@@ -90,8 +106,133 @@ def test_feedback_right_after_predicting_is_joined(logging_app):
     """The worker writes its own pending predictions before joining: no race with the writer thread."""
     client = logging_app.test_client()
     for i in range(20):
-        rid = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])["request_id"]
-        answer = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": rid, "target": "setosa"}]})
+        given = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])
+        item = {"request_id": given["request_id"], "target": "setosa", "feedback_token": given["feedback_token"]}
+        answer = client.post("/v1/models/iris/feedback", json={"feedback": [item]})
         assert answer.get_json()["accepted"] == 1, (i, answer.get_json())
     with logging_app.app_context():
         assert len(recorder().log.recent("iris", 100, labelled=True)) == 20
+
+
+def labels_of(answer: dict, target: str = "setosa", **extra) -> dict:
+    """A feedback item for a predict answer, with its token."""
+    return {"request_id": answer["request_id"], "target": target, "feedback_token": answer["feedback_token"], **extra}
+
+
+def test_without_a_key_or_a_token_feedback_is_401_and_labels_nothing(logging_app, tiny_catalog_copy, assert_error):
+    client = logging_app.test_client()
+    rid = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])["request_id"]
+    response = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": rid, "target": "setosa"}]})
+    assert_error(response, 401, "feedback[0]: send a key, or the feedback_token of its prediction")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    bad_key = {"Authorization": "Bearer not-the-token"}
+    response = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": rid, "target": "setosa"}]},
+                           headers=bad_key)  # fmt: skip
+    assert_error(response, 401, "invalid bearer token")
+    assert labelled(tiny_catalog_copy) == set()
+
+
+def test_a_feedback_token_labels_its_own_prediction_and_nothing_else(logging_app, tiny_catalog_copy, assert_error):
+    client = logging_app.test_client()
+    mine = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2], [6.5, 3.0, 5.5, 2.0]])
+    theirs = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])
+    assert mine["feedback_token"] != theirs["feedback_token"]
+    stolen = {**labels_of(mine), "request_id": theirs["request_id"]}  # my token, their request
+    tampered = labels_of(
+        mine, feedback_token=mine["feedback_token"][:-2] + ("AA" if mine["feedback_token"][-2:] != "AA" else "BB")
+    )
+    later = mine["feedback_token"].split(".")
+    stretched = labels_of(mine, feedback_token=".".join([later[0], str(int(later[1]) + 1), later[2]]))
+    for bad in (stolen, tampered, stretched, labels_of(mine, feedback_token="")):
+        response = client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(mine, row=1), bad]})
+        assert_error(response, 401, "feedback[1].feedback_token is not valid for this request id")
+    digits = client.post("/v1/models/digits/feedback", json={"feedback": [labels_of(mine, target=1)]})
+    assert digits.status_code == 401  # another model's feedback: the token names iris
+    assert labelled(tiny_catalog_copy) == set()  # a refused call labels none of its items
+    response = client.post(
+        "/v1/models/iris/feedback", json={"feedback": [labels_of(mine), labels_of(mine, "virginica", row=1)]}
+    )
+    assert response.status_code == 200 and response.get_json()["accepted"] == 2
+    assert labelled(tiny_catalog_copy) == {
+        (mine["request_id"], 0, "setosa", "token", None),
+        (mine["request_id"], 1, "virginica", "token", None),
+    }
+
+
+def test_an_expired_token_is_401(make_app, tiny_catalog_copy, assert_error):
+    app = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_FEEDBACK_TOKEN_TTL=60)
+    client = app.test_client()
+    rid = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])["request_id"]
+    with app.app_context():
+        old = feedback_tokens().issue("iris", 1, rid, now=1_000_000.0)  # expired 60 s after 1970-01-12
+        fresh = feedback_tokens().issue("iris", 1, rid)
+    response = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": rid, "target": "setosa",
+                                                                            "feedback_token": old}]})  # fmt: skip
+    assert_error(response, 401, "expired")
+    item = {"request_id": rid, "target": "setosa", "feedback_token": fresh}
+    assert client.post("/v1/models/iris/feedback", json={"feedback": [item]}).status_code == 200
+
+
+def test_the_first_label_wins_and_only_an_admin_replaces_it(
+    logging_app, tiny_catalog_copy, admin_headers, assert_error
+):
+    client = logging_app.test_client()
+    given = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])
+    first = client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(given, "setosa")]})
+    assert first.get_json()["accepted"] == 1
+    second = client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(given, "virginica")]})
+    assert second.status_code == 200
+    assert second.get_json() == {
+        "model": "iris",
+        "accepted": 0,
+        "unlogged": [],
+        "conflicts": [{"request_id": given["request_id"], "row": 0}],
+    }
+    by_key = client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(given, "virginica")]},
+                         headers=admin_headers)  # fmt: skip
+    assert by_key.get_json()["conflicts"] == [{"request_id": given["request_id"], "row": 0}]
+    assert labelled(tiny_catalog_copy) == {(given["request_id"], 0, "setosa", "token", None)}
+    refused = client.post(
+        "/v1/models/iris/feedback", json={"feedback": [labels_of(given, "virginica")], "replace": True}
+    )
+    assert_error(refused, 403, "replacing labels takes an admin key")
+    replaced = client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(given, "virginica")],
+                                                            "replace": True}, headers=admin_headers)  # fmt: skip
+    assert replaced.get_json()["accepted"] == 1
+    assert labelled(tiny_catalog_copy) == {(given["request_id"], 0, "virginica", "key", "bootstrap")}
+
+
+def test_a_squatted_request_id_is_logged_under_a_fresh_one_and_the_victims_feedback_joins_its_own_row(
+    logging_app, tiny_catalog_copy, tiny_catalog_store
+):
+    client = logging_app.test_client()
+    attacker = predict(client, "iris", [[7.7, 2.6, 6.9, 2.3]], request_id="victim-0001")
+    assert attacker["request_id"] == "victim-0001"  # not logged before: the client's own id is kept
+    victim = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]], request_id="victim-0001")
+    assert victim["request_id"] != "victim-0001" and len(victim["request_id"]) == 32
+    response = client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(victim, "setosa")]})
+    assert response.get_json()["accepted"] == 1
+    (row,) = SqlitePredictionLog(tiny_catalog_copy).recent("iris", 10, labelled=True)
+    assert (row.request_id, row.inputs) == (victim["request_id"], [5.0, 3.0, 1.5, 0.2])
+    with logging_app.app_context():
+        recorder().flush()
+    again = predict(logging_app.test_client(), "iris", [[5.0, 3.0, 1.5, 0.2]], request_id="victim-0001")
+    assert again["request_id"] not in ("victim-0001", victim["request_id"])  # found in the log this time
+    rows = tiny_catalog_store.models["digits"].rows[:1].tolist()
+    other_model = predict(client, "digits", rows, request_id="victim-0001")
+    assert other_model["request_id"] == "victim-0001"  # taken per model
+
+
+def test_a_rotated_secret_voids_every_token_issued_before(logging_app, tiny_catalog_copy, assert_error):
+    client = logging_app.test_client()
+    before = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])
+    with logging_app.app_context():
+        feedback_tokens().rotate()
+    after = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])
+    assert_error(client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(before)]}), 401, "not valid")
+    assert client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(after)]}).status_code == 200
+
+
+def test_an_unlogged_prediction_has_no_request_id_and_no_token(client):
+    body = client.post("/v1/models/iris/predict", json={"instances": [[5.0, 3.0, 1.5, 0.2]]}).get_json()
+    assert "request_id" not in body and "feedback_token" not in body

@@ -11,6 +11,11 @@ from service.store import Dataset, FileModelStore
 from service.training.fitting import publish, train
 
 
+def admin(client) -> dict[str, str]:
+    """The admin token's header: labels from a key, the only ones a spec trusts by default."""
+    return {"Authorization": f"Bearer {client.application.config['NNSERVE_ADMIN_TOKEN']}"}
+
+
 @pytest.fixture
 def logging_app(make_app, tiny_catalog_copy):
     return make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0)
@@ -24,7 +29,10 @@ def label_all(client, model, rows, truth, version=None):
         body = client.post(url, json={"instances": [list(map(float, x))]}).get_json()
         predictions.append(body["predictions"][0])
         feedback = {"feedback": [{"request_id": body["request_id"], "target": y}]}
-        assert client.post(f"/v1/models/{model}/feedback", json=feedback).get_json()["accepted"] == 1
+        assert (
+            client.post(f"/v1/models/{model}/feedback", json=feedback, headers=admin(client)).get_json()["accepted"]
+            == 1
+        )
     return predictions
 
 
@@ -112,6 +120,24 @@ def test_reading_a_store_where_nothing_was_logged_creates_nothing(make_app, tiny
     client.post("/v1/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     monitoring = client.get("/v1/models/iris/monitoring")
     assert monitoring.status_code == 200 and [v["version"] for v in monitoring.get_json()["versions"]] == [1]
-    unlogged = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": "nope", "target": "setosa"}]})
+    unlogged = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": "nope", "target": "setosa"}]},
+                           headers=admin(client))  # fmt: skip
     assert unlogged.status_code == 200 and unlogged.get_json()["accepted"] == 0
     assert sorted(p.name for p in tiny_catalog_copy.iterdir()) == before  # no .predictions.sqlite3, no lock
+
+
+def test_monitoring_counts_the_labelled_rows_each_source_gave(logging_app, tiny_catalog_store):
+    client = logging_app.test_client()
+    rows = tiny_catalog_store.models["iris"].rows[:3].tolist()
+    answers = [client.post("/v1/models/iris/predict", json={"instances": [r]}).get_json() for r in rows]
+    by_key = {"feedback": [{"request_id": a["request_id"], "target": "setosa"} for a in answers[:2]]}
+    assert client.post("/v1/models/iris/feedback", json=by_key, headers=admin(client)).get_json()["accepted"] == 2
+    token = {"request_id": answers[2]["request_id"], "target": "setosa", "feedback_token": answers[2]["feedback_token"]}
+    assert client.post("/v1/models/iris/feedback", json={"feedback": [token]}).get_json()["accepted"] == 1
+    body = client.get("/v1/models/iris/monitoring").get_json()
+    assert body["labels"] == [
+        {"source": "key", "key": "bootstrap", "rows": 2},
+        {"source": "token", "key": None, "rows": 1},
+    ]
+    (version,) = body["versions"]
+    assert version["labelled"] == 2  # the spec trusts keys only: the token's label is not in the live metrics

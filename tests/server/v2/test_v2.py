@@ -374,6 +374,25 @@ def test_request_id_header_still_set(client, catalog):
     )
     assert response.headers["X-Request-ID"] == "abc-1"
     assert client.get("/v2/nope").headers["X-Request-ID"]
+    assert "parameters" not in response.get_json()  # not logged: nothing to quote in feedback
+
+
+def test_a_logged_inference_names_its_request_id_and_feedback_token_and_they_label_it(catalog, tmp_path):
+    root = tmp_path / "store"
+    shutil.copytree(catalog.root, root)
+    client = create_app({"NNSERVE_STORE": str(root), "NNSERVE_LOG_SAMPLE_RATE": 1.0}).test_client()
+    body = {"inputs": [json_input(catalog.rows["iris"][:1])]}
+    first = client.post(infer_url("iris"), json=body, headers={"X-Request-ID": "abc-1"}).get_json()
+    assert first["parameters"]["request_id"] == "abc-1"
+    again = client.post(infer_url("iris"), json=body, headers={"X-Request-ID": "abc-1"}).get_json()["parameters"]
+    assert again["request_id"] != "abc-1"  # already logged: a fresh id
+    item = {"request_id": again["request_id"], "target": catalog.classes["iris"][0]}
+    label = client.post(
+        "/v1/models/iris/feedback", json={"feedback": [{**item, "feedback_token": again["feedback_token"]}]}
+    )
+    assert label.status_code == 200 and label.get_json()["accepted"] == 1
+    other = {**item, "request_id": "abc-1", "feedback_token": again["feedback_token"]}
+    assert client.post("/v1/models/iris/feedback", json={"feedback": [other]}).status_code == 401
 
 
 # -- inference: errors -----------------------------------------------------------
