@@ -219,7 +219,7 @@ def every_read_answers_200(client, name):
 @pytest.mark.parametrize("name", ["diabetes", "iris"])
 @pytest.mark.parametrize("labelled_side", [None, "active"])
 def test_a_canary_without_feedback_on_a_side_ends_by_max_duration_and_every_read_answers_200(
-    make_app, tiny_catalog_copy, tiny_catalog_store, name, labelled_side
+    make_app, tiny_catalog_copy, tiny_catalog_store, admin_headers, name, labelled_side
 ) -> None:
     store = FileModelStore(tiny_catalog_copy)
     if name == "diabetes":  # the session store has one version of it: publish a candidate
@@ -241,7 +241,8 @@ def test_a_canary_without_feedback_on_a_side_ends_by_max_duration_and_every_read
     if labelled_side == "active":  # labels on one side only: the other side has none to compare
         truth = {"diabetes": 100.0, "iris": "setosa"}[name]
         feedback = [{"request_id": b["request_id"], "target": truth} for b in bodies if b["version"] == 1]
-        assert client.post(f"/v1/models/{name}/feedback", json={"feedback": feedback}).status_code == 200
+        answer = client.post(f"/v1/models/{name}/feedback", json={"feedback": feedback}, headers=admin_headers)
+        assert answer.status_code == 200
     app.extensions["nnserve.predlog"].flush()
     every_read_answers_200(client, name)
     figures = client.get(f"/v1/models/{name}/rollout").get_json()["figures"]
