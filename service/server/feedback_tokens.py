@@ -38,8 +38,9 @@ def sign(secret: bytes, model: str, version: int, request_id: str, expires: int)
 
 class FeedbackTokens:
     """Issues and checks one store's feedback tokens, with the secret read from its prediction log and kept a
-    few seconds (a prediction does not read the database; a rotation reaches every worker within
-    ``SECRET_REFRESH`` s)."""
+    few seconds: a prediction never waits for the log (a stale secret is read again by a background thread;
+    only the first token of a process waits for it), and a rotation reaches every worker within
+    ``SECRET_REFRESH`` s."""
 
     def __init__(self, prediction_log: Callable[[], PredictionLog], ttl: float) -> None:
         self._log = prediction_log
@@ -47,21 +48,36 @@ class FeedbackTokens:
         self._lock = threading.Lock()
         self._secret: bytes | None = None
         self._read_at = float("-inf")
+        self._refreshing = False
 
-    def _current(self, fresh_after: float = SECRET_REFRESH) -> bytes | None:
-        """The secret, read again when older than ``fresh_after`` s; the last one read while the log is down."""
+    def _read(self) -> bytes | None:
+        """Read the secret now; the last one read while the log cannot give it."""
+        try:
+            secret: bytes | None = self._log().secret(FEEDBACK_SECRET)
+        except (StoreError, OSError) as exc:
+            log.error("feedback tokens: the secret cannot be read: %s", exc)
+            secret = None
         with self._lock:
-            if time.monotonic() - self._read_at >= fresh_after:
-                try:
-                    self._secret = self._log().secret(FEEDBACK_SECRET)
-                except (StoreError, OSError) as exc:
-                    log.error("feedback tokens: the secret cannot be read: %s", exc)
-                self._read_at = time.monotonic()
+            self._secret = secret or self._secret
+            self._read_at = time.monotonic()
+            self._refreshing = False
             return self._secret
+
+    def _current(self, fresh_after: float, wait: bool) -> bytes | None:
+        """The secret, read again when older than ``fresh_after`` s: now with ``wait``, else in the background."""
+        with self._lock:
+            if time.monotonic() - self._read_at < fresh_after:
+                return self._secret
+            if self._secret is not None and not wait:
+                if not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(target=self._read, name="nnserve-feedback-secret", daemon=True).start()
+                return self._secret
+        return self._read()
 
     def issue(self, model: str, version: int, request_id: str, now: float | None = None) -> str | None:
         """A token for this logged prediction; None when the secret was never readable (the log is down)."""
-        secret = self._current()
+        secret = self._current(SECRET_REFRESH, wait=False)
         if secret is None:
             return None
         expires = int((time.time() if now is None else now) + self.ttl)
@@ -75,13 +91,13 @@ class FeedbackTokens:
             return False
         version, expires = int(found[1]), int(found[2])
         for fresh_after in (SECRET_REFRESH, RETRY_AFTER):  # the second: a rotation elsewhere, seen at once
-            secret = self._current(fresh_after)
+            secret = self._current(fresh_after, wait=True)
             if secret is not None and hmac.compare_digest(sign(secret, model, version, request_id, expires), token):
                 return True
         return False
 
     def rotate(self) -> None:
         """Replace the secret: every token issued before stops working, on every worker within seconds."""
-        self._log().secret(FEEDBACK_SECRET, rotate=True)
+        secret = self._log().secret(FEEDBACK_SECRET, rotate=True)
         with self._lock:
-            self._read_at = float("-inf")
+            self._secret, self._read_at = secret, time.monotonic()

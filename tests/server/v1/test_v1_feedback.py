@@ -7,12 +7,18 @@ import pytest
 
 from service.server.predlog import recorder
 from service.server.routing import feedback_tokens
-from service.store.monitoring import SqlitePredictionLog
+from service.store import open_store
+from service.store.copy import copy_store
 
 
-@pytest.fixture
-def logging_app(make_app, tiny_catalog_copy):
-    return make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0)
+@pytest.fixture(params=["sqlite", "postgres"])
+def logging_app(request, make_app, tiny_catalog_copy, tmp_path):
+    """An app logging every prediction, on the filesystem store and SQLite log, or on PostgreSQL."""
+    if request.param == "sqlite":
+        return make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0)
+    url = request.getfixturevalue("database_url")
+    copy_store(open_store(tiny_catalog_copy), open_store(tmp_path / "cache", url))
+    return make_app(tmp_path / "cache", NNSERVE_DATABASE_URL=url, NNSERVE_LOG_SAMPLE_RATE=1.0)
 
 
 def predict(client, model, rows, request_id=None):
@@ -22,11 +28,10 @@ def predict(client, model, rows, request_id=None):
     return response.get_json()
 
 
-def labelled(store) -> set[tuple]:
-    return {
-        (r.request_id, r.row, r.target, r.label_source, r.label_key)
-        for r in SqlitePredictionLog(store).recent("iris", 100, labelled=True)
-    }
+def labelled(app) -> set[tuple]:
+    with app.app_context():
+        rows = recorder().log.recent("iris", 100, labelled=True)
+    return {(r.request_id, r.row, r.target, r.label_source, r.label_key) for r in rows}
 
 
 def test_feedback_joins_logged_predictions_and_reports_the_rest(
@@ -52,7 +57,7 @@ def test_feedback_joins_logged_predictions_and_reports_the_rest(
         "unlogged": [{"request_id": "never-seen", "row": 0}, {"request_id": "batch-7", "row": 5}],
         "conflicts": [],
     }
-    assert labelled(tiny_catalog_copy) == {
+    assert labelled(logging_app) == {
         (one, 0, "setosa", "key", "bootstrap"),  # the admin token's key id
         ("batch-7", 1, "virginica", "key", "bootstrap"),
     }
@@ -129,7 +134,7 @@ def test_without_a_key_or_a_token_feedback_is_401_and_labels_nothing(logging_app
     response = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": rid, "target": "setosa"}]},
                            headers=bad_key)  # fmt: skip
     assert_error(response, 401, "invalid bearer token")
-    assert labelled(tiny_catalog_copy) == set()
+    assert labelled(logging_app) == set()
 
 
 def test_a_feedback_token_labels_its_own_prediction_and_nothing_else(logging_app, tiny_catalog_copy, assert_error):
@@ -148,12 +153,12 @@ def test_a_feedback_token_labels_its_own_prediction_and_nothing_else(logging_app
         assert_error(response, 401, "feedback[1].feedback_token is not valid for this request id")
     digits = client.post("/v1/models/digits/feedback", json={"feedback": [labels_of(mine, target=1)]})
     assert digits.status_code == 401  # another model's feedback: the token names iris
-    assert labelled(tiny_catalog_copy) == set()  # a refused call labels none of its items
+    assert labelled(logging_app) == set()  # a refused call labels none of its items
     response = client.post(
         "/v1/models/iris/feedback", json={"feedback": [labels_of(mine), labels_of(mine, "virginica", row=1)]}
     )
     assert response.status_code == 200 and response.get_json()["accepted"] == 2
-    assert labelled(tiny_catalog_copy) == {
+    assert labelled(logging_app) == {
         (mine["request_id"], 0, "setosa", "token", None),
         (mine["request_id"], 1, "virginica", "token", None),
     }
@@ -191,7 +196,7 @@ def test_the_first_label_wins_and_only_an_admin_replaces_it(
     by_key = client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(given, "virginica")]},
                          headers=admin_headers)  # fmt: skip
     assert by_key.get_json()["conflicts"] == [{"request_id": given["request_id"], "row": 0}]
-    assert labelled(tiny_catalog_copy) == {(given["request_id"], 0, "setosa", "token", None)}
+    assert labelled(logging_app) == {(given["request_id"], 0, "setosa", "token", None)}
     refused = client.post(
         "/v1/models/iris/feedback", json={"feedback": [labels_of(given, "virginica")], "replace": True}
     )
@@ -199,7 +204,7 @@ def test_the_first_label_wins_and_only_an_admin_replaces_it(
     replaced = client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(given, "virginica")],
                                                             "replace": True}, headers=admin_headers)  # fmt: skip
     assert replaced.get_json()["accepted"] == 1
-    assert labelled(tiny_catalog_copy) == {(given["request_id"], 0, "virginica", "key", "bootstrap")}
+    assert labelled(logging_app) == {(given["request_id"], 0, "virginica", "key", "bootstrap")}
 
 
 def test_a_squatted_request_id_is_logged_under_a_fresh_one_and_the_victims_feedback_joins_its_own_row(
@@ -212,7 +217,8 @@ def test_a_squatted_request_id_is_logged_under_a_fresh_one_and_the_victims_feedb
     assert victim["request_id"] != "victim-0001" and len(victim["request_id"]) == 32
     response = client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(victim, "setosa")]})
     assert response.get_json()["accepted"] == 1
-    (row,) = SqlitePredictionLog(tiny_catalog_copy).recent("iris", 10, labelled=True)
+    with logging_app.app_context():
+        (row,) = recorder().log.recent("iris", 10, labelled=True)
     assert (row.request_id, row.inputs) == (victim["request_id"], [5.0, 3.0, 1.5, 0.2])
     with logging_app.app_context():
         recorder().flush()
