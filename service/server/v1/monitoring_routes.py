@@ -59,6 +59,8 @@ def _provenance(model: str, items: list[dict[str, Any]], replace: bool) -> tuple
 
 @blp.route("/<name>/feedback")
 class Feedback(MethodView):
+    # No scope decorator: with no key, each item's feedback token authorizes it (``_provenance`` decides).
+    @blp.doc(security=[*ADMIN, {}])  # a key, or none with feedback tokens
     @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
     @blp.arguments(FeedbackRequestSchema)
     @blp.response(200, FeedbackResponseSchema)
