@@ -94,3 +94,29 @@ def test_cli_feedback_converts_regression_targets_and_refuses_a_bad_file(client,
 def test_monitoring_prune_is_still_the_subcommand(cli, tmp_path):
     result = cli("monitoring", "prune", "--store", str(tmp_path / "none"))
     assert result.exit_code == 1 and "no such store" in result.output
+
+
+def test_a_client_without_a_key_labels_its_predictions_with_their_feedback_tokens(client, cli, tmp_path):
+    anonymous = FlaskClient(client._flask.application)  # the same app, no key
+    first, second = (anonymous.predict("iris", [row]) for row in IRIS[:2])
+    assert first.feedback_token and second.feedback_token
+    result = anonymous.feedback("iris", [{"request_id": first.request_id, "target": "setosa",
+                                          "feedback_token": first.feedback_token}])  # fmt: skip
+    assert (result.accepted, result.unlogged, result.conflicts) == (1, [], [])
+    with pytest.raises(NnserveError) as info:
+        anonymous.feedback("iris", [{"request_id": second.request_id, "target": "setosa"}])
+    assert info.value.status == 401
+    again = client.feedback("iris", [{"request_id": first.request_id, "target": "virginica"}])
+    assert again.conflicts == [{"request_id": first.request_id, "row": 0}]
+    assert (
+        client.feedback("iris", [{"request_id": first.request_id, "target": "virginica"}], replace=True).accepted == 1
+    )
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"request_id,target,feedback_token\n{second.request_id},setosa,{second.feedback_token}\n"
+                      f"{first.request_id},setosa,\n")  # fmt: skip
+    sent = cli("feedback", "iris", str(labels))  # the CLI's client holds the admin token here
+    assert sent.exit_code == 0, sent.output
+    assert sent.output.splitlines() == [
+        "iris: 1 labels joined to logged predictions",
+        f"already labelled, kept: {first.request_id} (row 0)",
+    ]
