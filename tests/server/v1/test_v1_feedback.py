@@ -3,12 +3,19 @@ per row, joined to logged predictions, the first label winning, the rest reporte
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from helpers import read_catalog_csv
 
 from service.server.predlog import recorder
 from service.server.routing import feedback_tokens
-from service.store import open_store
+from service.store import Dataset, FileModelStore, open_store
 from service.store.copy import copy_store
+from service.store.monitoring import SqlitePredictionLog
+from service.training.fitting import publish, train
+from service.training.jobs import open_queue
+from service.training.policies import PolicyRunner, Settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -242,3 +249,32 @@ def test_a_rotated_secret_voids_every_token_issued_before(logging_app, tiny_cata
 def test_an_unlogged_prediction_has_no_request_id_and_no_token(client):
     body = client.post("/v1/models/iris/predict", json={"instances": [[5.0, 3.0, 1.5, 0.2]]}).get_json()
     assert "request_id" not in body and "feedback_token" not in body
+
+
+def test_an_attackers_token_labels_move_no_live_metric_and_fire_no_policy_unless_the_spec_trusts_tokens(
+    make_app, tmp_path
+):
+    """Issue 21's first attack through the API, with the feedback tokens of the attacker's own predictions."""
+    X, y, names = read_catalog_csv("iris")
+    data = Dataset(X, y, names)
+    root = tmp_path / "store"
+    store = FileModelStore(root)
+    rule = {"on_live_metric_below": {"metric": "accuracy", "threshold": 0.8, "min_rows": 50}}
+    for trusted in (["key"], ["key", "token"]):
+        sections = {"retrain": rule, "monitoring": {"trusted_labels": trusted}}
+        version = publish(store, "iris", train("classification", {"max_iter": 60}, data), data, spec_sections=sections)
+        store.activate("iris", version)
+        client = make_app(root, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_RELOAD_INTERVAL=0.0).test_client()
+        answer = predict(client, "iris", X.tolist(), request_id=f"attacker-{len(trusted)}")
+        wrong = [{"request_id": answer["request_id"], "row": i, "target": "virginica" if t == "setosa" else "setosa",
+                  "feedback_token": answer["feedback_token"]} for i, t in enumerate(y.tolist())]  # fmt: skip
+        assert client.post("/v1/models/iris/feedback", json={"feedback": wrong}).get_json()["accepted"] == len(X)
+        (shown,) = [v for v in client.get("/v1/models/iris/monitoring").get_json()["versions"] if v["active"]]
+        runner = PolicyRunner(store, open_queue(root), SqlitePredictionLog(root), Settings(1000, 10_000, 30))
+        if trusted == ["key"]:
+            assert shown["labelled"] == 0 and shown["metrics"] == {}
+            assert runner.run(now=time.time() + 1) == []
+        else:  # a spec that trusts tokens counts them: what trusted_labels is for
+            assert shown["labelled"] == len(X) and shown["metrics"]["accuracy"] < 0.1
+            (job,) = runner.run(now=time.time() + 1)
+            assert job.request.trigger.startswith("live accuracy")
