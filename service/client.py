@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.config import DEFAULTS
@@ -144,6 +144,7 @@ class Monitoring:
     active_version: int | None
     versions: list[VersionMonitoring]
     rollout: dict[str, Any] | None = None  # running (with its evidence so far) or the last one, as the server shows
+    labels: list[dict[str, Any]] = field(default_factory=list)  # {"source", "key", "rows"}: labelled rows per key
 
 
 def _job(body: Mapping[str, Any]) -> Job:
@@ -202,7 +203,14 @@ class Client:
         body = self._call("GET", f"/v1/models/{_segment(name)}/monitoring{query}")
         known = VersionMonitoring.__dataclass_fields__
         versions = [VersionMonitoring(**{k: v for k, v in x.items() if k in known}) for x in body["versions"]]
-        return Monitoring(body["model"], body["window"], body.get("active_version"), versions, body.get("rollout"))
+        return Monitoring(
+            body["model"],
+            body["window"],
+            body.get("active_version"),
+            versions,
+            body.get("rollout"),
+            body.get("labels", []),
+        )
 
     def rollout(self, name: str) -> dict[str, Any]:
         """The running rollout of ``name`` with its evidence so far, or the last one with its verdict."""

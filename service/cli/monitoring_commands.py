@@ -73,6 +73,9 @@ def _report(found: Monitoring) -> str:
     ]
     for version in found.versions:
         out += ["", _drift(version)]
+    if found.labels:
+        given = [f"{c['key'] or c['source'] or 'no source'} {c['rows']}" for c in found.labels]
+        out += ["", "labelled rows by who gave them: " + ", ".join(given)]
     if found.rollout is not None:
         out += ["", _rollout(found.rollout)]
     return "\n".join(out)

@@ -41,6 +41,7 @@ def test_client_feedback_then_monitoring(client):
     late = client.feedback("iris", [{"request_id": "nobody", "target": "setosa"}])
     assert late.accepted == 0 and late.unlogged == [{"request_id": "nobody", "row": 0}]
     found = client.monitoring("iris")
+    assert found.labels == [{"source": "key", "key": "bootstrap", "rows": 3}]
     (version,) = found.versions
     assert (found.model, found.window, version.active, version.rows, version.labelled) == ("iris", 1000, True, 3, 3)
     assert set(version.metrics) == {"accuracy", "log_loss"}
@@ -68,9 +69,10 @@ def test_cli_feedback_from_csv_and_the_monitoring_report(client, cli, tmp_path):
     assert lines[1].split() == ["version", "active", "rows", "labelled", "accuracy", "log_loss"]
     assert lines[2].split()[1:4] == ["*", "3", "3"]
     assert lines[4].startswith("drift of version 1 over 3 rows")
-    table = {line.split()[0]: line.split()[1:] for line in lines[6:]}
+    table = {line.split()[0]: line.split()[1:] for line in lines[6:-2]}
     assert set(table) == {"sepal_length", "sepal_width", "petal_length", "petal_width", "(predictions)"}
     assert all(band in ("stable", "moderate", "major") for _, band in table.values())
+    assert lines[-1] == "labelled rows by who gave them: bootstrap 3"  # the admin token's key id
     as_json = json.loads(cli("monitoring", "iris", "--window", "2", "--json").output)
     assert as_json["versions"][0]["rows"] == 2
 
