@@ -1,7 +1,7 @@
 """A Python client for nnserve's v1 HTTP API, on the standard library alone (urllib).
 
 Every failure, an error answer of the server or a failed connection, is raised
-as one exception class, :class:`NnserveError`. The admin token travels only in
+as one exception class, :class:`NnserveError`. The key (or admin token) travels only in
 an ``Authorization: Bearer`` header: never in a URL, a log line or an
 exception message.
 """
@@ -153,23 +153,27 @@ def _job(body: Mapping[str, Any]) -> Job:
 
 
 class Client:
-    """``Client("http://127.0.0.1:8000", token=...)``: one method per v1 operation, typed results.
+    """``Client("http://127.0.0.1:8000", key=...)``: one method per v1 operation, typed results.
 
-    ``token`` is sent with every call when given: admin calls (activate, retrain, cancel) need it, and
-    jobs show their request, worker and scores only with it.
+    ``key`` (an API key, ``nns_...``) or else ``token`` (the server's NNSERVE_ADMIN_TOKEN) is sent with
+    every call when given: feedback needs the ``feedback`` scope, admin calls (activate, retrain, cancel)
+    ``admin``, and a server with NNSERVE_AUTH=closed a key for everything; jobs show their request, worker
+    and scores only to an admin.
     """
 
-    def __init__(self, url: str = DEFAULT_URL, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, token: str | None = None, timeout: float = 30.0, key: str | None = None
+    ) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"url must be http(s)://host[:port], got {url!r}")
         if parsed.username or parsed.password or parsed.query:
-            raise ValueError("url must hold no credentials or query: pass the token as token=")
+            raise ValueError("url must hold no credentials or query: pass the key as key=")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._token = token
+        self._token = key or token
 
-    def __repr__(self) -> str:  # the token stays out of reprs, hence out of tracebacks and logs
+    def __repr__(self) -> str:  # the key stays out of reprs, hence out of tracebacks and logs
         return f"Client({self.url!r}, token={'***' if self._token else None}, timeout={self.timeout})"
 
     # -- models and predictions ----------------------------------------------------
@@ -311,7 +315,7 @@ class Client:
         if body is not None:
             data = json.dumps(body, allow_nan=False).encode()
             headers["Content-Type"] = "application/json"
-        if self._token:  # admin calls need it; reads show a job's internals only with it
+        if self._token:  # feedback and admin calls need it; reads show a job's internals only to an admin
             headers["Authorization"] = f"Bearer {self._token}"
         status, raw = self._send(method, path, headers, data)
         if status >= 300:

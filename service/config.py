@@ -42,8 +42,28 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("NNSERVE_MODELS", "./models", "catalog of specs trained into an empty store"),
     Setting(
-        "NNSERVE_ADMIN_TOKEN", None, "bearer token for admin calls (activate, retrain, cancel); unset: they answer 403"
+        "NNSERVE_ADMIN_TOKEN",
+        None,
+        "the bootstrap admin credential: a bearer token with every scope (logged as key id `bootstrap`); "
+        "unset with no admin key, admin calls answer 403",
     ),
+    Setting(
+        "NNSERVE_AUTH",
+        "open-predict",
+        "who may call what: `open-predict`, predictions and reads need no key (feedback needs a `feedback` key, "
+        "admin calls an `admin` key); `closed`, every v1/v2 call and dashboard page needs a key "
+        "(/healthz, /readyz, /metrics stay open)",
+        choices=("open-predict", "closed"),
+    ),
+    Setting(
+        "NNSERVE_KEY_CHECK_INTERVAL",
+        0.25,
+        "seconds between a web worker's checks of the store's keys (filesystem; PostgreSQL announces changes): "
+        "a revoked key answers 401 everywhere within it",
+        most=1.0,
+    ),
+    Setting("NNSERVE_KEY_USE_INTERVAL", 30.0, "seconds between a web worker's writes of its keys' last use"),
+    Setting("NNSERVE_KEY", None, "the API key `nnserve remote` and the Python client send (`--key`)"),
     Setting("NNSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, "larger request bodies get 413"),
     Setting("NNSERVE_MAX_ROWS", 10_000, "more rows in one prediction get 422"),
     Setting("NNSERVE_RELOAD_INTERVAL", 0.25, "seconds between a web worker's checks of a model's active version"),

@@ -20,6 +20,7 @@ import click
 import nn
 from service.cli.db_commands import db
 from service.cli.export_commands import export
+from service.cli.keys_commands import keys
 from service.cli.model_commands import activate, models, predict, train
 from service.cli.monitoring_commands import feedback, monitoring
 from service.cli.options import UserError
@@ -73,6 +74,7 @@ def main() -> None:
       nnserve remote models                 the models a running server (NNSERVE_URL) serves
       nnserve monitoring iris               live metrics and drift of iris on a running server
       nnserve feedback iris labels.csv      ground truth (request_id,target) for logged predictions
+      nnserve keys create app --scope predict  an API key (printed once)
     """
 
 
@@ -94,5 +96,6 @@ for command in (
     db,
     monitoring,
     feedback,
+    keys,
 ):
     main.add_command(command)

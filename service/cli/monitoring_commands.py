@@ -13,7 +13,15 @@ import click
 from service import config
 from service.cli.console import table
 from service.cli.options import UserError, store_exists, store_option
-from service.cli.remote_commands import emit, json_option, make_client, server_errors, timeout_option, url_option
+from service.cli.remote_commands import (
+    emit,
+    json_option,
+    key_option,
+    make_client,
+    server_errors,
+    timeout_option,
+    url_option,
+)
 from service.client import Monitoring, VersionMonitoring
 from service.store import InvalidNameError, validate_name
 from service.store.monitoring import FEEDBACK_SECRET, PredictionLog, open_prediction_log
@@ -117,13 +125,14 @@ def _drift(version: VersionMonitoring) -> str:
 @click.option("--window", type=click.IntRange(1, 100_000), help="Newest logged rows per version (server default).")
 @json_option
 @url_option
+@key_option
 @timeout_option
-def show(name: str, window: int | None, as_json: bool, url: str, timeout: float) -> None:
+def show(name: str, window: int | None, as_json: bool, url: str, key: str | None, timeout: float) -> None:
     """Live metrics (accuracy, log loss; or MAE, RMSE, R2) per version, with the rows they rest on, each
     version's drift table: PSI of every feature and of the predictions against its training data, and the
     model's canary or shadow rollout."""
     with server_errors():
-        found = make_client(url, timeout).monitoring(name, window)
+        found = make_client(url, timeout, key=key).monitoring(name, window)
     emit(as_json, found, lambda: _report(found))
 
 
@@ -207,16 +216,18 @@ def rotate_secret(store_root: Path) -> None:
 @click.argument("source", type=click.File("r"), metavar="FILE.csv")
 @json_option
 @url_option
+@key_option
 @timeout_option
-def send(name: str, source: TextIO, as_json: bool, url: str, timeout: float) -> None:
+def send(name: str, source: TextIO, as_json: bool, url: str, key: str | None, timeout: float) -> None:
     """Send the true targets of predictions model NAME logged, from FILE.csv (- is stdin) with the header
     request_id,target (and row, for requests that predicted several rows; feedback_token, to send without a
     key). Labels whose prediction is not in the log, and rows already labelled, are listed; a target the
-    model cannot take fails the whole file with the row it is on."""
+    model cannot take fails the whole file with the row it is on. A key (--key / NNSERVE_KEY) needs the
+    ``feedback`` scope."""
     reader = csv.DictReader(source)
     if not {"request_id", "target"} <= set(reader.fieldnames or []):
         raise UserError(f"{source.name}: the header must name request_id and target (got {reader.fieldnames})")
-    client = make_client(url, timeout)
+    client = make_client(url, timeout, key=key)
     with server_errors():
         model = client.model(name)
         labels = []

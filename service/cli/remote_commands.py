@@ -1,8 +1,8 @@
 """``nnserve remote ...``: a running nnserve over HTTP, through :mod:`service.client`; and ``nnserve openapi``.
 
 Errors the server answers (or a server that does not answer) end with the
-server's message on stderr and exit code 1, never a traceback. The admin
-token is read from ``NNSERVE_ADMIN_TOKEN`` and is never printed.
+server's message on stderr and exit code 1, never a traceback. The key is read from
+``NNSERVE_KEY`` (or the admin token from ``NNSERVE_ADMIN_TOKEN``) and is never printed.
 """
 
 from __future__ import annotations
@@ -55,10 +55,18 @@ timeout_option = click.option(
 )
 
 
-def make_client(url: str, timeout: float, token: str | None = None) -> Client:
+key_option = click.option(
+    "--key",
+    envvar="NNSERVE_KEY",
+    show_envvar=True,
+    help="API key to send (sent instead of --token). Prefer the environment variable: a flag is visible in `ps`.",
+)
+
+
+def make_client(url: str, timeout: float, token: str | None = None, key: str | None = None) -> Client:
     """The client of ``--url``; a malformed URL is a usage error naming the option."""
     try:
-        return Client(url, token=token or None, timeout=timeout)
+        return Client(url, token=token or None, timeout=timeout, key=key or None)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--url") from None
 
@@ -71,9 +79,10 @@ def make_client(url: str, timeout: float, token: str | None = None) -> Client:
     show_envvar=True,
     help="Admin token for activate and retrain. Prefer the environment variable: a flag is visible in `ps`.",
 )
+@key_option
 @timeout_option
 @click.pass_context
-def remote(ctx: click.Context, url: str, token: str | None, timeout: float) -> None:
+def remote(ctx: click.Context, url: str, token: str | None, key: str | None, timeout: float) -> None:
     """Talk to a running nnserve (NNSERVE_URL) over its HTTP API.
 
     \b
@@ -81,10 +90,10 @@ def remote(ctx: click.Context, url: str, token: str | None, timeout: float) -> N
       nnserve remote models
       nnserve remote predict iris flowers.csv
       echo '[[5.1, 3.5, 1.4, 0.2]]' | nnserve remote predict iris - --json
-      NNSERVE_ADMIN_TOKEN=... nnserve remote retrain iris -p epochs=20 --wait
+      NNSERVE_KEY=nns_... nnserve remote retrain iris -p epochs=20 --wait
       nnserve remote jobs --watch
     """
-    ctx.obj = make_client(url, timeout, token)
+    ctx.obj = make_client(url, timeout, token, key)
 
 
 def _read_rows(source: TextIO) -> list[Any]:

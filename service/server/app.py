@@ -14,7 +14,7 @@ from apispec import BasePlugin
 from flask import Flask, Response, g, request, send_from_directory
 
 from service import config, logs, telemetry
-from service.server import errors, health
+from service.server import auth, errors, health
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.jsonio import OrjsonProvider
 from service.server.predlog import PredictionRecorder
@@ -23,7 +23,7 @@ from service.server.ui import pages as ui_pages
 from service.server.v1 import job_routes, model_routes, monitoring_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
-from service.store import open_store
+from service.store import KeyRing, open_key_store, open_store
 from service.store.monitoring import open_prediction_log
 from service.training.jobs import open_queue
 from service.version import __version__
@@ -96,6 +96,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         store, float(app.config["NNSERVE_RELOAD_INTERVAL"]), int(app.config["NNSERVE_CACHE_VERSIONS"])
     )
     app.extensions["nnserve.registry"] = registry
+    shared = hasattr(store, "activations")  # a shared store announces activations (and key changes)
+    keyring = KeyRing(
+        open_key_store(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL")),
+        check_interval=float("inf") if shared else float(app.config["NNSERVE_KEY_CHECK_INTERVAL"]),
+        miss_interval=0.25 if shared else 0.0,  # an unknown id: one stat() on the filesystem, a query on PostgreSQL
+        touch_interval=float(app.config["NNSERVE_KEY_USE_INTERVAL"]),
+    )
+    app.extensions["nnserve.keys"] = keyring
     if not app.testing:  # tests capture logs their own way; gunicorn and `flask run` get JSON lines
         logs.configure(app.config["NNSERVE_LOG_LEVEL"])
     app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL"))
@@ -127,15 +135,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
     _install_request_ids(app)
+    auth.install(app)  # after the request id: a 401 carries one too
     # GET /metrics (with the retraining workers' heartbeat age); counts, times and logs every request
     telemetry.install(app, lambda: telemetry.worker_heartbeat_age(health.retraining_worker()["heartbeat_age_seconds"]))
     registry.load_all()
-    if hasattr(store, "activations"):  # a shared store announces activations: requests stop polling it
+    keyring.refresh()
+    if shared:  # requests stop polling the store: the watcher keeps models and keys current
         registry.reload_interval = float("inf")
         watcher = ActivationWatcher(
             registry,
             poll_interval=float(app.config["NNSERVE_ACTIVATION_POLL"]),
             notify=app.config["NNSERVE_ACTIVATION_NOTIFY"] == "on",
+            keyring=keyring,
         )
         app.extensions["nnserve.watcher"] = watcher
         watcher.start()

@@ -11,6 +11,7 @@ import flask_smorest
 from service.server.jsonio import JsonBodyParser
 
 ADMIN: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+KEY: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}]  # a key is optional (NNSERVE_AUTH=open-predict)
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -30,7 +30,7 @@ import numpy as np
 from flask import current_app
 
 from service import telemetry
-from service.store import LoadedModel, ModelStore, NotFoundError, Rollout, StoreError
+from service.store import KEYS_CHANGED, KeyRing, LoadedModel, ModelStore, NotFoundError, Rollout, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -278,24 +278,36 @@ class ModelRegistry:
 class ActivationWatcher(threading.Thread):
     """Keeps one web worker's registry current with a shared store that announces activations.
 
-    Every notification refreshes that model (load and warm up, then swap); a slow poll of every model
-    (every ``poll_interval`` s) covers lost notifications and models published elsewhere; a lost database
-    connection is retried with backoff while the loaded models keep serving. Requests then never wait on
-    the database. With ``notify`` False (NNSERVE_ACTIVATION_NOTIFY=off) nothing listens: the poll alone
-    finds activations.
+    Every notification refreshes that model (load and warm up, then swap), or for ``KEYS_CHANGED`` the
+    worker's ``KeyRing``; a slow poll of every model and the keys (every ``poll_interval`` s) covers lost
+    notifications and models published elsewhere; a lost database connection is retried with backoff while
+    the loaded models keep serving. Requests then never wait on the database. With ``notify`` False
+    (NNSERVE_ACTIVATION_NOTIFY=off) nothing listens: the poll alone finds activations and key changes.
     """
 
-    def __init__(self, registry: ModelRegistry, poll_interval: float = 5.0, notify: bool = True) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        poll_interval: float = 5.0,
+        notify: bool = True,
+        keyring: KeyRing | None = None,
+    ) -> None:
         super().__init__(name="nnserve-activations", daemon=True)
         self.registry = registry
         self.poll_interval = poll_interval
         self.notify = notify
+        self.keyring = keyring
         self.stopping = threading.Event()
+
+    def _refresh_keys(self) -> None:
+        if self.keyring is not None:
+            self.keyring.refresh()
 
     def run(self) -> None:
         if not self.notify:
             while not self.stopping.wait(self.poll_interval):
                 self.registry.refresh_all()  # a store error is remembered per model, never raised
+                self._refresh_keys()
             return
         activations = self.registry.store.activations  # type: ignore[attr-defined]  # app.py checked it
         backoff = 0.5
@@ -309,10 +321,12 @@ class ActivationWatcher(threading.Thread):
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
+            if "" in names or KEYS_CHANGED in names or time.monotonic() >= next_poll:
+                self._refresh_keys()  # a key's creation or revocation, or anything after a reconnect
             if "" in names or time.monotonic() >= next_poll:
                 self.registry.refresh_all()
                 next_poll = time.monotonic() + self.poll_interval
-            for name in set(names) - {""}:
+            for name in set(names) - {"", KEYS_CHANGED}:
                 self.registry.refresh(name)
 
     def stop(self) -> None:

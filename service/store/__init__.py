@@ -18,6 +18,18 @@ from service.store.exceptions import (
 )
 from service.store.filesystem import FileModelStore, VersionInfo
 from service.store.inference import LoadedModel, Prediction, predict
+from service.store.keys import (
+    ADMIN,
+    KEYS_CHANGED,
+    SCOPES,
+    FileKeyStore,
+    InvalidKeyError,
+    KeyRecord,
+    KeyRing,
+    KeyStore,
+    is_key,
+    open_key_store,
+)
 from service.store.names import validate_name, validate_sha256, validate_version
 from service.store.protocol import ModelStore
 from service.store.retention import GcReport, RetentionPolicy
@@ -37,12 +49,20 @@ def open_store(root: str | os.PathLike[str], database_url: str | None = None) ->
 
 
 __all__ = [
+    "ADMIN",
+    "KEYS_CHANGED",
+    "SCOPES",
     "ActiveVersionChangedError",
     "CorruptVersionError",
     "Dataset",
+    "FileKeyStore",
     "FileModelStore",
     "GcReport",
+    "InvalidKeyError",
     "InvalidNameError",
+    "KeyRecord",
+    "KeyRing",
+    "KeyStore",
     "LoadedModel",
     "ModelStore",
     "NotFoundError",
@@ -54,6 +74,8 @@ __all__ = [
     "StoreUnavailableError",
     "VersionInfo",
     "enforce_retention",
+    "is_key",
+    "open_key_store",
     "open_store",
     "predict",
     "validate_name",

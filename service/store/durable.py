@@ -42,14 +42,14 @@ def read_regular(path: Path, limit: int = -1) -> bytes:
         return f.read(limit)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``path`` with ``data`` so readers see the old bytes or the new ones, never a mix."""
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp creates 0600; other store readers may run as another user
+            os.fchmod(f.fileno(), mode)  # mkstemp creates 0600; other store readers may run as another user
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

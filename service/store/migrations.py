@@ -176,6 +176,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        8,
+        "api keys: scopes, models, expiry, revocation; only the SHA-256 of a key's secret",
+        """
+        CREATE SEQUENCE api_keys_changed;
+        CREATE TABLE api_keys (
+            id text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{12}$'),
+            name text NOT NULL,
+            scopes text[] NOT NULL,
+            models text[] NOT NULL,
+            digest text NOT NULL CHECK (digest ~ '^[0-9a-f]{64}$'),
+            created timestamptz NOT NULL,
+            expires timestamptz,
+            last_used timestamptz,
+            revoked timestamptz,
+            changed bigint NOT NULL DEFAULT nextval('api_keys_changed')
+        );
+        """,
+    ),
 )
 
 

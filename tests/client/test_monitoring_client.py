@@ -29,7 +29,7 @@ def client(trained_store, store_copy):
 @pytest.fixture
 def cli(client, monkeypatch):
     """``cli(*args, input=None)``: nnserve's CLI, its HTTP client talking to the same app."""
-    monkeypatch.setattr(monitoring_commands, "make_client", lambda url, timeout: client)
+    monkeypatch.setattr(monitoring_commands, "make_client", lambda url, timeout, key=None: client)
     return lambda *args, input=None: CliRunner().invoke(main, [*args], input=input, catch_exceptions=False)
 
 

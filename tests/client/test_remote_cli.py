@@ -9,6 +9,7 @@ from client_support import TOKEN, free_port
 
 from service.cli import main
 from service.client import Client
+from service.store import FileKeyStore
 
 IRIS_CSV = "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
 
@@ -73,6 +74,26 @@ def test_activate_needs_the_token_and_never_prints_it(run):
     done = run("activate", "iris", "1")
     assert done.exit_code == 0, done.output
     assert done.output.strip() == "iris: version 1 active (was 1)" and TOKEN not in done.output
+
+
+def test_remote_and_feedback_send_the_key_from_nnserve_key(live, store_root):
+    keys = FileKeyStore(store_root)
+    _, admin = keys.create("ops", ["admin"])
+    _, predictor = keys.create("app", ["predict"])
+
+    def invoke(*args, key, input=None):
+        env = {"NNSERVE_URL": live.url, "NNSERVE_KEY": key, "NNSERVE_ADMIN_TOKEN": None}
+        return CliRunner().invoke(main, list(args), input=input, env=env, catch_exceptions=False)
+
+    done = invoke("remote", "activate", "iris", "1", key=admin)
+    assert done.exit_code == 0 and "version 1 active" in done.output and admin not in done.output
+    refused = invoke("remote", "activate", "iris", "1", key=predictor)
+    assert refused.exit_code == 1 and "403" in refused.output and "'admin' scope" in refused.output
+    labels = invoke("feedback", "iris", "-", key=predictor, input="request_id,target\nr1,setosa\n")
+    assert labels.exit_code == 1 and "403" in labels.output and predictor not in labels.output
+    client = Client(live.url, key=predictor)
+    assert client.predict("iris", [[5.1, 3.5, 1.4, 0.2]]).version == 1
+    assert predictor not in repr(client)
 
 
 def test_retrain_wait_and_jobs_watch(run):

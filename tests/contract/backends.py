@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.store import ModelStore, open_store
+from service.store import KeyStore, ModelStore, open_key_store, open_store
 from service.store.monitoring import PredictionLog, open_prediction_log
 from service.training.jobs import JobQueue, open_queue
 
 STORE_BACKENDS = ["filesystem", "postgres"]
 QUEUE_BACKENDS = ["sqlite", "postgres"]
 LOG_BACKENDS = ["sqlite", "postgres"]
+KEY_BACKENDS = ["filesystem", "postgres"]
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,6 @@ class Backend:
 
     def prediction_log(self) -> PredictionLog:
         return open_prediction_log(self.root, self.database_url)
+
+    def keys(self) -> KeyStore:
+        return open_key_store(self.root, self.database_url)

@@ -9,8 +9,8 @@ from flask.views import MethodView
 from marshmallow import ValidationError
 
 from service import telemetry
-from service.server.auth import require_admin
-from service.server.blueprint import ADMIN, Blueprint
+from service.server.auth import require, require_admin
+from service.server.blueprint import ADMIN, KEY, Blueprint
 from service.server.errors import abort
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
 from service.server.registry import Route, registry
@@ -161,8 +161,9 @@ ROUTING_KEY_DOC = {
 @blp.route("/<name>/predict")
 @blp.route("/<name>:predict", endpoint="PredictColon")
 class Predict(MethodView):
-    @blp.doc(parameters=[ROUTING_KEY_DOC])
-    @blp.errors(400, 404, 409, 413, 415, 503)
+    @blp.doc(parameters=[ROUTING_KEY_DOC], security=KEY)
+    @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
+    @require("predict")  # before the body is parsed
     @blp.arguments(PREDICT_REQUEST)
     @blp.response(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str) -> Response:
@@ -172,7 +173,9 @@ class Predict(MethodView):
 
 @blp.route("/<name>/versions/<version>/predict")
 class PredictVersion(MethodView):
-    @blp.errors(400, 404, 409, 413, 415, 503)
+    @blp.doc(security=KEY)
+    @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
+    @require("predict")
     @blp.arguments(PREDICT_REQUEST)
     @blp.response(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str, version: str) -> Response:

@@ -7,11 +7,11 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 
 from service import telemetry
-from service.server.auth import is_admin, require_admin
+from service.server.auth import authorize, current_caller, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.predlog import recorder
@@ -33,17 +33,17 @@ from service.training.live import version_report
 blp = Blueprint("monitoring", __name__, url_prefix="/v1/models", description="Feedback, live metrics and drift")
 
 
-BOOTSTRAP_KEY = "bootstrap"  # the key id of NNSERVE_ADMIN_TOKEN
-
-
 def _provenance(model: str, items: list[dict[str, Any]], replace: bool) -> tuple[str, str | None]:
-    """(source, key id) the labels of this call are recorded with, or a 401/403: the admin token (key id
-    ``bootstrap``), else each item's feedback token, valid for its own request id of ``model``."""
+    """(source, key id) the labels of this call are recorded with, or a 401/403: a key with the ``feedback``
+    scope for ``model`` (NNSERVE_ADMIN_TOKEN: key id ``bootstrap``), else each item's feedback token, valid
+    for its own request id of ``model``."""
     challenge = {"WWW-Authenticate": 'Bearer realm="nnserve"'}
-    if request.headers.get("Authorization") is not None:
-        if not is_admin():
-            abort(401, "invalid bearer token", headers=challenge)
-        return "key", BOOTSTRAP_KEY
+    if current_caller() is not None:  # a bad credential is a 401 here
+        caller = authorize("feedback", model)
+        assert caller is not None
+        if replace and not caller.allows("admin", model):
+            abort(403, f"key {caller.key_id!r} lacks the 'admin' scope: replacing labels takes an admin key")
+        return "key", caller.key_id
     if replace:
         abort(403, "replacing labels takes an admin key")
     tokens, now = feedback_tokens(), time.time()

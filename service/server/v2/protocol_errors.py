@@ -61,8 +61,10 @@ def _from_http(exc: HTTPException) -> ProtocolError:
         message = f"{request.method} is not allowed on {request.path}; use {headers['Allow']}"
     elif exc.code == 404:
         message = f"no such endpoint: {request.path}"
-    else:
-        message = exc.description or "request failed"
+    else:  # nnserve's own aborts (401, 403) carry their message and headers in ``data``
+        data = getattr(exc, "data", None) or {}
+        message = data.get("message") or exc.description or "request failed"
+        headers.update(data.get("headers") or {})
     return ProtocolError(exc.code or 500, message, headers)
 
 

@@ -30,6 +30,7 @@ from flask import Blueprint, Response, current_app
 
 from nn import MLPClassifier
 from service import telemetry
+from service.server.auth import require
 from service.server.health import readiness
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
 from service.server.registry import Route, registry
@@ -167,6 +168,7 @@ def model_ready(name: str, version: str | None = None) -> Response:
 
 @blp.post("/models/<name>/infer")
 @blp.post("/models/<name>/versions/<version>/infer")
+@require("predict")
 def infer(name: str, version: str | None = None) -> Response:
     """Run the request's input through the model; outputs as JSON or binary tensor data."""
     chosen = _chosen(name, version)

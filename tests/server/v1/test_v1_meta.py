@@ -97,10 +97,22 @@ def test_openapi_activate_requires_the_bearer_scheme(spec):
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
     activate = spec["paths"]["/v1/models/{name}/versions/{version}/activate"]["post"]
     assert activate["security"] == [{"bearerAuth": []}]
-    # the public operations need no credentials
+    # feedback takes a key or feedback tokens; predictions a key (NNSERVE_AUTH=closed) or none; reads document none
+    assert spec["paths"]["/v1/models/{name}/feedback"]["post"]["security"] == [{"bearerAuth": []}, {}]
+    predictions = {
+        (p, "post")
+        for p in (
+            "/v1/models/{name}/predict",
+            "/v1/models/{name}:predict",
+            "/v1/models/{name}/versions/{version}/predict",
+        )
+    }
+    for path, method in predictions:
+        assert spec["paths"][path][method]["security"] == [{}, {"bearerAuth": []}], path
     assert "security" not in spec
-    for path, method in V1_OPERATIONS - {("/v1/models/{name}/versions/{version}/activate", "post")}:
-        assert "security" not in spec["paths"][path][method], (path, method)
+    for path, method in V1_OPERATIONS - predictions:
+        if method == "get":
+            assert "security" not in spec["paths"][path][method], (path, method)
 
 
 def resolve(spec, node):
