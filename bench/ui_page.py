@@ -35,7 +35,7 @@ def build(root: Path) -> None:
     result = fitting.train("classification", {"max_iter": 30, "hidden_layer_sizes": (8,), "random_state": 0}, data)
     store = open_store(root)
     for v in range(VERSIONS):
-        fitting.publish(store, "bench", result, data, parent_version=v or None, trigger="bench", job_id=f"job-{v}")
+        fitting.publish(store, "bench", result, parent_version=v or None, trigger="bench", job_id=f"job-{v}")
     queue = open_queue(root)
     for i in range(JOBS):
         job = queue.enqueue("bench", RetrainRequest())

@@ -76,7 +76,7 @@ def train(
     for spec in loaded:
         progress = console.TrainingProgress(spec.name, estimator_params(spec, overrides)["max_iter"])
         try:
-            dataset, result = train_spec(spec, overrides, callbacks=[progress])
+            _, result = train_spec(spec, overrides, callbacks=[progress])
         except (SpecError, CSVError):
             raise
         except ValueError as exc:  # nn refuses the data (one class, too few rows, ...)
@@ -87,7 +87,6 @@ def train(
             store,
             spec.name,
             result,
-            dataset,
             description=spec.description,
             target=spec.target,
             activate=activate,

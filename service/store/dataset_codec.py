@@ -10,9 +10,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from service.store.exceptions import InvalidNameError
+from service.store.names import validate_sha256
 
 _ARRAYS = {"X", "y", "feature_names"}
 
@@ -22,6 +27,20 @@ class Dataset:
     X: np.ndarray  # float64 (n_samples, n_features)
     y: np.ndarray  # str/int labels (n_samples,), or float64 targets (n_samples,) or (n_samples, k)
     feature_names: list[str]  # one per column, or empty when the columns are unnamed
+
+
+def manifest_datasets(manifest: Mapping[str, Any]) -> set[str]:
+    """The datasets a version's manifest names (its training rows, its frozen evaluation set), which gc keeps
+    while the version exists; malformed names are left out."""
+    kept = manifest.get("evaluation_set")
+    named = [manifest.get("dataset_sha256"), kept.get("sha256") if isinstance(kept, Mapping) else None]
+    found = set()
+    for digest in named:
+        try:
+            found.add(validate_sha256(digest))
+        except (InvalidNameError, TypeError, AttributeError):
+            continue
+    return found
 
 
 def canonical(dataset: Dataset) -> Dataset:

@@ -494,13 +494,14 @@ class FileModelStore:
             durable.fsync_dir(model_dir)
 
     def _dataset_refs(self, name: str, versions: list[int]) -> set[str]:
-        """The datasets the versions were trained on, read from their manifests (unreadable ones name none)."""
-        refs = set()
+        """The datasets the versions name (training rows, evaluation sets), read from their manifests (unreadable
+        ones name none)."""
+        refs: set[str] = set()
         for version in versions:
             try:
-                raw = durable.read_regular(self.root / name / str(version) / artifacts.MANIFEST)
-                refs.add(validate_sha256(json.loads(raw).get("dataset_sha256")))
-            except (OSError, ValueError, AttributeError, InvalidNameError):
+                manifest = json.loads(durable.read_regular(self.root / name / str(version) / artifacts.MANIFEST))
+                refs |= dataset_codec.manifest_datasets(manifest)
+            except (OSError, ValueError, AttributeError):
                 continue
         return refs
 

@@ -45,7 +45,6 @@ from service.store.inference import LoadedModel
 from service.store.names import (
     MAX_VERSION,
     NAME_PATTERN,
-    InvalidNameError,
     validate_name,
     validate_sha256,
     validate_version,
@@ -587,8 +586,9 @@ class PostgresModelStore:
         doomed = retention.select(created, protected=protected, policy=policy, now=time.time())
         if not doomed:
             return []
-        refs = {v: _dataset_ref(files, manifest) for v, _, files, manifest in found}
-        doomed_refs = {refs[v] for v in doomed} - {refs[v] for v in created if v not in doomed} - {None}
+        refs = {v: _dataset_refs(files, manifest) for v, _, files, manifest in found}
+        kept_refs = set().union(*(refs[v] for v in created if v not in doomed))
+        doomed_refs = set().union(*(refs[v] for v in doomed)) - kept_refs
         candidates = {digest for v, _, files, _ in found if v in doomed for digest in files.values()}
         conn.execute("SET LOCAL nnserve.retention = 'on'")  # the immutability trigger lets this transaction delete
         conn.execute("DELETE FROM versions WHERE name = %s AND version = ANY(%s)", (name, doomed))
@@ -675,14 +675,14 @@ def _rollout(name: str, data: dict[str, Any] | None) -> Rollout | None:
         raise CorruptVersionError(f"model {name!r}: its rollout record is not one") from None
 
 
-def _dataset_ref(files: dict[str, str], manifest: bytes | None) -> str | None:
-    """The dataset a version was trained on, from its manifest blob (None if it names none or is damaged)."""
+def _dataset_refs(files: dict[str, str], manifest: bytes | None) -> set[str]:
+    """The datasets a version names (training rows, evaluation set), from its manifest blob (none if damaged)."""
     if manifest is None or _sha256(bytes(manifest)) != files.get(artifacts.MANIFEST):
-        return None
+        return set()
     try:
-        return validate_sha256(json.loads(bytes(manifest)).get("dataset_sha256"))
-    except (ValueError, AttributeError, InvalidNameError):
-        return None
+        return dataset_codec.manifest_datasets(json.loads(bytes(manifest)))
+    except (ValueError, AttributeError):
+        return set()
 
 
 def _sha256(data: bytes) -> str:

@@ -12,6 +12,10 @@ prediction log holds of both versions since the rollout started; ``GET /v1/model
   ``max_duration`` on its error rate alone (a model that gets no feedback).
 - A shadow never serves: it completes once its candidate answered ``min_requests`` copies and has
   ``MIN_LABELLED`` labelled rows, or at ``max_duration``, with its agreement rate and metric difference.
+- Live labels come from clients, who can forge them; the frozen evaluation set cannot be reached by them
+  (``frozen.py``). A canary the live figures would promote is rolled back instead when its score on the
+  frozen set (``Frozen``, recorded by the job that published it) is below the active version's, and every
+  verdict's reason names both.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from service.store.rollouts import Rollout, State
 from service.training.fitting import task_of
 from service.training.live import live_metrics, trusted_labels
 
-__all__ = ["MIN_LABELLED", "Evidence", "Verdict", "Z", "evidence", "judge"]
+__all__ = ["MIN_LABELLED", "Evidence", "Frozen", "Verdict", "Z", "evidence", "frozen_scores", "judge"]
 
 MIN_LABELLED = 30  # labelled rows of each version before live metrics are compared
 Z = 2.326  # one-sided 99%: a candidate as good as the active version is rolled back by chance 1 time in 100
@@ -68,6 +72,34 @@ class Evidence:
 class Verdict:
     state: State
     reason: str
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """The candidate's and the active version's primary metric on the same frozen evaluation rows."""
+
+    metric: str
+    candidate: float
+    active: float
+    rows: int
+
+    def worse(self) -> bool:
+        return self.candidate < self.active
+
+    def text(self) -> str:
+        return f"frozen evaluation {self.metric} {self.candidate:.4f} vs active {self.active:.4f} ({self.rows} rows)"
+
+
+def frozen_scores(manifest: Mapping[str, Any], rollout: Rollout) -> Frozen | None:
+    """The candidate's frozen-set comparison from its manifest, when the job that published it scored both it and
+    the rollout's baseline there (None for a version published before evaluation sets were kept)."""
+    kept = manifest.get("evaluation_set") or {}
+    parent = (manifest.get("lineage") or {}).get("parent_version")
+    metric = manifest.get("primary_metric")
+    value = (manifest.get("metrics") or {}).get(metric)
+    if kept.get("parent_metric") is None or parent != rollout.baseline or value is None:
+        return None
+    return Frozen(str(metric), float(value), float(kept["parent_metric"]), int(kept.get("rows", 0)))
 
 
 def _side(
@@ -142,8 +174,17 @@ def _metric_text(task: str, evidence: Evidence) -> str:
     return f"live {metric} {values[0]:.3f} vs active {values[1]:.3f}"
 
 
-def judge(rollout: Rollout, task: str, found: Evidence, now: float) -> Verdict | None:
+def judge(rollout: Rollout, task: str, found: Evidence, now: float, frozen: Frozen | None = None) -> Verdict | None:
     """The verdict on a running rollout now, or None while it needs more evidence (see the module's rule)."""
+    verdict = _live_verdict(rollout, task, found, now)
+    if verdict is None or frozen is None:
+        return verdict
+    if verdict.state == "promoted" and frozen.worse():
+        return Verdict("rolled_back", f"{frozen.text()} is worse, whatever the live figures say ({verdict.reason})")
+    return Verdict(verdict.state, f"{verdict.reason}; {frozen.text()}")
+
+
+def _live_verdict(rollout: Rollout, task: str, found: Evidence, now: float) -> Verdict | None:
     c, a = found.candidate, found.active
     timed_out = now - rollout.started_at >= rollout.max_duration
     counts = f"{c.labelled} and {a.labelled} labelled rows"

@@ -24,6 +24,7 @@ A spec is ``models/<name>.toml`` (the file name is the model name)::
     [monitoring]
     sample_rate = 0.1                  # fraction of predictions kept in the prediction log (default 0: none)
     trusted_labels = ["key"]           # label sources live metrics, policies and rollouts count ("key", "token")
+    target_range = [0.0, 500.0]        # regression: the targets feedback and retrain data may have
 
     [retrain]                          # optional: the retraining worker retrains on its own when a rule fires
     on_drift_psi = 0.25                # a feature's PSI over the newest logged rows (at least drift_min_rows)
@@ -31,6 +32,7 @@ A spec is ``models/<name>.toml`` (the file name is the model name)::
     every_n_feedback = 500             # labels received since the last retrain
     schedule = "1d"                    # at most this long between retrains
     promote = "if_better"
+    cooldown = "1h"                    # after a candidate that was not promoted, the wait before a rule fires again
 
 Every key, its type and its range are checked with marshmallow before any
 training starts, and errors name the file and the key (``training.epochs``),
@@ -54,7 +56,7 @@ from nn.estimators import SOLVERS
 from service.store import InvalidNameError, validate_name
 from service.store.monitoring import LABEL_SOURCES
 from service.training.csvdata import TASKS, read_csv_header
-from service.training.jobs import LONGEST, MOST_REQUESTS, PROMOTE_CHOICES
+from service.training.jobs import COOLDOWN, LONGEST, MOST_REQUESTS, PROMOTE_CHOICES
 
 
 class SpecError(ValueError):
@@ -131,6 +133,19 @@ class TrainingSchema(_Strict):
     seed = _Typed("integer", load_default=0, validate=validate.Range(0, 2**32 - 1))
 
 
+class _Range(fields.Field):
+    """``[lo, hi]``: two finite numbers, ``lo < hi``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        number = _Typed("number")
+        if not isinstance(value, list) or len(value) != 2:
+            raise ValidationError(f"must be [low, high], two numbers, got {value!r}")
+        low, high = (number._deserialize(v, attr, data) for v in value)
+        if not low < high:
+            raise ValidationError(f"low must be below high, got {value!r}")
+        return [low, high]
+
+
 class _Sources(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, list) or not value or any(v not in LABEL_SOURCES for v in value):
@@ -139,11 +154,13 @@ class _Sources(fields.Field):
 
 
 class MonitoringSchema(_Strict):
-    """The ``[monitoring]`` table: the fraction of predictions written to the prediction log (0: none), and
-    which labels count (those sent with a key; with ``"token"`` too, those sent with a feedback token)."""
+    """The ``[monitoring]`` table: the fraction of predictions written to the prediction log (0: none),
+    which labels count (those sent with a key; with ``"token"`` too, those sent with a feedback token), and a
+    regressor's accepted target range (default: the training targets' range widened by its span each side)."""
 
     sample_rate = _Typed("number", load_default=0.0, validate=validate.Range(0, 1))
     trusted_labels = _Sources(load_default=lambda: ["key"])
+    target_range = _Range()
 
 
 INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -192,6 +209,7 @@ class RetrainPolicySchema(_Strict):
     canary_fraction = _Typed("number", validate=validate.Range(0, 1, min_inclusive=False))
     min_requests = _Typed("integer", validate=validate.Range(1, MOST_REQUESTS))
     max_duration = _Interval(validate=validate.Range(1, LONGEST))
+    cooldown = _Interval(load_default=COOLDOWN)
 
 
 class SpecSchema(_Strict):
@@ -356,6 +374,8 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
         )
     if len(columns) < 2:
         raise SpecError(f"{path}: dataset: {data_path.name} has no feature columns besides the target")
+    if "target_range" in data["monitoring"] and data["task"] != "regression":
+        raise SpecError(f"{path}: monitoring.target_range: only a regression spec has a target range")
     return ModelSpec(
         name=name,
         task=data["task"],

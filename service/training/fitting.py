@@ -49,7 +49,8 @@ class TrainResult:
     n_test: int
     test_size: float
     seed: int
-    test_indices: np.ndarray  # rows of the dataset the metrics were computed on (never trained on)
+    training: Dataset  # the rows the estimator was fitted on
+    evaluation: Dataset  # the rows the metrics were computed on: never trained on (the frozen evaluation set)
 
 
 def holdout_split(
@@ -109,12 +110,16 @@ def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.Ran
 
 
 def evaluate(task: str, estimator: BaseMLP, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Held-out metrics: classification ``accuracy`` and ``log_loss``; regression ``r2``, ``rmse`` and ``mae``."""
+    """Held-out metrics: classification ``accuracy`` and ``log_loss``; regression ``r2``, ``rmse`` and ``mae``.
+
+    A label the estimator has no class for counts as wrong (an evaluation set may hold a class a
+    replacing retrain dropped)."""
     prediction = predict(estimator, X)
     if prediction.classes is not None and prediction.probabilities is not None:
         proba = np.asarray(prediction.probabilities, dtype=np.float64)
-        idx = np.searchsorted(prediction.classes, y)
-        p_true = np.clip(proba[np.arange(len(y)), idx], 1e-15, 1.0)
+        idx = np.minimum(np.searchsorted(prediction.classes, y), len(prediction.classes) - 1)
+        known = prediction.classes[idx] == y
+        p_true = np.clip(np.where(known, proba[np.arange(len(y)), idx], 0.0), 1e-15, 1.0)
         return {
             "accuracy": accuracy_score(y, prediction.values),
             "log_loss": float(-np.log(p_true).mean()),
@@ -135,13 +140,16 @@ def train(
     *,
     test_size: float = 0.25,
     seed: int = 0,
+    evaluation: Dataset | None = None,
     callbacks: Sequence[Callback] = (),
     warm_start_from: BaseMLP | None = None,
 ) -> TrainResult:
     """Fit an estimator on the training part of ``dataset`` and score it on the held-out part.
 
     ``seed`` picks the held-out split (stratified by class for classification);
-    the network's own seed is ``params["random_state"]``. The returned
+    with an ``evaluation`` set (a retrain's frozen rows, ``frozen.py``) every row of ``dataset`` is
+    trained on and ``evaluation`` alone is scored, so no new row can reach the score.
+    The network's own seed is ``params["random_state"]``. The returned
     estimator is the one that was scored, so the metrics describe exactly
     what gets published. ``warm_start_from`` continues from a copy of a fitted
     estimator's weights and preprocessing (its architecture and classes win
@@ -152,7 +160,12 @@ def train(
     X, y = np.asarray(dataset.X, dtype=np.float64), np.asarray(dataset.y)
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"dataset X of shape {X.shape} does not match {len(y)} targets")
-    train_idx, test_idx = holdout_split(len(X), test_size, seed, y if task == "classification" else None)
+    if evaluation is None:
+        fit, evaluation = split(dataset, task, test_size, seed)
+    else:
+        fit = dataset
+    if len(evaluation.X) == 0:
+        raise ValueError("the evaluation set is empty")
     estimator: BaseMLP
     if warm_start_from is None:
         cls = MLPClassifier if task == "classification" else MLPRegressor
@@ -161,23 +174,44 @@ def train(
         estimator = _copy(warm_start_from)
         estimator.set_params(**{**params, "warm_start": True, "callbacks": list(callbacks)})
     started = time.perf_counter()
-    estimator.fit(X[train_idx], y[train_idx], feature_names=dataset.feature_names or None)
+    estimator.fit(np.asarray(fit.X, dtype=np.float64), np.asarray(fit.y), feature_names=dataset.feature_names or None)
     seconds = time.perf_counter() - started
     estimator.callbacks = None  # runtime-only; nothing of the caller's progress display stays in the model
     return TrainResult(
         estimator=estimator,
         task=task,
         params={k: v for k, v in estimator.get_params().items() if k != "callbacks"},
-        metrics=evaluate(task, estimator, X[test_idx], y[test_idx]),
+        metrics=evaluate(task, estimator, np.asarray(evaluation.X, dtype=np.float64), np.asarray(evaluation.y)),
         primary_metric=PRIMARY_METRIC[task],
         epochs=int(estimator.n_iter_),
         seconds=seconds,
-        n_train=len(train_idx),
-        n_test=len(test_idx),
+        n_train=len(fit.X),
+        n_test=len(evaluation.X),
         test_size=float(test_size),
         seed=int(seed),
-        test_indices=test_idx,
+        training=fit,
+        evaluation=evaluation,
     )
+
+
+def split(dataset: Dataset, task: str, test_size: float, seed: int) -> tuple[Dataset, Dataset]:
+    """(training rows, held-out rows) of ``dataset`` by ``holdout_split`` (stratified for classification)."""
+    y = np.asarray(dataset.y)
+    train_idx, test_idx = holdout_split(len(y), test_size, seed, y if task == "classification" else None)
+    return take(dataset, train_idx), take(dataset, test_idx)
+
+
+def concat(parts: Sequence[Dataset]) -> Dataset:
+    """The rows of ``parts`` one after the other (targets in the first non-empty part's type)."""
+    kept = [p for p in parts if len(p.X)] or list(parts[:1])
+    first = kept[0]
+    y = [p.y if first.y.dtype.kind == "U" else np.asarray(p.y).astype(first.y.dtype) for p in kept]
+    return Dataset(np.vstack([p.X for p in kept]), np.concatenate(y), first.feature_names)
+
+
+def take(dataset: Dataset, rows: np.ndarray) -> Dataset:
+    """The rows ``rows`` of ``dataset``, in that order."""
+    return Dataset(np.asarray(dataset.X)[rows], np.asarray(dataset.y)[rows], dataset.feature_names)
 
 
 def _copy(estimator: BaseMLP) -> BaseMLP:
@@ -214,35 +248,46 @@ def publish(
     store: ModelStore,
     name: str,
     result: TrainResult,
-    dataset: Dataset,
     *,
     description: str = "",
     target: str | None = None,
     activate: bool = True,
     parent_version: int | None = None,
+    parent_metric: float | None = None,
     trigger: str | None = None,
     job_id: str | None = None,
     spec_sections: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> int:
-    """Store the training data and the model as a new version, activate it unless told not to; returns the version.
+    """Store the training data, the evaluation set and the model as a new version, activate it unless told not
+    to; returns the version.
 
-    The manifest records the task, the held-out metrics, the dataset's hash
-    (so a retrain can start from exactly this data), how it was trained, every epoch's
+    The manifest records the task, the held-out metrics, the training rows' hash
+    (so a retrain can start from exactly this data) and the frozen evaluation set's (``evaluation_set``, with
+    ``parent_metric``: the parent version's score on the same rows, which a canary's verdict rests on too),
+    how it was trained, every epoch's
     figures, the held-out evaluation and the version's lineage (``evaluation``), the training data's reference
-    statistics that drift is measured against (``drift``); a retraining job's id too,
+    statistics that drift is measured against (``drift``) and, for a regressor, the range of its targets
+    (``target_range``: what a feedback target may be); a retraining job's id too,
     which a shared store uses to publish a retried job once; and the spec's ``spec_sections``
     (``catalog.STORED_SECTIONS``: monitoring), which the server and the worker read from the version.
     """
+    dataset, held_out = result.training, result.evaluation
+    known = concat([dataset, held_out])  # every row the version has seen a target of
     digest = store.save_dataset(name, dataset)
-    test_idx = result.test_indices
     params = {k: _jsonable(v) for k, v in result.params.items()}
-    metadata = {
+    X_test, y_test = np.asarray(held_out.X, dtype=np.float64), np.asarray(held_out.y)
+    metadata: dict[str, Any] = {
         "task": result.task,
         "description": description,
         "target": target,
         "metrics": result.metrics,
         "primary_metric": result.primary_metric,
         "dataset_sha256": digest,
+        "evaluation_set": {
+            "sha256": store.save_dataset(name, held_out),
+            "rows": len(y_test),
+            "parent_metric": parent_metric,
+        },
         "training": {
             "params": params,
             "epochs": result.epochs,
@@ -253,12 +298,13 @@ def publish(
             "seed": result.seed,
         },
         "epoch_history": evaluation.history(result.estimator),
-        "evaluation": evaluation.evaluation_report(
-            result.estimator, np.asarray(dataset.X, dtype=np.float64)[test_idx], np.asarray(dataset.y)[test_idx]
-        ),
+        "evaluation": evaluation.evaluation_report(result.estimator, X_test, y_test),
         "lineage": evaluation.lineage(params, digest, parent_version=parent_version, trigger=trigger, job_id=job_id),
-        "reference": drift.reference_statistics(result.estimator, dataset.X, dataset.y, dataset.feature_names),
+        "reference": drift.reference_statistics(result.estimator, known.X, known.y, known.feature_names),
     }
+    if result.task == "regression":
+        targets = np.ravel(known.y).astype(np.float64)
+        metadata["target_range"] = [float(targets.min()), float(targets.max())]
     if job_id is not None:
         metadata["job_id"] = job_id
     metadata.update({key: dict(value) for key, value in (spec_sections or {}).items()})

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 __all__ = [
     "CANARY_FRACTION",
+    "COOLDOWN",
     "FINAL",
     "INTERNAL_ERROR",
     "LONGEST",
@@ -42,12 +43,14 @@ FINAL = ("succeeded", "failed", "cancelled")
 # How a job's error starts when a bug, not the job's data, failed it: its text is for admins only.
 INTERNAL_ERROR = "internal error"
 Mode = Literal["append", "replace"]
+DataSource = Literal["request", "feedback"]
 Promote = Literal["if_better", "always", "never", "canary", "shadow"]
 PROMOTE_CHOICES: tuple[Promote, ...] = ("if_better", "always", "never", "canary", "shadow")
 # A canary's or shadow's defaults: the share of unpinned requests a canary answers, the requests its
 # verdict needs, the longest it runs (seconds).
 CANARY_FRACTION, MIN_REQUESTS, MAX_DURATION = 0.1, 100, 3600.0
 MOST_REQUESTS, LONGEST = 1_000_000, 30 * 86_400.0  # the largest min_requests and max_duration accepted
+COOLDOWN = 3600.0  # seconds a policy whose candidate was not promoted waits before it fires again
 ROLLOUT_OPTIONS = frozenset({"canary_fraction", "min_requests", "max_duration"})
 
 
@@ -79,6 +82,9 @@ class RetrainRequest:
     data_sha256: str | None = None
     n_new_rows: int = 0
     trigger: str | None = None  # what started a job no one asked for: the retraining policy that fired, and why
+    # where the new rows came from: an admin's request (a share is held out into the evaluation set) or
+    # feedback (a policy's labelled predictions: trained on, never evaluated on)
+    data_source: DataSource = "request"
     canary_fraction: float = CANARY_FRACTION  # promote "canary" and "shadow" only (service.store.rollouts)
     min_requests: int = MIN_REQUESTS
     max_duration: float = MAX_DURATION
@@ -103,6 +109,9 @@ class JobResult:
     epochs: int
     seconds: float
     n_rows: int
+    # which rows it trained and was scored on (``frozen.RetrainRows``): counts by origin, and the datasets' sha256
+    trained_on: dict[str, Any] = field(default_factory=dict)
+    evaluated_on: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> JobResult:

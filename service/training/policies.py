@@ -7,7 +7,8 @@ rule that fires enqueues one retrain, atomically only when the model has no job 
 (``JobQueue.enqueue_if_idle``), on the version's training data plus the version's labelled predictions,
 with the rule as the job's ``trigger`` (the new version's lineage records it). The usual promotion rule
 decides whether the new version serves. Counting rows only since the last retrain is what stops a policy
-from firing again on the same evidence after a retrain that was not promoted.
+from firing again on the same evidence after a retrain that was not promoted, and a policy whose candidate
+was not promoted (or whose job failed) waits its ``cooldown`` (default ``COOLDOWN``) before it fires again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +25,9 @@ import numpy as np
 from service import telemetry
 from service.store import Dataset, ModelStore, Rollout, StoreError
 from service.store.monitoring import PredictionLog
-from service.training.canary import Verdict, evidence, judge
+from service.training.canary import Verdict, evidence, frozen_scores, judge
 from service.training.fitting import task_of
-from service.training.jobs import ROLLOUT_OPTIONS, Job, JobQueue, RetrainRequest
+from service.training.jobs import COOLDOWN, ROLLOUT_OPTIONS, Job, JobQueue, RetrainRequest
 from service.training.limits import LimitError, Limits, base_rows, check_job
 from service.training.live import VersionReport, trusted_labels, version_report
 
@@ -141,8 +142,9 @@ class PolicyRunner:
         try:
             manifest = self.store.manifest(name, rollout.candidate)
             found = evidence(self.log, name, rollout, manifest, self.settings.window)
-            verdict = judge(rollout, task_of(manifest), found, now)
-            figures = found.to_json()
+            frozen = frozen_scores(manifest, rollout)
+            verdict = judge(rollout, task_of(manifest), found, now, frozen)
+            figures = {**found.to_json(), "frozen": None if frozen is None else asdict(frozen)}
         except Exception as exc:  # whatever stops a verdict, the rollout still ends by its max_duration
             problem = f"{type(exc).__name__}: {exc}"
             if now - rollout.started_at < rollout.max_duration:
@@ -175,6 +177,8 @@ class PolicyRunner:
         if newest and newest[0].status in ("queued", "running"):
             return None
         finished = _unix(newest[0].finished_at) if newest else None
+        if newest and self._cooling(name, newest[0], float(policy.get("cooldown", COOLDOWN)), now):
+            return None
         since = max(t for t in (_unix(manifest.get("created_at")), finished, 0.0) if t is not None)
         report = version_report(prediction_log, name, version, manifest, self.settings.window, since=since)
         telemetry.live_figures(name, version, report.metrics, report.psi())
@@ -186,6 +190,22 @@ class PolicyRunner:
         if job is not None:
             log.info("retraining policy of %s started job %s: %s", name, job.id, trigger)
         return job
+
+    def _cooling(self, name: str, job: Job, cooldown: float, now: float) -> bool:
+        """Whether ``job``, the model's newest, was a policy's whose candidate was not promoted less than
+        ``cooldown`` seconds ago (its end, or the end of the rollout it started): forged labels that set a rule
+        off cannot keep the worker retraining."""
+        if job.request.trigger is None:
+            return False
+        ended = _unix(job.finished_at) or 0.0
+        if job.status == "succeeded" and job.result is not None and job.result.promoted:
+            return False
+        rollout = self.store.rollout(name)
+        if job.status == "succeeded" and rollout is not None and rollout.job_id == job.id:
+            if rollout.state == "promoted":
+                return False
+            ended = max(ended, rollout.ended_at or now)
+        return now - ended < cooldown
 
     def _request(
         self,
@@ -210,6 +230,10 @@ class PolicyRunner:
             y = np.asarray([r.target for r in labelled], dtype=dtype)
             X = np.array([r.inputs for r in labelled], dtype=np.float64)
             names = list(manifest.get("feature_names") or [])
-            data = {"data_sha256": self.store.save_dataset(name, Dataset(X, y, names)), "n_new_rows": len(labelled)}
+            data = {
+                "data_sha256": self.store.save_dataset(name, Dataset(X, y, names)),
+                "n_new_rows": len(labelled),
+                "data_source": "feedback",
+            }
         data.update({option: policy[option] for option in ROLLOUT_OPTIONS if option in policy})
         return RetrainRequest(mode="append", promote=policy.get("promote", "if_better"), trigger=trigger, **data)

@@ -1,10 +1,11 @@
 """The retraining worker: a process of its own that claims jobs one at a time and runs them.
 
-A job trains on the active version's dataset (``append``: plus the job's new
+A job trains on the active version's training rows (``append``: plus the job's new
 rows; ``replace``: the new rows alone), scores the new model and the active
-one on the same held-out rows, publishes the new version through the store
-(atomic) and activates it only as ``promote`` says (``canary`` and ``shadow`` start a rollout of it
-instead, judged later from live traffic: ``canary.py``). Web workers then pick it up through their
+one on the same frozen evaluation rows (``frozen.py``: no feedback row among them),
+publishes the new version through the store (atomic) and activates it only as
+``promote`` says (``canary`` and ``shadow`` start a rollout of it instead, judged
+later from live traffic: ``canary.py``). Web workers then pick it up through their
 hot reload. Progress and heartbeats go to the job queue
 after every epoch, which is also where a cancel or a shutdown is noticed.
 
@@ -28,29 +29,23 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
-
-import numpy as np
 
 from nn import Callback
-from nn.metrics import accuracy_score, r2_score
 from service import config, logs, telemetry
 from service.store import (
     ActiveVersionChangedError,
-    Dataset,
-    LoadedModel,
     ModelStore,
     Rollout,
     RolloutConflictError,
     StoreError,
     enforce_retention,
     open_store,
-    predict,
 )
 from service.store.monitoring import open_prediction_log
 from service.training import fitting as training
 from service.training.catalog import STORED_SECTIONS
-from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, RetrainRequest, open_queue, worker_identity
+from service.training.frozen import retrain_rows
+from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, open_queue, worker_identity
 from service.training.limits import Limits, check_job, check_labels
 from service.training.policies import PolicyRunner, Settings
 from service.training.promotion import Decision, decide
@@ -98,33 +93,6 @@ class JobProgress(Callback):
             )
 
 
-def _score(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> float:
-    """The primary metric (accuracy or R^2), tolerant of labels the estimator never saw."""
-    values = predict(estimator, X).values
-    if task == "classification":
-        return accuracy_score(y, values)
-    return r2_score(y, values)
-
-
-def training_data(store: ModelStore, base: LoadedModel, request: RetrainRequest) -> Dataset:
-    """The dataset a job trains on: the base version's, the job's new rows, or both."""
-    new = store.load_dataset(base.name, request.data_sha256) if request.data_sha256 else None
-    if request.mode == "replace":
-        if new is None:
-            raise ValueError("mode 'replace' needs data")
-        return new
-    digest = base.manifest.get("dataset_sha256")
-    if digest is None:
-        if new is None:
-            raise ValueError(f"version {base.version} of {base.name!r} recorded no training data; send data")
-        return new
-    old = store.load_dataset(base.name, digest)
-    if new is None:
-        return old
-    y = np.concatenate([old.y, new.y.astype(old.y.dtype) if old.y.dtype.kind != "U" else new.y])
-    return Dataset(np.vstack([old.X, new.X]), y, old.feature_names)
-
-
 def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Event) -> JobResult:
     """Train, publish and maybe promote one claimed job; returns its result."""
     name, request = job.model, job.request
@@ -137,9 +105,11 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
     params.update(request.hyperparameters)
     if "hidden_layer_sizes" in params:
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-    dataset = training_data(store, base, request)
+    rows = retrain_rows(store, base, request, task)
+    dataset = rows.training
     limits = Limits.from_settings()
-    check_job(limits, base, request.hyperparameters, len(dataset.X))  # again: the job may predate the settings
+    # again: the job may predate the settings
+    check_job(limits, base, request.hyperparameters, len(dataset.X) + len(rows.evaluation.X))
     if dataset.y.dtype.kind == "U":
         check_labels(limits, dataset.y.tolist())
     trained = manifest.get("training") or {}
@@ -150,21 +120,22 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         dataset,
         test_size=float(trained.get("test_size", 0.25)),
         seed=int(trained.get("seed", 0)),
+        evaluation=rows.evaluation,
         callbacks=[progress],
         warm_start_from=base.estimator if request.warm_start else None,
     )
-    test_idx = result.test_indices
     new_score = result.metrics[result.primary_metric]
-    active_score = _score(task, base.estimator, dataset.X[test_idx], np.asarray(dataset.y)[test_idx])
+    held_out = rows.evaluation
+    active_score = training.evaluate(task, base.estimator, held_out.X, held_out.y)[result.primary_metric]
     version = training.publish(
         store,
         name,
         result,
-        dataset,
         description=manifest.get("description", ""),
         target=manifest.get("target"),
         activate=False,
         parent_version=base.version,
+        parent_metric=active_score,
         trigger=request.trigger or f"retrain ({request.mode})",
         job_id=job.id,
         spec_sections={key: manifest[key] for key in STORED_SECTIONS if key in manifest},
@@ -190,7 +161,9 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         reason=decision.reason,
         epochs=result.epochs,
         seconds=round(result.seconds, 3),
-        n_rows=len(dataset.X),
+        n_rows=len(dataset.X) + len(held_out.X),
+        trained_on={**rows.trained, "sha256": store.dataset_sha256(dataset)},
+        evaluated_on={**rows.evaluated, "sha256": store.dataset_sha256(held_out)},
     )
 
 

@@ -36,8 +36,8 @@ SCRAPE_ROUNDS = 10  # of 6 concurrent scrapes at most, until both workers have a
 def store_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("metrics-e2e") / "store"
     spec = load_spec(REPO / "models" / "iris.toml")
-    dataset, result = train_spec(spec, {"epochs": 20})
-    publish(FileModelStore(root), spec.name, result, dataset, description=spec.description, target=spec.target)
+    _, result = train_spec(spec, {"epochs": 20})
+    publish(FileModelStore(root), spec.name, result, description=spec.description, target=spec.target)
     return root
 
 

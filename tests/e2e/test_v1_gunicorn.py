@@ -25,11 +25,11 @@ def catalog_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("v1-e2e") / "store"
     store = FileModelStore(root)
     for spec in catalog_specs(REPO / "models"):
-        dataset, result = train_spec(spec)
-        publish(store, spec.name, result, dataset, description=spec.description, target=spec.target)
+        _, result = train_spec(spec)
+        publish(store, spec.name, result, description=spec.description, target=spec.target)
         if spec.name == "iris":
-            dataset, result = train_spec(spec, {"seed": 1, "epochs": 5})
-            publish(store, spec.name, result, dataset, activate=False)
+            _, result = train_spec(spec, {"seed": 1, "epochs": 5})
+            publish(store, spec.name, result, activate=False)
     return root
 
 

@@ -43,8 +43,8 @@ def base_store(tmp_path_factory):
     store = FileModelStore(root)
     spec = load_spec(REPO / "models" / "iris.toml")
     for seed, activate in ((0, True), (1, False)):
-        dataset, result = train_spec(spec, {"epochs": 5, "seed": seed})
-        publish(store, spec.name, result, dataset, description=spec.description, target=spec.target, activate=activate)
+        _, result = train_spec(spec, {"epochs": 5, "seed": seed})
+        publish(store, spec.name, result, description=spec.description, target=spec.target, activate=activate)
     return root
 
 

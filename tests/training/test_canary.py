@@ -10,7 +10,7 @@ from helpers import read_catalog_csv
 
 from service.store import Dataset, FileModelStore, Rollout
 from service.store.monitoring import Label, LoggedPrediction, SqlitePredictionLog
-from service.training.canary import MIN_LABELLED, Evidence, Side, evidence, judge
+from service.training.canary import MIN_LABELLED, Evidence, Frozen, Side, evidence, frozen_scores, judge
 from service.training.fitting import publish, train
 from service.training.jobs import RetrainRequest, open_queue
 from service.training.policies import PolicyRunner, Settings
@@ -85,6 +85,40 @@ def test_a_shadow_completes_with_its_agreement_and_never_promotes() -> None:
     assert verdict is not None and verdict.reason.startswith("shadow ran its time: 50 copies answered")
 
 
+def test_a_canary_worse_on_the_frozen_set_is_rolled_back_whatever_its_live_figures_and_reasons_name_both() -> None:
+    forged = Evidence(side(1, 900, wrong=600, labelled=600), side(2, 120, wrong=0, labelled=120))  # live: 1.0 vs 0.0
+    worse = Frozen("accuracy", 0.3158, 0.9737, 38)
+    verdict = judge(rollout(), "classification", forged, NOW + 1, worse)
+    assert verdict is not None and verdict.state == "rolled_back"
+    assert verdict.reason.startswith(
+        "frozen evaluation accuracy 0.3158 vs active 0.9737 (38 rows) is worse, whatever the live figures say "
+        "(live accuracy 1.000 vs active 0.000 is no worse"
+    )
+    unlabelled = Evidence(side(1, 900), side(2, 150))
+    verdict = judge(rollout(), "classification", unlabelled, NOW + 600, worse)  # promoted on errors alone: not now
+    assert verdict is not None and verdict.state == "rolled_back"
+    good = Evidence(side(1, 900, wrong=20, labelled=600), side(2, 120, wrong=5, labelled=120))
+    verdict = judge(rollout(), "classification", good, NOW + 1, Frozen("accuracy", 0.9737, 0.9737, 38))
+    assert verdict is not None and verdict.state == "promoted"  # a tie on the frozen set is not worse
+    assert verdict.reason.endswith("; frozen evaluation accuracy 0.9737 vs active 0.9737 (38 rows)")
+    assert judge(rollout(), "classification", Evidence(side(1, 900), side(2, 10)), NOW + 1, worse) is None
+    found = Evidence(side(1, 100, labelled=40), side(2, 100, labelled=40), agreement=0.8)
+    verdict = judge(rollout("shadow"), "classification", found, NOW + 1, worse)
+    assert verdict is not None and verdict.state == "completed" and verdict.reason.endswith("(38 rows)")
+
+
+def test_the_frozen_figures_come_from_the_candidates_manifest_when_it_was_scored_against_the_baseline() -> None:
+    manifest = {
+        "primary_metric": "r2",
+        "metrics": {"r2": 0.41},
+        "lineage": {"parent_version": 1},
+        "evaluation_set": {"sha256": "0" * 64, "rows": 111, "parent_metric": 0.45},
+    }
+    assert frozen_scores(manifest, rollout()) == Frozen("r2", 0.41, 0.45, 111)
+    assert frozen_scores({**manifest, "lineage": {"parent_version": 3}}, rollout()) is None  # another baseline
+    assert frozen_scores({"primary_metric": "r2", "metrics": {"r2": 0.4}}, rollout()) is None  # an older version
+
+
 def row(request_id: str, version: int, output: object, **fields: object) -> LoggedPrediction:
     given = {"logged_at": NOW + 1, "inputs": [5.0, 3.0, 1.5, 0.2], "output": output, **fields}
     return LoggedPrediction("iris", request_id, 0, version, **given)  # type: ignore[arg-type]
@@ -126,9 +160,7 @@ def iris(tmp_path):
     store = FileModelStore(tmp_path / "store")
     for seed in (0, 1):
         params = {"hidden_layer_sizes": (8,), "max_iter": 150, "learning_rate_init": 0.01, "random_state": seed}
-        publish(
-            store, "iris", train("classification", params, data), data, spec_sections={"retrain": {"schedule": 1.0}}
-        )
+        publish(store, "iris", train("classification", params, data), spec_sections={"retrain": {"schedule": 1.0}})
     store.activate("iris", 1)
     return store, data
 
@@ -199,7 +231,7 @@ def test_a_policy_with_promote_canary_queues_a_retrain_that_carries_its_options(
     store = FileModelStore(tmp_path / "store")
     policy = {"schedule": 1.0, "promote": "canary", "canary_fraction": 0.3, "min_requests": 20, "max_duration": 60.0}
     params = {"hidden_layer_sizes": (4,), "max_iter": 5}
-    publish(store, "iris", train("classification", params, data), data, spec_sections={"retrain": policy})
+    publish(store, "iris", train("classification", params, data), spec_sections={"retrain": policy})
     (job,) = runner(store).run(now=time.time() + 5)
     request = job.request
     assert (request.promote, request.canary_fraction, request.min_requests, request.max_duration) == (

@@ -68,15 +68,21 @@ def test_the_retrain_policy_is_validated_with_its_defaults(tmp_path):
         "schedule": 6 * 3600.0,
         "on_live_metric_below": {"metric": "accuracy", "threshold": 0.9, "min_rows": 50},
         "promote": "if_better",
+        "cooldown": 3600.0,
     }
     assert spec.stored_sections()["retrain"] == spec.retrain
-    canary = GOOD + '[retrain]\nschedule = "1d"\npromote = "canary"\ncanary_fraction = 0.2\nmax_duration = "10m"\n'
+    canary = (
+        GOOD
+        + '[retrain]\nschedule = "1d"\npromote = "canary"\ncanary_fraction = 0.2\nmax_duration = "10m"\n'
+        + 'cooldown = "2h"\n'
+    )
     assert load_spec(write(tmp_path, canary)).retrain == {
         "schedule": 86400.0,
         "drift_min_rows": 100,
         "promote": "canary",
         "canary_fraction": 0.2,
         "max_duration": 600.0,
+        "cooldown": 7200.0,
     }
     message = spec_error(
         tmp_path, GOOD + '[retrain]\non_live_metric_below = { metric = "accuracy", threshold = 1, rows = 3 }\n'
@@ -93,7 +99,25 @@ def test_the_monitoring_table_is_validated_and_kept_for_the_manifest(tmp_path):
     spec = load_spec(write(tmp_path, GOOD + '[monitoring]\ntrusted_labels = ["token", "key", "token"]\n'))
     assert spec.monitoring["trusted_labels"] == ["key", "token"]
     message = spec_error(tmp_path, GOOD + "[monitoring]\nrate = 1\n")
-    assert "monitoring.rate: unknown key (known keys of [monitoring]: sample_rate, trusted_labels)" in message
+    assert "monitoring.rate: unknown key (known keys of [monitoring]: sample_rate, target_range, trusted_labels)" in message
+
+
+def test_a_regression_spec_may_name_its_target_range(tmp_path):
+    regression = GOOD.replace("classification", "regression").replace('"kind"', '"b"')
+    spec = load_spec(write(tmp_path, regression + "[monitoring]\ntarget_range = [0, 500.5]\n"))
+    assert spec.stored_sections() == {
+        "monitoring": {"sample_rate": 0.0, "target_range": [0.0, 500.5], "trusted_labels": ["key"]}
+    }
+    for bad, why in [
+        ("[5, 1]", "low must be below high"),
+        ("[1]", "must be [low, high]"),
+        ('[0, "9"]', "must be a number"),
+        ("[0, inf]", "must be a finite number"),
+    ]:
+        message = spec_error(tmp_path, regression + f"[monitoring]\ntarget_range = {bad}\n")
+        assert "monitoring.target_range: " + why in message
+    message = spec_error(tmp_path, GOOD + "[monitoring]\ntarget_range = [0, 1]\n")
+    assert "monitoring.target_range: only a regression spec has a target range" in message
 
 
 # -- spec errors name the key -----------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from service.store import Dataset, FileModelStore
 from service.store.monitoring import DATABASE, LOCK, Label, LoggedPrediction, SqlitePredictionLog
 from service.training.drift import Drift
 from service.training.fitting import publish, train
-from service.training.jobs import open_queue
+from service.training.jobs import RetrainRequest, open_queue
 from service.training.live import VersionReport
 from service.training.policies import PolicyRunner, Settings, fires
 from service.training.worker import Worker
@@ -55,7 +56,7 @@ def iris_store(tmp_path):
     result = train("classification", {"hidden_layer_sizes": (8,), "max_iter": 100, "learning_rate_init": 0.01}, data)
     root = tmp_path / "store"
     policy = {"on_drift_psi": 0.25, "drift_min_rows": 50, "promote": "always"}
-    publish(FileModelStore(root), "iris", result, data, spec_sections={"retrain": policy})
+    publish(FileModelStore(root), "iris", result, spec_sections={"retrain": policy})
     return root
 
 
@@ -94,7 +95,9 @@ def test_a_firing_policy_enqueues_one_job_with_the_feedback_rows_and_its_trigger
     assert runner.run() == []  # version 2 has logged nothing yet
 
 
-def test_rows_from_before_a_retrain_that_was_not_promoted_do_not_fire_again(iris_store) -> None:
+def test_rows_from_before_a_retrain_that_was_not_promoted_do_not_fire_again_and_new_ones_wait_the_cooldown(
+    iris_store,
+) -> None:
     store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
     runner = PolicyRunner(store, queue, log, Settings(window=1000, keep_rows=10_000, keep_days=30))
     logged, _ = shifted_logged(80, 1, time.time())  # after the version's publication (stamped to the second)
@@ -107,14 +110,53 @@ def test_rows_from_before_a_retrain_that_was_not_promoted_do_not_fire_again(iris
     assert runner.run() == []  # the evidence predates the job's end
     later, _ = shifted_logged(80, 1, time.time() + 5)
     log.append([LoggedPrediction(r.model, "new" + r.request_id, 0, 1, r.logged_at, r.inputs, r.output) for r in later])
-    assert len(runner.run()) == 1
+    ended = datetime.fromisoformat(queue.get(job.id).finished_at).timestamp()
+    assert runner.run(now=ended + 3599) == []  # new evidence, but the policy's candidate was not promoted 1 h ago
+    assert len(runner.run(now=ended + 3600)) == 1  # the default cooldown is over
+
+
+def test_a_policy_waits_its_cooldown_after_a_candidate_worse_on_the_frozen_set_and_not_after_an_admin_retrain(
+    tmp_path,
+) -> None:
+    X, y, names = read_catalog_csv("iris")
+    data = Dataset(X, y, names)
+    result = train("classification", {"hidden_layer_sizes": (8,), "max_iter": 100, "learning_rate_init": 0.01}, data)
+    root = tmp_path / "store"
+    store, queue, log = FileModelStore(root), open_queue(root), SqlitePredictionLog(root)
+    publish(store, "iris", result, spec_sections={"retrain": {"every_n_feedback": 20, "cooldown": 600.0}})
+    runner = PolicyRunner(store, queue, log, Settings(window=1000, keep_rows=10_000, keep_days=30))
+    rows, truth = X[:60], y[:60]
+    wrong = {"setosa": "virginica", "versicolor": "setosa", "virginica": "versicolor"}
+    at = time.time() + 1
+    log.append([LoggedPrediction("iris", f"p{i}", 0, 1, at, r.tolist(), "x") for i, r in enumerate(rows)])
+    log.label("iris", [Label(f"p{i}", wrong[str(t)]) for i, t in enumerate(truth)])  # forged labels
+    (job,) = runner.run()
+    assert Worker(root).run_once()
+    done = queue.get(job.id)
+    assert done.status == "succeeded" and not done.result.promoted, done.result
+    assert done.result.trained_on["new"] == 60 and done.result.trained_on["new_from_feedback"]
+    assert done.result.evaluated_on["new"] == 0 and done.result.evaluated_on["frozen"] == 38  # no feedback row
+    assert store.active_version("iris") == 1
+    ended = datetime.fromisoformat(done.finished_at).timestamp()
+    more = [LoggedPrediction("iris", f"q{i}", 0, 1, ended + 1, r.tolist(), "x") for i, r in enumerate(rows)]
+    log.append(more)
+    log.label("iris", [Label(f"q{i}", wrong[str(t)]) for i, t in enumerate(truth)])
+    assert runner.run(now=ended + 599) == []  # the spec's cooldown
+    assert len(runner.run(now=ended + 600)) == 1
+    assert Worker(root).run_once() and store.active_version("iris") == 1
+    queue.enqueue("iris", RetrainRequest(promote="never"))  # an admin's retrain that is not promoted
+    assert Worker(root).run_once()
+    at = time.time() + 1
+    log.append([LoggedPrediction("iris", f"s{i}", 0, 1, at, r.tolist(), "x") for i, r in enumerate(rows)])
+    log.label("iris", [Label(f"s{i}", str(t)) for i, t in enumerate(truth)])
+    assert len(runner.run(now=at + 1)) == 1  # no cooldown after it: it was no policy's candidate
 
 
 def test_a_worker_creates_no_prediction_log_where_nothing_is_logged_and_no_spec_has_a_policy(tmp_path) -> None:
     X, y, names = read_catalog_csv("iris")
     data = Dataset(X, y, names)
     root = tmp_path / "store"
-    publish(FileModelStore(root), "iris", train("classification", {"max_iter": 5}, data), data)
+    publish(FileModelStore(root), "iris", train("classification", {"max_iter": 5}, data))
     worker = Worker(root)
     worker.run_policies()
     assert not (root / DATABASE).exists() and not (root / DATABASE).with_name(LOCK).exists()

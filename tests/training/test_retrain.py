@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import read_catalog_csv
 
@@ -116,10 +117,31 @@ def test_append_rows(client, store_root):
     run_all(store_root)
     done = job(client, queued["id"])
     assert done["status"] == "succeeded", done
-    assert done["result"]["n_rows"] == 150 + len(X)
-    assert active(store_root, "iris") == done["result"]["version"] == 2
-    manifest = FileModelStore(store_root).load("iris", 2).manifest
-    assert len(FileModelStore(store_root).load_dataset("iris", manifest["dataset_sha256"]).X) == 150 + len(X)
+    result = done["result"]
+    assert result["n_rows"] == 150 + len(X)
+    assert active(store_root, "iris") == result["version"] == 2
+    store = FileModelStore(store_root)
+    manifest = store.load("iris", 2).manifest
+    # a quarter of the admin's rows joins the frozen evaluation set; the rest joins the training rows
+    assert result["trained_on"] == {
+        "rows": 112 + 37,
+        "base": 112,
+        "new": 37,
+        "new_from_feedback": False,
+        "sha256": manifest["dataset_sha256"],
+    }
+    assert result["evaluated_on"] == {
+        "rows": 38 + 13,
+        "frozen": 38,
+        "new": 13,
+        "sha256": manifest["evaluation_set"]["sha256"],
+    }
+    trained = store.load_dataset("iris", manifest["dataset_sha256"])
+    evaluated = store.load_dataset("iris", manifest["evaluation_set"]["sha256"])
+    assert len(trained.X) == 149 and len(evaluated.X) == manifest["evaluation_set"]["rows"] == 51
+    first = store.load("iris", 1).manifest["evaluation_set"]["sha256"]
+    np.testing.assert_array_equal(evaluated.X[:38], store.load_dataset("iris", first).X)  # carried forward
+    assert manifest["evaluation_set"]["parent_metric"] == result["active_metric"]
 
 
 def test_replace_rows(client, store_root):
@@ -128,10 +150,11 @@ def test_replace_rows(client, store_root):
     run_all(store_root)
     done = job(client, queued["id"])
     assert done["status"] == "succeeded", done
-    assert done["result"]["n_rows"] == len(X)
-    assert FileModelStore(store_root).load("iris", 2).manifest["training"]["n_train"] + FileModelStore(store_root).load(
-        "iris", 2
-    ).manifest["training"]["n_test"] == len(X)
+    # the new rows alone are trained on; the frozen evaluation set stays, with the new rows' held-out share
+    assert done["result"]["trained_on"]["rows"] == done["result"]["trained_on"]["new"] == 37
+    assert done["result"]["evaluated_on"]["frozen"] == 38 and done["result"]["evaluated_on"]["new"] == 13
+    training = FileModelStore(store_root).load("iris", 2).manifest["training"]
+    assert training["n_train"] == 37 and training["n_test"] == 51 and done["result"]["n_rows"] == 88
 
 
 def test_new_class_label_in_append_mode(client, store_root):

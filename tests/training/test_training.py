@@ -141,7 +141,7 @@ def test_publish_records_metrics_data_and_training(tmp_path, datasets):
     spec = load_spec(MODELS / "iris.toml")
     dataset, result = training.train_spec(spec, {"epochs": 5, "seed": 2})
     store = FileModelStore(tmp_path / "store")
-    version = training.publish(store, "iris", result, dataset, description=spec.description, target=spec.target)
+    version = training.publish(store, "iris", result, description=spec.description, target=spec.target)
     assert version == 1 and store.active_version("iris") == 1
     manifest = store.manifest("iris", 1)
     assert manifest["task"] == "classification" and manifest["target"] == "species"
@@ -150,10 +150,14 @@ def test_publish_records_metrics_data_and_training(tmp_path, datasets):
     assert manifest["training"]["epochs"] == result.epochs == 5
     assert manifest["training"]["params"]["random_state"] == 2 and manifest["training"]["seed"] == 0
     assert manifest["training"]["n_test"] == 38 and manifest["training"]["test_size"] == 0.25
-    stored = store.load_dataset("iris", manifest["dataset_sha256"])
-    assert np.array_equal(stored.X, dataset.X) and stored.y.tolist() == dataset.y.tolist()
+    stored = store.load_dataset("iris", manifest["dataset_sha256"])  # the rows trained on
+    held_out = store.load_dataset("iris", manifest["evaluation_set"]["sha256"])  # the frozen evaluation set
+    assert len(stored.y) == 112 and len(held_out.y) == manifest["evaluation_set"]["rows"] == 38
+    assert np.array_equal(stored.X, result.training.X) and np.array_equal(held_out.X, result.evaluation.X)
+    both = sorted(map(tuple, np.vstack([stored.X, held_out.X]).tolist()))
+    assert both == sorted(map(tuple, dataset.X.tolist()))  # every row of the CSV on exactly one side
     loaded = store.load("iris")
     np.testing.assert_array_equal(loaded.estimator.predict(dataset.X), result.estimator.predict(dataset.X))
 
-    second = training.publish(store, "iris", result, dataset, activate=False)
+    second = training.publish(store, "iris", result, activate=False)
     assert second == 2 and store.active_version("iris") == 1

@@ -27,6 +27,8 @@ def test_worker_keeps_what_the_retention_settings_say(store_root, monkeypatch):
     store = FileModelStore(store_root)
     assert store.active_version("iris") == 4 and store.previous_version("iris") == 3
     assert store.versions("iris") == [3, 4]  # 1 and 2 went: neither newest, active nor previous
-    data = store.load_dataset("iris", store.manifest("iris", 4)["dataset_sha256"])
-    assert len(data.X) == 150 + sum(len(X[i::7]) for i in range(3))
+    manifest = store.manifest("iris", 4)
+    data = store.load_dataset("iris", manifest["dataset_sha256"])
+    evaluation = store.load_dataset("iris", manifest["evaluation_set"]["sha256"])  # kept by gc with its version
+    assert len(data.X) + len(evaluation.X) == 150 + sum(len(X[i::7]) for i in range(3))
     assert list((store_root / "iris" / "datasets" / "chunks").iterdir())  # appended rows, not whole copies

@@ -27,7 +27,7 @@ def add_hostile_model(root: Path) -> None:
         {"max_iter": 5, "hidden_layer_sizes": (4,), "random_state": 0},
         Dataset(X, y, ["f0", "f1", "f2"]),
     )
-    fitting.publish(open_store(root), "labels", result, Dataset(X, y, ["f0", "f1", "f2"]))
+    fitting.publish(open_store(root), "labels", result)
 
 
 def add_old_version(root: Path) -> None:

@@ -17,7 +17,7 @@ def test_classification_report_matches_scikit_learn(dataset, name):
     result = fitting.train(
         "classification", {"max_iter": 3, "hidden_layer_sizes": (4,), "random_state": 0}, Dataset(X, y, features)
     )
-    X_test, y_test = X[result.test_indices], y[result.test_indices]
+    X_test, y_test = result.evaluation.X, result.evaluation.y
     report = evaluation.evaluation_report(result.estimator, X_test, y_test)
     y_pred = predict(result.estimator, X_test).values
     labels = list(result.estimator.classes_)
@@ -46,7 +46,7 @@ def test_a_class_never_predicted_scores_zero_as_scikit_learn_does():
 def test_regression_report_quantiles_and_sample(dataset):
     X, y, features = dataset("diabetes")
     result = fitting.train("regression", {"max_iter": 5, "random_state": 0}, Dataset(X, y, features))
-    X_test, y_test = X[result.test_indices], y[result.test_indices]
+    X_test, y_test = result.evaluation.X, result.evaluation.y
     report = evaluation.evaluation_report(result.estimator, X_test, y_test)
     residual = np.asarray(predict(result.estimator, X_test).values, dtype=np.float64) - y_test
     for q, value in report["residual_quantiles"].items():
@@ -67,14 +67,14 @@ def test_publish_records_history_evaluation_and_lineage(tmp_path, dataset):
     data = Dataset(X, y, features)
     result = fitting.train("classification", {"max_iter": 7, "random_state": 0, "early_stopping": True}, data)
     store = open_store(tmp_path / "store")
-    version = fitting.publish(store, "iris", result, data, parent_version=3, trigger="retrain (append)", job_id="j1")
+    version = fitting.publish(store, "iris", result, parent_version=3, trigger="retrain (append)", job_id="j1")
     manifest = store.manifest("iris", version)
     history = manifest["epoch_history"]
     assert history["loss"] == pytest.approx(result.estimator.loss_curve_)
     assert len(history["loss"]) == result.epochs
     assert history["val_accuracy"] == pytest.approx(result.estimator.validation_scores_)
-    assert manifest["evaluation"]["n_test"] == len(result.test_indices) == manifest["training"]["n_test"]
-    assert sum(map(sum, manifest["evaluation"]["confusion_matrix"])) == len(result.test_indices)
+    assert manifest["evaluation"]["n_test"] == len(result.evaluation.y) == manifest["training"]["n_test"]
+    assert sum(map(sum, manifest["evaluation"]["confusion_matrix"])) == len(result.evaluation.y)
     lineage = manifest["lineage"]
     assert lineage == {
         "parent_version": 3,

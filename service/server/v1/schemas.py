@@ -376,6 +376,12 @@ class JobResultSchema(Schema):
     epochs = fields.Integer()
     seconds = fields.Float()
     n_rows = fields.Integer()
+    trained_on = fields.Dict(
+        metadata={"description": "Rows trained on: from the base version, new, whether the new came from feedback."}
+    )
+    evaluated_on = fields.Dict(
+        metadata={"description": "Rows scored on (the frozen evaluation set): the base version's, new held out."}
+    )
 
 
 class JobSchema(Schema):

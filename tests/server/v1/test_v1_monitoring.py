@@ -93,7 +93,7 @@ def test_drift_of_shifted_inputs_against_the_training_data(make_app, tiny_catalo
     result = train(
         "classification", {"hidden_layer_sizes": (8,), "max_iter": 50, "random_state": 0}, Dataset(X, y, names)
     )
-    version = publish(store, "iris", result, Dataset(X, y, names))  # active, with reference statistics
+    version = publish(store, "iris", result)  # active, with reference statistics
     client = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0).test_client()
     assert client.post("/v1/models/iris/predict", json={"instances": X.tolist()}).status_code == 200
     same = client.get("/v1/models/iris/monitoring").get_json()["versions"][0]
