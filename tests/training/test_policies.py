@@ -129,7 +129,7 @@ def test_a_policy_waits_its_cooldown_after_a_candidate_worse_on_the_frozen_set_a
     wrong = {"setosa": "virginica", "versicolor": "setosa", "virginica": "versicolor"}
     at = time.time() + 1
     log.append([LoggedPrediction("iris", f"p{i}", 0, 1, at, r.tolist(), "x") for i, r in enumerate(rows)])
-    log.label("iris", [Label(f"p{i}", wrong[str(t)]) for i, t in enumerate(truth)])  # forged labels
+    log.label("iris", [Label(f"p{i}", wrong[str(t)]) for i, t in enumerate(truth)], source="key", key="k")  # forged
     (job,) = runner.run()
     assert Worker(root).run_once()
     done = queue.get(job.id)
@@ -140,7 +140,7 @@ def test_a_policy_waits_its_cooldown_after_a_candidate_worse_on_the_frozen_set_a
     ended = datetime.fromisoformat(done.finished_at).timestamp()
     more = [LoggedPrediction("iris", f"q{i}", 0, 1, ended + 1, r.tolist(), "x") for i, r in enumerate(rows)]
     log.append(more)
-    log.label("iris", [Label(f"q{i}", wrong[str(t)]) for i, t in enumerate(truth)])
+    log.label("iris", [Label(f"q{i}", wrong[str(t)]) for i, t in enumerate(truth)], source="key", key="k")
     assert runner.run(now=ended + 599) == []  # the spec's cooldown
     assert len(runner.run(now=ended + 600)) == 1
     assert Worker(root).run_once() and store.active_version("iris") == 1
@@ -148,7 +148,7 @@ def test_a_policy_waits_its_cooldown_after_a_candidate_worse_on_the_frozen_set_a
     assert Worker(root).run_once()
     at = time.time() + 1
     log.append([LoggedPrediction("iris", f"s{i}", 0, 1, at, r.tolist(), "x") for i, r in enumerate(rows)])
-    log.label("iris", [Label(f"s{i}", str(t)) for i, t in enumerate(truth)])
+    log.label("iris", [Label(f"s{i}", str(t)) for i, t in enumerate(truth)], source="key", key="k")
     assert len(runner.run(now=at + 1)) == 1  # no cooldown after it: it was no policy's candidate
 
 
