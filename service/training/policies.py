@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from service import telemetry
-from service.store import Dataset, ModelStore, Rollout, StoreError
+from service.store import Dataset, LoadedModel, ModelStore, Rollout, StoreError
 from service.store.monitoring import PredictionLog
 from service.training.canary import Verdict, evidence, frozen_scores, judge
 from service.training.fitting import task_of
@@ -33,7 +33,7 @@ from service.training.live import VersionReport, trusted_labels, version_report
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PolicyRunner", "Settings", "fires"]
+__all__ = ["PolicyRunner", "Settings", "fires", "labelled_predictions"]
 
 
 def fires(policy: Mapping[str, Any], report: VersionReport, age_seconds: float) -> str | None:
@@ -60,6 +60,22 @@ def fires(policy: Mapping[str, Any], report: VersionReport, age_seconds: float) 
     if interval is not None and age_seconds >= interval:
         return f"schedule: {age_seconds:.0f} s since the last retrain (every {interval:g} s)"
     return None
+
+
+def labelled_predictions(prediction_log: PredictionLog, base: LoadedModel, limit: int) -> Dataset | None:
+    """The newest ``limit`` predictions of version ``base`` labelled by a source its spec trusts, as a dataset of
+    its features and target type (those it made, so never rows it was trained on); None when there are none."""
+    labelled = prediction_log.recent(
+        base.name, limit, version=base.version, labelled=True, sources=trusted_labels(base.manifest)
+    )
+    if not labelled:
+        return None
+    classes = getattr(base.estimator, "classes_", None)
+    integers = classes is not None and classes.dtype.kind in "iu"
+    dtype = np.int64 if integers else (str if classes is not None else np.float64)
+    y = np.asarray([r.target for r in labelled], dtype=dtype)
+    X = np.array([r.inputs for r in labelled], dtype=np.float64)
+    return Dataset(X, y, list(base.manifest.get("feature_names") or []))
 
 
 @dataclass(frozen=True)
@@ -218,21 +234,15 @@ class PolicyRunner:
     ) -> RetrainRequest:
         """A retrain on the version's training data plus its predictions labelled by a source its spec trusts
         (those it made, so never rows it was trained on), checked against the limits like any retrain."""
-        trusted = trusted_labels(manifest)
-        labelled = prediction_log.recent(name, self.settings.keep_rows, version=version, labelled=True, sources=trusted)
         base = self.store.load(name, version)
-        check_job(Limits.from_settings(), base, {}, base_rows(base) + len(labelled))
+        labelled = labelled_predictions(prediction_log, base, self.settings.keep_rows)
+        n_labelled = 0 if labelled is None else len(labelled.X)
+        check_job(Limits.from_settings(), base, {}, base_rows(base) + n_labelled)
         data: dict[str, Any] = {}
-        if labelled:
-            classes = getattr(base.estimator, "classes_", None)
-            integers = classes is not None and classes.dtype.kind in "iu"
-            dtype = np.int64 if integers else (str if classes is not None else np.float64)
-            y = np.asarray([r.target for r in labelled], dtype=dtype)
-            X = np.array([r.inputs for r in labelled], dtype=np.float64)
-            names = list(manifest.get("feature_names") or [])
+        if labelled is not None:
             data = {
-                "data_sha256": self.store.save_dataset(name, Dataset(X, y, names)),
-                "n_new_rows": len(labelled),
+                "data_sha256": self.store.save_dataset(name, labelled),
+                "n_new_rows": n_labelled,
                 "data_source": "feedback",
             }
         data.update({option: policy[option] for option in ROLLOUT_OPTIONS if option in policy})

@@ -3,8 +3,11 @@
 iris is trained by the CLI from a spec that logs every prediction and retrains on drift. 500 predictions
 whose petal length and width are shifted, each with its true species sent back as feedback, move the PSI of
 those two features past the policy's threshold; the worker enqueues exactly one retrain with that trigger,
-on the training set plus the labelled rows; the new version is promoted by the usual rule, and its live
-accuracy on the shifted flowers is higher than the old version's. The figures are printed (run with -s).
+on the training set plus the labelled rows. Labelled rows are trained on, never scored on: the new version is
+scored on the frozen evaluation set (the spec's unshifted held-out rows), where it is no better, and is not
+promoted. The admin, who knows the shift is real, retrains asking to be scored on the labelled rows too; that
+version is promoted, and its live accuracy on the shifted flowers is higher than the old version's. The
+figures are printed (run with -s).
 """
 
 from __future__ import annotations
@@ -122,23 +125,34 @@ def test_drift_feedback_retrain_and_a_better_live_accuracy(server):
         assert job["status"] == "succeeded", job
         assert trigger.startswith("drift: PSI ") and (" on petal_length " in trigger or " on petal_width " in trigger)
         assert job["request"]["n_new_rows"] >= 495 and job["result"]["n_rows"] == 150 + job["request"]["n_new_rows"]
-        assert job["result"]["promoted"], job["result"]
-        detail = session.get(f"{url}/v1/models/iris", timeout=10).json()
-        assert detail["active_version"] == 2
+        assert job["result"]["trained_on"]["new_from_feedback"] and job["result"]["evaluated_on"]["new"] == 0
+        assert not job["result"]["promoted"] and " < active " in job["result"]["reason"], job["result"]
+        assert session.get(f"{url}/v1/models/iris", timeout=10).json()["active_version"] == 1
+
+        started = session.post(
+            f"{url}/v1/models/iris/retrain", json={"feedback": "evaluate"}, headers=ADMIN, timeout=10
+        )
+        assert started.status_code == 202, started.text
+        wait_for(lambda: finished() and len(finished()) == 2, 120, "the admin's retrain to finish")
+        job = finished()[0]
+        print(f"admin's job {job['id']}: result {job['result']}")
+        assert job["status"] == "succeeded" and job["result"]["promoted"], job
+        assert job["result"]["evaluated_on"]["new"] > 100 and job["result"]["evaluated_on"]["frozen"] == 38
+        assert session.get(f"{url}/v1/models/iris", timeout=10).json()["active_version"] == 3
 
         def serving(version: int) -> bool:
             one = {"instances": [X[0].tolist()]}
             answers = [session.post(f"{url}/v1/models/iris/predict", json=one, timeout=10) for _ in range(10)]
             return all(a.headers["X-Model-Version"] == str(version) for a in answers)
 
-        wait_for(lambda: serving(2), 10, "both web workers to serve version 2")
+        wait_for(lambda: serving(3), 10, "both web workers to serve version 3")
         pick = rng.integers(0, len(X), 300)
-        assert set(predict_with_feedback(session, url, X[pick] + SHIFT, y[pick])) == {2}
+        assert set(predict_with_feedback(session, url, X[pick] + SHIFT, y[pick])) == {3}
         after = monitoring(session, url)
-        old, new = after[1]["metrics"]["accuracy"], after[2]["metrics"]["accuracy"]
+        old, new = after[1]["metrics"]["accuracy"], after[3]["metrics"]["accuracy"]
         print(f"live accuracy on shifted flowers: version 1 {old:.3f} ({after[1]['labelled']} rows), "
-              f"version 2 {new:.3f} ({after[2]['labelled']} rows)")  # fmt: skip
-        print(f"version 2 PSI: { {f['name']: round(f['psi'], 3) for f in after[2]['drift']['features']} }")
+              f"version 3 {new:.3f} ({after[3]['labelled']} rows)")  # fmt: skip
+        print(f"version 3 PSI: { {f['name']: round(f['psi'], 3) for f in after[3]['drift']['features']} }")
         assert new > old + 0.2
-        time.sleep(2.5)  # two more policy passes: still the one job
-        assert session.get(f"{url}/v1/jobs?model=iris", headers=ADMIN, timeout=10).json()["total"] == 1
+        time.sleep(2.5)  # two more policy passes: still the two jobs
+        assert session.get(f"{url}/v1/jobs?model=iris", headers=ADMIN, timeout=10).json()["total"] == 2

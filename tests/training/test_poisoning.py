@@ -3,7 +3,9 @@ is worse on the frozen evaluation set active, and the active version's accuracy 
 
 iris is trained by the real CLI from a spec that logs every prediction and retrains when live accuracy drops;
 the API is Flask's test client on that store, and the retraining worker's policy pass and job run in-process
-(``PolicyRunner.run``, ``Worker.run_once``), as the worker process would run them.
+(``PolicyRunner.run``, ``Worker.run_once``), as the worker process would run them. Each attack runs twice: with
+a key in the attacker's hands (today's only key: the admin token), and with the feedback tokens of the
+attacker's own predictions, under a spec that trusts token labels too.
 """
 
 from __future__ import annotations
@@ -39,11 +41,17 @@ learning_rate = 0.01
 
 [monitoring]
 sample_rate = 1.0
+trusted_labels = ["key", "token"]
 
 [retrain]
 on_live_metric_below = {{ metric = "accuracy", threshold = 0.8, min_rows = 50 }}
 promote = "if_better"
 """
+
+
+@pytest.fixture(params=["key", "token"])
+def auth(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +86,18 @@ def real_accuracy(client, version: int) -> float:
     return float(np.mean(np.asarray(response.get_json()["predictions"]) == y))
 
 
-def feedback(client, items: list[dict]) -> dict:
-    response = client.post("/v1/models/iris/feedback", json={"feedback": items})
+def feedback(client, auth: str, answer: dict, items: list[dict]) -> dict:
+    """``items`` as labels of the prediction ``answer``, sent with a key or with that prediction's feedback token."""
+    items = [{"request_id": answer["request_id"], **item} for item in items]
+    if auth == "token":
+        items = [{**item, "feedback_token": answer["feedback_token"]} for item in items]
+    headers = ADMIN if auth == "key" else {}
+    response = client.post("/v1/models/iris/feedback", json={"feedback": items}, headers=headers)
     assert response.status_code == 200, response.get_json()
     return response.get_json()
 
 
-def test_forged_feedback_on_a_thousand_real_rows_retrains_nothing_that_serves(store_root) -> None:
+def test_forged_feedback_on_a_thousand_real_rows_retrains_nothing_that_serves(store_root, auth) -> None:
     client, store, queue = client_of(store_root), FileModelStore(store_root), open_queue(store_root)
     before = real_accuracy(client, 1)
     assert store.active_version("iris") == 1 and before > 0.9
@@ -94,8 +107,8 @@ def test_forged_feedback_on_a_thousand_real_rows_retrains_nothing_that_serves(st
     answer = client.post(
         "/v1/models/iris/predict", json={"instances": X[rows].tolist()}, headers={"X-Request-ID": "attacker-0"}
     ).get_json()
-    labels = [{"request_id": answer["request_id"], "row": i, "target": WRONG[y[r]]} for i, r in enumerate(rows)]
-    assert feedback(client, labels)["accepted"] == 1000
+    labels = [{"row": i, "target": WRONG[y[r]]} for i, r in enumerate(rows)]
+    assert feedback(client, auth, answer, labels)["accepted"] == 1000
     live = client.get("/v1/models/iris/monitoring").get_json()["versions"][0]
     assert live["labelled"] == 1000 and live["metrics"]["accuracy"] < 0.1  # the attack moved the live figures
 
@@ -121,7 +134,7 @@ def test_forged_feedback_on_a_thousand_real_rows_retrains_nothing_that_serves(st
     again = client.post(
         "/v1/models/iris/predict", json={"instances": X[rows].tolist()}, headers={"X-Request-ID": "attacker-1"}
     ).get_json()
-    feedback(client, [{**item, "request_id": again["request_id"]} for item in labels])
+    assert feedback(client, auth, again, labels)["accepted"] == 1000
     assert runner_of(store_root).run() == []
     assert queue.list_jobs("iris")[1] == 1 and store.active_version("iris") == 1
 
@@ -141,7 +154,7 @@ def routing_keys(client) -> dict[int, str]:
 
 
 def test_a_canary_whose_forged_live_figures_say_promote_is_rolled_back_when_worse_on_the_frozen_set(
-    store_root,
+    store_root, auth
 ) -> None:
     client, store = client_of(store_root), FileModelStore(store_root)
     before = real_accuracy(client, 1)
@@ -165,7 +178,7 @@ def test_a_canary_whose_forged_live_figures_say_promote_is_rolled_back_when_wors
             ).get_json()
             assert body["version"] == version
             said = body["predictions"][0]
-            feedback(client, [{"request_id": body["request_id"], "target": said if version == 2 else WRONG[said]}])
+            feedback(client, auth, body, [{"target": said if version == 2 else WRONG[said]}])
 
     runner_of(store_root).run()
     ended = store.rollout("iris")
@@ -177,3 +190,28 @@ def test_a_canary_whose_forged_live_figures_say_promote_is_rolled_back_when_wors
     assert ended.figures["frozen"]["candidate"] < ended.figures["frozen"]["active"]
     assert store.active_version("iris") == 1
     assert real_accuracy(client, 1) == before
+
+
+def test_an_admin_may_train_on_the_labelled_predictions_and_ask_to_be_scored_on_them_too(store_root) -> None:
+    client, queue = client_of(store_root), open_queue(store_root)
+    X, y, _ = read_catalog_csv("iris")
+    none = client.post("/v1/models/iris/retrain", json={"feedback": "train"}, headers=ADMIN)
+    assert none.status_code == 422 and "has no trusted labelled predictions" in none.get_json()["message"]
+    answer = client.post("/v1/models/iris/predict", json={"instances": X.tolist()}).get_json()
+    feedback(client, "key", answer, [{"row": i, "target": t} for i, t in enumerate(y.tolist())])
+    both = {"feedback": "train", "data": {"instances": X[:2].tolist(), "targets": y[:2].tolist()}}
+    refused = client.post("/v1/models/iris/retrain", json=both, headers=ADMIN)
+    assert refused.status_code == 422 and "send data or feedback, not both" in refused.get_json()["message"]
+    assert queue.list_jobs("iris")[1] == 0
+
+    results = {}
+    for choice in ("train", "evaluate"):
+        started = client.post("/v1/models/iris/retrain", json={"feedback": choice, "promote": "never"}, headers=ADMIN)
+        assert started.status_code == 202, started.get_json()
+        assert started.get_json()["request"]["n_new_rows"] == 150
+        assert Worker(store_root).run_once()
+        results[choice] = queue.get(started.get_json()["id"]).result
+    assert results["train"].trained_on["new"] == 150 and results["train"].trained_on["new_from_feedback"]
+    assert results["train"].evaluated_on["new"] == 0 and results["train"].evaluated_on["frozen"] == 38
+    assert results["evaluate"].trained_on["new"] == 112 and not results["evaluate"].trained_on["new_from_feedback"]
+    assert results["evaluate"].evaluated_on["new"] == 38 and results["evaluate"].evaluated_on["frozen"] == 38

@@ -15,6 +15,7 @@ from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
 from service.server.health import retraining_worker
+from service.server.predlog import recorder
 from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
@@ -31,6 +32,7 @@ from service.training.jobs import (
     RetrainRequest,
 )
 from service.training.limits import LimitError, Limits, base_rows, check_job, check_labels
+from service.training.policies import labelled_predictions
 
 blp = Blueprint("jobs", __name__, description="Retraining jobs")
 RETRY_AFTER = 30  # seconds a client told 429 (queue full) waits: about one short retrain
@@ -91,6 +93,13 @@ class Retrain(MethodView):
                 **{option: args[option] for option in ROLLOUT_OPTIONS if option in args},
             )
             dataset = new_rows(base, args["data"], limits) if "data" in args else None
+            if "feedback" in args:
+                recorder().flush()  # this worker's own predictions not yet written count too
+                keep = int(current_app.config["NNSERVE_LOG_KEEP_ROWS"])  # the most a policy's retrain adds too
+                dataset = labelled_predictions(recorder().log, base, keep)
+                if dataset is None:
+                    raise ValidationError({"feedback": [f"version {base.version} has no trusted labelled predictions"]})
+                request = replace(request, data_source="feedback" if args["feedback"] == "train" else "request")
             if dataset is None and args["mode"] == "replace":
                 raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
             rows = (0 if dataset is None else len(dataset.X)) + (0 if args["mode"] == "replace" else base_rows(base))

@@ -215,8 +215,19 @@ class RetrainRequestSchema(Schema):
         metadata={"description": f"Seconds the rollout runs at most (default {MAX_DURATION:g})."},
     )
 
+    feedback = fields.String(
+        validate=validate.OneOf(["train", "evaluate"]),
+        metadata={
+            "description": "Also train on the active version's labelled predictions (those its spec trusts): "
+            "`train` (never scored on), or `evaluate` (a held-out share joins the evaluation set, as sent data "
+            "does). Not with `data`."
+        },
+    )
+
     @validates_schema
     def _rollout_options(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "feedback" in data and "data" in data:
+            raise ValidationError("send data or feedback, not both", "feedback")
         given = sorted(ROLLOUT_OPTIONS & set(data))
         if given and data.get("promote") not in ("canary", "shadow"):
             raise ValidationError(f"{', '.join(given)} need promote 'canary' or 'shadow'", given[0])

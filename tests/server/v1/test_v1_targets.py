@@ -37,12 +37,14 @@ def _predict(client, rows: int = 4) -> str:
     ("target", "ok"),
     [(-296.0, True), (667.0, True), (150, True), (-296.5, False), (667.5, False), (1e308, False), (-1e308, False)],
 )
-def test_feedback_takes_a_target_inside_the_widened_training_range_only(diabetes, assert_error, target, ok) -> None:
+def test_feedback_takes_a_target_inside_the_widened_training_range_only(
+    diabetes, assert_error, admin_headers, target, ok
+) -> None:
     app, store = diabetes
     client = app.test_client()
     rid = _predict(client)
     body = {"feedback": [{"request_id": rid, "target": 100.0}, {"request_id": rid, "row": 1, "target": target}]}
-    response = client.post("/v1/models/diabetes/feedback", json=body)
+    response = client.post("/v1/models/diabetes/feedback", json=body, headers=admin_headers)
     labelled = SqlitePredictionLog(store.root).recent("diabetes", 10, labelled=True)
     if ok:
         assert response.status_code == 200 and response.get_json()["accepted"] == 2, response.get_json()
@@ -53,25 +55,27 @@ def test_feedback_takes_a_target_inside_the_widened_training_range_only(diabetes
 
 
 def test_a_version_without_a_recorded_range_takes_finite_targets_up_to_the_legacy_bound(
-    make_app, tiny_catalog_copy, assert_error
+    make_app, tiny_catalog_copy, assert_error, admin_headers
 ) -> None:
     client = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0).test_client()  # version 1: no range kept
     rid = _predict(client)
-    accepted = client.post("/v1/models/diabetes/feedback", json={"feedback": [{"request_id": rid, "target": 5e11}]})
+    accepted = client.post(
+        "/v1/models/diabetes/feedback", json={"feedback": [{"request_id": rid, "target": 5e11}]}, headers=admin_headers
+    )
     assert accepted.status_code == 200 and accepted.get_json()["accepted"] == 1
     body = {"feedback": [{"request_id": rid, "row": 1, "target": 1e308}]}
-    response = client.post("/v1/models/diabetes/feedback", json=body)
+    response = client.post("/v1/models/diabetes/feedback", json=body, headers=admin_headers)
     assert_error(response, 422, "invalid feedback[0].target:", "are from -1e+12 to 1e+12; got 1e+308")
 
 
-def test_the_specs_target_range_wins(make_app, tiny_catalog_copy, assert_error) -> None:
+def test_the_specs_target_range_wins(make_app, tiny_catalog_copy, assert_error, admin_headers) -> None:
     store = FileModelStore(tiny_catalog_copy)
     manifest = {"task": "regression", "target_range": [25, 346], "monitoring": {"target_range": [0, 400]}}
     store.activate("diabetes", store.publish("diabetes", store.load("diabetes", 1).estimator, manifest))
     client = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0).test_client()
     rid = _predict(client)
     body = {"feedback": [{"request_id": rid, "target": 400}, {"request_id": rid, "row": 1, "target": -1}]}
-    response = client.post("/v1/models/diabetes/feedback", json=body)
+    response = client.post("/v1/models/diabetes/feedback", json=body, headers=admin_headers)
     assert_error(response, 422, "invalid feedback[1].target:", "are from 0 to 400; got -1")
 
 
