@@ -262,7 +262,7 @@ def test_an_attackers_token_labels_move_no_live_metric_and_fire_no_policy_unless
     rule = {"on_live_metric_below": {"metric": "accuracy", "threshold": 0.8, "min_rows": 50}}
     for trusted in (["key"], ["key", "token"]):
         sections = {"retrain": rule, "monitoring": {"trusted_labels": trusted}}
-        version = publish(store, "iris", train("classification", {"max_iter": 60}, data), data, spec_sections=sections)
+        version = publish(store, "iris", train("classification", {"max_iter": 60}, data), spec_sections=sections)
         store.activate("iris", version)
         client = make_app(root, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_RELOAD_INTERVAL=0.0).test_client()
         answer = predict(client, "iris", X.tolist(), request_id=f"attacker-{len(trusted)}")
