@@ -235,18 +235,32 @@ class Dropout(Layer):
     ----------
     rate : float
         Fraction of inputs zeroed in training, in [0, 1).
+    seed : int, optional
+        Seed of the generator of its masks. Given (or ``rng``), the layer can run a training forward
+        on its own; a ``Network`` still gives it the network's generator when it builds it, as it
+        rebuilds ``Dense(input_dim=...)`` with its seed.
+    rng : numpy.random.Generator, optional
+        The generator itself, instead of ``seed``.
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, seed: int | None = None, rng: np.random.Generator | None = None) -> None:
         super().__init__()
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        if seed is not None and rng is not None:
+            raise ValueError("Dropout: give seed or rng, not both")
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise ValueError(f"Dropout: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"Dropout: seed must be a non-negative integer, got {seed!r}")
         self.rate = float(rate)
         # The scaled keep-mask of the last training forward (n_samples, n_in); None after an
         # inference forward, absent before any forward.
         self._mask: Array | None
-        # The network's generator, set by ``build``; a training forward needs it.
+        # The generator of its masks: given here, or the network's, set by ``build``; a training forward needs it.
         self._rng: np.random.Generator
+        if seed is not None or rng is not None:
+            self._rng = rng if rng is not None else np.random.default_rng(seed)
 
     def build(self, n_in: int, rng: np.random.Generator, dtype: FloatDType) -> int:
         self._rng = rng
@@ -258,8 +272,8 @@ class Dropout(Layer):
             return x
         if "_rng" not in self.__dict__:
             raise RuntimeError(
-                "Dropout: a training forward before build; add the layer to a Network (fit builds it) "
-                "or call build(n_in, rng, dtype) to give it a generator for its masks"
+                "Dropout: a training forward needs a generator for its masks; give Dropout(rate, seed=...) "
+                "or rng=, add the layer to a Network (fit builds it), or call build(n_in, rng, dtype)"
             )
         keep = self._rng.random(x.shape, dtype=x.dtype) >= self.rate
         self._mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))

@@ -204,6 +204,24 @@ def test_dropout_rate_zero_is_the_identity_in_training_and_rate_is_checked():
         Dropout(1.0)
 
 
+def test_dropout_with_a_seed_or_generator_runs_a_training_forward_on_its_own():
+    x = np.ones((50, 8))
+    first, again = Dropout(0.5, seed=3).forward(x, training=True), Dropout(0.5, seed=3).forward(x, training=True)
+    assert_array_equal(first, again)  # the seed decides the mask
+    assert set(np.unique(first)) == {0.0, 2.0}  # inverted: kept inputs are scaled by 1/(1-rate)
+    layer = Dropout(0.5, rng=np.random.default_rng(3))
+    out = layer.forward(x, training=True)
+    assert_array_equal(out, first)
+    assert_array_equal(layer.backward(np.ones_like(x)), out)  # the gradient goes through the same mask (x is ones)
+    assert layer.get_config() == {"rate": 0.5}  # the generator is not part of a saved model
+    with pytest.raises(ValueError, match="not both"):
+        Dropout(0.5, seed=1, rng=np.random.default_rng(1))
+    with pytest.raises(ValueError, match="seed must be"):
+        Dropout(0.5, seed=-1)
+    with pytest.raises(ValueError, match="rng must be"):
+        Dropout(0.5, rng=3)
+
+
 # -- callbacks, History, early stopping -------------------------------------------------------------
 
 
@@ -501,7 +519,7 @@ def test_layer_used_before_build_says_what_to_do(name):
             layer.forward(x)
     elif name == "Dropout":
         assert layer.forward(x) is x  # inference needs no generator
-        with pytest.raises(RuntimeError, match="Network"):
+        with pytest.raises(RuntimeError, match=r"seed=.*Network"):
             layer.forward(x, training=True)
     else:
         assert layer.forward(x).shape == x.shape  # activations need no build
