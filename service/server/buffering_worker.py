@@ -11,6 +11,11 @@ limit, which the app refuses at once). A request that has not arrived
 kept-alive connection) is answered 408 and closed. Slow clients then cost
 memory (up to the body limit each), not threads: a buffering proxy in front
 (deploy/nginx.conf) is still the answer to many of them.
+
+The errors gunicorn answers itself, before the app sees a request (414 for a request line over
+``limit_request_line``, 431 for headers over their limits, 400 for a malformed request line or header),
+leave in the error shape of the API the request line names, like every other answer: gunicorn picks the
+status and logs it, this worker writes the JSON body instead of gunicorn's HTML page.
 """
 
 from __future__ import annotations
@@ -18,14 +23,17 @@ from __future__ import annotations
 import contextlib
 import re
 import selectors
+import threading
 import time
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 import orjson
 from gunicorn.workers.gthread import ThreadWorker
 
 from service import config
+from service.server.errors import clip, error_body
 
 HEAD_LIMIT = 64 * 1024  # beyond this without a blank line, gunicorn's parser refuses the headers itself
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n", re.I)
@@ -48,13 +56,32 @@ def request_complete(data: bytes | bytearray, max_body: int) -> bool:
     return match is None or body >= int(match.group(1)) or int(match.group(1)) > max_body
 
 
-def timeout_response(data: bytes | bytearray, seconds: float) -> bytes:
-    """The 408 sent to a request that did not arrive in time: the error shape of its API (v2 or v1)."""
-    message = f"the request did not arrive within {seconds:g} seconds (NNSERVE_READ_TIMEOUT)"
+def error_response(data: bytes | bytearray, status: int, message: str) -> bytes:
+    """A whole HTTP answer that closes the connection, in the error shape of the API ``data``'s request line
+    names: ``{"error"}`` under /v2, the v1 shape elsewhere."""
     v2 = b" /v2/" in bytes(data[:256]).split(b"\r\n", 1)[0]  # the request line, whole or in part
-    body = orjson.dumps({"error": message} if v2 else {"code": 408, "status": "Request Timeout", "message": message})
-    head = f"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    return head.encode() + b"Connection: close\r\n\r\n" + body
+    body = orjson.dumps({"error": clip(message)} if v2 else error_body(status, message))
+    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+    return head.encode() + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+
+
+def timeout_response(data: bytes | bytearray, seconds: float) -> bytes:
+    """The 408 sent to a request that did not arrive in time."""
+    return error_response(data, 408, f"the request did not arrive within {seconds:g} seconds (NNSERVE_READ_TIMEOUT)")
+
+
+class _PageCatcher:
+    """The client socket as gunicorn's ``handle_error`` sees it: what it writes (its HTML page) is kept, not sent."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.written = bytearray()
+
+    def sendall(self, data: bytes) -> None:
+        self.written += data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 class BufferingThreadWorker(ThreadWorker):
@@ -66,6 +93,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.read_timeout = float(settings["NNSERVE_READ_TIMEOUT"])
         self.max_body = int(settings["NNSERVE_MAX_BODY_BYTES"])
         self.arriving: dict[Any, tuple[bytearray, float]] = {}  # conn -> (bytes so far, deadline)
+        self.request_head = threading.local()  # .data: the first bytes of the request this thread handles
 
     def enqueue_req(self, conn: Any) -> None:
         if conn.parser is not None and conn.parser.unreader.buf.getvalue():
@@ -101,12 +129,24 @@ class BufferingThreadWorker(ThreadWorker):
             self.poller.unregister(conn.sock)
 
     def handle(self, conn: Any) -> Any:
+        self.request_head.data = bytes((getattr(conn, "nnserve_arrived", None) or b"")[:256])
         if getattr(conn, "nnserve_arrived", None) is not None:
             conn.sock.setblocking(True)
             conn.init()
             conn.parser.unreader.unread(conn.nnserve_arrived)
             conn.nnserve_arrived = None  # the parser holds the one copy it reads from
         return super().handle(conn)
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """gunicorn's answer to a request it could not parse (it picks the status and logs), as JSON."""
+        page = _PageCatcher(client)
+        super().handle_error(req, page, addr, exc)
+        status_line = bytes(page.written).split(b"\r\n", 1)[0].split(b" ")
+        status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 500
+        phrase = HTTPStatus(status).phrase
+        message = f"{phrase}: {exc}" if status < 500 else phrase  # a server fault's text stays in the log
+        with contextlib.suppress(OSError):
+            client.sendall(error_response(getattr(self.request_head, "data", b""), status, message))
 
     def murder_pending(self) -> None:
         super().murder_pending()

@@ -1,9 +1,10 @@
-"""Slow clients against real gunicorn (nnserve's worker class): they cost no thread, and time out with a 408.
+"""Slow and malformed clients against real gunicorn (nnserve's worker class).
 
 32 connections that send headers and one byte of a 100,000-byte body, or headers
 a byte at a time, would hold every thread of two gthread workers (2 x 4) for as
 long as they like; here one-row predictions are answered beside them, and the
-stragglers get a JSON 408 once NNSERVE_READ_TIMEOUT has passed.
+stragglers get a JSON 408 once NNSERVE_READ_TIMEOUT has passed. Requests gunicorn
+refuses before the app sees them (414, 431, 400) are answered in JSON too.
 """
 
 from __future__ import annotations
@@ -82,3 +83,35 @@ def test_a_request_sent_in_pieces_within_the_limit_is_answered(server):
         head, _, answer = read_all(s).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), head
     assert json.loads(answer)["model"] == "iris"
+
+
+HEAD = b"Host: x\r\nConnection: close\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "api"),
+    [
+        (b"GET /v1/models/" + b"a" * 5000 + b" HTTP/1.1\r\n" + HEAD + b"\r\n", 414, "v1"),
+        (b"GET /v2/models/" + b"a" * 5000 + b" HTTP/1.1\r\n" + HEAD + b"\r\n", 414, "v2"),
+        (b"GET /v1/models HTTP/1.1\r\n" + HEAD + b"X-Big: " + b"a" * 9000 + b"\r\n\r\n", 431, "v1"),
+        (b"GET /v1/models HTTP/1.1\r\n" + HEAD + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431, "v1"),
+        (b"NOT A REQUEST\r\n\r\n", 400, "v1"),
+        (b"GET /v2/models/iris HTTP/9.9\r\n" + HEAD + b"\r\n", 400, "v2"),
+    ],
+    ids=["414-v1", "414-v2", "431-long-header", "431-many-headers", "400-request-line", "400-version-v2"],
+)
+def test_gunicorns_own_errors_answer_in_the_json_error_shape(server, request_bytes, status, api):
+    host, port = server.host_port.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request_bytes)
+        head, _, body = read_all(s).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), head
+    assert b"\r\ncontent-type: application/json\r\n" in head.lower() + b"\r\n", head
+    answer = json.loads(body)
+    if api == "v2":
+        assert set(answer) == {"error"} and answer["error"], answer
+    else:
+        assert answer["code"] == status and answer["status"] and answer["message"], answer
+        assert set(answer) == {"code", "status", "message"}
+    # and the worker that answered it serves the next request
+    assert requests.post(f"{server.url}/v1/models/iris/predict", json=IRIS, timeout=5).status_code == 200
