@@ -14,7 +14,7 @@ from apispec import BasePlugin
 from flask import Flask, Response, g, request, send_from_directory
 
 from service import config, logs, telemetry
-from service.server import auth, errors, health
+from service.server import auth, errors, health, query_args
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.jsonio import OrjsonProvider
 from service.server.predlog import PredictionRecorder
@@ -51,6 +51,18 @@ class OperationIds(BasePlugin):
         for method, operation in (operations or {}).items():
             name = view if method == "post" else method + view
             operation.setdefault("operationId", name[0].lower() + name[1:])
+
+
+class RefusedQueryArguments(BasePlugin):
+    """Every operation documents the 422 that ``query_args`` answers to an undeclared or repeated query argument."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            responses = operation.setdefault("responses", {})
+            if 422 not in responses and "422" not in responses:
+                responses["422"] = "UNPROCESSABLE_ENTITY"
 
 
 class _Flask(Flask):
@@ -120,8 +132,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(
         app,
         spec_kwargs={
-            "extra_plugins": [OperationIds()],
-            "info": {"description": "Predictions and model management for nnserve models."},
+            "extra_plugins": [OperationIds(), RefusedQueryArguments()],
+            "info": {
+                "description": "Predictions and model management for nnserve models. An operation takes only the "
+                "query arguments it declares, each once: any other, or one repeated, is refused with 422."
+            },
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
@@ -136,6 +151,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     _install_request_ids(app)
     auth.install(app)  # after the request id: a 401 carries one too
+    query_args.install(app)  # after the closed-mode gate: there a stranger gets its 401 first
     # GET /metrics (with the retraining workers' heartbeat age); counts, times and logs every request
     telemetry.install(app, lambda: telemetry.worker_heartbeat_age(health.retraining_worker()["heartbeat_age_seconds"]))
     registry.load_all()

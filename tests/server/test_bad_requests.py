@@ -17,6 +17,8 @@ Decisions this corpus pins down:
   Content-Length (chunked), and the message names the limit.
 - Repeated ``Authorization`` headers reach WSGI joined by ", ": 401 asking
   for exactly one.
+- Query arguments: every route takes only those it declares (none, for most), each once: any other
+  or a repeated one is 422, in v1 and v2 alike (the parser would otherwise keep the first silently).
 """
 
 from __future__ import annotations
@@ -282,7 +284,39 @@ AUTH = {
 }
 
 
+# -- query arguments: every route, one rule --------------------------------------------------------------------------
+
+UNKNOWN_QUERY = "unknown query argument"
+REPEATED_QUERY = "given more than once"
+QUERIES = {
+    "models-unknown": Req("GET", "/v1/models?foo=1", 422, "query argument 'foo': " + UNKNOWN_QUERY, None, None),
+    "detail-unknown": Req("GET", "/v1/models/iris?version=1", 422, UNKNOWN_QUERY + " (this endpoint takes none)"),
+    "predict-unknown": Req("POST", V1 + "?debug=1", 422, UNKNOWN_QUERY, raw({"instances": [ROW]})),
+    "monitoring-misspelt": Req(
+        "GET",
+        "/v1/models/iris/monitoring?windwo=5",
+        422,
+        "'windwo': unknown query argument (this endpoint takes window)",
+    ),
+    "monitoring-repeated": Req(
+        "GET", "/v1/models/iris/monitoring?window=1&window=2", 422, "'window': " + REPEATED_QUERY
+    ),
+    "monitoring-declared": Req("GET", "/v1/models/iris/monitoring?window=10", 200, ""),
+    "jobs-repeated": Req("GET", "/v1/jobs?limit=1&offset=0&limit=2", 422, "'limit': " + REPEATED_QUERY),
+    "jobs-declared": Req("GET", "/v1/jobs?model=iris&status=queued&limit=5&offset=0", 200, ""),
+    "jobs-empty-name": Req("GET", "/v1/jobs?=1", 422, "query argument '': " + UNKNOWN_QUERY),
+    "v2-unknown": Req("GET", "/v2/models/iris?foo=1", 422, "query argument 'foo': " + UNKNOWN_QUERY, None, None),
+    "v2-infer-unknown": Req("POST", V2 + "?binary=1", 422, UNKNOWN_QUERY, raw(v2_body())),
+    "ui-unknown": Req("GET", "/ui/?page=2", 422, UNKNOWN_QUERY, None, None),
+    "metrics-unknown": Req("GET", "/metrics?name[]=x", 422, UNKNOWN_QUERY, None, None),
+    "healthz-unknown": Req("GET", "/healthz?verbose", 422, UNKNOWN_QUERY, None, None),
+    "openapi-unknown": Req("GET", "/openapi.json?v=3", 422, UNKNOWN_QUERY, None, None),
+}
+
+
 def all_cases():
+    for case_id, req in QUERIES.items():
+        yield pytest.param(req, id=f"query-{case_id}")
     for case_id, (v1, v2) in BODIES.items():
         yield pytest.param(v1, id=f"v1-{case_id}")
         yield pytest.param(v2, id=f"v2-{case_id}")

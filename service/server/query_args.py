@@ -1,0 +1,68 @@
+"""One rule for the query string of every endpoint: only the arguments it declares, each at most once.
+
+A view declares its query arguments with ``@blp.arguments(Schema, location="query")``; any other argument,
+on any route (v1, v2, the dashboard, ``/metrics``), and any argument given twice (``?window=1&window=2``,
+where the parser would silently keep the first) is a 422 in the error shape of the route's API, so a
+misspelt or smuggled argument is never ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, request
+from marshmallow import Schema
+from marshmallow import fields as ma_fields
+from werkzeug.exceptions import UnprocessableEntity
+
+from service.server import errors
+
+
+def declared(view: Any, method: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(names, names that may repeat) of the query arguments the view function ``view`` declares for ``method``."""
+    handler = getattr(getattr(view, "view_class", None), method.lower(), None)
+    if handler is None and method == "HEAD":
+        handler = getattr(getattr(view, "view_class", None), "get", None)
+    parameters = getattr(handler if handler is not None else view, "_apidoc", {}).get("arguments", {})
+    names: set[str] = set()
+    repeatable: set[str] = set()
+    for parameter in parameters.get("parameters", []):
+        if parameter.get("in") != "query":
+            continue
+        schema = parameter["schema"]
+        schema = schema() if isinstance(schema, type) and issubclass(schema, Schema) else schema
+        for name, field in schema.fields.items():
+            if field.dump_only:
+                continue
+            key = field.data_key or name
+            names.add(key)
+            if isinstance(field, ma_fields.List):
+                repeatable.add(key)
+    return frozenset(names), frozenset(repeatable)
+
+
+def install(app: Flask) -> None:
+    """Refuse undeclared and repeated query arguments on every route of ``app`` (422)."""
+    cache: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = {}
+
+    @app.before_request
+    def check_query() -> None:
+        if not request.args or request.url_rule is None or request.routing_exception is not None:
+            return
+        key = (request.url_rule.endpoint, request.method)
+        if key not in cache:
+            cache[key] = declared(current_app.view_functions[request.url_rule.endpoint], request.method)
+        names, repeatable = cache[key]
+        problems: dict[str, list[str]] = {}
+        for name in request.args:
+            if name not in names:
+                problems[name] = ["unknown query argument"]
+            elif name not in repeatable and len(request.args.getlist(name)) > 1:
+                problems[name] = ["given more than once"]
+        if problems:
+            takes = ", ".join(sorted(names)) or "none"
+            first, [why] = next(iter(problems.items()))
+            message = f"query argument {errors.clip(first)!r}: {why} (this endpoint takes {takes})"
+            refusal = UnprocessableEntity(message)  # its description for v2's {"error"}, its data for the v1 shape
+            refusal.data = {"message": message, "errors": problems}  # type: ignore[attr-defined]
+            raise refusal
