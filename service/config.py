@@ -80,6 +80,23 @@ SETTINGS: tuple[Setting, ...] = (
         "with NNSERVE_DATABASE_URL: seconds between a web worker's polls of every model's activation "
         "(the fallback for lost notifications)",
     ),
+    Setting(
+        "NNSERVE_DB_CONNECT_TIMEOUT",
+        2,
+        "with NNSERVE_DATABASE_URL: seconds to open a connection before the database counts as down "
+        "(libpq takes 2 at least)",
+    ),
+    Setting(
+        "NNSERVE_DB_POOL_TIMEOUT",
+        0.5,
+        "with NNSERVE_DATABASE_URL: seconds a call waits for a pooled connection before it answers 503",
+    ),
+    Setting(
+        "NNSERVE_DB_RETRY_INTERVAL",
+        2.0,
+        "with NNSERVE_DATABASE_URL: once the database is known to be down, calls that need it answer 503 at once "
+        "and one call every this many seconds probes for its return",
+    ),
     Setting("NNSERVE_CACHE_VERSIONS", 8, "pinned (non-active) versions kept loaded per web worker (LRU)"),
     Setting("NNSERVE_LOG_LEVEL", "info", "level of the JSON log lines: debug, info, warning, error"),
     Setting("NNSERVE_ACCESS_LOG", None, "a file for gunicorn's text access log as well (the app always logs JSON)"),

@@ -29,7 +29,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 import nn
+from service import config
 from service.store import artifacts, dataset_codec, datasets, durable, migrations, retention
+from service.store.breaker import CircuitBreaker
 from service.store.dataset_codec import Dataset
 from service.store.exceptions import (
     ActiveVersionChangedError,
@@ -60,7 +62,6 @@ ACTIVATION_CHANNEL = "nnserve_activation"
 # "nnserve\x03": held while an empty database is filled with the catalog. Not BLOB_LOCK's key: the training
 # under it publishes, which takes BLOB_LOCK on another connection (with one key, serve waited on itself).
 CATALOG_LOCK_KEY = 0x6E6E_7365_7276_6503
-POOL_TIMEOUT = 5.0  # seconds a call waits for a connection before answering "unavailable"
 # Blobs are shared by every model (content-addressed). Writers hold this advisory lock shared while they add
 # and reference blobs; gc holds it exclusively while it deletes unreferenced ones, so it never deletes a blob
 # a transaction in flight is about to reference. Taken before any model row, by everyone.
@@ -73,17 +74,36 @@ class Database:
     ``Database.shared(url)`` is the one pool of a database in a process: the store, the job queue and the
     prediction log of one URL draw on it, so a pool that came back after an outage (as ``/readyz`` sees
     through the store) is the one job calls use too, and a process holds one set of connections, not three.
+
+    Outages cost a call little: a connection takes at most ``NNSERVE_DB_CONNECT_TIMEOUT`` s to open and a call
+    waits at most ``NNSERVE_DB_POOL_TIMEOUT`` s for one; and once the database is known to be down (a connection
+    could not be opened, or broke), ``breaker`` refuses every call at once (``StoreUnavailableError``, a 503)
+    but one every ``NNSERVE_DB_RETRY_INTERVAL`` s, which probes with a connection of its own and, if the
+    database is back, closes the breaker with a fresh pool.
     """
 
     _shared: ClassVar[dict[str, Database]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, url: str, max_size: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        max_size: int = 8,
+        *,
+        connect_timeout: int | None = None,
+        pool_timeout: float | None = None,
+        retry_interval: float | None = None,
+    ) -> None:
+        settings = config.from_environ()
         self.url = url
         self.max_size = max_size
+        self.connect_timeout = int(connect_timeout or settings["NNSERVE_DB_CONNECT_TIMEOUT"])
+        self.pool_timeout = float(pool_timeout or settings["NNSERVE_DB_POOL_TIMEOUT"])
+        self.breaker = CircuitBreaker(float(retry_interval or settings["NNSERVE_DB_RETRY_INTERVAL"]))
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._connect_errors = 0  # the pool's failed connection attempts when a call last got a connection
 
     @classmethod
     def shared(cls, url: str) -> Database:
@@ -100,28 +120,69 @@ class Database:
                     self.url,
                     min_size=0,
                     max_size=self.max_size,
-                    kwargs={"autocommit": True, "connect_timeout": 3},
-                    timeout=POOL_TIMEOUT,
+                    kwargs={"autocommit": True, "connect_timeout": self.connect_timeout},
+                    timeout=self.pool_timeout,
                     check=psycopg_pool.ConnectionPool.check_connection,
                     open=True,
                 )
                 self._pid = os.getpid()
+                self._connect_errors = 0
             return self._pool
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection; a database that cannot be reached raises ``StoreUnavailableError``."""
+        admission = self.breaker.admit()
+        if admission == "refused":
+            raise StoreUnavailableError(f"the database cannot be reached ({self.breaker.refusal()})")
+        if admission == "probe":
+            self._probe()
+        pool = self._current()
+        acquired: psycopg.Connection[Any] | None = None
         try:
-            with self._current().connection() as conn:
+            with pool.connection() as conn:
+                acquired = conn
+                self._connect_errors = _connect_errors(pool)
                 yield conn
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            raise StoreUnavailableError(f"the database cannot be reached ({_first_line(exc)})") from None
+        except psycopg.OperationalError as exc:  # PoolTimeout and PoolClosed too
+            why = f"the database cannot be reached ({_first_line(exc)})"
+            # Down, not merely busy: the pool failed to open a connection since a call last got one, or ours broke.
+            if (acquired is None and _connect_errors(pool) > self._connect_errors) or (
+                acquired is not None and acquired.broken
+            ):
+                self._down(pool, why)
+            raise StoreUnavailableError(why) from None
+
+    def _probe(self) -> None:
+        """The breaker's probe: is the database back? A connection of its own, not the pool's (which may be
+        waiting out its reconnection backoff); back, the next calls get a fresh pool."""
+        try:
+            psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout).close()
+        except psycopg.OperationalError as exc:
+            why = f"the database cannot be reached ({_first_line(exc)})"
+            self.breaker.failed(why)
+            raise StoreUnavailableError(why) from None
+        self.breaker.succeeded()
+
+    def _down(self, pool: psycopg_pool.ConnectionPool, why: str) -> None:
+        """Open the breaker and drop the pool: its connections are dead, and its retries would only wait."""
+        self.breaker.failed(why)
+        with self._lock:
+            if self._pool is not pool:
+                return  # another call dropped it already
+            self._pool = None
+        # closing joins the pool's threads (one may be connecting): not on a request's time
+        threading.Thread(target=pool.close, name="nnserve-pool-close", daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
             if self._pool is not None and self._pid == os.getpid():
                 self._pool.close()
             self._pool = None
+
+
+def _connect_errors(pool: psycopg_pool.ConnectionPool) -> int:
+    return int(pool.get_stats().get("connections_errors", 0))
 
 
 def _first_line(exc: Exception) -> str:
@@ -131,7 +192,7 @@ def _first_line(exc: Exception) -> str:
 def connect(url: str) -> psycopg.Connection[Any]:
     """One autocommit connection (for migrations and LISTEN), unavailable errors mapped like the pool's."""
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=3)
+        return psycopg.connect(url, autocommit=True, connect_timeout=int(config.value("NNSERVE_DB_CONNECT_TIMEOUT")))
     except psycopg.OperationalError as exc:
         raise StoreUnavailableError(f"the database cannot be reached ({_first_line(exc)})") from None
 

@@ -1,0 +1,74 @@
+"""A real PostgreSQL server stopped under the pool: calls fail fast once it is known down, and work once it is back."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import wait_for
+
+from postgres.server import PostgresServer
+from service import create_app
+from service.store import StoreUnavailableError
+from service.store.postgres import Database
+
+
+def select_one(db: Database) -> bool:
+    try:
+        with db.connection() as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except StoreUnavailableError:
+        return False
+
+
+def test_the_breaker_opens_refuses_without_trying_and_finds_the_database_again(
+    database_url: str, pg_server: PostgresServer
+) -> None:
+    db = Database(database_url, retry_interval=5.0)
+    try:
+        assert select_one(db) and not db.breaker.is_open  # the pool holds a connection the stop will break
+        pg_server.stop()
+        try:
+            with (
+                pytest.raises(StoreUnavailableError, match="the database cannot be reached"),
+                db.connection() as conn,
+            ):
+                conn.execute("SELECT 1")
+            assert db.breaker.is_open
+            messages = []
+            for _ in range(10):
+                with pytest.raises(StoreUnavailableError) as refused, db.connection():
+                    pass
+                messages.append(str(refused.value))
+            # refused without a connection attempt (only one probe per 5 s tries), saying since when and until when
+            assert any("down for" in m and "tried again in" in m for m in messages), messages
+            assert db.breaker.is_open
+        finally:
+            pg_server.start()
+        wait_for(lambda: select_one(db), 30, "the probe to find the database again")
+        assert not db.breaker.is_open
+        assert all(select_one(db) for _ in range(5))
+    finally:
+        db.close()
+
+
+def test_calls_that_need_the_database_answer_503_while_it_is_down_and_200_after(
+    tmp_path, database_url: str, pg_server: PostgresServer, monkeypatch
+) -> None:
+    monkeypatch.setenv("NNSERVE_DB_RETRY_INTERVAL", "1")
+    app = create_app({"NNSERVE_STORE": str(tmp_path / "cache"), "NNSERVE_DATABASE_URL": database_url, "TESTING": True})
+    client = app.test_client()
+    try:
+        assert client.get("/v1/jobs").status_code == 200
+        pg_server.stop()
+        try:
+            for path in ("/v1/jobs", "/v1/models", "/ui/jobs", "/readyz", "/v1/jobs"):
+                r = client.get(path)
+                assert r.status_code == 503, (path, r.get_data(as_text=True))
+                assert r.is_json and "database" in str(r.get_json()), (path, r.get_json())
+            assert Database.shared(database_url).breaker.is_open
+        finally:
+            pg_server.start()
+        wait_for(lambda: client.get("/v1/jobs").status_code == 200, 30, "job calls to work again")
+        assert client.get("/readyz").status_code == 200
+    finally:
+        app.extensions["nnserve.watcher"].stop()
+        Database.shared(database_url).close()
