@@ -26,6 +26,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 BOOTSTRAP = "bootstrap"
 READ = "read"  # model reads, monitoring, jobs and dashboard pages: open in open-predict, any valid key in closed
 OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
+# Feedback's items may each carry their prediction's feedback token instead of a key: the view checks them.
+TOKEN_ENDPOINTS = frozenset({"monitoring.Feedback"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="nnserve"'}
 _UNSET = object()
 
@@ -151,11 +153,14 @@ def is_admin() -> bool:
 
 
 def install(app: Flask) -> None:
-    """In ``closed`` mode every request but ``OPEN_PATHS`` needs a valid key (``read``), before any view runs;
-    views ask for their own scope with ``require``. Access logs name the caller's key id (``g.nnserve_caller``)."""
+    """In ``closed`` mode every request but ``OPEN_PATHS`` (and feedback carrying tokens instead of a key,
+    ``TOKEN_ENDPOINTS``) needs a valid key (``read``), before any view runs; views ask for their own scope with
+    ``require``. Access logs name the caller's key id (``g.nnserve_caller``)."""
 
     @app.before_request
     def gate() -> None:
+        if request.endpoint in TOKEN_ENDPOINTS and not request.headers.get("Authorization"):
+            return
         if _closed() and request.path not in OPEN_PATHS and not request.path.startswith("/ui/static/"):
             name = (request.view_args or {}).get("name", (request.view_args or {}).get("model_name"))
             authorize(READ, name if isinstance(name, str) else None)

@@ -10,7 +10,7 @@ from helpers import read_catalog_csv
 
 from service.server.predlog import recorder
 from service.server.routing import feedback_tokens
-from service.store import Dataset, FileModelStore, open_store
+from service.store import Dataset, FileKeyStore, FileModelStore, open_store
 from service.store.copy import copy_store
 from service.store.monitoring import SqlitePredictionLog
 from service.training.fitting import publish, train
@@ -278,3 +278,53 @@ def test_an_attackers_token_labels_move_no_live_metric_and_fire_no_policy_unless
             assert shown["labelled"] == len(X) and shown["metrics"]["accuracy"] < 0.1
             (job,) = runner.run(now=time.time() + 1)
             assert job.request.trigger.startswith("live accuracy")
+
+
+@pytest.fixture
+def feedback_keys(tiny_catalog_copy):
+    """``feedback_keys(*scopes, models=())``: (key id, headers) of a real key in the copied store."""
+    store = FileKeyStore(tiny_catalog_copy)
+
+    def make(*scopes, models=()):
+        made, key = store.create("labeller", scopes, models)
+        return made.id, {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+def test_a_feedback_key_labels_under_its_own_id_and_only_an_admin_key_replaces(
+    make_app, tiny_catalog_copy, feedback_keys, assert_error
+):
+    app = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0)
+    client = app.test_client()
+    labeller, with_labeller = feedback_keys("feedback")
+    boss, with_boss = feedback_keys("admin")
+    given = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])
+    item = {"request_id": given["request_id"], "target": "setosa"}
+    assert client.post("/v1/models/iris/feedback", json={"feedback": [item]}, headers=with_labeller).status_code == 200
+    assert labelled(app) == {(given["request_id"], 0, "setosa", "key", labeller)}
+    again = {"feedback": [{**item, "target": "virginica"}], "replace": True}
+    assert_error(client.post("/v1/models/iris/feedback", json=again, headers=with_labeller), 403, "'admin' scope")
+    assert client.post("/v1/models/iris/feedback", json=again, headers=with_boss).get_json()["accepted"] == 1
+    assert labelled(app) == {(given["request_id"], 0, "virginica", "key", boss)}
+    shown = client.get("/v1/models/iris/monitoring").get_json()["labels"]
+    assert shown == [{"source": "key", "key": boss, "rows": 1}]
+    _, predictor = feedback_keys("predict")
+    assert_error(client.post("/v1/models/iris/feedback", json={"feedback": [item]}, headers=predictor), 403)
+    _, digits_only = feedback_keys("feedback", models=["digits"])
+    assert_error(client.post("/v1/models/iris/feedback", json={"feedback": [item]}, headers=digits_only), 403)
+
+
+def test_with_auth_closed_a_token_still_labels_its_prediction_without_a_key(
+    make_app, tiny_catalog_copy, feedback_keys, assert_error
+):
+    app = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_AUTH="closed")
+    client = app.test_client()
+    _, predictor = feedback_keys("predict")
+    response = client.post("/v1/models/iris/predict", json={"instances": [[5.0, 3.0, 1.5, 0.2]]}, headers=predictor)
+    given = response.get_json()
+    assert client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(given)]}).status_code == 200
+    bare = {"feedback": [{"request_id": given["request_id"], "target": "setosa"}]}
+    assert_error(client.post("/v1/models/iris/feedback", json=bare), 401, "feedback_token")
+    assert_error(client.get("/v1/models/iris/monitoring"), 401)  # every other call still needs a key
+    assert labelled(app) == {(given["request_id"], 0, "setosa", "token", None)}
