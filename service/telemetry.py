@@ -258,7 +258,6 @@ def install(app: Flask, before_scrape: Callable[[], None] | None = None) -> None
         _duration_histogram(endpoint).observe(seconds)
         if ACCESS.isEnabledFor(logging.INFO):
             method, path = request.method, request.path
-            caller = g.get("nnserve_caller")  # set once the request's credential was checked
             ACCESS.info(
                 "%s %s %s",
                 method,
@@ -273,7 +272,7 @@ def install(app: Flask, before_scrape: Callable[[], None] | None = None) -> None
                     "version": int(version) if version else None,
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),
-                    "key_id": getattr(caller, "key_id", None),  # never the key itself
+                    "key_id": g.get("nnserve_key_id"),  # the credential's public id, never the key itself
                 },
             )
         return response

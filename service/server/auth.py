@@ -19,7 +19,7 @@ from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from service.server.errors import abort
-from service.store import ADMIN, SCOPES, InvalidKeyError, KeyRing, is_key
+from service.store import ADMIN, SCOPES, InvalidKeyError, KeyRing, is_key, key_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,10 +69,12 @@ def _credential() -> str | None:
 def _authenticate(given: str) -> Caller:
     token = current_app.config.get("NNSERVE_ADMIN_TOKEN")
     if token and hmac.compare_digest(given.encode(), token.encode()):
+        g.nnserve_key_id = BOOTSTRAP
         return Caller(BOOTSTRAP, frozenset(SCOPES))
     ring = _keyring()
     if ring is None or not is_key(given):
         abort(401, "missing or invalid bearer token", headers=_CHALLENGE)
+    g.nnserve_key_id = key_id(given)  # the access log names it, whatever the answer
     try:
         key = ring.verify(given)
     except InvalidKeyError as exc:
@@ -155,7 +157,7 @@ def is_admin() -> bool:
 def install(app: Flask) -> None:
     """In ``closed`` mode every request but ``OPEN_PATHS`` (and feedback carrying tokens instead of a key,
     ``TOKEN_ENDPOINTS``) needs a valid key (``read``), before any view runs; views ask for their own scope with
-    ``require``. Access logs name the caller's key id (``g.nnserve_caller``)."""
+    ``require``. Access logs name the key id sent (``g.nnserve_key_id``)."""
 
     @app.before_request
     def gate() -> None:

@@ -28,6 +28,7 @@ from service.store.keys import (
     KeyRing,
     KeyStore,
     is_key,
+    key_id,
     open_key_store,
 )
 from service.store.names import validate_name, validate_sha256, validate_version
@@ -75,6 +76,7 @@ __all__ = [
     "VersionInfo",
     "enforce_retention",
     "is_key",
+    "key_id",
     "open_key_store",
     "open_store",
     "predict",

@@ -133,6 +133,11 @@ def is_key(credential: str) -> bool:
     return True
 
 
+def key_id(key: str) -> str:
+    """The public id of a well-formed key (``is_key``)."""
+    return split(key)[0]
+
+
 def split(key: str) -> tuple[str, str]:
     """(id, secret) of ``nns_<id>_<secret>``; InvalidKeyError for anything else."""
     prefix, _, rest = key.partition("_")
