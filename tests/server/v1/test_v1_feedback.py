@@ -171,18 +171,27 @@ def test_a_feedback_token_labels_its_own_prediction_and_nothing_else(logging_app
     }
 
 
-def test_an_expired_token_is_401(make_app, tiny_catalog_copy, assert_error):
-    app = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_FEEDBACK_TOKEN_TTL=60)
-    client = app.test_client()
-    rid = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])["request_id"]
-    with app.app_context():
-        old = feedback_tokens().issue("iris", 1, rid, now=1_000_000.0)  # expired 60 s after 1970-01-12
-        fresh = feedback_tokens().issue("iris", 1, rid)
+def test_a_token_lasts_the_ttl_and_an_expired_one_is_401(logging_app, assert_error):
+    client = logging_app.test_client()
+    before = int(time.time())
+    given = predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])
+    after = int(time.time()) + 1
+    expires = int(given["feedback_token"].split(".")[1])
+    assert before + 7 * 86_400 <= expires <= after + 7 * 86_400  # NNSERVE_FEEDBACK_TOKEN_TTL's default
+    rid = given["request_id"]
+    with logging_app.app_context():
+        old = feedback_tokens().issue("iris", 1, rid, now=1_000_000.0)  # expired a week after 1970-01-12
     response = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": rid, "target": "setosa",
                                                                             "feedback_token": old}]})  # fmt: skip
     assert_error(response, 401, "expired")
-    item = {"request_id": rid, "target": "setosa", "feedback_token": fresh}
-    assert client.post("/v1/models/iris/feedback", json={"feedback": [item]}).status_code == 200
+    assert client.post("/v1/models/iris/feedback", json={"feedback": [labels_of(given)]}).status_code == 200
+
+
+def test_the_token_ttl_is_a_setting(make_app, tiny_catalog_copy):
+    client = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_FEEDBACK_TOKEN_TTL=60).test_client()
+    before = int(time.time())
+    expires = int(predict(client, "iris", [[5.0, 3.0, 1.5, 0.2]])["feedback_token"].split(".")[1])
+    assert before + 60 <= expires <= int(time.time()) + 61
 
 
 def test_the_first_label_wins_and_only_an_admin_replaces_it(
