@@ -1,22 +1,34 @@
 """schemathesis against the service's own ``/openapi.json``, in process through the WSGI app.
 
 Every v1 operation of the document is exercised (admin ones with a valid
-token) on a throwaway copy of a small trained store: no 5xx, every status code
-the service answers is documented for that operation, and every body and
-content type conforms to the documented schema.
+token) on a throwaway copy of a small trained store in which a classifier
+canary (iris) and a regressor canary (diabetes) run, started through the store
+as a canary retrain starts them: no 5xx, every status code the service answers
+is documented for that operation, and every body and content type conforms to
+the documented schema.
 
-The document is tested stricter than it is published:
+Two kinds of run:
 
-- its ``default`` responses are removed, so an undocumented status code fails
-  ``status_code_conformance`` instead of matching the catch-all;
-- besides fully generated cases, cases with the path parameters fixed to the
-  store's real names, versions and a real job id are generated (random
-  strings alone would only ever reach the 404 branches), plus one valid body
-  per POST operation, so every operation must answer 2xx at least once and
-  its success body is checked too.
+- ``test_operation``, per operation and generation mode, fuzzes with the path
+  parameters steered to the store's real names, versions and a real job id
+  (random strings alone would only ever reach the 404 branches), plus one valid
+  body per POST operation, so every operation must answer 2xx at least once and
+  its success body is checked too;
+- ``test_every_phase_with_canaries_of_both_tasks_running`` runs schemathesis'
+  engine as its command line does, every phase: examples, coverage, fuzzing and
+  the stateful phase (links it infers from the document: a listing's names, a
+  retrain's job id), with the real model names given as the ``name``
+  parameter's examples, while a client sends each canary's model valid
+  predictions (generated bodies rarely fit a model's width), so the reads
+  schemathesis makes (model, rollout, monitoring) judge live evidence; both
+  canaries must have answered some of them and still be running at the end.
 
-Generation is bounded and deterministic (fixed seed, derandomized), so the run
-takes seconds and fails the same way on every machine.
+The document is tested stricter than it is published: its ``default``
+responses are removed, so an undocumented status code fails
+``status_code_conformance`` instead of matching the catch-all.
+
+Generation is bounded and deterministic (fixed seed, derandomized), so the runs
+take seconds and fail the same way on every machine.
 
 Excluded, with reasons:
 
@@ -32,8 +44,12 @@ Excluded, with reasons:
   documented-valid data is legitimately refused with a documented 4xx; and
   ``Matrix`` documents one row, rows or objects, which the JSON Schema cannot
   pin down to what numpy accepts. Refusals still have to be documented and
-  well-formed, which the remaining checks assert.
-- The ``stateful`` phase: the document declares no OpenAPI links.
+  well-formed, which the remaining checks assert. The stateful checks
+  (``use_after_free``, ``ensure_resource_availability``) likewise: a cancelled
+  job is still a job (GET answers 200 with its state), by design.
+- In the engine run only, activations and ``DELETE .../rollout``: each ends a
+  running rollout (by design), and the canaries must run throughout; both are
+  fuzzed by ``test_operation``.
 """
 
 from __future__ import annotations
@@ -41,14 +57,16 @@ from __future__ import annotations
 import copy
 import itertools
 import shutil
+import threading
 import time
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis import GenerationMode
+from schemathesis import GenerationMode, engine
 from schemathesis.checks import not_a_server_error
+from schemathesis.engine import events
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -59,6 +77,7 @@ from v2_models import build_store
 
 from service import create_app
 from service.store import FileModelStore, Rollout
+from service.store.monitoring import SqlitePredictionLog
 
 ADMIN_TOKEN = "schemathesis-admin-token-0b7e"
 SEED = 20240611
@@ -83,6 +102,25 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
+CANARIES = ("iris", "diabetes")  # a classifier's and a regressor's
+ENGINE_MAX_EXAMPLES = 8
+ENGINE_MAX_STEPS = 10
+ENGINE_CONFIG = schemathesis.Config.from_dict(
+    {
+        "seed": SEED,
+        "cache": {"enabled": False},  # nothing written to .schemathesis/ in the working directory
+        "headers": {"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        "generation": {"max-examples": ENGINE_MAX_EXAMPLES, "deterministic": True, "database": "none"},
+        "checks": {"enabled": False, **{check.__name__: {"enabled": True} for check in CHECKS}},
+        "phases": {
+            "examples": {"enabled": True},
+            "coverage": {"enabled": True},
+            "fuzzing": {"enabled": True},
+            "stateful": {"enabled": True, "max-steps": ENGINE_MAX_STEPS},
+        },
+    }
+)
+ENDS_ROLLOUTS = r"(/activate|/rollout)$"  # the operations the engine run leaves to test_operation
 
 
 def strict_document(doc: dict) -> dict:
@@ -100,14 +138,24 @@ def catalog(tmp_path_factory):
     return build_store(tmp_path_factory.mktemp("schemathesis-store"))
 
 
+def start_canaries(root) -> None:
+    """A canary of each task, as a canary retrain starts one: ``start_rollout`` on a published candidate."""
+    store = FileModelStore(root)
+    for name in CANARIES:
+        active = store.active_version(name)
+        candidate = next((v for v in store.versions(name) if v != active), None)
+        if candidate is None:  # one version only: its network again, as the candidate
+            loaded = store.load(name, active)
+            candidate = store.publish(name, loaded.estimator, {"task": loaded.manifest["task"]})
+        store.start_rollout(name, Rollout("canary", candidate, active, 0.5, 100, 3600.0, time.time()))
+
+
 @pytest.fixture
-def api_schema(catalog, tmp_path):
+def served(catalog, tmp_path):
+    """(app, its strict document, the store's real path parameters, the store's root), canaries running."""
     root = tmp_path / "store"
     shutil.copytree(catalog.root, root)
-    store = FileModelStore(root)
-    active = store.active_version("iris")
-    candidate = next(v for v in store.versions("iris") if v != active)
-    store.start_rollout("iris", Rollout("canary", candidate, active, 0.5, 100, 3600.0, time.time()))  # to GET, DELETE
+    start_canaries(root)
     app = create_app(
         {
             "NNSERVE_STORE": str(root),
@@ -122,9 +170,16 @@ def api_schema(catalog, tmp_path):
     job = client.post("/v1/models/iris/retrain", json={"hyperparameters": {"epochs": 1}}, headers=headers)
     assert job.status_code == 202, job.get_data(as_text=True)
     doc = strict_document(client.get("/openapi.json").get_json())
+    versions = sorted({str(v) for name in catalog.versions for v in FileModelStore(root).versions(name)})
+    known = {"name": sorted(catalog.versions), "version": versions, "job_id": [job.get_json()["id"]]}
+    return app, doc, known, root
+
+
+@pytest.fixture
+def api_schema(served):
+    app, doc, known, _ = served
     schema = schemathesis.openapi.from_dict(doc, config=CONFIG)
     schema.app = app
-    known = {"name": sorted(catalog.versions), "version": ["1", "2", "3"], "job_id": [job.get_json()["id"]]}
     return schema, known
 
 
@@ -222,3 +277,64 @@ def test_operation(api_schema, catalog, method, path, mode):
     run()
     if mode is GenerationMode.POSITIVE:
         assert any(200 <= code < 300 for code in seen), seen
+
+
+def with_name_examples(doc: dict, names: list[str]) -> dict:
+    """``doc`` with the store's model names as the examples of every ``name`` path parameter."""
+    doc = copy.deepcopy(doc)
+    for item in doc["paths"].values():
+        for key, op in item.items():
+            for parameter in item.get("parameters", []) if key == "parameters" else op.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] == "name":
+                    parameter["examples"] = {name: {"value": name} for name in names}
+    return doc
+
+
+def predict_until(app, catalog, stop: threading.Event, statuses: list[int]) -> None:
+    """Valid predictions of every canary's model, under fixed routing keys (some route to each side)."""
+    client = app.test_client()
+    while not stop.is_set():
+        for name in CANARIES:
+            for key in range(8):
+                body = {"instances": [catalog.rows[name][key % len(catalog.rows[name])].tolist()]}
+                response = client.post(f"/v1/models/{name}/predict", json=body, headers={"X-Routing-Key": f"k{key}"})
+                statuses.append(response.status_code)
+        stop.wait(0.05)
+
+
+def test_every_phase_with_canaries_of_both_tasks_running(served, catalog):
+    app, doc, known, root = served
+    schema = schemathesis.openapi.from_dict(with_name_examples(doc, known["name"]), config=ENGINE_CONFIG)
+    schema = schema.exclude(path_regex=ENDS_ROLLOUTS)
+    schema.app = app
+    failures, phases, statuses, predictions = [], set(), [], []
+    stop = threading.Event()
+    traffic = threading.Thread(target=predict_until, args=(app, catalog, stop, predictions))
+    traffic.start()
+    try:
+        for event in engine.from_schema(schema).execute():
+            if isinstance(event, events.FatalError | events.NonFatalError):
+                failures.append(f"{type(event).__name__}: {event}")
+            if not isinstance(event, events.ScenarioFinished):
+                continue
+            phases.add(event.phase.value)
+            statuses += [i.response.status_code for i in event.recorder.interactions.values() if i.response]
+            for checks in event.recorder.checks.values():
+                failures += [
+                    f"{event.phase.value} {event.recorder.label}: {c.name}: {c.failure_info.failure.title}"
+                    for c in checks
+                    if c.failure_info is not None
+                ]
+    finally:
+        stop.set()
+        traffic.join()
+    assert failures == []
+    assert phases == {"examples", "coverage", "fuzzing", "stateful"}
+    assert any(200 <= code < 300 for code in statuses) and all(code < 500 for code in statuses)
+    assert predictions and set(predictions) == {200}
+    app.extensions["nnserve.predlog"].flush()
+    store, log = FileModelStore(root), SqlitePredictionLog(root)
+    for name in CANARIES:
+        rollout = store.rollout(name)
+        assert rollout is not None and rollout.running, rollout
+        assert log.recent(name, 1000, version=rollout.candidate), f"the {name} canary answered none"
