@@ -143,9 +143,25 @@ SETTINGS: tuple[Setting, ...] = (
         zero_allowed=True,
     ),
     Setting(
-        "NNSERVE_LOG_BUFFER",
-        10_000,
-        "predictions a web worker holds for the prediction log writer; beyond, they are dropped and counted",
+        "NNSERVE_LOG_BUFFER_ROWS",
+        20_000,
+        "rows a web worker holds for the prediction log writer; beyond, they are dropped and counted",
+    ),
+    Setting(
+        "NNSERVE_LOG_BUFFER_BYTES",
+        16 * 1024 * 1024,
+        "bytes of rows and outputs a web worker holds for the prediction log writer; beyond, dropped and counted",
+    ),
+    Setting(
+        "NNSERVE_LOG_MAX_ROWS_PER_REQUEST",
+        100,
+        "rows of one prediction the log keeps (a uniform sample); the others are dropped and counted",
+    ),
+    Setting(
+        "NNSERVE_LOG_MAX_BYTES",
+        1 << 30,
+        "the SQLite prediction log's size on disk (database and WAL); the oldest rows go first (PostgreSQL: not "
+        "applied)",
     ),
     Setting("NNSERVE_LOG_KEEP_ROWS", 100_000, "prediction log retention: the newest N rows per model are kept"),
     Setting("NNSERVE_LOG_KEEP_DAYS", 30.0, "prediction log retention: rows older than D days are removed"),

@@ -19,7 +19,7 @@ in-process registry.
 | nnserve_retrain_jobs_total           | counter   | status                           |
 | nnserve_training_duration_seconds    | histogram |                                  |
 | nnserve_prediction_log_rows_total    | counter   | model                            |
-| nnserve_prediction_log_dropped_total | counter   | reason                           |
+| nnserve_prediction_log_dropped_total | counter   | model, reason                    |
 | nnserve_live_metric                  | gauge     | model, version, metric           |
 | nnserve_drift_psi                    | gauge     | model, version, feature          |
 
@@ -123,11 +123,14 @@ LOGGED_ROWS = Counter(
 )
 LOG_DROPPED = Counter(
     "nnserve_prediction_log_dropped_total",
-    "Sampled rows never written to the prediction log: 'full' (a web worker's buffer was full), 'error' (the log "
-    "refused the write).",
-    ["reason"],
+    "Sampled rows the prediction log does not hold, by model and reason: 'per_request' (beyond "
+    "NNSERVE_LOG_MAX_ROWS_PER_REQUEST of one request), 'buffer_rows' and 'buffer_bytes' (a web worker's buffer "
+    "was at NNSERVE_LOG_BUFFER_ROWS or NNSERVE_LOG_BUFFER_BYTES), 'error' (the log refused the write), 'disk' "
+    "(the oldest rows, removed to keep the log under NNSERVE_LOG_MAX_BYTES).",
+    ["model", "reason"],
     registry=REGISTRY,
 )
+DROP_REASONS = ("per_request", "buffer_rows", "buffer_bytes", "error", "disk")
 LIVE_METRIC = Gauge(
     "nnserve_live_metric",
     "A version's live metric over its last labelled rows (NNSERVE_MONITOR_WINDOW), as last computed.",
@@ -149,13 +152,18 @@ UNMATCHED = "<unmatched>"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def exposition() -> bytes:
-    """The Prometheus text format of every metric, over all processes in multiprocess mode."""
+def _merged() -> CollectorRegistry:
+    """Every metric, over all processes in multiprocess mode."""
     if MULTIPROC_DIR:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, MULTIPROC_DIR)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+        return registry
+    return REGISTRY
+
+
+def exposition() -> bytes:
+    """The Prometheus text format of every metric, over all processes in multiprocess mode."""
+    return generate_latest(_merged())
 
 
 # -- what the app and the other modules call ---------------------------------------
@@ -211,8 +219,32 @@ def rows_logged(name: str, rows: int) -> None:
     LOGGED_ROWS.labels(name).inc(rows)
 
 
-def log_dropped(reason: str, rows: int) -> None:
-    LOG_DROPPED.labels(reason).inc(rows)
+@functools.lru_cache(maxsize=4096)
+def _dropped_counter(name: str, reason: str) -> Any:
+    return LOG_DROPPED.labels(name, reason)
+
+
+def log_dropped(name: str, reason: str, rows: int) -> None:
+    """``rows`` sampled rows of model ``name`` the prediction log does not hold, for ``reason`` (DROP_REASONS)."""
+    _dropped_counter(name, reason).inc(rows)
+
+
+def log_dropped_known(name: str) -> None:
+    """Show model ``name``'s dropped rows for every reason, at 0 until one is dropped (once a process knows it)."""
+    for reason in DROP_REASONS:
+        _dropped_counter(name, reason)
+
+
+def dropped_rows(name: str) -> dict[str, int]:
+    """Model ``name``'s dropped rows per reason, summed over every process of the server (as ``/metrics`` shows)."""
+    counts = dict.fromkeys(DROP_REASONS, 0)
+    for metric in _merged().collect():
+        if metric.name == "nnserve_prediction_log_dropped":
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels.get("model") == name:
+                    reason = sample.labels["reason"]
+                    counts[reason] = counts.get(reason, 0) + int(sample.value)
+    return counts
 
 
 def live_figures(name: str, version: int, metrics: dict[str, float], psi: dict[str, float]) -> None:

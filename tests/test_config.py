@@ -20,5 +20,5 @@ def test_a_sample_rate_outside_zero_to_one_is_refused(raw: str, message: str) ->
 
 
 def test_zero_stays_refused_where_it_means_nothing() -> None:
-    with pytest.raises(ValueError, match="NNSERVE_LOG_BUFFER='0' must be positive"):
-        config.value("NNSERVE_LOG_BUFFER", {"NNSERVE_LOG_BUFFER": "0"})
+    with pytest.raises(ValueError, match="NNSERVE_LOG_BUFFER_ROWS='0' must be positive"):
+        config.value("NNSERVE_LOG_BUFFER_ROWS", {"NNSERVE_LOG_BUFFER_ROWS": "0"})

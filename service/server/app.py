@@ -17,7 +17,7 @@ from service import config, logs, telemetry
 from service.server import auth, errors, health, query_args
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.jsonio import OrjsonProvider
-from service.server.predlog import PredictionRecorder
+from service.server.predlog import Budget, PredictionRecorder
 from service.server.registry import ActivationWatcher, ModelRegistry
 from service.server.ui import pages as ui_pages
 from service.server.v1 import job_routes, model_routes, monitoring_routes
@@ -121,8 +121,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL"))
     rate = app.config.get("NNSERVE_LOG_SAMPLE_RATE")
     recorder = app.extensions["nnserve.predlog"] = PredictionRecorder(
-        lambda: open_prediction_log(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL")),
-        int(app.config["NNSERVE_LOG_BUFFER"]),
+        lambda: open_prediction_log(
+            app.config["NNSERVE_STORE"],
+            app.config.get("NNSERVE_DATABASE_URL"),
+            int(app.config["NNSERVE_LOG_MAX_BYTES"]),
+        ),
+        Budget.from_settings(app.config),
         None if rate is None else float(rate),
     )
     app.extensions["nnserve.feedback_tokens"] = FeedbackTokens(

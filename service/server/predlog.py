@@ -1,11 +1,19 @@
 """Sampling predictions into the prediction log, off the request path.
 
 A request only decides whether it is sampled (the version's ``[monitoring] sample_rate``, or
-``NNSERVE_LOG_SAMPLE_RATE`` for every model) and puts a reference to its rows and outputs in a bounded
-queue (``NNSERVE_LOG_BUFFER`` predictions): O(1), no I/O, no serialisation. One daemon thread per web
-worker process turns them into rows and writes them in batches. When the queue is full, or the log
-refuses a write, the rows are dropped and counted (``nnserve_prediction_log_dropped_total``): a slow or
-broken log never slows or fails a prediction.
+``NNSERVE_LOG_SAMPLE_RATE`` for every model) and puts a reference to its rows and outputs in a buffer:
+no I/O, no serialisation. One daemon thread per web worker process turns them into rows and writes them in
+batches. Everything has a budget (``Budget``), and rows beyond it are dropped and counted by model and
+reason (``nnserve_prediction_log_dropped_total``): a slow or broken log never slows or fails a prediction,
+and never grows a web worker without bound.
+
+- ``per_request``: one request logs at most ``NNSERVE_LOG_MAX_ROWS_PER_REQUEST`` of its rows, a uniform
+  sample (chosen by the request id, so its answer, a shadow's copy and a canary's failure log the same rows,
+  each under its own row number); only the sample is kept, never the request's whole arrays.
+- ``buffer_rows``, ``buffer_bytes``: the rows and bytes (arrays and a fixed cost per request) queued or in the
+  writer's hands stay within ``NNSERVE_LOG_BUFFER_ROWS`` and ``NNSERVE_LOG_BUFFER_BYTES``.
+- ``error``: the log refused the write. (``disk``, the oldest rows removed to keep the log under
+  ``NNSERVE_LOG_MAX_BYTES``, is counted by the log itself: ``service/store/monitoring.py``.)
 
 During a rollout every prediction of the model is logged (the rollout's evidence), a shadow candidate's
 copy is computed by the writer thread, off the request path, and a canary candidate's failure is logged
@@ -27,8 +35,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 from flask import current_app
@@ -39,9 +48,28 @@ from service.store import LoadedModel, Prediction, StoreError, predict
 from service.store.monitoring import LoggedPrediction, PredictionLog
 
 log = logging.getLogger(__name__)
-BATCH = 1000  # predictions written in one transaction at most
+BATCH_ROWS = 1000  # rows the writer turns into log rows and writes in one transaction (after the first request)
 LINGER = 0.05  # seconds the writer lets predictions gather after each write
 UNCHECKED_FOR = 5.0  # seconds client-chosen request ids are replaced unchecked after the log failed to answer
+ITEM_BYTES = 1024  # what one queued request costs beside its arrays (the tuple, three array headers, its id)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one web worker's prediction log may hold (settings ``NNSERVE_LOG_BUFFER_ROWS``,
+    ``NNSERVE_LOG_BUFFER_BYTES``, ``NNSERVE_LOG_MAX_ROWS_PER_REQUEST``)."""
+
+    rows: int
+    bytes: int
+    per_request: int
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Budget:
+        return cls(
+            int(settings["NNSERVE_LOG_BUFFER_ROWS"]),
+            int(settings["NNSERVE_LOG_BUFFER_BYTES"]),
+            int(settings["NNSERVE_LOG_MAX_ROWS_PER_REQUEST"]),
+        )
 
 
 class _Sampled(NamedTuple):
@@ -49,7 +77,7 @@ class _Sampled(NamedTuple):
     tuple: the request thread builds it, and a frozen dataclass took three times as long).
 
     ``prediction`` is None for a shadow's copy (``shadow`` answers it in the writer thread) and for a
-    failure (``error``).
+    failure (``error``); ``rows`` the request's row numbers of ``X``'s rows when it is a sample, else None.
     """
 
     name: str
@@ -60,25 +88,40 @@ class _Sampled(NamedTuple):
     prediction: Prediction | None
     shadow: BaseMLP | None = None
     error: str | None = None
+    rows: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """What this item holds in the buffer, as its budget counts it."""
+        held = ITEM_BYTES + self.X.nbytes
+        if self.prediction is not None:
+            held += self.prediction.values.nbytes
+            for array in (self.prediction.index, self.prediction.probabilities):
+                held += 0 if array is None else array.nbytes
+        return held
 
 
 class PredictionRecorder:
     """The prediction log of one web worker: sampling, the bounded buffer and the writer thread."""
 
-    def __init__(self, open_log: Callable[[], PredictionLog], capacity: int, override: float | None) -> None:
+    def __init__(self, open_log: Callable[[], PredictionLog], budget: Budget, override: float | None) -> None:
         self._open_log = open_log
         self._log: PredictionLog | None = None
+        self.budget = budget
         self.override = override
-        self._queue: queue.Queue[_Sampled] = queue.Queue(maxsize=capacity)
+        self._queue: queue.SimpleQueue[_Sampled] = queue.SimpleQueue()
         self._lock = threading.Lock()  # opening the log, starting the thread
         # Predictions queued and predictions written (or dropped by a failing log) so far: a flush waits for
-        # the ones queued before it, never for those queued after (under load there always are some).
+        # the ones queued before it, never for those queued after (under load there always are some). Rows and
+        # bytes held: queued or in the writer's hands, what the budget bounds.
         self._progress = threading.Condition()
         self._queued = self._done = 0
+        self._rows = self._bytes = 0
         self._pid = 0
-        # Client-chosen ids this worker logged lately: those still queued are not in the log yet.
+        # Client-chosen ids this worker logged lately: those still queued are not in the log yet (at most one
+        # per buffered row).
         self._given: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._given_capacity = capacity
+        self._given_capacity = budget.rows
         self._given_lock = threading.Lock()
         self._unchecked_until = 0.0
 
@@ -132,28 +175,52 @@ class PredictionRecorder:
         """Sample this prediction (every one with ``always``) and queue it for the log; True when it was queued."""
         if not (always or self.sampled(loaded)):
             return False
-        return self._put(_Sampled(loaded.name, loaded.version, request_id, time.time(), X, prediction))
+        rows = self._rows_of(loaded.name, request_id, len(X))
+        if rows is not None:
+            X, prediction = X[rows], _subset(prediction, rows)
+        return self._put(_Sampled(loaded.name, loaded.version, request_id, time.time(), X, prediction, rows=rows))
 
     def offer_shadow(self, candidate: LoadedModel, request_id: str, X: np.ndarray) -> bool:
         """Queue a copy of a request for a shadow candidate: the writer thread predicts and logs it."""
-        item = _Sampled(candidate.name, candidate.version, request_id, time.time(), X, None, candidate.estimator)
-        return self._put(item)
+        rows = self._rows_of(candidate.name, request_id, len(X))
+        X = X if rows is None else X[rows]
+        shadow = candidate.estimator
+        return self._put(
+            _Sampled(candidate.name, candidate.version, request_id, time.time(), X, None, shadow, rows=rows)
+        )
 
     def offer_failure(self, name: str, version: int, request_id: str, X: np.ndarray, error: str) -> bool:
         """Queue the failure of a canary candidate to answer a request routed to it."""
-        return self._put(_Sampled(name, version, request_id, time.time(), X, None, error=error))
+        rows = self._rows_of(name, request_id, len(X))
+        X = X if rows is None else X[rows]
+        return self._put(_Sampled(name, version, request_id, time.time(), X, None, error=error, rows=rows))
+
+    def _rows_of(self, name: str, request_id: str, n: int) -> np.ndarray | None:
+        """The request's rows to log when it has more than the budget allows (the others dropped and counted);
+        None when every row is logged. Seeded by the request id: every copy of one request logs the same rows."""
+        most = self.budget.per_request
+        if n <= most:
+            return None
+        telemetry.log_dropped(name, "per_request", n - most)
+        return np.array(sorted(random.Random(request_id).sample(range(n), most)), dtype=np.intp)
 
     def _put(self, item: _Sampled) -> bool:
         if self._pid != os.getpid():
             self._start()
+        rows, nbytes = len(item.X), item.nbytes
         with self._progress:
-            try:
-                self._queue.put_nowait(item)
-            except queue.Full:
-                telemetry.log_dropped("full", len(item.X))
-                return False
-            self._queued += 1
-        return True
+            if self._rows + rows > self.budget.rows:
+                reason = "buffer_rows"
+            elif self._bytes + nbytes > self.budget.bytes:
+                reason = "buffer_bytes"
+            else:
+                self._queue.put(item)
+                self._queued += 1
+                self._rows += rows
+                self._bytes += nbytes
+                return True
+        telemetry.log_dropped(item.name, reason, rows)
+        return False
 
     def _start(self) -> None:
         """Start this process's writer (once; again in a forked child, which has no thread of its parent's)."""
@@ -167,17 +234,20 @@ class PredictionRecorder:
     def _run(self) -> None:
         """Write whatever is queued, then let more gather for ``LINGER`` s: one transaction per batch under load."""
         while True:
-            items = [self._queue.get()]
-            self._write(items + self._drain())
+            first = self._queue.get()
+            self._write([first, *self._drain(len(first.X))])
             time.sleep(LINGER)
 
-    def _drain(self) -> list[_Sampled]:
+    def _drain(self, rows: int = 0) -> list[_Sampled]:
+        """Queued items up to ``BATCH_ROWS`` rows with the ``rows`` already taken (one at least)."""
         items: list[_Sampled] = []
-        while len(items) < BATCH:
+        while rows < BATCH_ROWS:
             try:
-                items.append(self._queue.get_nowait())
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
+            items.append(item)
+            rows += len(item.X)
         return items
 
     def flush(self, timeout: float = 5.0) -> None:
@@ -194,22 +264,40 @@ class PredictionRecorder:
         try:
             self.log.append(records)
         except (StoreError, OSError) as exc:
-            telemetry.log_dropped("error", len(records))
+            for name, rows in _rows_per_model(items).items():
+                telemetry.log_dropped(name, "error", rows)
             log.error("prediction log: %d rows not written: %s", len(records), exc)
             return
         finally:
+            del records  # the batch's Python rows go before the buffer admits more
             with self._progress:
                 self._done += len(items)
+                self._rows -= sum(len(item.X) for item in items)
+                self._bytes -= sum(item.nbytes for item in items)
                 self._progress.notify_all()
-        counts: dict[str, int] = {}
-        for item in items:
-            counts[item.name] = counts.get(item.name, 0) + len(item.X)
-        for name, rows in counts.items():
+        for name, rows in _rows_per_model(items).items():
             telemetry.rows_logged(name, rows)
 
 
+def _rows_per_model(items: list[_Sampled]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.name] = counts.get(item.name, 0) + len(item.X)
+    return counts
+
+
+def _subset(prediction: Prediction, rows: np.ndarray) -> Prediction:
+    """The prediction of ``rows`` alone (copies: the request's whole arrays are not kept)."""
+    return Prediction(
+        values=prediction.values[rows],
+        classes=prediction.classes,
+        index=None if prediction.index is None else prediction.index[rows],
+        probabilities=None if prediction.probabilities is None else prediction.probabilities[rows],
+    )
+
+
 def _records(item: _Sampled) -> list[LoggedPrediction]:
-    """One log row per predicted row."""
+    """One log row per predicted row (numbered as in the request)."""
     prediction, error = item.prediction, item.error
     if item.shadow is not None:
         try:
@@ -220,11 +308,12 @@ def _records(item: _Sampled) -> list[LoggedPrediction]:
     probabilities = None
     if prediction is not None and prediction.probabilities is not None:
         probabilities = prediction.probabilities.tolist()
+    numbers = range(len(item.X)) if item.rows is None else item.rows.tolist()
     return [
         LoggedPrediction(
             model=item.name,
             request_id=item.request_id,
-            row=i,
+            row=row,
             version=item.version,
             logged_at=item.at,
             inputs=inputs,
@@ -233,7 +322,7 @@ def _records(item: _Sampled) -> list[LoggedPrediction]:
             shadow=item.shadow is not None,
             error=error,
         )
-        for i, inputs in enumerate(item.X.tolist())
+        for i, (row, inputs) in enumerate(zip(numbers, item.X.tolist(), strict=True))
     ]
 
 

@@ -173,6 +173,7 @@ class ModelRegistry:
         slot.model, slot.error = loaded, None
         slot.trial = self._trial(name, rollout, loaded, slot.trial)
         telemetry.active_version(name, loaded.version)
+        telemetry.log_dropped_known(name)
         running = slot.trial.rollout if slot.trial is not None else None
         telemetry.rollout_candidate(name, running.mode if running else None, running.candidate if running else 0)
         return slot

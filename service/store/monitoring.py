@@ -12,6 +12,13 @@ a prediction's feedback token) and when. The first label of a row wins; a later 
 nothing unless an admin replaces it. The log also keeps the secret feedback tokens are signed with.
 Web workers only ``append`` (in batches, off the request path) and ``label``; metrics, drift and
 retraining policies read ``recent``.
+
+The SQLite log's files shrink when rows go (``auto_vacuum = INCREMENTAL``, and the WAL checkpointed and
+truncated), and ``max_bytes`` (``NNSERVE_LOG_MAX_BYTES``) caps the database and its WAL together: an append
+that leaves too little room for another like it below 80% of the cap removes the oldest rows of every model
+down to 60% (counted as dropped, reason ``disk``); the rest is room for the WAL. PostgreSQL keeps its table
+as it is: its space is the database's to manage (autovacuum reuses what is deleted), and the cap is not
+applied there.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from service import telemetry
 from service.store.exceptions import StoreUnavailableError
 
 __all__ = [
@@ -47,6 +55,9 @@ DATABASE = ".predictions.sqlite3"
 LOCK = ".predictions.lock"  # a dot name can never be a model name
 DAY = 86_400.0
 WAL_CHECKPOINT_PAGES = 10_000
+MAX_BYTES = 1 << 30  # NNSERVE_LOG_MAX_BYTES's default
+ROW_BYTES = 1024  # what a logged row takes on disk until the log has measured it (iris: ~300 bytes)
+SHRINK_AT, SHRINK_TO = 0.8, 0.6  # of max_bytes: an append above the first removes the oldest rows down to the second
 INSERT_CHUNK = 500  # rows per INSERT statement: 10 parameters each, well under SQLite's 32,766
 INSERT_COLUMNS = "model, request_id, row, version, logged_at, inputs, output, probabilities, shadow, error"
 LABEL_SOURCES = ("key", "token")  # an API key with the feedback scope; a prediction's feedback token
@@ -295,11 +306,15 @@ class SqlitePredictionLog:
     WAL lets the retraining worker read while web workers write. Each thread keeps its own connection
     (a new one in a forked child): opening one per call would make SQLite checkpoint the WAL with an fsync
     each time the last connection closes, which costs a web worker's log writer most of its time.
+
+    The WAL is checkpointed every ``wal_bytes`` (~40 MB, an eighth of ``max_bytes`` at most) and truncated to
+    that size when it restarts; one that grew beyond twice that (readers kept it from restarting) is
+    checkpointed and truncated by the next append.
     """
 
     # PRAGMA user_version; 0 with a table: the first schema, keyed without the version; 2: labels without
-    # provenance and no secrets
-    SCHEMA_VERSION = 3
+    # provenance and no secrets; 3: no incremental vacuum
+    SCHEMA_VERSION = 4
     _TABLE = """
     CREATE TABLE predictions (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -326,10 +341,20 @@ class SqlitePredictionLog:
     CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL, created_at REAL NOT NULL);
     """
 
-    def __init__(self, store_root: str | os.PathLike[str], busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, store_root: str | os.PathLike[str], busy_timeout: float = 30.0, max_bytes: int = MAX_BYTES
+    ) -> None:
         self.path = Path(store_root) / DATABASE
+        self.wal = self.path.with_name(DATABASE + "-wal")
         self.busy_timeout = busy_timeout
+        self.max_bytes = max_bytes
+        self.wal_bytes = min(WAL_CHECKPOINT_PAGES * 4096, max_bytes // 8)
+        self._row_bytes = ROW_BYTES  # what a row takes on disk, as last measured
         self._local = threading.local()
+
+    def disk_bytes(self) -> int:
+        """The log's size on disk: the database and its WAL."""
+        return sum(path.stat().st_size for path in (self.path, self.wal) if path.exists())
 
     def _exists(self) -> bool:
         """Whether anything was ever logged here: reading an absent log finds nothing and creates no file."""
@@ -347,12 +372,15 @@ class SqlitePredictionLog:
                 os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
             db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             db.row_factory = sqlite3.Row
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # a new file's mode; _migrate rebuilds an older one
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             # Checkpoint the WAL back into the file every ~40 MB rather than SQLite's 4 MB: a log's appends hit
             # random pages of its request-id index, and rewriting them ten times as often cost a web worker's
             # writer about half its time per row once the log held 100,000 rows.
-            db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            pages = self.wal_bytes // db.execute("PRAGMA page_size").fetchone()[0]
+            db.execute(f"PRAGMA wal_autocheckpoint = {max(pages, 1)}")
+            db.execute(f"PRAGMA journal_size_limit = {self.wal_bytes}")
             self._migrate(db)
         finally:
             os.close(fd)
@@ -377,7 +405,7 @@ class SqlitePredictionLog:
                 "inputs, output, probabilities, target, labelled_at FROM predictions_v1"
             )
             db.execute("DROP TABLE predictions_v1")
-        else:  # labels given before they had provenance keep source NULL: no spec trusts them
+        elif schema < 3:  # labels given before they had provenance keep source NULL: no spec trusts them
             db.execute("ALTER TABLE predictions ADD COLUMN label_source TEXT")
             db.execute("ALTER TABLE predictions ADD COLUMN label_key TEXT")
         for statement in self._INDEXES.split(";"):
@@ -385,6 +413,19 @@ class SqlitePredictionLog:
                 db.execute(statement)
         db.execute(f"PRAGMA user_version = {self.SCHEMA_VERSION}")
         db.execute("COMMIT")
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # a file made before: rebuilt to take the mode
+            db.execute("VACUUM")
+
+    @contextmanager
+    def _appending(self) -> Iterator[None]:
+        """One append at a time over every process, its cap kept included: while one removes old rows, the
+        others wait (their buffers fill and drop) instead of piling their rows into a WAL it cannot truncate."""
+        fd = os.open(self.path.with_name(LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -404,7 +445,7 @@ class SqlitePredictionLog:
 
     def append(self, records: Sequence[LoggedPrediction]) -> int:
         rows = [r.insert_values(_dump) for r in records]
-        with self._connect() as db:
+        with self._connect() as db, self._appending():
             before = db.total_changes
             db.execute("BEGIN IMMEDIATE")
             # Many rows per statement: sqlite3 lets go of the GIL around every statement it steps, and each
@@ -417,7 +458,66 @@ class SqlitePredictionLog:
                     [value for row in chunk for value in row],
                 )
             db.execute("COMMIT")
-            return db.total_changes - before
+            added = db.total_changes - before
+            self._keep_under_cap(db, len(rows))
+            return added
+
+    def _keep_under_cap(self, db: sqlite3.Connection, appended: int) -> None:
+        """Checkpoint a WAL grown past twice its size, and keep the log under ``max_bytes``: once it is above
+        ``SHRINK_AT`` of it less the room another append of ``appended`` rows takes (their pages and WAL frames, at
+        the size a row took at the last shrink), remove the oldest rows of every model down to ``SHRINK_TO`` less
+        that room, and give their pages back.
+
+        Rows go in chunks, each checkpointed: removing a row rewrites about one page of the request-id index
+        (request ids are random), so one DELETE of them all would double the log in its WAL before it shrank.
+        """
+        room = 2 * appended * self._row_bytes
+        wal = self.wal.stat().st_size if self.wal.exists() else 0
+        if wal <= 2 * self.wal_bytes and self.disk_bytes() + room <= SHRINK_AT * self.max_bytes:
+            return
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self.disk_bytes() + room > SHRINK_AT * self.max_bytes:
+            self._shrink(db, room)
+
+    def _shrink(self, db: sqlite3.Connection, room: int) -> None:
+        """Remove the oldest rows down to ``SHRINK_TO`` of ``max_bytes`` less ``room`` and give their pages back."""
+        page_size, pages, free = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_size", "page_count",
+                                                                                    "freelist_count"))  # fmt: skip
+        used = (pages - free) * page_size
+        rows = db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+        if rows:
+            self._row_bytes = max(used // rows, 1)
+        keep = max(SHRINK_TO * self.max_bytes - room, 0) / used if used else 1.0
+        remove = min(rows, rows - int(rows * keep))
+        chunk = max(self.wal_bytes // (2 * page_size), 1)
+        while remove > 0:
+            db.execute("BEGIN IMMEDIATE")
+            oldest = db.execute(
+                "SELECT seq FROM predictions ORDER BY seq LIMIT 1 OFFSET ?", (min(chunk, remove) - 1,)
+            ).fetchone()
+            if oldest is None:
+                db.execute("COMMIT")
+                break
+            removed = db.execute(
+                "SELECT model, COUNT(*) FROM predictions WHERE seq <= ? GROUP BY model", oldest
+            ).fetchall()
+            db.execute("DELETE FROM predictions WHERE seq <= ?", oldest)
+            db.execute("COMMIT")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            for model, count in removed:
+                telemetry.log_dropped(model, "disk", count)
+            remove -= chunk
+        self._give_back(db)
+
+    def _give_back(self, db: sqlite3.Connection) -> None:
+        """Return the free pages to the file system: incremental vacuum in steps (each step's page moves go through
+        the WAL, about two pages per page freed), each followed by a checkpoint that truncates the WAL and the
+        database."""
+        step = max(self.wal_bytes // (4 * db.execute("PRAGMA page_size").fetchone()[0]), 1)
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        for _ in range(max(-(-free // step), 1)):
+            db.executescript(f"PRAGMA incremental_vacuum({step});")  # execute() would step it once: one page
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def label(
         self,
@@ -516,13 +616,18 @@ class SqlitePredictionLog:
             db.execute("BEGIN IMMEDIATE")
             removed = prune_rows(db.execute, "?", cutoff, keep_rows)
             db.execute("COMMIT")
+            if removed:
+                self._give_back(db)
         return removed
 
 
-def open_prediction_log(store_root: str | os.PathLike[str], database_url: str | None = None) -> PredictionLog:
-    """The prediction log the configuration names: SQLite in the store directory unless a database URL is given."""
+def open_prediction_log(
+    store_root: str | os.PathLike[str], database_url: str | None = None, max_bytes: int = MAX_BYTES
+) -> PredictionLog:
+    """The prediction log the configuration names: SQLite in the store directory (at most ``max_bytes`` on disk)
+    unless a database URL is given."""
     if database_url:
         from service.store.pg_monitoring import PostgresPredictionLog  # psycopg only for those who use it
 
         return PostgresPredictionLog(database_url)
-    return SqlitePredictionLog(store_root)
+    return SqlitePredictionLog(store_root, max_bytes=max_bytes)

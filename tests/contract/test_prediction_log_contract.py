@@ -6,10 +6,11 @@ import pytest
 from backends import Backend
 
 from service.server.feedback_tokens import FeedbackTokens
-from service.server.predlog import PredictionRecorder
+from service.server.predlog import Budget, PredictionRecorder
 from service.store.monitoring import DAY, Label, LabelCount, Labelled, LoggedPrediction, PredictionLog
 
 NOW = 1_700_000_000.0
+BUDGET = Budget(rows=10, bytes=1 << 20, per_request=100)  # a web worker's prediction log budget
 
 
 def logged(request_id: str, row: int = 0, version: int = 1, at: float = NOW, model: str = "iris") -> LoggedPrediction:
@@ -192,11 +193,11 @@ def test_feedback_tokens_sign_with_the_logs_secret_and_verify_only_their_predict
 
 def test_a_request_id_a_client_chose_that_is_logged_is_logged_under_a_fresh_one(log_backend: Backend) -> None:
     log = log_backend.prediction_log()
-    worker = PredictionRecorder(log_backend.prediction_log, capacity=10, override=1.0)
+    worker = PredictionRecorder(log_backend.prediction_log, budget=BUDGET, override=1.0)
     assert worker.log_id("iris", "mine", given=True) == "mine"  # free: the client's own id
     assert worker.log_id("iris", "mine", given=True) != "mine"  # queued here, not written yet: taken
     log.append([logged("squatted")])
-    other = PredictionRecorder(log_backend.prediction_log, capacity=10, override=1.0)  # another web worker
+    other = PredictionRecorder(log_backend.prediction_log, budget=BUDGET, override=1.0)  # another web worker
     fresh = other.log_id("iris", "squatted", given=True)
     assert fresh != "squatted" and len(fresh) == 32
     assert other.log_id("wine", "squatted", given=True) == "squatted"  # per model

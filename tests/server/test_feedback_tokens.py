@@ -7,7 +7,7 @@ tests/contract/test_prediction_log_contract.py; these break the log on demand.
 from __future__ import annotations
 
 from service.server.feedback_tokens import FeedbackTokens, sign
-from service.server.predlog import PredictionRecorder
+from service.server.predlog import Budget, PredictionRecorder
 from service.store import StoreUnavailableError
 
 SECRET = b"s" * 32
@@ -50,7 +50,7 @@ def test_a_stale_secret_keeps_signing_while_the_log_is_down() -> None:
 
 def test_a_client_chosen_id_the_log_cannot_check_is_replaced_and_the_log_is_left_alone_a_while() -> None:
     log = FlakyLog(down=True)
-    recorder = PredictionRecorder(lambda: log, 10, 1.0)  # type: ignore[arg-type,return-value]
+    recorder = PredictionRecorder(lambda: log, Budget(10, 1 << 20, 100), 1.0)  # type: ignore[arg-type,return-value]
     first = recorder.log_id("iris", "mine", given=True)
     assert first != "mine" and len(first) == 32 and log.calls == 1
     second = recorder.log_id("iris", "other", given=True)

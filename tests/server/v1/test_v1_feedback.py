@@ -273,7 +273,8 @@ def test_an_attackers_token_labels_move_no_live_metric_and_fire_no_policy_unless
         sections = {"retrain": rule, "monitoring": {"trusted_labels": trusted}}
         version = publish(store, "iris", train("classification", {"max_iter": 60}, data), spec_sections=sections)
         store.activate("iris", version)
-        client = make_app(root, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_RELOAD_INTERVAL=0.0).test_client()
+        settings = {"NNSERVE_LOG_SAMPLE_RATE": 1.0, "NNSERVE_RELOAD_INTERVAL": 0.0}
+        client = make_app(root, **settings, NNSERVE_LOG_MAX_ROWS_PER_REQUEST=len(X)).test_client()  # every row logged
         answer = predict(client, "iris", X.tolist(), request_id=f"attacker-{len(trusted)}")
         wrong = [{"request_id": answer["request_id"], "row": i, "target": "virginica" if t == "setosa" else "setosa",
                   "feedback_token": answer["feedback_token"]} for i, t in enumerate(y.tolist())]  # fmt: skip

@@ -94,7 +94,8 @@ def test_drift_of_shifted_inputs_against_the_training_data(make_app, tiny_catalo
         "classification", {"hidden_layer_sizes": (8,), "max_iter": 50, "random_state": 0}, Dataset(X, y, names)
     )
     version = publish(store, "iris", result)  # active, with reference statistics
-    client = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0).test_client()
+    every_row = {"NNSERVE_LOG_SAMPLE_RATE": 1.0, "NNSERVE_LOG_MAX_ROWS_PER_REQUEST": len(X)}
+    client = make_app(tiny_catalog_copy, **every_row).test_client()
     assert client.post("/v1/models/iris/predict", json={"instances": X.tolist()}).status_code == 200
     same = client.get("/v1/models/iris/monitoring").get_json()["versions"][0]
     assert same["version"] == version and same["drift"]["available"] and same["drift"]["rows"] == len(X)
