@@ -145,6 +145,29 @@ def test_gc_removes_the_data_only_removed_versions_used(store: ModelStore) -> No
     np.testing.assert_array_equal(store.load_dataset("iris", pending).X, queued.X)
 
 
+def test_gc_keeps_the_frozen_evaluation_set_a_kept_version_names_and_removes_it_with_its_last_version(
+    store: ModelStore,
+) -> None:
+    frozen, first, carried = rows(0, 10), rows(100, 20), rows(200, 20)
+    evaluation_set = {"sha256": store.save_dataset("iris", frozen), "rows": 10, "parent_metric": None}
+    store.publish("iris", fitted(0), {"dataset_sha256": store.save_dataset("iris", first)})  # 1: an older manifest
+    for seed in (1, 2):  # 2 and 3 carry the same evaluation set forward
+        manifest = {"dataset_sha256": store.save_dataset("iris", carried), "evaluation_set": evaluation_set}
+        store.publish("iris", fitted(seed), manifest)
+    store.activate("iris", 3)
+    report = store.gc("iris", keep_versions=1)
+    assert sorted(v for _, v in report.versions) == [1, 2]
+    assert report.datasets == [("iris", store.dataset_sha256(first))]
+    np.testing.assert_array_equal(store.load_dataset("iris", evaluation_set["sha256"]).X, frozen.X)
+    for seed in (4, 5):  # 4 and 5 name other data: 3 is neither active nor previous any more
+        store.activate("iris", publish_with_data(store, "iris", rows(300 + seed * 10, 5), seed=seed))
+    report = store.gc("iris", keep_versions=1)
+    assert sorted(v for _, v in report.versions) == [3]
+    assert sorted(d for _, d in report.datasets) == sorted([evaluation_set["sha256"], store.dataset_sha256(carried)])
+    with pytest.raises(NotFoundError):
+        store.load_dataset("iris", evaluation_set["sha256"])
+
+
 def test_appended_datasets_round_trip_with_their_whole_content_hash(store: ModelStore) -> None:
     data = rows(0, 30)
     digests = []
