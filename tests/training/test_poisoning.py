@@ -4,8 +4,8 @@ is worse on the frozen evaluation set active, and the active version's accuracy 
 iris is trained by the real CLI from a spec that logs every prediction and retrains when live accuracy drops;
 the API is Flask's test client on that store, and the retraining worker's policy pass and job run in-process
 (``PolicyRunner.run``, ``Worker.run_once``), as the worker process would run them. Each attack runs twice: with
-a key in the attacker's hands (today's only key: the admin token), and with the feedback tokens of the
-attacker's own predictions, under a spec that trusts token labels too.
+a valid ``feedback`` key in the attacker's hands, and with the feedback tokens of the attacker's own
+predictions, under a spec that trusts token labels too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from helpers import REPO, copy_store, read_catalog_csv, train_store
 
 from service import create_app
-from service.store import FileModelStore
+from service.store import FileKeyStore, FileModelStore
 from service.store.monitoring import SqlitePredictionLog
 from service.training.jobs import open_queue
 from service.training.policies import PolicyRunner, Settings
@@ -50,8 +50,13 @@ promote = "if_better"
 
 
 @pytest.fixture(params=["key", "token"])
-def auth(request) -> str:
-    return request.param
+def attacker(request, store_root) -> dict[str, str] | None:
+    """The attacker's credential: a ``feedback`` key for iris (as request headers), or None: the feedback token
+    of each prediction it made."""
+    if request.param == "token":
+        return None
+    _, key = FileKeyStore(store_root).create("attacker", ["feedback"], ["iris"])
+    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture(scope="module")
@@ -86,18 +91,18 @@ def real_accuracy(client, version: int) -> float:
     return float(np.mean(np.asarray(response.get_json()["predictions"]) == y))
 
 
-def feedback(client, auth: str, answer: dict, items: list[dict]) -> dict:
-    """``items`` as labels of the prediction ``answer``, sent with a key or with that prediction's feedback token."""
+def feedback(client, key: dict[str, str] | None, answer: dict, items: list[dict]) -> dict:
+    """``items`` as labels of the prediction ``answer``, sent with the ``key`` headers or, with none, with that
+    prediction's feedback token."""
     items = [{"request_id": answer["request_id"], **item} for item in items]
-    if auth == "token":
+    if key is None:
         items = [{**item, "feedback_token": answer["feedback_token"]} for item in items]
-    headers = ADMIN if auth == "key" else {}
-    response = client.post("/v1/models/iris/feedback", json={"feedback": items}, headers=headers)
+    response = client.post("/v1/models/iris/feedback", json={"feedback": items}, headers=key or {})
     assert response.status_code == 200, response.get_json()
     return response.get_json()
 
 
-def test_forged_feedback_on_a_thousand_real_rows_retrains_nothing_that_serves(store_root, auth) -> None:
+def test_forged_feedback_on_a_thousand_real_rows_retrains_nothing_that_serves(store_root, attacker) -> None:
     client, store, queue = client_of(store_root), FileModelStore(store_root), open_queue(store_root)
     before = real_accuracy(client, 1)
     assert store.active_version("iris") == 1 and before > 0.9
@@ -108,7 +113,7 @@ def test_forged_feedback_on_a_thousand_real_rows_retrains_nothing_that_serves(st
         "/v1/models/iris/predict", json={"instances": X[rows].tolist()}, headers={"X-Request-ID": "attacker-0"}
     ).get_json()
     labels = [{"row": i, "target": WRONG[y[r]]} for i, r in enumerate(rows)]
-    assert feedback(client, auth, answer, labels)["accepted"] == 1000
+    assert feedback(client, attacker, answer, labels)["accepted"] == 1000
     live = client.get("/v1/models/iris/monitoring").get_json()["versions"][0]
     assert live["labelled"] == 1000 and live["metrics"]["accuracy"] < 0.1  # the attack moved the live figures
 
@@ -134,7 +139,7 @@ def test_forged_feedback_on_a_thousand_real_rows_retrains_nothing_that_serves(st
     again = client.post(
         "/v1/models/iris/predict", json={"instances": X[rows].tolist()}, headers={"X-Request-ID": "attacker-1"}
     ).get_json()
-    assert feedback(client, auth, again, labels)["accepted"] == 1000
+    assert feedback(client, attacker, again, labels)["accepted"] == 1000
     assert runner_of(store_root).run() == []
     assert queue.list_jobs("iris")[1] == 1 and store.active_version("iris") == 1
 
@@ -154,7 +159,7 @@ def routing_keys(client) -> dict[int, str]:
 
 
 def test_a_canary_whose_forged_live_figures_say_promote_is_rolled_back_when_worse_on_the_frozen_set(
-    store_root, auth
+    store_root, attacker
 ) -> None:
     client, store = client_of(store_root), FileModelStore(store_root)
     before = real_accuracy(client, 1)
@@ -178,7 +183,7 @@ def test_a_canary_whose_forged_live_figures_say_promote_is_rolled_back_when_wors
             ).get_json()
             assert body["version"] == version
             said = body["predictions"][0]
-            feedback(client, auth, body, [{"target": said if version == 2 else WRONG[said]}])
+            feedback(client, attacker, body, [{"target": said if version == 2 else WRONG[said]}])
 
     runner_of(store_root).run()
     ended = store.rollout("iris")
@@ -198,7 +203,7 @@ def test_an_admin_may_train_on_the_labelled_predictions_and_ask_to_be_scored_on_
     none = client.post("/v1/models/iris/retrain", json={"feedback": "train"}, headers=ADMIN)
     assert none.status_code == 422 and "has no trusted labelled predictions" in none.get_json()["message"]
     answer = client.post("/v1/models/iris/predict", json={"instances": X.tolist()}).get_json()
-    feedback(client, "key", answer, [{"row": i, "target": t} for i, t in enumerate(y.tolist())])
+    feedback(client, ADMIN, answer, [{"row": i, "target": t} for i, t in enumerate(y.tolist())])
     both = {"feedback": "train", "data": {"instances": X[:2].tolist(), "targets": y[:2].tolist()}}
     refused = client.post("/v1/models/iris/retrain", json=both, headers=ADMIN)
     assert refused.status_code == 422 and "send data or feedback, not both" in refused.get_json()["message"]
