@@ -75,7 +75,8 @@ def store_root(trained, tmp_path):
 
 def client_of(root):
     config = {"NNSERVE_STORE": str(root), "NNSERVE_ADMIN_TOKEN": TOKEN, "NNSERVE_RELOAD_INTERVAL": 0.0}
-    return create_app({**config, "TESTING": True}).test_client()
+    every_row = {"NNSERVE_LOG_MAX_ROWS_PER_REQUEST": 1000}  # the attacker's 1,000-row prediction, all of it logged
+    return create_app({**config, **every_row, "TESTING": True}).test_client()
 
 
 def runner_of(root) -> PolicyRunner:
