@@ -80,6 +80,8 @@ def test_feedback_joins_logged_predictions_and_reports_the_rest(
         ("digits", [42], 0, "unknown class 42"),
         ("diabetes", [150.0, "high"], 1, "targets of model 'diabetes' are finite numbers; got 'high'"),
         ("diabetes", [[1.0]], 0, "finite numbers; got [1.0]"),
+        # a version whose manifest keeps no target range: finite and |y| <= 1e12 (test_v1_targets.py: the rest)
+        ("diabetes", [150.0, 1e308], 1, "targets of model 'diabetes' are from -1e+12 to 1e+12; got 1e+308"),
     ],
 )
 def test_a_bad_target_is_422_naming_its_row(logging_app, assert_error, admin_headers, model, targets, row, fragment):
