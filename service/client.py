@@ -265,11 +265,13 @@ class Client:
         hyperparameters: Mapping[str, Any] | None = None,
         warm_start: bool = False,
         rollout: Mapping[str, Any] | None = None,
+        feedback: str | None = None,
     ) -> Job:
         """Queue a retraining of ``name`` (admin): on its dataset plus (``append``) or only (``replace``) new rows.
 
         ``rollout``: with ``promote`` "canary" or "shadow", any of ``canary_fraction``, ``min_requests``,
-        ``max_duration``.
+        ``max_duration``. ``feedback`` instead of rows: "train" on the active version's labelled predictions, or
+        "evaluate" on a held-out share of them too.
         """
         if (instances is None) != (targets is None):
             raise ValueError("send instances and targets together, or neither")
@@ -279,6 +281,8 @@ class Client:
             body["data"] = {"instances": rows, "targets": list(targets)}
         if hyperparameters:
             body["hyperparameters"] = dict(hyperparameters)
+        if feedback is not None:
+            body["feedback"] = feedback
         return _job(self._call("POST", f"/v1/models/{_segment(name)}/retrain", body))
 
     def job(self, job_id: str) -> Job:

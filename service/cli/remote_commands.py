@@ -199,6 +199,11 @@ def _parse_value(text: str) -> Any:
 @click.option("--data", type=click.File("r"), help="CSV of new rows with a header; the last column is the target.")
 @click.option("--mode", type=click.Choice(["append", "replace"]), default="append", show_default=True)
 @click.option(
+    "--feedback",
+    type=click.Choice(["train", "evaluate"]),
+    help="Instead of --data: train on the labelled predictions (evaluate: and be scored on a held-out share).",
+)
+@click.option(
     "--promote",
     type=click.Choice(PROMOTE_CHOICES),
     default="if_better",
@@ -217,6 +222,7 @@ def retrain_remote(
     name: str,
     data: TextIO | None,
     mode: str,
+    feedback: str | None,
     promote: str,
     canary_fraction: float | None,
     min_requests: int | None,
@@ -248,7 +254,14 @@ def retrain_remote(
     with server_errors():
         rollout = {k: v for k, v in options.items() if v is not None}
         job = client.retrain(
-            name, instances, targets, mode=mode, promote=promote, hyperparameters=hyper or None, rollout=rollout
+            name,
+            instances,
+            targets,
+            mode=mode,
+            promote=promote,
+            hyperparameters=hyper or None,
+            rollout=rollout,
+            feedback=feedback,
         )
         if wait_s is not None:
             job = client.wait(job, timeout=wait_s)

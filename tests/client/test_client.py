@@ -120,6 +120,9 @@ def test_retrain_rejects_bad_data_with_422(any_client):
     assert caught.value.status == 422 and "targets" in caught.value.errors
     with pytest.raises(ValueError):
         any_client.retrain("iris", instances=[[1.0, 2.0, 3.0, 4.0]])
+    with pytest.raises(NnserveError) as caught:  # the store logs no prediction: no labelled rows to train on
+        any_client.retrain("iris", feedback="evaluate")
+    assert caught.value.status == 422 and "has no trusted labelled predictions" in caught.value.errors["feedback"][0]
 
 
 def test_wait_follows_a_real_retrain_to_a_new_version(live):

@@ -133,6 +133,11 @@ def test_retrain_with_a_data_file(run, tmp_path):
     assert "succeeded" in done.output and "not promoted" in done.output
 
 
+def test_retrain_on_feedback_is_sent_as_asked(run):
+    refused = run("retrain", "iris", "--feedback", "train")  # the store logs no prediction: none to train on
+    assert refused.exit_code == 1 and "422" in refused.output and "no trusted labelled predictions" in refused.output
+
+
 def test_unreachable_server_is_one_line_and_exit_1():
 
     result = CliRunner().invoke(
