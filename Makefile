@@ -66,6 +66,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/train_predict.py
 	$(PY) bench/http_predict.py
 	$(PY) bench/prediction_log.py
+	$(PY) bench/auth_keys.py
 	$(PY) bench/canary_routing.py
 	$(PY) bench/slow_clients.py
 	$(PY) bench/json_amplification.py

@@ -174,17 +174,20 @@ def wrk(url: str, body: Path, seconds: int, connections: int, threads: int = 2, 
 
 
 def start_servers(
-    stores: dict[str, Path], env: dict[str, str], sample_rates: dict[str, str]
+    stores: dict[str, Path],
+    env: dict[str, str],
+    sample_rates: dict[str, str],
+    extra: dict[str, dict[str, str]] | None = None,
 ) -> tuple[list[subprocess.Popen], dict[str, str], dict[str, int]]:
-    """``nnserve serve --workers 2 --no-retrain-worker`` on each store, ``NNSERVE_LOG_SAMPLE_RATE`` as given,
-    each ready: (the processes, {name: predict URL of iris}, {name: gunicorn master pid}). On a failure the
-    ones already started are stopped."""
+    """``nnserve serve --workers 2 --no-retrain-worker`` on each store, ``NNSERVE_LOG_SAMPLE_RATE`` as given
+    (and each server's ``extra`` settings), each ready: (the processes, {name: predict URL of iris}, {name:
+    gunicorn master pid}). On a failure the ones already started are stopped."""
     servers: list[subprocess.Popen] = []
     urls, pids = {}, {}
     try:
         for who, store in stores.items():
             port = free_port()
-            proc_env = {**env, "NNSERVE_LOG_SAMPLE_RATE": sample_rates[who]}
+            proc_env = {**env, "NNSERVE_LOG_SAMPLE_RATE": sample_rates[who], **(extra or {}).get(who, {})}
             servers.append(start(serve_argv(port, store, 2, ["--no-retrain-worker"]), proc_env))
             wait_ready(f"http://127.0.0.1:{port}", proc=servers[-1])
             urls[who], pids[who] = f"http://127.0.0.1:{port}/v1/models/iris/predict", servers[-1].pid
@@ -216,21 +219,28 @@ def comparison_row(label: str, runs: list[dict]) -> str:
 
 
 def interleaved(
-    urls: dict[str, str], body: Path, seconds: int, rounds: int, pids: dict[str, int], connections: int = 16
+    urls: dict[str, str],
+    body: Path | dict[str, Path],
+    seconds: int,
+    rounds: int,
+    pids: dict[str, int],
+    connections: int = 16,
 ) -> dict:
     """wrk on each server in turn, ``rounds`` times (the order rotating each round, so no server always runs
     first), after a 2 s warm-up of each: {name: [one wrk result per round]}, each with ``cpu_ms``, the CPU
     time the server's process tree (gunicorn master ``pids[name]``) spent per request. The runs of one round
-    are back to back and share the machine's other load, so per-round ratios are the honest comparison."""
-    for url in urls.values():
-        wrk(url, body, 2, connections)
+    are back to back and share the machine's other load, so per-round ratios are the honest comparison.
+    ``body`` is one for every server or one per server (a server that wants a key gets a script sending it)."""
+    bodies = body if isinstance(body, dict) else dict.fromkeys(urls, body)
+    for who, url in urls.items():
+        wrk(url, bodies[who], 2, connections)
     results: dict[str, list[dict]] = {who: [] for who in urls}
     names = list(urls)
     for round_ in range(rounds):
         shift = round_ % len(names)
         for who in names[shift:] + names[:shift]:
             cpu = tree_cpu_seconds(pids[who])
-            run = wrk(urls[who], body, seconds, connections)
+            run = wrk(urls[who], bodies[who], seconds, connections)
             run["cpu_ms"] = (tree_cpu_seconds(pids[who]) - cpu) * 1000 / max(run["requests"], 1)
             results[who].append(run)
     return results
@@ -269,10 +279,11 @@ def rows(name: str) -> list[list[float]]:
         return [[float(v) for v in r[:-1]] for r in list(csv.reader(f))[1:]]
 
 
-def write_body(path: Path, payload: object) -> Path:
-    """``payload`` as JSON at ``path``, with the wrk script posting it beside it (``.lua``)."""
+def write_body(path: Path, payload: object, headers: dict[str, str] | None = None) -> Path:
+    """``payload`` as JSON at ``path``, with the wrk script posting it beside it (``.lua``), with ``headers``."""
     path.write_text(json.dumps(payload))
-    path.with_suffix(".lua").write_text(LUA)
+    extra = "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items())
+    path.with_suffix(".lua").write_text(LUA + extra)
     return path
 
 

@@ -26,6 +26,7 @@ ORDER = [
     "slow_clients",
     "json_amplification",
     "prediction_log",
+    "auth_keys",
     "canary_routing",
     "retrain_p99",
     "gunicorn_settings",

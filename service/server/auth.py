@@ -19,7 +19,8 @@ from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from service.server.errors import abort
-from service.store import ADMIN, SCOPES, InvalidKeyError, KeyRing, is_key, key_id
+from service.store import ADMIN, SCOPES, InvalidKeyError, KeyRecord, KeyRing
+from service.store import split_key as split
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,33 +54,45 @@ def _keyring() -> KeyRing | None:
 
 def _credential() -> str | None:
     """The bearer credential of this request; None without an Authorization header, 401 for a malformed one."""
-    headers = request.headers.getlist("Authorization")
-    if not headers:
+    raw = request.environ.get("HTTP_AUTHORIZATION")  # one look-up: this runs on every request that sends one
+    if raw is None:
         return None
     # repeated headers reach WSGI joined by ", " (a bearer credential never holds a comma)
-    if len(headers) != 1 or "," in headers[0]:
+    if "," in raw:
         abort(401, "send exactly one 'Authorization: Bearer <token>' header", headers=_CHALLENGE)
-    scheme, _, given = headers[0].partition(" ")
+    scheme, _, given = raw.partition(" ")
     given = given.strip()
     if scheme.lower() != "bearer" or not given:
         abort(401, "missing or invalid bearer token", headers=_CHALLENGE)
     return given
 
 
+# Caller of each key record, made once per record (a record is replaced, never changed, when keys reload).
+_callers: dict[str, tuple[KeyRecord, Caller]] = {}
+
+
 def _authenticate(given: str) -> Caller:
-    token = current_app.config.get("NNSERVE_ADMIN_TOKEN")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    token = app.config.get("NNSERVE_ADMIN_TOKEN")
     if token and hmac.compare_digest(given.encode(), token.encode()):
         g.nnserve_key_id = BOOTSTRAP
         return Caller(BOOTSTRAP, frozenset(SCOPES))
-    ring = _keyring()
-    if ring is None or not is_key(given):
-        abort(401, "missing or invalid bearer token", headers=_CHALLENGE)
-    g.nnserve_key_id = key_id(given)  # the access log names it, whatever the answer
+    ring: KeyRing | None = app.extensions.get("nnserve.keys")
     try:
-        key = ring.verify(given)
+        key_id, secret = split(given)
+    except InvalidKeyError:
+        key_id = ""
+    if ring is None or not key_id:
+        abort(401, "missing or invalid bearer token", headers=_CHALLENGE)
+    g.nnserve_key_id = key_id  # the access log names it, whatever the answer
+    try:
+        record = ring.verify(key_id, secret)
     except InvalidKeyError as exc:
         abort(401, f"invalid bearer token: {exc}", headers=_CHALLENGE)
-    return Caller(key.id, frozenset(key.scopes), frozenset(key.models))
+    cached = _callers.get(key_id)
+    if cached is None or cached[0] is not record:
+        cached = _callers[key_id] = (record, Caller(record.id, frozenset(record.scopes), frozenset(record.models)))
+    return cached[1]
 
 
 def current_caller() -> Caller | None:

@@ -27,10 +27,9 @@ from service.store.keys import (
     KeyRecord,
     KeyRing,
     KeyStore,
-    is_key,
-    key_id,
     open_key_store,
 )
+from service.store.keys import split as split_key
 from service.store.names import validate_name, validate_sha256, validate_version
 from service.store.protocol import ModelStore
 from service.store.retention import GcReport, RetentionPolicy
@@ -75,11 +74,10 @@ __all__ = [
     "StoreUnavailableError",
     "VersionInfo",
     "enforce_retention",
-    "is_key",
-    "key_id",
     "open_key_store",
     "open_store",
     "predict",
+    "split_key",
     "validate_name",
     "validate_sha256",
     "validate_version",

@@ -124,20 +124,6 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def is_key(credential: str) -> bool:
-    """Whether ``credential`` has the shape of an nnserve key (as opposed to, say, the bootstrap token)."""
-    try:
-        split(credential)
-    except InvalidKeyError:
-        return False
-    return True
-
-
-def key_id(key: str) -> str:
-    """The public id of a well-formed key (``is_key``)."""
-    return split(key)[0]
-
-
 def split(key: str) -> tuple[str, str]:
     """(id, secret) of ``nns_<id>_<secret>``; InvalidKeyError for anything else."""
     prefix, _, rest = key.partition("_")
@@ -272,12 +258,12 @@ class KeyRing:
         self.miss_interval = miss_interval
         self.touch_interval = touch_interval
         self._keys: dict[str, KeyRecord] = {}
+        self._expires: dict[str, float] = {}  # POSIX times, compared on every request
         self._stamp: Hashable = object()  # equal to no stamp: the first check loads
         self._checked = self._missed = float("-inf")
         self._lock = threading.Lock()
-        self._used: dict[str, datetime] = {}
+        self._used: dict[str, float] = {}
         self._toucher: threading.Thread | None = None
-        self._toucher_pid = 0
 
     def refresh(self) -> None:
         """Reload the keys if the store's stamp changed; a store error keeps the old copy."""
@@ -286,7 +272,9 @@ class KeyRing:
             try:
                 stamp = self.store.stamp()
                 if stamp != self._stamp:
-                    self._keys = {r.id: r for r in self.store.records()}
+                    records = self.store.records()
+                    self._expires = {r.id: r.expires.timestamp() for r in records if r.expires is not None}
+                    self._keys = {r.id: r for r in records}
                     self._stamp = stamp
             except StoreError:
                 return
@@ -308,9 +296,9 @@ class KeyRing:
             self._missed = time.monotonic()
             self.refresh()
 
-    def verify(self, key: str) -> KeyRecord:
-        """The record of a valid ``key``; InvalidKeyError (naming the key id, never the key) otherwise."""
-        key_id, secret = split(key)
+    def verify(self, key_id: str, secret: str) -> KeyRecord:
+        """The record of the valid key ``nns_<key_id>_<secret>`` (``split``); InvalidKeyError (naming the key id,
+        never the key) otherwise."""
         self._maybe_check()
         record = self._keys.get(key_id)
         if record is None:
@@ -318,21 +306,20 @@ class KeyRing:
             record = self._keys.get(key_id)
         if record is None or not hmac.compare_digest(digest(secret), record.digest):
             raise InvalidKeyError("unknown key")
-        now = datetime.now(UTC)
         if record.revoked is not None:
             raise InvalidKeyError(f"key {key_id} was revoked")
-        if record.expires is not None and record.expires <= now:
+        now = time.time()
+        if now >= self._expires.get(key_id, now + 1.0):
             raise InvalidKeyError(f"key {key_id} expired")
         self._used[key_id] = now
-        self._start_toucher()
+        toucher = self._toucher
+        if toucher is None or not toucher.is_alive():  # none yet, or this is a forked copy
+            self._start_toucher()
         return record
 
     def _start_toucher(self) -> None:
-        if self._toucher is not None and self._toucher_pid == os.getpid():
-            return
         with self._lock:
-            if self._toucher is None or self._toucher_pid != os.getpid():
-                self._toucher_pid = os.getpid()
+            if self._toucher is None or not self._toucher.is_alive():
                 self._toucher = threading.Thread(target=self._touch_loop, name="nnserve-key-uses", daemon=True)
                 self._toucher.start()
 
@@ -347,7 +334,7 @@ class KeyRing:
         if not used:
             return
         try:
-            self.store.touch(used)
+            self.store.touch({key_id: datetime.fromtimestamp(at, UTC) for key_id, at in used.items()})
         except StoreError:
             for key_id, moment in used.items():
                 self._used.setdefault(key_id, moment)

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from service.cli.main import main
-from service.store import FileKeyStore, KeyRing
+from service.store import FileKeyStore, KeyRing, split_key
 
 
 def run(*args: str):
@@ -38,7 +38,7 @@ def test_create_prints_the_key_once_and_list_never_shows_it(tmp_path: Path):
     assert set(created) == {"id", "key", "name", "scopes", "models", "expires"}
     assert created["key"].startswith(f"nns_{created['id']}_")
     assert (created["name"], created["scopes"], created["models"]) == ("shop", ["predict", "feedback"], ["iris"])
-    assert KeyRing(FileKeyStore(store)).verify(created["key"]).id == created["id"]
+    assert KeyRing(FileKeyStore(store)).verify(*split_key(created["key"])).id == created["id"]
     secret = created["key"].split("_", 2)[2]
     listed = run("keys", "list", "--json", "--store", store)
     (row,) = json.loads(listed.output)

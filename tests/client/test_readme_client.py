@@ -5,18 +5,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from client_support import TOKEN
 from helpers import service_env
+
+from service.store import FileKeyStore
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme_client_example_runs(live):
+def test_readme_client_example_runs(live, store_root):
     section = README.read_text().split("## Python client", 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert "http://127.0.0.1:8000" in code
     code = code.replace("http://127.0.0.1:8000", live.url)
-    env = service_env(NNSERVE_ADMIN_TOKEN=TOKEN)
+    _, key = FileKeyStore(store_root).create("readme", ["admin"])  # the example retrains: an admin key
+    env = service_env(NNSERVE_KEY=key)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -25,4 +27,4 @@ def test_readme_client_example_runs(live):
     assert re.match(r"\['(setosa|versicolor|virginica)'\]$", lines[2])
     assert re.match(r"succeeded \d+$", lines[3]), done.stdout
     assert lines[4].startswith("422 rows have 2 values, model 'iris' expects 4")
-    assert TOKEN not in done.stdout + done.stderr
+    assert key not in done.stdout + done.stderr
