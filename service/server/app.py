@@ -154,7 +154,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
     _install_request_ids(app)
-    auth.install(app)  # after the request id: a 401 carries one too
+    auth.install(app, ui_pages.locked)  # after the request id: a 401 carries one too
     query_args.install(app)  # after the closed-mode gate: there a stranger gets its 401 first
     # GET /metrics (with the retraining workers' heartbeat age); counts, times and logs every request
     telemetry.install(app, lambda: telemetry.worker_heartbeat_age(health.retraining_worker()["heartbeat_age_seconds"]))

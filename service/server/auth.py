@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from service.server.errors import abort
@@ -167,15 +167,25 @@ def is_admin() -> bool:
     return caller is not None and caller.allows(ADMIN)
 
 
-def install(app: Flask) -> None:
+def install(app: Flask, locked: Callable[[], Response] | None = None) -> None:
     """In ``closed`` mode every request but ``OPEN_PATHS`` (and feedback carrying tokens instead of a key,
     ``TOKEN_ENDPOINTS``) needs a valid key (``read``), before any view runs; views ask for their own scope with
     ``require``. Access logs name the key id sent (``g.nnserve_key_id``)."""
 
     @app.before_request
-    def gate() -> None:
+    def gate() -> Response | None:
         if request.endpoint in TOKEN_ENDPOINTS and not request.headers.get("Authorization"):
-            return
+            return None
         if _closed() and request.path not in OPEN_PATHS and not request.path.startswith("/ui/static/"):
+            if locked is not None and _browser_page() and request.environ.get("HTTP_AUTHORIZATION") is None:
+                return locked()
             name = (request.view_args or {}).get("name", (request.view_args or {}).get("model_name"))
             authorize(READ, name if isinstance(name, str) else None)
+        return None
+
+
+def _browser_page() -> bool:
+    """A browser's navigation to a dashboard page (it cannot send a key: ``locked`` answers it)."""
+    return (
+        request.path.startswith("/ui/") and request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+    )

@@ -20,6 +20,8 @@ import requests
 from conftest import TOKEN
 from helpers import REPO, service_env, start_cli, wait_for
 
+from service.store import FileKeyStore
+
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
@@ -179,3 +181,52 @@ def test_activating_a_version_from_the_page_changes_what_v1_reports(browser, ser
     assert listed["iris"] == 2
     assert TOKEN not in browser.current_url and browser.get_cookies() == []
     assert errors_in_console(browser) == []
+
+
+@pytest.fixture(scope="module")
+def closed_server(ui_store_base, tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """``nnserve serve`` with NNSERVE_AUTH=closed, and a key with the predict scope: (url, key)."""
+    root = tmp_path_factory.mktemp("ui-closed") / "store"
+    shutil.copytree(ui_store_base, root)
+    _, key = FileKeyStore(root).create("viewer", ["predict"])
+    port = _free_port()
+    env = service_env(NNSERVE_AUTH="closed")
+    proc = start_cli(
+        "serve", "--workers", 1, "--port", port, "--store", root, "--no-retrain-worker", env=env,
+        log=root.parent / "serve.log",
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(f"{url}/readyz"), 60, f"nnserve serve on {url}")
+        yield url, key
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_closed_pages_load_with_the_key_from_the_form_and_never_put_it_in_a_url(browser, closed_server):
+    url, key = closed_server
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(url + "/ui/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "A key is needed"
+    assert not browser.find_elements(By.CSS_SELECTOR, 'a[href="/ui/models/iris"]')  # no data without a key
+    set_token(browser, key)
+    link = WebDriverWait(browser, 10).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, 'a[href="/ui/models/iris"]'))
+    )
+    link.click()  # a navigation: the locked page, which loads the model page with the key again
+    WebDriverWait(browser, 10).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, '#v1 polyline[data-series="loss"]'))
+    )
+    assert key not in browser.current_url and browser.get_cookies() == []
+    refused = [e for e in errors_in_console(browser) if "401" not in e["message"]]
+    assert refused == [], refused  # the navigations' 401s are the only errors
+    browser.save_screenshot(str(ARTIFACTS / "closed-model-iris.png"))
+    assert requests.get(url + "/ui/", headers={"Accept": "text/html"}, timeout=5).status_code == 401

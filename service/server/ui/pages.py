@@ -3,9 +3,10 @@
 Pages are rendered here with Jinja2 (autoescaped) and every asset comes from
 ``static/``; a strict Content-Security-Policy on every ``/ui`` response forbids
 anything inline but SVG markup. Admin actions are done by ``static/admin.js``
-calling the v1 admin endpoints with the token the user typed, kept in
-``sessionStorage`` only; the pages themselves never see a token, so they show what the v1 API shows a
-caller without one (no dataset hashes, hyperparameters or job internals; ``nnserve report`` has those).
+calling the v1 admin endpoints with the key the user typed, kept in ``sessionStorage`` only.
+The pages show what the v1 API shows a caller without a key (no dataset hashes, hyperparameters
+or job internals; ``nnserve report`` has those). With NNSERVE_AUTH=closed a browser's page request
+without a key gets ``locked()``, whose ``static/locked.js`` loads the page again with the key.
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ def model_rows(store: ModelStore) -> list[dict[str, Any]]:
             row["error"] = str(exc)
         rows.append(row)
     return rows
+
+
+def locked() -> Response:
+    """The page a browser gets for a dashboard page without a key under NNSERVE_AUTH=closed: a 401 whose script
+    (``locked.js``) loads the page again with the tab's key as a header."""
+    return Response(render_template("ui/locked.html"), 401, {"WWW-Authenticate": 'Bearer realm="nnserve"'})
 
 
 @blp.get("/")

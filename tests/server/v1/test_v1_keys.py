@@ -145,3 +145,16 @@ def test_access_logs_name_the_key_id_never_the_key(open_client, keys, caplog):
     (record,) = [r for r in caplog.records if r.name == "nnserve.access"]
     assert record.key_id == key.split("_")[1]
     assert all(key.split("_", 2)[2] not in str(vars(r)) for r in caplog.records)
+
+
+def test_a_browser_page_without_a_key_gets_the_locked_page_in_closed_mode(closed_client, keys):
+    page = closed_client.get("/ui/models/iris", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 401 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "/ui/static/locked.js" in text and "A key is needed" in text and "Versions of iris" not in text
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert closed_client.get("/ui/static/locked.js").status_code == 200  # its script needs no key
+    with_key = closed_client.get("/ui/models/iris", headers={"Accept": "text/html", **keys("predict")})
+    assert with_key.status_code == 200 and "Versions of iris" in with_key.get_data(as_text=True)
+    api = closed_client.get("/v1/models/iris", headers={"Accept": "text/html"})  # not a page: JSON
+    assert api.status_code == 401 and api.mimetype == "application/json"

@@ -1,4 +1,4 @@
-// Admin actions: the token lives in sessionStorage only and goes out as an Authorization header.
+// Admin actions: the key (or admin token) lives in sessionStorage only and goes out as an Authorization header.
 "use strict";
 (function () {
   const KEY = "nnserve-admin-token";
@@ -14,11 +14,11 @@
 
   function state() {
     const el = document.getElementById("admin-state");
-    if (el) el.textContent = token() ? "token set for this tab" : "no token: admin actions disabled";
+    if (el) el.textContent = token() ? "key set for this tab" : "no key: admin actions disabled";
   }
 
   async function call(method, url, body) {
-    if (!token()) { show("Enter the admin token first."); return null; }
+    if (!token()) { show("Enter an admin key first."); return null; }
     const headers = { "Authorization": "Bearer " + token() };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;

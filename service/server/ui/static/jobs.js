@@ -4,7 +4,10 @@
   const PERIOD = 2000;
   async function refresh(box) {
     try {
-      const response = await fetch(box.dataset.fragment, { headers: { "Accept": "text/html" } });
+      const headers = { "Accept": "text/html" };
+      const key = sessionStorage.getItem("nnserve-admin-token");  // NNSERVE_AUTH=closed wants it for the table too
+      if (key) headers["Authorization"] = "Bearer " + key;
+      const response = await fetch(box.dataset.fragment, { headers });
       if (response.ok) box.innerHTML = await response.text();
     } catch (err) {
       // offline for a moment: keep the last table and try again
