@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint openapi test-container lock bench clean
+.PHONY: run test test-fast test-postgres lint openapi test-container lock bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,20 @@ lint: $(VENV)/.installed-test
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
+# The whole suite; it ends with the 15 slowest tests, then what was skipped and why (tests/conftest.py).
+# PostgreSQL tests start Debian's postgresql-15 when installed, else the test extra's wheel (NNSERVE_TEST_PG).
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
+
+# The inner loop, under a minute: lint, then the unit tests: all but the suites that start servers, processes or
+# PostgreSQL (below), less the tests marked slow. Any folder or file of tests/ also runs alone with pytest.
+INTEGRATION := tests/e2e tests/postgres tests/contract tests/client tests/cli tests/packaging
+test-fast: lint
+	$(PY) -m pytest -q -m 'not slow' $(INTEGRATION:%=--ignore=%) --durations=5 tests
+
+# The PostgreSQL tests alone (the contract suites' postgres half); NNSERVE_TEST_PG=wheel or =system picks the server.
+test-postgres: $(VENV)/.installed-test
+	$(PY) -m pytest -k postgres --durations=5 tests/postgres tests/contract
 
 # Regenerates the committed OpenAPI document after a route or schema changed (tests/client checks it).
 openapi: $(VENV)/.installed

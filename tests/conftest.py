@@ -1,12 +1,39 @@
-"""Shared test fixtures. Keep this file small and generic: other suites add to it."""
+"""Shared test fixtures and the run's report. Keep this file small and generic: other suites add to it.
 
-from pathlib import Path
+Fixtures only: what test modules import lives in ``helpers.py`` (never ``from conftest import``).
+"""
+
+from collections import Counter
+from collections.abc import Generator
 
 import pytest
 from helpers import copy_store, read_catalog_csv, train_store
 from postgres.fixtures import database_url, pg_server  # noqa: F401  (shared by tests/postgres and tests/contract)
+from postgres.server import NotInstalledError, binaries
 
-REPO = Path(__file__).resolve().parent.parent
+
+def pytest_report_header() -> str:
+    """Which PostgreSQL the PostgreSQL tests will start (NNSERVE_TEST_PG: system, wheel, or unset for either)."""
+    try:
+        found = binaries()
+    except NotInstalledError as e:
+        return f"postgresql: {e}"
+    return f"postgresql: {found.source}, PostgreSQL {found.major} ({found.bin})"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Generator[None]:
+    """The run's last lines (before the counts): every skip and its reason, which names what to install."""
+    result = yield
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[f"{report.nodeid.split('::')[0]}: {reason.removeprefix('Skipped: ')}"] += 1
+    if reasons:
+        terminalreporter.section(f"skipped: {sum(reasons.values())} tests", sep="-", yellow=True)
+        for what, count in sorted(reasons.items()):
+            terminalreporter.line(f"{count:5d} x {what}")
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 """Helpers the test modules share (fixtures built on them are in ``tests/conftest.py``).
 
-``tests/`` is on ``sys.path`` while the suite runs (pytest's default import
-mode puts each conftest's folder there), so any test module, ``tests/e2e/``
-included, imports these as ``from helpers import ...``.
+``tests/`` is on ``sys.path`` while any part of the suite runs (pytest's default import mode puts the folder of
+``tests/conftest.py`` there, and that conftest is loaded for every subset), so any test module imports these as
+``from helpers import ...``. Never import from ``conftest``: which of the suite's conftest modules that name
+means depends on what else was collected.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +39,13 @@ def copy_store(base: Path, parent: Path) -> Path:
     root = Path(parent) / "store"
     shutil.copytree(base, root)
     return root
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def service_env(**extra: str) -> dict[str, str]:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import REPO
 
+pytestmark = pytest.mark.slow  # lint-imports on a copy of the tree, once per broken layer: left out of `make test-fast`
+
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

@@ -1,16 +1,8 @@
 """What the client tests share (imported by name: ``conftest`` is ambiguous across the suite)."""
 
-import socket
-
 from service.client import Client
 
 TOKEN = "client-suite-token-8c21e7"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FlaskClient(Client):

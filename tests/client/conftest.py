@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from client_support import TOKEN, FlaskClient, free_port
-from helpers import service_env, start_cli
+from client_support import TOKEN, FlaskClient
+from helpers import free_port, service_env, start_cli
 
 from service import create_app
 from service.client import Client

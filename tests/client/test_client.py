@@ -3,7 +3,8 @@
 import copy
 
 import pytest
-from client_support import TOKEN, FlaskClient, free_port
+from client_support import TOKEN, FlaskClient
+from helpers import free_port
 
 from service.client import Activation, Client, Job, JobPage, ModelDetail, ModelSummary, NnserveError, Prediction
 

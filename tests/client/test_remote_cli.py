@@ -5,7 +5,8 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from client_support import TOKEN, free_port
+from client_support import TOKEN
+from helpers import free_port
 
 from service.cli import main
 from service.client import Client

@@ -7,8 +7,7 @@ import signal
 
 import pytest
 import requests
-from conftest import free_port
-from helpers import copy_store, service_env, start_cli, wait_for
+from helpers import copy_store, free_port, service_env, start_cli, wait_for
 
 
 def _ready(port: int) -> bool:

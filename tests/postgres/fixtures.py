@@ -10,15 +10,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from postgres.server import PostgresServer, available
+from postgres.server import NotInstalledError, PostgresServer, binaries
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    if not available():
-        pytest.fail("PostgreSQL 15 is not installed (/usr/lib/postgresql/15/bin/initdb); .ci/run installs it")
+    """The session's server, on the binaries ``postgres.server.binaries`` picks (never a skip: a missing
+    PostgreSQL fails the tests that need it, saying what to install)."""
+    try:
+        found = binaries()
+    except NotInstalledError as e:
+        pytest.fail(str(e))
     base = Path(tempfile.mkdtemp(prefix="nnserve-pg-"))
-    server = PostgresServer(base / "cluster")
+    server = PostgresServer(base / "cluster", binaries=found)
     base.chmod(0o755)
     server.init()
     try:

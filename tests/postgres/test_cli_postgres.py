@@ -11,8 +11,7 @@ from pathlib import Path
 
 import psycopg
 import requests
-from e2e.conftest import free_port
-from helpers import REPO, service_env, start_cli, wait_for
+from helpers import REPO, free_port, service_env, start_cli, wait_for
 
 
 def cli(*args: object) -> subprocess.CompletedProcess[str]:

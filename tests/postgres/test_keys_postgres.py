@@ -9,11 +9,11 @@ import sys
 import time
 
 import requests
-from e2e.conftest import start_gunicorn
 from e2e.test_keys_e2e import ROW, secret_free, until_every_worker_answers
 from helpers import REPO, service_env
+from servers import start_gunicorn
 
-PG_DUMP = "/usr/lib/postgresql/15/bin/pg_dump"
+from postgres.server import PostgresServer
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -22,7 +22,7 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_revoked_key_answers_401_on_every_replica_by_notify(tmp_path, database_url):
+def test_a_revoked_key_answers_401_on_every_replica_by_notify(tmp_path, database_url, pg_server: PostgresServer):
     env = service_env(NNSERVE_DATABASE_URL=database_url)
     assert cli("train", "iris", "--epochs", "2", "--store", str(tmp_path / "cli"), env=env).returncode == 0
     made = cli("keys", "create", "app", "--scope", "predict", "--json", "--store", str(tmp_path / "cli"), env=env)
@@ -57,6 +57,10 @@ def test_a_revoked_key_answers_401_on_every_replica_by_notify(tmp_path, database
             replica.stop()
     secret = key.split("_", 2)[2]
     dump = tmp_path / "dump.sql"
-    subprocess.run([PG_DUMP, "--data-only", "--file", str(dump), database_url], check=True, capture_output=True)
+    subprocess.run(
+        [pg_server.binaries.bin / "pg_dump", "--data-only", "--file", str(dump), database_url],
+        check=True,
+        capture_output=True,
+    )
     assert key_id in dump.read_text()  # the dump holds the key's row ...
     secret_free([dump, tmp_path], [secret, key])  # ... and no table, log or cache file its secret

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import requests
-from e2e.conftest import start_gunicorn
 from helpers import REPO, service_env, wait_for
+from servers import start_gunicorn
 
 from postgres.server import PostgresServer
 

@@ -25,6 +25,8 @@ from service.server.jsonio import BodyError, decode_body
 from service.server.v1.fields import Matrix, NamedRows, to_matrix
 from service.store import FileModelStore, StoreError
 
+pytestmark = pytest.mark.slow  # hundreds of generated inputs per property: left out of `make test-fast`
+
 SETTINGS = settings(
     max_examples=300, derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )

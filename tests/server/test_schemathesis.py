@@ -79,6 +79,8 @@ from service import create_app
 from service.store import FileModelStore, Rollout
 from service.store.monitoring import SqlitePredictionLog
 
+pytestmark = pytest.mark.slow  # hundreds of generated requests: left out of `make test-fast`
+
 ADMIN_TOKEN = "schemathesis-admin-token-0b7e"
 SEED = 20240611
 MAX_EXAMPLES = 30

@@ -40,6 +40,8 @@ from service.store import FileModelStore, StoreError
 from service.training.sqlite_queue import SqliteJobQueue
 from service.training.worker import Worker
 
+pytestmark = pytest.mark.slow  # faults injected into real processes and retraining runs: left out of `make test-fast`
+
 TOKEN = "faults-admin-token-0c7e"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 INTERVAL = 0.05

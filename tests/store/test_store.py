@@ -164,6 +164,7 @@ print(" ".join(str(store.publish("race", model, {"writer": int(writer), "n": n})
 """
 
 
+@pytest.mark.slow  # four publisher processes: left out of `make test-fast`
 def test_racing_publisher_processes_get_distinct_versions(store, artifact, tmp_path, rows):
     go = tmp_path / "go"
     writers = [

@@ -26,6 +26,7 @@ def chunk(i: int) -> Dataset:
     return Dataset(X, np.where(X[:, 0] > 0, "yes", "no"), FEATURES)
 
 
+@pytest.mark.slow  # many appends measured on disk: left out of `make test-fast`
 def test_appending_rows_costs_what_they_add_not_the_whole_dataset(tmp_path: Path) -> None:
     store = FileModelStore(tmp_path / "store")
     X, y = chunk(0).X, chunk(0).y

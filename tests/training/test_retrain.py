@@ -21,6 +21,8 @@ from service.store import FileModelStore
 from service.training.sqlite_queue import SqliteJobQueue
 from service.training.worker import Worker
 
+pytestmark = pytest.mark.slow  # real retraining runs through the worker: left out of `make test-fast`
+
 TOKEN = "retrain-test-token-81c2"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -3,6 +3,8 @@
 import multiprocessing
 import sqlite3
 
+import pytest
+
 from service.training.sqlite_queue import SqliteJobQueue
 
 
@@ -21,6 +23,7 @@ def _open(root, barrier, out):
         out.put(repr(exc))
 
 
+@pytest.mark.slow  # five rounds of eight processes: left out of `make test-fast`
 def test_processes_starting_together_all_open_a_new_queue(tmp_path):
     """gunicorn's web workers create the queue at the same moment: none may fail to boot on 'database is locked'."""
     ctx = multiprocessing.get_context("fork")

@@ -62,6 +62,7 @@ def test_catalog_model_meets_its_floor_on_the_held_out_split(datasets, name):
     assert result.n_train + result.n_test == len(datasets[name].y)
 
 
+@pytest.mark.slow  # three full trainings per model: left out of `make test-fast`
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_catalog_floor_holds_for_other_network_seeds(datasets, name):
     spec = SPECS[name]

@@ -7,6 +7,8 @@ from service import create_app
 from service.store import FileModelStore
 from service.training.worker import Worker
 
+pytestmark = pytest.mark.slow  # real retraining runs through the worker: left out of `make test-fast`
+
 TOKEN = "retention-test-token-5e1"
 
 

@@ -11,14 +11,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import TOKEN
-from helpers import REPO, service_env, start_cli, wait_for
+from helpers import REPO, free_port, service_env, start_cli, wait_for
+from ui_support import TOKEN
 
 from service.store import FileKeyStore
 
@@ -29,22 +28,20 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "tmp" / "artifacts" / "ui"
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)), reason="needs Debian's chromium and chromium-driver"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [  # slow: a real server and a browser
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
+        reason="needs headless Chromium and its driver: apt-get install chromium chromium-driver (Debian)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
 def server(ui_store_base, tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("ui-browser") / "store"
     shutil.copytree(ui_store_base, root)
-    port = _free_port()
+    port = free_port()
     env = service_env(NNSERVE_ADMIN_TOKEN=TOKEN)
     log = root.parent / "serve.log"
     proc = start_cli(

@@ -8,8 +8,8 @@ import time
 from html.parser import HTMLParser
 
 import pytest
-from conftest import HOSTILE, TOKEN
 from helpers import flip_byte
+from ui_support import HOSTILE, TOKEN
 
 from service.server.ui.pages import CSP
 from service.store import Rollout, open_store
@@ -177,6 +177,7 @@ def test_pages_show_what_v1_shows_without_the_token(client, ui_store):
     assert "the job failed on an internal error" in jobs_html
 
 
+@pytest.mark.slow  # a thousand progress writes: left out of `make test-fast`
 def test_a_long_running_jobs_progress_carries_a_bounded_loss_curve(ui_store):
     queue = open_queue(ui_store)
     job = queue.enqueue("iris", RetrainRequest())
