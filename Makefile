@@ -80,6 +80,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/prediction_log.py
 	$(PY) bench/auth_keys.py
 	$(PY) bench/canary_routing.py
+	$(PY) bench/monitoring_read.py
 	$(PY) bench/slow_clients.py
 	$(PY) bench/json_amplification.py
 	$(PY) bench/retrain_p99.py

@@ -28,6 +28,7 @@ ORDER = [
     "prediction_log",
     "auth_keys",
     "canary_routing",
+    "monitoring_read",
     "retrain_p99",
     "gunicorn_settings",
     "postgres",

@@ -145,6 +145,8 @@ class Monitoring:
     versions: list[VersionMonitoring]
     rollout: dict[str, Any] | None = None  # running (with its evidence so far) or the last one, as the server shows
     labels: list[dict[str, Any]] = field(default_factory=list)  # {"source", "key", "rows"}: labelled rows per key
+    computed_at: float | None = None  # unix time the retraining worker computed the figures; None: not yet
+    reason: str | None = None  # why there are no figures
 
 
 def _job(body: Mapping[str, Any]) -> Job:
@@ -214,6 +216,8 @@ class Client:
             versions,
             body.get("rollout"),
             body.get("labels", []),
+            body.get("computed_at"),
+            body.get("reason"),
         )
 
     def rollout(self, name: str) -> dict[str, Any]:

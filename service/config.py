@@ -172,6 +172,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("NNSERVE_MONITOR_WINDOW", 1000, "live metrics and drift rest on the last N logged rows of each version"),
     Setting(
+        "NNSERVE_MONITOR_MAX_WINDOW",
+        100_000,
+        "the largest `window` a monitoring read may ask for (beyond: 422); the retraining worker computes it each pass",
+    ),
+    Setting(
+        "NNSERVE_MONITOR_WINDOWS",
+        8,
+        "windows per model the retraining worker computes figures for, the default and the maximum included; a "
+        "read asking for another one gets no figures",
+    ),
+    Setting(
         "NNSERVE_POLICY_INTERVAL",
         30.0,
         "seconds between the retraining worker's evaluations of the specs' `[retrain]` policies",

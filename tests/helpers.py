@@ -109,3 +109,19 @@ def read_catalog_csv(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         except ValueError:
             continue
     return X, np.array(raw), header[:-1]
+
+
+def monitoring_pass(app, *names: str) -> None:
+    """What the retraining worker's policy pass writes for monitoring reads: the snapshots of ``names`` (default:
+    every model), from the app's own store and prediction log, its web worker's pending predictions written first."""
+    from service.training.policies import PolicyRunner, Settings
+
+    recorder = app.extensions["nnserve.predlog"]
+    recorder.flush()
+    store = app.extensions["nnserve.registry"].store
+    runner = PolicyRunner(
+        store, app.extensions["nnserve.jobs"], recorder.log, Settings.from_settings(app.config),
+        app.extensions["nnserve.snapshots"],
+    )  # fmt: skip
+    for name in names or store.model_names():
+        runner.monitor(name)

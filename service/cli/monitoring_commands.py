@@ -5,6 +5,8 @@ retention), ``nnserve feedback purge`` (a key's labels) and ``nnserve feedback r
 from __future__ import annotations
 
 import csv
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -75,10 +77,13 @@ def _report(found: Monitoring) -> str:
         ]
         for v in found.versions
     ]
-    out = [
-        f"{found.model}: newest {found.window} logged rows per version",
-        table(["version", "active", "rows", "labelled", *metrics], rows),
-    ]
+    if found.computed_at is None:
+        out = [f"{found.model}: no figures over the newest {found.window} logged rows per version: {found.reason}"]
+    else:
+        out = [
+            f"{found.model}: newest {found.window} logged rows per version, computed {_ago(found.computed_at)}",
+            table(["version", "active", "rows", "labelled", *metrics], rows),
+        ]
     for version in found.versions:
         out += ["", _drift(version)]
     if found.labels:
@@ -87,6 +92,12 @@ def _report(found: Monitoring) -> str:
     if found.rollout is not None:
         out += ["", _rollout(found.rollout)]
     return "\n".join(out)
+
+
+def _ago(at: float) -> str:
+    """A snapshot's time as the retraining worker's clock gave it, and its age on this one."""
+    stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"at {stamp} ({max(time.time() - at, 0.0):.0f} s ago) by the retraining worker"
 
 
 def _rollout(rollout: dict[str, Any]) -> str:
@@ -122,7 +133,11 @@ def _drift(version: VersionMonitoring) -> str:
 
 @monitoring.command(short_help="Live metrics and drift of model NAME (the default: `nnserve monitoring NAME`).")
 @click.argument("name")
-@click.option("--window", type=click.IntRange(1, 100_000), help="Newest logged rows per version (server default).")
+@click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    help="Newest logged rows per version (server default; at most its NNSERVE_MONITOR_MAX_WINDOW).",
+)
 @json_option
 @url_option
 @key_option
@@ -130,7 +145,8 @@ def _drift(version: VersionMonitoring) -> str:
 def show(name: str, window: int | None, as_json: bool, url: str, key: str | None, timeout: float) -> None:
     """Live metrics (accuracy, log loss; or MAE, RMSE, R2) per version, with the rows they rest on, each
     version's drift table: PSI of every feature and of the predictions against its training data, and the
-    model's canary or shadow rollout."""
+    model's canary or shadow rollout, as the server's retraining worker last computed them (each policy pass;
+    a window other than the server's default and maximum is computed from its next pass on)."""
     with server_errors():
         found = make_client(url, timeout, key=key).monitoring(name, window)
     emit(as_json, found, lambda: _report(found))

@@ -25,6 +25,7 @@ from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
 from service.store import KeyRing, open_key_store, open_store
 from service.store.monitoring import open_prediction_log
+from service.store.snapshots import open_snapshots
 from service.training.jobs import open_queue
 from service.version import __version__
 
@@ -119,6 +120,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.testing:  # tests capture logs their own way; gunicorn and `flask run` get JSON lines
         logs.configure(app.config["NNSERVE_LOG_LEVEL"])
     app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL"))
+    app.extensions["nnserve.snapshots"] = open_snapshots(
+        app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL")
+    )
     rate = app.config.get("NNSERVE_LOG_SAMPLE_RATE")
     recorder = app.extensions["nnserve.predlog"] = PredictionRecorder(
         lambda: open_prediction_log(

@@ -195,6 +195,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        9,
+        "monitoring snapshots: live metrics and drift per model and window, as the retraining worker computed them",
+        """
+        CREATE TABLE monitoring_snapshots (
+            model text NOT NULL,
+            window_rows integer NOT NULL CHECK (window_rows > 0),
+            computed_at double precision,
+            figures jsonb,
+            PRIMARY KEY (model, window_rows)
+        );
+        """,
+    ),
 )
 
 

@@ -1,13 +1,15 @@
 """Live metrics of a version from its labelled predictions, and its drift (``drift.py``), over a window.
 
-The monitoring endpoint shows them and the retraining worker's policies decide on them; both call
-``version_report``, so what an operator reads is what a policy acted on.
+The retraining worker's policies decide on them (``version_report``) and, each pass, it computes them for the
+monitoring snapshots (``window_reports``: every version among the newest rows, over each asked window, from one
+read of the log at the largest), which is all the monitoring endpoint reads: the same functions, so what an
+operator reads is what a policy acted on, and a web worker never pays for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,15 @@ from service.store.monitoring import LoggedPrediction, PredictionLog
 from service.training.drift import PREDICTIONS, Drift, drift
 from service.training.fitting import task_of
 
-__all__ = ["LIVE_METRICS", "TRUSTED_LABELS", "VersionReport", "live_metrics", "trusted_labels", "version_report"]
+__all__ = [
+    "LIVE_METRICS",
+    "TRUSTED_LABELS",
+    "VersionReport",
+    "live_metrics",
+    "trusted_labels",
+    "version_report",
+    "window_reports",
+]
 
 # Live metrics per task, and whether higher is better (a policy's threshold is crossed downwards on those).
 LIVE_METRICS = {
@@ -72,6 +82,12 @@ class VersionReport:
         shift = {} if self.drift.predictions is None else {PREDICTIONS: self.drift.predictions}
         return {**self.drift.features, **shift}
 
+    def to_json(self) -> dict[str, Any]:
+        """As the monitoring endpoint shows it (each feature's PSI as ``{"name", "psi"}``, in feature order)."""
+        shown = asdict(self)
+        shown["drift"]["features"] = [{"name": k, "psi": v} for k, v in self.drift.features.items()]
+        return shown
+
 
 def version_report(
     log: PredictionLog,
@@ -83,10 +99,57 @@ def version_report(
 ) -> VersionReport:
     """The report of ``version`` over its newest ``window`` logged rows and its newest ``window`` rows labelled by
     a source its spec trusts (logged after ``since`` when given)."""
-    # A canary candidate's failures (answered by the active version instead) are no answers of its own.
-    rows = [r for r in log.recent(name, window, version=version, since=since) if r.error is None]
+    rows = log.recent(name, window, version=version, since=since)
     trusted = trusted_labels(manifest)
     labelled = log.recent(name, window, version=version, labelled=True, since=since, sources=trusted)
-    labelled = [r for r in labelled if r.error is None]
-    metrics = live_metrics(task_of(manifest), labelled, manifest.get("classes"))
-    return VersionReport(version, len(rows), len(labelled), metrics, drift(manifest, rows))
+    return _report(version, manifest, rows, labelled)
+
+
+def _report(
+    version: int, manifest: Mapping[str, Any], rows: Sequence[LoggedPrediction], labelled: Sequence[LoggedPrediction]
+) -> VersionReport:
+    # A canary candidate's failures (answered by the active version instead) are no answers of its own.
+    answered = [r for r in rows if r.error is None]
+    scored = [r for r in labelled if r.error is None]
+    metrics = live_metrics(task_of(manifest), scored, manifest.get("classes"))
+    return VersionReport(version, len(answered), len(scored), metrics, drift(manifest, answered))
+
+
+def window_reports(
+    log: PredictionLog,
+    name: str,
+    active: int | None,
+    manifest: Callable[[int], Mapping[str, Any]],
+    windows: Sequence[int],
+) -> dict[int, list[VersionReport]]:
+    """Per window, the report (as ``version_report`` would make it) of the active version and of every version
+    among the model's newest ``window`` logged rows, newest version first; ``manifest(version)`` reads a manifest.
+
+    The log is read at the largest window only, and each smaller one is a slice of what it returned: the newest
+    rows of the model, then each version's newest (logged, and labelled by a trusted source) rows, unless the
+    first read already holds them (all the model's rows, or rows of that version only).
+    """
+    top = max(windows)
+    newest = log.recent(name, top)
+    complete = len(newest) < top  # every row of the model is in ``newest``
+    versions = sorted({r.version for r in newest} | ({active} if active is not None else set()))
+    manifests = {version: manifest(version) for version in versions}
+    found: dict[int, tuple[list[LoggedPrediction], list[LoggedPrediction]]] = {}
+    for version in versions:
+        trusted = trusted_labels(manifests[version])
+        if complete or all(r.version == version for r in newest):
+            rows = [r for r in newest if r.version == version]
+        else:
+            rows = log.recent(name, top, version=version)
+        if complete:
+            labelled = [r for r in rows if r.target is not None and r.label_source in trusted]
+        else:
+            labelled = log.recent(name, top, version=version, labelled=True, sources=trusted)
+        found[version] = (rows, labelled)
+    reports = {}
+    for window in windows:
+        seen = {r.version for r in newest[:window]} | ({active} if active is not None else set())
+        reports[window] = [
+            _report(v, manifests[v], found[v][0][:window], found[v][1][:window]) for v in sorted(seen, reverse=True)
+        ]
+    return reports

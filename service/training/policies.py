@@ -25,11 +25,12 @@ import numpy as np
 from service import telemetry
 from service.store import Dataset, LoadedModel, ModelStore, Rollout, StoreError
 from service.store.monitoring import PredictionLog
+from service.store.snapshots import MonitoringSnapshots, Snapshot
 from service.training.canary import Verdict, evidence, frozen_scores, judge
 from service.training.fitting import task_of
 from service.training.jobs import COOLDOWN, ROLLOUT_OPTIONS, Job, JobQueue, RetrainRequest
 from service.training.limits import LimitError, Limits, base_rows, check_job
-from service.training.live import VersionReport, trusted_labels, version_report
+from service.training.live import VersionReport, trusted_labels, version_report, window_reports
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ def labelled_predictions(prediction_log: PredictionLog, base: LoadedModel, limit
 
 @dataclass(frozen=True)
 class Settings:
-    window: int  # NNSERVE_MONITOR_WINDOW: rows a rule looks at
+    window: int  # NNSERVE_MONITOR_WINDOW: rows a rule looks at, the monitoring read's default window
+    max_window: int  # NNSERVE_MONITOR_MAX_WINDOW: the largest window a monitoring read may ask for
     keep_rows: int  # NNSERVE_LOG_KEEP_ROWS: also the most feedback rows a retrain adds
     keep_days: float  # NNSERVE_LOG_KEEP_DAYS
 
@@ -88,6 +90,7 @@ class Settings:
     def from_settings(cls, settings: Mapping[str, Any]) -> Settings:
         return cls(
             window=int(settings["NNSERVE_MONITOR_WINDOW"]),
+            max_window=int(settings["NNSERVE_MONITOR_MAX_WINDOW"]),
             keep_rows=int(settings["NNSERVE_LOG_KEEP_ROWS"]),
             keep_days=float(settings["NNSERVE_LOG_KEEP_DAYS"]),
         )
@@ -98,8 +101,9 @@ def _unix(stamp: str | None) -> float | None:
 
 
 class PolicyRunner:
-    """One pass over every model: prune the log, judge running rollouts, compute each policy's figures (and
-    gauges), enqueue what fires. A model whose rollout runs is not retrained until it ends."""
+    """One pass over every model: prune the log, judge running rollouts, compute each policy's figures, enqueue
+    what fires, then write every model's monitoring snapshots (and gauges). A model whose rollout runs is not
+    retrained until it ends."""
 
     def __init__(
         self,
@@ -107,14 +111,18 @@ class PolicyRunner:
         queue: JobQueue,
         prediction_log: PredictionLog,
         settings: Settings,
+        snapshots: MonitoringSnapshots,
     ) -> None:
         self.store, self.queue, self.log, self.settings = store, queue, prediction_log, settings
+        self.snapshots = snapshots
 
     def run(self, now: float | None = None) -> list[Job]:
-        """Judge every running rollout and evaluate every model's policy once; returns the jobs it enqueued."""
+        """Judge every running rollout, evaluate every model's policy once and write the monitoring snapshots;
+        returns the jobs it enqueued."""
         now = time.time() if now is None else now
         policies = {}
-        for name in self.store.model_names():
+        names = self.store.model_names()
+        for name in names:
             try:
                 rollout = self.store.rollout(name)
                 if rollout is not None and rollout.running:
@@ -138,7 +146,44 @@ class PolicyRunner:
                 continue
             if job is not None:
                 started.append(job)
+        for name in names:
+            try:
+                self.monitor(name)
+            except (StoreError, ValueError, OSError) as exc:
+                log.error("monitoring snapshot of %s not written: %s", name, exc)
         return started
+
+    def monitor(self, name: str) -> None:
+        """Write the monitoring snapshots of ``name``: the default and largest windows and those clients asked for
+        (up to the largest), each with the log's label counts and its running rollout's evidence; set the gauges
+        from the default window."""
+        top = self.settings.max_window
+        windows = sorted({self.settings.window, top, *(w for w in self.snapshots.windows(name) if w <= top)})
+        active = self.store.active_version(name)
+        reports = window_reports(self.log, name, active, lambda v: self.store.manifest(name, v), windows)
+        rollout = self.store.rollout(name)
+        labels = [asdict(count) for count in self.log.label_counts(name)]
+        for window in windows:
+            figures = {
+                "versions": [r.to_json() for r in reports[window]],
+                "labels": labels,
+                "rollout": self._evidence(name, rollout, window),
+            }
+            self.snapshots.write(Snapshot(name, window, time.time(), figures))
+        for report in reports[self.settings.window]:
+            telemetry.live_figures(name, report.version, report.metrics, report.psi())
+
+    def _evidence(self, name: str, rollout: Rollout | None, window: int) -> dict[str, Any] | None:
+        """A running rollout's evidence over ``window`` as a snapshot keeps it (None without one, or when it cannot
+        be read: the versions' figures are written all the same)."""
+        if rollout is None or not rollout.running:
+            return None
+        try:
+            found = evidence(self.log, name, rollout, self.store.manifest(name, rollout.candidate), window)
+        except (StoreError, ValueError, OSError) as exc:
+            log.error("evidence of the rollout of %s not read: %s", name, exc)
+            return None
+        return {"candidate": rollout.candidate, "started_at": rollout.started_at, "evidence": found.to_json()}
 
     def judge_rollout(self, name: str, rollout: Rollout, now: float) -> Rollout | None:
         """End ``rollout`` if the rule has a verdict now (promoting its candidate, or not); returns it ended.
@@ -197,7 +242,6 @@ class PolicyRunner:
             return None
         since = max(t for t in (_unix(manifest.get("created_at")), finished, 0.0) if t is not None)
         report = version_report(prediction_log, name, version, manifest, self.settings.window, since=since)
-        telemetry.live_figures(name, version, report.metrics, report.psi())
         trigger = fires(policy, report, now - since)
         if trigger is None:
             return None

@@ -42,6 +42,7 @@ from service.store import (
     open_store,
 )
 from service.store.monitoring import open_prediction_log
+from service.store.snapshots import open_snapshots
 from service.training import fitting as training
 from service.training.catalog import STORED_SECTIONS
 from service.training.frozen import retrain_rows
@@ -210,6 +211,7 @@ class Worker:
             self.queue,
             open_prediction_log(store_root, database_url),
             Settings.from_settings(settings),
+            open_snapshots(store_root, database_url),
         )
         self.policy_interval = float(settings["NNSERVE_POLICY_INTERVAL"])
         self.identity = worker_identity()

@@ -8,6 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from client_support import TOKEN, FlaskClient
+from helpers import monitoring_pass
 
 from service import create_app
 from service.cli import main, monitoring_commands
@@ -40,8 +41,13 @@ def test_client_feedback_then_monitoring(client):
     assert (result.model, result.accepted, result.unlogged) == ("iris", 3, [])
     late = client.feedback("iris", [{"request_id": "nobody", "target": "setosa"}])
     assert late.accepted == 0 and late.unlogged == [{"request_id": "nobody", "row": 0}]
+    early = client.monitoring("iris")
+    assert (early.versions, early.computed_at) == ([], None) and "retraining worker" in early.reason
+    client.monitoring("iris", window=1)  # asked for: computed by the next pass
+    monitoring_pass(client._flask.application)
     found = client.monitoring("iris")
     assert found.labels == [{"source": "key", "key": "bootstrap", "rows": 3}]
+    assert found.computed_at is not None and found.reason is None
     (version,) = found.versions
     assert (found.model, found.window, version.active, version.rows, version.labelled) == ("iris", 1000, True, 3, 3)
     assert set(version.metrics) == {"accuracy", "log_loss"}
@@ -62,10 +68,16 @@ def test_cli_feedback_from_csv_and_the_monitoring_report(client, cli, tmp_path):
     assert sent.exit_code == 0, sent.output
     assert sent.output.splitlines() == ["iris: 3 labels joined to logged predictions", "not in the log: gone (row 0)"]
 
+    waiting = cli("monitoring", "iris")
+    assert waiting.exit_code == 0, waiting.output
+    assert waiting.output.startswith("iris: no figures over the newest 1000 logged rows per version: not computed yet")
+    cli("monitoring", "iris", "--window", "2", "--json")  # asked for: computed by the next pass
+    monitoring_pass(client._flask.application)
     shown = cli("monitoring", "iris")
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
-    assert lines[0] == "iris: newest 1000 logged rows per version"
+    assert lines[0].startswith("iris: newest 1000 logged rows per version, computed at ")
+    assert lines[0].endswith(" s ago) by the retraining worker")
     assert lines[1].split() == ["version", "active", "rows", "labelled", "accuracy", "log_loss"]
     assert lines[2].split()[1:4] == ["*", "3", "3"]
     assert lines[4].startswith("drift of version 1 over 3 rows")
@@ -82,6 +94,7 @@ def test_cli_feedback_converts_regression_targets_and_refuses_a_bad_file(client,
     good = tmp_path / "d.csv"
     good.write_text(f"request_id,target\n{request_id},151.5\n")
     assert cli("feedback", "diabetes", str(good)).exit_code == 0
+    monitoring_pass(client._flask.application)
     assert client.monitoring("diabetes").versions[0].labelled == 1
     bad = tmp_path / "bad.csv"
     bad.write_text("id,label\nx,1\n")

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from service.store import KeyStore, ModelStore, open_key_store, open_store
 from service.store.monitoring import PredictionLog, open_prediction_log
+from service.store.snapshots import MonitoringSnapshots, open_snapshots
 from service.training.jobs import JobQueue, open_queue
 
 STORE_BACKENDS = ["filesystem", "postgres"]
 QUEUE_BACKENDS = ["sqlite", "postgres"]
 LOG_BACKENDS = ["sqlite", "postgres"]
 KEY_BACKENDS = ["filesystem", "postgres"]
+SNAPSHOT_BACKENDS = ["filesystem", "postgres"]
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,6 @@ class Backend:
 
     def keys(self) -> KeyStore:
         return open_key_store(self.root, self.database_url)
+
+    def snapshots(self) -> MonitoringSnapshots:
+        return open_snapshots(self.root, self.database_url)

@@ -88,8 +88,15 @@ def predict_with_feedback(session: requests.Session, url: str, rows: np.ndarray,
 
 
 def monitoring(session: requests.Session, url: str) -> dict[int, dict]:
-    body = session.get(f"{url}/v1/models/iris/monitoring", timeout=10).json()
-    return {v["version"]: v for v in body["versions"]}
+    """The figures per version of the retraining worker's first pass from now on (it computes them, not the read)."""
+    since = time.time()
+
+    def computed() -> dict | None:
+        body = session.get(f"{url}/v1/models/iris/monitoring", timeout=10).json()
+        return body if (body["computed_at"] or 0) > since else None
+
+    wait_for(computed, 10, "the retraining worker's next monitoring snapshot")
+    return {v["version"]: v for v in computed()["versions"]}
 
 
 def test_drift_feedback_retrain_and_a_better_live_accuracy(server):

@@ -10,6 +10,7 @@ from helpers import read_catalog_csv
 
 from service.store import Dataset, FileModelStore, Rollout
 from service.store.monitoring import Label, LoggedPrediction, SqlitePredictionLog
+from service.store.snapshots import FileSnapshots
 from service.training.canary import MIN_LABELLED, Evidence, Frozen, Side, evidence, frozen_scores, judge
 from service.training.fitting import publish, train
 from service.training.jobs import RetrainRequest, open_queue
@@ -166,8 +167,9 @@ def iris(tmp_path):
 
 
 def runner(store: FileModelStore) -> PolicyRunner:
-    settings = Settings(window=1000, keep_rows=10_000, keep_days=30)
-    return PolicyRunner(store, open_queue(store.root), SqlitePredictionLog(store.root), settings)
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    log, snapshots = SqlitePredictionLog(store.root), FileSnapshots(store.root)
+    return PolicyRunner(store, open_queue(store.root), log, settings, snapshots)
 
 
 def test_the_worker_pass_promotes_a_canary_that_is_no_worse_and_retrains_nothing_meanwhile(iris) -> None:

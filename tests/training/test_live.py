@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from nn import MLPClassifier
-from service.store.monitoring import LoggedPrediction
+from service.store.monitoring import Label, LoggedPrediction, SqlitePredictionLog
 from service.training.drift import bin_edges, drift, proportions, psi, reference_statistics
-from service.training.live import live_metrics
+from service.training.live import live_metrics, version_report, window_reports
 
 CLASSES = ["a", "b"]
 
@@ -95,3 +95,33 @@ def test_reference_statistics_and_drift_of_a_classifier() -> None:
     assert shifted.worst() == ("a", shifted.features["a"])
     assert shifted.predictions > 0.25  # almost everything is now "hi"
     assert not drift({}, logged(X)).available and not drift(manifest, []).available
+
+
+@pytest.mark.parametrize("versions", [(1,), (1, 2), (2, 1, 1, 1)])
+def test_window_reports_are_each_windows_version_reports(tmp_path, versions) -> None:
+    """One read at the largest window, sliced, gives what a ``version_report`` per version and window gives: when
+    the read holds all the model's rows, rows of one version only, or several versions beyond it."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 2))
+    y = np.where(X[:, 0] > 0, "hi", "lo")
+    model = MLPClassifier((4,), max_iter=20, learning_rate_init=0.01, random_state=0).fit(X, y)
+    reference = reference_statistics(model, X, y, ["a", "b"])
+    manifest = {"task": "classification", "classes": ["hi", "lo"], "reference": reference}
+    log = SqlitePredictionLog(tmp_path)
+    outputs, probabilities = model.predict(X[:60]), model.predict_proba(X[:60])
+    log.append(
+        [
+            LoggedPrediction("m", f"r{i}", 0, versions[i % len(versions)], float(i), X[i].tolist(), str(outputs[i]),
+                             probabilities[i].tolist(), error="failed" if i % 11 == 5 else None)
+            for i in range(60)
+        ]
+    )  # fmt: skip
+    log.label("m", [Label(f"r{i}", str(y[i])) for i in range(0, 60, 3)], source="key", key="k")
+    log.label("m", [Label(f"r{i}", str(y[i])) for i in range(1, 60, 3)], source="token")  # not trusted: left out
+    for windows in ([7, 30, 59], [7, 60, 200]):  # the largest below the model's rows, at and beyond them
+        reports = window_reports(log, "m", 3, lambda version: manifest, windows)  # 3: active, nothing logged
+        for window in windows:
+            expected = sorted({r.version for r in log.recent("m", window)} | {3}, reverse=True)
+            assert reports[window] == [version_report(log, "m", v, manifest, window) for v in expected]
+            assert reports[window][0].rows == 0 and sum(r.rows for r in reports[window]) > 0
+        assert 0 < sum(r.labelled for r in reports[windows[-1]]) <= 20  # the keys' labels only

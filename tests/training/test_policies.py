@@ -11,10 +11,11 @@ from helpers import read_catalog_csv
 
 from service.store import Dataset, FileModelStore
 from service.store.monitoring import DATABASE, LOCK, Label, LoggedPrediction, SqlitePredictionLog
+from service.store.snapshots import FileSnapshots
 from service.training.drift import Drift
 from service.training.fitting import publish, train
 from service.training.jobs import RetrainRequest, open_queue
-from service.training.live import VersionReport
+from service.training.live import VersionReport, version_report
 from service.training.policies import PolicyRunner, Settings, fires
 from service.training.worker import Worker
 
@@ -71,7 +72,8 @@ def shifted_logged(n: int, version: int, at: float) -> tuple[list[LoggedPredicti
 
 def test_a_firing_policy_enqueues_one_job_with_the_feedback_rows_and_its_trigger(iris_store) -> None:
     store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
-    runner = PolicyRunner(store, queue, log, Settings(window=1000, keep_rows=10_000, keep_days=30))
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    runner = PolicyRunner(store, queue, log, settings, FileSnapshots(store.root))
     assert runner.run() == []  # nothing logged: nothing fires
     logged, labels = shifted_logged(80, 1, time.time() + 1)
     log.append(logged)
@@ -99,7 +101,8 @@ def test_rows_from_before_a_retrain_that_was_not_promoted_do_not_fire_again_and_
     iris_store,
 ) -> None:
     store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
-    runner = PolicyRunner(store, queue, log, Settings(window=1000, keep_rows=10_000, keep_days=30))
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    runner = PolicyRunner(store, queue, log, settings, FileSnapshots(store.root))
     logged, _ = shifted_logged(80, 1, time.time())  # after the version's publication (stamped to the second)
     log.append(logged)
     (job,) = runner.run()
@@ -124,7 +127,8 @@ def test_a_policy_waits_its_cooldown_after_a_candidate_worse_on_the_frozen_set_a
     root = tmp_path / "store"
     store, queue, log = FileModelStore(root), open_queue(root), SqlitePredictionLog(root)
     publish(store, "iris", result, spec_sections={"retrain": {"every_n_feedback": 20, "cooldown": 600.0}})
-    runner = PolicyRunner(store, queue, log, Settings(window=1000, keep_rows=10_000, keep_days=30))
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    runner = PolicyRunner(store, queue, log, settings, FileSnapshots(root))
     rows, truth = X[:60], y[:60]
     wrong = {"setosa": "virginica", "versicolor": "setosa", "virginica": "versicolor"}
     at = time.time() + 1
@@ -160,3 +164,27 @@ def test_a_worker_creates_no_prediction_log_where_nothing_is_logged_and_no_spec_
     worker = Worker(root)
     worker.run_policies()
     assert not (root / DATABASE).exists() and not (root / DATABASE).with_name(LOCK).exists()
+
+
+def test_each_pass_writes_the_monitoring_snapshots_of_every_model_and_asked_window(iris_store) -> None:
+    store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
+    snapshots = FileSnapshots(iris_store)
+    runner = PolicyRunner(store, queue, log, Settings(100, 500, 10_000, 30), snapshots)
+    logged, labels = shifted_logged(80, 1, time.time())
+    log.append(logged)
+    log.label("iris", labels[:60], source="key", key="k")
+    assert snapshots.ask("iris", 10, most=8) and snapshots.ask("iris", 600, most=8)  # 600: beyond the largest
+    before = time.time()
+    runner.run()
+    assert snapshots.windows("iris") == [10, 100, 500, 600]
+    assert snapshots.read("iris", 600).computed_at is None  # asked before the cap was lowered: never computed
+    manifest = store.manifest("iris", 1)
+    for window in (10, 100, 500):
+        found = snapshots.read("iris", window)
+        assert found.computed_at >= before
+        assert found.figures == {
+            "versions": [version_report(log, "iris", 1, manifest, window).to_json()],
+            "labels": [{"source": "key", "key": "k", "rows": 60}],
+            "rollout": None,
+        }
+    assert found.figures["versions"][0]["rows"] == 80 and found.figures["versions"][0]["labelled"] == 60

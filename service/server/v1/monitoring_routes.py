@@ -4,13 +4,11 @@ the model's rollout (canary or shadow) with its evidence."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
 
-from service import telemetry
 from service.server.auth import authorize, current_caller, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
@@ -27,8 +25,7 @@ from service.server.v1.schemas import (
 from service.server.v1.targets import first_bad_target
 from service.store import NotFoundError, RolloutConflictError, validate_name
 from service.store.monitoring import Label
-from service.training.canary import evidence
-from service.training.live import version_report
+from service.store.snapshots import MonitoringSnapshots, Snapshot
 
 blp = Blueprint("monitoring", __name__, url_prefix="/v1/models", description="Feedback, live metrics and drift")
 
@@ -100,49 +97,82 @@ class Monitoring(MethodView):
     @blp.arguments(MonitoringArgsSchema, location="query")
     @blp.response(200, MonitoringSchema)
     def get(self, args: dict[str, Any], name: str) -> dict[str, Any]:
-        """Live metrics and drift of the active version and of every version among the newest logged rows.
+        """Live metrics and drift of the active version and of every version among the newest logged rows, as the
+        retraining worker last computed them (``computed_at``; every ``NNSERVE_POLICY_INTERVAL`` seconds).
 
         Each rests on the version's newest ``window`` logged rows (drift: PSI of each feature and of the
-        predictions against the version's training data) and labelled rows (metrics), with their counts;
-        the figures are also set as the ``nnserve_live_metric`` and ``nnserve_drift_psi`` gauges.
+        predictions against the version's training data) and labelled rows (metrics), with their counts; the
+        worker also sets them as the ``nnserve_live_metric`` and ``nnserve_drift_psi`` gauges. ``window`` is at
+        most ``NNSERVE_MONITOR_MAX_WINDOW``. A call reads one snapshot, never the log: until the worker computed
+        the window asked for (its first pass, or a window other than the default and the maximum, computed from
+        the next pass on), ``versions`` is empty, ``computed_at`` null and ``reason`` says why.
         """
         store = registry().store
         name = validate_name(name)
         active = store.active_version(name)  # unknown model: 404
-        window = int(args.get("window") or current_app.config["NNSERVE_MONITOR_WINDOW"])
-        recorder().flush()  # this worker's pending predictions count too
-        log = recorder().log
-        seen = {row.version for row in log.recent(name, window)}
-        versions = sorted(seen | ({active} if active is not None else set()), reverse=True)
-        reports = []
-        for version in versions:
-            report = version_report(log, name, version, store.manifest(name, version), window)
-            telemetry.live_figures(name, version, report.metrics, report.psi())
-            shown = {**asdict(report), "active": version == active}
-            shown["drift"]["features"] = [{"name": k, "psi": v} for k, v in report.drift.features.items()]
-            reports.append(shown)
+        window = _window(args)
+        snapshot, reason = _snapshot(name, window)
+        figures = (snapshot and snapshot.figures) or {}
         return {
             "model": name,
             "window": window,
             "active_version": active,
-            "versions": reports,
-            "labels": [asdict(count) for count in log.label_counts(name)],
-            "rollout": rollout_state(name, window),
+            "computed_at": None if snapshot is None else snapshot.computed_at,
+            "reason": reason,
+            "versions": [{**v, "active": v["version"] == active} for v in figures.get("versions", [])],
+            "labels": figures.get("labels", []),
+            "rollout": rollout_state(name, snapshot),
         }
 
 
-def rollout_state(name: str, window: int | None = None) -> dict[str, Any] | None:
-    """The model's rollout as shown: a running one with its evidence so far, an ended one as judged."""
+def _window(args: dict[str, Any]) -> int:
+    """The window asked for (422 beyond the configured cap), or the default."""
+    cap = int(current_app.config["NNSERVE_MONITOR_MAX_WINDOW"])
+    if args.get("window", 0) > cap:
+        why = f"Must be at most {cap} (NNSERVE_MONITOR_MAX_WINDOW)."
+        abort(422, f"invalid window: {why}", errors={"window": [why]})
+    return int(args.get("window") or current_app.config["NNSERVE_MONITOR_WINDOW"])
+
+
+def _snapshots() -> MonitoringSnapshots:
+    return current_app.extensions["nnserve.snapshots"]  # type: ignore[no-any-return]
+
+
+def _snapshot(name: str, window: int) -> tuple[Snapshot | None, str | None]:
+    """The computed snapshot of ``name`` over ``window``, or None and why not; a window the worker does not
+    compute yet is asked for (the default and the largest always are)."""
+    config = current_app.config
+    found = _snapshots().read(name, window)
+    if found is not None and found.figures is not None:
+        return found, None
+    always = (int(config["NNSERVE_MONITOR_WINDOW"]), int(config["NNSERVE_MONITOR_MAX_WINDOW"]))
+    most = int(config["NNSERVE_MONITOR_WINDOWS"])
+    if found is None and window not in always and not _snapshots().ask(name, window, most):
+        return None, (
+            f"not computed: {name} already has NNSERVE_MONITOR_WINDOWS ({most}) windows: ask for one of "
+            + ", ".join(map(str, sorted({*always, *_snapshots().windows(name)})))
+        )
+    return None, (
+        "not computed yet: the retraining worker computes live metrics and drift at each policy pass "
+        f"(every NNSERVE_POLICY_INTERVAL = {float(config['NNSERVE_POLICY_INTERVAL']):g} s); is one running?"
+    )
+
+
+def rollout_state(name: str, snapshot: Snapshot | None = None) -> dict[str, Any] | None:
+    """The model's rollout as shown: a running one with its evidence as of the last policy pass (from ``snapshot``,
+    or the default window's), an ended one as judged."""
     store = registry().store
     rollout = store.rollout(name)
     if rollout is None:
         return None
     shown = rollout.to_json()
     if rollout.running:
-        recorder().flush()
-        manifest = store.manifest(name, rollout.candidate)
-        size = window or int(current_app.config["NNSERVE_MONITOR_WINDOW"])
-        shown["figures"] = evidence(recorder().log, name, rollout, manifest, size).to_json()
+        if snapshot is None:
+            snapshot = _snapshots().read(name, int(current_app.config["NNSERVE_MONITOR_WINDOW"]))
+        found = ((snapshot and snapshot.figures) or {}).get("rollout")
+        if found and (found["candidate"], found["started_at"]) == (rollout.candidate, rollout.started_at):
+            shown["figures"] = found["evidence"]
+            shown["computed_at"] = snapshot.computed_at  # type: ignore[union-attr]
     return shown
 
 

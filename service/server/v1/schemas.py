@@ -134,8 +134,12 @@ class RolloutSchema(Schema):
     figures = fields.Dict(
         metadata={
             "description": "The evidence: per side requests, errors, labelled rows, live metrics; a shadow's "
-            "agreement. Live while it runs, as judged once it ended."
+            "agreement. While it runs, as of the retraining worker's last pass (absent before its first); as "
+            "judged once it ended."
         }
+    )
+    computed_at = fields.Float(
+        metadata={"description": "Unix time the running rollout's figures were computed by the retraining worker."}
     )
 
 
@@ -306,8 +310,11 @@ class MonitoringArgsSchema(Schema):
         unknown = RAISE
 
     window = fields.Integer(
-        validate=validate.Range(1, 100_000),
-        metadata={"description": "Newest logged rows per version (default NNSERVE_MONITOR_WINDOW)."},
+        validate=validate.Range(min=1),
+        metadata={
+            "description": "Newest logged rows per version (default NNSERVE_MONITOR_WINDOW, at most "
+            "NNSERVE_MONITOR_MAX_WINDOW: beyond, 422)."
+        },
     )
 
 
@@ -358,6 +365,16 @@ class MonitoringSchema(Schema):
     model = fields.String(required=True)
     window = fields.Integer(required=True)
     active_version = fields.Integer(allow_none=True)
+    computed_at = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Unix time the retraining worker computed these figures (each policy pass); null: not yet."
+        },
+    )
+    reason = fields.String(
+        required=True, allow_none=True, metadata={"description": "Why there are no figures (computed_at null)."}
+    )
     rollout = fields.Nested(RolloutSchema, allow_none=True)
     versions = fields.List(
         fields.Nested(VersionMonitoringSchema),

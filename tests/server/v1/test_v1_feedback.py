@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers import read_catalog_csv
+from helpers import monitoring_pass, read_catalog_csv
 
 from service.server.predlog import recorder
 from service.server.routing import feedback_tokens
 from service.store import Dataset, FileKeyStore, FileModelStore, open_store
 from service.store.copy import copy_store
 from service.store.monitoring import SqlitePredictionLog
+from service.store.snapshots import FileSnapshots
 from service.training.fitting import publish, train
 from service.training.jobs import open_queue
 from service.training.policies import PolicyRunner, Settings
@@ -276,13 +277,16 @@ def test_an_attackers_token_labels_move_no_live_metric_and_fire_no_policy_unless
         version = publish(store, "iris", train("classification", {"max_iter": 60}, data), spec_sections=sections)
         store.activate("iris", version)
         settings = {"NNSERVE_LOG_SAMPLE_RATE": 1.0, "NNSERVE_RELOAD_INTERVAL": 0.0}
-        client = make_app(root, **settings, NNSERVE_LOG_MAX_ROWS_PER_REQUEST=len(X)).test_client()  # every row logged
+        app = make_app(root, **settings, NNSERVE_LOG_MAX_ROWS_PER_REQUEST=len(X))  # every row logged
+        client = app.test_client()
         answer = predict(client, "iris", X.tolist(), request_id=f"attacker-{len(trusted)}")
         wrong = [{"request_id": answer["request_id"], "row": i, "target": "virginica" if t == "setosa" else "setosa",
                   "feedback_token": answer["feedback_token"]} for i, t in enumerate(y.tolist())]  # fmt: skip
         assert client.post("/v1/models/iris/feedback", json={"feedback": wrong}).get_json()["accepted"] == len(X)
+        monitoring_pass(app)
         (shown,) = [v for v in client.get("/v1/models/iris/monitoring").get_json()["versions"] if v["active"]]
-        runner = PolicyRunner(store, open_queue(root), SqlitePredictionLog(root), Settings(1000, 10_000, 30))
+        log, snapshots = SqlitePredictionLog(root), FileSnapshots(root)
+        runner = PolicyRunner(store, open_queue(root), log, Settings(1000, 100_000, 10_000, 30), snapshots)
         if trusted == ["key"]:
             assert shown["labelled"] == 0 and shown["metrics"] == {}
             assert runner.run(now=time.time() + 1) == []

@@ -1,13 +1,17 @@
-"""GET /v1/models/{name}/monitoring: live metrics per version from labelled predictions, over a window."""
+"""GET /v1/models/{name}/monitoring: live metrics per version from labelled predictions, over a window, as the
+retraining worker's pass computed them (``monitoring_pass`` runs it in the test), never computed by the read."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
-from helpers import read_catalog_csv
+from helpers import monitoring_pass, read_catalog_csv
 
 from service import telemetry
 from service.store import Dataset, FileModelStore
+from service.store.monitoring import SqlitePredictionLog
 from service.training.fitting import publish, train
 
 
@@ -43,8 +47,11 @@ def test_classifier_accuracy_per_version_with_its_count(logging_app, tiny_catalo
     predicted = label_all(client, "iris", rows, truth)
     label_all(client, "iris", rows[:2], truth[:2], version=2)
     client.post("/v1/models/iris/predict", json={"instances": rows[:1].tolist()})  # logged, never labelled
+    before = time.time()
+    monitoring_pass(logging_app)
     body = client.get("/v1/models/iris/monitoring").get_json()
     assert body["model"] == "iris" and body["active_version"] == 1 and body["window"] == 1000
+    assert body["computed_at"] >= before and body["reason"] is None
     one, two = sorted(body["versions"], key=lambda v: v["version"])
     assert (one["version"], one["active"], one["rows"], one["labelled"]) == (1, True, len(rows) + 1, len(rows))
     expected = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
@@ -61,6 +68,11 @@ def test_the_window_bounds_the_rows(logging_app, tiny_catalog_store):
     client = logging_app.test_client()
     rows = tiny_catalog_store.models["iris"].rows
     label_all(client, "iris", rows, ["setosa"] * len(rows))
+    monitoring_pass(logging_app)
+    asked = client.get("/v1/models/iris/monitoring?window=3").get_json()  # neither the default nor the largest
+    assert (asked["window"], asked["computed_at"], asked["versions"]) == (3, None, [])
+    assert asked["reason"].startswith("not computed yet: the retraining worker computes")
+    monitoring_pass(logging_app)  # the next pass computes it
     version = client.get("/v1/models/iris/monitoring?window=3").get_json()["versions"][0]
     assert (version["rows"], version["labelled"]) == (3, 3)
 
@@ -70,6 +82,7 @@ def test_regressor_errors(logging_app, tiny_catalog_store):
     rows = tiny_catalog_store.models["diabetes"].rows[:4]
     truth = [100.0, 150.0, 200.0, 250.0]
     predicted = np.array(label_all(client, "diabetes", rows, truth))
+    monitoring_pass(logging_app)
     metrics = client.get("/v1/models/diabetes/monitoring").get_json()["versions"][0]["metrics"]
     assert metrics["mae"] == pytest.approx(np.mean(np.abs(predicted - truth)))
     assert metrics["rmse"] == pytest.approx(np.sqrt(np.mean((predicted - truth) ** 2)))
@@ -78,6 +91,10 @@ def test_regressor_errors(logging_app, tiny_catalog_store):
 
 def test_no_log_yet_and_unknown_model(logging_app, assert_error):
     client = logging_app.test_client()
+    nothing = client.get("/v1/models/iris/monitoring").get_json()  # no pass yet: no figures, and why
+    assert (nothing["active_version"], nothing["computed_at"], nothing["versions"]) == (1, None, [])
+    assert "NNSERVE_POLICY_INTERVAL" in nothing["reason"]
+    monitoring_pass(logging_app)
     body = client.get("/v1/models/iris/monitoring").get_json()
     (version,) = body["versions"]
     assert (version["version"], version["rows"], version["labelled"], version["metrics"]) == (1, 0, 0, {})
@@ -97,6 +114,8 @@ def test_drift_of_shifted_inputs_against_the_training_data(make_app, tiny_catalo
     every_row = {"NNSERVE_LOG_SAMPLE_RATE": 1.0, "NNSERVE_LOG_MAX_ROWS_PER_REQUEST": len(X)}
     client = make_app(tiny_catalog_copy, **every_row).test_client()
     assert client.post("/v1/models/iris/predict", json={"instances": X.tolist()}).status_code == 200
+    app = client.application
+    monitoring_pass(app)
     same = client.get("/v1/models/iris/monitoring").get_json()["versions"][0]
     assert same["version"] == version and same["drift"]["available"] and same["drift"]["rows"] == len(X)
     assert max(f["psi"] for f in same["drift"]["features"]) < 1e-9  # the training rows themselves: no drift
@@ -105,6 +124,8 @@ def test_drift_of_shifted_inputs_against_the_training_data(make_app, tiny_catalo
     shifted = X.copy()
     shifted[:, 2] += 2.0  # petal_length
     assert client.post("/v1/models/iris/predict", json={"instances": shifted.tolist()}).status_code == 200
+    client.get(f"/v1/models/iris/monitoring?window={len(X)}")  # asks for that window
+    monitoring_pass(app)
     moved = client.get(f"/v1/models/iris/monitoring?window={len(X)}").get_json()["versions"][0]["drift"]
     psi = {f["name"]: f["psi"] for f in moved["features"]}
     assert [f["name"] for f in moved["features"]] == names
@@ -112,7 +133,8 @@ def test_drift_of_shifted_inputs_against_the_training_data(make_app, tiny_catalo
     gauge = telemetry.REGISTRY.get_sample_value(
         "nnserve_drift_psi", {"model": "iris", "version": str(version), "feature": "petal_length"}
     )
-    assert gauge == pytest.approx(psi["petal_length"])
+    default = client.get("/v1/models/iris/monitoring").get_json()["versions"][0]["drift"]["features"]
+    assert gauge == pytest.approx(default[2]["psi"]) and 0 < gauge < psi["petal_length"]  # the default window's
 
 
 def test_reading_a_store_where_nothing_was_logged_creates_nothing(make_app, tiny_catalog_copy):
@@ -120,7 +142,7 @@ def test_reading_a_store_where_nothing_was_logged_creates_nothing(make_app, tiny
     before = sorted(p.name for p in tiny_catalog_copy.iterdir())
     client.post("/v1/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     monitoring = client.get("/v1/models/iris/monitoring")
-    assert monitoring.status_code == 200 and [v["version"] for v in monitoring.get_json()["versions"]] == [1]
+    assert monitoring.status_code == 200 and monitoring.get_json()["computed_at"] is None  # no worker: no figures
     unlogged = client.post("/v1/models/iris/feedback", json={"feedback": [{"request_id": "nope", "target": "setosa"}]},
                            headers=admin(client))  # fmt: skip
     assert unlogged.status_code == 200 and unlogged.get_json()["accepted"] == 0
@@ -135,6 +157,8 @@ def test_monitoring_counts_the_labelled_rows_each_source_gave(logging_app, tiny_
     assert client.post("/v1/models/iris/feedback", json=by_key, headers=admin(client)).get_json()["accepted"] == 2
     token = {"request_id": answers[2]["request_id"], "target": "setosa", "feedback_token": answers[2]["feedback_token"]}
     assert client.post("/v1/models/iris/feedback", json={"feedback": [token]}).get_json()["accepted"] == 1
+    assert client.get("/v1/models/iris/monitoring").get_json()["labels"] == []  # no pass of the worker yet
+    monitoring_pass(logging_app)
     body = client.get("/v1/models/iris/monitoring").get_json()
     assert body["labels"] == [
         {"source": "key", "key": "bootstrap", "rows": 2},
@@ -142,3 +166,59 @@ def test_monitoring_counts_the_labelled_rows_each_source_gave(logging_app, tiny_
     ]
     (version,) = body["versions"]
     assert version["labelled"] == 2  # the spec trusts keys only: the token's label is not in the live metrics
+
+
+class CountingLog(SqlitePredictionLog):
+    """The real SQLite log, counting the rows its reads return (a label count: one per source and key)."""
+
+    rows_read = 0
+
+    def recent(self, *args, **kwargs):
+        found = super().recent(*args, **kwargs)
+        CountingLog.rows_read += len(found)
+        return found
+
+    def label_counts(self, model):
+        found = super().label_counts(model)
+        CountingLog.rows_read += max(len(found), 1)
+        return found
+
+
+def test_a_read_at_the_largest_window_reads_no_row_of_the_log(make_app, tiny_catalog_copy, monkeypatch):
+    """The work of one call is bounded whatever the log holds: a snapshot is read, the log never is."""
+    monkeypatch.setattr("service.server.app.open_prediction_log", lambda root, url=None: CountingLog(root))
+    app = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_MONITOR_MAX_WINDOW=5000)
+    client = app.test_client()
+    X, _, _ = read_catalog_csv("iris")
+    for _ in range(10):
+        assert (
+            client.post("/v1/models/iris/predict", json={"instances": np.tile(X, (3, 1)).tolist()}).status_code == 200
+        )
+    monitoring_pass(app)
+    assert CountingLog.rows_read >= 4500  # the pass read the log (at the largest window)
+    CountingLog.rows_read = 0
+    for window in ("", "?window=5000", "?window=20", "?window=1000"):
+        assert client.get(f"/v1/models/iris/monitoring{window}").status_code == 200
+    assert CountingLog.rows_read == 0
+    body = client.get("/v1/models/iris/monitoring?window=5000").get_json()
+    assert body["computed_at"] is not None and body["versions"][0]["rows"] == 4500
+
+
+def test_window_is_capped_by_configuration_and_asked_windows_per_model_too(make_app, tiny_catalog_copy, assert_error):
+    app = make_app(tiny_catalog_copy, NNSERVE_MONITOR_MAX_WINDOW=500, NNSERVE_MONITOR_WINDOWS=4)
+    client = app.test_client()
+    refused = client.get("/v1/models/iris/monitoring?window=501")
+    assert_error(refused, 422, "NNSERVE_MONITOR_MAX_WINDOW")
+    assert refused.get_json()["errors"] == {"window": ["Must be at most 500 (NNSERVE_MONITOR_MAX_WINDOW)."]}
+    assert client.get("/v1/models/iris/monitoring?window=500").status_code == 200
+    monitoring_pass(app)  # writes the default (1000, larger than the cap: the server's own) and 500
+    for window in (7, 8):  # two more asked: 4 windows
+        assert (
+            client.get(f"/v1/models/iris/monitoring?window={window}")
+            .get_json()["reason"]
+            .startswith("not computed yet")
+        )
+    full = client.get("/v1/models/iris/monitoring?window=9").get_json()
+    assert full["versions"] == [] and full["reason"].endswith("ask for one of 7, 8, 500, 1000")
+    monitoring_pass(app)
+    assert [v["version"] for v in client.get("/v1/models/iris/monitoring?window=8").get_json()["versions"]] == [1]

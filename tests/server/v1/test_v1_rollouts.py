@@ -8,11 +8,13 @@ import time
 import uuid
 
 import pytest
+from helpers import monitoring_pass
 
 from nn import MLPRegressor
 from service.server.registry import share
 from service.store import FileModelStore, Rollout
 from service.store.monitoring import SqlitePredictionLog
+from service.store.snapshots import FileSnapshots
 from service.training.jobs import open_queue
 from service.training.policies import PolicyRunner, Settings
 
@@ -68,7 +70,11 @@ def test_every_prediction_is_logged_during_a_rollout_and_shows_in_its_evidence(a
     client = app.test_client()
     bodies = [predict(client) for _ in range(40)]
     assert all("request_id" in b for b in bodies)  # the spec samples nothing: the rollout logs every one
+    assert client.get("/v1/models/iris").get_json()["rollout"]["figures"] == {}  # no pass of the worker yet
+    before = time.time()
+    monitoring_pass(app)
     detail = client.get("/v1/models/iris").get_json()["rollout"]
+    assert detail["computed_at"] >= before
     assert (detail["mode"], detail["state"], detail["candidate"], detail["baseline"]) == ("canary", "running", 2, 1)
     figures = detail["figures"]
     on_two = sum(b["version"] == 2 for b in bodies)
@@ -95,6 +101,7 @@ def test_a_candidate_that_fails_is_replaced_by_the_active_version_and_its_failur
     failures = [r for r in rows if r.error is not None]
     assert len(failures) == 5 and failures[0].error == "RuntimeError: weights went bad"
     assert {r.request_id for r in failures} == {b["request_id"] for b in bodies}
+    monitoring_pass(app)
     figures = client.get("/v1/models/iris/rollout").get_json()["figures"]
     assert (figures["candidate"]["requests"], figures["candidate"]["errors"]) == (1, 5)
 
@@ -124,6 +131,7 @@ def test_a_shadow_answers_nothing_and_its_copies_are_logged_beside_the_answers(a
     assert {r.request_id for r in copies} == {b["request_id"] for b in bodies}
     answers = {r.request_id: r.output for r in log.recent("iris", 100, version=1)}
     agreement = sum(answers[r.request_id] == r.output for r in copies) / 20
+    monitoring_pass(app)
     figures = client.get("/v1/models/iris/rollout").get_json()["figures"]
     assert figures["agreement"] == pytest.approx(agreement) and figures["candidate"]["requests"] == 20
 
@@ -244,12 +252,15 @@ def test_a_canary_without_feedback_on_a_side_ends_by_max_duration_and_every_read
         answer = client.post(f"/v1/models/{name}/feedback", json={"feedback": feedback}, headers=admin_headers)
         assert answer.status_code == 200
     app.extensions["nnserve.predlog"].flush()
+    every_read_answers_200(client, name)  # before the worker's first pass
+    monitoring_pass(app)
     every_read_answers_200(client, name)
     figures = client.get(f"/v1/models/{name}/rollout").get_json()["figures"]
     assert figures["candidate"]["labelled"] == 0 and figures["candidate"]["loss"] is None
 
-    settings = Settings(window=1000, keep_rows=10_000, keep_days=30)
-    policies = PolicyRunner(store, open_queue(tiny_catalog_copy), SqlitePredictionLog(tiny_catalog_copy), settings)
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    log, snapshots = SqlitePredictionLog(tiny_catalog_copy), FileSnapshots(tiny_catalog_copy)
+    policies = PolicyRunner(store, open_queue(tiny_catalog_copy), log, settings, snapshots)
     assert policies.judge_rollout(name, store.rollout(name), started + 59) is None  # not enough evidence yet
     assert store.rollout(name).running
     policies.run(now=started + 60)
