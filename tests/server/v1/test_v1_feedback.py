@@ -323,6 +323,7 @@ def test_a_feedback_key_labels_under_its_own_id_and_only_an_admin_key_replaces(
     assert_error(client.post("/v1/models/iris/feedback", json=again, headers=with_labeller), 403, "'admin' scope")
     assert client.post("/v1/models/iris/feedback", json=again, headers=with_boss).get_json()["accepted"] == 1
     assert labelled(app) == {(given["request_id"], 0, "virginica", "key", boss)}
+    monitoring_pass(app)
     shown = client.get("/v1/models/iris/monitoring").get_json()["labels"]
     assert shown == [{"source": "key", "key": boss, "rows": 1}]
     _, predictor = feedback_keys("predict")
