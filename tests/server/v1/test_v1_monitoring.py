@@ -186,8 +186,9 @@ class CountingLog(SqlitePredictionLog):
 
 def test_a_read_at_the_largest_window_reads_no_row_of_the_log(make_app, tiny_catalog_copy, monkeypatch):
     """The work of one call is bounded whatever the log holds: a snapshot is read, the log never is."""
-    monkeypatch.setattr("service.server.app.open_prediction_log", lambda root, url=None: CountingLog(root))
-    app = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_MONITOR_MAX_WINDOW=5000)
+    monkeypatch.setattr("service.server.app.open_prediction_log", lambda root, url, max_bytes: CountingLog(root))
+    settings = {"NNSERVE_LOG_SAMPLE_RATE": 1.0, "NNSERVE_LOG_MAX_ROWS_PER_REQUEST": 450}  # every row logged
+    app = make_app(tiny_catalog_copy, **settings, NNSERVE_MONITOR_MAX_WINDOW=5000)
     client = app.test_client()
     X, _, _ = read_catalog_csv("iris")
     for _ in range(10):
