@@ -186,7 +186,7 @@ def closed_server(ui_store_base, tmp_path_factory) -> Iterator[tuple[str, str]]:
     root = tmp_path_factory.mktemp("ui-closed") / "store"
     shutil.copytree(ui_store_base, root)
     _, key = FileKeyStore(root).create("viewer", ["predict"])
-    port = _free_port()
+    port = free_port()
     env = service_env(NNSERVE_AUTH="closed")
     proc = start_cli(
         "serve", "--workers", 1, "--port", port, "--store", root, "--no-retrain-worker", env=env,
