@@ -30,7 +30,16 @@ import numpy as np
 from flask import current_app
 
 from service import telemetry
-from service.store import KEYS_CHANGED, KeyRing, LoadedModel, ModelStore, NotFoundError, Rollout, StoreError
+from service.store import (
+    KEYS_CHANGED,
+    KeyRing,
+    LoadedModel,
+    ModelStore,
+    NotFoundError,
+    Rollout,
+    StoreError,
+    StoreUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +96,8 @@ class ModelRegistry:
         self.reload_interval = reload_interval
         self.cache_size = cache_size
         self._slots: dict[str, _Slot] = {}
-        self._pinned: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        # (name, version) -> (the loaded version, when the store last had it)
+        self._pinned: OrderedDict[tuple[str, int], tuple[LoadedModel, float]] = OrderedDict()
         self._lock = threading.Lock()  # guards the two dicts only, never held during a load
 
     def load_all(self) -> None:
@@ -213,9 +223,11 @@ class ModelRegistry:
         return Route(trial.candidate, fallback=active, logged=True)
 
     def refresh(self, name: str) -> None:
-        """Reload ``name`` now if its activation changed; failures are logged and remembered, never raised."""
+        """Reload ``name`` now if its activation changed, and drop its pinned versions gc removed; failures are
+        logged and remembered, never raised."""
         with contextlib.suppress(StoreError):
             self.active(name, refresh=True)
+        self._forget_removed(name)
 
     def refresh_all(self) -> None:
         """``refresh`` every model of the store (new ones included), from one read of every activation."""
@@ -226,6 +238,7 @@ class ModelRegistry:
         for name, stamp in stamps.items():
             with contextlib.suppress(StoreError):
                 self._refresh(name, time.monotonic(), wait=True, known=(stamp,))
+            self._forget_removed(name)
 
     def knows(self, name: str) -> bool:
         """Whether ``name`` is a model this worker has seen with an active version (no filesystem access)."""
@@ -237,7 +250,12 @@ class ModelRegistry:
         return f"model {name!r} not found"
 
     def version(self, name: str, version: int) -> LoadedModel:
-        """A pinned version of ``name``; the active one is shared, others are LRU-cached."""
+        """A pinned version of ``name``; the active one is shared, others are LRU-cached.
+
+        A cached version is served only while the store still has it: checked again once per reload
+        interval (and on every miss, before a node's cached copy is loaded), and at once for a shared store
+        whose gc announces it (``refresh``), so a version gc removed answers 404 on every worker.
+        """
         try:
             active = self.active(name)
             if active.version == version:
@@ -245,17 +263,49 @@ class ModelRegistry:
         except StoreError:  # a broken or unreadable active version does not stop pinned ones
             pass
         key = (name, version)
+        now = time.monotonic()
         with self._lock:
             cached = self._pinned.get(key)
-            if cached is not None:
+            if cached is not None and now - cached[1] < self.reload_interval:
                 self._pinned.move_to_end(key)
-                return cached
-        loaded = self.store.load(name, version)
+                return cached[0]
+        if not self._still_stored(name, version):
+            with self._lock:
+                self._pinned.pop(key, None)
+            raise NotFoundError(f"model {name!r} has no version {version}")
+        loaded = cached[0] if cached is not None else self.store.load(name, version)
         with self._lock:
-            self._pinned[key] = loaded
+            self._pinned[key] = (loaded, now)
+            self._pinned.move_to_end(key)
             while len(self._pinned) > self.cache_size:
                 self._pinned.popitem(last=False)
         return loaded
+
+    def _still_stored(self, name: str, version: int) -> bool:
+        """Whether the store still has ``version`` (gc may have removed it since this worker loaded it).
+
+        A store that cannot answer does not take a version this worker holds away (outages spare predictions).
+        """
+        try:
+            return version in self.store.versions(name)
+        except StoreUnavailableError:
+            return True
+
+    def _forget_removed(self, name: str) -> None:
+        """Drop the cached pinned versions of ``name`` that the store no longer has (one read of its versions)."""
+        with self._lock:
+            cached = [v for (model, v) in self._pinned if model == name]
+        if not cached:
+            return
+        try:
+            stored = set(self.store.versions(name))
+        except NotFoundError:
+            stored = set()
+        except StoreError:  # cannot tell now: the next refresh asks again
+            return
+        with self._lock:
+            for v in set(cached) - stored:
+                self._pinned.pop((name, v), None)
 
     def status(self) -> dict[str, dict[str, object]]:
         """Per model: the active version on disk, the version loaded here, and any load error."""

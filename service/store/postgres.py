@@ -623,6 +623,8 @@ class PostgresModelStore:
                 removed = self._gc_model(conn, model, policy, report)
                 if dry_run:
                     raise psycopg.Rollback(tx)
+                if removed:  # every worker drops the versions it cached (registry.refresh), at the commit
+                    conn.execute("SELECT pg_notify(%s, %s)", (ACTIVATION_CHANNEL, model))
             for version in [] if dry_run else removed:
                 with contextlib.suppress(OSError):  # this node's cached copy; other nodes' expire with their disks
                     durable.remove_entry(self.root / model / str(version))

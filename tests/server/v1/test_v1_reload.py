@@ -120,3 +120,19 @@ def test_a_slow_load_holds_up_neither_other_models_nor_the_old_one(
     assert iris["version"] == 1  # the old version serves while the new one loads
     assert waited < 2, f"requests waited {waited:.1f} s for another thread's load"
     assert predict(client, tiny_catalog_store.models["iris"].rows.tolist())["version"] == 2
+
+
+def test_a_pinned_version_gc_removed_answers_404_after_the_interval(
+    reloading_client, tiny_catalog_copy, tiny_catalog_store, assert_error
+):
+    rows = tiny_catalog_store.models["iris"].rows.tolist()
+    store = FileModelStore(tiny_catalog_copy)
+    store.activate("iris", store.publish("iris", tiny_catalog_store.estimator("iris", 2), {"task": "classification"}))
+    pinned = reloading_client.post("/v1/models/iris/versions/2/predict", json={"instances": rows})
+    assert pinned.status_code == 200 and pinned.get_json()["version"] == 2  # now in this worker's cache
+    assert store.gc("iris", keep_versions=1).versions == [("iris", 2)]  # the active (3) and previous (1) stay
+    wait_past_the_interval()
+    assert_error(
+        reloading_client.post("/v1/models/iris/versions/2/predict", json={"instances": rows}), 404, "no version 2"
+    )
+    assert reloading_client.post("/v1/models/iris/versions/1/predict", json={"instances": rows}).status_code == 200
