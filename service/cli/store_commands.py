@@ -89,7 +89,7 @@ def store() -> None:
     """Operations on a whole store."""
 
 
-@store.command("copy", short_help="Copy every version, dataset, activation and pin into another store.")
+@store.command("copy", short_help="Copy versions, datasets, activations, pins and running rollouts to another store.")
 @click.option(
     "--from", "source", required=True, metavar="DIR|URL", help="The store to read: a directory or a postgresql:// URL."
 )
@@ -99,8 +99,9 @@ def store() -> None:
 def copy(source: str, target: str) -> None:
     """Copy the store at --from into the store at --to, then check the copy by reading it back.
 
-    Versions keep their numbers and bytes, datasets their sha256; the active and previous versions and the
-    pins follow. What the target already holds identically is skipped, so a copy that was interrupted is
+    Versions keep their numbers and bytes, datasets their sha256; the active and previous versions, the
+    pins and a running rollout follow. The prediction log, its labels and the job history stay behind, and
+    the last line says so. What the target already holds identically is skipped, so a copy that was interrupted is
     finished by running it again; a different version under the same number stops it.
 
     \b
@@ -114,10 +115,12 @@ def copy(source: str, target: str) -> None:
         src = _endpoint(source, Path(cache) / "from", must_exist=True)
         dst = _endpoint(target, Path(cache) / "to", must_exist=False)
         report = copy_store(src, dst, progress=click.echo)
+    rollouts = f", running rollouts of {', '.join(report.rollouts)}" if report.rollouts else ""
     click.echo(
         f"copied {report.versions_copied} versions ({report.versions_present} were already there), "
-        f"{report.datasets} datasets of {len(report.models)} models; the copy checks out"
+        f"{report.datasets} datasets of {len(report.models)} models{rollouts}; the copy checks out"
     )
+    click.echo(f"not copied: {'; '.join(report.not_copied)}")
 
 
 def _endpoint(where: str, cache: Path, must_exist: bool) -> ModelStore:

@@ -1,9 +1,11 @@
-"""Copying one store into another (``nnserve store copy``): every version, dataset, activation and pin.
+"""Copying one store into another (``nnserve store copy``): every version, dataset, activation, pin and
+running rollout.
 
 Versions keep their numbers and their bytes (so their checksums), datasets their sha256. What is already
 in the target and identical is left alone, so an interrupted copy is finished by running it again; a
 different version under the same number stops the copy before anything of that model's activation changes.
-The copy is verified by reading everything back from the target.
+The copy is verified by reading everything back from the target. What it does not copy is named in its
+report (``NOT_COPIED``, and the records of rollouts that already ended), never dropped silently.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass, field
 
 from service.store.exceptions import StoreError
 from service.store.protocol import ModelStore
+
+# What a store holds beside its models that ``copy_store`` leaves behind: history, not what serves.
+NOT_COPIED = ("the prediction log and its labels", "the job history")
 
 
 @dataclass
@@ -24,6 +29,8 @@ class CopyReport:
     versions_present: int = 0  # already in the target, byte for byte
     datasets: int = 0
     activated: list[tuple[str, int]] = field(default_factory=list)
+    rollouts: list[str] = field(default_factory=list)  # models whose running rollout was copied
+    not_copied: list[str] = field(default_factory=lambda: list(NOT_COPIED))
 
 
 def copy_store(source: ModelStore, target: ModelStore, progress: Callable[[str], None] = lambda _: None) -> CopyReport:
@@ -31,8 +38,10 @@ def copy_store(source: ModelStore, target: ModelStore, progress: Callable[[str],
 
     The target's activation of a model is set to the source's (its previous version first, so rollback
     targets match) only where it differs: copy into a store that replicas already serve and they switch
-    to the source's versions. Raises ``StoreError`` (a ``CorruptVersionError`` for a damaged source
-    version) and stops at the first problem.
+    to the source's versions. A running rollout is started in the target as it is (same start, fraction and
+    limits), so it runs on there; another one the target runs already stops the copy (``RolloutConflictError``).
+    Raises ``StoreError`` (a ``CorruptVersionError`` for a damaged source version) and stops at the first
+    problem.
     """
     report = CopyReport()
     for name in source.model_names():
@@ -56,14 +65,21 @@ def copy_store(source: ModelStore, target: ModelStore, progress: Callable[[str],
             report.activated.append((name, active))
         for version in source.pinned(name):
             target.pin(name, version)
+        rollout = source.rollout(name)
+        if rollout is not None and rollout.running:  # it runs on in the target (its baseline is active there now)
+            if target.rollout(name) != rollout:
+                target.start_rollout(name, rollout)
+            report.rollouts.append(name)
+        elif rollout is not None:
+            report.not_copied.append(f"the record of {name}'s ended {rollout.mode} of version {rollout.candidate}")
         progress(f"{name}: {len(source.versions(name))} versions, active {active}")
     verify_copy(source, target)
     return report
 
 
 def verify_copy(source: ModelStore, target: ModelStore) -> None:
-    """Raise ``StoreError`` unless ``target`` holds every version (byte for byte), dataset, activation and pin
-    of ``source``; every read is verified against its checksums on the way."""
+    """Raise ``StoreError`` unless ``target`` holds every version (byte for byte), dataset, activation, pin and
+    running rollout of ``source``; every read is verified against its checksums on the way."""
     for name in source.model_names():
         for version in source.versions(name):
             if target.version_files(name, version) != source.version_files(name, version):
@@ -77,3 +93,6 @@ def verify_copy(source: ModelStore, target: ModelStore) -> None:
             raise StoreError(f"copy check failed: model {name!r} has another active version in the target")
         if not set(source.pinned(name)) <= set(target.pinned(name)):
             raise StoreError(f"copy check failed: model {name!r} lacks pins in the target")
+        rollout = source.rollout(name)
+        if rollout is not None and rollout.running and target.rollout(name) != rollout:
+            raise StoreError(f"copy check failed: model {name!r} lacks its running {rollout.mode} in the target")

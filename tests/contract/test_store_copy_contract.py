@@ -15,8 +15,8 @@ from backends import Backend
 from test_store_contract import fitted
 from test_store_retention_contract import publish_with_data, rows
 
-from service.store import CorruptVersionError, FileModelStore, ModelStore, StoreError
-from service.store.copy import copy_store
+from service.store import CorruptVersionError, FileModelStore, ModelStore, Rollout, StoreError
+from service.store.copy import NOT_COPIED, copy_store
 
 
 @pytest.fixture
@@ -106,3 +106,28 @@ def test_copy_store_moves_everything_and_verifies_it(store: ModelStore, other: F
 
     again = copy_store(source, target)  # idempotent: an interrupted copy is finished by running it again
     assert (again.versions_copied, again.versions_present, again.activated) == (0, 4, [])
+
+
+@pytest.mark.parametrize("direction", ["into", "out of"])
+def test_copy_store_moves_a_running_rollout_and_names_what_it_leaves(
+    store: ModelStore, other: FileModelStore, direction: str
+) -> None:
+    source, target = (other, store) if direction == "into" else (store, other)
+    for seed in range(2):
+        source.publish("iris", fitted(seed))
+        source.publish("wine", fitted(seed))
+    source.activate("iris", 1)
+    source.activate("wine", 1)
+    running = Rollout("canary", 2, 1, 0.25, 100, 600.0, 1_700_000_000.0, job_id="j1")
+    source.start_rollout("iris", running)
+    ended = Rollout("shadow", 2, 1, 1.0, 50, 60.0, 1_700_000_000.0)
+    source.start_rollout("wine", ended)
+    source.end_rollout("wine", ended.ended("rolled_back", "stopped by an admin", 1_700_000_100.0))
+
+    report = copy_store(source, target)
+    assert target.rollout("iris") == running  # it runs on in the target, as it was
+    assert report.rollouts == ["iris"]
+    assert report.not_copied == [*NOT_COPIED, "the record of wine's ended shadow of version 2"]
+    assert target.rollout("wine") is None and target.active_version("wine") == 1
+    assert copy_store(source, target).rollouts == ["iris"]  # again: already there, nothing to do
+    assert target.rollout("iris") == running

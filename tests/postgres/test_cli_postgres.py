@@ -56,6 +56,7 @@ def test_store_copy_from_a_directory_to_postgres_and_back(tmp_path: Path, databa
     up = cli("store", "copy", "--from", tmp_path / "local", "--to", database_url)
     assert up.returncode == 0 and "copied 2 versions (0 were already there)" in up.stdout, up.stderr
     assert "the copy checks out" in up.stdout and database_url not in up.stdout + up.stderr
+    assert "not copied: the prediction log and its labels; the job history" in up.stdout  # named, not dropped
     listed = cli("models", "--store", tmp_path / "cache", "--database-url", database_url)
     assert listed.returncode == 0 and "iris" in listed.stdout, listed.stderr
 
