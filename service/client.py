@@ -147,6 +147,7 @@ class Monitoring:
     labels: list[dict[str, Any]] = field(default_factory=list)  # {"source", "key", "rows"}: labelled rows per key
     computed_at: float | None = None  # unix time the retraining worker computed the figures; None: not yet
     reason: str | None = None  # why there are no figures
+    dropped: dict[str, int] = field(default_factory=dict)  # rows the log does not hold, per reason
 
 
 def _job(body: Mapping[str, Any]) -> Job:
@@ -218,6 +219,7 @@ class Client:
             body.get("labels", []),
             body.get("computed_at"),
             body.get("reason"),
+            body.get("dropped", {}),
         )
 
     def rollout(self, name: str) -> dict[str, Any]:

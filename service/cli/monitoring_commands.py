@@ -89,6 +89,9 @@ def _report(found: Monitoring) -> str:
     if found.labels:
         given = [f"{c['key'] or c['source'] or 'no source'} {c['rows']}" for c in found.labels]
         out += ["", "labelled rows by who gave them: " + ", ".join(given)]
+    dropped = [f"{reason} {rows}" for reason, rows in found.dropped.items() if rows]
+    if dropped:
+        out += ["", "rows not logged (since the server started): " + ", ".join(dropped)]
     if found.rollout is not None:
         out += ["", _rollout(found.rollout)]
     return "\n".join(out)

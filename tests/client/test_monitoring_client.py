@@ -12,7 +12,7 @@ from helpers import monitoring_pass
 
 from service import create_app
 from service.cli import main, monitoring_commands
-from service.client import NnserveError
+from service.client import Monitoring, NnserveError
 
 IRIS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 TRUTH = ["setosa", "virginica", "versicolor"]
@@ -48,6 +48,7 @@ def test_client_feedback_then_monitoring(client):
     found = client.monitoring("iris")
     assert found.labels == [{"source": "key", "key": "bootstrap", "rows": 3}]
     assert found.computed_at is not None and found.reason is None
+    assert set(found.dropped) == {"per_request", "buffer_rows", "buffer_bytes", "error", "disk"}
     (version,) = found.versions
     assert (found.model, found.window, version.active, version.rows, version.labelled) == ("iris", 1000, True, 3, 3)
     assert set(version.metrics) == {"accuracy", "log_loss"}
@@ -135,3 +136,11 @@ def test_a_client_without_a_key_labels_its_predictions_with_their_feedback_token
         "iris: 1 labels joined to logged predictions",
         f"already labelled, kept: {first.request_id} (row 0)",
     ]
+
+
+def test_the_monitoring_report_names_the_rows_not_logged_by_reason():
+    found = Monitoring("iris", 1000, 1, [], dropped={"per_request": 9900, "buffer_rows": 0, "disk": 12})
+    assert monitoring_commands._report(found).splitlines()[-1] == (
+        "rows not logged (since the server started): per_request 9900, disk 12"
+    )
+    assert "not logged" not in monitoring_commands._report(Monitoring("iris", 1000, 1, [], dropped={"error": 0}))

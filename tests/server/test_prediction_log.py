@@ -14,6 +14,7 @@ from service.server.predlog import Budget, PredictionRecorder
 from service.store import LoadedModel, Prediction, StoreUnavailableError
 from service.store.monitoring import Label, LoggedPrediction
 
+MODEL = "recorded"  # a name of its own: the counters are the process's, other tests read iris's
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])
 PREDICTION = Prediction(
     values=np.array(["setosa", "virginica"]),
@@ -25,7 +26,7 @@ PREDICTION = Prediction(
 
 def loaded(rate: float | None) -> LoadedModel:
     manifest = {} if rate is None else {"monitoring": {"sample_rate": rate}}
-    return LoadedModel("iris", 3, None, manifest)  # type: ignore[arg-type]  # the recorder never touches it
+    return LoadedModel(MODEL, 3, None, manifest)  # type: ignore[arg-type]  # the recorder never touches it
 
 
 class MemoryLog:
@@ -63,7 +64,7 @@ def budget(rows: int = 10_000, nbytes: int = 1 << 24, per_request: int = 100) ->
     return Budget(rows, nbytes, per_request)
 
 
-def dropped(reason: str, model: str = "iris") -> float:
+def dropped(reason: str, model: str = MODEL) -> float:
     labels = {"model": model, "reason": reason}
     return telemetry.REGISTRY.get_sample_value("nnserve_prediction_log_dropped_total", labels) or 0.0
 
@@ -82,7 +83,7 @@ def test_a_sampled_prediction_becomes_one_row_per_predicted_row() -> None:
     assert recorder.offer(loaded(1.0), "req-1", ROWS, PREDICTION)
     recorder.flush()
     first, second = sorted(written(memory, 2), key=lambda r: r.row)
-    assert (first.model, first.version, first.request_id, first.row) == ("iris", 3, "req-1", 0)
+    assert (first.model, first.version, first.request_id, first.row) == (MODEL, 3, "req-1", 0)
     assert first.inputs == [5.1, 3.5, 1.4, 0.2] and first.output == "setosa"
     assert first.probabilities == [0.9, 0.05, 0.05]
     assert (second.row, second.output, second.inputs) == (1, "virginica", [6.7, 3.0, 5.2, 2.3])
@@ -152,7 +153,7 @@ def test_one_request_logs_a_uniform_sample_of_its_rows_numbered_as_in_the_reques
     prediction = Prediction(values=classes[index], classes=classes, index=index, probabilities=probabilities)
     before = dropped("per_request")
     assert recorder.offer(loaded(None), "big", X, prediction)
-    assert recorder.offer_failure("iris", 4, "big", X, "RuntimeError: boom")  # a canary's failure of the same request
+    assert recorder.offer_failure(MODEL, 4, "big", X, "RuntimeError: boom")  # a canary's failure of the same request
     recorder.flush()
     rows = written(memory, 200)
     assert dropped("per_request") - before == 2 * 900

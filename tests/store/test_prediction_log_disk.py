@@ -18,13 +18,13 @@ def batch(model: str, start: int, count: int, at: float = NOW) -> list[LoggedPre
     ]
 
 
-def dropped_on_disk(model: str) -> float:
+def dropped_on_disk(model: str) -> float:  # names of their own: the counters are the process's
     labels = {"model": model, "reason": "disk"}
     return telemetry.REGISTRY.get_sample_value("nnserve_prediction_log_dropped_total", labels) or 0.0
 
 
 def test_a_new_log_vacuums_incrementally(tmp_path) -> None:
-    SqlitePredictionLog(tmp_path).append(batch("iris", 0, 1))
+    SqlitePredictionLog(tmp_path).append(batch("capped-iris", 0, 1))
     with sqlite3.connect(tmp_path / DATABASE) as db:
         assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # INCREMENTAL
 
@@ -32,31 +32,31 @@ def test_a_new_log_vacuums_incrementally(tmp_path) -> None:
 def test_pruning_shrinks_the_database_and_truncates_the_wal(tmp_path) -> None:
     log = SqlitePredictionLog(tmp_path)
     for start in range(0, 20_000, 1000):
-        log.append(batch("iris", start, 1000))
+        log.append(batch("capped-iris", start, 1000))
     full = log.disk_bytes()
     assert full > 2_000_000
-    assert log.prune(keep_rows=1000, keep_days=30 * 365, now=NOW) == {"iris": 19_000}
+    assert log.prune(keep_rows=1000, keep_days=30 * 365, now=NOW) == {"capped-iris": 19_000}
     assert log.disk_bytes() < full / 5  # a twentieth of the rows left: the files give the rest back
     assert log.wal.stat().st_size == 0  # checkpointed and truncated
-    assert len(log.recent("iris", 100_000)) == 1000
+    assert len(log.recent("capped-iris", 100_000)) == 1000
 
 
 def test_the_log_stays_under_its_cap_and_the_oldest_rows_go_first(tmp_path) -> None:
     cap = 2 * 1024 * 1024
     log = SqlitePredictionLog(tmp_path, max_bytes=cap)
-    before = {model: dropped_on_disk(model) for model in ("iris", "wine")}
+    before = {model: dropped_on_disk(model) for model in ("capped-iris", "capped-wine")}
     appended = 0
     for start in range(0, 40_000, 1000):
-        log.append(batch("iris", start, 900) + batch("wine", start, 100))
+        log.append(batch("capped-iris", start, 900) + batch("capped-wine", start, 100))
         appended += 1000
         assert log.disk_bytes() <= cap
-    iris, wine = log.recent("iris", 100_000), log.recent("wine", 100_000)
+    iris, wine = log.recent("capped-iris", 100_000), log.recent("capped-wine", 100_000)
     assert 0 < len(iris) + len(wine) < appended  # the cap removed rows, and the newest stayed
-    assert iris[0].request_id == "iris-39899" and wine[0].request_id == "wine-39099"
-    kept = sorted(int(r.request_id.split("-")[1]) for r in iris)
+    assert iris[0].request_id == "capped-iris-39899" and wine[0].request_id == "capped-wine-39099"
+    kept = sorted(int(r.request_id.rsplit("-", 1)[1]) for r in iris)
     assert kept == [i for i in range(kept[0], 40_000) if i % 1000 < 900]  # every row from the oldest kept one on
-    removed = {model: dropped_on_disk(model) - before[model] for model in ("iris", "wine")}
-    assert removed == {"iris": 36_000 - len(iris), "wine": 4000 - len(wine)}
+    removed = {model: dropped_on_disk(model) - before[model] for model in ("capped-iris", "capped-wine")}
+    assert removed == {"capped-iris": 36_000 - len(iris), "capped-wine": 4000 - len(wine)}
 
 
 def test_a_log_from_before_incremental_vacuum_is_rebuilt_with_its_rows(tmp_path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 
+from service import telemetry
 from service.server.auth import authorize, current_caller, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
@@ -122,6 +123,7 @@ class Monitoring(MethodView):
             "versions": [{**v, "active": v["version"] == active} for v in figures.get("versions", [])],
             "labels": figures.get("labels", []),
             "rollout": rollout_state(name, snapshot),
+            "dropped": telemetry.dropped_rows(name),
         }
 
 

@@ -386,6 +386,17 @@ class MonitoringSchema(Schema):
         required=True,
         metadata={"description": "Labelled rows of the whole log per source and key, most first."},
     )
+    dropped = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={
+            "description": "Rows of the model the prediction log does not hold, per reason, since the server started "
+            "(nnserve_prediction_log_dropped_total over its processes): per_request, buffer_rows, buffer_bytes, "
+            "error, disk.",
+            "example": {"per_request": 9900, "buffer_rows": 0, "buffer_bytes": 0, "error": 0, "disk": 0},
+        },
+    )
 
 
 class JobProgressSchema(Schema):

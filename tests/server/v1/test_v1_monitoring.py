@@ -223,3 +223,27 @@ def test_window_is_capped_by_configuration_and_asked_windows_per_model_too(make_
     assert full["versions"] == [] and full["reason"].endswith("ask for one of 7, 8, 500, 1000")
     monitoring_pass(app)
     assert [v["version"] for v in client.get("/v1/models/iris/monitoring?window=8").get_json()["versions"]] == [1]
+
+
+def test_the_answer_counts_the_rows_the_log_does_not_hold_by_reason(make_app, tiny_catalog_copy):
+    """Read at the call (cheap: the counters' files), not from the worker's snapshot: a drop shows at once."""
+    app = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0, NNSERVE_LOG_MAX_ROWS_PER_REQUEST=2)
+    client = app.test_client()
+    reasons = {"per_request", "buffer_rows", "buffer_bytes", "error", "disk"}
+    model = "breast_cancer"  # no other test drops its rows: the counters are the process's
+    metrics = client.get("/metrics").get_data(as_text=True)
+    for reason in reasons:  # shown from the start, before anything was dropped
+        assert f'nnserve_prediction_log_dropped_total{{model="{model}",reason="{reason}"}}' in metrics
+    before = client.get(f"/v1/models/{model}/monitoring").get_json()
+    assert set(before["dropped"]) == reasons
+    rows = read_catalog_csv(model)[0][:5].tolist()
+    body = client.post(f"/v1/models/{model}/predict", json={"instances": rows}).get_json()
+    after = client.get(f"/v1/models/{model}/monitoring").get_json()
+    assert after["dropped"]["per_request"] - before["dropped"]["per_request"] == 3  # 2 of the 5 rows kept
+    assert {r: after["dropped"][r] - before["dropped"][r] for r in reasons - {"per_request"}} == dict.fromkeys(
+        reasons - {"per_request"}, 0
+    )
+    assert len(body["predictions"]) == 5  # the client still gets every row's answer
+    monitoring_pass(app)
+    (version,) = client.get(f"/v1/models/{model}/monitoring").get_json()["versions"]
+    assert version["rows"] == 2
