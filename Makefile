@@ -78,6 +78,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/train_predict.py
 	$(PY) bench/http_predict.py
 	$(PY) bench/prediction_log.py
+	$(PY) bench/prediction_log_budget.py
 	$(PY) bench/auth_keys.py
 	$(PY) bench/canary_routing.py
 	$(PY) bench/monitoring_read.py

@@ -26,6 +26,7 @@ ORDER = [
     "slow_clients",
     "json_amplification",
     "prediction_log",
+    "prediction_log_budget",
     "auth_keys",
     "canary_routing",
     "monitoring_read",
