@@ -76,7 +76,7 @@ def version_view(info: VersionInfo, charts: bool = True) -> dict[str, Any]:
         "created_at": m.get("created_at"),
         "metrics": m.get("metrics") or {},
         "primary_metric": m.get("primary_metric"),
-        "epochs": len(history["loss"]) if history and "loss" in history else None,
+        "epochs": len(history["loss"]) if history and isinstance(history.get("loss"), list) else None,
         "lineage": m.get("lineage"),
         "evaluation": evaluation,
         "charts": drawn,
@@ -95,11 +95,12 @@ def _charts(info: VersionInfo, history: dict[str, Any] | None, evaluation: dict[
             charts["score"] = svg.loss_chart(scores, f"{title}: validation score per epoch")
     if evaluation and "confusion_matrix" in evaluation:
         charts["matrix"] = svg.confusion_matrix(
-            evaluation["labels"], evaluation["confusion_matrix"], f"{title}: held-out confusion matrix"
+            evaluation.get("labels") or [], evaluation["confusion_matrix"], f"{title}: held-out confusion matrix"
         )
-    if evaluation and "sample" in evaluation:
-        sample = evaluation["sample"]
-        charts["scatter"] = svg.scatter(sample["actual"], sample["predicted"], f"{title}: predicted vs actual")
+    sample = (evaluation or {}).get("sample") or {}
+    if sample:
+        title = f"{title}: predicted vs actual"
+        charts["scatter"] = svg.scatter(sample.get("actual") or [], sample.get("predicted") or [], title)
     return charts
 
 

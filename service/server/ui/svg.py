@@ -8,7 +8,8 @@ is escaped here, so a class label like ``<script>`` stays text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -22,16 +23,52 @@ def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
-def loss_chart(series: Mapping[str, Sequence[float]], title: str, last_epoch: int | None = None) -> Markup:
+def _number(value: Any) -> float:
+    """``value`` as a float; NaN for anything that is not a number (a manifest or job record may hold null)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def _fraction(lo: float, hi: float) -> Callable[[float], float]:
+    """Where a finite value lies between finite ``lo`` and ``hi``, from 0 to 1 (0.5 for them all when they are
+    equal). Halves keep the span of any two finite floats finite: 1e308 - (-1e308) would overflow."""
+    span = hi / 2 - lo / 2
+    if not span > 0:
+        return lambda v: 0.5
+    return lambda v: (v / 2 - lo / 2) / span
+
+
+def _runs(values: Sequence[float]) -> list[list[tuple[int, float]]]:
+    """The finite values with their indices, in runs without a gap: a NaN or an infinity breaks a curve."""
+    runs: list[list[tuple[int, float]]] = [[]]
+    for i, v in enumerate(values):
+        if math.isfinite(v):
+            runs[-1].append((i, v))
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
+
+
+def _nothing_to_draw(title: str) -> Markup:
+    return Markup(
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT // 4}" role="img" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(title)}</title>"
+        f'<text class="label" x="{LEFT}" y="{HEIGHT // 8}">no finite value to draw</text></svg>'
+    )
+
+
+def loss_chart(series: Mapping[str, Sequence[Any]], title: str, last_epoch: int | None = None) -> Markup:
     """One polyline per named series, one point per epoch, with axes, ticks and a legend; ``last_epoch``
-    labels the x axis's end when the points are every k-th epoch rather than each one."""
-    drawn = {k: [float(v) for v in vals] for k, vals in series.items() if vals}
+    labels the x axis's end when the points are every k-th epoch rather than each one. Values that are not
+    finite (a diverged training) are left out of the curve and shown in the legend as they are."""
+    drawn = {str(k): [_number(v) for v in vals] for k, vals in series.items() if isinstance(vals, list | tuple)}
+    drawn = {k: vals for k, vals in drawn.items() if vals}
     if not drawn:
         return Markup("")
-    values = [v for vals in drawn.values() for v in vals]
+    values = [v for vals in drawn.values() for v in vals if math.isfinite(v)]
+    if not values:
+        return _nothing_to_draw(title)
     lo, hi = min(values), max(values)
-    if hi == lo:
-        hi = lo + 1.0
+    fraction = _fraction(lo, hi)
     epochs = max(len(vals) for vals in drawn.values())
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
@@ -39,7 +76,7 @@ def loss_chart(series: Mapping[str, Sequence[float]], title: str, last_epoch: in
         return LEFT + (plot_w * i / (epochs - 1) if epochs > 1 else plot_w / 2)
 
     def y(v: float) -> float:
-        return TOP + plot_h * (1 - (v - lo) / (hi - lo))
+        return TOP + plot_h * (1 - fraction(v))
 
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="t-{id(drawn)}"'
@@ -48,15 +85,18 @@ def loss_chart(series: Mapping[str, Sequence[float]], title: str, last_epoch: in
         f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}"/>',
         f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/>',
     ]
-    for v in (lo, (lo + hi) / 2, hi):
+    for v in sorted({lo, lo / 2 + hi / 2, hi}):
         parts.append(f'<text class="tick" x="{LEFT - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{_num(v)}</text>')
     for i in sorted({0, epochs - 1}):
-        label = last_epoch if i == epochs - 1 and last_epoch is not None else i + 1
+        label = last_epoch if i == epochs - 1 and isinstance(last_epoch, int) else i + 1
         parts.append(f'<text class="tick" x="{x(i):.1f}" y="{TOP + plot_h + 14}" text-anchor="middle">{label}</text>')
     parts.append(f'<text class="label" x="{LEFT + plot_w / 2}" y="{HEIGHT - 4}" text-anchor="middle">epoch</text>')
     for n, (key, vals) in enumerate(drawn.items()):
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vals))
-        parts.append(f'<polyline class="series s{n}" data-series="{escape(key)}" points="{points}"/>')
+        for run in _runs(vals):
+            points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)
+            if len(run) == 1:  # one point alone draws no line: a dot
+                parts.append(f'<circle class="point s{n}" cx="{x(run[0][0]):.1f}" cy="{y(run[0][1]):.1f}" r="2.5"/>')
+            parts.append(f'<polyline class="series s{n}" data-series="{escape(key)}" points="{points}"/>')
         parts.append(
             f'<text class="legend s{n}" x="{LEFT + 8}" y="{TOP + 14 + 14 * n}">{escape(key)} ({_num(vals[-1])})</text>'
         )
@@ -65,12 +105,14 @@ def loss_chart(series: Mapping[str, Sequence[float]], title: str, last_epoch: in
 
 
 def confusion_matrix(labels: Sequence[Any], matrix: Sequence[Sequence[int]], title: str) -> Markup:
-    """A heat map: one rect per (true, predicted) cell, darker for more rows, each with its count as text."""
+    """A heat map: one rect per (true, predicted) cell, darker for more rows, each with its count as text
+    (a cell that holds no count shows 0; rows and columns beyond the labels are left out)."""
     n = len(labels)
     if n == 0:
         return Markup("")
     cell, margin = 40, 90
     size = margin + cell * n
+    matrix = [[c if isinstance(c, int) and not isinstance(c, bool) else 0 for c in row[:n]] for row in matrix[:n]]
     peak = max((c for row in matrix for c in row), default=0) or 1
     parts = [
         f'<svg class="matrix" viewBox="0 0 {size + 10} {size + 10}" role="img" aria-labelledby="m-{id(matrix)}"'
@@ -100,20 +142,21 @@ def confusion_matrix(labels: Sequence[Any], matrix: Sequence[Sequence[int]], tit
     return Markup("".join(parts))
 
 
-def scatter(actual: Sequence[float], predicted: Sequence[float], title: str) -> Markup:
-    """Predicted against actual, with the y = x diagonal."""
-    if not actual:
+def scatter(actual: Sequence[Any], predicted: Sequence[Any], title: str) -> Markup:
+    """Predicted against actual, with the y = x diagonal; pairs that are not both finite are left out."""
+    pairs = [(_number(a), _number(p)) for a, p in zip(actual, predicted, strict=False)]  # a short list: what pairs
+    pairs = [(a, p) for a, p in pairs if math.isfinite(a) and math.isfinite(p)]
+    if not pairs:
         return Markup("")
-    lo, hi = min(min(actual), min(predicted)), max(max(actual), max(predicted))
-    if hi == lo:
-        hi = lo + 1.0
+    lo, hi = min(min(a, p) for a, p in pairs), max(max(a, p) for a, p in pairs)
+    fraction = _fraction(lo, hi)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def sx(v: float) -> float:
-        return LEFT + plot_w * (v - lo) / (hi - lo)
+        return LEFT + plot_w * fraction(v)
 
     def sy(v: float) -> float:
-        return TOP + plot_h * (1 - (v - lo) / (hi - lo))
+        return TOP + plot_h * (1 - fraction(v))
 
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}"'
@@ -126,9 +169,6 @@ def scatter(actual: Sequence[float], predicted: Sequence[float], title: str) -> 
         f'<text class="tick" x="{LEFT - 4}" y="{TOP + 10}" text-anchor="end">{_num(hi)}</text>',
         f'<text class="tick" x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">{_num(lo)}</text>',
     ]
-    parts += [
-        f'<circle class="point" cx="{sx(a):.1f}" cy="{sy(p):.1f}" r="2.5"/>'
-        for a, p in zip(actual, predicted, strict=True)
-    ]
+    parts += [f'<circle class="point" cx="{sx(a):.1f}" cy="{sy(p):.1f}" r="2.5"/>' for a, p in pairs]
     parts.append("</svg>")
     return Markup("".join(parts))
