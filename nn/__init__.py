@@ -12,7 +12,7 @@ from .estimators import MLPClassifier, MLPRegressor
 from .layers import Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .mlp import NotFittedError
-from .network import Network
+from .network import Network, TrainingDivergedError
 from .onnx_export import to_onnx
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedules import CosineDecay, InverseScaling, Schedule, StepDecay
@@ -49,6 +49,7 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "StepDecay",
     "Tanh",
+    "TrainingDivergedError",
     "load",
     "read_manifest",
     "save",

@@ -24,6 +24,21 @@ Metric = Callable[[Array, AnyArray], float]
 """``fn(logits, y) -> float``: logits (n_samples, n_outputs), targets in the loss's form."""
 
 
+class TrainingDivergedError(ValueError):
+    """Training produced a loss or weights that are not finite (a learning rate too high, say); the message
+    starts with "training diverged:" and names the epoch."""
+
+
+def _divergence(logs: Mapping[str, float], weights: Array) -> str | None:
+    """What is not finite after an epoch: its loss, its validation loss or the weights; None when all are."""
+    for key in ("loss", "val_loss"):
+        if key in logs and not np.isfinite(logs[key]):
+            return f"the {'validation ' if key == 'val_loss' else ''}loss is {logs[key]}"
+    if not np.isfinite(weights).all():
+        return "the weights are not finite"
+    return None
+
+
 class Network:
     """Feed-forward network trained by backpropagation.
 
@@ -216,6 +231,12 @@ class Network:
             Extra validation figures.
         lr_schedule : Schedule, optional
             Sets the optimizer's learning rate before each epoch.
+
+        Raises
+        ------
+        TrainingDivergedError
+            At the end of the first epoch whose loss, validation loss or weights are not finite, before any
+            callback sees it.
         """
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {epochs!r} and {batch_size!r}")
@@ -254,13 +275,21 @@ class Network:
             else:
                 xs, ys = x, y
             total = 0.0
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                total += self.train_step(xs[start:stop], ys[start:stop]) * (stop - start)
-            logs = {"loss": total / n}
-            if validation_data is not None:
-                val = self.evaluate(*validation_data, metrics=metrics)
-                logs.update({f"val_{k}": v for k, v in val.items()})
+            # A diverging epoch overflows in every operation: reported once, typed, below, not warned per step.
+            with np.errstate(over="ignore", invalid="ignore"):
+                for start in range(0, n, batch_size):
+                    stop = min(start + batch_size, n)
+                    total += self.train_step(xs[start:stop], ys[start:stop]) * (stop - start)
+                logs = {"loss": total / n}
+                if validation_data is not None:
+                    val = self.evaluate(*validation_data, metrics=metrics)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+            problem = _divergence(logs, self._flat_params)
+            if problem is not None:
+                raise TrainingDivergedError(
+                    f"training diverged: {problem} at epoch {epoch + 1} (learning rate "
+                    f"{self.optimizer.learning_rate:g}); a lower learning rate or clipnorm may help"
+                )
             logs["lr"] = self.optimizer.learning_rate
             logs["seconds"] = time.perf_counter() - started
             for cb in all_callbacks:

@@ -19,7 +19,7 @@ from service import telemetry
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.predlog import recorder
 from service.server.registry import Route, registry
-from service.store import LoadedModel, Prediction, predict
+from service.store import LoadedModel, NonFiniteOutputError, Prediction, predict
 
 log = logging.getLogger(__name__)
 ROUTING_KEY_HEADER = "X-Routing-Key"
@@ -49,17 +49,18 @@ def answer(chosen: Route, X: np.ndarray) -> tuple[LoadedModel, Prediction, Logge
     """Predict ``X`` (n, n_features) as ``chosen`` says and queue the log rows; returns the version that
     answered, its prediction, and, when it was logged, how feedback quotes it.
 
-    ``ValueError`` is the estimator refusing the rows: the client's input, whichever version it reached.
+    ``ValueError`` is the estimator refusing the rows: the client's input, whichever version it reached. Outputs
+    that are not finite (``NonFiniteOutputError``) are too, unless a canary candidate gave them: the active
+    version then answers, and if its outputs are not finite either, they are the client's input.
     """
     loaded, rec = chosen.model, recorder()
     logging_it = chosen.logged or rec.sampled(loaded)  # a rollout logs every prediction, and only then its copies
     request_id = rec.log_id(loaded.name, g.request_id, g.get("request_id_given", False)) if logging_it else g.request_id
     try:
         prediction = predict(loaded.estimator, X)
-    except ValueError:
-        raise
     except Exception as exc:  # only a canary candidate fails over; anything else is a server error as before
-        if chosen.fallback is None:
+        refused = isinstance(exc, ValueError) and not isinstance(exc, NonFiniteOutputError)
+        if chosen.fallback is None or refused:
             raise
         why = f"{type(exc).__name__}: {exc}"
         log.error("model %s: canary version %s failed, answered by %s: %s", loaded.name, loaded.version,

@@ -17,7 +17,7 @@ from service.store.exceptions import (
     StoreUnavailableError,
 )
 from service.store.filesystem import FileModelStore, VersionInfo
-from service.store.inference import LoadedModel, Prediction, predict
+from service.store.inference import LoadedModel, NonFiniteOutputError, Prediction, predict
 from service.store.keys import (
     ADMIN,
     KEYS_CHANGED,
@@ -65,6 +65,7 @@ __all__ = [
     "KeyStore",
     "LoadedModel",
     "ModelStore",
+    "NonFiniteOutputError",
     "NotFoundError",
     "Prediction",
     "RetentionPolicy",

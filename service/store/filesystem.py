@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 import nn
 from service.store import artifacts, dataset_codec, datasets, durable, retention
 from service.store.dataset_codec import Dataset
@@ -82,6 +84,27 @@ PINNED = "PINNED"
 ROLLOUT = "ROLLOUT"
 LOCK = ".lock"
 STORE_KEYS = ("name", "version", "created_at", "nnserve_version")
+
+
+def publishable(estimator: BaseMLP, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The metadata a version is published with, once checked (every backend's ``publish`` calls this).
+
+    ``ValueError`` for keys the store writes itself, and for weights or recorded metrics that are not
+    finite: a diverged training is never a version, whoever publishes it.
+    """
+    extra = dict(metadata or {})
+    clash = sorted(set(STORE_KEYS).intersection(extra))
+    if clash:
+        raise ValueError(f"metadata may not override {clash}: the store writes them")
+    network = getattr(estimator, "network_", None)
+    if network is not None and not np.isfinite(network.get_flat_weights()).all():
+        raise ValueError("version refused: training diverged: its weights are not finite")
+    metrics = extra.get("metrics")
+    numbers = metrics.items() if isinstance(metrics, Mapping) else ()
+    bad = {k: v for k, v in numbers if isinstance(v, int | float) and not np.isfinite(v)}
+    if bad:
+        raise ValueError(f"version refused: training diverged: metrics {bad} are not finite")
+    return extra
 
 
 @dataclass(frozen=True)
@@ -205,10 +228,7 @@ class FileModelStore:
         versions and a crash never leaves a half-written version visible.
         """
         name = validate_name(name)
-        extra = dict(metadata or {})
-        clash = sorted(set(STORE_KEYS).intersection(extra))
-        if clash:
-            raise ValueError(f"metadata may not override {clash}: the store writes them")
+        extra = publishable(estimator, metadata)
         model_dir = self._ensure_model_dir(name)
         with durable.locked(model_dir / LOCK):
             existing = self.versions(name)

@@ -14,7 +14,22 @@ import numpy as np
 from nn import MLPClassifier
 from nn.estimators import BaseMLP
 
-__all__ = ["LoadedModel", "Prediction", "predict"]
+__all__ = ["LoadedModel", "NonFiniteOutputError", "Prediction", "predict"]
+
+SHOWN_ROWS = 10  # rows a NonFiniteOutputError lists by index
+
+
+class NonFiniteOutputError(ValueError):
+    """The model's outputs for some rows are not finite (NaN or infinite): rows far outside the training
+    data, or weights that are not finite. The client's rows, never a ``null`` answer."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = [int(i) for i in rows]
+        listed = ", ".join(map(str, self.rows[:SHOWN_ROWS])) + (", ..." if len(self.rows) > SHOWN_ROWS else "")
+        super().__init__(
+            f"the model's output for row {self.rows[0]} is not finite (rows with such outputs: {listed}; "
+            f"{len(self.rows)} in all); are its values far outside the training data?"
+        )
 
 
 @dataclass(frozen=True)
@@ -48,11 +63,24 @@ def predict(estimator: BaseMLP, X: np.ndarray) -> Prediction:
 
     Classifiers: the labels are the argmax of the probabilities, so labels and
     probabilities always agree. Raises the estimator's ``ValueError`` for rows
-    of the wrong width.
+    of the wrong width, and ``NonFiniteOutputError`` naming the rows whose
+    outputs (probabilities or values) are not finite.
     """
-    if isinstance(estimator, MLPClassifier):
-        proba = estimator.predict_proba(X)
-        index = proba.argmax(axis=1)
-        classes = estimator.classes_
-        return Prediction(values=classes[index], classes=classes, index=index, probabilities=proba)
-    return Prediction(values=np.asarray(estimator.predict(X)))
+    with np.errstate(over="ignore", invalid="ignore"):  # such rows are refused below, by index, not warned about
+        if isinstance(estimator, MLPClassifier):
+            proba = estimator.predict_proba(X)
+            _check_finite(proba)
+            index = proba.argmax(axis=1)
+            classes = estimator.classes_
+            return Prediction(values=classes[index], classes=classes, index=index, probabilities=proba)
+        values = np.asarray(estimator.predict(X))
+    _check_finite(values)
+    return Prediction(values=values)
+
+
+def _check_finite(outputs: np.ndarray) -> None:
+    """``NonFiniteOutputError`` for the rows of ``outputs`` (n,) or (n, k) holding NaN or an infinity."""
+    finite = np.isfinite(outputs)
+    if not finite.all():
+        rows = finite.reshape(len(outputs), -1).all(axis=1)
+        raise NonFiniteOutputError(np.flatnonzero(~rows))

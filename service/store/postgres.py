@@ -42,7 +42,7 @@ from service.store.exceptions import (
     StoreUnavailableError,
     broken,
 )
-from service.store.filesystem import STORE_KEYS, VersionInfo
+from service.store.filesystem import VersionInfo, publishable
 from service.store.inference import LoadedModel
 from service.store.names import (
     MAX_VERSION,
@@ -289,10 +289,7 @@ class PostgresModelStore:
         version per job: a retried job that already published gets that version back and nothing new is written.
         """
         name = validate_name(name)
-        extra = dict(metadata or {})
-        clash = sorted(set(STORE_KEYS).intersection(extra))
-        if clash:
-            raise ValueError(f"metadata may not override {clash}: the store writes them")
+        extra = publishable(estimator, metadata)
         if job_id is None and isinstance(extra.get("job_id"), str):
             job_id = extra["job_id"]
         with self.db.connection() as conn, conn.transaction():

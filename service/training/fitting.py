@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 import nn
-from nn import Callback, MLPClassifier, MLPRegressor
+from nn import Callback, MLPClassifier, MLPRegressor, TrainingDivergedError
 from nn.estimators import BaseMLP
 from nn.metrics import accuracy_score, r2_score
-from service.store import Dataset, ModelStore, predict
+from service.store import Dataset, ModelStore, NonFiniteOutputError, predict
 from service.training import drift, evaluation
 from service.training.catalog import ModelSpec, estimator_params
 from service.training.csvdata import read_csv_dataset
@@ -153,7 +153,9 @@ def train(
     estimator is the one that was scored, so the metrics describe exactly
     what gets published. ``warm_start_from`` continues from a copy of a fitted
     estimator's weights and preprocessing (its architecture and classes win
-    over ``params``); the original is left untouched. Bad data raises ``ValueError``.
+    over ``params``); the original is left untouched. Bad data raises ``ValueError``;
+    a loss, weights, held-out outputs or metrics that are not finite raise
+    ``nn.TrainingDivergedError`` ("training diverged: ..."), so nothing diverged is published.
     """
     if task not in PRIMARY_METRIC:
         raise ValueError(f"task must be one of {sorted(PRIMARY_METRIC)}, got {task!r}")
@@ -181,7 +183,7 @@ def train(
         estimator=estimator,
         task=task,
         params={k: v for k, v in estimator.get_params().items() if k != "callbacks"},
-        metrics=evaluate(task, estimator, np.asarray(evaluation.X, dtype=np.float64), np.asarray(evaluation.y)),
+        metrics=_finite_metrics(task, estimator, np.asarray(evaluation.X, dtype=np.float64), np.asarray(evaluation.y)),
         primary_metric=PRIMARY_METRIC[task],
         epochs=int(estimator.n_iter_),
         seconds=seconds,
@@ -212,6 +214,20 @@ def concat(parts: Sequence[Dataset]) -> Dataset:
 def take(dataset: Dataset, rows: np.ndarray) -> Dataset:
     """The rows ``rows`` of ``dataset``, in that order."""
     return Dataset(np.asarray(dataset.X)[rows], np.asarray(dataset.y)[rows], dataset.feature_names)
+
+
+def _finite_metrics(task: str, estimator: BaseMLP, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """``evaluate``'s held-out metrics, or ``TrainingDivergedError`` when they or the outputs are not finite."""
+    try:
+        metrics = evaluate(task, estimator, X, y)
+    except NonFiniteOutputError as exc:
+        raise TrainingDivergedError(
+            f"training diverged: the outputs for {len(exc.rows)} of {len(X)} held-out rows are not finite"
+        ) from None
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    if bad:
+        raise TrainingDivergedError(f"training diverged: held-out {', '.join(f'{k} {v}' for k, v in bad.items())}")
+    return metrics
 
 
 def _copy(estimator: BaseMLP) -> BaseMLP:

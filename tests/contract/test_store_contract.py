@@ -186,3 +186,15 @@ def test_active_stamps_reads_every_models_stamp_at_once(store: ModelStore) -> No
     assert before == {"iris": store.active_stamp("iris"), "wine": None} and before["iris"] is not None
     store.activate("iris", 2)
     assert store.active_stamps()["iris"] not in (None, before["iris"])
+
+
+@pytest.mark.parametrize("where", ["weights", "metrics"])
+def test_a_version_with_weights_or_metrics_that_are_not_finite_is_refused(store: ModelStore, where: str) -> None:
+    est, metadata = fitted(), {"task": "classification", "metrics": {"accuracy": 0.9, "log_loss": 0.3}}
+    if where == "weights":
+        est.coefs_[0][0, 0] = np.nan  # a diverged training that reached the store by another road
+    else:
+        metadata["metrics"]["log_loss"] = float("inf")
+    with pytest.raises(ValueError, match=r"^version refused: training diverged: "):
+        store.publish("iris", est, metadata)
+    assert store.model_names() == [] or store.versions("iris") == []

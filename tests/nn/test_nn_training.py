@@ -16,6 +16,7 @@ from nn import (
     LeakyReLU,
     MeanSquaredError,
     MLPClassifier,
+    MLPRegressor,
     Network,
     ReduceLROnPlateau,
     ReLU,
@@ -23,6 +24,7 @@ from nn import (
     SoftmaxCrossEntropy,
     StepDecay,
     Tanh,
+    TrainingDivergedError,
 )
 from nn.callbacks import TrainingState
 from nn.mlp import _NoImprovementStop
@@ -523,3 +525,41 @@ def test_layer_used_before_build_says_what_to_do(name):
             layer.forward(x, training=True)
     else:
         assert layer.forward(x).shape == x.shape  # activations need no build
+
+
+class LossRecorder(Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_epoch_end(self, epoch, logs):
+        self.losses.append(logs["loss"])
+
+
+def test_a_diverging_fit_raises_at_the_first_non_finite_epoch_before_any_callback_sees_it():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    y = (X @ np.array([[300.0], [-200.0], [100.0]])) ** 2
+    net = Network([Dense(16), ReLU(), Dense(1)], MeanSquaredError(), SGD(5.0), seed=0)
+    seen = LossRecorder()
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged: the loss is (nan|inf) at epoch \d+ "):
+        net.fit(X, y, epochs=50, batch_size=16, callbacks=[seen])
+    assert np.isfinite(seen.losses).all()  # the non-finite epoch never reached a callback
+    assert isinstance(TrainingDivergedError("x"), ValueError)  # callers that refuse bad data catch it too
+
+
+def test_weights_that_overflow_after_the_last_loss_are_divergence_too():
+    X, y = np.ones((4, 2)), np.full((4, 1), 10.0)
+    net = Network([Dense(1)], MeanSquaredError(), SGD(1e39), seed=0)  # the one step overflows float32
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged: the weights are not finite at epoch 1 "):
+        net.fit(X, y, epochs=1, batch_size=4)  # the loss, computed before that step, is finite
+    finite = Network([Dense(1)], MeanSquaredError(), SGD(0.01), seed=0)
+    assert np.isfinite(finite.fit(X, y, epochs=3, batch_size=4).history["loss"]).all()
+
+
+def test_an_estimator_with_too_high_a_learning_rate_raises_instead_of_fitting_nan():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 10))
+    y = X @ rng.normal(size=10) * 50 + 150
+    model = MLPRegressor((32,), solver="sgd", learning_rate_init=9.99, max_iter=200, random_state=0)
+    with pytest.raises(TrainingDivergedError, match=r"learning rate 9\.99"):
+        model.fit(X, y)

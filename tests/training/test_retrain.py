@@ -614,3 +614,21 @@ def heartbeat_age(client) -> str:
         if line.startswith("nnserve_retraining_worker_heartbeat_age_seconds "):
             return line.split()[1]
     raise AssertionError("no heartbeat age in /metrics")
+
+
+def test_a_diverging_retrain_fails_with_the_reason_publishes_nothing_and_the_pages_stay_200(client, store_root):
+    before = versions(store_root, "diabetes")
+    body = {"hyperparameters": {"learning_rate": 9.99, "optimizer": "sgd", "epochs": 50}, "promote": "canary"}
+    started = retrain(client, "diabetes", body)
+    run_all(store_root)
+    done = job(client, started["id"])
+    assert done["status"] == "failed" and done["result"] is None
+    assert done["error"].startswith("training diverged: the loss is "), done["error"]
+    assert "learning rate 9.99" in done["error"]
+    assert versions(store_root, "diabetes") == before and active(store_root, "diabetes") == before[-1]
+    assert FileModelStore(store_root).rollout("diabetes") is None  # no canary of a model that never was
+    for path in ("/ui/", "/ui/jobs", "/ui/jobs/fragment", "/ui/models/diabetes", "/v1/models/diabetes", "/v1/jobs"):
+        response = client.get(path, headers=ADMIN)
+        assert response.status_code == 200, (path, response.get_data(as_text=True)[:300])
+    prediction = client.post("/v1/models/diabetes/predict", json={"instances": [[0.0] * 10]})
+    assert prediction.status_code == 200 and prediction.get_json()["version"] == before[-1]

@@ -6,7 +6,7 @@ from helpers import REPO
 from sklearn import metrics as skm
 from sklearn.model_selection import train_test_split
 
-from nn import Callback
+from nn import Callback, TrainingDivergedError
 from service.store import Dataset, FileModelStore
 from service.training import fitting as training
 from service.training.catalog import catalog_specs, estimator_params, load_spec
@@ -162,3 +162,19 @@ def test_publish_records_metrics_data_and_training(tmp_path, datasets):
 
     second = training.publish(store, "iris", result, activate=False)
     assert second == 2 and store.active_version("iris") == 1
+
+
+def test_a_diverging_training_raises_with_the_reason(datasets):
+    params = {"hidden_layer_sizes": (16,), "solver": "sgd", "learning_rate_init": 9.99, "max_iter": 50}
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged: the loss is (nan|inf) at epoch \d+ "):
+        training.train("regression", params, datasets["diabetes"])
+
+
+def test_held_out_outputs_that_are_not_finite_are_divergence_too(datasets):
+    data = datasets["diabetes"]
+    _, test_idx = training.holdout_split(len(data.X), 0.25, 0)
+    X = data.X.copy()
+    X[test_idx[:2]] = 3e38  # in float32's range, never trained on: the network's outputs overflow
+    params = {"hidden_layer_sizes": (8,), "max_iter": 5, "random_state": 0}
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged: the outputs for 2 of 111 held-out rows"):
+        training.train("regression", params, Dataset(X, data.y, data.feature_names))

@@ -27,6 +27,7 @@ from service.server.v1.schemas import (
 )
 from service.store import (
     LoadedModel,
+    NonFiniteOutputError,
     NotFoundError,
     StoreError,
     validate_name,
@@ -135,7 +136,10 @@ def predict(chosen: Route, args: dict[str, Any]) -> Response:
     if first_beyond(X, est.network_.dtype) is not None:
         message = f"a value is too large for model {loaded.name!r}, whose inputs are {est.network_.dtype.name}"
         abort(422, message, errors={field: [message]})
-    loaded, prediction, logged = answer(chosen, X)
+    try:
+        loaded, prediction, logged = answer(chosen, X)
+    except NonFiniteOutputError as exc:
+        abort(422, str(exc), errors={field: [str(exc)]})
     body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}
     values = prediction.values
     body["predictions"] = values if values.dtype.kind in "iuf" else values.tolist()

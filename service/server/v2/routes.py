@@ -14,10 +14,11 @@ input and up to three outputs:
 
 The numbers come from the same estimator calls as ``POST /v1/models/<name>/predict``,
 so both APIs answer the same. Errors are ``{"error": "<message>"}``: 400 for a bad
-request, 404 for an unknown model or version, 413 for a body over
-``NNSERVE_MAX_BODY_BYTES`` (also after gzip/deflate decoding), 409 for a version
-whose artifact is broken, 503 when not ready; never the v1 error shape, not
-even for werkzeug's own 404, 405 and 413 under ``/v2``.
+request, 422 for rows whose outputs are not finite (naming the row), 404 for an
+unknown model or version, 413 for a body over ``NNSERVE_MAX_BODY_BYTES`` (also
+after gzip/deflate decoding), 409 for a version whose artifact is broken, 503
+when not ready; never the v1 error shape, not even for werkzeug's own 404, 405
+and 413 under ``/v2``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from service.server.v2.request import INPUT_NAME
 from service.store import (
     CorruptVersionError,
     LoadedModel,
+    NonFiniteOutputError,
     NotFoundError,
     Prediction,
     StoreUnavailableError,
@@ -212,6 +214,8 @@ def _run(chosen: Route, X: np.ndarray, input_name: str) -> tuple[LoadedModel, Pr
     """The same path as v1's predict: who answered, what it said, and how feedback quotes it if logged."""
     try:
         return answer(chosen, X)
+    except NonFiniteOutputError as exc:
+        fail(422, f"input {input_name!r}: {exc}")
     except ValueError as exc:  # the estimator's own input checks: still the client's input
         fail(400, f"input {input_name!r} was refused by model {chosen.model.name!r}: {exc}")
 

@@ -136,3 +136,15 @@ def test_the_answering_version_is_named_in_body_and_header(client, tiny_catalog_
     assert response.status_code == 200
     assert response.get_json()["version"] == version
     assert response.headers["X-Model-Version"] == str(version)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_rows_whose_outputs_are_not_finite_are_a_422_naming_the_row_never_null(
+    client, tiny_catalog_store, assert_error, name, route
+):
+    rows = np.array(tiny_catalog_store.models[name].rows[:4], dtype=np.float64)
+    rows[2] = rows[3] = 3e38  # in float32's range, far outside any training data: the network overflows
+    response = client.post(ROUTES[route].format(name=name), json={"instances": rows.tolist()})
+    body = assert_error(response, 422, "the model's output for row 2 is not finite", "rows with such outputs: 2, 3")
+    assert body["errors"] == {"instances": [body["message"]]}

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 
+import numpy as np
 import pytest
 from helpers import monitoring_pass
 
@@ -268,3 +269,16 @@ def test_a_canary_without_feedback_on_a_side_ends_by_max_duration_and_every_read
     assert ended.state == "promoted", ended.reason  # every request answered: judged on its error rate alone
     assert "too few labelled rows" in ended.reason and ended.figures["candidate"]["labelled"] == 0
     every_read_answers_200(client, name)
+
+
+def test_a_candidate_whose_outputs_are_not_finite_fails_over_and_the_active_one_answers(app, tiny_catalog_copy) -> None:
+    start(tiny_catalog_copy, fraction=1.0 - 1e-9)
+    client = app.test_client()
+    assert predict(client)["version"] == 2
+    candidate = app.extensions["nnserve.registry"]._slots["iris"].trial.candidate
+    candidate.estimator.predict_proba = lambda X: np.full((len(X), 3), np.nan)  # a diverged candidate, say
+    bodies = [predict(client) for _ in range(3)]
+    assert {b["version"] for b in bodies} == {1}
+    app.extensions["nnserve.predlog"].flush()
+    failures = [r for r in SqlitePredictionLog(tiny_catalog_copy).recent("iris", 100, version=2) if r.error]
+    assert len(failures) == 3 and failures[0].error.startswith("NonFiniteOutputError: the model's output for row 0")

@@ -693,3 +693,11 @@ def test_infer_names_the_answering_version_in_body_and_header(client, catalog, v
         response = client.post(infer_url("iris", version), json={"inputs": [json_input(rows)]})
     head, _ = outputs_of(response)
     assert head["model_version"] == expected == response.headers["X-Model-Version"]
+
+
+@pytest.mark.parametrize("name", ["diabetes", "iris"])
+def test_rows_whose_outputs_are_not_finite_are_a_422_naming_the_row(client, catalog, name):
+    rows = np.array(catalog.rows[name][:3], dtype=np.float64)
+    rows[1] = 3e38  # in float32's range, far outside any training data: the network overflows
+    message = assert_error(post(client, name, {"inputs": [json_input(rows, datatype="FP64")]}), 422)
+    assert message.startswith("input 'input': the model's output for row 1 is not finite"), message
