@@ -166,6 +166,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_LOG_KEEP_ROWS", 100_000, "prediction log retention: the newest N rows per model are kept"),
     Setting("NNSERVE_LOG_KEEP_DAYS", 30.0, "prediction log retention: rows older than D days are removed"),
     Setting(
+        "NNSERVE_AUDIT_KEEP_ROWS",
+        100_000,
+        "audit log retention: the newest N entries (over every model, refused calls included) are kept",
+    ),
+    Setting("NNSERVE_AUDIT_KEEP_DAYS", 365.0, "audit log retention: entries older than D days are removed"),
+    Setting(
         "NNSERVE_FEEDBACK_TOKEN_TTL",
         7 * 86_400,
         "seconds a logged prediction's `feedback_token` authorizes feedback for its rows (7 days)",

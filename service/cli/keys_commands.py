@@ -12,7 +12,7 @@ import click
 
 from service import config
 from service.cli.console import table
-from service.cli.options import UserError, store_option
+from service.cli.options import UserError, audited, store_option
 from service.store import SCOPES, InvalidNameError, KeyStore, NotFoundError, open_key_store
 
 
@@ -50,7 +50,9 @@ def create(
 ) -> None:
     """Create a key and print it once: it cannot be shown again."""
     try:
-        record, key = _keys(store_root).create(name, scopes, models, expires_days)
+        with audited(store_root, "key-create") as noted:
+            record, key = _keys(store_root).create(name, scopes, models, expires_days)
+            noted["detail"] = f"key {record.id} ({record.name}): {', '.join(record.scopes)}"
     except InvalidNameError as exc:
         raise UserError(exc) from None
     shown = record.public()
@@ -93,7 +95,9 @@ def list_keys(as_json: bool, store_root: Path) -> None:
 def revoke(key_id: str, store_root: Path) -> None:
     """Revoke a key: every web worker and replica answers it 401 within a second."""
     try:
-        record = _keys(store_root).revoke(key_id)
+        with audited(store_root, "key-revoke") as noted:
+            record = _keys(store_root).revoke(key_id)
+            noted["detail"] = f"key {record.id} ({record.name})"
     except NotFoundError as exc:
         raise UserError(exc) from None
     click.echo(f"revoked key {record.id} ({record.name})")

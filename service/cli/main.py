@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 import nn
+from service.cli.audit_commands import audit
 from service.cli.db_commands import db
 from service.cli.export_commands import export
 from service.cli.keys_commands import keys
@@ -97,5 +98,6 @@ for command in (
     monitoring,
     feedback,
     keys,
+    audit,
 ):
     main.add_command(command)

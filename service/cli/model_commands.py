@@ -18,6 +18,7 @@ import click
 from service.cli import console
 from service.cli.options import (
     UserError,
+    audited,
     existing_store,
     models_dir_option,
     naming_store,
@@ -207,8 +208,9 @@ def activate(name: str, version: int, store_root: Path) -> None:
       nnserve activate iris 1
     """
     store = existing_store(store_root)
-    with naming_store(store_root):
+    with audited(store_root, "activate", name) as noted, naming_store(store_root):
         previous = store.activate(name, version)
+        noted["detail"] = f"version {version} active (was {previous})"
     was = f"was {previous}" if previous is not None else "none was active, or ACTIVE was unreadable"
     click.echo(f"{name}: version {version} is active ({was})")
 

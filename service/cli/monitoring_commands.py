@@ -14,7 +14,7 @@ import click
 
 from service import config
 from service.cli.console import table
-from service.cli.options import UserError, store_exists, store_option
+from service.cli.options import UserError, audited, store_exists, store_option
 from service.cli.remote_commands import (
     emit,
     json_option,
@@ -217,7 +217,9 @@ def purge(name: str, key: str, store_root: Path) -> None:
         name = validate_name(name)
     except InvalidNameError as exc:
         raise UserError(str(exc)) from None
-    removed = _local_log(store_root).purge_labels(name, key)
+    with audited(store_root, "feedback-purge", name) as noted:
+        removed = _local_log(store_root).purge_labels(name, key)
+        noted["detail"] = f"{removed} labels of key {key} removed"
     click.echo(f"{name}: {removed} logged rows lost the label key {key} gave")
 
 
@@ -226,7 +228,8 @@ def purge(name: str, key: str, store_root: Path) -> None:
 def rotate_secret(store_root: Path) -> None:
     """Replace the secret feedback tokens are signed with: every token issued before stops working (every web
     worker picks up the new one within seconds). Run it where the store is."""
-    _local_log(store_root).secret(FEEDBACK_SECRET, rotate=True)
+    with audited(store_root, "rotate-secret"):
+        _local_log(store_root).secret(FEEDBACK_SECRET, rotate=True)
     click.echo("feedback token secret rotated: tokens issued before no longer authorize feedback")
 
 

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 import click
 
 from service import config
-from service.store import ModelStore, NotFoundError, open_store
+from service.store import AuditEntry, ModelStore, NotFoundError, StoreError, configured_audit_log, open_store
+from service.store.audit import CLI
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,3 +92,25 @@ def naming_store(root: Path) -> Iterator[None]:
         yield
     except NotFoundError as exc:
         raise UserError(f"{exc} (store: {root})") from None
+
+
+@contextmanager
+def audited(root: Path, action: str, model: str | None = None) -> Iterator[dict[str, str]]:
+    """Record the admin action the block performs in the store's audit log, as actor ``cli``: ``ok`` with the
+    ``detail`` the block puts in the yielded dict, or ``failed`` with the error that ends it (then raised).
+    An entry that cannot be written is a warning: the action itself already happened, or failed."""
+    noted = {"detail": ""}
+    try:
+        yield noted
+    except Exception as exc:
+        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+        _record(root, AuditEntry(action, "failed", CLI, model, None, message))
+        raise
+    _record(root, AuditEntry(action, "ok", CLI, model, None, noted["detail"]))
+
+
+def _record(root: Path, entry: AuditEntry) -> None:
+    try:
+        configured_audit_log(root, config.from_environ()).record(entry)
+    except StoreError as exc:
+        click.echo(f"Warning: the audit log did not record this {entry.action}: {exc}", err=True)

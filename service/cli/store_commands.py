@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import click
 
-from service.cli.options import UserError, existing_store, naming_store, store_option
+from service.cli.options import UserError, audited, existing_store, naming_store, store_option
 from service.store import FileModelStore, ModelStore, open_store
 from service.store.copy import copy_store
 from service.store.retention import RetentionPolicy
@@ -47,8 +48,10 @@ def gc(name: str | None, keep_versions: int | None, keep_days: float | None, dry
     if not policy.enabled:
         raise UserError("no retention rule is on: give --keep-versions or --keep-days (or set NNSERVE_KEEP_*)")
     store = existing_store(store_root)
-    with naming_store(store_root):
+    recording: AbstractContextManager[dict[str, str]] = nullcontext({}) if dry_run else audited(store_root, "gc", name)
+    with recording as noted, naming_store(store_root):
         report = store.gc(name, keep_versions=policy.keep_versions, keep_days=policy.keep_days, dry_run=dry_run)
+        noted["detail"] = f"{len(report.versions)} versions, {len(report.datasets)} datasets, {report.bytes} bytes"
     verb = "would remove" if dry_run else "removed"
     for model, version in report.versions:
         click.echo(f"{verb} {model} version {version}")

@@ -14,16 +14,16 @@ from apispec import BasePlugin
 from flask import Flask, Response, g, request, send_from_directory
 
 from service import config, logs, telemetry
-from service.server import auth, errors, health, query_args
+from service.server import auditing, auth, errors, health, query_args
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.jsonio import OrjsonProvider
 from service.server.predlog import Budget, PredictionRecorder
 from service.server.registry import ActivationWatcher, ModelRegistry
 from service.server.ui import pages as ui_pages
-from service.server.v1 import job_routes, model_routes, monitoring_routes
+from service.server.v1 import audit_routes, job_routes, model_routes, monitoring_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
-from service.store import KeyRing, open_key_store, open_store
+from service.store import KeyRing, configured_audit_log, open_key_store, open_store
 from service.store.monitoring import open_prediction_log
 from service.store.snapshots import open_snapshots
 from service.training.jobs import open_queue
@@ -148,7 +148,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for blueprint in (health.blp, model_routes.blp, job_routes.blp, monitoring_routes.blp):
+    for blueprint in (health.blp, model_routes.blp, job_routes.blp, monitoring_routes.blp, audit_routes.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(v2_routes.blp)  # Open Inference Protocol: plain Flask, its own {"error"} shape
     app.register_blueprint(ui_pages.blp)  # the dashboard at /ui/
@@ -160,6 +160,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _install_request_ids(app)
     auth.install(app, ui_pages.locked)  # after the request id: a 401 carries one too
     query_args.install(app)  # after the closed-mode gate: there a stranger gets its 401 first
+    auditing.install(app, configured_audit_log(app.config["NNSERVE_STORE"], app.config))
     # GET /metrics (with the retraining workers' heartbeat age); counts, times and logs every request
     telemetry.install(app, lambda: telemetry.worker_heartbeat_age(health.retraining_worker()["heartbeat_age_seconds"]))
     registry.load_all()

@@ -6,6 +6,7 @@ Everything above this package (training, server, CLI) imports these names from
 
 import os
 
+from service.store.audit import AuditEntry, AuditLog, configured_audit_log, open_audit_log
 from service.store.dataset_codec import Dataset
 from service.store.exceptions import (
     ActiveVersionChangedError,
@@ -53,6 +54,8 @@ __all__ = [
     "KEYS_CHANGED",
     "SCOPES",
     "ActiveVersionChangedError",
+    "AuditEntry",
+    "AuditLog",
     "CorruptVersionError",
     "Dataset",
     "FileKeyStore",
@@ -74,7 +77,9 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "VersionInfo",
+    "configured_audit_log",
     "enforce_retention",
+    "open_audit_log",
     "open_key_store",
     "open_store",
     "predict",

@@ -208,6 +208,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        10,
+        "audit: admin actions and feedback calls, who made them and how they ended",
+        """
+        CREATE TABLE audit (
+            seq bigserial PRIMARY KEY,
+            at double precision NOT NULL,
+            actor text,
+            action text NOT NULL,
+            model text,
+            outcome text NOT NULL CHECK (outcome IN ('ok', 'refused', 'failed')),
+            status integer,
+            detail text NOT NULL DEFAULT ''
+        );
+        CREATE INDEX audit_model_seq ON audit (model, seq);
+        CREATE INDEX audit_at ON audit (at);
+        """,
+    ),
 )
 
 

@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from service import telemetry
-from service.store import Dataset, LoadedModel, ModelStore, Rollout, StoreError
+from service.store import AuditLog, Dataset, LoadedModel, ModelStore, Rollout, StoreError
+from service.store.audit import KEEP_DAYS as AUDIT_KEEP_DAYS
+from service.store.audit import KEEP_ROWS as AUDIT_KEEP_ROWS
 from service.store.monitoring import PredictionLog
 from service.store.snapshots import MonitoringSnapshots, Snapshot
 from service.training.canary import Verdict, evidence, frozen_scores, judge
@@ -85,6 +87,8 @@ class Settings:
     max_window: int  # NNSERVE_MONITOR_MAX_WINDOW: the largest window a monitoring read may ask for
     keep_rows: int  # NNSERVE_LOG_KEEP_ROWS: also the most feedback rows a retrain adds
     keep_days: float  # NNSERVE_LOG_KEEP_DAYS
+    audit_keep_rows: int = AUDIT_KEEP_ROWS  # NNSERVE_AUDIT_KEEP_ROWS
+    audit_keep_days: float = AUDIT_KEEP_DAYS  # NNSERVE_AUDIT_KEEP_DAYS
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Settings:
@@ -93,6 +97,8 @@ class Settings:
             max_window=int(settings["NNSERVE_MONITOR_MAX_WINDOW"]),
             keep_rows=int(settings["NNSERVE_LOG_KEEP_ROWS"]),
             keep_days=float(settings["NNSERVE_LOG_KEEP_DAYS"]),
+            audit_keep_rows=int(settings["NNSERVE_AUDIT_KEEP_ROWS"]),
+            audit_keep_days=float(settings["NNSERVE_AUDIT_KEEP_DAYS"]),
         )
 
 
@@ -101,9 +107,9 @@ def _unix(stamp: str | None) -> float | None:
 
 
 class PolicyRunner:
-    """One pass over every model: prune the log, judge running rollouts, compute each policy's figures, enqueue
-    what fires, then write every model's monitoring snapshots (and gauges). A model whose rollout runs is not
-    retrained until it ends."""
+    """One pass over every model: prune the prediction log (and the audit log), judge running rollouts, compute
+    each policy's figures, enqueue what fires, then write every model's monitoring snapshots (and gauges). A model
+    whose rollout runs is not retrained until it ends."""
 
     def __init__(
         self,
@@ -112,9 +118,10 @@ class PolicyRunner:
         prediction_log: PredictionLog,
         settings: Settings,
         snapshots: MonitoringSnapshots,
+        audit: AuditLog | None = None,
     ) -> None:
         self.store, self.queue, self.log, self.settings = store, queue, prediction_log, settings
-        self.snapshots = snapshots
+        self.snapshots, self.audit = snapshots, audit
 
     def run(self, now: float | None = None) -> list[Job]:
         """Judge every running rollout, evaluate every model's policy once and write the monitoring snapshots;
@@ -137,6 +144,14 @@ class PolicyRunner:
         removed = self.log.prune(self.settings.keep_rows, self.settings.keep_days)
         if removed:
             log.info("prediction log retention removed %s rows", removed)
+        if self.audit is not None:
+            try:
+                gone = self.audit.prune(self.settings.audit_keep_rows, self.settings.audit_keep_days)
+            except StoreError as exc:
+                log.error("audit log retention not applied: %s", exc)
+            else:
+                if gone:
+                    log.info("audit log retention removed %d entries", gone)
         started = []
         for name, (version, manifest) in policies.items():
             try:

@@ -38,6 +38,7 @@ from service.store import (
     Rollout,
     RolloutConflictError,
     StoreError,
+    configured_audit_log,
     enforce_retention,
     open_store,
 )
@@ -212,6 +213,7 @@ class Worker:
             open_prediction_log(store_root, database_url),
             Settings.from_settings(settings),
             open_snapshots(store_root, database_url),
+            configured_audit_log(store_root, {**settings, "NNSERVE_DATABASE_URL": database_url}),
         )
         self.policy_interval = float(settings["NNSERVE_POLICY_INTERVAL"])
         self.identity = worker_identity()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.store import KeyStore, ModelStore, open_key_store, open_store
+from service.store import AuditLog, KeyStore, ModelStore, open_audit_log, open_key_store, open_store
 from service.store.monitoring import PredictionLog, open_prediction_log
 from service.store.snapshots import MonitoringSnapshots, open_snapshots
 from service.training.jobs import JobQueue, open_queue
@@ -15,6 +15,7 @@ QUEUE_BACKENDS = ["sqlite", "postgres"]
 LOG_BACKENDS = ["sqlite", "postgres"]
 KEY_BACKENDS = ["filesystem", "postgres"]
 SNAPSHOT_BACKENDS = ["filesystem", "postgres"]
+AUDIT_BACKENDS = ["sqlite", "postgres"]
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,6 @@ class Backend:
 
     def snapshots(self) -> MonitoringSnapshots:
         return open_snapshots(self.root, self.database_url)
+
+    def audit(self, keep_rows: int = 100_000, keep_days: float = 365.0) -> AuditLog:
+        return open_audit_log(self.root, self.database_url, keep_rows, keep_days)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from backends import KEY_BACKENDS, LOG_BACKENDS, QUEUE_BACKENDS, SNAPSHOT_BACKENDS, STORE_BACKENDS, Backend
+from backends import (
+    AUDIT_BACKENDS,
+    KEY_BACKENDS,
+    LOG_BACKENDS,
+    QUEUE_BACKENDS,
+    SNAPSHOT_BACKENDS,
+    STORE_BACKENDS,
+    Backend,
+)
 
 
 @pytest.fixture(params=STORE_BACKENDS)
@@ -37,6 +45,11 @@ def snapshot_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     root = tmp_path / "store"
     root.mkdir()
     return Backend(request.param, root, _database(request))
+
+
+@pytest.fixture(params=AUDIT_BACKENDS)
+def audit_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return Backend(request.param, tmp_path / "store", _database(request))
 
 
 def _database(request: pytest.FixtureRequest) -> str | None:

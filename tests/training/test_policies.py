@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from helpers import read_catalog_csv
 
-from service.store import Dataset, FileModelStore
+from service.store import AuditEntry, Dataset, FileModelStore
+from service.store.audit import SqliteAuditLog
 from service.store.monitoring import DATABASE, LOCK, Label, LoggedPrediction, SqlitePredictionLog
 from service.store.snapshots import FileSnapshots
 from service.training.drift import Drift
@@ -188,3 +189,30 @@ def test_each_pass_writes_the_monitoring_snapshots_of_every_model_and_asked_wind
             "rollout": None,
         }
     assert found.figures["versions"][0]["rows"] == 80 and found.figures["versions"][0]["labelled"] == 60
+
+
+def test_a_pass_applies_the_audit_logs_retention_beside_the_prediction_logs(tmp_path) -> None:
+    root = tmp_path / "store"
+    FileModelStore(root)
+    audit = SqliteAuditLog(root)
+    now = time.time()
+    for days in (40, 10, 0):
+        audit.record(AuditEntry("feedback", "refused", None, "iris", 401, at=now - days * 86_400.0))
+    settings = Settings(1000, 100_000, 10_000, 30, audit_keep_rows=1000, audit_keep_days=30)
+    PolicyRunner(
+        FileModelStore(root), open_queue(root), SqlitePredictionLog(root), settings, FileSnapshots(root), audit
+    ).run()
+    assert sorted(round((now - e.at) / 86_400.0) for e in audit.entries()) == [0, 10]
+    settings = Settings(1000, 100_000, 10_000, 30, audit_keep_rows=1, audit_keep_days=30)
+    PolicyRunner(
+        FileModelStore(root), open_queue(root), SqlitePredictionLog(root), settings, FileSnapshots(root), audit
+    ).run()
+    assert [round((now - e.at) / 86_400.0) for e in audit.entries()] == [0]
+
+
+def test_the_worker_prunes_the_audit_log_of_its_store(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("NNSERVE_AUDIT_KEEP_DAYS", "1")
+    root = tmp_path / "store"
+    SqliteAuditLog(root).record(AuditEntry("gc", "ok", "cli", at=time.time() - 2 * 86_400.0))
+    Worker(root).policies.run()
+    assert SqliteAuditLog(root).entries() == []

@@ -11,6 +11,7 @@ from flask.views import MethodView
 from marshmallow import ValidationError
 
 from service import telemetry
+from service.server.auditing import audited, note
 from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
@@ -71,6 +72,7 @@ def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset
 
 @blp.route("/v1/models/<name>/retrain")
 class Retrain(MethodView):
+    @audited("retrain")
     @blp.doc(security=ADMIN)
     @blp.errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
     @require_admin  # before the body is parsed: no validation detail for callers without the token
@@ -116,6 +118,7 @@ class Retrain(MethodView):
             first = messages[field][0] if isinstance(messages[field], list) else messages[field]
             abort(422, f"invalid {field}: {first}", errors=messages)
         job = queue().enqueue(base.name, request)
+        note(detail=f"job {job.id} queued ({request.mode}, {request.n_new_rows} new rows)")
         return job.to_json(), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
 
 
@@ -188,6 +191,7 @@ class Job(MethodView):
         except JobNotFoundError as exc:
             abort(404, str(exc))
 
+    @audited("cancel")
     @blp.doc(security=ADMIN)
     @blp.errors(401, 403, 404, 409)
     @blp.response(200, JobSchema)
@@ -200,6 +204,7 @@ class Job(MethodView):
             abort(404, str(exc))
         except JobStateError as exc:
             abort(409, str(exc))
+        note(model=job.model, detail=f"job {job.id} {job.status}")
         if job.status == "cancelled":  # it was queued; a running one is counted by its worker when it stops
             telemetry.job_finished("cancelled")
         return job.to_json()

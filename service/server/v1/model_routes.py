@@ -9,6 +9,7 @@ from flask.views import MethodView
 from marshmallow import ValidationError
 
 from service import telemetry
+from service.server.auditing import audited, note
 from service.server.auth import require, require_admin
 from service.server.blueprint import ADMIN, KEY, Blueprint
 from service.server.errors import abort
@@ -189,6 +190,7 @@ class PredictVersion(MethodView):
 
 @blp.route("/<name>/versions/<version>/activate")
 class Activate(MethodView):
+    @audited("activate")
     @blp.doc(security=ADMIN)
     @blp.errors(401, 403, 404, 409, 503)
     @blp.response(200, ActivateResponseSchema)
@@ -198,5 +200,6 @@ class Activate(MethodView):
         reg = registry()
         name, number = validate_name(name), validate_version(version)
         previous = reg.store.activate(name, number)
+        note(detail=f"version {number} active (was {previous})")
         reg.active(name, refresh=True)
         return {"model": name, "version": number, "previous_version": previous}

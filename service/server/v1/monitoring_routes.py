@@ -10,6 +10,7 @@ from flask import current_app
 from flask.views import MethodView
 
 from service import telemetry
+from service.server.auditing import audited, note
 from service.server.auth import authorize, current_caller, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.errors import abort
@@ -58,6 +59,7 @@ def _provenance(model: str, items: list[dict[str, Any]], replace: bool) -> tuple
 @blp.route("/<name>/feedback")
 class Feedback(MethodView):
     # No scope decorator: with no key, each item's feedback token authorizes it (``_provenance`` decides).
+    @audited("feedback")
     @blp.doc(security=[*ADMIN, {}])  # a key, or none with feedback tokens
     @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
     @blp.arguments(FeedbackRequestSchema)
@@ -84,6 +86,11 @@ class Feedback(MethodView):
         log.flush()  # this worker's own predictions not yet written can be labelled at once
         labels = [Label(i["request_id"], i["target"], i["row"]) for i in items]
         done = log.log.label(loaded.name, labels, source=source, key=key, replace=args["replace"])
+        note(
+            actor="token" if source == "token" else None,
+            detail=f"{done.accepted} accepted, {len(done.unlogged)} unlogged, {len(done.conflicts)} conflicts"
+            + (" (replace)" if args["replace"] else ""),
+        )
         return {
             "model": loaded.name,
             "accepted": done.accepted,
@@ -189,6 +196,7 @@ class RolloutView(MethodView):
             raise NotFoundError(f"model {name!r} has had no rollout")
         return shown
 
+    @audited("rollout-stop")
     @blp.doc(security=ADMIN)
     @blp.errors(401, 403, 404, 409, 503)
     @blp.response(200, RolloutSchema)
@@ -202,5 +210,6 @@ class RolloutView(MethodView):
             raise RolloutConflictError(f"model {name!r} has no rollout running")
         ended = rollout.ended("rolled_back", "stopped by an admin", time.time())
         store.end_rollout(name, ended)
+        note(detail=f"{rollout.mode} of version {rollout.candidate} rolled back")
         registry().refresh(name)
         return ended.to_json()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from flask import current_app
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from service.server.v1.fields import Matrix
+from service.store import InvalidNameError, validate_name
+from service.store.audit import ACTIONS as AUDIT_ACTIONS
+from service.store.audit import OUTCOMES as AUDIT_OUTCOMES
 from service.store.rollouts import ENDED, MODES
 from service.training.jobs import (
     CANARY_FRACTION,
@@ -20,6 +24,7 @@ from service.training.jobs import (
     STATUSES,
 )
 
+AUDIT_MAX_LIMIT = 1000  # entries one GET /v1/audit returns at most
 MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: beyond it the job queue cannot even be asked
 
 
@@ -456,3 +461,44 @@ class JobListArgsSchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
+
+
+class AuditArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    model = fields.String(metadata={"description": "Only this model's entries."})
+    since = fields.AwareDateTime(
+        default_timezone=UTC,
+        metadata={"description": "Only entries recorded at or after this ISO 8601 time (UTC unless it says)."},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, AUDIT_MAX_LIMIT))
+
+    @validates("model")
+    def _a_model_name(self, value: str, **kwargs: Any) -> None:
+        try:
+            validate_name(value)
+        except InvalidNameError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class AuditEntrySchema(Schema):
+    seq = fields.Integer(required=True)
+    at = fields.String(required=True, metadata={"description": "ISO 8601 UTC."})
+    actor = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The key id; `bootstrap` (NNSERVE_ADMIN_TOKEN), `token` (feedback tokens), `cli` (a "
+            "command run where the store is); null: no credential was sent."
+        },
+    )
+    action = fields.String(required=True, validate=validate.OneOf(AUDIT_ACTIONS))
+    model = fields.String(required=True, allow_none=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(AUDIT_OUTCOMES))
+    status = fields.Integer(required=True, allow_none=True, metadata={"description": "HTTP status; null: a command."})
+    detail = fields.String(required=True)
+
+
+class AuditSchema(Schema):
+    entries = fields.List(fields.Nested(AuditEntrySchema), required=True, metadata={"description": "Newest first."})
