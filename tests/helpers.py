@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+import nn
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -85,6 +87,12 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def tiny_classifier(seed: int) -> nn.MLPClassifier:
+    """A two-feature classifier fitted in a few milliseconds (stores that need versions, not accuracy)."""
+    X = np.random.default_rng(seed).normal(size=(40, 2))
+    return nn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=seed).fit(X, X[:, 0] > 0)
 
 
 def flip_byte(path: Path) -> None:

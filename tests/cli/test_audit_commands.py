@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import tiny_classifier
 
-import nn
 from service.cli.main import main
 from service.store import AuditEntry, FileModelStore, open_audit_log
 
@@ -19,16 +18,11 @@ def run(*args: object, env: dict[str, str] | None = None):
     return CliRunner().invoke(main, [str(a) for a in args], env=env or {})
 
 
-def fitted(seed: int) -> nn.MLPClassifier:
-    X = np.random.default_rng(seed).normal(size=(40, 2))
-    return nn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=seed).fit(X, X[:, 0] > 0)
-
-
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     store = FileModelStore(tmp_path / "store")
     for seed in range(4):
-        store.publish("m", fitted(seed))
+        store.publish("m", tiny_classifier(seed))
     store.activate("m", 1)
     return store.root
 

@@ -6,28 +6,21 @@ import multiprocessing
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import tiny_classifier
 
-import nn
 from service.cli.main import main
 from service.store import FileModelStore
 
 ROUNDS = 8
 
 
-def fitted(seed: int) -> nn.MLPClassifier:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(40, 2))
-    return nn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=seed).fit(X, X[:, 0] > 0)
-
-
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     store = FileModelStore(tmp_path / "store")
     for seed in range(6):
-        store.publish("m", fitted(seed))
+        store.publish("m", tiny_classifier(seed))
     return store.root
 
 
