@@ -120,6 +120,21 @@ class JobPage:
 
 
 @dataclass(frozen=True)
+class AuditEntry:
+    """One entry of the server's audit log (``GET /v1/audit``): ``at`` is ISO 8601 UTC; ``actor`` a key id,
+    ``bootstrap``, ``token`` or ``cli`` (None: no credential); ``status`` None for a command."""
+
+    seq: int
+    at: str
+    actor: str | None
+    action: str
+    model: str | None
+    outcome: str
+    status: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
 class FeedbackResult:
     model: str
     accepted: int  # labels joined to a logged prediction
@@ -304,6 +319,12 @@ class Client:
     def cancel(self, job_id: str) -> Job:
         """Cancel a job (admin): a queued one at once, a running one at its next epoch."""
         return _job(self._call("DELETE", f"/v1/jobs/{_segment(job_id)}"))
+
+    def audit(self, model: str | None = None, since: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """The server's audit log (admin), newest first: of one model, at or after ``since`` (ISO 8601)."""
+        query = {"limit": limit} | ({"model": model} if model else {}) | ({"since": since} if since else {})
+        body = self._call("GET", "/v1/audit?" + urllib.parse.urlencode(query))
+        return [AuditEntry(**e) for e in body["entries"]]
 
     def wait(self, job: Job | str, timeout: float = 600.0, poll: float = 0.5) -> Job:
         """Poll the job until its status is final; NnserveError(0, ...) if ``timeout`` seconds pass first."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,8 +50,10 @@ def audit(model: str | None, since: str | None, limit: int, as_json: bool, store
         raise UserError(f"no model store at {store_root}: point --store / NNSERVE_STORE at one")
     entries = configured_audit_log(store_root, config.from_environ()).entries(name, start, limit)
     shown = [e.to_json() for e in entries]
-    if as_json:
-        click.echo(json.dumps({"entries": shown}, indent=2))
-        return
+    click.echo(json.dumps({"entries": shown}, indent=2) if as_json else audit_table(shown))
+
+
+def audit_table(entries: list[dict[str, Any]]) -> str:
+    """Entries (as ``GET /v1/audit`` shows them) as a table; ``-`` where a field is empty."""
     columns = ("at", "actor", "action", "model", "outcome", "status", "detail")
-    click.echo(table(list(columns), [[str(e[c]) if e[c] is not None else "-" for c in columns] for e in shown]))
+    return table(list(columns), [[str(e[c]) if e[c] is not None else "-" for c in columns] for e in entries])

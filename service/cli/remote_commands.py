@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import click
 
+from service.cli.audit_commands import audit_table
 from service.cli.console import table
 from service.cli.options import UserError
 from service.client import DEFAULT_URL, Client, Job, NnserveError
@@ -318,6 +319,19 @@ def cancel_remote(client: Client, job_id: str, as_json: bool) -> None:
     with server_errors():
         job = client.cancel(job_id)
     emit(as_json, job, lambda: _job_line(job))
+
+
+@remote.command("audit")
+@click.option("--model", help="Only this model's entries.")
+@click.option("--since", help="Only entries at or after this ISO 8601 time (UTC unless it says).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@json_option
+@click.pass_obj
+def audit_remote(client: Client, model: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    """The server's audit log (admin), newest first: admin actions and feedback calls, refused ones too."""
+    with server_errors():
+        found = [dataclasses.asdict(e) for e in client.audit(model, since, limit)]
+    emit(as_json, {"entries": found}, lambda: audit_table(found))
 
 
 @click.command("openapi")

@@ -171,3 +171,18 @@ def test_a_canary_retrain_shows_in_monitoring_and_an_admin_stops_it(run, live):
     assert client.monitoring("iris").rollout["state"] == "rolled_back"
     refused = run("retrain", "iris", "--min-requests", "40")
     assert refused.exit_code == 1 and "need promote 'canary' or 'shadow'" in refused.output
+
+
+def test_audit_shows_the_servers_entries_to_an_admin(run):
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    assert run("activate", "iris", "1", token="not-the-token").exit_code == 1
+    assert run("activate", "iris", "1").exit_code == 0
+    shown = run("audit", "--model", "iris", "--since", since, "--json")
+    assert shown.exit_code == 0, shown.output
+    entries = json.loads(shown.output)["entries"]
+    activations = [(e["actor"], e["outcome"], e["status"]) for e in entries if e["action"] == "activate"]
+    assert activations[:2] == [("bootstrap", "ok", 200), (None, "refused", 401)]
+    table = run("audit", "--limit", "1")
+    assert table.exit_code == 0 and table.output.splitlines()[0].split()[:3] == ["at", "actor", "action"]
+    refused = run("audit", token="not-the-token")
+    assert refused.exit_code == 1 and "401" in refused.output
