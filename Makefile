@@ -35,11 +35,12 @@ lint: $(VENV)/.installed-test
 test: lint
 	$(PY) -m pytest --durations=15
 
-# The inner loop, under a minute: lint, then the unit tests: all but the suites that start servers, processes or
-# PostgreSQL (below), less the tests marked slow. Any folder or file of tests/ also runs alone with pytest.
+# The inner loop, under a minute: lint, then the unit tests on every core (pytest-xdist): all but the suites that
+# start servers, processes or PostgreSQL (below), less the tests marked slow and the PostgreSQL cases of the rest.
+# Any folder or file of tests/ also runs alone with pytest.
 INTEGRATION := tests/e2e tests/postgres tests/contract tests/client tests/cli tests/packaging
 test-fast: lint
-	$(PY) -m pytest -q -m 'not slow' $(INTEGRATION:%=--ignore=%) --durations=5 tests
+	$(PY) -m pytest -q -n auto -m 'not slow' -k 'not postgres' $(INTEGRATION:%=--ignore=%) --durations=5 tests
 
 # The PostgreSQL tests alone (the contract suites' postgres half); NNSERVE_TEST_PG=wheel or =system picks the server.
 test-postgres: $(VENV)/.installed-test
