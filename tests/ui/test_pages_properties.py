@@ -13,10 +13,10 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from conftest import TOKEN
 from helpers import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ui_support import TOKEN
 
 from nn import MLPClassifier, MLPRegressor
 from service.server.app import create_app
@@ -165,6 +165,7 @@ def well_formed(html: str) -> list[str]:
     return page.tags
 
 
+@pytest.mark.slow  # generated manifests and jobs through every page: left out of `make test-fast`
 @SETTINGS
 @given(manifest=manifests, task=st.sampled_from(["classification", "regression"]), job=jobs)
 def test_every_page_and_chart_renders_whatever_the_manifests_and_jobs_hold(new_site, fitted, manifest, task, job):
