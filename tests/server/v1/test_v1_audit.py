@@ -162,3 +162,12 @@ def test_get_audit_is_for_admins_and_filters_by_model_time_and_limit(site, admin
         assert set(response.get_json()) >= {"code", "status", "message"}
     assert client.get(f"{AUDIT}?limit=1&limit=2", headers=admin_headers).status_code == 422
     assert all(e["action"] != "feedback" for e in entries(client, admin_headers))  # reading it is not recorded
+
+
+def test_a_flood_of_refused_calls_keeps_the_log_within_its_rows(make_app, tiny_catalog_copy):
+    client = make_app(tiny_catalog_copy, NNSERVE_AUDIT_KEEP_ROWS=10).test_client()
+    for i in range(60):
+        assert client.post(f"/v1/models/made-up-{i}/versions/1/activate").status_code == 401
+        assert len(open_audit_log(tiny_catalog_copy).entries(limit=1000)) <= 11  # a trim every 1 entry of 10
+    kept = open_audit_log(tiny_catalog_copy).entries(limit=1000)
+    assert [e.model for e in kept[:2]] == ["made-up-59", "made-up-58"] and len(kept) >= 10
