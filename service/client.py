@@ -160,7 +160,7 @@ class Monitoring:
     versions: list[VersionMonitoring]
     rollout: dict[str, Any] | None = None  # running (with its evidence so far) or the last one, as the server shows
     labels: list[dict[str, Any]] = field(default_factory=list)  # {"source", "key", "rows"}: labelled rows per key
-    computed_at: float | None = None  # unix time the retraining worker computed the figures; None: not yet
+    computed_at: str | None = None  # ISO 8601 UTC: when the retraining worker computed the figures; None: not yet
     reason: str | None = None  # why there are no figures
     dropped: dict[str, int] = field(default_factory=dict)  # rows the log does not hold, per reason
 

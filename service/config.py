@@ -178,6 +178,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("NNSERVE_MONITOR_WINDOW", 1000, "live metrics and drift rest on the last N logged rows of each version"),
     Setting(
+        "NNSERVE_DRIFT_MIN_ROWS",
+        100,
+        'logged rows a version\'s drift needs: below, it says "not enough rows" and no drift policy fires',
+    ),
+    Setting(
         "NNSERVE_MONITOR_MAX_WINDOW",
         100_000,
         "the largest `window` a monitoring read may ask for (beyond: 422); the retraining worker computes it each pass",

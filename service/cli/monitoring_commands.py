@@ -97,10 +97,11 @@ def _report(found: Monitoring) -> str:
     return "\n".join(out)
 
 
-def _ago(at: float) -> str:
-    """A snapshot's time as the retraining worker's clock gave it, and its age on this one."""
-    stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"at {stamp} ({max(time.time() - at, 0.0):.0f} s ago) by the retraining worker"
+def _ago(stamp: str) -> str:
+    """A snapshot's time (ISO 8601 UTC) as the retraining worker's clock gave it, and its age on this one."""
+    at = datetime.fromisoformat(stamp)
+    shown = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"at {shown} ({max(time.time() - at.timestamp(), 0.0):.0f} s ago) by the retraining worker"
 
 
 def _rollout(rollout: dict[str, Any]) -> str:

@@ -256,6 +256,14 @@ PARAM_NAMES = {
 }
 
 
+SPEC_NAMES = {param: key for key, param in PARAM_NAMES.items()}
+
+
+def spec_hyperparameters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Estimator parameters back under the spec's key names: a job echoes what its caller sent."""
+    return {SPEC_NAMES.get(param, param): value for param, value in params.items()}
+
+
 # Parameters that shape the network: a warm start keeps the active network's, so overriding them is refused.
 ARCHITECTURE_KEYS = ("hidden_sizes", "activation", "dropout")
 

@@ -5,7 +5,9 @@ edges of ``BINS`` quantile bins and the share of training rows in each; the same
 training rows (for a classifier: the share of each class), and the class balance. The distance is the
 population stability index, PSI = sum over bins of (live - reference) * ln(live / reference), shares
 floored at ``PSI_FLOOR`` so an empty bin counts as rare, not as infinitely surprising. Commonly read:
-below 0.1 stable, 0.1 to 0.25 a moderate shift, above 0.25 a major one.
+below 0.1 stable, 0.1 to 0.25 a moderate shift, above 0.25 a major one. On a handful of rows most bins are
+empty and PSI reads as a major shift whatever the data, so below ``min_rows`` (NNSERVE_DRIFT_MIN_ROWS) there is
+no drift, only "not enough rows".
 """
 
 from __future__ import annotations
@@ -96,13 +98,18 @@ class Drift:
         return max(self.features.items(), key=lambda item: item[1]) if self.features else None
 
 
-def drift(manifest: Mapping[str, Any], rows: Sequence[LoggedPrediction]) -> Drift:
-    """The drift of ``rows`` (logged by the version of ``manifest``) from that version's training data."""
+def drift(manifest: Mapping[str, Any], rows: Sequence[LoggedPrediction], *, min_rows: int) -> Drift:
+    """The drift of ``rows`` (logged by the version of ``manifest``) from that version's training data, if there
+    are at least ``min_rows`` of them."""
     reference = manifest.get("reference")
     if not reference:
         return Drift(False, "this version was published before reference statistics were recorded; retrain for them")
     if not rows:
         return Drift(False, "no logged predictions of this version in the window")
+    if len(rows) < min_rows:
+        return Drift(
+            False, f"not enough rows: {len(rows)} logged, drift needs {min_rows} (NNSERVE_DRIFT_MIN_ROWS)", len(rows)
+        )
     X = np.array([r.inputs for r in rows], dtype=np.float64)
     features = {
         f["name"]: psi(f["proportions"], proportions(X[:, i], f["edges"])) for i, f in enumerate(reference["features"])

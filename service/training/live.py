@@ -96,23 +96,31 @@ def version_report(
     manifest: Mapping[str, Any],
     window: int,
     since: float | None = None,
+    *,
+    drift_min_rows: int,
 ) -> VersionReport:
     """The report of ``version`` over its newest ``window`` logged rows and its newest ``window`` rows labelled by
-    a source its spec trusts (logged after ``since`` when given)."""
+    a source its spec trusts (logged after ``since`` when given); drift from ``drift_min_rows`` rows on."""
     rows = log.recent(name, window, version=version, since=since)
     trusted = trusted_labels(manifest)
     labelled = log.recent(name, window, version=version, labelled=True, since=since, sources=trusted)
-    return _report(version, manifest, rows, labelled)
+    return _report(version, manifest, rows, labelled, drift_min_rows)
 
 
 def _report(
-    version: int, manifest: Mapping[str, Any], rows: Sequence[LoggedPrediction], labelled: Sequence[LoggedPrediction]
+    version: int,
+    manifest: Mapping[str, Any],
+    rows: Sequence[LoggedPrediction],
+    labelled: Sequence[LoggedPrediction],
+    drift_min_rows: int,
 ) -> VersionReport:
     # A canary candidate's failures (answered by the active version instead) are no answers of its own.
     answered = [r for r in rows if r.error is None]
     scored = [r for r in labelled if r.error is None]
     metrics = live_metrics(task_of(manifest), scored, manifest.get("classes"))
-    return VersionReport(version, len(answered), len(scored), metrics, drift(manifest, answered))
+    return VersionReport(
+        version, len(answered), len(scored), metrics, drift(manifest, answered, min_rows=drift_min_rows)
+    )
 
 
 def window_reports(
@@ -121,6 +129,8 @@ def window_reports(
     active: int | None,
     manifest: Callable[[int], Mapping[str, Any]],
     windows: Sequence[int],
+    *,
+    drift_min_rows: int,
 ) -> dict[int, list[VersionReport]]:
     """Per window, the report (as ``version_report`` would make it) of the active version and of every version
     among the model's newest ``window`` logged rows, newest version first; ``manifest(version)`` reads a manifest.
@@ -150,6 +160,7 @@ def window_reports(
     for window in windows:
         seen = {r.version for r in newest[:window]} | ({active} if active is not None else set())
         reports[window] = [
-            _report(v, manifests[v], found[v][0][:window], found[v][1][:window]) for v in sorted(seen, reverse=True)
+            _report(v, manifests[v], found[v][0][:window], found[v][1][:window], drift_min_rows)
+            for v in sorted(seen, reverse=True)
         ]
     return reports

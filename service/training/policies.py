@@ -87,6 +87,7 @@ class Settings:
     max_window: int  # NNSERVE_MONITOR_MAX_WINDOW: the largest window a monitoring read may ask for
     keep_rows: int  # NNSERVE_LOG_KEEP_ROWS: also the most feedback rows a retrain adds
     keep_days: float  # NNSERVE_LOG_KEEP_DAYS
+    drift_min_rows: int  # NNSERVE_DRIFT_MIN_ROWS: below, a version has no drift and no drift rule fires
     audit_keep_rows: int = AUDIT_KEEP_ROWS  # NNSERVE_AUDIT_KEEP_ROWS
     audit_keep_days: float = AUDIT_KEEP_DAYS  # NNSERVE_AUDIT_KEEP_DAYS
 
@@ -97,6 +98,7 @@ class Settings:
             max_window=int(settings["NNSERVE_MONITOR_MAX_WINDOW"]),
             keep_rows=int(settings["NNSERVE_LOG_KEEP_ROWS"]),
             keep_days=float(settings["NNSERVE_LOG_KEEP_DAYS"]),
+            drift_min_rows=int(settings["NNSERVE_DRIFT_MIN_ROWS"]),
             audit_keep_rows=int(settings["NNSERVE_AUDIT_KEEP_ROWS"]),
             audit_keep_days=float(settings["NNSERVE_AUDIT_KEEP_DAYS"]),
         )
@@ -175,7 +177,14 @@ class PolicyRunner:
         top = self.settings.max_window
         windows = sorted({self.settings.window, top, *(w for w in self.snapshots.windows(name) if w <= top)})
         active = self.store.active_version(name)
-        reports = window_reports(self.log, name, active, lambda v: self.store.manifest(name, v), windows)
+        reports = window_reports(
+            self.log,
+            name,
+            active,
+            lambda v: self.store.manifest(name, v),
+            windows,
+            drift_min_rows=self.settings.drift_min_rows,
+        )
         rollout = self.store.rollout(name)
         labels = [asdict(count) for count in self.log.label_counts(name)]
         for window in windows:
@@ -256,7 +265,15 @@ class PolicyRunner:
         if newest and self._cooling(name, newest[0], float(policy.get("cooldown", COOLDOWN)), now):
             return None
         since = max(t for t in (_unix(manifest.get("created_at")), finished, 0.0) if t is not None)
-        report = version_report(prediction_log, name, version, manifest, self.settings.window, since=since)
+        report = version_report(
+            prediction_log,
+            name,
+            version,
+            manifest,
+            self.settings.window,
+            since=since,
+            drift_min_rows=self.settings.drift_min_rows,
+        )
         trigger = fires(policy, report, now - since)
         if trigger is None:
             return None

@@ -52,7 +52,8 @@ def test_client_feedback_then_monitoring(client):
     (version,) = found.versions
     assert (found.model, found.window, version.active, version.rows, version.labelled) == ("iris", 1000, True, 3, 3)
     assert set(version.metrics) == {"accuracy", "log_loss"}
-    assert version.drift["available"] and version.drift["rows"] == 3
+    assert not version.drift["available"] and version.drift["rows"] == 3  # PSI on 3 rows would be noise
+    assert version.drift["reason"] == "not enough rows: 3 logged, drift needs 100 (NNSERVE_DRIFT_MIN_ROWS)"
     assert client.monitoring("iris", window=1).versions[0].rows == 1
     with pytest.raises(NnserveError) as info:
         client.feedback("iris", [{"request_id": ids[0], "target": "rose"}])
@@ -81,11 +82,18 @@ def test_cli_feedback_from_csv_and_the_monitoring_report(client, cli, tmp_path):
     assert lines[0].endswith(" s ago) by the retraining worker")
     assert lines[1].split() == ["version", "active", "rows", "labelled", "accuracy", "log_loss"]
     assert lines[2].split()[1:4] == ["*", "3", "3"]
+    assert lines[-1] == "labelled rows by who gave them: bootstrap 3"  # the admin token's key id
+    assert (
+        lines[4]
+        == "drift of version 1: unavailable (not enough rows: 3 logged, drift needs 100 (NNSERVE_DRIFT_MIN_ROWS))"
+    )
+    client._flask.application.config["NNSERVE_DRIFT_MIN_ROWS"] = 3  # lowered: the table of every feature's PSI
+    monitoring_pass(client._flask.application)
+    lines = cli("monitoring", "iris").output.splitlines()
     assert lines[4].startswith("drift of version 1 over 3 rows")
     table = {line.split()[0]: line.split()[1:] for line in lines[6:-2]}
     assert set(table) == {"sepal_length", "sepal_width", "petal_length", "petal_width", "(predictions)"}
     assert all(band in ("stable", "moderate", "major") for _, band in table.values())
-    assert lines[-1] == "labelled rows by who gave them: bootstrap 3"  # the admin token's key id
     as_json = json.loads(cli("monitoring", "iris", "--window", "2", "--json").output)
     assert as_json["versions"][0]["rows"] == 2
 

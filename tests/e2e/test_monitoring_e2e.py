@@ -13,6 +13,7 @@ figures are printed (run with -s).
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -93,7 +94,8 @@ def monitoring(session: requests.Session, url: str) -> dict[int, dict]:
 
     def computed() -> dict | None:
         body = session.get(f"{url}/v1/models/iris/monitoring", timeout=10).json()
-        return body if (body["computed_at"] or 0) > since else None
+        computed_at = body["computed_at"]
+        return body if computed_at and datetime.fromisoformat(computed_at).timestamp() > since else None
 
     wait_for(computed, 10, "the retraining worker's next monitoring snapshot")
     return {v["version"]: v for v in computed()["versions"]}

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -96,9 +97,10 @@ class Traffic:
                     unlogged = {u["request_id"] for u in result["unlogged"]}
                     pending = [p for p in pending if p["request_id"] in unlogged]
 
-    def share(self, version: int, start: float, end: float) -> tuple[float, int]:
-        """The share of requests sent in [start, end] that ``version`` answered, and their count."""
-        seen = [v for t, v in self.answers if start <= t <= end]
+    def share(self, version: int, rollout: dict) -> tuple[float, int]:
+        """The share of requests sent during ``rollout`` (after SETTLE) that ``version`` answered, and their count."""
+        start, end = (datetime.fromisoformat(rollout[k]).timestamp() for k in ("started_at", "ended_at"))
+        seen = [v for t, v in self.answers if start + SETTLE <= t <= end]
         return sum(v == version for v in seen) / max(len(seen), 1), len(seen)
 
 
@@ -145,7 +147,7 @@ def test_a_bad_canary_is_rolled_back_and_a_good_one_promoted_without_a_failed_re
     job, traffic, rollout = canary(url, traffic_X, traffic_y, bad)
     candidate = job["result"]["version"]
     assert job["result"]["reason"].startswith(f"canary started: version {candidate} gets 20% of unpinned requests")
-    share, seen = traffic.share(candidate, rollout["started_at"] + SETTLE, rollout["ended_at"])
+    share, seen = traffic.share(candidate, rollout)
     print(f"\nbad candidate {candidate}: {rollout['state']}: {rollout['reason']}")
     print(f"  answered {share:.1%} of {seen} requests during its canary; {len(traffic.failures)} failed")
     assert traffic.failures == []
@@ -157,7 +159,7 @@ def test_a_bad_canary_is_rolled_back_and_a_good_one_promoted_without_a_failed_re
 
     job, traffic, rollout = canary(url, traffic_X, traffic_y, options)
     good = job["result"]["version"]
-    share, seen = traffic.share(good, rollout["started_at"] + SETTLE, rollout["ended_at"])
+    share, seen = traffic.share(good, rollout)
     print(f"good candidate {good}: {rollout['state']}: {rollout['reason']}")
     print(f"  answered {share:.1%} of {seen} requests during its canary; {len(traffic.failures)} failed")
     assert traffic.failures == []

@@ -167,7 +167,7 @@ def iris(tmp_path):
 
 
 def runner(store: FileModelStore) -> PolicyRunner:
-    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30, drift_min_rows=100)
     log, snapshots = SqlitePredictionLog(store.root), FileSnapshots(store.root)
     return PolicyRunner(store, open_queue(store.root), log, settings, snapshots)
 

@@ -87,14 +87,18 @@ def test_reference_statistics_and_drift_of_a_classifier() -> None:
         ]
 
     manifest = {"reference": reference}
-    same = drift(manifest, logged(X))
+    same = drift(manifest, logged(X), min_rows=100)
     assert same.available and same.rows == 400 and max(same.features.values()) < 1e-9 and same.predictions < 1e-9
     moved = X + np.array([3.0, 0.0])
-    shifted = drift(manifest, logged(moved))
+    shifted = drift(manifest, logged(moved), min_rows=100)
     assert shifted.features["a"] > 1.0 and shifted.features["b"] < 1e-9
     assert shifted.worst() == ("a", shifted.features["a"])
     assert shifted.predictions > 0.25  # almost everything is now "hi"
-    assert not drift({}, logged(X)).available and not drift(manifest, []).available
+    assert not drift({}, logged(X), min_rows=100).available and not drift(manifest, [], min_rows=100).available
+    few = drift(manifest, logged(moved[:99]), min_rows=100)  # PSI on 99 rows would read as a major shift
+    assert (few.available, few.rows, few.features, few.predictions) == (False, 99, {}, None)
+    assert few.reason.startswith("not enough rows: 99 logged, drift needs 100")
+    assert drift(manifest, logged(moved[:100]), min_rows=100).available
 
 
 @pytest.mark.parametrize("versions", [(1,), (1, 2), (2, 1, 1, 1)])
@@ -119,9 +123,10 @@ def test_window_reports_are_each_windows_version_reports(tmp_path, versions) -> 
     log.label("m", [Label(f"r{i}", str(y[i])) for i in range(0, 60, 3)], source="key", key="k")
     log.label("m", [Label(f"r{i}", str(y[i])) for i in range(1, 60, 3)], source="token")  # not trusted: left out
     for windows in ([7, 30, 59], [7, 60, 200]):  # the largest below the model's rows, at and beyond them
-        reports = window_reports(log, "m", 3, lambda version: manifest, windows)  # 3: active, nothing logged
+        reports = window_reports(log, "m", 3, lambda version: manifest, windows, drift_min_rows=20)  # 3: active
         for window in windows:
             expected = sorted({r.version for r in log.recent("m", window)} | {3}, reverse=True)
-            assert reports[window] == [version_report(log, "m", v, manifest, window) for v in expected]
+            by_one = [version_report(log, "m", v, manifest, window, drift_min_rows=20) for v in expected]
+            assert reports[window] == by_one
             assert reports[window][0].rows == 0 and sum(r.rows for r in reports[window]) > 0
         assert 0 < sum(r.labelled for r in reports[windows[-1]]) <= 20  # the keys' labels only

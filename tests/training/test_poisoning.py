@@ -81,7 +81,7 @@ def client_of(root):
 
 
 def runner_of(root) -> PolicyRunner:
-    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30, drift_min_rows=100)
     log, snapshots = SqlitePredictionLog(root), FileSnapshots(root)
     return PolicyRunner(FileModelStore(root), open_queue(root), log, settings, snapshots)
 

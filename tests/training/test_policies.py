@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -73,13 +74,15 @@ def shifted_logged(n: int, version: int, at: float) -> tuple[list[LoggedPredicti
 
 def test_a_firing_policy_enqueues_one_job_with_the_feedback_rows_and_its_trigger(iris_store) -> None:
     store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
-    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30, drift_min_rows=100)
     runner = PolicyRunner(store, queue, log, settings, FileSnapshots(store.root))
     assert runner.run() == []  # nothing logged: nothing fires
     logged, labels = shifted_logged(80, 1, time.time() + 1)
     log.append(logged)
     log.label("iris", labels[:60], source="key", key="k")
     log.label("iris", labels[60:], source="token")  # the spec trusts only keys: never trained on
+    assert runner.run() == []  # 80 rows: below NNSERVE_DRIFT_MIN_ROWS, no drift, whatever the spec's 50 says
+    runner = PolicyRunner(store, queue, log, replace(settings, drift_min_rows=50), FileSnapshots(store.root))
     (job,) = runner.run()
     assert job.request.trigger.startswith("drift: PSI ") and " on petal_" in job.request.trigger
     assert job.request.n_new_rows == 60 and job.request.promote == "always" and job.request.mode == "append"
@@ -102,7 +105,8 @@ def test_rows_from_before_a_retrain_that_was_not_promoted_do_not_fire_again_and_
     iris_store,
 ) -> None:
     store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
-    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    # 80 shifted rows fire the spec's drift rule (drift_min_rows 50) with the setting lowered to match
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30, drift_min_rows=50)
     runner = PolicyRunner(store, queue, log, settings, FileSnapshots(store.root))
     logged, _ = shifted_logged(80, 1, time.time())  # after the version's publication (stamped to the second)
     log.append(logged)
@@ -128,7 +132,7 @@ def test_a_policy_waits_its_cooldown_after_a_candidate_worse_on_the_frozen_set_a
     root = tmp_path / "store"
     store, queue, log = FileModelStore(root), open_queue(root), SqlitePredictionLog(root)
     publish(store, "iris", result, spec_sections={"retrain": {"every_n_feedback": 20, "cooldown": 600.0}})
-    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30, drift_min_rows=100)
     runner = PolicyRunner(store, queue, log, settings, FileSnapshots(root))
     rows, truth = X[:60], y[:60]
     wrong = {"setosa": "virginica", "versicolor": "setosa", "virginica": "versicolor"}
@@ -170,7 +174,7 @@ def test_a_worker_creates_no_prediction_log_where_nothing_is_logged_and_no_spec_
 def test_each_pass_writes_the_monitoring_snapshots_of_every_model_and_asked_window(iris_store) -> None:
     store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
     snapshots = FileSnapshots(iris_store)
-    runner = PolicyRunner(store, queue, log, Settings(100, 500, 10_000, 30), snapshots)
+    runner = PolicyRunner(store, queue, log, Settings(100, 500, 10_000, 30, 100), snapshots)
     logged, labels = shifted_logged(80, 1, time.time())
     log.append(logged)
     log.label("iris", labels[:60], source="key", key="k")
@@ -184,7 +188,7 @@ def test_each_pass_writes_the_monitoring_snapshots_of_every_model_and_asked_wind
         found = snapshots.read("iris", window)
         assert found.computed_at >= before
         assert found.figures == {
-            "versions": [version_report(log, "iris", 1, manifest, window).to_json()],
+            "versions": [version_report(log, "iris", 1, manifest, window, drift_min_rows=100).to_json()],
             "labels": [{"source": "key", "key": "k", "rows": 60}],
             "rollout": None,
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -168,3 +169,16 @@ def columns_to_matrix(columns: dict[str, Any], names: Sequence[str], max_rows: i
         if problem is None:
             raise
         raise ValidationError(problem) from None
+
+
+class Timestamp(fields.Field):
+    """A moment kept as Unix seconds, shown as ISO 8601 UTC like every other time in the API (jobs' included)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"type": "string", "format": "date-time", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -23,7 +23,7 @@ from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchem
 from service.server.v1.targets import first_bad_target
 from service.store import Dataset, LoadedModel, validate_name
 from service.training import jobs
-from service.training.catalog import ARCHITECTURE_KEYS, validate_hyperparameters
+from service.training.catalog import ARCHITECTURE_KEYS, spec_hyperparameters, validate_hyperparameters
 from service.training.jobs import (
     INTERNAL_ERROR,
     ROLLOUT_OPTIONS,
@@ -119,7 +119,7 @@ class Retrain(MethodView):
             abort(422, f"invalid {field}: {first}", errors=messages)
         job = queue().enqueue(base.name, request)
         note(detail=f"job {job.id} queued ({request.mode}, {request.n_new_rows} new rows)")
-        return job.to_json(), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+        return as_sent(job), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
 
 
 def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +141,13 @@ def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[st
     return params
 
 
+def as_sent(job: jobs.Job) -> dict[str, Any]:
+    """The job's JSON with its hyperparameters under the names the caller sent (``epochs``, not ``max_iter``)."""
+    body = job.to_json()
+    body["request"]["hyperparameters"] = spec_hyperparameters(job.request.hyperparameters)
+    return body
+
+
 PUBLIC_RESULT = ("version", "base_version", "promoted")
 
 
@@ -151,7 +158,7 @@ def shown(job: jobs.Job, worker_alive: bool) -> dict[str, Any]:
     promoted, and a public error message (an internal error's text stays for admins). The worker's host
     and pid, hyperparameters, dataset hashes and the reason's figures need the token.
     """
-    body = job.to_json()
+    body = as_sent(job)
     body["waiting_for_worker"] = job.status == "queued" and not worker_alive
     if is_admin():
         return body
@@ -207,4 +214,4 @@ class Job(MethodView):
         note(model=job.model, detail=f"job {job.id} {job.status}")
         if job.status == "cancelled":  # it was queued; a running one is counted by its worker when it stops
             telemetry.job_finished("cancelled")
-        return job.to_json()
+        return as_sent(job)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
-from service.server.v1.fields import Matrix
+from service.server.v1.fields import Matrix, Timestamp
 from service.store import InvalidNameError, validate_name
 from service.store.audit import ACTIONS as AUDIT_ACTIONS
 from service.store.audit import OUTCOMES as AUDIT_OUTCOMES
@@ -132,8 +132,8 @@ class RolloutSchema(Schema):
     fraction = fields.Float(required=True, metadata={"description": "Share of unpinned requests a canary answers."})
     min_requests = fields.Integer(required=True)
     max_duration = fields.Float(required=True, metadata={"description": "Seconds."})
-    started_at = fields.Float(required=True, metadata={"description": "Unix time."})
-    ended_at = fields.Float(allow_none=True)
+    started_at = Timestamp(required=True)
+    ended_at = Timestamp(allow_none=True)
     job_id = fields.String(allow_none=True)
     reason = fields.String(allow_none=True, metadata={"description": "Why it ended as it did."})
     figures = fields.Dict(
@@ -143,8 +143,8 @@ class RolloutSchema(Schema):
             "judged once it ended."
         }
     )
-    computed_at = fields.Float(
-        metadata={"description": "Unix time the running rollout's figures were computed by the retraining worker."}
+    computed_at = Timestamp(
+        metadata={"description": "When the running rollout's figures were computed by the retraining worker."}
     )
 
 
@@ -370,11 +370,11 @@ class MonitoringSchema(Schema):
     model = fields.String(required=True)
     window = fields.Integer(required=True)
     active_version = fields.Integer(allow_none=True)
-    computed_at = fields.Float(
+    computed_at = Timestamp(
         required=True,
         allow_none=True,
         metadata={
-            "description": "Unix time the retraining worker computed these figures (each policy pass); null: not yet."
+            "description": "When the retraining worker computed these figures (each policy pass); null: not yet."
         },
     )
     reason = fields.String(

@@ -286,7 +286,7 @@ def test_an_attackers_token_labels_move_no_live_metric_and_fire_no_policy_unless
         monitoring_pass(app)
         (shown,) = [v for v in client.get("/v1/models/iris/monitoring").get_json()["versions"] if v["active"]]
         log, snapshots = SqlitePredictionLog(root), FileSnapshots(root)
-        runner = PolicyRunner(store, open_queue(root), log, Settings(1000, 100_000, 10_000, 30), snapshots)
+        runner = PolicyRunner(store, open_queue(root), log, Settings(1000, 100_000, 10_000, 30, 100), snapshots)
         if trusted == ["key"]:
             assert shown["labelled"] == 0 and shown["metrics"] == {}
             assert runner.run(now=time.time() + 1) == []

@@ -4,6 +4,7 @@ retraining worker's pass computed them (``monitoring_pass`` runs it in the test)
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_classifier_accuracy_per_version_with_its_count(logging_app, tiny_catalo
     monitoring_pass(logging_app)
     body = client.get("/v1/models/iris/monitoring").get_json()
     assert body["model"] == "iris" and body["active_version"] == 1 and body["window"] == 1000
-    assert body["computed_at"] >= before and body["reason"] is None
+    assert datetime.fromisoformat(body["computed_at"]).timestamp() >= before and body["reason"] is None
     one, two = sorted(body["versions"], key=lambda v: v["version"])
     assert (one["version"], one["active"], one["rows"], one["labelled"]) == (1, True, len(rows) + 1, len(rows))
     expected = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -75,7 +76,7 @@ def test_every_prediction_is_logged_during_a_rollout_and_shows_in_its_evidence(a
     before = time.time()
     monitoring_pass(app)
     detail = client.get("/v1/models/iris").get_json()["rollout"]
-    assert detail["computed_at"] >= before
+    assert datetime.fromisoformat(detail["computed_at"]).timestamp() >= before  # ISO 8601 UTC
     assert (detail["mode"], detail["state"], detail["candidate"], detail["baseline"]) == ("canary", "running", 2, 1)
     figures = detail["figures"]
     on_two = sum(b["version"] == 2 for b in bodies)
@@ -147,6 +148,8 @@ def test_an_admin_stops_a_rollout_and_the_active_version_serves_alone(
     stopped = client.delete("/v1/models/iris/rollout", headers=admin_headers)
     assert stopped.status_code == 200, stopped.get_data(as_text=True)
     assert (stopped.get_json()["state"], stopped.get_json()["reason"]) == ("rolled_back", "stopped by an admin")
+    started, ended = (datetime.fromisoformat(stopped.get_json()[k]) for k in ("started_at", "ended_at"))
+    assert started.tzinfo == UTC and ended.tzinfo == UTC and started <= ended  # ISO 8601 UTC, as jobs' times
     assert {predict(client)["version"] for _ in range(5)} == {1}
     assert_error(client.delete("/v1/models/iris/rollout", headers=admin_headers), 409, "no rollout running")
     assert client.get("/v1/models/iris").get_json()["rollout"]["state"] == "rolled_back"
@@ -259,7 +262,7 @@ def test_a_canary_without_feedback_on_a_side_ends_by_max_duration_and_every_read
     figures = client.get(f"/v1/models/{name}/rollout").get_json()["figures"]
     assert figures["candidate"]["labelled"] == 0 and figures["candidate"]["loss"] is None
 
-    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30)
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30, drift_min_rows=100)
     log, snapshots = SqlitePredictionLog(tiny_catalog_copy), FileSnapshots(tiny_catalog_copy)
     policies = PolicyRunner(store, open_queue(tiny_catalog_copy), log, settings, snapshots)
     assert policies.judge_rollout(name, store.rollout(name), started + 59) is None  # not enough evidence yet
