@@ -202,12 +202,12 @@ def test_a_pass_applies_the_audit_logs_retention_beside_the_prediction_logs(tmp_
     now = time.time()
     for days in (40, 10, 0):
         audit.record(AuditEntry("feedback", "refused", None, "iris", 401, at=now - days * 86_400.0))
-    settings = Settings(1000, 100_000, 10_000, 30, audit_keep_rows=1000, audit_keep_days=30)
+    settings = Settings(1000, 100_000, 10_000, 30, 100, audit_keep_rows=1000, audit_keep_days=30)
     PolicyRunner(
         FileModelStore(root), open_queue(root), SqlitePredictionLog(root), settings, FileSnapshots(root), audit
     ).run()
     assert sorted(round((now - e.at) / 86_400.0) for e in audit.entries()) == [0, 10]
-    settings = Settings(1000, 100_000, 10_000, 30, audit_keep_rows=1, audit_keep_days=30)
+    settings = Settings(1000, 100_000, 10_000, 30, 100, audit_keep_rows=1, audit_keep_days=30)
     PolicyRunner(
         FileModelStore(root), open_queue(root), SqlitePredictionLog(root), settings, FileSnapshots(root), audit
     ).run()
