@@ -92,3 +92,15 @@ def test_recording_removes_entries_older_than_the_days_kept(audit_backend):
     log.record(AuditEntry("gc", "ok", "cli", at=time.time() - 3 * 86_400.0))
     log.record(AuditEntry("gc", "ok", "cli"))
     assert [e.at > time.time() - 60 for e in log.entries()] == [True]
+
+
+def test_the_sqlite_log_is_private_and_made_only_by_an_entry(tmp_path):
+    import stat
+
+    from service.store.audit import SqliteAuditLog
+
+    log = SqliteAuditLog(tmp_path)
+    assert log.entries() == [] and log.prune(1, 1.0) == 0
+    assert not (tmp_path / ".audit.sqlite3").exists()
+    log.record(AuditEntry("gc", "ok", "cli"))
+    assert stat.S_IMODE((tmp_path / ".audit.sqlite3").stat().st_mode) == 0o600
