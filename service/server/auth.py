@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from service.server.errors import abort
@@ -174,18 +174,22 @@ def install(app: Flask, locked: Callable[[], Response] | None = None) -> None:
 
     @app.before_request
     def gate() -> Response | None:
-        if request.endpoint in TOKEN_ENDPOINTS and not request.headers.get("Authorization"):
+        if app.config.get("NNSERVE_AUTH") != "closed":
             return None
-        if _closed() and request.path not in OPEN_PATHS and not request.path.startswith("/ui/static/"):
-            if locked is not None and _browser_page() and request.environ.get("HTTP_AUTHORIZATION") is None:
-                return locked()
-            name = (request.view_args or {}).get("name", (request.view_args or {}).get("model_name"))
-            authorize(READ, name if isinstance(name, str) else None)
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up on every request
+        path, authorization = req.path, req.environ.get("HTTP_AUTHORIZATION")
+        if path in OPEN_PATHS or path.startswith("/ui/static/"):
+            return None
+        if authorization is None and req.endpoint in TOKEN_ENDPOINTS:
+            return None  # the view checks each item's feedback token
+        if authorization is None and locked is not None and _browser_page(req):
+            return locked()
+        args = req.view_args or {}
+        name = args.get("name", args.get("model_name"))
+        authorize(READ, name if isinstance(name, str) else None)
         return None
 
 
-def _browser_page() -> bool:
+def _browser_page(req: Request) -> bool:
     """A browser's navigation to a dashboard page (it cannot send a key: ``locked`` answers it)."""
-    return (
-        request.path.startswith("/ui/") and request.method == "GET" and "text/html" in request.headers.get("Accept", "")
-    )
+    return req.path.startswith("/ui/") and req.method == "GET" and "text/html" in req.headers.get("Accept", "")

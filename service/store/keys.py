@@ -35,6 +35,17 @@ KEY_FILE_MODE = 0o600
 MAX_EXPIRES_DAYS = 3650
 
 
+_pid = os.getpid()  # this process's id, kept current across forks: checked on every verification
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class InvalidKeyError(Exception):
     """A credential that is not a usable key: malformed, unknown, revoked or expired (a 401)."""
 
@@ -263,7 +274,7 @@ class KeyRing:
         self._checked = self._missed = float("-inf")
         self._lock = threading.Lock()
         self._used: dict[str, float] = {}
-        self._toucher: threading.Thread | None = None
+        self._toucher_pid = 0  # the process whose writer thread runs
 
     def refresh(self) -> None:
         """Reload the keys if the store's stamp changed; a store error keeps the old copy."""
@@ -312,16 +323,15 @@ class KeyRing:
         if now >= self._expires.get(key_id, now + 1.0):
             raise InvalidKeyError(f"key {key_id} expired")
         self._used[key_id] = now
-        toucher = self._toucher
-        if toucher is None or not toucher.is_alive():  # none yet, or this is a forked copy
+        if self._toucher_pid != _pid:  # no writer yet in this process (a forked copy has none)
             self._start_toucher()
         return record
 
     def _start_toucher(self) -> None:
         with self._lock:
-            if self._toucher is None or not self._toucher.is_alive():
-                self._toucher = threading.Thread(target=self._touch_loop, name="nnserve-key-uses", daemon=True)
-                self._toucher.start()
+            if self._toucher_pid != _pid:
+                threading.Thread(target=self._touch_loop, name="nnserve-key-uses", daemon=True).start()
+                self._toucher_pid = _pid
 
     def _touch_loop(self) -> None:
         while True:
