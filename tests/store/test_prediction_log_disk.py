@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from service import telemetry
 from service.store.monitoring import DATABASE, LoggedPrediction, SqlitePredictionLog
 
@@ -41,6 +43,7 @@ def test_pruning_shrinks_the_database_and_truncates_the_wal(tmp_path) -> None:
     assert len(log.recent("capped-iris", 100_000)) == 1000
 
 
+@pytest.mark.slow  # megabytes of rows written until the cap holds: left out of `make test-fast`
 def test_the_log_stays_under_its_cap_and_the_oldest_rows_go_first(tmp_path) -> None:
     cap = 2 * 1024 * 1024
     log = SqlitePredictionLog(tmp_path, max_bytes=cap)

@@ -22,6 +22,8 @@ from service.training.jobs import open_queue
 from service.training.policies import PolicyRunner, Settings
 from service.training.worker import Worker
 
+pytestmark = pytest.mark.slow  # real retraining runs on a thousand rows: left out of `make test-fast`
+
 TOKEN = "poisoning-test-token-5d1e"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 WRONG = {"setosa": "versicolor", "versicolor": "virginica", "virginica": "setosa"}
