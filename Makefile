@@ -89,6 +89,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/gunicorn_settings.py
 	$(PY) bench/ui_page.py
 	$(PY) bench/postgres.py
+	$(PY) bench/outage_503.py
 	$(PY) bench/soak.py; status=$$?; $(PY) bench/report.py; exit $$status
 
 clean:

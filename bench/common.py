@@ -343,19 +343,23 @@ def postgres_server() -> Iterator[Any]:
 
     The tests' own starter, ``tests/postgres/server.py`` (``PostgresServer``: ``.url`` names its
     ``nnserve`` database), loaded from its file: a bench script named ``postgres.py`` would shadow
-    the tests' ``postgres`` package. Exits with a hint when Debian's postgresql-15 is not installed.
+    the tests' ``postgres`` package. Exits with a hint when no PostgreSQL is installed.
     """
     path = ROOT / "tests" / "postgres" / "server.py"
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.append(str(ROOT / "tests"))  # its ``helpers``; appended, so bench/ still comes first
     spec = importlib.util.spec_from_file_location("nnserve_bench_pg_server", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
-    if not module.available():
-        sys.exit(f"PostgreSQL 15 is not installed ({module.BIN}/initdb): apt-get install postgresql-15")
+    try:
+        found = module.binaries()  # the tests' choice: $NNSERVE_TEST_PG, else the system's, else the wheel's
+    except module.NotInstalledError as exc:
+        sys.exit(str(exc))
     base = Path(tempfile.mkdtemp(prefix="nnserve-bench-pg-"))
     base.chmod(0o755)  # as root the cluster runs as the postgres user, which must reach its directory
-    server = module.PostgresServer(base / "cluster")
+    server = module.PostgresServer(base / "cluster", binaries=found)
     try:
         server.init()
         yield server

@@ -33,6 +33,7 @@ ORDER = [
     "retrain_p99",
     "gunicorn_settings",
     "postgres",
+    "outage_503",
     "soak",
 ]
 
