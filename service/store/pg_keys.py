@@ -12,7 +12,7 @@ from datetime import datetime
 
 from service.store.exceptions import NotFoundError
 from service.store.keys import KEYS_CHANGED, KeyRecord, new_key
-from service.store.postgres import ACTIVATION_CHANNEL, Database, upgrade
+from service.store.postgres import ACTIVATION_CHANNEL, Database
 
 _COLUMNS = "id, name, scopes, models, digest, created, expires, last_used, revoked"
 
@@ -23,7 +23,7 @@ class PostgresKeyStore:
     def __init__(self, database_url: str, migrate: bool = True) -> None:
         self.db = Database.shared(database_url)
         if migrate:
-            upgrade(database_url)
+            self.db.migrate()
 
     def create(
         self, name: str, scopes: Iterable[str], models: Iterable[str] = (), expires_days: float | None = None

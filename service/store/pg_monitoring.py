@@ -28,7 +28,7 @@ from service.store.monitoring import (
     purge_query,
     recent_query,
 )
-from service.store.postgres import Database, upgrade
+from service.store.postgres import Database
 
 
 class PostgresPredictionLog:
@@ -37,7 +37,7 @@ class PostgresPredictionLog:
     def __init__(self, database_url: str, migrate: bool = True) -> None:
         self.db = Database.shared(database_url)
         if migrate:
-            upgrade(database_url)
+            self.db.migrate()
 
     def append(self, records: Sequence[LoggedPrediction]) -> int:
         rows = [r.insert_values(Jsonb) for r in records]

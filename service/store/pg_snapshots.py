@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from psycopg.types.json import Jsonb
 
-from service.store.postgres import Database, upgrade
+from service.store.postgres import Database
 from service.store.snapshots import Snapshot
 
 
@@ -17,7 +17,7 @@ class PostgresSnapshots:
     def __init__(self, database_url: str, migrate: bool = True) -> None:
         self.db = Database.shared(database_url)
         if migrate:
-            upgrade(database_url)
+            self.db.migrate()
 
     def read(self, model: str, window: int) -> Snapshot | None:
         with self.db.connection() as conn:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -57,6 +58,8 @@ from service.version import __version__
 
 if TYPE_CHECKING:
     from nn.estimators import BaseMLP
+
+log = logging.getLogger(__name__)
 
 ACTIVATION_CHANNEL = "nnserve_activation"
 # "nnserve\x03": held while an empty database is filled with the catalog. Not BLOB_LOCK's key: the training
@@ -174,6 +177,20 @@ class Database:
         # closing joins the pool's threads (one may be connecting): not on a request's time
         threading.Thread(target=pool.close, name="nnserve-pool-close", daemon=True).start()
 
+    def migrate(self) -> None:
+        """Apply the pending migrations, as a backend opens on this database.
+
+        A database that cannot be reached then is no reason not to start (a web worker replaced during an
+        outage must boot, or gunicorn stops the whole server): the breaker opens, calls answer 503 until a
+        probe finds the database again. Its schema is then the one the processes that started before applied;
+        ``nnserve db upgrade`` (``upgrade``) still fails loudly.
+        """
+        try:
+            upgrade(self.url)
+        except StoreUnavailableError as exc:
+            self.breaker.failed(str(exc))
+            log.warning("schema migrations not checked, starting without the database: %s", exc)
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None and self._pid == os.getpid():
@@ -216,7 +233,7 @@ class PostgresModelStore:
         self.db = Database.shared(database_url)
         self._listener: psycopg.Connection[Any] | None = None
         if migrate:
-            upgrade(database_url)
+            self.db.migrate()
 
     # -- listing ---------------------------------------------------------------
     def model_names(self) -> list[str]:

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from service.store import StoreUnavailableError
-from service.store.postgres import Database, connect, upgrade
+from service.store.postgres import Database, connect
 from service.training.jobs import FINAL, Job, JobNotFoundError, JobResult, JobStateError, RetrainRequest, worker_gone
 
 JOBS_CHANNEL = "nnserve_jobs"
@@ -43,7 +43,7 @@ class PostgresJobQueue:
         self.db = Database.shared(database_url)
         self._listener: psycopg.Connection[Any] | None = None
         if migrate:
-            upgrade(database_url)
+            self.db.migrate()
 
     def enqueue(self, model: str, request: RetrainRequest) -> Job:
         job_id = uuid.uuid4().hex

@@ -72,3 +72,27 @@ def test_calls_that_need_the_database_answer_503_while_it_is_down_and_200_after(
     finally:
         app.extensions["nnserve.watcher"].stop()
         Database.shared(database_url).close()
+
+
+def test_a_web_worker_boots_while_the_database_is_down_and_serves_once_it_is_back(
+    tmp_path, database_url: str, pg_server: PostgresServer, monkeypatch
+) -> None:
+    """gunicorn stops the whole server when a replaced worker cannot boot: an outage must not stop one booting."""
+    monkeypatch.setenv("NNSERVE_DB_RETRY_INTERVAL", "1")
+    Database.shared(database_url).migrate()  # the schema, as the processes started before applied it
+    config = {"NNSERVE_STORE": str(tmp_path / "cache"), "NNSERVE_DATABASE_URL": database_url, "TESTING": True}
+    pg_server.stop()
+    try:
+        app = create_app(config)
+        client = app.test_client()
+        down = client.get("/v1/jobs")
+        assert down.status_code == 503 and "database" in down.get_json()["message"], down.get_data(as_text=True)
+        assert Database.shared(database_url).breaker.is_open  # known down from the start: refused at once
+    finally:
+        pg_server.start()
+    try:
+        wait_for(lambda: client.get("/v1/jobs").status_code == 200, 30, "job calls to work once the database is back")
+        assert client.get("/readyz").status_code == 200
+    finally:
+        app.extensions["nnserve.watcher"].stop()
+        Database.shared(database_url).close()
