@@ -17,7 +17,7 @@ from service.store.audit import (
     prune_entries,
     trim_interval,
 )
-from service.store.postgres import Database, upgrade
+from service.store.postgres import Database
 
 
 class PostgresAuditLog:
@@ -29,7 +29,7 @@ class PostgresAuditLog:
         self.db = Database.shared(database_url)
         self.keep_rows, self.keep_days = keep_rows, keep_days
         if migrate:
-            upgrade(database_url)
+            self.db.migrate()
 
     def record(self, entry: AuditEntry) -> None:
         with self.db.connection() as conn, conn.transaction():
