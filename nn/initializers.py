@@ -40,11 +40,17 @@ def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int], dtype: Floa
     return rng.uniform(-limit, limit, shape).astype(dtype)
 
 
+def zeros(rng: np.random.Generator, shape: tuple[int, int], dtype: FloatDType) -> Array:
+    """All zero: for an output layer that should start at the targets' mean (the gradient still reaches it)."""
+    return np.zeros(shape, dtype=dtype)
+
+
 INITIALIZERS: dict[str, Initializer] = {
     "he_normal": he_normal,
     "he_uniform": he_uniform,
     "glorot_normal": glorot_normal,
     "glorot_uniform": glorot_uniform,
+    "zeros": zeros,
 }
 
 

@@ -196,6 +196,8 @@ class MLPParams:
             raise ValueError(f"{owner}: clipnorm must be None or > 0, got {self.clipnorm!r}")
         if self.lr_schedule is not None and not isinstance(self.lr_schedule, Schedule):
             raise ValueError(f"{owner}: lr_schedule must be an nn.schedules.Schedule, got {self.lr_schedule!r}")
+        if self.kernel_initializer == "zeros":  # every hidden unit would stay the same as its neighbours
+            raise ValueError(f"{owner}: kernel_initializer 'zeros' is for an output layer, not hidden ones")
         if self.kernel_initializer != "auto":
             Dense(1, kernel_initializer=self.kernel_initializer)
         return hidden
@@ -277,6 +279,7 @@ class BaseMLP(MLPParams, ABC):
     """
 
     score_name = "score"
+    output_initializer = "glorot_uniform"  # the output layer's kernel
 
     network_: Network
     n_features_in_: int
@@ -303,7 +306,7 @@ class BaseMLP(MLPParams, ABC):
                 layers.append(get_activation(self.activation))
             if self.dropout:
                 layers.append(Dropout(self.dropout))
-        layers.append(Dense(n_outputs, kernel_initializer="glorot_uniform"))
+        layers.append(Dense(n_outputs, kernel_initializer=self.output_initializer))
         return layers
 
     def _make_optimizer(self) -> Optimizer:

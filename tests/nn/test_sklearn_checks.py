@@ -1,6 +1,6 @@
 """scikit-learn's own estimator checks on nn's estimators (scikit-learn is a test dependency only)."""
 
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_regressors_train, parametrize_with_checks
 
 from nn import MLPClassifier, MLPRegressor
 
@@ -45,3 +45,8 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_regressors_train_at_the_settings_where_scikit_learns_own_passes():
+    """``MLPRegressor(max_iter=20)``: defaults otherwise; scikit-learn's passes, and so must nn's (R^2 > 0.5)."""
+    check_regressors_train("MLPRegressor", MLPRegressor(max_iter=20))
