@@ -103,9 +103,9 @@ def copy(source: str, target: str) -> None:
     """Copy the store at --from into the store at --to, then check the copy by reading it back.
 
     Versions keep their numbers and bytes, datasets their sha256; the active and previous versions, the
-    pins and a running rollout follow. The prediction log, its labels and the job history stay behind, and
-    the last line says so. What the target already holds identically is skipped, so a copy that was interrupted is
-    finished by running it again; a different version under the same number stops it.
+    pins and a running rollout follow. The prediction log, its labels, the job history and the audit log stay
+    behind, and the last line says so. What the target already holds identically is skipped, so a copy that
+    was interrupted is finished by running it again; a different version under the same number stops it.
 
     \b
     Examples:

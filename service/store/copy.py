@@ -17,7 +17,7 @@ from service.store.exceptions import StoreError
 from service.store.protocol import ModelStore
 
 # What a store holds beside its models that ``copy_store`` leaves behind: history, not what serves.
-NOT_COPIED = ("the prediction log and its labels", "the job history")
+NOT_COPIED = ("the prediction log and its labels", "the job history", "the audit log")
 
 
 @dataclass
