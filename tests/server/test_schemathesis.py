@@ -201,6 +201,7 @@ OPERATIONS = [
     ("DELETE", "/v1/models/{name}/rollout"),
     ("GET", "/v1/jobs"),
     ("GET", "/v1/jobs/{job_id}"),
+    ("GET", "/v1/audit"),
     ("DELETE", "/v1/jobs/{job_id}"),
 ]
 VALID_BODIES = {
