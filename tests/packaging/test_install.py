@@ -97,7 +97,7 @@ print(json.dumps({{
     "missing": missing,
     "data_missing": [f for f in {data!r} if not (site / f).is_file()],
     "dashboard": [page.status_code, b"<html" in page.data.lower()],
-    "py_typed": (site / "nn" / "py.typed").is_file(),
+    "py_typed": [(site / top / "py.typed").is_file() for top in ("nn", "service")],
     "license": dist.metadata["License-Expression"],
     "license_files": [str(f) for f in dist.files if f.name == "LICENSE"],
 }}))
@@ -106,9 +106,25 @@ print(json.dumps({{
     assert found["missing"] == [], f"packages not installed: {found['missing']}"
     assert found["data_missing"] == [], f"package files not installed: {found['data_missing']}"
     assert found["dashboard"] == [200, True], "the installed dashboard does not render"
-    assert found["py_typed"], "nn/py.typed is not installed"
+    assert found["py_typed"] == [True, True], "nn/py.typed or service/py.typed is not installed"
     assert found["license"] == "MIT"
     assert found["license_files"], "LICENSE is not in the installed distribution"
+
+    # a user's mypy (this venv's, pointed at the installed package) sees service.client's real types, not Any
+    snippet = tmp_path / "uses_client.py"
+    snippet.write_text(
+        "from service.client import Client\n"
+        "version: str = Client('http://127.0.0.1:1').predict('iris', [[1.0]]).version\n"
+    )
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--python-executable", bin_dir / "python", snippet],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert 'expression has type "int", variable has type "str"' in checked.stdout, checked.stdout
 
 
 @pytest.fixture(autouse=True)
