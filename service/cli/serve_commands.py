@@ -48,7 +48,8 @@ def serve(
 ) -> None:
     """Serve predictions, model management and retraining over HTTP.
 
-    An empty store is first filled by training the catalog (--models-dir).
+    An empty store is first filled by training the catalog (--models-dir); with no catalog either, it
+    serves no model until one is trained (`nnserve train SPEC.toml`).
     gunicorn then runs with the repo's config (service/server/gunicorn_conf.py); the
     retraining worker starts and stops with it. SIGTERM stops both gracefully.
 
@@ -69,7 +70,13 @@ def serve(
     # first trains an empty database's catalog; a filesystem store belongs to one server and has no lock.
     catalog_lock = getattr(store, "catalog_lock", contextlib.nullcontext)
     with catalog_lock():
-        if not store.model_names():
+        if not store.model_names() and not any(models_dir.glob("*.toml")):
+            click.echo(
+                f"the store at {store_root} is empty and {models_dir} holds no model spec: serving no model yet "
+                "(the dashboard and /healthz, /readyz answer). Add one: write SPEC.toml beside its CSV "
+                "(models/README.md of nnserve says how), then `nnserve train SPEC.toml`; the server picks it up."
+            )
+        elif not store.model_names():
             click.echo(f"the store at {store_root} is empty: training the catalog in {models_dir}")
             ctx.invoke(
                 train,

@@ -35,3 +35,22 @@ def test_serve_listens_where_the_environment_says(tmp_path, trained_store, how):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_serve_in_a_folder_with_no_catalog_starts_empty_and_says_how_to_add_a_model(tmp_path):
+    port = free_port()
+    log = tmp_path / "serve.log"
+    args = ["serve", "--port", port, "--workers", 1, "--store", tmp_path / "store", "--models-dir", tmp_path / "none"]
+    proc = start_cli(*args, "--no-retrain-worker", env=service_env(), log=log)
+    try:
+        wait_for(lambda: _ready(port), 60, f"nnserve serve on port {port}")
+        url = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert requests.get(f"{url}/v1/models", timeout=5).json()["models"] == []
+        page = requests.get(f"{url}/ui/", timeout=5)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        assert "holds no model spec: serving no model yet" in log.read_text()
+        assert "`nnserve train SPEC.toml`" in log.read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
