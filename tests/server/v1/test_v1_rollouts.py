@@ -111,7 +111,7 @@ def test_a_candidate_that_fails_is_replaced_by_the_active_version_and_its_failur
 def test_a_candidate_that_cannot_load_counts_as_failing_and_nothing_fails(app, tiny_catalog_copy, corrupt) -> None:
     corrupt(tiny_catalog_copy, "iris", 2)
     store = FileModelStore(tiny_catalog_copy)
-    rollout = Rollout("canary", 2, 1, 0.999, 50, 3600.0, time.time())
+    rollout = Rollout("canary", 2, 1, 1.0, 50, 3600.0, time.time())
     (tiny_catalog_copy / "iris" / "ROLLOUT").write_text(json.dumps(rollout.to_json()))  # start_rollout would refuse it
     assert store.rollout("iris") == rollout
     client = app.test_client()
@@ -141,7 +141,7 @@ def test_a_shadow_answers_nothing_and_its_copies_are_logged_beside_the_answers(a
 def test_an_admin_stops_a_rollout_and_the_active_version_serves_alone(
     app, tiny_catalog_copy, admin_headers, assert_error
 ) -> None:
-    start(tiny_catalog_copy, fraction=0.999)
+    start(tiny_catalog_copy, fraction=1.0)
     client = app.test_client()
     assert predict(client)["version"] == 2
     assert_error(client.delete("/v1/models/iris/rollout"), 401)
@@ -201,7 +201,7 @@ def test_a_canary_retrain_is_queued_with_its_options(app, admin_headers) -> None
 
 
 def test_v2_metadata_names_the_active_version_whatever_the_canary(app, tiny_catalog_copy) -> None:
-    start(tiny_catalog_copy, fraction=0.999)
+    start(tiny_catalog_copy, fraction=1.0)
     client = app.test_client()
     for _ in range(10):
         assert client.get("/v2/models/iris/ready").get_json()["version"] == "1"
