@@ -220,7 +220,8 @@ def main() -> None:
         "32 clients calling a PostgreSQL that is down, nnserve serve --workers 2",
         "",
         f"Load average (1 min) when the run started and ended: {load_before:.1f} and {load_after:.1f}. "
-        f"{args.rounds} rounds of four {args.seconds} s phases (quiet, control, outage, burst), medians over the rounds. "
+        f"{args.rounds} rounds of four {args.seconds} s phases (quiet, control, outage, burst), "
+        "medians over the rounds. "
         "Predictions: one client, back to back, one keep-alive connection. Control: wrk -c32 on `/healthz`, "
         f"database up. Outage: database stopped, wrk -c32 on {', '.join(f'`{p}`' for p in DATABASE_CALLS)} in turn. "
         f"Burst: database stopped, 32 of those calls sent at once every {args.burst_every:g} s.",
