@@ -21,6 +21,7 @@ import nn
 from service.cli.audit_commands import audit
 from service.cli.db_commands import db
 from service.cli.export_commands import export
+from service.cli.init_commands import init
 from service.cli.keys_commands import keys
 from service.cli.model_commands import activate, models, predict, train
 from service.cli.monitoring_commands import feedback, monitoring
@@ -99,5 +100,6 @@ for command in (
     feedback,
     keys,
     audit,
+    init,
 ):
     main.add_command(command)

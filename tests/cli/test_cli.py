@@ -368,3 +368,18 @@ def test_concurrent_activations_each_replace_a_different_version(trained, store)
         final = FileModelStore(store).active_version("iris")
         first, second = (1, 2) if final == 2 else (2, 1)
         assert results[first] == before and results[second] == first, (before, results, final)
+
+
+def test_init_writes_the_catalogs_iris_and_never_overwrites(run, tmp_path):
+    demo = tmp_path / "demo"
+    result = run("init", demo)
+    assert result.exit_code == 0, result.output
+    for name in ("iris.toml", "data/iris.csv"):  # the shipped example is the catalog's own iris, byte for byte
+        assert (demo / "models" / name).read_bytes() == (MODELS / name).read_bytes()
+    assert "nnserve train --all && nnserve serve" in result.output
+    trained = run("train", "--all", "--models-dir", demo / "models", "--epochs", 3)
+    assert trained.exit_code == 0 and "iris: version 1 (active)" in trained.output, trained.output
+    (demo / "models" / "iris.toml").write_text("# mine\n")
+    again = run("init", demo)
+    assert again.exit_code == 1 and "already exist" in again.output
+    assert (demo / "models" / "iris.toml").read_text() == "# mine\n"

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+import requests
+from helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 JUNK = shutil.ignore_patterns(
@@ -125,6 +128,30 @@ print(json.dumps({{
     )
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert 'expression has type "int", variable has type "str"' in checked.stdout, checked.stdout
+
+    # the newcomer's path: `nnserve init demo && cd demo && nnserve train --all && nnserve serve` predicts
+    run(bin_dir / "nnserve", "init", "demo", cwd=tmp_path)
+    demo = tmp_path / "demo"
+    run(bin_dir / "nnserve", "train", "--all", "--epochs", "5", cwd=demo)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
+    serve = [bin_dir / "nnserve", "serve", "--port", str(port), "--workers", "1", "--no-retrain-worker"]
+    server = subprocess.Popen(serve, cwd=demo, env=env, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{url}/readyz"), 60, "the installed nnserve serve")
+        answer = requests.post(f"{url}/v1/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}, timeout=10)
+        assert answer.status_code == 200 and answer.json()["model"] == "iris", answer.text
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 @pytest.fixture(autouse=True)
