@@ -1,12 +1,12 @@
 """Monitoring reads under load: 8 clients on ``/monitoring?window=`` its maximum, on a 100,000-row log, beside
 one-row predictions, against the same predictions alone in the same run.
 
-    .venv/bin/python bench/monitoring_read.py [--seconds 30] [--rows 100000] [--clients 8]
+    .venv/bin/python bench/monitoring_read.py [--seconds 30] [--rows 100000] [--clients 8] [--connections 4]
 
 Needs ``wrk``. One ``nnserve serve --workers 2`` (with its retraining worker) on a trained iris store whose
 prediction log holds ``--rows`` rows of version 1 (a third labelled), written before the server starts. Once
 the worker's first pass has written the snapshot of the largest window (``NNSERVE_MONITOR_MAX_WINDOW`` =
-``--rows``), wrk posts one iris row over 4 connections for ``--seconds`` alone (quiet), then again while
+``--rows``), wrk posts one iris row over ``--connections`` for ``--seconds`` alone (quiet), then again while
 ``--clients`` threads call ``GET /v1/models/iris/monitoring?window=<rows>`` back to back, and, as a control,
 while they call ``GET /v1/models/iris`` (a read of the store of about the same size) instead: what any cheap
 call costs at that rate, on this machine, now. Reports p50/p99 of the predictions in each phase and the server
@@ -47,7 +47,6 @@ from common import (
 
 from service.store.monitoring import Label, LoggedPrediction, SqlitePredictionLog
 
-CONNECTIONS = 4  # wrk connections posting one-row predictions
 CHUNK = 10_000
 
 
@@ -69,7 +68,8 @@ def fill_log(store: Path, count: int) -> None:
             for i, x in enumerate(picked[: count - start_at])
         ]  # fmt: skip
         log.append(batch)
-        log.label("iris", [Label(p.request_id, classes[int(rng.integers(0, 3))]) for p in batch[::3]])
+        labels = [Label(p.request_id, classes[int(rng.integers(0, 3))]) for p in batch[::3]]
+        log.label("iris", labels, source="key", key="bench")
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -114,6 +114,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--connections", type=int, default=4, help="wrk connections posting one-row predictions (1: one client)"
+    )
     args = parser.parse_args()
     require_wrk()
     load_before = os.getloadavg()[0]
@@ -138,7 +141,7 @@ def main() -> None:
             time.sleep(0.5)
         first_pass = time.monotonic() - began
         retrain = retraining_worker(serve.pid)
-        wrk(f"{base}/v1/models/iris/predict", one, 2, CONNECTIONS)  # warm-up
+        wrk(f"{base}/v1/models/iris/predict", one, 2, args.connections, min(2, args.connections))  # warm-up
         phases = {}
         targets = {"quiet": None, "control": f"{base}/v1/models/iris", "monitoring": monitoring_url}
         for phase, target in targets.items():
@@ -154,7 +157,14 @@ def main() -> None:
                 ]
                 for t in threads:
                     t.start()
-            run = wrk(f"{base}/v1/models/iris/predict", one, args.seconds, CONNECTIONS, timeout="10s")
+            run = wrk(
+                f"{base}/v1/models/iris/predict",
+                one,
+                args.seconds,
+                args.connections,
+                min(2, args.connections),
+                timeout="10s",
+            )
             for t in threads:
                 t.join()
             run["cpu_web"] = web_cpu_seconds(serve.pid, retrain[0]) - cpu_web
@@ -182,7 +192,7 @@ def main() -> None:
         "",
         f"{args.clients} clients call `GET /v1/models/iris/monitoring?window={args.rows}` (the largest window, "
         f"`NNSERVE_MONITOR_MAX_WINDOW`) back to back for {args.seconds} s while wrk posts one iris row over "
-        f"{CONNECTIONS} connections; the quiet phase is the same wrk run alone, and the control phase the same "
+        f"{args.connections} connections; the quiet phase is the same wrk run alone, and the control phase the same "
         "clients on `GET /v1/models/iris` instead, one after the other on the same server. "
         f"The retraining worker's first pass wrote the snapshots {first_pass:.1f} s after the server was ready. "
         f"Load average (1 min) at the start and end: {load_before:.1f} and {load_after:.1f}.",
