@@ -172,6 +172,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("NNSERVE_AUDIT_KEEP_DAYS", 365.0, "audit log retention: entries older than D days are removed"),
     Setting(
+        "NNSERVE_COPY_CHUNK_ROWS",
+        1000,
+        "`nnserve store copy --with-history`: history rows read and written per batch (bounds its memory)",
+    ),
+    Setting(
         "NNSERVE_FEEDBACK_TOKEN_TTL",
         7 * 86_400,
         "seconds a logged prediction's `feedback_token` authorizes feedback for its rows (7 days)",

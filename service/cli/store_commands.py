@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from service.cli.options import UserError, audited, existing_store, naming_store, store_option
-from service.store import FileModelStore, ModelStore, open_store
-from service.store.copy import copy_store
+from service.store import FileModelStore, ModelStore, open_audit_log, open_key_store, open_store
+from service.store.copy import Beside, copy_beside, copy_store
 from service.store.retention import RetentionPolicy
 
 
@@ -92,20 +92,22 @@ def store() -> None:
     """Operations on a whole store."""
 
 
-@store.command("copy", short_help="Copy versions, datasets, activations, pins and running rollouts to another store.")
+@store.command("copy", short_help="Copy versions, datasets, activations, pins, rollouts and keys to another store.")
 @click.option(
     "--from", "source", required=True, metavar="DIR|URL", help="The store to read: a directory or a postgresql:// URL."
 )
 @click.option(
     "--to", "target", required=True, metavar="DIR|URL", help="The store to fill: a directory or a postgresql:// URL."
 )
-def copy(source: str, target: str) -> None:
+@click.option("--with-history", is_flag=True, help="Copy the audit log too (entries keep their numbers and times).")
+def copy(source: str, target: str, with_history: bool) -> None:
     """Copy the store at --from into the store at --to, then check the copy by reading it back.
 
     Versions keep their numbers and bytes, datasets their sha256; the active and previous versions, the
-    pins and a running rollout follow. The prediction log, its labels, the job history and the audit log stay
-    behind, and the last line says so. What the target already holds identically is skipped, so a copy that
-    was interrupted is finished by running it again; a different version under the same number stops it.
+    pins, a running rollout and the API keys (as digests, revoked ones too) follow. --with-history adds the
+    audit log. What is not copied (the prediction log, its labels, the job history) is named on the last
+    line. What the target already holds identically is skipped, so a copy that was interrupted is finished
+    by running it again; a different version (or audit entry) under the same number stops it.
 
     \b
     Examples:
@@ -118,10 +120,13 @@ def copy(source: str, target: str) -> None:
         src = _endpoint(source, Path(cache) / "from", must_exist=True)
         dst = _endpoint(target, Path(cache) / "to", must_exist=False)
         report = copy_store(src, dst, progress=click.echo)
+        copy_beside(_beside(source, Path(cache) / "from"), _beside(target, Path(cache) / "to"), report, with_history)
     rollouts = f", running rollouts of {', '.join(report.rollouts)}" if report.rollouts else ""
+    audit = "" if report.audit_entries is None else f", {report.audit_entries} audit entries"
     click.echo(
         f"copied {report.versions_copied} versions ({report.versions_present} were already there), "
-        f"{report.datasets} datasets of {len(report.models)} models{rollouts}; the copy checks out"
+        f"{report.datasets} datasets of {len(report.models)} models{rollouts}, {report.keys} API keys{audit}; "
+        "the copy checks out"
     )
     click.echo(f"not copied: {'; '.join(report.not_copied)}")
 
@@ -132,3 +137,8 @@ def _endpoint(where: str, cache: Path, must_exist: bool) -> ModelStore:
     if must_exist and not Path(where).is_dir():
         raise UserError(f"no model store at {where}")
     return FileModelStore(where)
+
+
+def _beside(where: str, cache: Path) -> Beside:
+    root, url = (cache, where) if "://" in where else (Path(where), None)
+    return Beside(open_key_store(root, url), open_audit_log(root, url))

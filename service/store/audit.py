@@ -19,7 +19,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -108,6 +108,15 @@ class AuditLog(Protocol):
         """Keep the newest ``keep_rows`` entries and none older than ``keep_days``; returns the entries removed."""
         ...
 
+    def export(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """The oldest ``limit`` entries whose ``seq`` is above ``after``, oldest first: a chunk of ``store copy``."""
+        ...
+
+    def import_entries(self, entries: Iterable[AuditEntry]) -> int:
+        """Add ``entries`` with their ``seq`` and time; a ``seq`` this log has already is left alone. Returns
+        how many were added (no retention is applied)."""
+        ...
+
 
 def trim_interval(keep_rows: int) -> int:
     """How many entries go between two trims: the log holds at most ``keep_rows`` and a tenth more."""
@@ -126,6 +135,16 @@ def entries_query(mark: str, model: str | None, since: float | None, limit: int)
         args.append(since)
     clause = f"WHERE {' AND '.join(where)} " if where else ""
     return f"SELECT {COLUMNS} FROM audit {clause}ORDER BY seq DESC LIMIT {mark}", (*args, limit)
+
+
+EXPORT_QUERY = f"SELECT {COLUMNS} FROM audit WHERE seq > {{mark}} ORDER BY seq LIMIT {{mark}}"
+IMPORT_QUERY = (
+    f"INSERT INTO audit ({COLUMNS}) VALUES ({{marks}}) ON CONFLICT (seq) DO NOTHING"  # keeps a rerun idempotent
+)
+
+
+def import_row(e: AuditEntry) -> tuple[Any, ...]:
+    return (e.seq, *e.values())
 
 
 def prune_entries(execute: Execute, mark: str, keep_rows: int, cutoff: float) -> int:
@@ -226,6 +245,21 @@ class SqliteAuditLog:
             removed = prune_entries(db.execute, "?", keep_rows, cutoff)
             db.execute("COMMIT")
         return removed
+
+    def export(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        if not self.path.exists():
+            return []
+        with self._connect() as db:
+            return [entry(row) for row in db.execute(EXPORT_QUERY.format(mark="?"), (after, limit)).fetchall()]
+
+    def import_entries(self, entries: Iterable[AuditEntry]) -> int:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            added = sum(
+                db.execute(IMPORT_QUERY.format(marks=", ".join("?" * 8)), import_row(e)).rowcount for e in entries
+            )
+            db.execute("COMMIT")
+        return added
 
 
 def open_audit_log(

@@ -13,11 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from service import config
+from service.store.audit import AuditEntry, AuditLog
 from service.store.exceptions import StoreError
+from service.store.keys import KeyStore
 from service.store.protocol import ModelStore
 
 # What a store holds beside its models that ``copy_store`` leaves behind: history, not what serves.
-NOT_COPIED = ("the prediction log and its labels", "the job history", "the audit log")
+AUDIT_LOG = "the audit log"
+NOT_COPIED = ("the prediction log and its labels", "the job history", AUDIT_LOG)
+CHUNK_ROWS = int(config.value("NNSERVE_COPY_CHUNK_ROWS", {}))  # the settings' default
 
 
 @dataclass
@@ -31,6 +36,16 @@ class CopyReport:
     activated: list[tuple[str, int]] = field(default_factory=list)
     rollouts: list[str] = field(default_factory=list)  # models whose running rollout was copied
     not_copied: list[str] = field(default_factory=lambda: list(NOT_COPIED))
+    keys: int = 0  # API keys added to the target
+    audit_entries: int | None = None  # audit entries added (None: the audit log was not copied)
+
+
+@dataclass(frozen=True)
+class Beside:
+    """What a store keeps beside its models that ``copy_beside`` copies: its keys and its history."""
+
+    keys: KeyStore
+    audit: AuditLog
 
 
 def copy_store(source: ModelStore, target: ModelStore, progress: Callable[[str], None] = lambda _: None) -> CopyReport:
@@ -96,3 +111,44 @@ def verify_copy(source: ModelStore, target: ModelStore) -> None:
         rollout = source.rollout(name)
         if rollout is not None and rollout.running and target.rollout(name) != rollout:
             raise StoreError(f"copy check failed: model {name!r} lacks its running {rollout.mode} in the target")
+
+
+def copy_beside(source: Beside, target: Beside, report: CopyReport, with_history: bool) -> None:
+    """After ``copy_store``: the API keys always (the target serves the same clients), and with ``with_history``
+    the audit log; what was copied moves from ``report.not_copied`` to its counts."""
+    report.keys = copy_keys(source.keys, target.keys)
+    if with_history:
+        report.audit_entries = copy_audit(source.audit, target.audit)
+        report.not_copied.remove(AUDIT_LOG)
+
+
+def copy_keys(source: KeyStore, target: KeyStore) -> int:
+    """Add the API keys the target lacks (by id), revoked ones too, so it serves the source's clients: only
+    SHA-256 digests of the secrets are stored, so copying them reveals no key. Returns how many were added."""
+    return target.import_records(source.records())
+
+
+def copy_audit(source: AuditLog, target: AuditLog, chunk_rows: int = CHUNK_ROWS) -> int:
+    """Add every entry of the source's audit log that the target lacks (by ``seq``), ``chunk_rows`` at a time,
+    keeping numbers and times. Returns how many were added; raises ``StoreError`` if the target holds another
+    entry under a source entry's number (its own history: copy into a new store instead)."""
+    added, after = 0, 0
+    while chunk := source.export(after, chunk_rows):
+        added += target.import_entries(chunk)
+        there = _audit_between(target, after, chunk[-1].seq, chunk_rows)
+        taken = [e.seq for e in chunk if there.get(e.seq) != e]
+        if taken:
+            raise StoreError(f"copy check failed: the target's audit log has other entries numbered {taken[:5]}")
+        after = chunk[-1].seq
+    return added
+
+
+def _audit_between(log: AuditLog, after: int, last: int, chunk_rows: int) -> dict[int, AuditEntry]:
+    """``log``'s entries numbered above ``after`` up to ``last``, by number."""
+    found: dict[int, AuditEntry] = {}
+    while rows := log.export(after, chunk_rows):
+        found.update((e.seq, e) for e in rows if e.seq <= last)
+        if rows[-1].seq >= last:
+            break
+        after = rows[-1].seq
+    return found

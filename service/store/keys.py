@@ -103,6 +103,11 @@ class KeyStore(Protocol):
         """Record when keys were last used (a batch, written now and then, never per request)."""
         ...
 
+    def import_records(self, records: Iterable[KeyRecord]) -> int:
+        """Add the keys whose ids this store lacks, as they are (digest, times, revocation): ``store copy``.
+        Keys it has already are left alone; returns how many were added."""
+        ...
+
 
 def new_key(
     name: str, scopes: Iterable[str], models: Iterable[str], expires_days: float | None
@@ -178,19 +183,7 @@ class FileKeyStore:
         self, name: str, scopes: Iterable[str], models: Iterable[str] = (), expires_days: float | None = None
     ) -> tuple[KeyRecord, str]:
         record, key = new_key(name, scopes, models, expires_days)
-        durable.ensure_dir(self.root)
-        with durable.locked(self.lock_path):
-            data = self._read(self.path)
-            data[record.id] = {
-                "name": record.name,
-                "scopes": list(record.scopes),
-                "models": list(record.models),
-                "digest": record.digest,
-                "created": record.created.isoformat(),
-                "expires": None if record.expires is None else record.expires.isoformat(),
-                "revoked": None,
-            }
-            self._write(self.path, data)
+        self.import_records([record])
         return record, key
 
     def records(self) -> list[KeyRecord]:
@@ -236,6 +229,28 @@ class FileKeyStore:
             for key_id, moment in used.items():
                 data[key_id] = moment.isoformat()
             self._write(self.used_path, data)
+
+    def import_records(self, records: Iterable[KeyRecord]) -> int:
+        durable.ensure_dir(self.root)
+        with durable.locked(self.lock_path):
+            data = self._read(self.path)
+            added = [r for r in records if r.id not in data]
+            for r in added:
+                data[r.id] = {
+                    "name": r.name,
+                    "scopes": list(r.scopes),
+                    "models": list(r.models),
+                    "digest": r.digest,
+                    "created": r.created.isoformat(),
+                    "expires": None if r.expires is None else r.expires.isoformat(),
+                    "revoked": None if r.revoked is None else r.revoked.isoformat(),
+                }
+            if added:
+                self._write(self.path, data)
+        used = {r.id: r.last_used for r in added if r.last_used is not None}
+        if used:
+            self.touch(used)
+        return len(added)
 
 
 def open_key_store(root: str | os.PathLike[str], database_url: str | None = None) -> KeyStore:

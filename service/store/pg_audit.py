@@ -6,14 +6,18 @@ The same promises as the SQLite log (``audit.AuditLog``); every statement is par
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from service.store.audit import (
     DAY,
+    EXPORT_QUERY,
+    IMPORT_QUERY,
     KEEP_DAYS,
     KEEP_ROWS,
     AuditEntry,
     entries_query,
     entry,
+    import_row,
     prune_entries,
     trim_interval,
 )
@@ -51,3 +55,16 @@ class PostgresAuditLog:
         cutoff = (time.time() if now is None else now) - keep_days * DAY
         with self.db.connection() as conn, conn.transaction():
             return prune_entries(lambda query, args: conn.execute(query.encode(), args), "%s", keep_rows, cutoff)
+
+    def export(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        with self.db.connection() as conn:
+            rows = conn.execute(EXPORT_QUERY.format(mark="%s").encode(), (after, limit)).fetchall()
+        return [entry(tuple(row)) for row in rows]
+
+    def import_entries(self, entries: Iterable[AuditEntry]) -> int:
+        query = IMPORT_QUERY.format(marks=", ".join(["%s"] * 8)).encode()
+        with self.db.connection() as conn, conn.transaction():
+            added = sum(conn.execute(query, import_row(e)).rowcount for e in entries)
+            if added:  # the next recorded entry numbers after the imported ones
+                conn.execute("SELECT setval('audit_seq_seq', greatest((SELECT max(seq) FROM audit), 1))")
+        return added

@@ -29,20 +29,7 @@ class PostgresKeyStore:
         self, name: str, scopes: Iterable[str], models: Iterable[str] = (), expires_days: float | None = None
     ) -> tuple[KeyRecord, str]:
         record, key = new_key(name, scopes, models, expires_days)
-        with self.db.connection() as conn, conn.transaction():
-            conn.execute(
-                f"INSERT INTO api_keys ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, NULL)",
-                (
-                    record.id,
-                    record.name,
-                    list(record.scopes),
-                    list(record.models),
-                    record.digest,
-                    record.created,
-                    record.expires,
-                ),
-            )
-            conn.execute("SELECT pg_notify(%s, %s)", (ACTIVATION_CHANNEL, KEYS_CHANGED))
+        self.import_records([record])
         return record, key
 
     def records(self) -> list[KeyRecord]:
@@ -66,6 +53,29 @@ class PostgresKeyStore:
         with self.db.connection() as conn:
             row = conn.execute("SELECT count(*), max(changed) FROM api_keys").fetchone()
         return None if row is None else tuple(row)
+
+    def import_records(self, records: Iterable[KeyRecord]) -> int:
+        added = 0
+        with self.db.connection() as conn, conn.transaction():
+            for r in records:
+                added += conn.execute(
+                    f"INSERT INTO api_keys ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (
+                        r.id,
+                        r.name,
+                        list(r.scopes),
+                        list(r.models),
+                        r.digest,
+                        r.created,
+                        r.expires,
+                        r.last_used,
+                        r.revoked,
+                    ),
+                ).rowcount
+            if added:
+                conn.execute("SELECT pg_notify(%s, %s)", (ACTIVATION_CHANNEL, KEYS_CHANGED))
+        return added
 
     def touch(self, used: Mapping[str, datetime]) -> None:
         with self.db.connection() as conn:

@@ -7,6 +7,7 @@ so with PostgreSQL this is the directory -> database -> directory round trip of 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,18 @@ from backends import Backend
 from test_store_contract import fitted
 from test_store_retention_contract import publish_with_data, rows
 
-from service.store import CorruptVersionError, FileModelStore, ModelStore, Rollout, StoreError
-from service.store.copy import NOT_COPIED, copy_store
+from service.store import (
+    AuditEntry,
+    CorruptVersionError,
+    FileModelStore,
+    InvalidKeyError,
+    KeyRing,
+    ModelStore,
+    Rollout,
+    StoreError,
+    split_key,
+)
+from service.store.copy import NOT_COPIED, copy_audit, copy_keys, copy_store
 
 
 @pytest.fixture
@@ -131,3 +142,77 @@ def test_copy_store_moves_a_running_rollout_and_names_what_it_leaves(
     assert target.rollout("wine") is None and target.active_version("wine") == 1
     assert copy_store(source, target).rollouts == ["iris"]  # again: already there, nothing to do
     assert target.rollout("iris") == running
+
+
+@pytest.fixture
+def other_backend(tmp_path: Path) -> Backend:
+    return Backend("filesystem", tmp_path / "other")
+
+
+def _ends(store_backend: Backend, other_backend: Backend, direction: str) -> tuple[Backend, Backend]:
+    return (other_backend, store_backend) if direction == "into" else (store_backend, other_backend)
+
+
+@pytest.mark.parametrize("direction", ["into", "out of"])
+def test_copy_keys_moves_every_key_usable_in_the_target(
+    store_backend: Backend, other_backend: Backend, direction: str
+) -> None:
+    source_end, target_end = _ends(store_backend, other_backend, direction)
+    source, target = source_end.keys(), target_end.keys()
+    kept, key = source.create("app", ["predict"], ["iris"], expires_days=30)
+    gone, gone_key = source.create("old", ["admin"])
+    source.revoke(gone.id)
+    used = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    source.touch({kept.id: used})
+    mine, mine_key = target.create("theirs", ["feedback"])
+
+    assert copy_keys(source, target) == 2
+    assert {r.id: r for r in target.records()} == {**{r.id: r for r in source.records()}, mine.id: mine}
+    ring = KeyRing(target_end.keys())  # a fresh reader of the target, as a server's
+    assert ring.verify(*split_key(key)).models == ("iris",)
+    assert ring.verify(*split_key(mine_key)).name == "theirs"
+    with pytest.raises(InvalidKeyError):  # revoked in the source: revoked in the target
+        ring.verify(*split_key(gone_key))
+    assert copy_keys(source, target) == 0  # again: nothing to add, nothing changed
+    assert len(target.records()) == 3
+
+
+def _entries(n: int, start: float = 1_700_000_000.0) -> list[AuditEntry]:
+    return [
+        AuditEntry("activate", "ok", actor=f"key{i}", model="iris", status=200, detail=f"step {i}", at=start + i)
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("direction", ["into", "out of"])
+def test_copy_audit_keeps_numbers_and_times_in_chunks(
+    store_backend: Backend, other_backend: Backend, direction: str
+) -> None:
+    source_end, target_end = _ends(store_backend, other_backend, direction)
+    source, target = source_end.audit(), target_end.audit()
+    for e in _entries(7):
+        source.record(e)
+    source.prune(keep_rows=5, keep_days=10_000, now=1_700_000_100.0)  # numbers 3..7 are left: a gap before them
+    expected = source.export(0, 100)
+    assert [e.seq for e in expected] == [3, 4, 5, 6, 7]
+
+    assert copy_audit(source, target, chunk_rows=2) == 5
+    assert target.export(0, 100) == expected
+    assert copy_audit(source, target, chunk_rows=2) == 0  # rerun: already there
+    assert target.export(0, 100) == expected
+    target.record(AuditEntry("gc", "ok", detail="after the copy"))
+    assert target.entries(limit=1)[0].seq == 8  # the target numbers on after the copied entries
+
+
+@pytest.mark.parametrize("direction", ["into", "out of"])
+def test_copy_audit_refuses_a_target_with_other_entries_under_the_numbers(
+    store_backend: Backend, other_backend: Backend, direction: str
+) -> None:
+    source_end, target_end = _ends(store_backend, other_backend, direction)
+    source, target = source_end.audit(), target_end.audit()
+    for e in _entries(3):
+        source.record(e)
+    target.record(AuditEntry("gc", "ok", detail="the target's own"))
+    with pytest.raises(StoreError, match=r"other entries numbered \[1\]"):
+        copy_audit(source, target)
+    assert target.export(0, 100)[0].detail == "the target's own"  # left alone

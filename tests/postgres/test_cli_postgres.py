@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,10 @@ from pathlib import Path
 import psycopg
 import requests
 from helpers import REPO, free_port, service_env, start_cli, wait_for
+
+from service.store import FileKeyStore, KeyRing, open_audit_log, split_key
+from service.store.pg_audit import PostgresAuditLog
+from service.store.pg_keys import PostgresKeyStore
 
 
 def cli(*args: object) -> subprocess.CompletedProcess[str]:
@@ -70,6 +75,33 @@ def test_store_copy_from_a_directory_to_postgres_and_back(tmp_path: Path, databa
 
     again = cli("store", "copy", "--from", tmp_path / "local", "--to", database_url)
     assert again.returncode == 0 and "copied 0 versions (2 were already there)" in again.stdout
+
+
+def test_store_copy_with_history_moves_keys_and_the_audit_log_both_ways(tmp_path: Path, database_url: str) -> None:
+    assert cli("train", "iris", "--epochs", 2, "--store", tmp_path / "local").returncode == 0
+    created = cli("keys", "create", "app", "--scope", "predict", "--json", "--store", tmp_path / "local")
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)["key"]
+    assert cli("activate", "iris", 1, "--store", tmp_path / "local").returncode == 0  # audited, as key-create
+    audit = open_audit_log(tmp_path / "local").export(0, 100)
+    assert [e.action for e in audit] == ["key-create", "activate"]
+
+    plain = cli("store", "copy", "--from", tmp_path / "local", "--to", database_url)
+    assert plain.returncode == 0 and "1 API keys;" in plain.stdout, plain.stderr
+    assert "not copied: the prediction log and its labels; the job history; the audit log" in plain.stdout
+    assert KeyRing(PostgresKeyStore(database_url)).verify(*split_key(key)).name == "app"  # the key works there
+
+    up = cli("store", "copy", "--with-history", "--from", tmp_path / "local", "--to", database_url)
+    assert up.returncode == 0 and "0 API keys, 2 audit entries;" in up.stdout, up.stderr
+    assert "not copied: the prediction log and its labels; the job history\n" in up.stdout
+    assert PostgresAuditLog(database_url).export(0, 100) == audit
+
+    down = cli("store", "copy", "--with-history", "--from", database_url, "--to", tmp_path / "back")
+    assert down.returncode == 0 and "1 API keys, 2 audit entries;" in down.stdout, down.stderr
+    assert open_audit_log(tmp_path / "back").export(0, 100) == audit
+    assert KeyRing(FileKeyStore(tmp_path / "back")).verify(*split_key(key)).name == "app"
+    again = cli("store", "copy", "--with-history", "--from", database_url, "--to", tmp_path / "back")
+    assert again.returncode == 0 and "0 API keys, 0 audit entries;" in again.stdout, again.stderr
 
 
 def test_store_copy_refuses_a_missing_source_in_one_line(tmp_path: Path) -> None:
