@@ -73,11 +73,12 @@ def make_client(root):
 
 
 def tree(root):
-    """Every path in the store but the job queue's database and the publisher locks."""
+    """Every path in the store but the job queue's and the audit log's databases (the retrain call is audited)
+    and the publisher locks."""
     return sorted(
         str(p.relative_to(root))
         for p in Path(root).rglob("*")
-        if not p.name.startswith(".jobs.sqlite3") and p.name != ".lock"
+        if not p.name.startswith((".jobs.sqlite3", ".audit.sqlite3")) and p.name != ".lock"
     )
 
 
