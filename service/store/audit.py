@@ -17,17 +17,15 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from service import config
-from service.store.exceptions import StoreUnavailableError
+from service.store.sqlite_threads import ThreadConnections
 
 DATABASE = ".audit.sqlite3"
 DAY = 86_400.0
@@ -192,7 +190,9 @@ class SqliteAuditLog:
     ) -> None:
         self.path = Path(store_root) / DATABASE
         self.keep_rows, self.keep_days = keep_rows, keep_days
-        self._local = threading.local()
+        self._connect = ThreadConnections(
+            self._open, f"the audit log {self.path}", (sqlite3.OperationalError, OSError)
+        ).connect
 
     def _open(self) -> sqlite3.Connection:
         if not self.path.exists():
@@ -203,22 +203,6 @@ class SqliteAuditLog:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(self._SCHEMA)
         return db
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection; a transaction left open by a failure is rolled back."""
-        try:
-            if getattr(self._local, "pid", None) != os.getpid():
-                self._local.db, self._local.pid = self._open(), os.getpid()
-            db: sqlite3.Connection = self._local.db
-            try:
-                yield db
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-        except (sqlite3.OperationalError, OSError) as exc:
-            raise StoreUnavailableError(f"the audit log {self.path}: {exc}") from None
 
     def record(self, entry: AuditEntry) -> None:
         with self._connect() as db:

@@ -27,7 +27,6 @@ import fcntl
 import os
 import secrets
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ import orjson
 
 from service import telemetry
 from service.store.exceptions import StoreUnavailableError
+from service.store.sqlite_threads import ThreadConnections
 
 __all__ = [
     "LABEL_SOURCES",
@@ -350,7 +350,9 @@ class SqlitePredictionLog:
         self.max_bytes = max_bytes
         self.wal_bytes = min(WAL_CHECKPOINT_PAGES * 4096, max_bytes // 8)
         self._row_bytes = ROW_BYTES  # what a row takes on disk, as last measured
-        self._local = threading.local()
+        self._connect = ThreadConnections(
+            self._open, f"the prediction log {self.path}", (sqlite3.OperationalError,)
+        ).connect
 
     def disk_bytes(self) -> int:
         """The log's size on disk: the database and its WAL."""
@@ -426,22 +428,6 @@ class SqlitePredictionLog:
             yield
         finally:
             os.close(fd)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection; a transaction left open by a failure is rolled back."""
-        try:
-            if getattr(self._local, "pid", None) != os.getpid():
-                self._local.db, self._local.pid = self._open(), os.getpid()
-            db: sqlite3.Connection = self._local.db
-            try:
-                yield db
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"the prediction log {self.path}: {exc}") from None
 
     def append(self, records: Sequence[LoggedPrediction]) -> int:
         rows = [r.insert_values(_dump) for r in records]
