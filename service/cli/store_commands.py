@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
+from service import config
 from service.cli.options import UserError, audited, existing_store, naming_store, store_option
-from service.store import FileModelStore, ModelStore, open_audit_log, open_key_store, open_store
+from service.store import FileModelStore, ModelStore, configured_audit_log, open_key_store, open_store
 from service.store.copy import Beside, copy_beside, copy_store
+from service.store.monitoring import open_prediction_log
 from service.store.retention import RetentionPolicy
 
 
@@ -99,15 +101,16 @@ def store() -> None:
 @click.option(
     "--to", "target", required=True, metavar="DIR|URL", help="The store to fill: a directory or a postgresql:// URL."
 )
-@click.option("--with-history", is_flag=True, help="Copy the audit log too (entries keep their numbers and times).")
+@click.option("--with-history", is_flag=True, help="Copy the prediction log (labels too) and the audit log.")
 def copy(source: str, target: str, with_history: bool) -> None:
     """Copy the store at --from into the store at --to, then check the copy by reading it back.
 
     Versions keep their numbers and bytes, datasets their sha256; the active and previous versions, the
     pins, a running rollout and the API keys (as digests, revoked ones too) follow. --with-history adds the
-    audit log. What is not copied (the prediction log, its labels, the job history) is named on the last
-    line. What the target already holds identically is skipped, so a copy that was interrupted is finished
-    by running it again; a different version (or audit entry) under the same number stops it.
+    prediction log (times, labels and their provenance kept) and the audit log. What is not copied (the job
+    history; without --with-history the logs) is named on the last line. What the target already holds is
+    left alone, so a copy that was interrupted is finished by running it again; a different version (or
+    audit entry) under the same number stops it.
 
     \b
     Examples:
@@ -122,10 +125,10 @@ def copy(source: str, target: str, with_history: bool) -> None:
         report = copy_store(src, dst, progress=click.echo)
         copy_beside(_beside(source, Path(cache) / "from"), _beside(target, Path(cache) / "to"), report, with_history)
     rollouts = f", running rollouts of {', '.join(report.rollouts)}" if report.rollouts else ""
-    audit = "" if report.audit_entries is None else f", {report.audit_entries} audit entries"
+    history = f", {report.predictions} logged rows, {report.audit_entries} audit entries" if with_history else ""
     click.echo(
         f"copied {report.versions_copied} versions ({report.versions_present} were already there), "
-        f"{report.datasets} datasets of {len(report.models)} models{rollouts}, {report.keys} API keys{audit}; "
+        f"{report.datasets} datasets of {len(report.models)} models{rollouts}, {report.keys} API keys{history}; "
         "the copy checks out"
     )
     click.echo(f"not copied: {'; '.join(report.not_copied)}")
@@ -141,4 +144,10 @@ def _endpoint(where: str, cache: Path, must_exist: bool) -> ModelStore:
 
 def _beside(where: str, cache: Path) -> Beside:
     root, url = (cache, where) if "://" in where else (Path(where), None)
-    return Beside(open_key_store(root, url), open_audit_log(root, url))
+    root.mkdir(parents=True, exist_ok=True)  # the SQLite logs' directory, for a source with no models
+    settings = config.from_environ()
+    return Beside(
+        open_key_store(root, url),
+        configured_audit_log(root, {**settings, "NNSERVE_DATABASE_URL": url}),
+        open_prediction_log(root, url, int(settings["NNSERVE_LOG_MAX_BYTES"])),
+    )

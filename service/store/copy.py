@@ -17,11 +17,12 @@ from service import config
 from service.store.audit import AuditEntry, AuditLog
 from service.store.exceptions import StoreError
 from service.store.keys import KeyStore
+from service.store.monitoring import FEEDBACK_SECRET, PredictionLog
 from service.store.protocol import ModelStore
 
 # What a store holds beside its models that ``copy_store`` leaves behind: history, not what serves.
-AUDIT_LOG = "the audit log"
-NOT_COPIED = ("the prediction log and its labels", "the job history", AUDIT_LOG)
+PREDICTION_LOG, AUDIT_LOG = "the prediction log and its labels", "the audit log"
+NOT_COPIED = (PREDICTION_LOG, "the job history", AUDIT_LOG)
 CHUNK_ROWS = int(config.value("NNSERVE_COPY_CHUNK_ROWS", {}))  # the settings' default
 
 
@@ -38,6 +39,7 @@ class CopyReport:
     not_copied: list[str] = field(default_factory=lambda: list(NOT_COPIED))
     keys: int = 0  # API keys added to the target
     audit_entries: int | None = None  # audit entries added (None: the audit log was not copied)
+    predictions: int | None = None  # prediction log rows added (None: the log was not copied)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Beside:
 
     keys: KeyStore
     audit: AuditLog
+    predictions: PredictionLog
 
 
 def copy_store(source: ModelStore, target: ModelStore, progress: Callable[[str], None] = lambda _: None) -> CopyReport:
@@ -115,9 +118,16 @@ def verify_copy(source: ModelStore, target: ModelStore) -> None:
 
 def copy_beside(source: Beside, target: Beside, report: CopyReport, with_history: bool) -> None:
     """After ``copy_store``: the API keys always (the target serves the same clients), and with ``with_history``
-    the audit log; what was copied moves from ``report.not_copied`` to its counts."""
+    the prediction log (with the feedback tokens' secret) and the audit log; what was copied moves from
+    ``report.not_copied`` to its counts."""
     report.keys = copy_keys(source.keys, target.keys)
     if with_history:
+        report.predictions = copy_predictions(source.predictions, target.predictions)
+        report.not_copied.remove(PREDICTION_LOG)
+        if report.predictions and not target.predictions.import_secret(
+            FEEDBACK_SECRET, source.predictions.secret(FEEDBACK_SECRET)
+        ):
+            report.not_copied.append("the feedback tokens' secret (the target has its own)")
         report.audit_entries = copy_audit(source.audit, target.audit)
         report.not_copied.remove(AUDIT_LOG)
 
@@ -140,6 +150,16 @@ def copy_audit(source: AuditLog, target: AuditLog, chunk_rows: int = CHUNK_ROWS)
         if taken:
             raise StoreError(f"copy check failed: the target's audit log has other entries numbered {taken[:5]}")
         after = chunk[-1].seq
+    return added
+
+
+def copy_predictions(source: PredictionLog, target: PredictionLog, chunk_rows: int = CHUNK_ROWS) -> int:
+    """Add every row of the source's prediction log that the target lacks, ``chunk_rows`` at a time and in the
+    source's order, keeping times and labels with their provenance. Returns how many were added."""
+    added, after = 0, 0
+    while chunk := source.export(after, chunk_rows):
+        added += target.import_rows([row for _, row in chunk])
+        after = chunk[-1][0]
     return added
 
 

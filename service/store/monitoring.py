@@ -60,6 +60,7 @@ ROW_BYTES = 1024  # what a logged row takes on disk until the log has measured i
 SHRINK_AT, SHRINK_TO = 0.8, 0.6  # of max_bytes: an append above the first removes the oldest rows down to the second
 INSERT_CHUNK = 500  # rows per INSERT statement: 10 parameters each, well under SQLite's 32,766
 INSERT_COLUMNS = "model, request_id, row, version, logged_at, inputs, output, probabilities, shadow, error"
+LABEL_COLUMNS = "target, labelled_at, label_source, label_key"  # what ``import_rows`` writes too
 LABEL_SOURCES = ("key", "token")  # an API key with the feedback scope; a prediction's feedback token
 FEEDBACK_SECRET = "feedback_token"  # the name of the secret feedback tokens are signed with
 SECRET_BYTES = 32
@@ -93,8 +94,11 @@ class LoggedPrediction(NamedTuple):
     label_source: str | None = None
     label_key: str | None = None
 
-    def insert_values(self, encode: Callable[[Any], Any]) -> tuple[Any, ...]:
-        """The columns an append writes, in the backends' order, each JSON value through the backend's ``encode``."""
+    def insert_values(self, encode: Callable[[Any], Any], labels: bool = False) -> tuple[Any, ...]:
+        """The columns an append writes (with ``labels``, an import: ``LABEL_COLUMNS`` too), in the backends'
+        order, each JSON value through the backend's ``encode``."""
+        target = None if self.target is None else encode(self.target)
+        label = (target, self.labelled_at, self.label_source, self.label_key) if labels else ()
         return (
             self.model,
             self.request_id,
@@ -106,6 +110,7 @@ class LoggedPrediction(NamedTuple):
             None if self.probabilities is None else encode(self.probabilities),
             self.shadow,
             self.error,
+            *label,
         )
 
 
@@ -188,6 +193,20 @@ class PredictionLog(Protocol):
     def secret(self, name: str, rotate: bool = False) -> bytes:
         """The server secret ``name`` (random, made on first use, the same for every process of this log);
         ``rotate`` replaces it with a new one first."""
+        ...
+
+    def export(self, after: int = 0, limit: int = 1000) -> list[tuple[int, LoggedPrediction]]:
+        """The oldest ``limit`` rows (of every model) whose ``seq`` is above ``after``, oldest first, each with its
+        ``seq``: a chunk of ``store copy``."""
+        ...
+
+    def import_rows(self, records: Sequence[LoggedPrediction]) -> int:
+        """Add rows with their times and labels (source, key id, time kept), after the rows this log has, in
+        order; a row it has already (model, request id, row, version) is left alone. Returns rows added."""
+        ...
+
+    def import_secret(self, name: str, value: bytes) -> bool:
+        """Keep ``value`` as the server secret ``name`` unless this log has one (then False: it is left alone)."""
         ...
 
     def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> dict[str, int]:
@@ -277,6 +296,9 @@ def label_counts_query(mark: str, row_column: str) -> str:
         f"label_key FROM predictions WHERE model = {mark} AND target IS NOT NULL) AS labels "
         "GROUP BY label_source, label_key ORDER BY COUNT(*) DESC, label_source, label_key"
     )
+
+
+EXPORT_QUERY = "SELECT * FROM predictions WHERE seq > {mark} ORDER BY seq LIMIT {mark}"  # ``PredictionLog.export``
 
 
 def new_secret() -> bytes:
@@ -430,7 +452,15 @@ class SqlitePredictionLog:
             os.close(fd)
 
     def append(self, records: Sequence[LoggedPrediction]) -> int:
-        rows = [r.insert_values(_dump) for r in records]
+        return self._insert(records, labels=False)
+
+    def import_rows(self, records: Sequence[LoggedPrediction]) -> int:
+        return self._insert(records, labels=True)
+
+    def _insert(self, records: Sequence[LoggedPrediction], labels: bool) -> int:
+        rows = [r.insert_values(_dump, labels) for r in records]
+        columns = f"{INSERT_COLUMNS}, {LABEL_COLUMNS}" if labels else INSERT_COLUMNS
+        marks = "(" + ", ".join("?" * (14 if labels else 10)) + ")"
         with self._connect() as db, self._appending():
             before = db.total_changes
             db.execute("BEGIN IMMEDIATE")
@@ -439,8 +469,7 @@ class SqlitePredictionLog:
             for start in range(0, len(rows), INSERT_CHUNK):
                 chunk = rows[start : start + INSERT_CHUNK]
                 db.execute(
-                    f"INSERT OR IGNORE INTO predictions ({INSERT_COLUMNS}) VALUES "
-                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
+                    f"INSERT OR IGNORE INTO predictions ({columns}) VALUES " + ", ".join([marks] * len(chunk)),
                     [value for row in chunk for value in row],
                 )
             db.execute("COMMIT")
@@ -559,6 +588,11 @@ class SqlitePredictionLog:
             db.execute("COMMIT")
         return bytes(value)
 
+    def import_secret(self, name: str, value: bytes) -> bool:
+        with self._connect() as db:
+            query = "INSERT OR IGNORE INTO secrets (name, value, created_at) VALUES (?, ?, ?)"
+            return bool(db.execute(query, (name, value, time.time())).rowcount)
+
     def recent(
         self,
         model: str,
@@ -574,25 +608,14 @@ class SqlitePredictionLog:
         query, args = recent_query("?", model, limit, version, labelled, since, sources)
         with self._connect() as db:
             rows = db.execute(query, args).fetchall()
-        return [
-            LoggedPrediction(
-                model=r["model"],
-                request_id=r["request_id"],
-                row=r["row"],
-                version=r["version"],
-                logged_at=r["logged_at"],
-                inputs=orjson.loads(r["inputs"]),
-                output=None if r["output"] is None else orjson.loads(r["output"]),
-                probabilities=None if r["probabilities"] is None else orjson.loads(r["probabilities"]),
-                shadow=bool(r["shadow"]),
-                error=r["error"],
-                target=None if r["target"] is None else orjson.loads(r["target"]),
-                labelled_at=r["labelled_at"],
-                label_source=r["label_source"],
-                label_key=r["label_key"],
-            )
-            for r in rows
-        ]
+        return [_logged(r) for r in rows]
+
+    def export(self, after: int = 0, limit: int = 1000) -> list[tuple[int, LoggedPrediction]]:
+        if not self._exists():
+            return []
+        with self._connect() as db:
+            rows = db.execute(EXPORT_QUERY.format(mark="?"), (after, limit)).fetchall()
+        return [(r["seq"], _logged(r)) for r in rows]
 
     def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> dict[str, int]:
         if not self._exists():
@@ -605,6 +628,25 @@ class SqlitePredictionLog:
             if removed:
                 self._give_back(db)
         return removed
+
+
+def _logged(r: sqlite3.Row) -> LoggedPrediction:
+    return LoggedPrediction(
+        model=r["model"],
+        request_id=r["request_id"],
+        row=r["row"],
+        version=r["version"],
+        logged_at=r["logged_at"],
+        inputs=orjson.loads(r["inputs"]),
+        output=None if r["output"] is None else orjson.loads(r["output"]),
+        probabilities=None if r["probabilities"] is None else orjson.loads(r["probabilities"]),
+        shadow=bool(r["shadow"]),
+        error=r["error"],
+        target=None if r["target"] is None else orjson.loads(r["target"]),
+        labelled_at=r["labelled_at"],
+        label_source=r["label_source"],
+        label_key=r["label_key"],
+    )
 
 
 def open_prediction_log(

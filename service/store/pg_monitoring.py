@@ -16,6 +16,9 @@ from psycopg.types.json import Jsonb
 
 from service.store.monitoring import (
     DAY,
+    EXPORT_QUERY,
+    INSERT_COLUMNS,
+    LABEL_COLUMNS,
     Execute,
     Label,
     LabelCount,
@@ -40,14 +43,30 @@ class PostgresPredictionLog:
             self.db.migrate()
 
     def append(self, records: Sequence[LoggedPrediction]) -> int:
-        rows = [r.insert_values(Jsonb) for r in records]
+        return self._insert(records, labels=False)
+
+    def import_rows(self, records: Sequence[LoggedPrediction]) -> int:
+        return self._insert(records, labels=True)
+
+    def _insert(self, records: Sequence[LoggedPrediction], labels: bool) -> int:
+        rows = [r.insert_values(Jsonb, labels) for r in records]
+        columns = INSERT_COLUMNS.replace("row,", "row_index,") + (f", {LABEL_COLUMNS}" if labels else "")
+        marks = ", ".join(["%s"] * (14 if labels else 10))
+        query = f"INSERT INTO predictions ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING".encode()
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO predictions (model, request_id, row_index, version, logged_at, inputs, output, "
-                "probabilities, shadow, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                rows,
-            )
+            cursor.executemany(query, rows)
             return max(cursor.rowcount, 0)
+
+    def import_secret(self, name: str, value: bytes) -> bool:
+        query = "INSERT INTO secrets (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        with self.db.connection() as conn:
+            return bool(conn.execute(query, (name, value)).rowcount)
+
+    def export(self, after: int = 0, limit: int = 1000) -> list[tuple[int, LoggedPrediction]]:
+        with self.db.connection() as conn:
+            query = EXPORT_QUERY.format(mark="%s").encode()
+            rows = conn.cursor(row_factory=dict_row).execute(query, (after, limit)).fetchall()
+        return [(r["seq"], _logged(r)) for r in rows]
 
     def label(
         self,

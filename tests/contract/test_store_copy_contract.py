@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,17 @@ from service.store import (
     StoreError,
     split_key,
 )
-from service.store.copy import NOT_COPIED, copy_audit, copy_keys, copy_store
+from service.store.copy import (
+    NOT_COPIED,
+    Beside,
+    CopyReport,
+    copy_audit,
+    copy_beside,
+    copy_keys,
+    copy_predictions,
+    copy_store,
+)
+from service.store.monitoring import FEEDBACK_SECRET, Label, LoggedPrediction
 
 
 @pytest.fixture
@@ -146,10 +157,12 @@ def test_copy_store_moves_a_running_rollout_and_names_what_it_leaves(
 
 @pytest.fixture
 def other_backend(tmp_path: Path) -> Backend:
+    (tmp_path / "other").mkdir()
     return Backend("filesystem", tmp_path / "other")
 
 
 def _ends(store_backend: Backend, other_backend: Backend, direction: str) -> tuple[Backend, Backend]:
+    store_backend.root.mkdir(exist_ok=True)  # the SQLite logs' directory
     return (other_backend, store_backend) if direction == "into" else (store_backend, other_backend)
 
 
@@ -216,3 +229,67 @@ def test_copy_audit_refuses_a_target_with_other_entries_under_the_numbers(
     with pytest.raises(StoreError, match=r"other entries numbered \[1\]"):
         copy_audit(source, target)
     assert target.export(0, 100)[0].detail == "the target's own"  # left alone
+
+
+def _logged(model: str, request_id: str, version: int = 1, **extra: Any) -> LoggedPrediction:
+    fields: dict[str, Any] = {"output": "setosa", "probabilities": [0.9, 0.1], **extra}
+    return LoggedPrediction(model, request_id, 0, version, 1_700_000_000.5, [1.0, 2.5], **fields)
+
+
+@pytest.mark.parametrize("direction", ["into", "out of"])
+def test_copy_predictions_keeps_rows_times_and_label_provenance(
+    store_backend: Backend, other_backend: Backend, direction: str
+) -> None:
+    source_end, target_end = _ends(store_backend, other_backend, direction)
+    source, target = source_end.prediction_log(), target_end.prediction_log()
+    source.append([_logged("iris", f"r{i}") for i in range(5)])
+    source.append([_logged("iris", "r0", version=2, shadow=True), _logged("wine", "w0", output=None, error="boom")])
+    source.label(
+        "iris", [Label("r0", "setosa"), Label("r1", "virginica")], source="key", key="abc", now=1_700_000_050.0
+    )
+    source.label("iris", [Label("r2", "setosa")], source="token", now=1_700_000_060.0)
+    target.append([_logged("iris", "r3", target=None)])  # already there, unlabelled: left alone
+
+    assert copy_predictions(source, target, chunk_rows=2) == 6
+    rows = [row for _, row in target.export(0, 100)]
+    assert rows[0] == _logged("iris", "r3")
+    assert sorted(rows[1:]) == sorted(row for _, row in source.export(0, 100) if row.request_id != "r3")
+    labelled = {r.request_id: r for r in target.recent("iris", 10, labelled=True)}
+    assert (labelled["r0"].label_source, labelled["r0"].label_key, labelled["r0"].labelled_at) == (
+        "key",
+        "abc",
+        1_700_000_050.0,
+    )
+    assert (labelled["r2"].label_source, labelled["r2"].label_key) == ("token", None)
+    assert target.label_counts("iris") == source.label_counts("iris")
+    assert copy_predictions(source, target, chunk_rows=2) == 0  # rerun: already there
+    assert len(target.export(0, 100)) == 7
+
+
+@pytest.mark.parametrize("direction", ["into", "out of"])
+def test_copy_beside_with_history_copies_the_feedback_secret_or_names_it(
+    store_backend: Backend, other_backend: Backend, direction: str, tmp_path: Path
+) -> None:
+    source_end, target_end = _ends(store_backend, other_backend, direction)
+    source = Beside(source_end.keys(), source_end.audit(), source_end.prediction_log())
+    source.predictions.append([_logged("iris", "r0")])
+    secret = source.predictions.secret(FEEDBACK_SECRET)
+    source.audit.record(AuditEntry("gc", "ok", actor="cli"))
+
+    report = CopyReport()
+    copy_beside(source, Beside(target_end.keys(), target_end.audit(), target_end.prediction_log()), report, True)
+    assert (report.predictions, report.audit_entries) == (1, 1)
+    assert report.not_copied == ["the job history"]
+    assert target_end.prediction_log().secret(FEEDBACK_SECRET) == secret  # its tokens authorize feedback there
+
+    own = Backend("filesystem", tmp_path / "own")
+    own.root.mkdir()
+    own.prediction_log().secret(FEEDBACK_SECRET)  # a target that has its own secret keeps it, and says so
+    again = CopyReport()
+    copy_beside(source, Beside(own.keys(), own.audit(), own.prediction_log()), again, True)
+    assert again.not_copied == ["the job history", "the feedback tokens' secret (the target has its own)"]
+    assert own.prediction_log().secret(FEEDBACK_SECRET) != secret
+
+    plain = CopyReport()
+    copy_beside(source, Beside(own.keys(), own.audit(), own.prediction_log()), plain, False)
+    assert (plain.predictions, plain.audit_entries, plain.not_copied) == (None, None, list(NOT_COPIED))
