@@ -11,9 +11,10 @@ import click
 from service import config
 from service.cli.options import UserError, audited, existing_store, naming_store, store_option
 from service.store import FileModelStore, ModelStore, configured_audit_log, open_key_store, open_store
-from service.store.copy import Beside, copy_beside, copy_store
+from service.store.copy import CHUNK_ROWS, JOB_HISTORY, Beside, copy_beside, copy_store
 from service.store.monitoring import open_prediction_log
 from service.store.retention import RetentionPolicy
+from service.training.jobs import JobQueue, copy_jobs, open_queue
 
 
 @click.command(short_help="Remove old versions by a retention policy (and the data only they used).")
@@ -101,16 +102,18 @@ def store() -> None:
 @click.option(
     "--to", "target", required=True, metavar="DIR|URL", help="The store to fill: a directory or a postgresql:// URL."
 )
-@click.option("--with-history", is_flag=True, help="Copy the prediction log (labels too) and the audit log.")
+@click.option(
+    "--with-history", is_flag=True, help="Copy the prediction log (labels too), finished jobs and the audit log."
+)
 def copy(source: str, target: str, with_history: bool) -> None:
     """Copy the store at --from into the store at --to, then check the copy by reading it back.
 
     Versions keep their numbers and bytes, datasets their sha256; the active and previous versions, the
     pins, a running rollout and the API keys (as digests, revoked ones too) follow. --with-history adds the
-    prediction log (times, labels and their provenance kept) and the audit log. What is not copied (the job
-    history; without --with-history the logs) is named on the last line. What the target already holds is
-    left alone, so a copy that was interrupted is finished by running it again; a different version (or
-    audit entry) under the same number stops it.
+    prediction log (times, labels and their provenance kept), the finished jobs and the audit log. What is
+    not copied (queued or running jobs; without --with-history the history) is named on the last line.
+    What the target already holds is left alone, so a copy that was interrupted is finished by running it
+    again; a different version (or audit entry) under the same number stops it.
 
     \b
     Examples:
@@ -119,19 +122,29 @@ def copy(source: str, target: str, with_history: bool) -> None:
     """
     if source == target:
         raise UserError("--from and --to name the same store")
+    jobs = 0
     with tempfile.TemporaryDirectory(prefix="nnserve-copy-") as cache:  # a database endpoint's download cache
         src = _endpoint(source, Path(cache) / "from", must_exist=True)
         dst = _endpoint(target, Path(cache) / "to", must_exist=False)
         report = copy_store(src, dst, progress=click.echo)
         copy_beside(_beside(source, Path(cache) / "from"), _beside(target, Path(cache) / "to"), report, with_history)
+        if with_history:  # here, not in copy_beside: the store layer does not know the job queue
+            jobs, unfinished = copy_jobs(
+                _queue(source, Path(cache) / "from"), _queue(target, Path(cache) / "to"), CHUNK_ROWS
+            )
+            report.not_copied.remove(JOB_HISTORY)
+            if unfinished:
+                report.not_copied.append(f"{unfinished} queued or running jobs (they would run again)")
     rollouts = f", running rollouts of {', '.join(report.rollouts)}" if report.rollouts else ""
-    history = f", {report.predictions} logged rows, {report.audit_entries} audit entries" if with_history else ""
+    history = (
+        f", {report.predictions} logged rows, {jobs} jobs, {report.audit_entries} audit entries" if with_history else ""
+    )
     click.echo(
         f"copied {report.versions_copied} versions ({report.versions_present} were already there), "
         f"{report.datasets} datasets of {len(report.models)} models{rollouts}, {report.keys} API keys{history}; "
         "the copy checks out"
     )
-    click.echo(f"not copied: {'; '.join(report.not_copied)}")
+    click.echo(f"not copied: {'; '.join(report.not_copied) or 'nothing'}")
 
 
 def _endpoint(where: str, cache: Path, must_exist: bool) -> ModelStore:
@@ -140,6 +153,10 @@ def _endpoint(where: str, cache: Path, must_exist: bool) -> ModelStore:
     if must_exist and not Path(where).is_dir():
         raise UserError(f"no model store at {where}")
     return FileModelStore(where)
+
+
+def _queue(where: str, cache: Path) -> JobQueue:
+    return open_queue(cache, where) if "://" in where else open_queue(where)
 
 
 def _beside(where: str, cache: Path) -> Beside:

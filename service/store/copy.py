@@ -21,8 +21,8 @@ from service.store.monitoring import FEEDBACK_SECRET, PredictionLog
 from service.store.protocol import ModelStore
 
 # What a store holds beside its models that ``copy_store`` leaves behind: history, not what serves.
-PREDICTION_LOG, AUDIT_LOG = "the prediction log and its labels", "the audit log"
-NOT_COPIED = (PREDICTION_LOG, "the job history", AUDIT_LOG)
+PREDICTION_LOG, JOB_HISTORY, AUDIT_LOG = "the prediction log and its labels", "the job history", "the audit log"
+NOT_COPIED = (PREDICTION_LOG, JOB_HISTORY, AUDIT_LOG)
 CHUNK_ROWS = int(config.value("NNSERVE_COPY_CHUNK_ROWS", {}))  # the settings' default
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -139,6 +140,20 @@ class Job:
         """The job as the HTTP API shows it."""
         return asdict(self)
 
+    def import_values(self, encode: Callable[[Any], Any]) -> tuple[Any, ...]:
+        """``IMPORT_COLUMNS`` of this job, each JSON value through the backend's ``encode``."""
+        result = None if self.result is None else encode(asdict(self.result))
+        progress = None if self.progress is None else encode(self.progress)
+        return (
+            *(self.id, self.model, self.status, encode(asdict(self.request)), progress, result, self.error),
+            *(self.cancel_requested, self.worker, self.created_at, self.started_at, self.finished_at),
+        )
+
+
+# What ``JobQueue.import_jobs`` writes: a finished job as it is.
+IMPORT_COLUMNS = "id, model, status, request, progress, result, error, cancel_requested, worker, created_at, "
+IMPORT_COLUMNS += "started_at, finished_at"
+
 
 class JobQueue(Protocol):
     """A durable queue of retraining jobs, shared by the web workers and the retraining workers.
@@ -201,6 +216,15 @@ class JobQueue(Protocol):
         """Jobs per status."""
         ...
 
+    def export(self, after: int = 0, limit: int = 1000) -> list[tuple[int, Job]]:
+        """The oldest ``limit`` jobs whose ``seq`` is above ``after``, oldest first, each with its ``seq``."""
+        ...
+
+    def import_jobs(self, jobs: Sequence[Job]) -> int:
+        """Add finished jobs whose ids this queue lacks, as they are (request, result, error, times), after the
+        jobs it has; ValueError for a job not finished (it would run again). Returns how many were added."""
+        ...
+
     def heartbeat(self, worker: str) -> None:
         """Record that ``worker`` is alive (idle or busy)."""
         ...
@@ -211,6 +235,26 @@ class JobQueue(Protocol):
         Raises ``QueueUnavailableError`` when the queue cannot be read.
         """
         ...
+
+
+def copy_jobs(source: JobQueue, target: JobQueue, chunk_rows: int) -> tuple[int, int]:
+    """``store copy --with-history``: add the source's finished jobs the target lacks, ``chunk_rows`` at a time
+    and in the source's order. Returns (jobs added, jobs left behind because they are queued or running: in
+    the target they would run a second time)."""
+    added, unfinished, after = 0, 0, 0
+    while chunk := source.export(after, chunk_rows):
+        finished = [job for _, job in chunk if job.status in FINAL]
+        added += target.import_jobs(finished)
+        unfinished += len(chunk) - len(finished)
+        after = chunk[-1][0]
+    return added, unfinished
+
+
+def check_finished(jobs: Sequence[Job]) -> None:
+    """``import_jobs``' refusal of a job that is not finished."""
+    for job in jobs:
+        if job.status not in FINAL:
+            raise ValueError(f"job {job.id} is {job.status}: only finished jobs are imported")
 
 
 def worker_identity() -> str:

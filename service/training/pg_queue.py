@@ -10,6 +10,7 @@ job per model. ``enqueue`` sends ``NOTIFY nnserve_jobs``, which ``wait`` listens
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,17 @@ from psycopg.types.json import Jsonb
 
 from service.store import StoreUnavailableError
 from service.store.postgres import Database, connect
-from service.training.jobs import FINAL, Job, JobNotFoundError, JobResult, JobStateError, RetrainRequest, worker_gone
+from service.training.jobs import (
+    FINAL,
+    IMPORT_COLUMNS,
+    Job,
+    JobNotFoundError,
+    JobResult,
+    JobStateError,
+    RetrainRequest,
+    check_finished,
+    worker_gone,
+)
 
 JOBS_CHANNEL = "nnserve_jobs"
 LEASE_SECONDS = 60.0
@@ -216,6 +227,18 @@ class PostgresJobQueue:
                 " (SELECT max(heartbeat_at) FROM jobs WHERE status = 'running')))"
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    def export(self, after: int = 0, limit: int = 1000) -> list[tuple[int, Job]]:
+        query = "SELECT * FROM jobs WHERE seq > %s ORDER BY seq LIMIT %s"
+        with self.db.connection() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(query, (after, limit)).fetchall()
+        return [(r["seq"], _job(r)) for r in rows]
+
+    def import_jobs(self, jobs: Sequence[Job]) -> int:
+        check_finished(jobs)
+        query = f"INSERT INTO jobs ({IMPORT_COLUMNS}) VALUES ({', '.join(['%s'] * 12)}) ON CONFLICT (id) DO NOTHING"
+        with self.db.connection() as conn, conn.transaction():
+            return sum(conn.execute(query.encode(), job.import_values(Jsonb)).rowcount for job in jobs)
 
     def counts(self) -> dict[str, int]:
         with self.db.connection() as conn:

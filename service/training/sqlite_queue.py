@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -22,12 +22,14 @@ from typing import Any
 
 from service.training.jobs import (
     FINAL,
+    IMPORT_COLUMNS,
     Job,
     JobNotFoundError,
     JobResult,
     JobStateError,
     QueueUnavailableError,
     RetrainRequest,
+    check_finished,
     worker_gone,
 )
 
@@ -251,6 +253,20 @@ class SqliteJobQueue:
         except (sqlite3.Error, OSError) as exc:
             raise QueueUnavailableError(f"the job queue {self.path} cannot be read: {exc}") from None
         return None if row[0] is None else float(row[0])
+
+    def export(self, after: int = 0, limit: int = 1000) -> list[tuple[int, Job]]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+        return [(r["seq"], _job(r)) for r in rows]
+
+    def import_jobs(self, jobs: Sequence[Job]) -> int:
+        check_finished(jobs)
+        query = f"INSERT OR IGNORE INTO jobs ({IMPORT_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            added = sum(db.execute(query, job.import_values(json.dumps)).rowcount for job in jobs)
+            db.execute("COMMIT")
+        return added
 
     def counts(self) -> dict[str, int]:
         """Jobs per status (what a dashboard or a test wants to know at a glance)."""

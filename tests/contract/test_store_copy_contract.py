@@ -39,6 +39,9 @@ from service.store.copy import (
     copy_store,
 )
 from service.store.monitoring import FEEDBACK_SECRET, Label, LoggedPrediction
+from service.training.jobs import JobResult, RetrainRequest, copy_jobs
+
+JOB_RESULT = JobResult(2, 1, {"accuracy": 0.9}, 0.9, True, "better", 5, 1.5, 150, {"request": 150}, {"holdout": 30})
 
 
 @pytest.fixture
@@ -293,3 +296,32 @@ def test_copy_beside_with_history_copies_the_feedback_secret_or_names_it(
     plain = CopyReport()
     copy_beside(source, Beside(own.keys(), own.audit(), own.prediction_log()), plain, False)
     assert (plain.predictions, plain.audit_entries, plain.not_copied) == (None, None, list(NOT_COPIED))
+
+
+@pytest.mark.parametrize("direction", ["into", "out of"])
+def test_copy_jobs_moves_finished_jobs_with_their_results_and_leaves_unfinished_ones(
+    store_backend: Backend, other_backend: Backend, direction: str
+) -> None:
+    source_end, target_end = _ends(store_backend, other_backend, direction)
+    source, target = source_end.queue(), target_end.queue()
+    request = RetrainRequest(mode="replace", promote="never", hyperparameters={"max_iter": 5})
+    done, broken, dropped, waiting = (source.enqueue(m, request) for m in ("iris", "wine", "iris", "wine"))
+    for job, finish in ((done, "succeeded"), (broken, "failed")):
+        claimed = source.claim("w:1")
+        assert claimed is not None and claimed.id == job.id
+        source.update(job.id, {"epoch": 3})
+        source.finish(
+            job.id, finish, JOB_RESULT if finish == "succeeded" else None, None if finish == "succeeded" else "boom"
+        )
+    source.cancel(dropped.id)
+    finished = [j for _, j in source.export(0, 100) if j.id != waiting.id]
+    assert [j.status for j in finished] == ["succeeded", "failed", "cancelled"]
+
+    assert copy_jobs(source, target, chunk_rows=2) == (3, 1)  # the queued one would run again there: left
+    assert [j for _, j in target.export(0, 100)] == finished  # results, progress, workers and times as they were
+    assert (target.get(done.id).result, target.get(broken.id).error) == (JOB_RESULT, "boom")
+    assert target.claim("w:2") is None  # nothing to run in the target
+    assert copy_jobs(source, target, chunk_rows=2) == (0, 1)  # rerun: already there
+    with pytest.raises(ValueError, match="only finished jobs"):
+        target.import_jobs([waiting])
+    assert len(target.export(0, 100)) == 3

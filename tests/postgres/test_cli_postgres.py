@@ -19,6 +19,7 @@ from service.store.monitoring import Label, LoggedPrediction, open_prediction_lo
 from service.store.pg_audit import PostgresAuditLog
 from service.store.pg_keys import PostgresKeyStore
 from service.store.pg_monitoring import PostgresPredictionLog
+from service.training.jobs import RetrainRequest, open_queue
 
 
 def cli(*args: object) -> subprocess.CompletedProcess[str]:
@@ -91,6 +92,11 @@ def test_store_copy_with_history_moves_keys_and_the_audit_log_both_ways(tmp_path
     log.append([LoggedPrediction("iris", "r1", 0, 1, 1_700_000_000.0, [5.1, 3.5, 1.4, 0.2], "setosa")])
     log.label("iris", [Label("r1", "setosa")], source="key", key="abc", now=1_700_000_001.0)
     logged = log.recent("iris", 10)
+    queue = open_queue(tmp_path / "local")
+    job = queue.enqueue("iris", RetrainRequest())
+    assert queue.claim("w:1") is not None
+    queue.finish(job.id, "failed", error="boom")
+    queue.enqueue("iris", RetrainRequest())  # queued: left behind, and named
 
     plain = cli("store", "copy", "--from", tmp_path / "local", "--to", database_url)
     assert plain.returncode == 0 and "1 API keys;" in plain.stdout, plain.stderr
@@ -98,18 +104,21 @@ def test_store_copy_with_history_moves_keys_and_the_audit_log_both_ways(tmp_path
     assert KeyRing(PostgresKeyStore(database_url)).verify(*split_key(key)).name == "app"  # the key works there
 
     up = cli("store", "copy", "--with-history", "--from", tmp_path / "local", "--to", database_url)
-    assert up.returncode == 0 and "0 API keys, 1 logged rows, 2 audit entries;" in up.stdout, up.stderr
-    assert "not copied: the job history\n" in up.stdout
+    assert up.returncode == 0 and "0 API keys, 1 logged rows, 1 jobs, 2 audit entries;" in up.stdout, up.stderr
+    assert "not copied: 1 queued or running jobs (they would run again)\n" in up.stdout
     assert PostgresAuditLog(database_url).export(0, 100) == audit
     assert PostgresPredictionLog(database_url).recent("iris", 10) == logged  # label, key id and times kept
+    assert open_queue(tmp_path / "cache", database_url).get(job.id) == queue.get(job.id)
 
     down = cli("store", "copy", "--with-history", "--from", database_url, "--to", tmp_path / "back")
-    assert down.returncode == 0 and "1 API keys, 1 logged rows, 2 audit entries;" in down.stdout, down.stderr
+    assert down.returncode == 0 and "1 API keys, 1 logged rows, 1 jobs, 2 audit entries;" in down.stdout, down.stderr
     assert open_audit_log(tmp_path / "back").export(0, 100) == audit
     assert open_prediction_log(tmp_path / "back").recent("iris", 10) == logged
     assert KeyRing(FileKeyStore(tmp_path / "back")).verify(*split_key(key)).name == "app"
+    assert [j for _, j in open_queue(tmp_path / "back").export(0, 10)] == [queue.get(job.id)]
+    assert "not copied: nothing" in down.stdout
     again = cli("store", "copy", "--with-history", "--from", database_url, "--to", tmp_path / "back")
-    assert again.returncode == 0 and "0 API keys, 0 logged rows, 0 audit entries;" in again.stdout, again.stderr
+    assert again.returncode == 0 and "0 API keys, 0 logged rows, 0 jobs, 0 audit entries;" in again.stdout, again.stderr
 
 
 def test_store_copy_refuses_a_missing_source_in_one_line(tmp_path: Path) -> None:
