@@ -124,10 +124,11 @@ def copy_beside(source: Beside, target: Beside, report: CopyReport, with_history
     if with_history:
         report.predictions = copy_predictions(source.predictions, target.predictions)
         report.not_copied.remove(PREDICTION_LOG)
-        if report.predictions and not target.predictions.import_secret(
-            FEEDBACK_SECRET, source.predictions.secret(FEEDBACK_SECRET)
-        ):
-            report.not_copied.append("the feedback tokens' secret (the target has its own)")
+        if source.predictions.export(0, 1):  # a log with rows has a secret (a rerun checks it again)
+            secret = source.predictions.secret(FEEDBACK_SECRET)
+            kept = target.predictions.import_secret(FEEDBACK_SECRET, secret)
+            if not kept and target.predictions.secret(FEEDBACK_SECRET) != secret:
+                report.not_copied.append("the feedback tokens' secret (the target has its own)")
         report.audit_entries = copy_audit(source.audit, target.audit)
         report.not_copied.remove(AUDIT_LOG)
 

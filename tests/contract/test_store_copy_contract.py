@@ -284,6 +284,9 @@ def test_copy_beside_with_history_copies_the_feedback_secret_or_names_it(
     assert (report.predictions, report.audit_entries) == (1, 1)
     assert report.not_copied == ["the job history"]
     assert target_end.prediction_log().secret(FEEDBACK_SECRET) == secret  # its tokens authorize feedback there
+    rerun = CopyReport()
+    copy_beside(source, Beside(target_end.keys(), target_end.audit(), target_end.prediction_log()), rerun, True)
+    assert (rerun.predictions, rerun.audit_entries, rerun.not_copied) == (0, 0, ["the job history"])
 
     own = Backend("filesystem", tmp_path / "own")
     own.root.mkdir()
