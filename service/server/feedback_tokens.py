@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from service.store import StoreError
+from service.store import StoreError, StoreUnavailableError
 from service.store.monitoring import FEEDBACK_SECRET, PredictionLog
 
 log = logging.getLogger(__name__)
@@ -85,14 +85,17 @@ class FeedbackTokens:
 
     def valid(self, token: str, model: str, request_id: str, now: float | None = None) -> bool:
         """Whether ``token`` was issued for ``request_id`` of ``model`` under the current secret and has not
-        expired (compared in constant time)."""
+        expired (compared in constant time). ``StoreUnavailableError`` when no secret could ever be read: the
+        token cannot be checked, which is not the same as a bad one."""
         found = _TOKEN.match(token)
         if found is None or int(found[2]) < (time.time() if now is None else now):
             return False
         version, expires = int(found[1]), int(found[2])
         for fresh_after in (SECRET_REFRESH, RETRY_AFTER):  # the second: a rotation elsewhere, seen at once
             secret = self._current(fresh_after, wait=True)
-            if secret is not None and hmac.compare_digest(sign(secret, model, version, request_id, expires), token):
+            if secret is None:
+                raise StoreUnavailableError("feedback tokens cannot be checked: the prediction log cannot be read")
+            if hmac.compare_digest(sign(secret, model, version, request_id, expires), token):
                 return True
         return False
 

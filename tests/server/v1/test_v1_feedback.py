@@ -8,11 +8,12 @@ import time
 import pytest
 from helpers import monitoring_pass, read_catalog_csv
 
+from service.server.feedback_tokens import FeedbackTokens
 from service.server.predlog import recorder
 from service.server.routing import feedback_tokens
-from service.store import Dataset, FileKeyStore, FileModelStore, open_store
+from service.store import Dataset, FileKeyStore, FileModelStore, StoreUnavailableError, open_store
 from service.store.copy import copy_store
-from service.store.monitoring import SqlitePredictionLog
+from service.store.monitoring import PredictionLog, SqlitePredictionLog
 from service.store.snapshots import FileSnapshots
 from service.training.fitting import publish, train
 from service.training.jobs import open_queue
@@ -345,3 +346,20 @@ def test_with_auth_closed_a_token_still_labels_its_prediction_without_a_key(
     assert_error(client.post("/v1/models/iris/feedback", json=bare), 401, "feedback_token")
     assert_error(client.get("/v1/models/iris/monitoring"), 401)  # every other call still needs a key
     assert labelled(app) == {(given["request_id"], 0, "setosa", "token", None)}
+
+
+def test_a_token_that_cannot_be_checked_is_a_503_not_a_401(make_app, tiny_catalog_copy, assert_error):
+    """A worker that never read the secret while the prediction log is down cannot tell a good token from a bad
+    one: the client must keep its token and try again, not drop it as invalid."""
+    issuing = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0)
+    given = predict(issuing.test_client(), "iris", [[5.0, 3.0, 1.5, 0.2]])
+    checking = make_app(tiny_catalog_copy, NNSERVE_LOG_SAMPLE_RATE=1.0)
+
+    def unreachable() -> PredictionLog:
+        raise StoreUnavailableError("the database cannot be reached")
+
+    checking.extensions["nnserve.feedback_tokens"] = FeedbackTokens(unreachable, ttl=3600.0)
+    response = checking.test_client().post("/v1/models/iris/feedback", json={"feedback": [labels_of(given)]})
+    assert_error(response, 503, "feedback tokens cannot be checked")
+    response = issuing.test_client().post("/v1/models/iris/feedback", json={"feedback": [labels_of(given)]})
+    assert response.status_code == 200 and response.get_json()["accepted"] == 1  # the same token, once checkable
