@@ -6,6 +6,8 @@ tests/contract/test_prediction_log_contract.py; these break the log on demand.
 
 from __future__ import annotations
 
+import pytest
+
 from service.server.feedback_tokens import FeedbackTokens, sign
 from service.server.predlog import Budget, PredictionRecorder
 from service.store import StoreUnavailableError
@@ -32,10 +34,11 @@ class FlakyLog:
         return False
 
 
-def test_no_secret_ever_read_means_no_token_and_no_error() -> None:
+def test_no_secret_ever_read_means_no_token_and_a_check_that_cannot_be_made() -> None:
     tokens = FeedbackTokens(lambda: FlakyLog(down=True), ttl=60)  # type: ignore[arg-type,return-value]
-    assert tokens.issue("iris", 1, "r", now=0.0) is None
-    assert not tokens.valid(sign(SECRET, "iris", 1, "r", 60), "iris", "r", now=0.0)
+    assert tokens.issue("iris", 1, "r", now=0.0) is None  # a prediction is answered without one
+    with pytest.raises(StoreUnavailableError, match="cannot be checked"):  # a 503: the token may well be good
+        tokens.valid(sign(SECRET, "iris", 1, "r", 60), "iris", "r", now=0.0)
 
 
 def test_a_stale_secret_keeps_signing_while_the_log_is_down() -> None:
