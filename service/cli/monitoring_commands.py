@@ -27,8 +27,7 @@ from service.cli.remote_commands import (
 from service.client import Monitoring, VersionMonitoring
 from service.store import InvalidNameError, validate_name
 from service.store.monitoring import FEEDBACK_SECRET, PredictionLog, open_prediction_log
-
-PSI_BANDS = ((0.25, "major"), (0.1, "moderate"), (0.0, "stable"))  # the common reading of a PSI
+from service.training.drift import psi_band
 
 
 class _NameOrCommand(click.Group):
@@ -59,10 +58,6 @@ def monitoring() -> None:
       nnserve monitoring iris --window 500 --json
       nnserve monitoring prune                      keep NNSERVE_LOG_KEEP_ROWS rows and NNSERVE_LOG_KEEP_DAYS days
     """
-
-
-def _band(value: float) -> str:
-    return next(label for low, label in PSI_BANDS if value >= low)
 
 
 def _report(found: Monitoring) -> str:
@@ -128,9 +123,9 @@ def _drift(version: VersionMonitoring) -> str:
     drift: dict[str, Any] = version.drift
     if not drift["available"]:
         return f"drift of version {version.version}: unavailable ({drift['reason']})"
-    rows = [[f["name"], f"{f['psi']:.4f}", _band(f["psi"])] for f in drift["features"]]
+    rows = [[f["name"], f"{f['psi']:.4f}", psi_band(f["psi"])] for f in drift["features"]]
     if drift.get("predictions") is not None:
-        rows.append(["(predictions)", f"{drift['predictions']:.4f}", _band(drift["predictions"])])
+        rows.append(["(predictions)", f"{drift['predictions']:.4f}", psi_band(drift["predictions"])])
     head = f"drift of version {version.version} over {drift['rows']} rows (PSI: < 0.1 stable, 0.1-0.25 moderate)"
     return head + "\n" + table(["feature", "psi", ""], rows)
 

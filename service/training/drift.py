@@ -22,11 +22,12 @@ from nn.estimators import BaseMLP
 from service.store import predict
 from service.store.monitoring import LoggedPrediction
 
-__all__ = ["BINS", "PREDICTIONS", "Drift", "drift", "psi", "reference_statistics"]
+__all__ = ["BINS", "PREDICTIONS", "PSI_BANDS", "Drift", "drift", "psi", "psi_band", "reference_statistics"]
 
 BINS = 10  # quantile bins per feature (deciles of the training data)
 PSI_FLOOR = 1e-4  # the share an empty bin counts as
 PREDICTIONS = "<predictions>"  # the name of the predictions' PSI among the features' (gauges)
+PSI_BANDS = ((0.25, "major"), (0.1, "moderate"), (0.0, "stable"))  # the common reading of a PSI, from its lower bound
 Shares = Sequence[float] | np.ndarray
 
 
@@ -47,6 +48,11 @@ def psi(reference: Shares, live: Shares) -> float:
     e = np.maximum(np.asarray(reference, dtype=np.float64), PSI_FLOOR)
     a = np.maximum(np.asarray(live, dtype=np.float64), PSI_FLOOR)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def psi_band(value: float) -> str:
+    """The common reading of a PSI: "stable", "moderate" or "major" (``PSI_BANDS``)."""
+    return next((label for low, label in PSI_BANDS if value >= low), PSI_BANDS[-1][1])
 
 
 def _shares(labels: Sequence[Any], classes: Sequence[Any]) -> list[float]:

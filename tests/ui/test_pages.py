@@ -8,11 +8,13 @@ import time
 from html.parser import HTMLParser
 
 import pytest
-from helpers import flip_byte
+from helpers import flip_byte, monitoring_pass
 from ui_support import HOSTILE, TOKEN
 
+from service.server.app import create_app
 from service.server.ui.pages import CSP
 from service.store import Rollout, open_store
+from service.training.drift import psi_band
 from service.training.jobs import INTERNAL_ERROR, RetrainRequest, open_queue
 from service.training.worker import LOSS_POINTS, JobProgress
 
@@ -189,3 +191,40 @@ def test_a_long_running_jobs_progress_carries_a_bounded_loss_curve(ui_store):
     assert stored is not None and stored["epoch"] == 1000
     assert len(stored["losses"]) == LOSS_POINTS and stored["losses"][0] == 1.0
     assert stored["losses"][1] == 1.0 / 11  # every 10th epoch
+
+
+def test_model_page_shows_drift_per_feature_or_not_enough_rows(ui_store):
+    app = create_app(
+        {"TESTING": True, "NNSERVE_STORE": str(ui_store), "NNSERVE_LOG_SAMPLE_RATE": 1.0, "NNSERVE_ADMIN_TOKEN": TOKEN}
+    )
+    client = app.test_client()
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+    assert client.post("/v1/models/iris/predict", json={"instances": rows}).status_code == 200
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    assert 'id="drift-h"' in html and "not computed yet: the retraining worker computes" in html
+
+    monitoring_pass(app, "iris")
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    assert "Version 1 (active): <span" in html
+    assert "not enough rows: 3 logged, drift needs 100 (NNSERVE_DRIFT_MIN_ROWS)" in html
+    assert 'class="psi-' not in html  # no PSI on 3 rows
+
+    app.config["NNSERVE_DRIFT_MIN_ROWS"] = 3
+    monitoring_pass(app, "iris")
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    shown = client.get("/v1/models/iris/monitoring").get_json()
+    (version,) = shown["versions"]
+    assert "Drift of version 1 (active) over 3 rows" in html
+    psis = [(f["name"], f["psi"]) for f in version["drift"]["features"]] + [
+        ("(predictions)", version["drift"]["predictions"])
+    ]
+    assert [name for name, _ in psis] == ["sepal_length", "sepal_width", "petal_length", "petal_width", "(predictions)"]
+    for name, value in psis:  # every PSI the API shows, with its reading
+        assert f'<tr class="psi-{psi_band(value)}"><th scope="row">{name}</th><td>{value:.4f}</td>' in html
+    assert "not enough rows" not in html
+
+
+def test_psi_bands_read_as_the_common_thresholds():
+    assert [psi_band(v) for v in (0.0, 0.099, 0.1, 0.2499, 0.25, 7.0)] == [
+        "stable", "stable", "moderate", "moderate", "major", "major"
+    ]  # fmt: skip

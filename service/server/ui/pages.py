@@ -11,6 +11,7 @@ without a key gets ``locked()``, whose ``static/locked.js`` loads the page again
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template
@@ -20,6 +21,7 @@ from service.server.health import retraining_worker
 from service.server.registry import registry
 from service.server.ui import svg
 from service.server.v1.job_routes import shown
+from service.server.v1.monitoring_routes import window_snapshot
 from service.store import (
     CorruptVersionError,
     InvalidNameError,
@@ -29,6 +31,7 @@ from service.store import (
     VersionInfo,
     validate_name,
 )
+from service.training.drift import psi_band
 from service.training.fitting import task_of
 from service.training.jobs import Job, JobQueue
 
@@ -121,6 +124,36 @@ def model_rows(store: ModelStore) -> list[dict[str, Any]]:
     return rows
 
 
+def drift_view(name: str, active: int | None) -> dict[str, Any]:
+    """Each version's drift over the default window as the retraining worker last computed it (what
+    ``GET /v1/models/{name}/monitoring`` shows), every PSI with its reading, or why there is none."""
+    window = int(current_app.config["NNSERVE_MONITOR_WINDOW"])
+    snapshot, reason = window_snapshot(name, window)
+    figures = (snapshot and snapshot.figures) or {}
+    versions = []
+    for report in figures.get("versions", []):
+        drift = report["drift"]
+        psis = [(f["name"], f["psi"]) for f in drift["features"]]
+        if drift.get("predictions") is not None:
+            psis.append(("(predictions)", drift["predictions"]))
+        versions.append(
+            {
+                "version": report["version"],
+                "active": report["version"] == active,
+                "rows": drift["rows"],
+                "reason": None if drift["available"] else drift["reason"],
+                "psi": [{"name": n, "psi": p, "band": psi_band(p)} for n, p in psis],
+            }
+        )
+    at = None if snapshot is None else snapshot.computed_at
+    return {
+        "window": window,
+        "computed_at": None if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "reason": reason,
+        "versions": versions,
+    }
+
+
 def locked() -> Response:
     """The page a browser gets for a dashboard page without a key under NNSERVE_AUTH=closed: a 401 whose script
     (``locked.js``) loads the page again with the tab's key as a header."""
@@ -178,9 +211,17 @@ def model(name: str) -> str:
     except StoreError as exc:
         abort(503, str(exc))
     views = [version_view(info, charts=n < DETAILED) for n, info in enumerate(reversed(infos))]
+    drift = drift_view(name, next((info.version for info in infos if info.active), None))
     jobs, total = _queue().list_jobs(model=name, limit=JOBS_SHOWN)
     return render_template(
-        "ui/model.html", name=name, versions=views, jobs=jobs, jobs_total=total, detailed=DETAILED, rollout=rollout
+        "ui/model.html",
+        name=name,
+        versions=views,
+        jobs=jobs,
+        jobs_total=total,
+        detailed=DETAILED,
+        rollout=rollout,
+        drift=drift,
     )
 
 

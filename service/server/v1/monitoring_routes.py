@@ -119,7 +119,7 @@ class Monitoring(MethodView):
         name = validate_name(name)
         active = store.active_version(name)  # unknown model: 404
         window = _window(args)
-        snapshot, reason = _snapshot(name, window)
+        snapshot, reason = window_snapshot(name, window)
         figures = (snapshot and snapshot.figures) or {}
         return {
             "model": name,
@@ -147,7 +147,7 @@ def _snapshots() -> MonitoringSnapshots:
     return current_app.extensions["nnserve.snapshots"]  # type: ignore[no-any-return]
 
 
-def _snapshot(name: str, window: int) -> tuple[Snapshot | None, str | None]:
+def window_snapshot(name: str, window: int) -> tuple[Snapshot | None, str | None]:
     """The computed snapshot of ``name`` over ``window``, or None and why not; a window the worker does not
     compute yet is asked for (the default and the largest always are)."""
     config = current_app.config
