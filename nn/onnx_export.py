@@ -22,6 +22,9 @@ from .mlp import BaseMLP, NotFittedError
 if TYPE_CHECKING:
     import onnx
 
+INPUT = "input"
+"""The graph's input, named as the v2 API's (``service/server/v2``)."""
+
 DEFAULT_OPSET = 17
 """Softmax over one axis needs opset >= 13; 17 is read by every current runtime."""
 
@@ -85,16 +88,9 @@ def _layer(graph: _Graph, layer: Layer, x: str) -> str:
     raise ValueError(f"to_onnx: no ONNX mapping for layer {layer!r}")
 
 
-def _labels_tensor(classes: Any) -> tuple[np.ndarray[Any, Any], Any]:
-    """The classes as a constant and the ONNX element type of the ``label`` output."""
-    from onnx import TensorProto
-
-    classes = np.asarray(classes)
-    if classes.dtype.kind in "USO":
-        return np.array([str(c) for c in classes], dtype=object), TensorProto.STRING
-    if classes.dtype.kind in "iub":
-        return classes.astype(np.int64), TensorProto.INT64
-    return classes.astype(np.float64), TensorProto.DOUBLE
+def _label_texts(classes: Any) -> np.ndarray[Any, Any]:
+    """The classes as the text of the ``labels`` output: ``str`` of each, as the v2 API's BYTES labels."""
+    return np.array([str(c) for c in np.asarray(classes).tolist()], dtype=object)
 
 
 def to_onnx(estimator: BaseMLP, opset: int | None = None) -> onnx.ModelProto:
@@ -114,13 +110,15 @@ def to_onnx(estimator: BaseMLP, opset: int | None = None) -> onnx.ModelProto:
     Returns
     -------
     onnx.ModelProto
-        Input ``X`` of shape (N, n_features) in the estimator's dtype. A classifier
-        outputs ``probabilities`` (N, n_classes) and ``label`` (N,) (strings as a
-        string tensor, integers as int64); a regressor outputs ``predictions``,
+        Named like the tensors of nnserve's v2 API (``GET /v2/models/<name>``), so one
+        client works against nnserve, Triton and onnxruntime alike: input ``input`` of
+        shape (N, n_features) in the estimator's dtype. A classifier outputs
+        ``predictions`` (N,) int64, the class index; ``labels`` (N,) the class as a
+        string; ``probabilities`` (N, n_classes). A regressor outputs ``predictions``,
         (N,) when fitted on a 1-D ``y``, else (N, n_outputs).
     """
     import onnx
-    from onnx import helper
+    from onnx import TensorProto, helper
 
     if not hasattr(estimator, "network_"):
         raise NotFittedError(f"to_onnx: this {type(estimator).__name__} is not fitted yet; call 'fit' first")
@@ -131,15 +129,15 @@ def to_onnx(estimator: BaseMLP, opset: int | None = None) -> onnx.ModelProto:
     graph = _Graph(net.dtype)
     elem = helper.np_dtype_to_tensor_dtype(net.dtype)
     n_features = estimator.n_features_in_
-    inputs = [helper.make_tensor_value_info("X", elem, ["N", n_features])]
+    inputs = [helper.make_tensor_value_info(INPUT, elem, ["N", n_features])]
 
-    x = graph.op("Sub", "X", graph.const(estimator.x_mean_, "x_mean"))
+    x = graph.op("Sub", INPUT, graph.const(estimator.x_mean_, "x_mean"))
     x = graph.op("Div", x, graph.const(estimator.x_scale_, "x_scale"), hint="standardized")
     for layer in net.layers:
         x = _layer(graph, layer, x)
 
     if isinstance(estimator, MLPClassifier):
-        classes, label_elem = _labels_tensor(estimator.classes_)
+        classes = _label_texts(estimator.classes_)
         if len(classes) == 2:  # one logit: P(class 1) = sigmoid, P(class 0) its complement
             p1 = graph.op("Sigmoid", x)
             p0 = graph.op("Sub", graph.const([1.0], "one"), p1)
@@ -147,13 +145,14 @@ def to_onnx(estimator: BaseMLP, opset: int | None = None) -> onnx.ModelProto:
         else:
             proba = graph.op("Softmax", x, axis=1)
         graph.nodes.append(helper.make_node("Identity", [proba], ["probabilities"]))
-        index = graph.op("ArgMax", "probabilities", axis=1, keepdims=0)
+        graph.nodes.append(helper.make_node("ArgMax", ["probabilities"], ["predictions"], axis=1, keepdims=0))
         graph.nodes.append(
-            helper.make_node("Gather", [graph.const(classes, "classes", classes.dtype), index], ["label"])
+            helper.make_node("Gather", [graph.const(classes, "classes", classes.dtype), "predictions"], ["labels"])
         )
-        outputs = [
+        outputs = [  # in the v2 API's order
+            helper.make_tensor_value_info("predictions", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("labels", TensorProto.STRING, ["N"]),
             helper.make_tensor_value_info("probabilities", elem, ["N", len(classes)]),
-            helper.make_tensor_value_info("label", label_elem, ["N"]),
         ]
     elif isinstance(estimator, MLPRegressor):
         x = graph.op("Mul", x, graph.const(estimator.y_scale_, "y_scale"))

@@ -29,7 +29,7 @@ CASES = [
 def run(model, X):
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, {"X": X}), strict=True))
+    return dict(zip(names, session.run(None, {"input": X}), strict=True))
 
 
 @pytest.mark.parametrize(("name", "estimator", "data"), CASES, ids=[c[0] for c in CASES])
@@ -48,8 +48,9 @@ def test_onnxruntime_agrees_with_nn(name, estimator, data, dataset):
         assert out["probabilities"].shape == expected.shape and out["probabilities"].dtype == expected.dtype
         diff = np.abs(out["probabilities"] - expected).max()
         labels = est.predict(X_test)
-        assert_array_equal(out["label"].astype(labels.dtype), labels)
-        assert out["label"].dtype == (object if labels.dtype.kind == "U" else np.int64)
+        assert_array_equal(est.classes_[out["predictions"]], labels)
+        assert out["predictions"].dtype == np.int64
+        assert out["labels"].dtype == object and out["labels"].tolist() == [str(v) for v in labels.tolist()]
     else:
         expected = est.predict(X_test)
         assert out["predictions"].shape == expected.shape
