@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 
 from postgres.server import NotInstalledError, PostgresServer, binaries
+from service.server.registry import ActivationWatcher
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +30,7 @@ def pg_server() -> Iterator[PostgresServer]:
     try:
         yield server
     finally:
+        _stop_watchers()
         server.destroy()
         base.rmdir()
 
@@ -39,3 +42,13 @@ def database_url(pg_server: PostgresServer) -> str:
     with psycopg.connect(pg_server.url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')  # name is generated above, never input
     return pg_server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _stop_watchers() -> None:
+    """Stop the activation watchers the session's apps left running, before their database goes: otherwise they
+    retry it and log to streams pytest has already closed ("--- Logging error ---" after the summary)."""
+    watchers = [t for t in threading.enumerate() if isinstance(t, ActivationWatcher)]
+    for watcher in watchers:
+        watcher.stop()
+    for watcher in watchers:
+        watcher.join(timeout=5)
