@@ -30,6 +30,8 @@ def sigmoid(x: Array) -> Array:
 class ReLU(Layer):
     """max(x, 0), element-wise; shapes (n_samples, n_features) in and out."""
 
+    piecewise_linear = True
+    kinks_at_zero = True
     _y: Array  # output of the last forward
 
     def forward(self, x: Array, training: bool = False) -> Array:
@@ -49,6 +51,8 @@ class LeakyReLU(Layer):
         Slope for x <= 0, >= 0.
     """
 
+    piecewise_linear = True
+    kinks_at_zero = True
     _slope: Array  # local derivative of the last forward: 1 or negative_slope
 
     def __init__(self, negative_slope: float = 0.01) -> None:

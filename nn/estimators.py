@@ -15,7 +15,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from .arrays import AnyArray, Array
+from .arrays import AnyArray, Array, IndexArray
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .metrics import accuracy_score, r2_score
 from .mlp import SOLVERS, BaseMLP
@@ -122,6 +122,24 @@ class MLPClassifier(BaseMLP):
             return np.hstack([1 - out, out])
         return out
 
+    def _n_explained(self) -> int:
+        return len(self.classes_)
+
+    def _default_target(self, X: Any, n: int) -> IndexArray:
+        return self._predicted_index(X)
+
+    def _predicted_index(self, X: Any) -> IndexArray:
+        """Each row's predicted class, as an index into ``classes_``."""
+        out = self._forward(X)
+        picked: IndexArray = (out[:, 0] > 0.5).astype(np.intp) if out.shape[1] == 1 else out.argmax(axis=1)
+        return picked
+
+    def _output_map(self, target: IndexArray) -> tuple[IndexArray, Array, Array]:
+        if len(self.classes_) == 2:  # one logit: P(classes_[1]) = p, P(classes_[0]) = 1 - p
+            positive = target == 1
+            return np.zeros_like(target), np.where(positive, 0.0, 1.0), np.where(positive, 1.0, -1.0)
+        return target, np.zeros(len(target)), np.ones(len(target))
+
     def predict_log_proba(self, X: Any) -> Array:
         """Log of ``predict_proba``, shape (n_samples, n_classes); -inf where a probability is 0."""
         with np.errstate(divide="ignore"):
@@ -129,8 +147,7 @@ class MLPClassifier(BaseMLP):
 
     def predict(self, X: Any) -> AnyArray:
         """Labels of shape (n_samples,), of the same kind as the ``y`` given to ``fit``."""
-        out = self._forward(X)
-        idx = (out[:, 0] > 0.5).astype(np.intp) if out.shape[1] == 1 else out.argmax(axis=1)
+        idx = self._predicted_index(X)
         labels: AnyArray = self.classes_[idx]
         return labels
 
@@ -193,6 +210,15 @@ class MLPRegressor(BaseMLP):
     def out_activation_(self) -> str:
         """Output function as scikit-learn names it: always 'identity'."""
         return "identity"
+
+    def _n_explained(self) -> int:
+        return len(self.y_mean_)
+
+    def _default_target(self, X: Any, n: int) -> IndexArray:
+        return np.zeros(n, np.intp)
+
+    def _output_map(self, target: IndexArray) -> tuple[IndexArray, Array, Array]:
+        return target, self.y_mean_[target].astype(np.float64), self.y_scale_[target].astype(np.float64)
 
     def predict(self, X: Any) -> Array:
         """Predictions of shape (n_samples,) for a 1-D ``y``, else (n_samples, n_outputs)."""

@@ -9,7 +9,7 @@ and returns dL/d(input) of shape (n_samples, n_in).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +43,15 @@ class Layer(ABC):
         Trainable arrays by name (``'W'``, ``'b'``); empty for layers without any.
     grads : dict of str to ndarray
         dL/d(param) of the last ``backward``, same keys and shapes as ``params``.
+    piecewise_linear : bool
+        Whether the layer is linear between kinks at inference (class attribute): integrated gradients
+        find the kinks of such networks on their paths exactly (``Network.kinks_on_path``).
+    kinks_at_zero : bool
+        Whether each unit's derivative jumps where its input crosses 0 (ReLU, LeakyReLU).
     """
+
+    piecewise_linear: ClassVar[bool] = False
+    kinks_at_zero: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = _Params(type(self).__name__)
@@ -134,6 +142,8 @@ class Dense(Layer):
         can be used on its own; a ``Network`` still rebuilds it with its seed and dtype,
         and refuses another width.
     """
+
+    piecewise_linear = True
 
     def __init__(
         self, units: int, kernel_initializer: str = "glorot_uniform", l2: float = 0.0, input_dim: int | None = None
@@ -242,6 +252,8 @@ class Dropout(Layer):
     rng : numpy.random.Generator, optional
         The generator itself, instead of ``seed``.
     """
+
+    piecewise_linear = True  # the identity at inference
 
     def __init__(self, rate: float, seed: int | None = None, rng: np.random.Generator | None = None) -> None:
         super().__init__()

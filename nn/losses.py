@@ -52,6 +52,25 @@ class Loss(ABC):
         """
         return logits
 
+    def output_backward(self, output: Array, grad: Array) -> Array:
+        """Gradient through ``output``: d(sum(output * grad))/d(logits), given the outputs it returned.
+
+        Input gradients (``Network.input_gradient``) start here: the identity unless ``output`` is overridden.
+
+        Parameters
+        ----------
+        output : ndarray of shape (n_samples, n_outputs)
+            ``self.output(logits)``.
+        grad : ndarray of shape (n_samples, n_outputs)
+            d(objective)/d(output).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs)
+            d(objective)/d(logits).
+        """
+        return grad
+
 
 class MeanSquaredError(Loss):
     """mean((z - y)**2) over every element; gradient 2 (z - y) / z.size.
@@ -90,6 +109,9 @@ class BinaryCrossEntropy(Loss):
 
     def output(self, logits: Array) -> Array:
         return sigmoid(logits)
+
+    def output_backward(self, output: Array, grad: Array) -> Array:
+        return grad * output * (1 - output)
 
 
 def _mean(values: Array) -> float:
@@ -161,3 +183,8 @@ class SoftmaxCrossEntropy(Loss):
 
     def output(self, logits: Array) -> Array:
         return softmax(logits)
+
+    def output_backward(self, output: Array, grad: Array) -> Array:
+        # The softmax Jacobian diag(p) - p p^T applied to grad, without forming it.
+        through: Array = output * (grad - (grad * output).sum(axis=1, keepdims=True))
+        return through

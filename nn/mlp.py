@@ -20,11 +20,11 @@ from typing import Any, Self
 import numpy as np
 
 from .activations import ACTIVATIONS, get_activation
-from .arrays import AnyArray, Array
+from .arrays import AnyArray, Array, FloatDType, IndexArray
 from .callbacks import Callback, History, ReduceLROnPlateau
 from .layers import Dense, Dropout, Layer
 from .losses import Loss
-from .network import Network
+from .network import Network, output_columns
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .preprocessing import check_features, fit_standardizer, train_validation_split
 from .schedules import InverseScaling, Schedule
@@ -502,6 +502,106 @@ class BaseMLP(MLPParams, ABC):
         self._check_feature_names(X)
         X = check_features(X, self.n_features_in_, type(self).__name__, self.network_.dtype)
         return self.network_.predict((X - self.x_mean_) / self.x_scale_)
+
+    # -- input gradients -----------------------------------------------------
+    def target_index(self, X: Any, target: Any = None) -> IndexArray:
+        """The output each row's input gradient is of: ``target`` checked, or by default the predicted class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        target : int or array-like of int of shape (n_samples,), optional
+            Classifier: indices into ``classes_`` (default: each row's predicted class). Regressor: output
+            columns (default 0).
+
+        Returns
+        -------
+        ndarray of int of shape (n_samples,)
+        """
+        n = len(self._raw_features(X, np.dtype(np.float64)))
+        if target is None:
+            return self._default_target(X, n)
+        return output_columns(target, n, self._n_explained())
+
+    def output_and_input_gradient(
+        self, X: Any, target: Any = None, dtype: str | FloatDType | None = None
+    ) -> tuple[Array, Array]:
+        """The explained output per row and its gradient with respect to the raw features, in one pass.
+
+        Classifier: the probability of class ``classes_[target]`` (``predict_proba``'s column). Regressor:
+        ``predict``'s output column ``target`` in the units of ``y``. Feature standardisation and target
+        scaling are part of the function differentiated, so the gradient is in the raw rows' units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        target : int or array-like of int of shape (n_samples,), optional
+            As in ``target_index``.
+        dtype : str or numpy dtype, optional
+            The network's dtype by default; ``float64`` computes in float64.
+
+        Returns
+        -------
+        values : ndarray of shape (n_samples,)
+        gradient : ndarray of shape (n_samples, n_features)
+        """
+        dt: FloatDType = self.network_.dtype if dtype is None else np.dtype(dtype)
+        X = self._raw_features(X, dt)
+        columns, offset, scale = self._output_map(self.target_index(X, target))
+        values, grad = self.network_.output_and_input_gradient((X - self.x_mean_) / self.x_scale_, columns, dt)
+        return (offset + scale * values).astype(dt, copy=False), (grad * scale[:, None] / self.x_scale_).astype(
+            dt, copy=False
+        )
+
+    def input_gradient(self, X: Any, target: Any = None, dtype: str | FloatDType | None = None) -> Array:
+        """d(explained output)/d(raw features), row by row: ``output_and_input_gradient``'s gradient.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        target : int or array-like of int of shape (n_samples,), optional
+            As in ``target_index``.
+        dtype : str or numpy dtype, optional
+            ``float64`` on request.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        return self.output_and_input_gradient(X, target, dtype)[1]
+
+    def kinks_on_path(self, start: Any, end: Any) -> list[Array]:
+        """Per row, where the path from ``start`` to ``end`` (raw rows) crosses a ReLU kink:
+        ``Network.kinks_on_path`` of the standardised rows (standardising is affine: the positions are the same).
+
+        Parameters
+        ----------
+        start, end : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        list of n_samples ndarrays of shape (n_kinks_i,)
+        """
+        a, b = self._raw_features(start, np.dtype(np.float64)), self._raw_features(end, np.dtype(np.float64))
+        return self.network_.kinks_on_path((a - self.x_mean_) / self.x_scale_, (b - self.x_mean_) / self.x_scale_)
+
+    def _raw_features(self, X: Any, dtype: FloatDType) -> Array:
+        if not hasattr(self, "network_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first")
+        self._check_feature_names(X)
+        return check_features(X, self.n_features_in_, type(self).__name__, dtype)
+
+    @abstractmethod
+    def _n_explained(self) -> int:
+        """How many outputs ``target_index`` chooses from: classes or output columns."""
+
+    @abstractmethod
+    def _default_target(self, X: Any, n: int) -> IndexArray:
+        """The target of each of the ``n`` rows of ``X`` when none is given."""
+
+    @abstractmethod
+    def _output_map(self, target: IndexArray) -> tuple[IndexArray, Array, Array]:
+        """(network column, offset, scale) per row: explained output = offset + scale * network output."""
 
     def _check_feature_names(self, X: Any) -> None:
         """scikit-learn's rule: other column names raise; names missing on one side warn.

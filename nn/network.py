@@ -7,13 +7,14 @@ few vectorised operations, and snapshotting the best weights is one copy.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from .arrays import AnyArray, Array, FloatDType
+from .arrays import AnyArray, Array, FloatDType, IndexArray
 from .callbacks import Callback, History
 from .layers import Dense, Layer
 from .losses import Loss
@@ -169,6 +170,157 @@ class Network:
         """
         return self.loss.output(self.forward(np.asarray(x, self.dtype)))
 
+    def target_index(self, x: npt.ArrayLike, target: npt.ArrayLike | None = None) -> IndexArray:
+        """The output column each row's input gradient is taken of: ``target``, checked, or by default the largest.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples, n_features)
+        target : int or array-like of int of shape (n_samples,), optional
+            Output columns in [0, n_outputs). By default each row's largest output (column 0 when there is one).
+
+        Returns
+        -------
+        ndarray of int of shape (n_samples,)
+        """
+        n_outputs = self._require_built()[1]
+        n = len(np.asarray(x))
+        if target is None:
+            if n_outputs == 1:
+                return np.zeros(n, np.intp)
+            picked: IndexArray = self.predict(x).argmax(axis=1)
+            return picked
+        return output_columns(target, n, n_outputs)
+
+    def _require_built(self) -> tuple[int, int]:
+        if self.n_features is None or self.n_outputs is None:
+            raise RuntimeError("Network: not built; call build(n_features) or fit first")
+        return self.n_features, self.n_outputs
+
+    def _detached_layers(self, dtype: FloatDType) -> list[Layer]:
+        """Copies of the layers sharing nothing they write: their own caches and gradients, weights in ``dtype``.
+
+        Input gradients run a forward and a backward; on copies they cannot disturb a prediction or
+        another gradient running on the same network in another thread.
+        """
+        layers = []
+        for layer in self.layers:
+            twin = copy.copy(layer)
+            twin.params = {k: p.astype(dtype, copy=False) for k, p in layer.params.items()}
+            twin.grads = {k: np.zeros(p.shape, dtype) for k, p in layer.params.items()}
+            if isinstance(twin, Dense):
+                twin.input_grad = True
+            layers.append(twin)
+        return layers
+
+    def kinks_on_path(self, start: npt.ArrayLike, end: npt.ArrayLike) -> list[Array]:
+        """Per row, where the straight path from ``start`` to ``end`` crosses a kink of a ReLU or LeakyReLU unit.
+
+        The gradient jumps there, so integrated gradients integrate piece by piece between them. Only the
+        leading piecewise-linear layers are searched (a pre-activation is linear in the path's position
+        between the kinks found before it, so each crossing is exact); past a smooth activation
+        (tanh, sigmoid, GELU) the gradient has no jumps to find.
+
+        Parameters
+        ----------
+        start, end : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        list of n_samples ndarrays of shape (n_kinks_i,)
+            Sorted positions in (0, 1): ``start + t * (end - start)`` is on a kink.
+        """
+        a = np.asarray(start, np.float64)
+        b = np.asarray(end, np.float64)
+        layers = self._detached_layers(np.dtype(np.float64))
+        leading = []
+        for layer in layers:
+            if not layer.piecewise_linear:
+                break
+            leading.append(layer)
+        kinks = []
+        for row_a, row_b in zip(a, b, strict=True):
+            ts = np.array([0.0, 1.0])
+            for depth, layer in enumerate(leading):
+                if not layer.kinks_at_zero:
+                    continue
+                z = row_a + ts[:, None] * (row_b - row_a)
+                for before in leading[:depth]:
+                    z = before.forward(z)
+                segment, unit = np.nonzero(z[:-1] * z[1:] < 0)
+                z0, z1 = z[segment, unit], z[segment + 1, unit]
+                ts = np.unique(np.concatenate([ts, ts[segment] + (ts[segment + 1] - ts[segment]) * z0 / (z0 - z1)]))
+            kinks.append(ts[(ts > 0.0) & (ts < 1.0)])
+        return kinks
+
+    def output_and_input_gradient(
+        self, x: npt.ArrayLike, output: npt.ArrayLike, dtype: str | FloatDType | None = None
+    ) -> tuple[Array, Array]:
+        """One output per row and its gradient with respect to that row, in one forward and one backward pass.
+
+        The output is the model's (``loss.output`` of the logits: probabilities for the classification
+        losses, the logits themselves for ``MeanSquaredError``), in inference mode (dropout off).
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples, n_features)
+        output : int or array-like of int of shape (n_samples,)
+            The output column to differentiate, for every row or per row.
+        dtype : str or numpy dtype, optional
+            Precision of the computation: the network's own by default; ``float64`` computes a float32
+            network's gradient in float64 (its weights converted, not retrained).
+
+        Returns
+        -------
+        values : ndarray of shape (n_samples,)
+            ``predict(x)[i, output[i]]``.
+        gradient : ndarray of shape (n_samples, n_features)
+            d values[i] / d x[i].
+        """
+        n_features, n_outputs = self._require_built()
+        dt: FloatDType = self.dtype if dtype is None else np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise ValueError(f"Network: dtype must be float32 or float64, got {dtype!r}")
+        rows = np.ascontiguousarray(x, dtype=dt)
+        if rows.ndim != 2 or rows.shape[1] != n_features:
+            raise ValueError(f"Network: x must have shape (n_samples, {n_features}), got {rows.shape}")
+        columns = output_columns(output, len(rows), n_outputs)
+        layers = self._detached_layers(dt)
+        h = rows
+        for layer in layers:
+            h = layer.forward(h)
+        out = self.loss.output(h)
+        picked = np.arange(len(rows))
+        seed = np.zeros_like(out)
+        seed[picked, columns] = 1
+        grad = self.loss.output_backward(out, seed)
+        for layer in reversed(layers):
+            grad = layer.backward(grad)
+        return out[picked, columns], grad
+
+    def input_gradient(self, x: npt.ArrayLike, output: npt.ArrayLike, dtype: str | FloatDType | None = None) -> Array:
+        """d(output column ``output`` of ``predict``)/d(input), row by row.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples, n_features)
+        output : int or array-like of int of shape (n_samples,)
+            The output column, for every row or per row: for ``SoftmaxCrossEntropy`` class ``k``'s
+            probability, for ``BinaryCrossEntropy`` the probability of the positive class, for
+            ``MeanSquaredError`` the raw output.
+        dtype : str or numpy dtype, optional
+            The network's dtype by default; ``float64`` on request.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+
+        See Also
+        --------
+        output_and_input_gradient : the same pass, returning the outputs too.
+        """
+        return self.output_and_input_gradient(x, output, dtype)[1]
+
     def train_step(self, x: Array, y: AnyArray) -> float:
         """One forward, backward and optimizer step on a batch; returns the batch loss.
 
@@ -299,3 +451,16 @@ class Network:
         for cb in all_callbacks:
             cb.on_train_end(logs)
         return history
+
+
+def output_columns(output: npt.ArrayLike, n_rows: int, n_outputs: int) -> IndexArray:
+    """``output`` (one column for every row, or one per row) as checked column indices of shape (n_rows,)."""
+    arr = np.asarray(output)
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.array_equal(arr, np.round(arr))):
+        raise ValueError(f"output columns must be integers, got {output!r}")
+    if arr.ndim > 1 or (arr.ndim == 1 and len(arr) != n_rows):
+        raise ValueError(f"output columns must be one integer or one per row ({n_rows}), got shape {arr.shape}")
+    columns: IndexArray = np.broadcast_to(arr.astype(np.intp), (n_rows,)).copy()
+    if len(columns) and (columns.min() < 0 or columns.max() >= n_outputs):
+        raise ValueError(f"output columns must be in [0, {n_outputs}), got {np.unique(columns).tolist()}")
+    return columns
