@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test test-fast test-postgres lint openapi test-container lock bench clean
+.PHONY: run test test-fast test-postgres lint docs openapi test-container lock bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ test-fast: lint
 # The PostgreSQL tests alone (the contract suites' postgres half); NNSERVE_TEST_PG=wheel or =system picks the server.
 test-postgres: $(VENV)/.installed-test
 	$(PY) -m pytest -k postgres --durations=5 tests/postgres tests/contract
+
+# The documentation site (mkdocs.yml) into site/: strict (a broken link or a warning fails), offline (no font,
+# no CDN). Its reference pages are generated from the code at build time; tests/test_docs_site.py builds it too.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 # Regenerates the committed OpenAPI document after a route or schema changed (tests/client checks it).
 openapi: $(VENV)/.installed
@@ -93,4 +98,4 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/soak.py; status=$$?; $(PY) bench/report.py; exit $$status
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site

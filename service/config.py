@@ -1,8 +1,9 @@
 """Every ``NNSERVE_*`` setting, once: its default, its type and what it means.
 
-The README's configuration table is generated from ``SETTINGS``
-(``python -m service.config``) and a test keeps the two equal; the app, the
-CLI and the gunicorn config all read their values through this module.
+The documentation's configuration table (docs/configuration.md) is generated
+from ``SETTINGS`` when the site is built (``python -m service.config`` prints
+it); the app, the CLI and the gunicorn config all read their values through
+this module.
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ def value(name: str, environ: Mapping[str, str] | None = None) -> Any:
 
 
 def markdown_table() -> str:
-    """The README's configuration table."""
+    """The configuration table: docs/configuration.md shows it, rendered when the site is built."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for s in SETTINGS:
         default = s.shown or ("unset" if s.default is None else f"`{s.default}`")

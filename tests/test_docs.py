@@ -10,13 +10,28 @@ from helpers import REPO
 
 from service import config
 
-DOCS = ["README.md", "ARCHITECTURE.md", "CONTRIBUTING.md", "SECURITY.md", "CHANGELOG.md", "models/README.md"]
+DOCS = sorted(
+    {"README.md", "ARCHITECTURE.md", "CONTRIBUTING.md", "SECURITY.md", "CHANGELOG.md", "models/README.md"}
+    | {str(page.relative_to(REPO)) for page in (REPO / "docs").glob("*.md")}
+)
 PATH = re.compile(r"(?<![\w/.-])((?:nn|service|tests|bench|scripts)/[\w/.-]+\.(?:py|toml|sql|csv|sh))")
 
 
-def test_readme_configuration_table_is_the_generated_one() -> None:
+def test_the_configuration_page_is_generated_from_the_code() -> None:
+    """Nothing to paste: the site renders ``config.markdown_table()`` (what ``python -m service.config`` prints)
+    when it is built, and tests/test_docs_site.py finds every setting there."""
+    page = (REPO / "docs" / "configuration.md").read_text()
+    assert "<!-- generated: configuration -->" in page.splitlines()
+    assert "NNSERVE_" not in page.replace("NNSERVE_*", ""), "a hand-written setting beside the generated table"
+
+
+def test_the_readme_is_a_front_page() -> None:
     readme = (REPO / "README.md").read_text()
-    assert config.markdown_table() in readme, "regenerate it: python -m service.config"
+    assert len(readme.splitlines()) < 150, "the README links into docs/; the manual is the site"
+    for command in ("make run", "make test"):
+        assert command in readme
+    linked = re.findall(r"\]\((docs/[\w.-]+\.md)", readme)
+    assert len(linked) > 5 and all((REPO / page).exists() for page in linked), linked
 
 
 def test_env_example_shows_the_defaults_of_the_code() -> None:

@@ -16,7 +16,7 @@ from helpers import REPO, read_catalog_csv
 from tritonclient.utils import InferenceServerException
 from v2_models import CLASSIFIERS, MODELS, build_store
 
-README = REPO / "README.md"
+PAGE = REPO / "docs" / "inference-protocol.md"
 
 
 @pytest.fixture(scope="module")
@@ -271,14 +271,12 @@ def test_chunked_body_too_large(small_server):
     assert "takes exactly one input tensor" in response.json()["error"]
 
 
-# -- the README's example ------------------------------------------------------------
+# -- the documentation's example ----------------------------------------------------
 
 
-def test_readme_example_runs(server):
-    """The README's tritonclient example, run as written but against this test server."""
-    text = README.read_text()
-    section = text.split("## Open Inference Protocol (v2)", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def test_docs_example_runs(server):
+    """The tritonclient example of docs/inference-protocol.md, run as written but against this test server."""
+    code = re.search(r"```python\n(.*?)```", PAGE.read_text(), re.S).group(1)
     assert "127.0.0.1:8000" in code
     code = code.replace("127.0.0.1:8000", server.host_port)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -162,6 +162,7 @@ def locked() -> Response:
 
 @blp.get("/")
 def index() -> str:
+    """Every model: its active version, task and held-out metrics."""
     return render_template("ui/index.html", models=model_rows(_store()), counts=_queue().counts())
 
 
@@ -201,6 +202,7 @@ def versions_of(store: ModelStore, name: str) -> list[VersionInfo]:
 
 @blp.get("/models/<name>")
 def model(name: str) -> str:
+    """One model's versions, lineage, loss curves and evaluation (the dashboard's model page)."""
     try:
         infos = versions_of(_store(), validate_name(name))
         rollout = _store().rollout(name)
@@ -242,6 +244,7 @@ def job_views(jobs: list[Job]) -> list[dict[str, Any]]:
 
 @blp.get("/jobs")
 def jobs() -> str:
+    """Queued, running and finished retraining jobs, refreshed while one runs."""
     listed, total = _queue().list_jobs(limit=JOBS_SHOWN)
     return render_template("ui/jobs.html", jobs=job_views(listed), total=total)
 

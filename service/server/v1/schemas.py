@@ -29,7 +29,7 @@ MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: beyond it the job queue cann
 
 
 class ErrorSchema(Schema):
-    """Every v1 error: ``{"code", "status", "message", "errors"?}`` (README, "HTTP API v1")."""
+    """Every v1 error: ``{"code", "status", "message", "errors"?}`` (docs/http-api.md, "Errors")."""
 
     code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
     status = fields.String(required=True, metadata={"description": "The HTTP reason phrase."})

@@ -1,4 +1,4 @@
-"""The README's Python client example, run as written against ``nnserve serve``."""
+"""The Python client page's example (docs/client.md), run as written against ``nnserve serve``."""
 
 import re
 import subprocess
@@ -9,15 +9,14 @@ from helpers import service_env
 
 from service.store import FileKeyStore
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "client.md"
 
 
-def test_readme_client_example_runs(live, store_root):
-    section = README.read_text().split("## Python client", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def test_client_page_example_runs(live, store_root):
+    code = re.search(r"```python\n(.*?)```", PAGE.read_text(), re.S).group(1)
     assert "http://127.0.0.1:8000" in code
     code = code.replace("http://127.0.0.1:8000", live.url)
-    _, key = FileKeyStore(store_root).create("readme", ["admin"])  # the example retrains: an admin key
+    _, key = FileKeyStore(store_root).create("docs", ["admin"])  # the example retrains: an admin key
     env = service_env(NNSERVE_KEY=key)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
