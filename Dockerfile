@@ -78,8 +78,10 @@ RUN groupadd --system --gid 10001 nnserve \
     && chown nnserve:nnserve /data/store
 
 COPY --from=venv /opt/venv /opt/venv
-# `nnserve --version` imports the whole CLI: a missing dependency fails the build.
-RUN nnserve --version
+# `nnserve --version` imports the whole CLI: a missing dependency fails the build. The lock has the `otel`
+# extra (the Makefile's IMAGE_EXTRAS): traces are one OTEL_* variable away (docs/tracing.md).
+RUN nnserve --version \
+    && python -c "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter"
 
 WORKDIR /app
 # The catalog: `nnserve serve` trains it into the store when the store is empty (first start).

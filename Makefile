@@ -60,13 +60,14 @@ openapi: $(VENV)/.installed
 test-container: $(VENV)/.installed-test
 	bash scripts/container-test.sh
 
-# requirements.lock: the exact runtime dependencies (pyproject's `dependencies` and their closure), with
-# hashes, for the image (Linux x86_64, CPython 3.11). Keeps the current pins where they still satisfy
+# requirements.lock: the exact runtime dependencies (pyproject's `dependencies`, the extras of IMAGE_EXTRAS and
+# their closure), with hashes, for the image (Linux x86_64, CPython 3.11). Keeps the current pins where they still satisfy
 # pyproject.toml; `make lock UPGRADE=--upgrade` moves every pin to the newest release.
 UV_VERSION := 0.13.9
+IMAGE_EXTRAS := otel
 lock: | $(VENV)/bin/python
 	$(PY) -m pip install --quiet 'uv==$(UV_VERSION)'
-	$(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes --no-header \
+	$(VENV)/bin/uv pip compile pyproject.toml $(IMAGE_EXTRAS:%=--extra %) --quiet --generate-hashes --no-header \
 	    --python-version 3.11 --python-platform x86_64-unknown-linux-gnu $(UPGRADE) -o requirements.lock
 	{ printf '%s\n' \
 	    '# Runtime dependencies of the image, exact and hashed: the Dockerfile installs them with' \

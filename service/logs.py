@@ -9,6 +9,9 @@ web app writes one line per request on the ``nnserve.access`` logger::
      "method": "POST", "path": "/v1/models/iris/predict", "endpoint": "/v1/models/<name>/predict",
      "model": "iris", "version": 3, "status": 200, "duration_ms": 0.41}
 
+While tracing is on (``service/tracing.py``), a line written inside a span also carries its ``trace_id`` and
+``span_id`` (hex, as OpenTelemetry shows them), so a log line leads to its trace.
+
 Request headers are never logged (the admin token travels in one), and
 neither are query strings or bodies.
 """
@@ -22,6 +25,8 @@ from typing import IO, Any
 
 import orjson
 from gunicorn import glogging
+
+from service import tracing
 
 ACCESS = logging.getLogger("nnserve.access")
 # Attributes every LogRecord has: what is not among them came from ``extra`` and is logged as a field.
@@ -41,6 +46,9 @@ class JsonLineFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD:
                 line[key] = value
+        current = tracing.ids()
+        if current is not None:
+            line["trace_id"], line["span_id"] = current
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)
         line["timestamp"] = datetime.fromtimestamp(record.created, UTC).isoformat()

@@ -13,7 +13,7 @@ import swagger_ui_bundle
 from apispec import BasePlugin
 from flask import Flask, Response, g, request, send_from_directory
 
-from service import config, logs, telemetry
+from service import config, logs, telemetry, tracing
 from service.server import auditing, auth, errors, health, query_args
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.jsonio import OrjsonProvider
@@ -119,6 +119,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["nnserve.keys"] = keyring
     if not app.testing:  # tests capture logs their own way; gunicorn and `flask run` get JSON lines
         logs.configure(app.config["NNSERVE_LOG_LEVEL"])
+    tracing.configure("web", __version__)  # in each web worker: gunicorn imports the app after it forks
     app.extensions["nnserve.jobs"] = open_queue(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL"))
     app.extensions["nnserve.snapshots"] = open_snapshots(
         app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL")
@@ -157,6 +158,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     def swagger_assets(filename: str) -> Response:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
+    _install_request_spans(app)  # first: every other hook runs inside the request's span
     _install_request_ids(app)
     auth.install(app, ui_pages.locked)  # after the request id: a 401 carries one too
     query_args.install(app)  # after the closed-mode gate: there a stranger gets its 401 first
@@ -176,6 +178,33 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.extensions["nnserve.watcher"] = watcher
         watcher.start()
     return app
+
+
+def _install_request_spans(app: Flask) -> None:
+    """A server span per request while tracing is on, continuing the trace of its ``traceparent`` header."""
+
+    @app.before_request
+    def open_span() -> None:
+        rule = request.url_rule
+        route = rule.rule if rule is not None else ""
+        g.nnserve_span = tracing.start_server(
+            f"{request.method} {route}".rstrip(),
+            request.headers,
+            {"http.request.method": request.method, "http.route": route, "url.path": request.path},
+        )
+
+    @app.after_request
+    def record_status(response: Response) -> Response:
+        opened = g.get("nnserve_span")
+        if opened is not None:
+            opened.respond(response.status_code, {"nnserve.request_id": g.get("request_id", "")})
+        return response
+
+    @app.teardown_request
+    def close_span(_exc: BaseException | None) -> None:
+        opened = g.pop("nnserve_span", None)
+        if opened is not None:
+            opened.end()
 
 
 def _install_request_ids(app: Flask) -> None:

@@ -100,6 +100,13 @@ def _stop_metrics():
         shutil.rmtree(_metrics_tempdir, ignore_errors=True)
 
 
+def worker_exit(server, worker):
+    """A web worker is exiting: export the spans it still holds (service/tracing.py)."""
+    from service import tracing
+
+    tracing.shutdown()
+
+
 def child_exit(server, worker):
     """A web worker exited: drop its live gauges (nnserve_model_active_version) from the sums."""
     from prometheus_client import multiprocess

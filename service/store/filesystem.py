@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import nn
+from service import tracing
 from service.store import artifacts, dataset_codec, datasets, durable, retention
 from service.store.dataset_codec import Dataset
 from service.store.exceptions import (
@@ -220,6 +221,7 @@ class FileModelStore:
         return {name: self.active_stamp(name) for name in self.model_names()}
 
     # -- writing -----------------------------------------------------------------
+    @tracing.traced("store.publish")
     def publish(self, name: str, estimator: BaseMLP, metadata: dict[str, Any] | None = None) -> int:
         """Write ``estimator`` as the next version (not activated) and return its number.
 
@@ -256,6 +258,7 @@ class FileModelStore:
             durable.fsync_dir(model_dir)
         return version
 
+    @tracing.traced("store.activate")
     def activate(self, name: str, version: int, expected: int | Unset | None = UNSET) -> int | None:
         """Point ACTIVE at ``version`` after verifying it; returns the version it replaced (None: none was active).
 
@@ -408,6 +411,7 @@ class FileModelStore:
                 durable.remove_entry(staged)
 
     # -- reading -----------------------------------------------------------------
+    @tracing.traced("store.load")
     def load(self, name: str, version: int | None = None) -> LoadedModel:
         """Rebuild a verified version, by default the active one."""
         name = validate_name(name)

@@ -30,7 +30,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 import nn
-from service import config
+from service import config, tracing
 from service.store import artifacts, dataset_codec, datasets, durable, migrations, retention
 from service.store.breaker import CircuitBreaker
 from service.store.dataset_codec import Dataset
@@ -143,7 +143,8 @@ class Database:
         pool = self._current()
         acquired: psycopg.Connection[Any] | None = None
         try:
-            with pool.connection() as conn:
+            # one span per call: the statements of one connection's use are one operation (a query or a transaction)
+            with tracing.child("postgresql", {"db.system.name": "postgresql"}), pool.connection() as conn:
                 acquired = conn
                 self._connect_errors = _connect_errors(pool)
                 yield conn
@@ -297,6 +298,7 @@ class PostgresModelStore:
         return {name: None if active is None else (int(active), at.timestamp()) for name, active, at in rows}
 
     # -- writing -----------------------------------------------------------------
+    @tracing.traced("store.publish")
     def publish(
         self, name: str, estimator: BaseMLP, metadata: dict[str, Any] | None = None, job_id: str | None = None
     ) -> int:
@@ -337,6 +339,7 @@ class PostgresModelStore:
         finally:
             durable.remove_entry(tmp)
 
+    @tracing.traced("store.activate")
     def activate(self, name: str, version: int, expected: int | Unset | None = UNSET) -> int | None:
         """Make ``version`` active after rebuilding it; one UPDATE and a NOTIFY in one transaction."""
         name, version = validate_name(name), validate_version(version)
@@ -449,6 +452,7 @@ class PostgresModelStore:
         return True
 
     # -- reading -----------------------------------------------------------------
+    @tracing.traced("store.load")
     def load(self, name: str, version: int | None = None) -> LoadedModel:
         name = validate_name(name)
         if version is None:

@@ -89,6 +89,8 @@ class RetrainRequest:
     canary_fraction: float = CANARY_FRACTION  # promote "canary" and "shadow" only (service.store.rollouts)
     min_requests: int = MIN_REQUESTS
     max_duration: float = MAX_DURATION
+    # W3C traceparent of the span that asked for the job (tracing on): the worker's spans continue its trace
+    traceparent: str | None = None
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> RetrainRequest:

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from service import tracing
 from service.store import StoreUnavailableError
 from service.store.postgres import Database, connect
 from service.training.jobs import (
@@ -56,6 +57,7 @@ class PostgresJobQueue:
         if migrate:
             self.db.migrate()
 
+    @tracing.traced("queue.enqueue")
     def enqueue(self, model: str, request: RetrainRequest) -> Job:
         job_id = uuid.uuid4().hex
         with self.db.connection() as conn, conn.transaction():
@@ -66,6 +68,7 @@ class PostgresJobQueue:
             conn.execute("SELECT pg_notify(%s, %s)", (JOBS_CHANNEL, model))
         return self.get(job_id)
 
+    @tracing.traced("queue.enqueue")
     def enqueue_if_idle(self, model: str, request: RetrainRequest) -> Job | None:
         """Add a queued job for ``model`` unless it has one queued or running; None then. Enqueuers of one model
         take turns on a transaction-scoped advisory lock, so two never both see it idle."""

@@ -104,7 +104,8 @@ class Settings:
         )
 
 
-def _unix(stamp: str | None) -> float | None:
+def unix_time(stamp: str | None) -> float | None:
+    """Unix seconds of a job's ISO 8601 time stamp (None for none)."""
     return None if not stamp else datetime.fromisoformat(stamp).timestamp()
 
 
@@ -261,10 +262,10 @@ class PolicyRunner:
         newest, _ = self.queue.list_jobs(name, limit=1)
         if newest and newest[0].status in ("queued", "running"):
             return None
-        finished = _unix(newest[0].finished_at) if newest else None
+        finished = unix_time(newest[0].finished_at) if newest else None
         if newest and self._cooling(name, newest[0], float(policy.get("cooldown", COOLDOWN)), now):
             return None
-        since = max(t for t in (_unix(manifest.get("created_at")), finished, 0.0) if t is not None)
+        since = max(t for t in (unix_time(manifest.get("created_at")), finished, 0.0) if t is not None)
         report = version_report(
             prediction_log,
             name,
@@ -289,7 +290,7 @@ class PolicyRunner:
         off cannot keep the worker retraining."""
         if job.request.trigger is None:
             return False
-        ended = _unix(job.finished_at) or 0.0
+        ended = unix_time(job.finished_at) or 0.0
         if job.status == "succeeded" and job.result is not None and job.result.promoted:
             return False
         rollout = self.store.rollout(name)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from service import tracing
 from service.training.jobs import (
     FINAL,
     IMPORT_COLUMNS,
@@ -89,6 +90,7 @@ class SqliteJobQueue:
             db.execute("PRAGMA synchronous=NORMAL")
             yield db
 
+    @tracing.traced("queue.enqueue")
     def enqueue(self, model: str, request: RetrainRequest) -> Job:
         """Add a queued job for ``model``; returns it."""
         job_id = uuid.uuid4().hex
@@ -99,6 +101,7 @@ class SqliteJobQueue:
             )
         return self.get(job_id)
 
+    @tracing.traced("queue.enqueue")
     def enqueue_if_idle(self, model: str, request: RetrainRequest) -> Job | None:
         """Add a queued job for ``model`` unless it has one queued or running; None then."""
         job_id = uuid.uuid4().hex

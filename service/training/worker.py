@@ -31,7 +31,7 @@ import threading
 import time
 
 from nn import Callback
-from service import config, logs, telemetry
+from service import config, logs, telemetry, tracing
 from service.store import (
     ActiveVersionChangedError,
     ModelStore,
@@ -49,8 +49,9 @@ from service.training.catalog import STORED_SECTIONS
 from service.training.frozen import retrain_rows
 from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, open_queue, worker_identity
 from service.training.limits import Limits, check_job, check_labels
-from service.training.policies import PolicyRunner, Settings
+from service.training.policies import PolicyRunner, Settings, unix_time
 from service.training.promotion import Decision, decide
+from service.version import __version__
 
 log = logging.getLogger(__name__)
 LOSS_POINTS = 100  # loss curve points a running job's progress carries, for a dashboard to draw
@@ -116,44 +117,58 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
         check_labels(limits, dataset.y.tolist())
     trained = manifest.get("training") or {}
     progress = JobProgress(queue, job.id, int(params.get("max_iter", 200)), stopping, limits.max_runtime)
-    result = training.train(
-        task,
-        params,
-        dataset,
-        test_size=float(trained.get("test_size", 0.25)),
-        seed=int(trained.get("seed", 0)),
-        evaluation=rows.evaluation,
-        callbacks=[progress],
-        warm_start_from=base.estimator if request.warm_start else None,
-    )
+    with tracing.span("job.fit", {"nnserve.rows": len(dataset.X)}) as fitting:  # every epoch, one span
+        try:
+            result = training.train(
+                task,
+                params,
+                dataset,
+                test_size=float(trained.get("test_size", 0.25)),
+                seed=int(trained.get("seed", 0)),
+                evaluation=rows.evaluation,
+                callbacks=[progress],
+                warm_start_from=base.estimator if request.warm_start else None,
+            )
+        finally:
+            fitting.set_attribute("nnserve.epochs", len(progress.losses))
+            if progress.losses:
+                fitting.set_attribute("nnserve.loss", progress.losses[-1])
     new_score = result.metrics[result.primary_metric]
     held_out = rows.evaluation
-    active_score = training.evaluate(task, base.estimator, held_out.X, held_out.y)[result.primary_metric]
-    version = training.publish(
-        store,
-        name,
-        result,
-        description=manifest.get("description", ""),
-        target=manifest.get("target"),
-        activate=False,
-        parent_version=base.version,
-        parent_metric=active_score,
-        trigger=request.trigger or f"retrain ({request.mode})",
-        job_id=job.id,
-        spec_sections={key: manifest[key] for key in STORED_SECTIONS if key in manifest},
-    )
-    if request.promote in ("canary", "shadow"):
-        decision = start_rollout(store, job, version, base.version, decide("if_better", task, new_score, active_score))
-    else:
-        decision = decide(request.promote, task, new_score, active_score)
-    if decision.promote:
-        try:  # compare-and-swap: an admin's activation while this job trained wins over the job
-            store.activate(name, version, expected=base.version)
-        except ActiveVersionChangedError:
-            now = store.active_version(name)
-            decision = Decision(
-                False, f"not promoted: the active version changed ({base.version} -> {now}) during training"
-            )
+    with tracing.span("job.evaluate", {"nnserve.rows": len(held_out.X)}) as evaluating:
+        active_score = training.evaluate(task, base.estimator, held_out.X, held_out.y)[result.primary_metric]
+        evaluating.set_attribute("nnserve.metric", result.primary_metric)
+        evaluating.set_attribute("nnserve.score", new_score)
+        evaluating.set_attribute("nnserve.active_score", active_score)
+    with tracing.span("job.publish"):
+        version = training.publish(
+            store,
+            name,
+            result,
+            description=manifest.get("description", ""),
+            target=manifest.get("target"),
+            activate=False,
+            parent_version=base.version,
+            parent_metric=active_score,
+            trigger=request.trigger or f"retrain ({request.mode})",
+            job_id=job.id,
+            spec_sections={key: manifest[key] for key in STORED_SECTIONS if key in manifest},
+        )
+    with tracing.span("job.promote", {"nnserve.version": version, "nnserve.promote": request.promote}) as promoting:
+        if request.promote in ("canary", "shadow"):
+            reported = decide("if_better", task, new_score, active_score)
+            decision = start_rollout(store, job, version, base.version, reported)
+        else:
+            decision = decide(request.promote, task, new_score, active_score)
+        if decision.promote:
+            try:  # compare-and-swap: an admin's activation while this job trained wins over the job
+                store.activate(name, version, expected=base.version)
+            except ActiveVersionChangedError:
+                now = store.active_version(name)
+                decision = Decision(
+                    False, f"not promoted: the active version changed ({base.version} -> {now}) during training"
+                )
+        promoting.set_attribute("nnserve.promoted", decision.promote)
     return JobResult(
         version=version,
         base_version=base.version,
@@ -259,32 +274,51 @@ class Worker:
         """Claim and run one job; False when the queue had nothing to run (or still owes a final state)."""
         if not self._record_finished():
             return False
+        claiming = time.time()
         job = self.queue.claim(self.identity)
         if job is None:
             return False
+        attributes = {"nnserve.job.id": job.id, "nnserve.model": job.model}
+        parent = job.request.traceparent  # the request that asked for the job: its trace goes on here
+        if tracing.enabled():
+            tracing.record("job.queued", unix_time(job.created_at) or claiming, claiming, parent, attributes)
+            tracing.record("queue.claim", claiming, time.time(), parent, attributes)
         log.info("job %s: retraining %s", job.id, job.model)
+        with tracing.span("job", attributes, parent=parent) as span:
+            status, error = self._run(job)
+            span.set_attribute("nnserve.job.status", status)
+            if error is not None:
+                tracing.failed(span, error)
+        return True
+
+    def _run(self, job: Job) -> tuple[str, str | None]:
+        """Run a claimed job and record how it ended; returns (its status, the error that failed it)."""
         try:
             result = run_job(self.store, self.queue, job, self.stopping)
         except JobCancelledError:
             self._finish(job.id, "cancelled", error="cancelled by request; nothing was published")
             telemetry.job_finished("cancelled")
+            return "cancelled", None
         except ShutdownRequestedError:
             self.queue.requeue(job.id)
             log.info("job %s: worker stopping, job requeued", job.id)
+            return "queued", None
         except (StoreError, ValueError, OSError, JobTimeLimitError) as exc:
             self._finish(job.id, "failed", error=str(exc))
             telemetry.job_finished("failed")
             log.error("job %s failed: %s", job.id, exc)
+            return "failed", str(exc)
         except Exception as exc:  # a bug must fail the job, not kill the worker loop
             log.exception("job %s failed unexpectedly", job.id)
-            self._finish(job.id, "failed", error=f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}")
+            error = f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}"
+            self._finish(job.id, "failed", error=error)
             telemetry.job_finished("failed")
-        else:
-            self._finish(job.id, "succeeded", result=result)
-            telemetry.job_finished("succeeded", result.seconds)
-            log.info("job %s succeeded: %s", job.id, result.reason)
-            self._apply_retention(job.model)
-        return True
+            return "failed", error
+        self._finish(job.id, "succeeded", result=result)
+        telemetry.job_finished("succeeded", result.seconds)
+        log.info("job %s succeeded: %s", job.id, result.reason)
+        self._apply_retention(job.model)
+        return "succeeded", None
 
     def _apply_retention(self, name: str) -> None:
         """Remove the versions NNSERVE_KEEP_* lets go; a failure is logged, never the job's."""
@@ -351,7 +385,11 @@ class Worker:
 
 def main(store_root: str | os.PathLike[str], poll_interval: float = 0.5, once: bool = False) -> None:
     logs.configure(os.environ.get("NNSERVE_LOG_LEVEL") or "info")
-    Worker(store_root, poll_interval, config.value("NNSERVE_DATABASE_URL")).run(once=once)
+    tracing.configure("worker", __version__)
+    try:
+        Worker(store_root, poll_interval, config.value("NNSERVE_DATABASE_URL")).run(once=once)
+    finally:
+        tracing.shutdown()  # the spans still buffered are exported before the process ends
     log.info("worker stopped")
 
 

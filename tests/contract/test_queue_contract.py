@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from dataclasses import replace
 
 import pytest
 from backends import Backend
@@ -180,3 +181,19 @@ def test_enqueue_if_idle_racing_enqueuers_start_one_job(queue_backend: Backend) 
 
 def _enqueue_if_idle(backend: Backend) -> bool:
     return backend.queue().enqueue_if_idle("iris", RetrainRequest(trigger="race")) is not None
+
+
+def test_a_jobs_traceparent_is_kept_from_enqueue_to_claim_and_copy(queue: JobQueue) -> None:
+    """The trace of the request that asked for a job goes on in the worker that claims it (service/tracing.py)."""
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced = RetrainRequest(mode="append", traceparent=parent)
+    job = queue.enqueue("iris", traced)
+    assert queue.get(job.id).request.traceparent == parent
+    claimed = queue.claim("w1")
+    assert claimed is not None and claimed.id == job.id and claimed.request.traceparent == parent
+    queue.finish(job.id, "succeeded", result=RESULT)
+    by_policy = queue.enqueue_if_idle("iris", replace(traced, trigger="drift"))
+    assert by_policy is not None and by_policy.request.traceparent == parent
+    assert queue.get(queue.enqueue("wine", APPEND).id).request.traceparent is None
+    exported = {j.id: j for _, j in queue.export()}
+    assert exported[job.id].request.traceparent == parent

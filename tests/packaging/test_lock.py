@@ -1,4 +1,5 @@
-"""requirements.lock pins exactly the runtime closure of pyproject.toml's `dependencies`, with hashes.
+"""requirements.lock pins exactly the runtime closure of pyproject.toml's `dependencies` and of the extras the
+image installs (the Makefile's IMAGE_EXTRAS), with hashes.
 
 The image installs the lock with `pip install --require-hashes --no-deps`, so a dependency the lock
 misses is missing from the image, and a pin that does not satisfy pyproject.toml ships a version the
@@ -38,9 +39,25 @@ def applies(req: Requirement, extra: str = "") -> bool:
     return req.marker is None or req.marker.evaluate({**IMAGE_ENV, "extra": extra})
 
 
+def image_extras() -> list[str]:
+    """The extras `make lock` adds to the lock: the Makefile's ``IMAGE_EXTRAS := ...``."""
+    found = re.search(r"^IMAGE_EXTRAS\s*:=(.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert found is not None, "the Makefile names no IMAGE_EXTRAS"
+    return found.group(1).split()
+
+
 def runtime_requirements() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return [Requirement(line) for line in project["dependencies"]]
+    lines = list(project["dependencies"])
+    for extra in image_extras():
+        lines += project["optional-dependencies"][extra]
+    return [Requirement(line) for line in lines]
+
+
+def test_the_image_installs_the_otel_extra() -> None:
+    """Traces are one variable away in the image (docs/tracing.md): the lock has the OpenTelemetry exporter."""
+    assert "otel" in image_extras()
+    assert "opentelemetry-exporter-otlp-proto-http" in lock_entries()
 
 
 def lock_entries() -> dict[str, tuple[Version, list[str]]]:

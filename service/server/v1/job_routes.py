@@ -10,7 +10,7 @@ from flask import current_app, url_for
 from flask.views import MethodView
 from marshmallow import ValidationError
 
-from service import telemetry
+from service import telemetry, tracing
 from service.server.auditing import audited, note
 from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
@@ -92,6 +92,7 @@ class Retrain(MethodView):
                 promote=args["promote"],
                 warm_start=args["warm_start"],
                 hyperparameters=_checked_hyperparameters(base, args),
+                traceparent=tracing.traceparent(),
                 **{option: args[option] for option in ROLLOUT_OPTIONS if option in args},
             )
             dataset = new_rows(base, args["data"], limits) if "data" in args else None

@@ -1,0 +1,190 @@
+"""service/tracing.py: when traces are on, what a request and a job record, and that nnserve runs the same
+without them (variables unset, or the ``otel`` extra not installed).
+
+Spans go through the real exporter to a real OTLP/HTTP receiver (``tests/otlp_receiver.py``); the
+processes of ``nnserve serve`` are in ``tests/e2e/test_tracing_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from otlp_receiver import ReceivedSpan, otlp_receiver
+
+from service import create_app, logs, tracing
+from service.training.sqlite_queue import SqliteJobQueue
+from service.training.worker import Worker
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "tracing-test-token-41d0"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER = "00f067aa0ba902b7"  # the caller's span: the server span's parent
+IRIS_ROW = {"instances": [[5.9, 3.0, 5.1, 1.8]]}
+
+
+@pytest.mark.parametrize(
+    ("environ", "wanted"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "x"}, False),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}, False),
+    ],
+)
+def test_the_standard_variables_decide_whether_traces_are_wanted(environ: dict[str, str], wanted: bool) -> None:
+    assert tracing.wanted(environ) is wanted
+
+
+@pytest.fixture
+def store(trained_store, store_copy) -> Path:
+    return store_copy(trained_store("iris", epochs=5))
+
+
+@pytest.fixture
+def no_otel_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+
+
+def json_lines(buffer: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
+
+
+def test_with_the_variables_unset_nothing_is_traced_and_requests_and_jobs_work(store, no_otel_variables) -> None:
+    app = create_app({"NNSERVE_STORE": str(store), "NNSERVE_ADMIN_TOKEN": TOKEN, "TESTING": True})
+    assert not tracing.enabled()
+    assert tracing.span("x") is tracing.NO_SPAN and tracing.traceparent() is None and tracing.ids() is None
+    buffer = io.StringIO()
+    handler = logs.configure("info", buffer)
+    try:
+        client = app.test_client()
+        headers = {"traceparent": f"00-{TRACE}-{CALLER}-01"}
+        assert client.post("/v1/models/iris/predict", json=IRIS_ROW, headers=headers).status_code == 200
+        answer = client.post("/v1/models/iris/retrain", json={"hyperparameters": {"epochs": 2}}, headers=ADMIN)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert answer.status_code == 202, answer.json
+    assert SqliteJobQueue(store).get(answer.json["id"]).request.traceparent is None
+    lines = json_lines(buffer)
+    assert any(line.get("path") == "/v1/models/iris/predict" for line in lines), lines
+    assert not any("trace_id" in line or "span_id" in line for line in lines)
+    worker = Worker(store)
+    assert worker.run_once()
+    assert SqliteJobQueue(store).get(answer.json["id"]).status == "succeeded"
+
+
+def by_name(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
+    found = [s for s in spans if s.name == name]
+    assert len(found) == 1, (name, [s.name for s in spans])
+    return found[0]
+
+
+def test_a_request_and_the_job_it_queued_are_one_trace(store, no_otel_variables, monkeypatch) -> None:
+    with otlp_receiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "nnserve-under-test")
+        buffer = io.StringIO()
+        handler = logs.configure("info", buffer)
+        try:
+            app = create_app({"NNSERVE_STORE": str(store), "NNSERVE_ADMIN_TOKEN": TOKEN, "TESTING": True})
+            assert tracing.enabled()
+            client = app.test_client()
+            parent = {"traceparent": f"00-{TRACE}-{CALLER}-01"}
+            assert client.post("/v1/models/iris/predict", json=IRIS_ROW, headers=parent).status_code == 200
+            body = {"hyperparameters": {"epochs": 3}, "promote": "always"}
+            answer = client.post("/v1/models/iris/retrain", json=body, headers=ADMIN)
+            assert answer.status_code == 202, answer.json
+            assert Worker(store).run_once()
+        finally:
+            logging.getLogger().removeHandler(handler)
+            tracing.shutdown()  # exports what is buffered
+        spans = receiver.received()
+
+    predict = by_name(spans, "POST /v1/models/<name>/predict")
+    assert predict.trace_id == TRACE and predict.parent_span_id == CALLER and predict.kind == "SPAN_KIND_SERVER"
+    assert predict.attributes["http.response.status_code"] == 200 and not predict.error
+    assert predict.resource["service.name"] == "nnserve-under-test" and predict.resource["nnserve.process"] == "web"
+    access = [line for line in json_lines(buffer) if line.get("path") == "/v1/models/iris/predict"]
+    assert len(access) == 1 and access[0]["trace_id"] == TRACE and access[0]["span_id"] == predict.span_id
+
+    retrain = by_name(spans, "POST /v1/models/<name>/retrain")
+    assert retrain.parent_span_id == "" and retrain.trace_id != TRACE  # no traceparent sent: a trace of its own
+    enqueue = by_name(spans, "queue.enqueue")
+    assert (enqueue.trace_id, enqueue.parent_span_id) == (retrain.trace_id, retrain.span_id)
+    job = SqliteJobQueue(store).get(answer.json["id"])
+    assert job.status == "succeeded" and job.request.traceparent.split("-")[1:3] == [retrain.trace_id, retrain.span_id]
+
+    run = by_name(spans, "job")
+    assert (run.trace_id, run.parent_span_id) == (retrain.trace_id, retrain.span_id)
+    assert run.attributes["nnserve.job.id"] == job.id and run.attributes["nnserve.job.status"] == "succeeded"
+    for name in ("job.queued", "queue.claim"):
+        recorded = by_name(spans, name)
+        assert (recorded.trace_id, recorded.parent_span_id) == (retrain.trace_id, retrain.span_id)
+    stages = {name: by_name(spans, name) for name in ("job.fit", "job.evaluate", "job.publish", "job.promote")}
+    assert all(stage.parent_span_id == run.span_id for stage in stages.values())
+    assert stages["job.fit"].attributes["nnserve.epochs"] == job.result.epochs == 3
+    assert isinstance(stages["job.fit"].attributes["nnserve.loss"], float)
+    assert stages["job.promote"].attributes["nnserve.promoted"] is True
+    assert by_name(spans, "store.publish").parent_span_id == stages["job.publish"].span_id
+    assert by_name(spans, "store.activate").parent_span_id == stages["job.promote"].span_id
+    loads = [s for s in spans if s.name == "store.load" and s.parent_span_id == run.span_id]
+    assert len(loads) == 1 and loads[0].attributes["nnserve.model"] == "iris"
+
+
+BLOCK_OTEL = """
+import sys
+
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name == "opentelemetry" or name.startswith("opentelemetry."):
+            raise ImportError(f"blocked for the test: {name}")
+        return None
+
+sys.meta_path.insert(0, Absent())
+"""
+
+WITHOUT_THE_EXTRA = """
+import logging, sys
+from service import create_app, tracing
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
+app = create_app({"NNSERVE_STORE": sys.argv[1], "TESTING": True})
+answer = app.test_client().post("/v1/models/iris/predict", json={"instances": [[5.9, 3.0, 5.1, 1.8]]})
+with tracing.span("anything") as span:
+    span.set_attribute("key", 1)
+print("status", answer.status_code, "enabled", tracing.enabled(), "traceparent", tracing.traceparent())
+print("imported", sorted(name for name in sys.modules if name.startswith("opentelemetry")))
+"""
+
+
+def test_without_the_otel_extra_nnserve_runs_the_same_and_says_why_there_are_no_traces(store, tmp_path) -> None:
+    """The import of the OpenTelemetry packages fails (a sitecustomize blocks it), the variables ask for traces."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_OTEL)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "NNSERVE_"))}
+    env.update(PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(WITHOUT_THE_EXTRA), str(store)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "status 200 enabled False traceparent None" in run.stdout
+    assert "imported []" in run.stdout
+    assert "nnserve[otel] is not installed: no traces" in run.stdout
