@@ -36,7 +36,8 @@ def cli_reference() -> str:
     from service.cli.main import main
 
     def walk(command: click.Command, path: list[str], parent: click.Context | None) -> Iterator[str]:
-        ctx = click.Context(command, info_name=path[-1], parent=parent, **command.context_settings)
+        settings = {"terminal_width": 100, **command.context_settings}  # the same page on any terminal
+        ctx = click.Context(command, info_name=path[-1], parent=parent, **settings)
         yield f"{'#' * (len(path) + 1)} `{' '.join(path)}`\n\n```text\n{command.get_help(ctx)}\n```\n"
         if isinstance(command, click.Group):
             for name in command.list_commands(ctx):
