@@ -62,3 +62,12 @@ def test_no_source_file_cites_a_document_outside_the_repository() -> None:
             continue
         text = (REPO / name).read_text(errors="replace")
         assert "DESIGN.md" not in text and "../shared" not in text, name
+
+
+def test_every_page_is_in_the_sites_nav() -> None:
+    """mkdocs only mentions a page left out of ``nav`` (strict mode passes): a page nobody can reach."""
+    nav = (REPO / "mkdocs.yml").read_text().split("\nnav:", 1)[1]
+    listed = set(re.findall(r":\s*([\w/-]+\.md)\s*$", nav, re.M))
+    pages = {str(page.relative_to(REPO / "docs")) for page in (REPO / "docs").rglob("*.md")}
+    assert pages <= listed, f"add them to nav in mkdocs.yml: {sorted(pages - listed)}"
+    assert listed <= pages, f"nav names pages that do not exist: {sorted(listed - pages)}"
