@@ -2,7 +2,7 @@
 (a CSP violation is one), curves have one point per epoch, and admin actions work only with the right token.
 
 Screenshots of every page go to ``tmp/artifacts/ui/``; with ``NNSERVE_UPDATE_SCREENSHOT=1`` the model page
-is also written to ``docs/dashboard.png`` for the README.
+is also written to ``docs/dashboard.png``, the picture of the README and of docs/dashboard.md.
 """
 
 from __future__ import annotations
