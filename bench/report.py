@@ -34,6 +34,7 @@ ORDER = [
     "gunicorn_settings",
     "postgres",
     "outage_503",
+    "tracing_overhead",
     "soak",
 ]
 
