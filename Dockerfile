@@ -78,10 +78,12 @@ RUN groupadd --system --gid 10001 nnserve \
     && chown nnserve:nnserve /data/store
 
 COPY --from=venv /opt/venv /opt/venv
-# `nnserve --version` imports the whole CLI: a missing dependency fails the build. The lock has the `otel`
-# extra (the Makefile's IMAGE_EXTRAS): traces are one OTEL_* variable away (docs/tracing.md).
+# `nnserve --version` imports the whole CLI, the second command the optional backends: a missing dependency fails
+# the build. The lock has the extras of the Makefile's IMAGE_EXTRAS: `otel` (traces are one OTEL_* variable away,
+# docs/tracing.md) and `postgres` (the PostgreSQL backends' driver).
 RUN nnserve --version \
-    && python -c "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter"
+    && python -c "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter" \
+    && python -c "import service.store.postgres, service.training.pg_queue"
 
 WORKDIR /app
 # The catalog: `nnserve serve` trains it into the store when the store is empty (first start).

@@ -64,7 +64,7 @@ test-container: $(VENV)/.installed-test
 # their closure), with hashes, for the image (Linux x86_64, CPython 3.11). Keeps the current pins where they still satisfy
 # pyproject.toml; `make lock UPGRADE=--upgrade` moves every pin to the newest release.
 UV_VERSION := 0.13.9
-IMAGE_EXTRAS := otel
+IMAGE_EXTRAS := otel postgres
 lock: | $(VENV)/bin/python
 	$(PY) -m pip install --quiet 'uv==$(UV_VERSION)'
 	$(VENV)/bin/uv pip compile pyproject.toml $(IMAGE_EXTRAS:%=--extra %) --quiet --generate-hashes --no-header \

@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from service.cli.options import UserError
-from service.store import StoreError, migrations
-from service.store.postgres import connect
-from service.store.postgres import upgrade as upgrade_schema
+from service.store import StoreError, migrations, require_postgres
 
 _url_option = click.option(
     "--database-url",
@@ -28,6 +26,9 @@ def db() -> None:
 def upgrade(database_url: str) -> None:
     """Apply the pending migrations (once, even with many replicas starting at the same time)."""
     try:
+        require_postgres()  # psycopg comes with the postgres extra
+        from service.store.postgres import upgrade as upgrade_schema
+
         applied = upgrade_schema(database_url)
     except StoreError as exc:
         raise UserError(exc) from None
@@ -41,6 +42,9 @@ def upgrade(database_url: str) -> None:
 def status(database_url: str) -> None:
     """Print the applied and the pending migrations; exit 1 when some are pending."""
     try:
+        require_postgres()
+        from service.store.postgres import connect
+
         with connect(database_url) as conn:
             state = migrations.status(conn)
     except StoreError as exc:

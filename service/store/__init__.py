@@ -8,6 +8,7 @@ import os
 
 from service.store.audit import AuditEntry, AuditLog, configured_audit_log, open_audit_log
 from service.store.dataset_codec import Dataset
+from service.store.drivers import MissingDriverError, require_postgres
 from service.store.exceptions import (
     ActiveVersionChangedError,
     CorruptVersionError,
@@ -43,6 +44,7 @@ def open_store(root: str | os.PathLike[str], database_url: str | None = None) ->
     if database_url:
         if not database_url.startswith(("postgresql://", "postgres://")):
             raise StoreError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs; use a postgresql:// URL")
+        require_postgres()
         from service.store.postgres import PostgresModelStore  # psycopg is imported only by those who use it
 
         return PostgresModelStore(root, database_url)
@@ -67,6 +69,7 @@ __all__ = [
     "KeyRing",
     "KeyStore",
     "LoadedModel",
+    "MissingDriverError",
     "ModelStore",
     "NonFiniteOutputError",
     "NotFoundError",

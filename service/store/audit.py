@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from service import config
+from service.store.drivers import require_postgres
 from service.store.sqlite_threads import ThreadConnections
 
 DATABASE = ".audit.sqlite3"
@@ -254,6 +255,7 @@ def open_audit_log(
 ) -> AuditLog:
     """The audit log beside the store the configuration names, keeping ``keep_rows`` entries of ``keep_days``."""
     if database_url:
+        require_postgres()
         from service.store.pg_audit import PostgresAuditLog  # psycopg only for those who use it
 
         return PostgresAuditLog(database_url, keep_rows, keep_days)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from service.store import durable
+from service.store.drivers import require_postgres
 from service.store.exceptions import InvalidNameError, NotFoundError, StoreError, StoreUnavailableError
 from service.store.names import validate_name
 
@@ -256,6 +257,7 @@ class FileKeyStore:
 def open_key_store(root: str | os.PathLike[str], database_url: str | None = None) -> KeyStore:
     """The key store beside the model store the configuration names."""
     if database_url:
+        require_postgres()
         from service.store.pg_keys import PostgresKeyStore  # psycopg is imported only by those who use it
 
         return PostgresKeyStore(database_url)

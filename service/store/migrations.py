@@ -8,8 +8,10 @@ Migrations are append-only: a released one is never edited.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import psycopg
+if TYPE_CHECKING:  # the driver comes with the postgres extra: imported by the backends that use it
+    import psycopg
 
 LOCK_KEY = 0x6E6E_7365_7276_6501  # "nnserve\x01": the advisory lock of schema upgrades
 

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from service import telemetry
+from service.store.drivers import require_postgres
 from service.store.exceptions import StoreUnavailableError
 from service.store.sqlite_threads import ThreadConnections
 
@@ -655,6 +656,7 @@ def open_prediction_log(
     """The prediction log the configuration names: SQLite in the store directory (at most ``max_bytes`` on disk)
     unless a database URL is given."""
     if database_url:
+        require_postgres()
         from service.store.pg_monitoring import PostgresPredictionLog  # psycopg only for those who use it
 
         return PostgresPredictionLog(database_url)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from service.store.drivers import require_postgres
 from service.store.durable import read_regular, write_atomic
 from service.store.exceptions import StoreUnavailableError
 
@@ -105,6 +106,7 @@ class FileSnapshots:
 def open_snapshots(store_root: str | os.PathLike[str], database_url: str | None = None) -> MonitoringSnapshots:
     """The snapshots the configuration names: files in the store directory unless a database URL is given."""
     if database_url:
+        require_postgres()
         from service.store.pg_snapshots import PostgresSnapshots  # psycopg only for those who use it
 
         return PostgresSnapshots(database_url)

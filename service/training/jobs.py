@@ -289,6 +289,9 @@ def open_queue(store_root: str | os.PathLike[str], database_url: str | None = No
             raise ValueError(
                 f"no job queue backend for {database_url.split(':', 1)[0]!r} URLs; use a postgresql:// URL"
             )
+        from service.store.drivers import require_postgres
+
+        require_postgres()
         from service.training.pg_queue import PostgresJobQueue
 
         return PostgresJobQueue(database_url)

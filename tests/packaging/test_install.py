@@ -1,9 +1,11 @@
-"""A plain (non-editable) `pip install` of the repository into a fresh venv gives a working nnserve.
+"""A wheel built from the tree, `pip install`ed (no extras) into a fresh venv outside the repo, gives a working
+nnserve.
 
 Only what pyproject.toml declares gets installed, so an undeclared runtime dependency fails the
 import; every package directory of nn/ and service/ (subpackages included) must be installed, and
-nn's py.typed marker and the LICENSE with it. pip's cache and --no-compile (no .pyc for numpy's
-thousand files) keep it well under a minute.
+nn's py.typed marker and the LICENSE with it. PostgreSQL's driver is an extra: it is not installed, the file
+store works without it and a database URL is refused with the extra's name. pip's cache and --no-compile
+(no .pyc for numpy's thousand files) keep it well under a minute.
 """
 
 from __future__ import annotations
@@ -70,17 +72,10 @@ def test_pip_install_gives_importable_packages_and_the_console_script(tmp_path: 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     bin_dir = venv / "bin"
-    run(
-        bin_dir / "python",
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-compile",
-        "--disable-pip-version-check",
-        src,
-        cwd=tmp_path,
-    )
+    pip = [bin_dir / "python", "-m", "pip", "--disable-pip-version-check"]
+    run(*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", tmp_path / "dist", src, cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("nnserve-*.whl")
+    run(*pip, "install", "--quiet", "--no-compile", wheel, cwd=tmp_path)
     shutil.rmtree(src)  # nothing may be read from the sources from here on
 
     run(bin_dir / "python", "-m", "pip", "check", cwd=tmp_path)
@@ -103,6 +98,7 @@ print(json.dumps({{
     "py_typed": [(site / top / "py.typed").is_file() for top in ("nn", "service")],
     "license": dist.metadata["License-Expression"],
     "license_files": [str(f) for f in dist.files if f.name == "LICENSE"],
+    "drivers": [m for m in ("psycopg", "psycopg_pool") if importlib.util.find_spec(m) is not None],
 }}))
 """
     found = json.loads(run(bin_dir / "python", "-c", probe, tmp_path / "store", cwd=tmp_path).splitlines()[-1])
@@ -112,6 +108,7 @@ print(json.dumps({{
     assert found["py_typed"] == [True, True], "nn/py.typed or service/py.typed is not installed"
     assert found["license"] == "MIT"
     assert found["license_files"], "LICENSE is not in the installed distribution"
+    assert found["drivers"] == [], "PostgreSQL's driver came without the postgres extra"
 
     # a user's mypy (this venv's, pointed at the installed package) sees service.client's real types, not Any
     snippet = tmp_path / "uses_client.py"
@@ -135,7 +132,19 @@ print(json.dumps({{
     run(bin_dir / "nnserve", "train", "--all", "--epochs", "5", cwd=demo)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
-    serve = [bin_dir / "nnserve", "serve", "--port", str(port), "--workers", "1", "--no-retrain-worker"]
+    serve = [bin_dir / "nnserve", "serve", "--port", str(port), "--workers", "1"]  # with the retraining worker
+
+    # a database URL without the postgres extra: one line naming the extra, not a traceback
+    database = {**env, "NNSERVE_DATABASE_URL": "postgresql://nnserve@127.0.0.1:1/nnserve"}
+    for argv in (serve, [bin_dir / "nnserve", "models"], [bin_dir / "nnserve", "db", "status"]):
+        refused = subprocess.run(argv, cwd=demo, env=database, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1, (argv, refused.stdout, refused.stderr)
+        assert "Traceback" not in refused.stderr and refused.stdout == "", (argv, refused.stderr)
+        assert refused.stderr.strip() == (
+            "Error: NNSERVE_DATABASE_URL names a PostgreSQL database but psycopg and psycopg_pool are not installed: "
+            "pip install 'nnserve[postgres]'"
+        ), (argv, refused.stderr)
+
     server = subprocess.Popen(serve, cwd=demo, env=env, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"

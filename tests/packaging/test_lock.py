@@ -1,5 +1,5 @@
 """requirements.lock pins exactly the runtime closure of pyproject.toml's `dependencies` and of the extras the
-image installs (the Makefile's IMAGE_EXTRAS), with hashes.
+image installs (the Makefile's IMAGE_EXTRAS: OpenTelemetry's exporter, PostgreSQL's driver), with hashes.
 
 The image installs the lock with `pip install --require-hashes --no-deps`, so a dependency the lock
 misses is missing from the image, and a pin that does not satisfy pyproject.toml ships a version the
@@ -58,6 +58,12 @@ def test_the_image_installs_the_otel_extra() -> None:
     """Traces are one variable away in the image (docs/tracing.md): the lock has the OpenTelemetry exporter."""
     assert "otel" in image_extras()
     assert "opentelemetry-exporter-otlp-proto-http" in lock_entries()
+
+
+def test_the_image_installs_the_postgres_extra() -> None:
+    """The image serves PostgreSQL (docker-compose.scale.yml): its driver is an extra, which the lock must carry."""
+    assert "postgres" in image_extras()
+    assert {"psycopg", "psycopg-binary", "psycopg-pool"} <= set(lock_entries())
 
 
 def lock_entries() -> dict[str, tuple[Version, list[str]]]:
