@@ -20,6 +20,8 @@ import pytest
 from otlp_receiver import ReceivedSpan, otlp_receiver
 
 from service import create_app, logs, tracing
+from service.store import FileModelStore, open_store
+from service.training.jobs import RetrainRequest, open_queue
 from service.training.sqlite_queue import SqliteJobQueue
 from service.training.worker import Worker
 
@@ -177,3 +179,33 @@ def test_without_the_otel_extra_nnserve_runs_the_same_and_says_why_there_are_no_
     assert "status 200 enabled False traceparent None" in run.stdout
     assert "imported []" in run.stdout
     assert "nnserve[otel] is not installed: no traces" in run.stdout
+
+
+def test_postgresql_calls_are_spans_of_the_traced_operation_that_made_them(
+    trained_store, database_url, tmp_path, no_otel_variables, monkeypatch
+) -> None:
+    """The PostgreSQL store and queue: one ``postgresql`` span per call inside a traced operation, none for a call
+    made on its own (the migrations at open, a heartbeat), which would otherwise start a trace every few seconds."""
+    estimator = FileModelStore(trained_store("iris", epochs=5)).load("iris").estimator
+    with otlp_receiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        assert tracing.configure("worker", "test")
+        try:
+            store = open_store(tmp_path / "cache", database_url)
+            queue = open_queue(tmp_path / "cache", database_url)
+            queue.heartbeat("alone")
+            with tracing.span("operation"):
+                version = store.publish("iris", estimator, {"task": "classification", "metrics": {}})
+                store.activate("iris", version)
+                queue.enqueue("iris", RetrainRequest())
+        finally:
+            tracing.shutdown()
+        spans = receiver.received()
+    operation = by_name(spans, "operation")
+    for name in ("store.publish", "store.activate", "queue.enqueue"):
+        assert by_name(spans, name).parent_span_id == operation.span_id
+    calls = [s for s in spans if s.name == "postgresql"]
+    assert calls and all(s.attributes["db.system.name"] == "postgresql" for s in calls)
+    traced = {s.span_id: s.name for s in spans if s.name != "postgresql"}
+    assert all(s.parent_span_id in traced for s in calls), "a database call outside a traced operation was recorded"
+    assert {traced[s.parent_span_id] for s in calls} >= {"store.publish", "store.activate", "queue.enqueue"}
