@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from service import telemetry
+from service import telemetry, tracing
 from service.store import AuditLog, Dataset, LoadedModel, ModelStore, Rollout, StoreError
 from service.store.audit import KEEP_DAYS as AUDIT_KEEP_DAYS
 from service.store.audit import KEEP_ROWS as AUDIT_KEEP_ROWS
@@ -278,8 +278,9 @@ class PolicyRunner:
         trigger = fires(policy, report, now - since)
         if trigger is None:
             return None
-        request = self._request(prediction_log, name, version, manifest, policy, trigger)
-        job = self.queue.enqueue_if_idle(name, request)
+        with tracing.span("policy.fired", {"nnserve.model": name, "nnserve.trigger": trigger}):  # the job's trace
+            request = self._request(prediction_log, name, version, manifest, policy, trigger)
+            job = self.queue.enqueue_if_idle(name, request)
         if job is not None:
             log.info("retraining policy of %s started job %s: %s", name, job.id, trigger)
         return job
@@ -323,4 +324,7 @@ class PolicyRunner:
                 "data_source": "feedback",
             }
         data.update({option: policy[option] for option in ROLLOUT_OPTIONS if option in policy})
-        return RetrainRequest(mode="append", promote=policy.get("promote", "if_better"), trigger=trigger, **data)
+        promote = policy.get("promote", "if_better")
+        return RetrainRequest(
+            mode="append", promote=promote, trigger=trigger, traceparent=tracing.traceparent(), **data
+        )

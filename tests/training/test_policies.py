@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -9,7 +10,9 @@ from datetime import datetime
 import numpy as np
 import pytest
 from helpers import read_catalog_csv
+from otlp_receiver import otlp_receiver
 
+from service import tracing
 from service.store import AuditEntry, Dataset, FileModelStore
 from service.store.audit import SqliteAuditLog
 from service.store.monitoring import DATABASE, LOCK, Label, LoggedPrediction, SqlitePredictionLog
@@ -220,3 +223,29 @@ def test_the_worker_prunes_the_audit_log_of_its_store(tmp_path, monkeypatch) -> 
     SqliteAuditLog(root).record(AuditEntry("gc", "ok", "cli", at=time.time() - 2 * 86_400.0))
     Worker(root).policies.run()
     assert SqliteAuditLog(root).entries() == []
+
+
+def test_a_policys_job_continues_the_trace_of_the_pass_that_fired_it(iris_store, monkeypatch) -> None:
+    """With tracing on, the job a policy queues keeps the traceparent of its ``policy.fired`` span: no request
+    asked for it, and the worker's job spans still join the pass that decided it (service/tracing.py)."""
+    for name in [name for name in os.environ if name.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    store, queue, log = FileModelStore(iris_store), open_queue(iris_store), SqlitePredictionLog(iris_store)
+    settings = Settings(window=1000, max_window=100_000, keep_rows=10_000, keep_days=30, drift_min_rows=50)
+    logged, _ = shifted_logged(80, 1, time.time() + 1)
+    log.append(logged)
+    with otlp_receiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        assert tracing.configure("worker", "test")
+        try:
+            (job,) = PolicyRunner(store, queue, log, settings, FileSnapshots(store.root)).run()
+            assert Worker(iris_store).run_once()
+        finally:
+            tracing.shutdown()
+        spans = receiver.received()
+    [fired] = [s for s in spans if s.name == "policy.fired"]
+    assert fired.attributes["nnserve.trigger"] == job.request.trigger and fired.attributes["nnserve.model"] == "iris"
+    assert job.request.traceparent.split("-")[1:3] == [fired.trace_id, fired.span_id]
+    [run] = [s for s in spans if s.name == "job"]
+    assert (run.trace_id, run.parent_span_id) == (fired.trace_id, fired.span_id)
+    assert any(s.name == "queue.enqueue" and s.parent_span_id == fired.span_id for s in spans)
