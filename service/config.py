@@ -67,6 +67,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_KEY", None, "the API key `nnserve remote` and the Python client send (`--key`)"),
     Setting("NNSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, "larger request bodies get 413"),
     Setting("NNSERVE_MAX_ROWS", 10_000, "more rows in one prediction get 422"),
+    Setting("NNSERVE_EXPLAIN_MAX_ROWS", 100, "more rows in one explanation get 422 (each costs `steps` gradients)"),
+    Setting("NNSERVE_EXPLAIN_MAX_STEPS", 256, "the most integrated-gradients `steps` an explanation may ask for (422)"),
+    Setting(
+        "NNSERVE_IMPORTANCE_ROWS",
+        200,
+        "evaluation rows (a seeded sample) whose mean absolute attributions publish records as global importance",
+    ),
+    Setting("NNSERVE_IMPORTANCE_STEPS", 32, "integrated-gradients steps of the global importance at publish"),
     Setting("NNSERVE_RELOAD_INTERVAL", 0.25, "seconds between a web worker's checks of a model's active version"),
     Setting(
         "NNSERVE_ACTIVATION_NOTIFY",

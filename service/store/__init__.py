@@ -18,6 +18,7 @@ from service.store.exceptions import (
     StoreError,
     StoreUnavailableError,
 )
+from service.store.explanation import BASELINES, ExplainError, Explanation, explain, feature_names, recorded_importance
 from service.store.filesystem import FileModelStore, VersionInfo
 from service.store.inference import LoadedModel, NonFiniteOutputError, Prediction, predict
 from service.store.keys import (
@@ -53,6 +54,7 @@ def open_store(root: str | os.PathLike[str], database_url: str | None = None) ->
 
 __all__ = [
     "ADMIN",
+    "BASELINES",
     "KEYS_CHANGED",
     "SCOPES",
     "ActiveVersionChangedError",
@@ -60,6 +62,8 @@ __all__ = [
     "AuditLog",
     "CorruptVersionError",
     "Dataset",
+    "ExplainError",
+    "Explanation",
     "FileKeyStore",
     "FileModelStore",
     "GcReport",
@@ -82,10 +86,13 @@ __all__ = [
     "VersionInfo",
     "configured_audit_log",
     "enforce_retention",
+    "explain",
+    "feature_names",
     "open_audit_log",
     "open_key_store",
     "open_store",
     "predict",
+    "recorded_importance",
     "split_key",
     "validate_name",
     "validate_sha256",

@@ -24,6 +24,7 @@ from service.store import Dataset, ModelStore, NonFiniteOutputError, predict
 from service.training import drift, evaluation
 from service.training.catalog import ModelSpec, estimator_params
 from service.training.csvdata import read_csv_dataset
+from service.training.importance import ImportanceBudget, explanation_section
 
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
 
@@ -273,6 +274,7 @@ def publish(
     trigger: str | None = None,
     job_id: str | None = None,
     spec_sections: Mapping[str, Mapping[str, Any]] | None = None,
+    importance: ImportanceBudget | None = None,
 ) -> int:
     """Store the training data, the evaluation set and the model as a new version, activate it unless told not
     to; returns the version.
@@ -285,7 +287,9 @@ def publish(
     statistics that drift is measured against (``drift``) and, for a regressor, the range of its targets
     (``target_range``: what a feedback target may be); a retraining job's id too,
     which a shared store uses to publish a retried job once; and the spec's ``spec_sections``
-    (``catalog.STORED_SECTIONS``: monitoring), which the server and the worker read from the version.
+    (``catalog.STORED_SECTIONS``: monitoring), which the server and the worker read from the version; and
+    ``explanations`` (``importance.explanation_section``: the training means explanations start from and
+    each feature's global importance, within ``importance``, by default the settings' budget).
     """
     dataset, held_out = result.training, result.evaluation
     known = concat([dataset, held_out])  # every row the version has seen a target of
@@ -317,6 +321,14 @@ def publish(
         "evaluation": evaluation.evaluation_report(result.estimator, X_test, y_test),
         "lineage": evaluation.lineage(params, digest, parent_version=parent_version, trigger=trigger, job_id=job_id),
         "reference": drift.reference_statistics(result.estimator, known.X, known.y, known.feature_names),
+        "explanations": explanation_section(
+            name,
+            result.estimator,
+            dataset.X,
+            X_test,
+            dataset.feature_names,
+            importance or ImportanceBudget.from_settings(),
+        ),
     }
     if result.task == "regression":
         targets = np.ravel(known.y).astype(np.float64)

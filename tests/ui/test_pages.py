@@ -89,6 +89,19 @@ def test_model_page_has_versions_lineage_curves_matrix_and_scores(client, ui_sto
     assert "Per-epoch history not recorded." in html and "Evaluation not recorded." in html
 
 
+def test_model_page_draws_each_versions_importance_and_nothing_for_older_versions(client, ui_store):
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    importance = open_store(ui_store).manifest("iris", 1)["explanations"]["importance"]
+    assert html.count('<svg class="chart bars"') == 1  # version 1; version 2 was published before importance
+    bars = re.findall(r'<g><title>([^<]*): ([^<]*)</title>[^/]*/text><rect class="bar"', html)
+    ranked = sorted(importance["features"], key=lambda f: -f["mean_abs_attribution"])
+    assert [name for name, _ in bars] == [f["name"] for f in ranked]
+    assert [float(v) for _, v in bars] == pytest.approx([f["mean_abs_attribution"] for f in ranked], rel=1e-3)
+    assert f"over {importance['rows']} held-out rows" in html
+    version_2 = html[html.index('id="v2"') : html.index('id="v1"')]  # newest first
+    assert "Feature importance" not in version_2
+
+
 def test_model_page_shows_the_rollout_and_its_verdict(client, ui_store):
     store = open_store(ui_store)
     assert 'id="rollout-h"' not in client.get("/ui/models/iris").get_data(as_text=True)

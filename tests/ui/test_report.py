@@ -35,7 +35,8 @@ def test_report_is_self_contained_html_with_curves_and_matrix(ui_store, tmp_path
     parser.feed(html)
     parser.close()
     names = [t for t, _ in parser.tags]
-    assert names.count("svg") == 2 and "polyline" in names and names.count("rect") == 9
+    # loss curve, confusion matrix, feature importance: 9 cells and 4 bars
+    assert names.count("svg") == 3 and "polyline" in names and names.count("rect") == 9 + 4
     assert "script" not in names and "link" not in names
     for _, attrs in parser.tags:
         for key in ("src", "href"):

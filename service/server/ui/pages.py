@@ -29,6 +29,7 @@ from service.store import (
     NotFoundError,
     StoreError,
     VersionInfo,
+    recorded_importance,
     validate_name,
 )
 from service.training.drift import psi_band
@@ -69,8 +70,14 @@ def version_view(info: VersionInfo, charts: bool = True) -> dict[str, Any]:
     evaluation = m.get("evaluation")
     history = m.get("epoch_history") or None
     drawn: dict[str, Any] = {}
+    importance = recorded_importance(m)
     if charts:
         drawn = _charts(info, history, evaluation)
+        if importance:
+            drawn["importance"] = svg.bar_chart(
+                {f["name"]: f["mean_abs_attribution"] for f in importance["features"]},
+                f"{info.name} version {info.version}: mean absolute attribution per feature",
+            )
     return {
         "version": info.version,
         "active": info.active,
@@ -82,6 +89,7 @@ def version_view(info: VersionInfo, charts: bool = True) -> dict[str, Any]:
         "epochs": len(history["loss"]) if history and isinstance(history.get("loss"), list) else None,
         "lineage": m.get("lineage"),
         "evaluation": evaluation,
+        "importance": importance,
         "charts": drawn,
     }
 

@@ -172,3 +172,41 @@ def scatter(actual: Sequence[Any], predicted: Sequence[Any], title: str) -> Mark
     parts += [f'<circle class="point" cx="{sx(a):.1f}" cy="{sy(p):.1f}" r="2.5"/>' for a, p in pairs]
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+BARS_SHOWN = 20  # features a bar chart draws, the largest first
+
+
+def bar_chart(values: Mapping[str, Any], title: str) -> Markup:
+    """Horizontal bars of non-negative values by name, largest first (at most ``BARS_SHOWN`` of them, the chart
+    saying how many it leaves out), each labelled with its value; values that are not finite are left out."""
+    finite = [(str(k), _number(v)) for k, v in values.items()]
+    bars = sorted(((k, v) for k, v in finite if math.isfinite(v) and v >= 0), key=lambda kv: -kv[1])
+    if not bars:
+        return _nothing_to_draw(title)
+    left_out = len(bars) - BARS_SHOWN
+    bars = bars[:BARS_SHOWN]
+    row, margin, width = 18, 130, WIDTH - 130 - 60
+    height = TOP + row * len(bars) + (row if left_out > 0 else 0) + 8
+    peak = bars[0][1] or 1.0
+    parts = [
+        f'<svg class="chart bars" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}"'
+        ' xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for i, (name, v) in enumerate(bars):
+        y = TOP + row * i
+        shown = name if len(name) <= 20 else name[:19] + "…"
+        parts.append(
+            f"<g><title>{escape(name)}: {_num(v)}</title>"
+            f'<text class="tick" x="{margin - 6}" y="{y + row / 2 + 4:.1f}" text-anchor="end">{escape(shown)}</text>'
+            f'<rect class="bar" x="{margin}" y="{y + 2}" width="{width * v / peak:.1f}" height="{row - 4}"/>'
+            f'<text class="tick" x="{margin + width * v / peak + 4:.1f}" y="{y + row / 2 + 4:.1f}">{_num(v)}</text></g>'
+        )
+    if left_out > 0:
+        parts.append(
+            f'<text class="label" x="{margin}" y="{TOP + row * len(bars) + row / 2 + 4}">'
+            f"and {left_out} more feature{'s' if left_out > 1 else ''} below these</text>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -31,6 +31,7 @@ from service.store import (
     NonFiniteOutputError,
     NotFoundError,
     StoreError,
+    recorded_importance,
     validate_name,
     validate_version,
 )
@@ -100,6 +101,7 @@ class ModelDetail(MethodView):
                     "created_at": (i.manifest or {}).get("created_at"),
                     "metrics": (i.manifest or {}).get("metrics"),
                     "error": i.error,
+                    "importance": recorded_importance(i.manifest),
                 }
                 for i in infos
             ],

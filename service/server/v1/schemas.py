@@ -105,6 +105,19 @@ class ModelListSchema(Schema):
     models = fields.List(fields.Nested(ModelSummarySchema), required=True)
 
 
+class FeatureImportanceSchema(Schema):
+    name = fields.String(required=True)
+    mean_abs_attribution = fields.Float(required=True)
+
+
+class ImportanceSchema(Schema):
+    method = fields.String(required=True)
+    baseline = fields.String(required=True)
+    steps = fields.Integer(required=True)
+    rows = fields.Integer(required=True, metadata={"description": "Evaluation rows the means are over."})
+    features = fields.List(fields.Nested(FeatureImportanceSchema), required=True)
+
+
 class VersionSchema(Schema):
     version = fields.Integer(required=True)
     active = fields.Boolean(required=True)
@@ -112,6 +125,14 @@ class VersionSchema(Schema):
     created_at = fields.String(allow_none=True)
     metrics = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
     error = fields.String(allow_none=True)
+    importance = fields.Nested(
+        ImportanceSchema,
+        allow_none=True,
+        metadata={
+            "description": "Each feature's mean absolute attribution over the evaluation rows, recorded at "
+            "publish; null for a version published before."
+        },
+    )
 
 
 class ModelInputSchema(Schema):

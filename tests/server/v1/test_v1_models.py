@@ -1,8 +1,11 @@
 """Health, readiness, the model list and model detail."""
 
 import pytest
+from helpers import read_catalog_csv
 
-from service.store import FileModelStore
+from service.store import Dataset, FileModelStore
+from service.training import fitting
+from service.training.importance import ImportanceBudget
 
 MODELS = ("breast_cancer", "diabetes", "digits", "iris")
 CLASSIFIERS = ("breast_cancer", "digits", "iris")
@@ -124,6 +127,23 @@ def test_model_detail_every_model(client, tiny_catalog_store, name):
         assert body["output"]["classes"] == tiny_catalog_store.estimator(name).classes_.tolist()
     else:
         assert body["output"]["classes"] is None
+
+
+def test_model_detail_shows_each_versions_importance_and_none_for_older_versions(tiny_catalog_copy, make_app):
+    X, y, names = read_catalog_csv("iris")
+    result = fitting.train("classification", {"hidden_layer_sizes": (6,), "max_iter": 30}, Dataset(X, y, names))
+    store = FileModelStore(tiny_catalog_copy)
+    version = fitting.publish(store, "iris", result, activate=False, importance=ImportanceBudget(rows=20, steps=8))
+    response = make_app(tiny_catalog_copy).test_client().get("/v1/models/iris")
+    assert response.status_code == 200
+    by_version = {v["version"]: v["importance"] for v in response.get_json()["versions"]}
+    assert by_version[1] is None and by_version[2] is None  # published before importance was recorded
+    shown = by_version[version]
+    assert shown == store.manifest("iris", version)["explanations"]["importance"]
+    assert (shown["method"], shown["baseline"]) == ("integrated_gradients", "mean")
+    assert (shown["steps"], shown["rows"]) == (8, 20)
+    assert [f["name"] for f in shown["features"]] == names
+    assert all(f["mean_abs_attribution"] > 0 for f in shown["features"])
 
 
 def test_model_detail_flags_a_corrupt_inactive_version(tiny_catalog_copy, make_app, corrupt):

@@ -1,0 +1,155 @@
+"""The one explanation path: a loaded version, rows, a method and a baseline in; attributions by feature out.
+
+The HTTP API, ``nnserve explain`` and the importance recorded at publish all call :func:`explain`, so the
+choice of baseline and of the explained class exists once. The attributions are ``nn.attribution``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nn import MLPClassifier
+from nn.attribution import METHODS, attribute
+from nn.estimators import BaseMLP
+
+from .inference import LoadedModel, NonFiniteOutputError, Prediction, predict
+
+__all__ = [
+    "BASELINES",
+    "METHODS",
+    "ExplainError",
+    "Explanation",
+    "baseline_row",
+    "explain",
+    "feature_names",
+    "recorded_importance",
+]
+
+BASELINES = ("mean", "zeros")
+"""The named baselines: the training rows' feature means (kept in each manifest at publish), or all zeros."""
+
+
+class ExplainError(ValueError):
+    """An explanation the version cannot give; ``field`` names the request's part at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Attributions of ``n`` rows to the output each row's explanation is of.
+
+    ``attributions`` (n, n_features) in ``feature_names`` order; ``target`` (n,) the explained class label
+    (classifiers) or output column (regressors); ``output`` and ``baseline_output`` (n,) that output at the
+    row and at its baseline; ``completeness_gap`` (n,) for integrated gradients, else None.
+    """
+
+    method: str
+    feature_names: list[str]
+    attributions: np.ndarray
+    target: list[Any]
+    prediction: Prediction
+    output: np.ndarray
+    baseline_output: np.ndarray
+    completeness_gap: np.ndarray | None
+    steps: int | None
+
+
+def recorded_importance(manifest: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The global importance publish recorded for a version, or None for one published before it was."""
+    found = ((manifest or {}).get("explanations") or {}).get("importance")
+    return found if isinstance(found, dict) and found.get("features") else None
+
+
+def feature_names(manifest: Mapping[str, Any]) -> list[str]:
+    """A version's feature names, or ``x0``, ``x1``, ... when its columns are unnamed."""
+    names = manifest.get("feature_names") or []
+    return [str(n) for n in names] or [f"x{i}" for i in range(int(manifest.get("n_features", 0)))]
+
+
+def baseline_row(manifest: Mapping[str, Any], baseline: str | Sequence[float]) -> np.ndarray:
+    """The baseline as a row of ``n_features`` floats: ``"mean"``, ``"zeros"`` or a row given as is.
+
+    ``"mean"`` needs the training means publish keeps (``explanations.baseline_mean``); a version
+    published before they were kept has none, which is an ``ExplainError`` saying so.
+    """
+    n_features = int(manifest.get("n_features", 0))
+    if isinstance(baseline, str):
+        if baseline == "zeros":
+            return np.zeros(n_features)
+        if baseline == "mean":
+            means = (manifest.get("explanations") or {}).get("baseline_mean")
+            if not means:
+                raise ExplainError(
+                    "baseline",
+                    "this version was published before the training means were kept; "
+                    "give baseline 'zeros' or a row, or retrain for them",
+                )
+            return np.asarray(means, dtype=np.float64)
+        raise ExplainError("baseline", f"baseline must be one of {list(BASELINES)} or a row; got {baseline!r}")
+    row = np.asarray(baseline, dtype=np.float64)
+    if row.shape != (n_features,):
+        raise ExplainError("baseline", f"a baseline row has {n_features} numbers; got shape {row.shape}")
+    if not np.isfinite(row).all():
+        raise ExplainError("baseline", "a baseline row holds finite numbers only")
+    return row
+
+
+def _class_index(estimator: MLPClassifier, target: Any) -> int:
+    """The index in ``classes_`` of the class label ``target``."""
+    found = [i for i, c in enumerate(estimator.classes_.tolist()) if c == target and type(c) is type(target)]
+    if not found:
+        shown = ", ".join(repr(c) for c in estimator.classes_.tolist()[:20])
+        raise ExplainError("target", f"unknown class {target!r}; the classes are {shown}")
+    return found[0]
+
+
+def explain(
+    model: LoadedModel,
+    X: np.ndarray,
+    *,
+    method: str = METHODS[0],
+    target: Any = None,
+    steps: int = 32,
+    baseline: str | Sequence[float] = "mean",
+) -> Explanation:
+    """Explain each row of ``X`` (n, n_features): the predicted class's probability (or ``target``'s, a class
+    label) for a classifier, the first output for a regressor (``target`` ignored), from ``baseline``.
+
+    Raises ``ExplainError`` (its ``field``) for a method, target or baseline the version cannot take, the
+    estimator's ``ValueError`` for rows of the wrong width and ``NonFiniteOutputError`` like ``predict``.
+    """
+    if method not in METHODS:
+        raise ExplainError("method", f"method must be one of {list(METHODS)}; got {method!r}")
+    estimator: BaseMLP = model.estimator
+    base = baseline_row(model.manifest, baseline)
+    prediction = predict(estimator, X)
+    if isinstance(estimator, MLPClassifier):
+        index = prediction.index if target is None else np.full(len(X), _class_index(estimator, target))
+        labels = estimator.classes_[index].tolist()
+    else:
+        index = np.zeros(len(X), np.intp)
+        labels = index.tolist()
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = attribute(estimator, X, base, method=method, target=index, steps=steps)
+    gap = result.completeness_gap if method == "integrated_gradients" else None
+    finite = np.isfinite(result.values).all(axis=1) & np.isfinite(result.output) & np.isfinite(result.baseline_output)
+    if not finite.all():
+        raise NonFiniteOutputError(np.flatnonzero(~finite))
+    return Explanation(
+        method=method,
+        feature_names=feature_names(model.manifest),
+        attributions=result.values,
+        target=labels,
+        prediction=prediction,
+        output=result.output,
+        baseline_output=result.baseline_output,
+        completeness_gap=gap,
+        steps=steps if method == "integrated_gradients" else None,
+    )
