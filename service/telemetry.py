@@ -1,4 +1,5 @@
-"""Prometheus metrics, added up over every process of one server, and the per-request hooks that feed them.
+"""Prometheus metrics, added up over every process of one server (the Flask hooks that feed the request metrics
+are ``service/server/access.py``; this module imports no Flask).
 
 Under gunicorn the config file points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh,
 empty directory before any worker starts (it is wiped at every server start),
@@ -41,13 +42,9 @@ from __future__ import annotations
 
 import functools
 import glob
-import logging
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -182,15 +179,15 @@ def _duration_histogram(endpoint: str) -> Any:
     return REQUEST_DURATION.labels(endpoint)
 
 
-def model_served(name: str, version: int, rows: int) -> None:
-    """A request predicted ``rows`` rows with ``name`` version ``version``: label the request and count them."""
-    g.nnserve_model = (name, version)
+def request_answered(endpoint: str, name: str, version: str, status: int, seconds: float) -> None:
+    """One request of URL rule ``endpoint`` answered ``status`` in ``seconds``, labelled with its model version."""
+    _requests_counter(endpoint, name, version, str(status)).inc()
+    _duration_histogram(endpoint).observe(seconds)
+
+
+def rows_predicted(name: str, version: int, rows: int) -> None:
+    """A request predicted ``rows`` rows with ``name`` version ``version``."""
     _rows_counter(name, str(version)).inc(rows)
-
-
-def model_resolved(name: str, version: int) -> None:
-    """A request resolved ``name`` version ``version`` (metadata, readiness): label the request with it."""
-    g.nnserve_model = (name, version)
 
 
 def active_version(name: str, version: int) -> None:
@@ -261,63 +258,3 @@ def job_finished(status: str, training_seconds: float | None = None) -> None:
     RETRAIN_JOBS.labels(status).inc()
     if training_seconds is not None:
         TRAINING_DURATION.observe(training_seconds)
-
-
-# -- per request -------------------------------------------------------------------
-
-
-def install(app: Flask, before_scrape: Callable[[], None] | None = None) -> None:
-    """``GET /metrics`` (calling ``before_scrape`` first), and one count, one duration and one JSON log line per
-    request."""
-    from service.logs import ACCESS
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        if before_scrape is not None:
-            before_scrape()
-        return Response(exposition(), 200, {"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
-
-    @app.before_request
-    def start() -> None:
-        g.nnserve_started = time.perf_counter()
-
-    @app.after_request
-    def record(response: Response) -> Response:
-        seconds = time.perf_counter() - g.get("nnserve_started", time.perf_counter())
-        rule = request.url_rule
-        endpoint = rule.rule if rule is not None else UNMATCHED
-        name, version = _model_labels()
-        status = response.status_code
-        _requests_counter(endpoint, name, version, str(status)).inc()
-        _duration_histogram(endpoint).observe(seconds)
-        if ACCESS.isEnabledFor(logging.INFO):
-            method, path = request.method, request.path
-            ACCESS.info(
-                "%s %s %s",
-                method,
-                path,
-                status,
-                extra={
-                    "request_id": g.get("request_id", ""),
-                    "method": method,
-                    "path": path,
-                    "endpoint": endpoint,
-                    "model": name,
-                    "version": int(version) if version else None,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "key_id": g.get("nnserve_key_id"),  # the credential's public id, never the key itself
-                },
-            )
-        return response
-
-
-def _model_labels() -> tuple[str, str]:
-    """(model, version) label values: what the request resolved, else a model name this worker knows, else ""."""
-    resolved = g.get("nnserve_model")
-    if resolved is not None:
-        return resolved[0], str(resolved[1])
-    name = (request.view_args or {}).get("name")
-    if isinstance(name, str) and current_app.extensions["nnserve.registry"].knows(name):
-        return name, ""
-    return "", ""

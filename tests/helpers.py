@@ -124,9 +124,9 @@ def monitoring_pass(app, *names: str) -> None:
     every model), from the app's own store and prediction log, its web worker's pending predictions written first."""
     from service.training.policies import PolicyRunner, Settings
 
-    recorder = app.extensions["nnserve.predlog"]
+    recorder = app.extensions["nnserve.dataplane"].recorder
     recorder.flush()
-    store = app.extensions["nnserve.registry"].store
+    store = app.extensions["nnserve.dataplane"].registry.store
     runner = PolicyRunner(
         store, app.extensions["nnserve.jobs"], recorder.log, Settings.from_settings(app.config),
         app.extensions["nnserve.snapshots"],

@@ -14,11 +14,15 @@ from apispec import BasePlugin
 from flask import Flask, Response, g, request, send_from_directory
 
 from service import config, logs, telemetry, tracing
-from service.server import auditing, auth, errors, health, query_args
+from service.server import access, auditing, auth, errors, health, query_args
+from service.server.callers import Gate
+from service.server.current import DATAPLANE
+from service.server.dataplane import DataPlane
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.jsonio import OrjsonProvider
 from service.server.predlog import Budget, PredictionRecorder
 from service.server.registry import ActivationWatcher, ModelRegistry
+from service.server.settings import ServerSettings
 from service.server.ui import pages as ui_pages
 from service.server.v1 import audit_routes, job_routes, model_routes, monitoring_routes
 from service.server.v1.schemas import ErrorSchema
@@ -108,7 +112,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     registry = ModelRegistry(
         store, float(app.config["NNSERVE_RELOAD_INTERVAL"]), int(app.config["NNSERVE_CACHE_VERSIONS"])
     )
-    app.extensions["nnserve.registry"] = registry
     shared = hasattr(store, "activations")  # a shared store announces activations (and key changes)
     keyring = KeyRing(
         open_key_store(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL")),
@@ -125,7 +128,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL")
     )
     rate = app.config.get("NNSERVE_LOG_SAMPLE_RATE")
-    recorder = app.extensions["nnserve.predlog"] = PredictionRecorder(
+    recorder = PredictionRecorder(
         lambda: open_prediction_log(
             app.config["NNSERVE_STORE"],
             app.config.get("NNSERVE_DATABASE_URL"),
@@ -134,9 +137,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         Budget.from_settings(app.config),
         None if rate is None else float(rate),
     )
-    app.extensions["nnserve.feedback_tokens"] = FeedbackTokens(
-        lambda: recorder.log, float(app.config["NNSERVE_FEEDBACK_TOKEN_TTL"])
-    )
+    tokens = FeedbackTokens(lambda: recorder.log, float(app.config["NNSERVE_FEEDBACK_TOKEN_TTL"]))
+    settings = ServerSettings.from_config(app.config)
+    app.extensions[DATAPLANE] = DataPlane(registry, recorder, tokens, settings)
 
     api = Api(
         app,
@@ -160,11 +163,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     _install_request_spans(app)  # first: every other hook runs inside the request's span
     _install_request_ids(app)
-    auth.install(app, ui_pages.locked)  # after the request id: a 401 carries one too
+    auth.install(app, Gate(keyring, settings), ui_pages.locked)  # after the request id: a 401 carries one too
     query_args.install(app)  # after the closed-mode gate: there a stranger gets its 401 first
     auditing.install(app, configured_audit_log(app.config["NNSERVE_STORE"], app.config))
     # GET /metrics (with the retraining workers' heartbeat age); counts, times and logs every request
-    telemetry.install(app, lambda: telemetry.worker_heartbeat_age(health.retraining_worker()["heartbeat_age_seconds"]))
+    access.install(
+        app, registry, lambda: telemetry.worker_heartbeat_age(health.retraining_worker()["heartbeat_age_seconds"])
+    )
     registry.load_all()
     keyring.refresh()
     if shared:  # requests stop polling the store: the watcher keeps models and keys current

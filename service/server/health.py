@@ -9,7 +9,7 @@ from flask import current_app
 from flask.views import MethodView
 
 from service.server.blueprint import Blueprint
-from service.server.registry import registry as get_registry
+from service.server.current import dataplane
 from service.server.v1.schemas import HealthSchema, ReadinessSchema
 from service.store import StoreError
 from service.training.jobs import QueueUnavailableError
@@ -23,29 +23,6 @@ class Liveness(MethodView):
     def get(self) -> dict[str, str]:
         """The process is up and answering."""
         return {"status": "ok"}
-
-
-def readiness() -> tuple[bool, dict[str, Any], list[str]]:
-    """Ready = the store is readable and every model with an active version has one loaded here."""
-    registry = get_registry()
-    reasons: list[str] = []
-    try:
-        registry.store.ping()
-    except StoreError as exc:
-        return False, {}, [str(exc)]
-    models = registry.status()
-    for name, info in models.items():
-        if info["error"]:
-            reasons.append(f"model {name!r}: {info['error']}")
-        if info["active_version"] is not None and info["loaded_version"] is None:
-            reasons.append(f"model {name!r}: active version {info['active_version']} is not loaded")
-    # not ready while a model that should serve has nothing loaded here: its active version is known, or
-    # it cannot be known (ACTIVE or the model's directory unreadable); a loaded model keeps it ready
-    ready = not any(
-        info["loaded_version"] is None and (info["active_version"] is not None or info["error"])
-        for info in models.values()
-    )
-    return ready, models, reasons
 
 
 def retraining_worker() -> dict[str, Any]:
@@ -68,6 +45,11 @@ class Readiness(MethodView):
     @blp.alt_response(503, schema=ReadinessSchema, description="Not ready; `reasons` says why")
     def get(self) -> tuple[dict[str, Any], int]:
         """Ready to serve: store readable, active models loaded. Problems are listed in `reasons`."""
-        ready, models, reasons = readiness()
-        body = {"ready": ready, "models": models, "reasons": reasons, "retraining_worker": retraining_worker()}
-        return body, 200 if ready else 503
+        state = dataplane().readiness()
+        body = {
+            "ready": state.ready,
+            "models": state.models,
+            "reasons": state.reasons,
+            "retraining_worker": retraining_worker(),
+        }
+        return body, 200 if state.ready else 503

@@ -20,7 +20,7 @@ from flask.json.provider import JSONProvider
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from service.server.registry import registry
+from service.server.current import registry
 from service.store import StoreError
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from flask import current_app
 
 from nn.estimators import BaseMLP
 from service import telemetry
@@ -324,8 +323,3 @@ def _records(item: _Sampled) -> list[LoggedPrediction]:
         )
         for i, (row, inputs) in enumerate(zip(numbers, item.X.tolist(), strict=True))
     ]
-
-
-def recorder() -> PredictionRecorder:
-    """The current app's prediction recorder (the one accessor every route uses)."""
-    return current_app.extensions["nnserve.predlog"]  # type: ignore[no-any-return]

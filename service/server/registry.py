@@ -27,7 +27,6 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
-from flask import current_app
 
 from service import telemetry
 from service.store import (
@@ -393,8 +392,3 @@ def warm_up(loaded: LoadedModel) -> None:
         raise StoreError(
             f"model {loaded.name!r} version {loaded.version} failed its warm-up prediction: {exc}"
         ) from exc
-
-
-def registry() -> ModelRegistry:
-    """The current app's registry: this worker's loaded models (the one accessor every route uses)."""
-    return current_app.extensions["nnserve.registry"]  # type: ignore[no-any-return]

@@ -335,7 +335,7 @@ def test_every_phase_with_canaries_of_both_tasks_running(served, catalog):
     assert phases == {"examples", "coverage", "fuzzing", "stateful"}
     assert any(200 <= code < 300 for code in statuses) and all(code < 500 for code in statuses)
     assert predictions and set(predictions) == {200}
-    app.extensions["nnserve.predlog"].flush()
+    app.extensions["nnserve.dataplane"].recorder.flush()
     store, log = FileModelStore(root), SqlitePredictionLog(root)
     for name in CANARIES:
         rollout = store.rollout(name)

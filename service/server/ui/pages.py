@@ -16,9 +16,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template
 
+from service.server.current import registry
 from service.server.errors import abort
 from service.server.health import retraining_worker
-from service.server.registry import registry
 from service.server.ui import svg
 from service.server.v1.job_routes import shown
 from service.server.v1.monitoring_routes import window_snapshot

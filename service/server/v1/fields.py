@@ -18,8 +18,8 @@ import numpy as np
 from flask import has_request_context, request
 from marshmallow import ValidationError, fields
 
+from service.server.dataplane import too_many_rows
 from service.server.jsonvalues import describe, is_number
-from service.server.rows import too_many_rows
 
 
 class NamedRows(list):

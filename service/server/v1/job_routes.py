@@ -14,10 +14,9 @@ from service import telemetry, tracing
 from service.server.auditing import audited, note
 from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
+from service.server.current import recorder, registry
 from service.server.errors import abort
 from service.server.health import retraining_worker
-from service.server.predlog import recorder
-from service.server.registry import registry
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.server.v1.targets import first_bad_target

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response
 from flask.views import MethodView
 from marshmallow import ValidationError
 
-from service import telemetry
 from service.server.auditing import audited, note
 from service.server.auth import require, require_admin
 from service.server.blueprint import ADMIN, KEY, Blueprint
+from service.server.current import ROUTING_KEY_HEADER, dataplane, registry
+from service.server.current import call as current_call
+from service.server.dataplane import InputError
 from service.server.errors import abort
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
-from service.server.registry import Route, registry
-from service.server.routing import ROUTING_KEY_HEADER, answer, route
-from service.server.rows import first_beyond
 from service.server.v1.fields import NamedRows, columns_to_matrix, named_rows_to_matrix
 from service.server.v1.monitoring_routes import rollout_state
 from service.server.v1.schemas import (
@@ -28,7 +27,6 @@ from service.server.v1.schemas import (
 )
 from service.store import (
     LoadedModel,
-    NonFiniteOutputError,
     NotFoundError,
     StoreError,
     recorded_importance,
@@ -112,11 +110,11 @@ class ModelDetail(MethodView):
         }
 
 
-def predict(chosen: Route, args: dict[str, Any]) -> Response:
-    """Rows in, predictions out; probabilities for classifiers."""
+def predict(name: str, version: str | None, args: dict[str, Any]) -> Response:
+    """Rows in, predictions out (probabilities for classifiers): v1's JSON shapes around the data plane."""
+    plane, call = dataplane(), current_call()
+    chosen = plane.route(name, version, call)
     loaded = chosen.model
-    telemetry.model_resolved(loaded.name, loaded.version)
-    est = loaded.estimator
     names = loaded.manifest.get("feature_names") or []
     field = "inputs" if "inputs" in args else "instances"
     try:
@@ -124,25 +122,18 @@ def predict(chosen: Route, args: dict[str, Any]) -> Response:
             if not names:
                 raise ValidationError(f"model {loaded.name!r} has no feature names; send rows as lists of numbers")
             if field == "inputs":
-                X = columns_to_matrix(args["inputs"], names, int(current_app.config["NNSERVE_MAX_ROWS"]))
+                X = columns_to_matrix(args["inputs"], names, plane.settings.max_rows)
             else:
                 X = named_rows_to_matrix(args["instances"], names)
         else:
             X = args["instances"]
     except ValidationError as exc:
         abort(422, f"invalid {field}: {exc.messages[0]}", errors={field: exc.messages})
-    expected = est.n_features_in_
-    if X.shape[1] != expected:
-        hint = f" ({', '.join(names)})" if names else ""
-        message = f"rows have {X.shape[1]} values, model {loaded.name!r} expects {expected}{hint}"
-        abort(422, message, errors={field: [message]})
-    if first_beyond(X, est.network_.dtype) is not None:
-        message = f"a value is too large for model {loaded.name!r}, whose inputs are {est.network_.dtype.name}"
-        abort(422, message, errors={field: [message]})
     try:
-        loaded, prediction, logged = answer(chosen, X)
-    except NonFiniteOutputError as exc:
-        abort(422, str(exc), errors={field: [str(exc)]})
+        answered = plane.predict(chosen, X, call, field)
+    except InputError as exc:
+        abort(422, exc.message, errors={exc.field: [exc.message]})
+    loaded, prediction, logged = answered.model, answered.prediction, answered.logged
     body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}
     values = prediction.values
     body["predictions"] = values if values.dtype.kind in "iuf" else values.tolist()
@@ -175,7 +166,7 @@ class Predict(MethodView):
     @blp.response(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str) -> Response:
         """Predict with the active version (or, during a canary, its candidate for a share of requests)."""
-        return predict(route(validate_name(name)), args)
+        return predict(name, None, args)
 
 
 @blp.route("/<name>/versions/<version>/predict")
@@ -187,7 +178,7 @@ class PredictVersion(MethodView):
     @blp.response(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str, version: str) -> Response:
         """Predict with one pinned version."""
-        return predict(Route(registry().version(validate_name(name), validate_version(version))), args)
+        return predict(name, version, args)
 
 
 @blp.route("/<name>/versions/<version>/activate")

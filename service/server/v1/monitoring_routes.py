@@ -13,10 +13,8 @@ from service import telemetry
 from service.server.auditing import audited, note
 from service.server.auth import authorize, current_caller, require_admin
 from service.server.blueprint import ADMIN, Blueprint
+from service.server.current import feedback_tokens, recorder, registry
 from service.server.errors import abort
-from service.server.predlog import recorder
-from service.server.registry import registry
-from service.server.routing import feedback_tokens
 from service.server.v1.schemas import (
     FeedbackRequestSchema,
     FeedbackResponseSchema,

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from flask import current_app, request
+from flask import request
 
+from service.server.dataplane import INPUT_NAME, NUMERIC_INPUTS, DataPlane
 from service.server.jsonio import BodyError, decode_body, max_containers, max_values, read_body
 from service.server.jsonvalues import describe
-from service.server.rows import first_beyond, too_many_rows
+from service.server.settings import ServerSettings
 from service.server.v2 import tensors
 from service.server.v2.protocol_errors import fail, too_large
 from service.store import LoadedModel
-
-INPUT_NAME = "input"
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,10 @@ class InferenceRequest:
     may_hold_booleans: bool  # whether the JSON header could contain true/false at all
 
 
-def read_request(loaded: LoadedModel) -> InferenceRequest:
+def read_request(loaded: LoadedModel, settings: ServerSettings) -> InferenceRequest:
     """The current request's body for ``loaded`` decoded into an ``InferenceRequest``; 400/413/415 if it cannot be."""
-    header, binary, header_given = _split(_read_body())
-    rows = int(current_app.config["NNSERVE_MAX_ROWS"])
+    header, binary, header_given = _split(_read_body(settings.max_body_bytes))
+    rows = settings.max_rows
     try:
         req = decode_body(header, max_containers(rows), max_values(rows, int(loaded.estimator.n_features_in_)))
     except BodyError as exc:
@@ -53,9 +52,8 @@ def read_request(loaded: LoadedModel) -> InferenceRequest:
     return InferenceRequest(req, binary, header_given, b"true" in header or b"false" in header)
 
 
-def _read_body() -> bytes:
-    """The request body, gzip/deflate decoded, never longer than NNSERVE_MAX_BODY_BYTES."""
-    limit = int(current_app.config["NNSERVE_MAX_BODY_BYTES"])
+def _read_body(limit: int) -> bytes:
+    """The request body, gzip/deflate decoded, never longer than ``limit`` (NNSERVE_MAX_BODY_BYTES)."""
     try:
         body = read_body(request, limit)
     except BodyError:
@@ -92,8 +90,9 @@ def _split(body: bytes) -> tuple[bytes, bytes, bool]:
     return body[:n], body[n:], True
 
 
-def input_matrix(loaded: LoadedModel, inference: InferenceRequest) -> tuple[np.ndarray, str]:
-    """The request's one input tensor as the float64 matrix v1 would have built, and its name."""
+def input_matrix(loaded: LoadedModel, inference: InferenceRequest, plane: DataPlane) -> tuple[np.ndarray, str]:
+    """The request's one input tensor as the float64 matrix v1 would have built, and its name; its shape checked
+    by the data plane before its values are decoded."""
     req = inference.json
     if "id" in req and not isinstance(req["id"], str):
         raise tensors.TensorError(f"'id' must be a string, got {describe(req['id'])}")
@@ -112,35 +111,20 @@ def input_matrix(loaded: LoadedModel, inference: InferenceRequest) -> tuple[np.n
             f"{loaded.estimator.n_features_in_}]), got {len(parsed)}: {given}"
         )
     (tensor,) = parsed
-    if tensor.datatype not in tensors.NUMERIC_INPUTS:
+    if tensor.datatype not in NUMERIC_INPUTS:
         known = "unknown datatype" if tensor.datatype not in tensors.DATATYPES else "datatype"
         raise tensors.TensorError(
             f"input {tensor.name!r} has {known} {tensor.datatype!r}; model {loaded.name!r} takes "
-            f"{', '.join(tensors.NUMERIC_INPUTS)}"
+            f"{', '.join(NUMERIC_INPUTS)}"
         )
-    n_features = int(loaded.estimator.n_features_in_)
-    if len(tensor.shape) != 2 or tensor.shape[1] != n_features:
+    if len(tensor.shape) != 2:
         raise tensors.TensorError(
-            f"input {tensor.name!r} has shape {tensor.shape}, model {loaded.name!r} expects [-1, {n_features}]"
+            f"input {tensor.name!r} has shape {tensor.shape}, model {loaded.name!r} expects "
+            f"[-1, {loaded.estimator.n_features_in_}]"
         )
-    rows = tensor.shape[0]
-    max_rows = int(current_app.config["NNSERVE_MAX_ROWS"])
-    if rows == 0:
-        raise tensors.TensorError(f"input {tensor.name!r} has shape {tensor.shape}: send at least one row")
-    problem = too_many_rows(rows, max_rows)
-    if problem is not None:
-        raise tensors.TensorError(f"input {tensor.name!r} {problem}")
+    plane.check_shape(loaded, tensor.shape[0], tensor.shape[1], tensor.name)
     values = tensors.decode(tensor, inference.may_hold_booleans)
-    X = np.asarray(values, dtype=np.float64)
-    network = np.dtype(loaded.manifest.get("dtype", "float32"))
-    beyond = first_beyond(X, network)
-    if beyond is not None:
-        where = list(beyond)
-        raise tensors.TensorError(
-            f"input {tensor.name!r} holds {float(X[tuple(where)])} at index {where}, beyond the range of the "
-            f"{tensors.datatype_of(network)} numbers model {loaded.name!r} computes with"
-        )
-    return X, tensor.name
+    return np.asarray(values, dtype=np.float64), tensor.name
 
 
 def requested_outputs(loaded: LoadedModel, specs: Mapping[str, object], req: dict[str, Any]) -> list[tuple[str, bool]]:

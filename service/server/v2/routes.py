@@ -25,86 +25,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import orjson
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
-from nn import MLPClassifier
-from service import telemetry
 from service.server.auth import require
-from service.server.health import readiness
+from service.server.current import call, dataplane
+from service.server.dataplane import InputError, TensorSpec, UnanswerableInputError, datatype_of
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
-from service.server.registry import Route, registry
-from service.server.routing import Logged, answer, route
 from service.server.v2 import protocol_errors, tensors
 from service.server.v2 import request as v2_request
 from service.server.v2.protocol_errors import fail
-from service.server.v2.request import INPUT_NAME
-from service.store import (
-    CorruptVersionError,
-    LoadedModel,
-    NonFiniteOutputError,
-    NotFoundError,
-    Prediction,
-    StoreUnavailableError,
-    validate_name,
-    validate_version,
-)
 
 blp = Blueprint("v2", __name__, url_prefix="/v2")
 
 protocol_errors.install(blp)
 
-PLATFORM = "nnserve_numpy"
 EXTENSIONS = ["binary_tensor_data"]
 
 
-# -- models ----------------------------------------------------------------------
-
-
-def resolve(name: str, version: str | None) -> LoadedModel:
-    """The active version of ``name``, or the pinned ``version``; StoreError (404/409) otherwise."""
-    name = validate_name(name)
-    loaded = registry().active(name) if version is None else registry().version(name, validate_version(version))
-    telemetry.model_resolved(loaded.name, loaded.version)
-    return loaded
-
-
-def _chosen(name: str, version: str | None) -> Route:
-    """Who answers an inference of ``name``: the route of an unpinned one (a canary may answer it), or the
-    pinned ``version``."""
-    if version is not None:
-        return Route(resolve(name, version))
-    chosen = route(validate_name(name))
-    telemetry.model_resolved(chosen.model.name, chosen.model.version)
-    return chosen
-
-
-def _classifier(loaded: LoadedModel) -> MLPClassifier | None:
-    """The model's estimator when it is a classifier (with classes and probabilities), else None."""
-    return loaded.estimator if isinstance(loaded.estimator, MLPClassifier) else None
-
-
-def _float_type(loaded: LoadedModel) -> str:
-    return tensors.datatype_of(np.dtype(loaded.manifest.get("dtype", "float32")))
-
-
-def output_specs(loaded: LoadedModel) -> dict[str, tuple[str, list[int]]]:
-    """Output name -> (datatype, shape with -1 for the batch), in response order."""
-    classifier = _classifier(loaded)
-    if classifier is not None:
-        return {
-            "predictions": ("INT64", [-1]),
-            "labels": ("BYTES", [-1]),
-            "probabilities": (_float_type(loaded), [-1, len(classifier.classes_)]),
-        }
-    n_outputs = int(loaded.manifest.get("n_outputs", 1))
-    one_d = int(loaded.manifest.get("target_ndim", 1)) == 1
-    return {"predictions": (_float_type(loaded), [-1] if one_d else [-1, n_outputs])}
-
-
-def _versions(name: str) -> list[str]:
-    return [str(info.version) for info in registry().store.version_info(name) if info.ok]
+def _tensor(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
 
 
 # -- routes: server --------------------------------------------------------------
@@ -113,7 +53,8 @@ def _versions(name: str) -> list[str]:
 @blp.get("")
 def server_metadata() -> Response:
     """Server name, nnserve's version and the protocol extensions supported."""
-    return json_response({"name": "nnserve", "version": current_app.config["API_VERSION"], "extensions": EXTENSIONS})
+    name, version = dataplane().server_metadata()
+    return json_response({"name": name, "version": version, "extensions": EXTENSIONS})
 
 
 @blp.get("/health/live")
@@ -125,8 +66,12 @@ def live() -> Response:
 @blp.get("/health/ready")
 def ready() -> Response:
     """Ready = the store is readable and every model with an active version has it loaded (as /readyz)."""
-    ok, _, reasons = readiness()
-    return json_response({"ready": True}) if ok else json_response({"ready": False, "reasons": reasons}, 503)
+    state = dataplane().readiness()
+    return (
+        json_response({"ready": True})
+        if state.ready
+        else json_response({"ready": False, "reasons": state.reasons}, 503)
+    )
 
 
 # -- routes: models --------------------------------------------------------------
@@ -136,16 +81,14 @@ def ready() -> Response:
 @blp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> Response:
     """The model's (version's) input and output tensors and its serving versions."""
-    loaded = resolve(name, version)
-    outputs = [{"name": n, "datatype": d, "shape": s} for n, (d, s) in output_specs(loaded).items()]
-    n_features = int(loaded.estimator.n_features_in_)
+    meta = dataplane().metadata(name, version, call())
     return json_response(
         {
-            "name": loaded.name,
-            "versions": _versions(loaded.name),
-            "platform": PLATFORM,
-            "inputs": [{"name": INPUT_NAME, "datatype": _float_type(loaded), "shape": [-1, n_features]}],
-            "outputs": outputs,
+            "name": meta.name,
+            "versions": list(meta.versions),
+            "platform": meta.platform,
+            "inputs": [_tensor(spec) for spec in meta.inputs],
+            "outputs": [_tensor(spec) for spec in meta.outputs],
         }
     )
 
@@ -154,15 +97,10 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 @blp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None) -> Response:
     """200 when the model (version) can serve; 404 when unknown; 503 when it exists but cannot serve."""
-    try:
-        loaded = resolve(name, version)
-    except (NotFoundError, CorruptVersionError, StoreUnavailableError) as exc:
-        store = registry().store
-        wanted = store.versions(validate_name(name))  # unknown model: NotFoundError -> 404
-        if version is not None and validate_version(version) not in wanted:
-            raise
-        return json_response({"name": name, "ready": False, "error": str(exc)}, 503)
-    return json_response({"name": loaded.name, "version": str(loaded.version), "ready": True})
+    state = dataplane().model_ready(name, version, call())
+    if not state.ready:
+        return json_response({"name": state.name, "ready": False, "error": state.error}, 503)
+    return json_response({"name": state.name, "version": str(state.version), "ready": True})
 
 
 # -- routes: inference -----------------------------------------------------------
@@ -173,30 +111,36 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @require("predict")
 def infer(name: str, version: str | None = None) -> Response:
     """Run the request's input through the model; outputs as JSON or binary tensor data."""
-    chosen = _chosen(name, version)
+    plane, facts = dataplane(), call()
+    chosen = plane.route(name, version, facts)
     loaded = chosen.model
-    inference = v2_request.read_request(loaded)
+    inference = v2_request.read_request(loaded, plane.settings)
     try:
-        X, input_name = v2_request.input_matrix(loaded, inference)
-        wanted = v2_request.requested_outputs(loaded, output_specs(loaded), inference.json)
+        X, input_name = v2_request.input_matrix(loaded, inference, plane)
+        specs = plane.output_specs(loaded)
+        wanted = v2_request.requested_outputs(loaded, specs, inference.json)
+        answered = plane.predict(chosen, X, facts, input_name)
     except tensors.TensorError as exc:
         fail(400, exc.message)
-    loaded, prediction, logged = _run(chosen, X, input_name)
-    values = _outputs(prediction)
+    except UnanswerableInputError as exc:
+        fail(422, exc.message)
+    except InputError as exc:
+        fail(400, exc.message)
+    loaded, logged, values = answered.model, answered.logged, answered.outputs()
 
     response: dict[str, Any] = {"model_name": loaded.name, "model_version": str(loaded.version)}
     if "id" in inference.json:
         response["id"] = inference.json["id"]
     if logged is not None:  # what v1 feedback quotes, in the protocol's free-form response parameters
         response["parameters"] = {k: v for k, v in logged._asdict().items() if v is not None}
-    specs = output_specs(loaded)
+    specs = plane.output_specs(loaded)
     outputs, raws = [], []
     for out_name, as_binary in wanted:
-        datatype, shape = specs[out_name]
+        spec = specs[out_name]
         arr = values[out_name]
-        if datatype != "BYTES":  # name the dtype the estimator actually returned
-            datatype = tensors.datatype_of(arr.dtype)
-        shape = [len(arr), *shape[1:]]
+        # name the dtype the estimator actually returned
+        datatype = spec.datatype if spec.datatype == "BYTES" else datatype_of(arr.dtype)
+        shape = [len(arr), *spec.shape[1:]]
         tensor, raw = tensors.encode_output(out_name, arr, datatype, shape, as_binary)
         outputs.append(tensor)
         if raw is not None:
@@ -208,24 +152,3 @@ def infer(name: str, version: str | None = None) -> Response:
         return Response(head, 200, headers, mimetype="application/json")
     headers["Inference-Header-Content-Length"] = str(len(head))
     return Response(b"".join([head, *raws]), 200, headers, mimetype="application/octet-stream")
-
-
-def _run(chosen: Route, X: np.ndarray, input_name: str) -> tuple[LoadedModel, Prediction, Logged | None]:
-    """The same path as v1's predict: who answered, what it said, and how feedback quotes it if logged."""
-    try:
-        return answer(chosen, X)
-    except NonFiniteOutputError as exc:
-        fail(422, f"input {input_name!r}: {exc}")
-    except ValueError as exc:  # the estimator's own input checks: still the client's input
-        fail(400, f"input {input_name!r} was refused by model {chosen.model.name!r}: {exc}")
-
-
-def _outputs(prediction: Prediction) -> dict[str, Any]:
-    """Every output's values."""
-    if prediction.index is not None:
-        return {
-            "predictions": prediction.index.astype(np.int64),
-            "labels": [str(label) for label in prediction.values.tolist()],
-            "probabilities": prediction.probabilities,
-        }
-    return {"predictions": prediction.values}

@@ -20,28 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from service.server.dataplane import DATATYPES, NUMERIC_INPUTS
 from service.server.jsonvalues import describe, is_number
-
-# Every datatype of the protocol, to numpy. BF16 has no numpy type; it is only ever rejected.
-DATATYPES: dict[str, np.dtype | None] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "BF16": None,
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
-# The datatypes a model input accepts: numbers that convert to float64 without surprises.
-NUMERIC_INPUTS = ("FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
-_NAMES = {dtype: name for name, dtype in DATATYPES.items() if dtype is not None and name != "BYTES"}
 
 
 class TensorError(Exception):
@@ -50,11 +30,6 @@ class TensorError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-def datatype_of(dtype: np.dtype) -> str:
-    """The protocol's name of a numeric numpy dtype (``float32`` -> ``FP32``)."""
-    return _NAMES[np.dtype(dtype)]
 
 
 @dataclass

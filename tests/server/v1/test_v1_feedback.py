@@ -8,9 +8,8 @@ import time
 import pytest
 from helpers import monitoring_pass, read_catalog_csv
 
+from service.server.current import feedback_tokens, recorder
 from service.server.feedback_tokens import FeedbackTokens
-from service.server.predlog import recorder
-from service.server.routing import feedback_tokens
 from service.store import Dataset, FileKeyStore, FileModelStore, StoreUnavailableError, open_store
 from service.store.copy import copy_store
 from service.store.monitoring import PredictionLog, SqlitePredictionLog
@@ -358,7 +357,7 @@ def test_a_token_that_cannot_be_checked_is_a_503_not_a_401(make_app, tiny_catalo
     def unreachable() -> PredictionLog:
         raise StoreUnavailableError("the database cannot be reached")
 
-    checking.extensions["nnserve.feedback_tokens"] = FeedbackTokens(unreachable, ttl=3600.0)
+    checking.extensions["nnserve.dataplane"].tokens = FeedbackTokens(unreachable, ttl=3600.0)
     response = checking.test_client().post("/v1/models/iris/feedback", json={"feedback": [labels_of(given)]})
     assert_error(response, 503, "feedback tokens cannot be checked")
     response = issuing.test_client().post("/v1/models/iris/feedback", json={"feedback": [labels_of(given)]})

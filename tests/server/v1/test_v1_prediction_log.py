@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.server.predlog import recorder
+from service.server.current import recorder
 from service.store import FileModelStore
 from service.store.monitoring import DATABASE, SqlitePredictionLog
 

@@ -93,7 +93,7 @@ def test_a_slow_load_holds_up_neither_other_models_nor_the_old_one(
     make_app, tiny_catalog_copy, tiny_catalog_store, monkeypatch
 ):
     app = make_app(tiny_catalog_copy, NNSERVE_RELOAD_INTERVAL=0)
-    client, registry = app.test_client(), app.extensions["nnserve.registry"]
+    client, registry = app.test_client(), app.extensions["nnserve.dataplane"].registry
     loading, release = threading.Event(), threading.Event()
     load = registry.store.load
 

@@ -90,7 +90,7 @@ def test_a_candidate_that_fails_is_replaced_by_the_active_version_and_its_failur
     start(tiny_catalog_copy, fraction=1.0 - 1e-9)
     client = app.test_client()
     assert predict(client)["version"] == 2
-    candidate = app.extensions["nnserve.registry"]._slots["iris"].trial.candidate
+    candidate = app.extensions["nnserve.dataplane"].registry._slots["iris"].trial.candidate
 
     def broken(X):
         raise RuntimeError("weights went bad")
@@ -98,7 +98,7 @@ def test_a_candidate_that_fails_is_replaced_by_the_active_version_and_its_failur
     candidate.estimator.predict_proba = broken  # a fault injected into the loaded candidate only
     bodies = [predict(client) for _ in range(5)]
     assert {b["version"] for b in bodies} == {1}  # no failed request: the active version answered
-    app.extensions["nnserve.predlog"].flush()
+    app.extensions["nnserve.dataplane"].recorder.flush()
     rows = SqlitePredictionLog(tiny_catalog_copy).recent("iris", 100, version=2)
     failures = [r for r in rows if r.error is not None]
     assert len(failures) == 5 and failures[0].error == "RuntimeError: weights went bad"
@@ -116,7 +116,7 @@ def test_a_candidate_that_cannot_load_counts_as_failing_and_nothing_fails(app, t
     assert store.rollout("iris") == rollout
     client = app.test_client()
     assert {predict(client)["version"] for _ in range(5)} == {1}
-    app.extensions["nnserve.predlog"].flush()
+    app.extensions["nnserve.dataplane"].recorder.flush()
     failures = SqlitePredictionLog(tiny_catalog_copy).recent("iris", 100, version=2)
     assert len(failures) == 5 and all("broken" in (r.error or "") for r in failures)
 
@@ -126,7 +126,7 @@ def test_a_shadow_answers_nothing_and_its_copies_are_logged_beside_the_answers(a
     client = app.test_client()
     bodies = [predict(client) for _ in range(20)]
     assert {b["version"] for b in bodies} == {1}
-    app.extensions["nnserve.predlog"].flush()
+    app.extensions["nnserve.dataplane"].recorder.flush()
     log = SqlitePredictionLog(tiny_catalog_copy)
     copies = log.recent("iris", 100, version=2)
     assert len(copies) == 20 and all(r.shadow and r.error is None for r in copies)
@@ -255,7 +255,7 @@ def test_a_canary_without_feedback_on_a_side_ends_by_max_duration_and_every_read
         feedback = [{"request_id": b["request_id"], "target": truth} for b in bodies if b["version"] == 1]
         answer = client.post(f"/v1/models/{name}/feedback", json={"feedback": feedback}, headers=admin_headers)
         assert answer.status_code == 200
-    app.extensions["nnserve.predlog"].flush()
+    app.extensions["nnserve.dataplane"].recorder.flush()
     every_read_answers_200(client, name)  # before the worker's first pass
     monitoring_pass(app)
     every_read_answers_200(client, name)
@@ -278,10 +278,10 @@ def test_a_candidate_whose_outputs_are_not_finite_fails_over_and_the_active_one_
     start(tiny_catalog_copy, fraction=1.0 - 1e-9)
     client = app.test_client()
     assert predict(client)["version"] == 2
-    candidate = app.extensions["nnserve.registry"]._slots["iris"].trial.candidate
+    candidate = app.extensions["nnserve.dataplane"].registry._slots["iris"].trial.candidate
     candidate.estimator.predict_proba = lambda X: np.full((len(X), 3), np.nan)  # a diverged candidate, say
     bodies = [predict(client) for _ in range(3)]
     assert {b["version"] for b in bodies} == {1}
-    app.extensions["nnserve.predlog"].flush()
+    app.extensions["nnserve.dataplane"].recorder.flush()
     failures = [r for r in SqlitePredictionLog(tiny_catalog_copy).recent("iris", 100, version=2) if r.error]
     assert len(failures) == 3 and failures[0].error.startswith("NonFiniteOutputError: the model's output for row 0")

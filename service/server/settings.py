@@ -1,0 +1,26 @@
+"""The server's settings, read once when the app is built: a typed copy the data plane and the adapters share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What a request's path needs of the ``NNSERVE_*`` settings (``service/config.py`` documents each)."""
+
+    max_rows: int  # NNSERVE_MAX_ROWS
+    max_body_bytes: int  # NNSERVE_MAX_BODY_BYTES
+    auth: str  # NNSERVE_AUTH: open-predict or closed
+    admin_token: str | None  # NNSERVE_ADMIN_TOKEN
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ServerSettings:
+        return cls(
+            max_rows=int(config["NNSERVE_MAX_ROWS"]),
+            max_body_bytes=int(config["NNSERVE_MAX_BODY_BYTES"]),
+            auth=str(config.get("NNSERVE_AUTH") or "open-predict"),
+            admin_token=config.get("NNSERVE_ADMIN_TOKEN") or None,
+        )
