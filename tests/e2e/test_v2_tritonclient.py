@@ -197,7 +197,7 @@ def raised(call):
 def test_wrong_shape(client, binary):
     error = raised(lambda: client.infer("iris", [make_input(np.ones((2, 5)), "FP32", binary, name="x")]))
     assert error.status() == "400"
-    assert error.message() == "input 'x' has shape [2, 5], model 'iris' expects [-1, 4]"
+    assert error.message().startswith("rows have 5 values, model 'iris' expects 4 ("), error.message()  # as in v1
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])

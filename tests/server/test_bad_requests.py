@@ -98,8 +98,8 @@ BODIES = {
     "number-1e400": first_value_as(b"1e400", "too large to represent"),
     "number-minus-1e400": first_value_as(b"-1e400", "too large to represent"),
     # finite in JSON, infinite in the float32 network
-    "number-1e308-beyond-float32": first_value_as(
-        b"1e308", "too large for model 'iris'", "beyond the range of the FP32"
+    "number-1e308-beyond-float32": first_value_as(  # one rule, one message, whichever API
+        b"1e308", "holds 1e+308 at index [0, 0], beyond the range of the FP32 numbers model 'iris' computes with"
     ),
     # orjson reads integers beyond 64 bits as doubles: 400 digits overflow to infinity
     "huge-integer": first_value_as(b"9" * 400, "too large to represent"),

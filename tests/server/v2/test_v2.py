@@ -404,10 +404,8 @@ def post(client, name, request, version=None):
 
 def test_wrong_shape(client, catalog):
     rows = np.ones((2, 5))
-    assert (
-        assert_error(post(client, "iris", {"inputs": [json_input(rows, name="x")]}), 400)
-        == "input 'x' has shape [2, 5], model 'iris' expects [-1, 4]"
-    )
+    message = assert_error(post(client, "iris", {"inputs": [json_input(rows, name="x")]}), 400)
+    assert message.startswith("rows have 5 values, model 'iris' expects 4 ("), message  # v1's message for the rule
     one_d = {"name": "x", "shape": [4], "datatype": "FP32", "data": [1, 2, 3, 4]}
     assert_error(post(client, "iris", {"inputs": [one_d]}), 400, "has shape [4], model 'iris' expects [-1, 4]")
     empty = {"name": "x", "shape": [0, 4], "datatype": "FP32", "data": []}
@@ -700,4 +698,4 @@ def test_rows_whose_outputs_are_not_finite_are_a_422_naming_the_row(client, cata
     rows = np.array(catalog.rows[name][:3], dtype=np.float64)
     rows[1] = 3e38  # in float32's range, far outside any training data: the network overflows
     message = assert_error(post(client, name, {"inputs": [json_input(rows, datatype="FP64")]}), 422)
-    assert message.startswith("input 'input': the model's output for row 1 is not finite"), message
+    assert message.startswith("the model's output for row 1 is not finite"), message  # as v1 says it
