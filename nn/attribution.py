@@ -13,8 +13,6 @@ baseline ``b`` to the row ``x``: ``a_j = (x_j - b_j) * mean over the path of df/
 from __future__ import annotations
 
 import functools
-import itertools
-import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -116,13 +114,17 @@ def path_quadrature(kinks: Array, steps: int) -> tuple[Array, Array]:
     -------
     nodes, weights : ndarray of shape (n_nodes,)
     """
+    if not len(kinks):
+        return _gauss_legendre(steps)
     edges = np.concatenate([[0.0], kinks, [1.0]])
+    low, length = edges[:-1], np.diff(edges)
+    orders = np.maximum(2, np.ceil(steps * length)).astype(int)
     nodes, weights = [], []
-    for low, high in itertools.pairwise(edges):
-        order = steps if len(edges) == 2 else max(2, math.ceil(steps * (high - low)))
-        x, w = _gauss_legendre(order)
-        nodes.append(low + (high - low) * x)
-        weights.append((high - low) * w)
+    for order in np.unique(orders):
+        x, w = _gauss_legendre(int(order))
+        chosen = orders == order
+        nodes.append((low[chosen, None] + length[chosen, None] * x).ravel())
+        weights.append((length[chosen, None] * w).ravel())
     return np.concatenate(nodes), np.concatenate(weights)
 
 

@@ -116,6 +116,19 @@ class Layer(ABC):
             dL/d(input).
         """
 
+    def input_backward(self, grad: Array) -> Array:
+        """dL/d(input) alone from the last ``forward``: ``backward`` without the parameter gradients.
+
+        Parameters
+        ----------
+        grad : ndarray of shape (n_samples, n_out)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_in)
+        """
+        return self.backward(grad)
+
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (saved in the manifest)."""
         return {}
@@ -231,6 +244,11 @@ class Dense(Layer):
         if self.l2:
             self.grads["W"] += self.l2 * W
         return grad @ W.T if self.input_grad else grad
+
+    def input_backward(self, grad: Array) -> Array:
+        self._cached("_x")
+        through: Array = grad @ self.params["W"].T
+        return through
 
     def get_config(self) -> dict[str, Any]:
         return {"units": self.units, "kernel_initializer": self.kernel_initializer, "l2": self.l2}

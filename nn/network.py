@@ -198,7 +198,7 @@ class Network:
         return self.n_features, self.n_outputs
 
     def _detached_layers(self, dtype: FloatDType) -> list[Layer]:
-        """Copies of the layers sharing nothing they write: their own caches and gradients, weights in ``dtype``.
+        """Copies of the layers with caches of their own and weights in ``dtype``, for ``input_backward``.
 
         Input gradients run a forward and a backward; on copies they cannot disturb a prediction or
         another gradient running on the same network in another thread.
@@ -207,9 +207,6 @@ class Network:
         for layer in self.layers:
             twin = copy.copy(layer)
             twin.params = {k: p.astype(dtype, copy=False) for k, p in layer.params.items()}
-            twin.grads = {k: np.zeros(p.shape, dtype) for k, p in layer.params.items()}
-            if isinstance(twin, Dense):
-                twin.input_grad = True
             layers.append(twin)
         return layers
 
@@ -295,7 +292,7 @@ class Network:
         seed[picked, columns] = 1
         grad = self.loss.output_backward(out, seed)
         for layer in reversed(layers):
-            grad = layer.backward(grad)
+            grad = layer.input_backward(grad)
         return out[picked, columns], grad
 
     def input_gradient(self, x: npt.ArrayLike, output: npt.ArrayLike, dtype: str | FloatDType | None = None) -> Array:

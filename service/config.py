@@ -70,6 +70,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_EXPLAIN_MAX_ROWS", 100, "more rows in one explanation get 422 (each costs `steps` gradients)"),
     Setting("NNSERVE_EXPLAIN_MAX_STEPS", 256, "the most integrated-gradients `steps` an explanation may ask for (422)"),
     Setting(
+        "NNSERVE_EXPLAIN_MAX_SECONDS",
+        10.0,
+        "seconds an explanation may compute; past them it stops between rows and answers 422 (fewer rows or steps)",
+    ),
+    Setting(
         "NNSERVE_IMPORTANCE_ROWS",
         200,
         "evaluation rows (a seeded sample) whose mean absolute attributions publish records as global importance",

@@ -120,3 +120,26 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
     return "\n".join(lines)
+
+
+def explanation_tables(body: Mapping[str, Any], top: int = 0) -> str:
+    """An explanation answer (``POST .../explain``'s body) as text: per row a line with the prediction, the
+    explained output at the row and at the baseline (and the completeness gap), then each feature's
+    attribution, largest first (the ``top`` largest, every one when 0)."""
+    method = body.get("method")
+    steps = f", {body['steps']} steps" if body.get("steps") else ""
+    baseline = body.get("baseline")
+    shown = baseline if isinstance(baseline, str) else "a given row"
+    parts = [f"{body.get('model')} version {body.get('version')}: {method}{steps}, baseline {shown}"]
+    for i, row in enumerate(body.get("explanations") or []):
+        gap = f"; completeness gap {row['completeness_gap']:.3g}" if "completeness_gap" in row else ""
+        parts.append(
+            f"\nrow {i + 1}: prediction {row['prediction']}; explained output ({row['target']}) "
+            f"{row['output']:.6g} at the row, {row['baseline_output']:.6g} at the baseline{gap}"
+        )
+        ranked = sorted(row["attributions"].items(), key=lambda kv: -abs(kv[1]))
+        kept = ranked[:top] if top else ranked
+        parts.append(table(["feature", "attribution"], [[name, f"{value:+.6g}"] for name, value in kept]))
+        if len(kept) < len(ranked):
+            parts.append(f"({len(ranked) - len(kept)} more; --top 0 shows every feature)")
+    return "\n".join(parts)

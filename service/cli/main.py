@@ -20,6 +20,7 @@ import click
 import nn
 from service.cli.audit_commands import audit
 from service.cli.db_commands import db
+from service.cli.explain_commands import explain_command
 from service.cli.export_commands import export
 from service.cli.init_commands import init
 from service.cli.keys_commands import keys
@@ -101,5 +102,6 @@ for command in (
     keys,
     audit,
     init,
+    explain_command,
 ):
     main.add_command(command)

@@ -11,7 +11,15 @@ from typing import Any, TypeVar
 import click
 
 from service import config
-from service.store import AuditEntry, ModelStore, NotFoundError, StoreError, configured_audit_log, open_store
+from service.store import (
+    EXPLAIN_METHODS,
+    AuditEntry,
+    ModelStore,
+    NotFoundError,
+    StoreError,
+    configured_audit_log,
+    open_store,
+)
 from service.store.audit import CLI
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,3 +122,53 @@ def _record(root: Path, entry: AuditEntry) -> None:
         configured_audit_log(root, config.from_environ()).record(entry)
     except StoreError as exc:
         click.echo(f"Warning: the audit log did not record this {entry.action}: {exc}", err=True)
+
+
+def _baseline(ctx: click.Context, param: click.Parameter, value: str) -> str | list[float]:
+    """``mean``, ``zeros`` or a row of comma-separated numbers."""
+    if value in ("mean", "zeros"):
+        return value
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter("give 'mean', 'zeros' or a row of comma-separated numbers") from None
+
+
+def explain_options(command: F) -> F:
+    """``--method``, ``--target``, ``--steps``, ``--baseline`` and ``--top``: what ``explain`` and ``remote
+    explain`` take."""
+    for option in reversed(
+        (
+            click.option(
+                "--method",
+                type=click.Choice(EXPLAIN_METHODS),
+                default=EXPLAIN_METHODS[0],
+                show_default=True,
+                help="Attribution method.",
+            ),
+            click.option("--target", default=None, help="Class to explain (default: each row's predicted class)."),
+            click.option(
+                "--steps",
+                type=click.IntRange(min=1),
+                default=32,
+                show_default=True,
+                help="Integrated gradients' steps.",
+            ),
+            click.option(
+                "--baseline",
+                default="mean",
+                show_default=True,
+                callback=_baseline,
+                help="'mean' (the training rows' means), 'zeros', or a row of comma-separated numbers.",
+            ),
+            click.option(
+                "--top",
+                type=click.IntRange(min=0),
+                default=10,
+                show_default=True,
+                help="Features shown per row, largest attribution first (0: every one).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command

@@ -18,7 +18,16 @@ from service.store.exceptions import (
     StoreError,
     StoreUnavailableError,
 )
-from service.store.explanation import BASELINES, ExplainError, Explanation, explain, feature_names, recorded_importance
+from service.store.explanation import (
+    BASELINES,
+    ExplainError,
+    Explanation,
+    explain,
+    feature_names,
+    recorded_importance,
+)
+from service.store.explanation import METHODS as EXPLAIN_METHODS
+from service.store.explanation import answer as explanation_answer
 from service.store.filesystem import FileModelStore, VersionInfo
 from service.store.inference import LoadedModel, NonFiniteOutputError, Prediction, predict
 from service.store.keys import (
@@ -55,6 +64,7 @@ def open_store(root: str | os.PathLike[str], database_url: str | None = None) ->
 __all__ = [
     "ADMIN",
     "BASELINES",
+    "EXPLAIN_METHODS",
     "KEYS_CHANGED",
     "SCOPES",
     "ActiveVersionChangedError",
@@ -87,6 +97,7 @@ __all__ = [
     "configured_audit_log",
     "enforce_retention",
     "explain",
+    "explanation_answer",
     "feature_names",
     "open_audit_log",
     "open_key_store",

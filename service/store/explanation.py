@@ -6,6 +6,7 @@ choice of baseline and of the explained class exists once. The attributions are 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ __all__ = [
     "feature_names",
     "recorded_importance",
 ]
+
+CHUNK_POINTS = 4096  # gradients computed between two looks at the clock
 
 BASELINES = ("mean", "zeros")
 """The named baselines: the training rows' feature means (kept in each manifest at publish), or all zeros."""
@@ -59,6 +62,38 @@ class Explanation:
     baseline_output: np.ndarray
     completeness_gap: np.ndarray | None
     steps: int | None
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar or array as plain Python (JSON) values."""
+    return value.tolist() if isinstance(value, np.ndarray | np.generic) else value
+
+
+def answer(model: LoadedModel, explained: Explanation, baseline: str | Sequence[float]) -> dict[str, Any]:
+    """An explanation as plain data, the form the API answers and the CLI prints: per row the prediction, the
+    explained ``target``, ``output`` and ``baseline_output``, each feature's attribution by name and, for
+    integrated gradients, the ``completeness_gap``."""
+    rows = []
+    values = explained.prediction.values
+    for i, attributions in enumerate(explained.attributions.tolist()):
+        row: dict[str, Any] = {
+            "prediction": _plain(values[i]),
+            "target": explained.target[i],
+            "output": float(explained.output[i]),
+            "baseline_output": float(explained.baseline_output[i]),
+            "attributions": dict(zip(explained.feature_names, attributions, strict=True)),
+        }
+        if explained.completeness_gap is not None:
+            row["completeness_gap"] = float(explained.completeness_gap[i])
+        rows.append(row)
+    return {
+        "model": model.name,
+        "version": model.version,
+        "method": explained.method,
+        "steps": explained.steps,
+        "baseline": baseline if isinstance(baseline, str) else [float(v) for v in baseline],
+        "explanations": rows,
+    }
 
 
 def recorded_importance(manifest: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -118,10 +153,13 @@ def explain(
     target: Any = None,
     steps: int = 32,
     baseline: str | Sequence[float] = "mean",
+    max_seconds: float | None = None,
 ) -> Explanation:
     """Explain each row of ``X`` (n, n_features): the predicted class's probability (or ``target``'s, a class
     label) for a classifier, the first output for a regressor (``target`` ignored), from ``baseline``.
 
+    Rows are explained a few at a time (``CHUNK_POINTS`` gradients); past ``max_seconds`` the next chunk is not
+    started and the call fails (``ExplainError`` on ``steps``), so a slow explanation is bounded like a prediction.
     Raises ``ExplainError`` (its ``field``) for a method, target or baseline the version cannot take, the
     estimator's ``ValueError`` for rows of the wrong width and ``NonFiniteOutputError`` like ``predict``.
     """
@@ -130,26 +168,41 @@ def explain(
     estimator: BaseMLP = model.estimator
     base = baseline_row(model.manifest, baseline)
     prediction = predict(estimator, X)
-    if isinstance(estimator, MLPClassifier):
+    index: np.ndarray
+    if isinstance(estimator, MLPClassifier) and prediction.index is not None:
         index = prediction.index if target is None else np.full(len(X), _class_index(estimator, target))
         labels = estimator.classes_[index].tolist()
     else:
         index = np.zeros(len(X), np.intp)
         labels = index.tolist()
-    with np.errstate(over="ignore", invalid="ignore"):
-        result = attribute(estimator, X, base, method=method, target=index, steps=steps)
-    gap = result.completeness_gap if method == "integrated_gradients" else None
-    finite = np.isfinite(result.values).all(axis=1) & np.isfinite(result.output) & np.isfinite(result.baseline_output)
+    started = time.monotonic()
+    chunk = max(1, CHUNK_POINTS // (steps + 2 if method == "integrated_gradients" else 2))
+    parts = []
+    for start in range(0, len(X), chunk):
+        if max_seconds is not None and start and time.monotonic() - started > max_seconds:
+            raise ExplainError(
+                "steps",
+                f"explaining took longer than {max_seconds:g} s (NNSERVE_EXPLAIN_MAX_SECONDS) after {start} of "
+                f"{len(X)} rows; send fewer rows or steps",
+            )
+        rows = slice(start, start + chunk)
+        with np.errstate(over="ignore", invalid="ignore"):
+            parts.append(attribute(estimator, X[rows], base, method=method, target=index[rows], steps=steps))
+    values = np.vstack([p.values for p in parts])
+    output = np.concatenate([p.output for p in parts])
+    baseline_output = np.concatenate([p.baseline_output for p in parts])
+    finite = np.isfinite(values).all(axis=1) & np.isfinite(output) & np.isfinite(baseline_output)
     if not finite.all():
         raise NonFiniteOutputError(np.flatnonzero(~finite))
+    integrated = method == "integrated_gradients"
     return Explanation(
         method=method,
         feature_names=feature_names(model.manifest),
-        attributions=result.values,
+        attributions=values,
         target=labels,
         prediction=prediction,
-        output=result.output,
-        baseline_output=result.baseline_output,
-        completeness_gap=gap,
-        steps=steps if method == "integrated_gradients" else None,
+        output=output,
+        baseline_output=baseline_output,
+        completeness_gap=np.concatenate([p.completeness_gap for p in parts]) if integrated else None,
+        steps=steps if integrated else None,
     )

@@ -271,3 +271,15 @@ def test_a_held_out_zero_and_one_are_explained_by_their_own_ink(catalog):
         assert (values[top] > 0).all()
         assert (row[top] > 0).all(), "a top pixel is blank in its own digit"
         assert (other[top] == 0).any(), "the top pixels are the other digit's ink too"
+
+
+def test_dense_input_backward_is_backwards_input_gradient_without_touching_its_gradients():
+    layer = Dense(3, input_dim=4)
+    x, up = np.random.default_rng(13).normal(size=(5, 4)), np.random.default_rng(14).normal(size=(5, 3))
+    layer.forward(x)
+    before = {k: g.copy() for k, g in layer.grads.items()}
+    through = layer.input_backward(up)
+    assert all((layer.grads[k] == before[k]).all() for k in before)
+    assert_allclose(through, layer.backward(up), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        Dense(3, input_dim=4).input_backward(up)

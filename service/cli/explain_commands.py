@@ -1,0 +1,71 @@
+"""``nnserve explain``: why a version predicted what it did for the rows of a CSV file, from the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from service.cli import console
+from service.cli.options import UserError, existing_store, explain_options, naming_store, store_option
+from service.store import ExplainError, LoadedModel, NonFiniteOutputError, explain, explanation_answer
+from service.training.csvdata import read_csv_features
+
+
+def class_label(loaded: LoadedModel, target: str | None) -> Any:
+    """The class of ``loaded`` whose text is ``target`` (labels keep their type), or None when not given."""
+    classes = getattr(loaded.estimator, "classes_", None)
+    if target is None or classes is None:
+        return None
+    for label in classes.tolist():
+        if str(label) == target:
+            return label
+    raise UserError(f"--target: model {loaded.name!r} has no class {target!r}; its classes: {classes.tolist()}")
+
+
+@click.command(short_help="Explain a model's predictions for the rows of a CSV file.")
+@click.argument("name")
+@click.argument("file", metavar="FILE.csv", type=click.Path(path_type=Path))
+@click.option("--version", "version", type=click.IntRange(min=1), help="Use this version instead of the active one.")
+@explain_options
+@store_option
+def explain_command(
+    name: str,
+    file: Path,
+    version: int | None,
+    method: str,
+    target: str | None,
+    steps: int,
+    baseline: str | list[float],
+    top: int,
+    store_root: Path,
+) -> None:
+    """Explain model NAME's prediction for every row of FILE.csv: each feature's attribution to the
+    predicted class's probability (or --target's), or to a regressor's output, from a baseline.
+
+    FILE.csv is read as `nnserve predict` reads it. Integrated gradients (the default) attribute the
+    difference between the output at the row and at the baseline; their sum misses it by the printed
+    completeness gap.
+
+    \b
+    Examples:
+      nnserve explain iris flowers.csv
+      nnserve explain digits digits.csv --target 3 --baseline zeros --top 5
+    """
+    with naming_store(store_root):
+        loaded = existing_store(store_root).load(name, version)
+    manifest = loaded.manifest
+    X = read_csv_features(file, manifest.get("feature_names"), int(manifest["n_features"]))
+    try:
+        explained = explain(
+            loaded, X, method=method, target=class_label(loaded, target), steps=steps, baseline=baseline
+        )
+    except ExplainError as exc:
+        raise UserError(f"--{exc.field}: {exc}") from None
+    except (NonFiniteOutputError, ValueError) as exc:
+        raise UserError(f"{file}: {exc}") from None
+    click.echo(console.explanation_tables(explanation_answer(loaded, explained, baseline), top))
+
+
+explain_command.name = "explain"
