@@ -1,8 +1,10 @@
 """Assemble ``bench/RESULTS.md`` from ``bench/results/*.md`` under a header naming the machine.
 
-    .venv/bin/python bench/report.py
+    .venv/bin/python bench/report.py [--keep]
 
-Run by ``make bench`` after every benchmark script. The header gives the CPU
+Run by ``make bench`` after every benchmark script. With ``--keep``, the sections of
+the current RESULTS.md whose result file is not here (another machine's run) are
+kept, and the ones here replace theirs: a single benchmark rerun updates only its own. The header gives the CPU
 model (/proc/cpuinfo), cores, memory (/proc/meminfo), Python and numpy
 versions and the date; each result file follows as its own section, in the
 order the benchmarks run (others after, by name).
@@ -10,6 +12,7 @@ order the benchmarks run (others after, by name).
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
@@ -35,6 +38,7 @@ ORDER = [
     "postgres",
     "outage_503",
     "tracing_overhead",
+    "mlserver",
     "soak",
 ]
 
@@ -47,10 +51,20 @@ def memory_gb() -> str:
     return f"{kb / 1024 / 1024:.1f} GB"
 
 
+def current_sections() -> dict[str, str]:
+    """{result name: its section} of the current RESULTS.md, each ending with its ``(from ...)`` line."""
+    path = BENCH / "RESULTS.md"
+    text = path.read_text() if path.exists() else ""
+    found = re.finditer(r"^## .*?^\(from bench/results/([\w-]+)\.md\)\n", text, re.M | re.S)
+    return {m.group(1): m.group(0) for m in found}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the sections with no result file here")
+    args = parser.parse_args()
     files = sorted((BENCH / "results").glob("*.md"))
     rank = {name: i for i, name in enumerate(ORDER)}
-    files.sort(key=lambda p: (rank.get(p.stem, len(ORDER)), p.stem))
     header = [
         "# Benchmark results",
         "",
@@ -62,15 +76,21 @@ def main() -> None:
         f"- Python {platform.python_version()}, numpy {np.__version__}, {platform.system()} {platform.release()}",
         "",
     ]
-    sections = []
-    for path in files:
+    kept = current_sections() if args.keep else {}
+    order = list(kept)  # kept sections stay where they are; a new one goes before the first that ranks after it
+    by_name = dict(kept)
+    for path in sorted(files, key=lambda p: (rank.get(p.stem, len(ORDER)), p.stem)):
         text = path.read_text().strip()
         text = re.sub(r"^# ", "## ", text, count=1)  # each script's title becomes a section
-        sections.append(f"{text}\n\n(from bench/results/{path.name})\n")
+        by_name[path.stem] = f"{text}\n\n(from bench/results/{path.name})\n"
+        if path.stem not in order:
+            later = [i for i, n in enumerate(order) if rank.get(n, len(ORDER)) > rank.get(path.stem, len(ORDER))]
+            order.insert(later[0] if later else len(order), path.stem)
+    sections = [by_name[name] for name in order]
     if not sections:
         sections = ["No results yet: run `make bench`.\n"]
     (BENCH / "RESULTS.md").write_text("\n".join(header) + "\n" + "\n".join(sections))
-    print(f"wrote {BENCH / 'RESULTS.md'} from {len(files)} result file(s)")
+    print(f"wrote {BENCH / 'RESULTS.md'}: {len(sections)} section(s), {len(files)} from result files here")
 
 
 if __name__ == "__main__":
