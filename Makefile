@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test test-fast test-postgres lint docs openapi test-container lock bench clean
+.PHONY: run test test-fast test-postgres lint docs openapi protos test-container lock bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ docs: $(VENV)/.installed-test
 # Regenerates the committed OpenAPI document after a route or schema changed (tests/client checks it).
 openapi: $(VENV)/.installed
 	$(PY) -m service.cli openapi > openapi.json
+
+# Regenerates the committed gRPC modules from their .proto with the test extra's pinned grpcio-tools
+# (tests/server/test_grpc_protos.py runs this into a temp dir and compares). OUT: where they go.
+PROTO := service/server/grpc/grpc_predict_v2.proto
+OUT ?= .
+protos: | $(VENV)/bin/python
+	$(PY) -m grpc_tools.protoc -I . --python_out=$(OUT) --pyi_out=$(OUT) --grpc_python_out=$(OUT) $(PROTO)
 
 # The Docker image and the compose stack, built and run for real with rootful podman. Needs root;
 # installs podman, debootstrap and the rest itself (see scripts/container-test.sh).
