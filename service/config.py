@@ -130,6 +130,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_WORKERS", None, "gunicorn web workers (`--workers`)", "one per core", int),
     Setting("NNSERVE_THREADS", 4, "threads per gunicorn web worker"),
     Setting("NNSERVE_GRACEFUL_TIMEOUT", 20, "seconds gunicorn lets requests finish after SIGTERM"),
+    Setting(
+        "NNSERVE_GRPC_PORT",
+        8081,
+        "port of the Open Inference Protocol over gRPC (`inference.GRPCInferenceService` and `grpc.health.v1`), on "
+        "the address of NNSERVE_BIND: every web worker serves it (SO_REUSEPORT)",
+        shown="8081 (0: off)",
+        zero_allowed=True,
+        most=65535,
+    ),
+    Setting("NNSERVE_GRPC_THREADS", 4, "threads per web worker answering gRPC calls"),
+    Setting(
+        "NNSERVE_GRPC_MAX_CONCURRENT",
+        64,
+        "gRPC calls a web worker holds at once (running or waiting for a thread); more answer RESOURCE_EXHAUSTED",
+    ),
     Setting("NNSERVE_READ_TIMEOUT", 30.0, "seconds a request may take to arrive whole (`nnserve serve`); then 408"),
     Setting(
         "NNSERVE_KEEP_VERSIONS",

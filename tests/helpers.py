@@ -51,8 +51,10 @@ def free_port() -> int:
 
 
 def service_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any ``NNSERVE_*`` variable, plus ``extra``."""
+    """This process's environment without any ``NNSERVE_*`` variable, plus ``extra``; gRPC off unless ``extra``
+    names a port (its default port is fixed: servers the tests start side by side would share it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
+    env["NNSERVE_GRPC_PORT"] = "0"
     env.update(extra)
     return env
 

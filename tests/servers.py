@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from helpers import free_port, service_env, start_process
+from helpers import free_port, service_env, start_cli, start_process
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -26,6 +26,7 @@ class Server:
     process: subprocess.Popen
     log: Path  # gunicorn's combined stdout and stderr
     stopped: bool = field(default=False)
+    grpc: str | None = None  # 127.0.0.1:<port> of its gRPC server, when it runs one
 
     @property
     def host_port(self) -> str:
@@ -72,6 +73,18 @@ def wait_ready(server: Server, timeout: float) -> bool:
     return False
 
 
+def ready_or_stopped(server: Server) -> bool:
+    """Whether ``server`` became ready within START_TIMEOUT; if not (or the wait is interrupted), it is stopped."""
+    try:
+        if wait_ready(server, START_TIMEOUT):
+            return True
+    except BaseException:
+        server.stop()
+        raise
+    server.stop()
+    return False
+
+
 def start_gunicorn(
     store_root: str | os.PathLike[str],
     workers: int = 2,
@@ -96,13 +109,33 @@ def start_gunicorn(
         ]
         process = start_process([*argv, "--workers", str(workers), "service.server.wsgi:app"], environment, log)
         server = Server(f"http://127.0.0.1:{bind_port}", process, log)
-        try:
-            if wait_ready(server, START_TIMEOUT):
-                return server
-        except BaseException:
-            server.stop()
-            raise
-        server.stop()
+        if ready_or_stopped(server):
+            return server
         if "Address already in use" not in server.log_tail():
             break
     raise RuntimeError(f"gunicorn did not become ready on {server.url}; its log ends with:\n{server.log_tail()}")
+
+
+def start_serve(
+    store: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    workers: int = 2,
+    log_dir: str | os.PathLike[str] | None = None,
+    grpc: bool = True,
+    retrain_worker: bool = False,
+) -> Server:
+    """``nnserve serve`` on the store, on a free HTTP port and (``grpc``) a free gRPC port, once ready; raises with
+    the log tail if it never is. ``env`` is added to ``service_env()``."""
+    environment = service_env(PYTHONUNBUFFERED="1", **(env or {}))
+    for _ in range(3):  # a free port can be taken between finding and binding it
+        port, grpc_port = free_port(), free_port() if grpc else 0
+        log = (Path(log_dir) if log_dir is not None else Path(store).parent) / f"serve-{port}.log"
+        argv = ["serve", "--port", port, "--grpc-port", grpc_port, "--workers", workers, "--store", store]
+        argv.append("--retrain-worker" if retrain_worker else "--no-retrain-worker")
+        process = start_cli(*argv, env=environment, log=log)
+        server = Server(f"http://127.0.0.1:{port}", process, log, grpc=f"127.0.0.1:{grpc_port}" if grpc else None)
+        if ready_or_stopped(server):
+            return server
+        if "Address already in use" not in server.log_tail() and "cannot bind" not in server.log_tail():
+            break
+    raise RuntimeError(f"nnserve serve did not become ready on {server.url}; its log ends with:\n{server.log_tail()}")

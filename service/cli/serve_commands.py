@@ -15,7 +15,7 @@ from service.training.worker import main as run_worker
 from service.training.worker import supervise
 
 
-@click.command(short_help="Serve the HTTP API with gunicorn, and the retraining worker beside it.")
+@click.command(short_help="Serve the HTTP and gRPC APIs with gunicorn, and the retraining worker beside it.")
 @click.option(
     "--host", envvar="NNSERVE_HOST", help="Address to bind (0.0.0.0 in a container) [default: from NNSERVE_BIND]."
 )
@@ -27,6 +27,12 @@ from service.training.worker import supervise
     type=click.IntRange(min=1),
     envvar="NNSERVE_WORKERS",
     help="gunicorn web workers [default: one per core].",
+)
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    envvar="NNSERVE_GRPC_PORT",
+    help="Port of the Open Inference Protocol over gRPC, on --host; 0 turns it off [default: 8081].",
 )
 @click.option(
     "--retrain-worker/--no-retrain-worker",
@@ -42,11 +48,12 @@ def serve(
     host: str | None,
     port: int | None,
     workers: int | None,
+    grpc_port: int | None,
     retrain_worker: bool,
     models_dir: Path,
     store_root: Path,
 ) -> None:
-    """Serve predictions, model management and retraining over HTTP.
+    """Serve predictions, model management and retraining over HTTP, and predictions over gRPC.
 
     An empty store is first filled by training the catalog (--models-dir); with no catalog either, it
     serves no model until one is trained (`nnserve train SPEC.toml`).
@@ -57,6 +64,7 @@ def serve(
     Examples:
       nnserve serve                          http://127.0.0.1:8000 (NNSERVE_BIND)
       nnserve serve --host 0.0.0.0 --workers 2
+      nnserve serve --grpc-port 0            no gRPC (default: port 8081, docs/grpc.md)
 
     The address is NNSERVE_BIND (host:port, default 127.0.0.1:8000); --host and
     --port (or NNSERVE_HOST, NNSERVE_PORT) replace its parts.
@@ -88,7 +96,7 @@ def serve(
                 seed=None,
                 activate=True,
             )
-    exec_gunicorn(host, port, workers, store_root.absolute(), retrain_worker)
+    exec_gunicorn(host, port, workers, store_root.absolute(), retrain_worker, grpc_port)
 
 
 @click.command(short_help="Run the retraining worker alone (for a separate container).")

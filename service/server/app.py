@@ -33,7 +33,7 @@ from service.store.snapshots import open_snapshots
 from service.training.jobs import open_queue
 from service.version import __version__
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # a client's request id (HTTP X-Request-ID, gRPC x-request-id)
 
 
 class Api(flask_smorest.Api):
@@ -218,7 +218,7 @@ def _install_request_ids(app: Flask) -> None:
     @app.before_request
     def assign() -> None:
         given = request.headers.get("X-Request-ID", "")
-        g.request_id_given = bool(_REQUEST_ID.match(given))  # chosen by the client: it may already be logged
+        g.request_id_given = bool(REQUEST_ID.match(given))  # chosen by the client: it may already be logged
         g.request_id = given if g.request_id_given else uuid.uuid4().hex
 
     @app.after_request

@@ -65,6 +65,30 @@ def on_exit(server):
     _stop_metrics()
 
 
+# -- the Open Inference Protocol over gRPC (service/server/grpc): one server per web worker, after the fork --
+# Never in the master: gRPC's threads and sockets do not survive a fork. Each worker binds NNSERVE_GRPC_PORT with
+# SO_REUSEPORT and the kernel spreads connections over them; one that cannot bind fails to boot, and gunicorn stops.
+
+
+_GRPC = {  # read here, in the master, so that a bad value stops the start at once
+    "port": _setting("NNSERVE_GRPC_PORT"),
+    "threads": _setting("NNSERVE_GRPC_THREADS"),
+    "max_concurrent": _setting("NNSERVE_GRPC_MAX_CONCURRENT"),
+    "max_message_bytes": _setting("NNSERVE_MAX_BODY_BYTES"),
+    "grace": float(graceful_timeout),
+}
+
+
+def post_worker_init(worker):
+    if not _GRPC["port"]:
+        return
+    from service.server.grpc.server import GrpcSettings, start_in_worker
+
+    address = worker.cfg.bind[0]  # the gRPC server listens on the HTTP bind's address
+    host = address.rpartition(":")[0] if ":" in address and not address.startswith(("unix:", "fd://")) else ""
+    start_in_worker(worker, GrpcSettings(host=host or "127.0.0.1", **_GRPC))
+
+
 # -- observability: JSON logs, Prometheus multiprocess metrics (service/logs.py, service/telemetry.py) --
 # gunicorn's own log lines (start, workers booting and exiting, errors) as JSON, like the app's.
 logger_class = "service.logs.GunicornLogger"
@@ -101,7 +125,13 @@ def _stop_metrics():
 
 
 def worker_exit(server, worker):
-    """A web worker is exiting: export the spans it still holds (service/tracing.py)."""
+    """A web worker is exiting: let its gRPC calls in flight finish (within the grace), then export the spans it
+    still holds (service/tracing.py)."""
+    import sys
+
+    grpc_server = sys.modules.get("service.server.grpc.server")  # imported only where a gRPC server started
+    if grpc_server is not None:
+        grpc_server.stop_in_worker()
     from service import tracing
 
     tracing.shutdown()

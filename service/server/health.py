@@ -10,6 +10,7 @@ from flask.views import MethodView
 
 from service.server.blueprint import Blueprint
 from service.server.current import dataplane
+from service.server.grpc import status as grpc_status
 from service.server.v1.schemas import HealthSchema, ReadinessSchema
 from service.store import StoreError
 from service.training.jobs import QueueUnavailableError
@@ -46,10 +47,14 @@ class Readiness(MethodView):
     def get(self) -> tuple[dict[str, Any], int]:
         """Ready to serve: store readable, active models loaded. Problems are listed in `reasons`."""
         state = dataplane().readiness()
+        grpc = grpc_status()  # this worker's gRPC server: a draining one is not ready either
+        ready = state.ready and (grpc is None or grpc["serving"])
+        reasons = state.reasons if grpc is None or grpc["serving"] else [*state.reasons, "the gRPC server is draining"]
         body = {
-            "ready": state.ready,
+            "ready": ready,
             "models": state.models,
-            "reasons": state.reasons,
+            "reasons": reasons,
             "retraining_worker": retraining_worker(),
+            "grpc": grpc,
         }
-        return body, 200 if state.ready else 503
+        return body, 200 if ready else 503

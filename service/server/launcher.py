@@ -17,13 +17,18 @@ def gunicorn_argv(host: str, port: int, workers: int | None) -> list[str]:
     return [*argv, "service.server.wsgi:app"]
 
 
-def exec_gunicorn(host: str, port: int, workers: int | None, store: Path, retrain_worker: bool = True) -> None:
+def exec_gunicorn(
+    host: str, port: int, workers: int | None, store: Path, retrain_worker: bool = True, grpc_port: int | None = None
+) -> None:
     """Replace this process with gunicorn, so signals (SIGTERM) reach its master directly.
 
     With ``retrain_worker`` the gunicorn master starts the retraining worker
-    and stops it on exit (hooks in the config file).
+    and stops it on exit (hooks in the config file); ``grpc_port`` (None:
+    NNSERVE_GRPC_PORT) is where each web worker serves gRPC.
     """
     os.environ["NNSERVE_STORE"] = str(store)
     os.environ["NNSERVE_RETRAIN_WORKER"] = "1" if retrain_worker else "0"
+    if grpc_port is not None:
+        os.environ["NNSERVE_GRPC_PORT"] = str(grpc_port)
     argv = gunicorn_argv(host, port, workers)
     os.execv(argv[0], argv)

@@ -198,6 +198,13 @@ class ReadinessSchema(Schema):
     retraining_worker = fields.Dict(
         metadata={"description": "`alive` and `heartbeat_age_seconds` of the store's retraining workers"}
     )
+    grpc = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "the answering web worker's gRPC server: `port` and `serving` (false while it drains); "
+            "null when it runs none (NNSERVE_GRPC_PORT=0)"
+        },
+    )
 
 
 class RetrainDataSchema(Schema):

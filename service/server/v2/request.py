@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from flask import request
 
-from service.server.dataplane import INPUT_NAME, NUMERIC_INPUTS, DataPlane
+from service.server.dataplane import INPUT_NAME, NUMERIC_INPUTS, DataPlane, Inference, datatype_of
 from service.server.jsonio import BodyError, decode_body, max_containers, max_values, read_body
 from service.server.jsonvalues import describe
 from service.server.settings import ServerSettings
@@ -163,3 +163,17 @@ def requested_outputs(loaded: LoadedModel, specs: Mapping[str, object], req: dic
             raise tensors.TensorError(f"output {name!r}: parameters.binary_data must be a boolean")
         wanted.append((name, as_binary))
     return wanted
+
+
+def output_tensors(
+    plane: DataPlane, answered: Inference, wanted: list[tuple[str, bool]]
+) -> list[tuple[str, Any, str, list[int], bool]]:
+    """(name, values, datatype, shape, as binary) of each output asked for, in order, as the version that answered
+    gives them: numbers in the dtype its estimator returned, one row per input row."""
+    specs, values = plane.output_specs(answered.model), answered.outputs()
+    made = []
+    for name, as_binary in wanted:
+        spec, arr = specs[name], values[name]
+        datatype = spec.datatype if spec.datatype == "BYTES" else datatype_of(arr.dtype)
+        made.append((name, arr, datatype, [len(arr), *spec.shape[1:]], as_binary))
+    return made

@@ -30,7 +30,7 @@ from flask import Blueprint, Response
 
 from service.server.auth import require
 from service.server.current import call, dataplane
-from service.server.dataplane import InputError, TensorSpec, UnanswerableInputError, datatype_of
+from service.server.dataplane import InputError, TensorSpec, UnanswerableInputError
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
 from service.server.v2 import protocol_errors, tensors
 from service.server.v2 import request as v2_request
@@ -126,21 +126,15 @@ def infer(name: str, version: str | None = None) -> Response:
         fail(422, exc.message)
     except InputError as exc:
         fail(400, exc.message)
-    loaded, logged, values = answered.model, answered.logged, answered.outputs()
+    loaded, logged = answered.model, answered.logged
 
     response: dict[str, Any] = {"model_name": loaded.name, "model_version": str(loaded.version)}
     if "id" in inference.json:
         response["id"] = inference.json["id"]
     if logged is not None:  # what v1 feedback quotes, in the protocol's free-form response parameters
         response["parameters"] = {k: v for k, v in logged._asdict().items() if v is not None}
-    specs = plane.output_specs(loaded)
     outputs, raws = [], []
-    for out_name, as_binary in wanted:
-        spec = specs[out_name]
-        arr = values[out_name]
-        # name the dtype the estimator actually returned
-        datatype = spec.datatype if spec.datatype == "BYTES" else datatype_of(arr.dtype)
-        shape = [len(arr), *spec.shape[1:]]
+    for out_name, arr, datatype, shape, as_binary in v2_request.output_tensors(plane, answered, wanted):
         tensor, raw = tensors.encode_output(out_name, arr, datatype, shape, as_binary)
         outputs.append(tensor)
         if raw is not None:
