@@ -24,7 +24,7 @@ from service.server.predlog import Budget, PredictionRecorder
 from service.server.registry import ActivationWatcher, ModelRegistry
 from service.server.settings import ServerSettings
 from service.server.ui import pages as ui_pages
-from service.server.v1 import audit_routes, job_routes, model_routes, monitoring_routes
+from service.server.v1 import audit_routes, explain_routes, job_routes, model_routes, monitoring_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
 from service.store import KeyRing, configured_audit_log, open_key_store, open_store
@@ -152,7 +152,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for blueprint in (health.blp, model_routes.blp, job_routes.blp, monitoring_routes.blp, audit_routes.blp):
+    blueprints = (
+        health.blp,
+        model_routes.blp,
+        explain_routes.blp,
+        job_routes.blp,
+        monitoring_routes.blp,
+        audit_routes.blp,
+    )
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.register_blueprint(v2_routes.blp)  # Open Inference Protocol: plain Flask, its own {"error"} shape
     app.register_blueprint(ui_pages.blp)  # the dashboard at /ui/

@@ -3,7 +3,8 @@
 Each rule of a prediction is written here once: which version answers (a name, a pinned version, or a
 running rollout's route by routing key or request id), what input a model takes (rows, width, the finite
 range of its dtype), the inference itself with its labels and probabilities, the prediction log, the rows
-counted in the metrics; and what a model looks like from outside (its tensors, its readiness). Adapters
+counted in the metrics; an explanation's rules and budgets (``explain``: rows, steps, time); and what a model
+looks like from outside (its tensors, its readiness). Adapters
 decode their own request shapes into calls of ``DataPlane`` and encode its answers and errors into theirs.
 Errors are ``InputError`` (the client's input) and the store's ``NotFoundError``, ``CorruptVersionError``
 and ``StoreUnavailableError``; each adapter maps them to its own status with the same message.
@@ -30,13 +31,17 @@ from service.server.predlog import PredictionRecorder
 from service.server.registry import ModelRegistry, Route
 from service.server.settings import ServerSettings
 from service.store import (
+    DEFAULT_STEPS,
     CorruptVersionError,
+    ExplainError,
+    Explanation,
     LoadedModel,
     NonFiniteOutputError,
     NotFoundError,
     Prediction,
     StoreError,
     StoreUnavailableError,
+    explain,
     predict,
     validate_name,
     validate_version,
@@ -333,6 +338,56 @@ class DataPlane:
         return Inference(
             loaded, prediction, Logged(request_id, self.tokens.issue(loaded.name, loaded.version, request_id))
         )
+
+    # -- explanations ----------------------------------------------------------------------------------------------
+
+    def explain(
+        self,
+        loaded: LoadedModel,
+        X: np.ndarray,
+        *,
+        method: str,
+        target: Any,
+        steps: int | None,
+        baseline: str | list[float],
+        field: str = INPUT_NAME,
+    ) -> Explanation:
+        """Explain float64 ``X`` (n, n_features) with ``loaded`` (``model``'s answer: the active or a pinned
+        version; a rollout's candidate never explains), after the input rules, at most ``explain_max_rows``
+        rows and ``explain_max_steps`` steps (by default ``DEFAULT_STEPS``, or the cap when lower), within
+        ``explain_max_seconds``. A regressor ignores ``target``.
+
+        ``InputError`` names the field at fault (``steps``, ``target``, ``baseline``, ``method`` or the rows').
+        """
+        limits = self.settings
+        if steps is None:
+            steps = min(DEFAULT_STEPS, limits.explain_max_steps)
+        if steps > limits.explain_max_steps:
+            raise InputError(f"steps is {steps}; at most {limits.explain_max_steps} are accepted", "steps")
+        problem = too_many_rows(X.shape[0], limits.explain_max_rows)
+        if problem is not None:
+            raise InputError(f"the input {problem} for an explanation", field)
+        self.check_shape(loaded, X.shape[0], X.shape[1] if X.ndim == 2 else 0, field)
+        self.check_values(loaded, X, field)
+        if not isinstance(loaded.estimator, MLPClassifier):
+            target = None
+        try:
+            explained = explain(
+                loaded,
+                X,
+                method=method,
+                target=target,
+                steps=steps,
+                baseline=baseline,
+                max_seconds=limits.explain_max_seconds,
+            )
+        except ExplainError as exc:
+            raise InputError(str(exc), exc.field) from None
+        except NonFiniteOutputError as exc:
+            raise UnanswerableInputError(str(exc), field) from None
+        except ValueError as exc:  # the estimator's own input checks
+            raise InputError(f"model {loaded.name!r} refused the input: {exc}", field) from None
+        return explained
 
     # -- what a model looks like -----------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from service.store.exceptions import (
 )
 from service.store.explanation import (
     BASELINES,
+    DEFAULT_STEPS,
     ExplainError,
     Explanation,
     explain,
@@ -64,6 +65,7 @@ def open_store(root: str | os.PathLike[str], database_url: str | None = None) ->
 __all__ = [
     "ADMIN",
     "BASELINES",
+    "DEFAULT_STEPS",
     "EXPLAIN_METHODS",
     "KEYS_CHANGED",
     "SCOPES",

@@ -30,6 +30,7 @@ __all__ = [
     "recorded_importance",
 ]
 
+DEFAULT_STEPS = 32  # integrated gradients' nodes when none are asked for
 CHUNK_POINTS = 4096  # gradients computed between two looks at the clock
 
 BASELINES = ("mean", "zeros")
@@ -151,7 +152,7 @@ def explain(
     *,
     method: str = METHODS[0],
     target: Any = None,
-    steps: int = 32,
+    steps: int = DEFAULT_STEPS,
     baseline: str | Sequence[float] = "mean",
     max_seconds: float | None = None,
 ) -> Explanation:

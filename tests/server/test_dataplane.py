@@ -188,3 +188,31 @@ def test_admin_calls_are_off_without_a_token_or_any_key(tmp_path):
     gate = Gate(KeyRing(FileKeyStore(tmp_path)), settings(admin_token=None))
     with pytest.raises(PermissionDeniedError, match="admin endpoints are disabled"):
         gate.authorize(None, "admin")
+
+
+def test_an_explanation_runs_the_input_rules_and_its_budgets_without_any_transport(plane, store_root):
+    call = Call("req-explain")
+    loaded = plane.model("iris", None, call)
+    assert call.resolved == ("iris", 1)
+    rows = np.asarray([ROW, [6.7, 3.0, 5.2, 2.3]])
+    explained = plane.explain(loaded, rows, method="integrated_gradients", target=None, steps=None, baseline="zeros")
+    assert explained.steps == 32 and explained.attributions.shape == (2, 4)
+    assert explained.target == loaded.estimator.predict(rows).tolist()
+    small = DataPlane(plane.registry, plane.recorder, plane.tokens, settings(explain_max_rows=1, explain_max_steps=8))
+    cases = [
+        ({"steps": 9}, rows[:1], "steps", "at most 8"),
+        ({}, rows, "input", "has 2 rows; at most 1"),
+        ({}, rows[:1, :3], "input", "expects 4"),
+        ({"target": "rose"}, rows[:1], "target", "unknown class 'rose'"),
+        ({"method": "shap"}, rows[:1], "method", "method must be one of"),
+        ({"baseline": "mean"}, rows[:1], "baseline", "published before the training means were kept"),
+    ]
+    for kwargs, X, field, fragment in cases:
+        given = {"method": "integrated_gradients", "target": None, "steps": None, "baseline": "zeros", **kwargs}
+        with pytest.raises(InputError, match=fragment) as info:
+            small.explain(loaded, X, **given)
+        assert info.value.field == field
+    regressor = plane.model("diabetes", None, call)
+    X = read_catalog_csv("diabetes")[0][:1]
+    answered = plane.explain(regressor, X, method="saliency", target="ignored", steps=None, baseline="zeros")
+    assert answered.target == [0]

@@ -19,7 +19,9 @@ from flask import has_request_context, request
 from marshmallow import ValidationError, fields
 
 from service.server.dataplane import too_many_rows
+from service.server.errors import abort
 from service.server.jsonvalues import describe, is_number
+from service.store import LoadedModel
 
 
 class NamedRows(list):
@@ -182,3 +184,22 @@ class Timestamp(fields.Field):
         if value is None or isinstance(value, str):
             return value
         return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def request_rows(loaded: LoadedModel, args: dict[str, Any], max_rows: int | None) -> tuple[np.ndarray, str]:
+    """A v1 request's rows for ``loaded`` as float64 (n, m), and the field they came in (``instances`` or
+    ``inputs``); rows or columns keyed by name are put in the model's feature order. A 422 naming the field
+    when they cannot be."""
+    names = loaded.manifest.get("feature_names") or []
+    field = "inputs" if "inputs" in args else "instances"
+    try:
+        if field == "inputs" or isinstance(args[field], NamedRows):
+            if not names:
+                raise ValidationError(f"model {loaded.name!r} has no feature names; send rows as lists of numbers")
+            if field == "inputs":
+                return columns_to_matrix(args["inputs"], names, max_rows), field
+            return named_rows_to_matrix(args["instances"], names), field
+    except ValidationError as exc:
+        abort(422, f"invalid {field}: {exc.messages[0]}", errors={field: exc.messages})
+    X: np.ndarray = args["instances"]
+    return X, field

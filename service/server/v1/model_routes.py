@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from marshmallow import ValidationError
 
 from service.server.auditing import audited, note
 from service.server.auth import require, require_admin
@@ -16,7 +15,7 @@ from service.server.current import call as current_call
 from service.server.dataplane import InputError
 from service.server.errors import abort
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
-from service.server.v1.fields import NamedRows, columns_to_matrix, named_rows_to_matrix
+from service.server.v1.fields import request_rows
 from service.server.v1.monitoring_routes import rollout_state
 from service.server.v1.schemas import (
     ActivateResponseSchema,
@@ -115,20 +114,7 @@ def predict(name: str, version: str | None, args: dict[str, Any]) -> Response:
     plane, call = dataplane(), current_call()
     chosen = plane.route(name, version, call)
     loaded = chosen.model
-    names = loaded.manifest.get("feature_names") or []
-    field = "inputs" if "inputs" in args else "instances"
-    try:
-        if field == "inputs" or isinstance(args[field], NamedRows):
-            if not names:
-                raise ValidationError(f"model {loaded.name!r} has no feature names; send rows as lists of numbers")
-            if field == "inputs":
-                X = columns_to_matrix(args["inputs"], names, plane.settings.max_rows)
-            else:
-                X = named_rows_to_matrix(args["instances"], names)
-        else:
-            X = args["instances"]
-    except ValidationError as exc:
-        abort(422, f"invalid {field}: {exc.messages[0]}", errors={field: exc.messages})
+    X, field = request_rows(loaded, args, plane.settings.max_rows)
     try:
         answered = plane.predict(chosen, X, call, field)
     except InputError as exc:

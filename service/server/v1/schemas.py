@@ -8,8 +8,9 @@ from typing import Any
 from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
+from service.server.jsonvalues import is_number
 from service.server.v1.fields import Matrix, Timestamp
-from service.store import InvalidNameError, validate_name
+from service.store import BASELINES, EXPLAIN_METHODS, InvalidNameError, validate_name
 from service.store.audit import ACTIONS as AUDIT_ACTIONS
 from service.store.audit import OUTCOMES as AUDIT_OUTCOMES
 from service.store.rollouts import ENDED, MODES
@@ -65,6 +66,64 @@ class PredictRequestSchema(Schema):
     def _one_of(self, data: dict[str, Any], **kwargs: Any) -> None:
         if ("instances" in data) == ("inputs" in data):
             raise ValidationError("send exactly one of 'instances' (rows) or 'inputs' (columns)", "_schema")
+
+
+class ExplainRequestSchema(PredictRequestSchema):
+    """Rows to explain, in the forms predict takes, and how to explain them."""
+
+    target = fields.Raw(
+        metadata={
+            "description": "The class whose probability to explain (a label of `classes`); default: each row's "
+            "predicted class. Ignored for regressors, whose (first) output is explained."
+        }
+    )
+    method = fields.String(
+        load_default=EXPLAIN_METHODS[0],
+        validate=validate.OneOf(EXPLAIN_METHODS),
+        metadata={"description": "Attribution method."},
+    )
+    steps = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": "Integrated gradients' quadrature nodes: at most NNSERVE_EXPLAIN_MAX_STEPS; default 32 "
+            "(or that cap when lower)."
+        },
+    )
+    baseline = fields.Raw(
+        load_default="mean",
+        metadata={
+            "description": "`mean` (the training rows' means, kept at publish), `zeros`, or a row of numbers.",
+            "oneOf": [{"type": "string", "enum": list(BASELINES)}, {"type": "array", "items": {"type": "number"}}],
+        },
+    )
+
+    @validates_schema
+    def _baseline(self, data: dict[str, Any], **kwargs: Any) -> None:
+        given = data.get("baseline")
+        row = isinstance(given, list) and all(is_number(v) for v in given)
+        if not (given in BASELINES or row):
+            raise ValidationError(f"must be one of {list(BASELINES)} or a row of numbers", "baseline")
+
+
+class RowExplanationSchema(Schema):
+    prediction = fields.Raw(required=True, metadata={"description": "The class label or value predicted."})
+    target = fields.Raw(required=True, metadata={"description": "The class explained (0: a regressor's output)."})
+    output = fields.Float(required=True, metadata={"description": "The explained output at the row."})
+    baseline_output = fields.Float(required=True, metadata={"description": "The same output at the baseline."})
+    attributions = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
+    completeness_gap = fields.Float(
+        metadata={"description": "Integrated gradients: sum(attributions) - (output - baseline_output)."}
+    )
+
+
+class ExplainResponseSchema(Schema):
+    model = fields.String(required=True)
+    version = fields.Integer(required=True)
+    method = fields.String(required=True)
+    steps = fields.Integer(allow_none=True, required=True)
+    baseline = fields.Raw(required=True)
+    explanations = fields.List(fields.Nested(RowExplanationSchema), required=True)
 
 
 class PredictResponseSchema(Schema):
