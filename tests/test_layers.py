@@ -51,6 +51,10 @@ def test_the_tree_keeps_the_layers(tree_copy: Path) -> None:
         ("service/server/auth.py", "import service.cli.console"),
         ("service/client.py", "import service.store"),
         ("service/server/auth.py", "import service.client"),
+        ("service/store/protocol.py", "import service.store.filesystem"),
+        ("service/telemetry.py", "from flask import g"),
+        ("service/server/dataplane.py", "import flask"),
+        ("service/server/callers.py", "import service.server.current"),  # Flask through the back door
     ],
 )
 def test_a_wrong_way_import_breaks_the_contract(tree_copy: Path, module: str, wrong_import: str) -> None:

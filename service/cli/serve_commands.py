@@ -11,6 +11,7 @@ from service import config
 from service.cli.model_commands import train
 from service.cli.options import UserError, models_dir_option, store_at, store_option
 from service.server.launcher import exec_gunicorn
+from service.store import CatalogLock
 from service.training.worker import main as run_worker
 from service.training.worker import supervise
 
@@ -76,7 +77,7 @@ def serve(
     store = store_at(store_root)
     # Replicas sharing one database take turns here (the PostgreSQL store's advisory lock), so only the
     # first trains an empty database's catalog; a filesystem store belongs to one server and has no lock.
-    catalog_lock = getattr(store, "catalog_lock", contextlib.nullcontext)
+    catalog_lock = store.catalog_lock if isinstance(store, CatalogLock) else contextlib.nullcontext
     with catalog_lock():
         if not store.model_names() and not any(models_dir.glob("*.toml")):
             click.echo(

@@ -27,7 +27,7 @@ from service.server.ui import pages as ui_pages
 from service.server.v1 import audit_routes, explain_routes, job_routes, model_routes, monitoring_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
-from service.store import KeyRing, configured_audit_log, open_key_store, open_store
+from service.store import AnnouncesActivations, KeyRing, configured_audit_log, open_key_store, open_store
 from service.store.monitoring import open_prediction_log
 from service.store.snapshots import open_snapshots
 from service.training.jobs import open_queue
@@ -112,7 +112,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     registry = ModelRegistry(
         store, float(app.config["NNSERVE_RELOAD_INTERVAL"]), int(app.config["NNSERVE_CACHE_VERSIONS"])
     )
-    shared = hasattr(store, "activations")  # a shared store announces activations (and key changes)
+    # a shared store announces activations (and key changes): requests then never ask it
+    announcer = store if isinstance(store, AnnouncesActivations) else None
+    shared = announcer is not None
     keyring = KeyRing(
         open_key_store(app.config["NNSERVE_STORE"], app.config.get("NNSERVE_DATABASE_URL")),
         check_interval=float("inf") if shared else float(app.config["NNSERVE_KEY_CHECK_INTERVAL"]),
@@ -180,13 +182,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     registry.load_all()
     keyring.refresh()
-    if shared:  # requests stop polling the store: the watcher keeps models and keys current
+    if announcer is not None:  # requests stop polling the store: the watcher keeps models and keys current
         registry.reload_interval = float("inf")
         watcher = ActivationWatcher(
             registry,
             poll_interval=float(app.config["NNSERVE_ACTIVATION_POLL"]),
             notify=app.config["NNSERVE_ACTIVATION_NOTIFY"] == "on",
             keyring=keyring,
+            announcer=announcer,
         )
         app.extensions["nnserve.watcher"] = watcher
         watcher.start()

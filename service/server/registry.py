@@ -31,6 +31,7 @@ import numpy as np
 from service import telemetry
 from service.store import (
     KEYS_CHANGED,
+    AnnouncesActivations,
     KeyRing,
     LoadedModel,
     ModelStore,
@@ -341,12 +342,14 @@ class ActivationWatcher(threading.Thread):
         poll_interval: float = 5.0,
         notify: bool = True,
         keyring: KeyRing | None = None,
+        announcer: AnnouncesActivations | None = None,
     ) -> None:
         super().__init__(name="nnserve-activations", daemon=True)
         self.registry = registry
         self.poll_interval = poll_interval
         self.notify = notify
         self.keyring = keyring
+        self.announcer = announcer
         self.stopping = threading.Event()
 
     def _refresh_keys(self) -> None:
@@ -354,12 +357,12 @@ class ActivationWatcher(threading.Thread):
             self.keyring.refresh()
 
     def run(self) -> None:
-        if not self.notify:
+        if not self.notify or self.announcer is None:
             while not self.stopping.wait(self.poll_interval):
                 self.registry.refresh_all()  # a store error is remembered per model, never raised
                 self._refresh_keys()
             return
-        activations = self.registry.store.activations  # type: ignore[attr-defined]  # app.py checked it
+        activations = self.announcer.activations
         backoff = 0.5
         next_poll = time.monotonic() + self.poll_interval
         while not self.stopping.is_set():

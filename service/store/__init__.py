@@ -29,7 +29,7 @@ from service.store.explanation import (
 )
 from service.store.explanation import METHODS as EXPLAIN_METHODS
 from service.store.explanation import answer as explanation_answer
-from service.store.filesystem import FileModelStore, VersionInfo
+from service.store.filesystem import FileModelStore
 from service.store.inference import LoadedModel, NonFiniteOutputError, Prediction, predict
 from service.store.keys import (
     ADMIN,
@@ -44,7 +44,7 @@ from service.store.keys import (
 )
 from service.store.keys import split as split_key
 from service.store.names import validate_name, validate_sha256, validate_version
-from service.store.protocol import ModelStore
+from service.store.protocol import AnnouncesActivations, CatalogLock, ModelStore, VersionInfo
 from service.store.retention import GcReport, RetentionPolicy
 from service.store.retention import enforce as enforce_retention
 from service.store.rollouts import Rollout
@@ -70,8 +70,10 @@ __all__ = [
     "KEYS_CHANGED",
     "SCOPES",
     "ActiveVersionChangedError",
+    "AnnouncesActivations",
     "AuditEntry",
     "AuditLog",
+    "CatalogLock",
     "CorruptVersionError",
     "Dataset",
     "ExplainError",

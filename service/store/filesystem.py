@@ -26,7 +26,6 @@ import stat
 import time
 import zipfile
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +56,7 @@ from service.store.names import (
     validate_sha256,
     validate_version,
 )
-from service.store.protocol import UNSET, Unset
+from service.store.protocol import UNSET, Unset, VersionInfo
 from service.store.rollouts import Rollout
 from service.version import __version__
 
@@ -106,22 +105,6 @@ def publishable(estimator: BaseMLP, metadata: Mapping[str, Any] | None) -> dict[
     if bad:
         raise ValueError(f"version refused: training diverged: metrics {bad} are not finite")
     return extra
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """One published version as listed: whether it is active, and its manifest or why it is broken."""
-
-    name: str
-    version: int
-    active: bool
-    manifest: dict[str, Any] | None  # None when broken
-    error: str | None  # why it is broken, None when ok
-
-    @property
-    def ok(self) -> bool:
-        """True when the version passed verification."""
-        return self.error is None
 
 
 class FileModelStore:

@@ -43,7 +43,7 @@ from service.store.exceptions import (
     StoreUnavailableError,
     broken,
 )
-from service.store.filesystem import VersionInfo, publishable
+from service.store.filesystem import publishable
 from service.store.inference import LoadedModel
 from service.store.names import (
     MAX_VERSION,
@@ -52,7 +52,7 @@ from service.store.names import (
     validate_sha256,
     validate_version,
 )
-from service.store.protocol import UNSET, Unset
+from service.store.protocol import UNSET, Unset, VersionInfo
 from service.store.rollouts import Rollout
 from service.version import __version__
 

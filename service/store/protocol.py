@@ -6,20 +6,21 @@ runs one suite against every backend, so a new one is proven by passing it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from service.store.dataset_codec import Dataset
 from service.store.inference import LoadedModel
 
 if TYPE_CHECKING:
     from nn.estimators import BaseMLP
-    from service.store.filesystem import VersionInfo
     from service.store.retention import GcReport
     from service.store.rollouts import Rollout
 
-__all__ = ["UNSET", "ModelStore", "Unset"]
+__all__ = ["UNSET", "AnnouncesActivations", "CatalogLock", "ModelStore", "Unset", "VersionInfo"]
 
 
 class Unset(enum.Enum):
@@ -29,6 +30,22 @@ class Unset(enum.Enum):
 
 
 UNSET = Unset.UNSET
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One published version as listed: whether it is active, and its manifest or why it is broken."""
+
+    name: str
+    version: int
+    active: bool
+    manifest: dict[str, Any] | None  # None when broken
+    error: str | None  # why it is broken, None when ok
+
+    @property
+    def ok(self) -> bool:
+        """True when the version passed verification."""
+        return self.error is None
 
 
 class ModelStore(Protocol):
@@ -184,4 +201,24 @@ class ModelStore(Protocol):
 
     def clean_temporary(self, max_age: float = 3600.0) -> int:
         """Remove what crashed writers left behind, older than ``max_age`` seconds; returns the count."""
+        ...
+
+
+@runtime_checkable
+class AnnouncesActivations(Protocol):
+    """A store shared by many processes that tells them of activations (and key changes) as they happen, so a
+    web worker listens instead of asking on the request path (PostgreSQL's NOTIFY)."""
+
+    def activations(self, timeout: float) -> list[str]:
+        """The models activated since the last call (``""``: anything may have changed), waiting up to
+        ``timeout`` s for the first."""
+        ...
+
+
+@runtime_checkable
+class CatalogLock(Protocol):
+    """A store shared by replicas, whose first replica alone trains an empty store's catalog."""
+
+    def catalog_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held while one replica looks for models and trains the catalog; the others wait."""
         ...

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "CANARY_FRACTION",
@@ -155,6 +155,15 @@ class Job:
 # What ``JobQueue.import_jobs`` writes: a finished job as it is.
 IMPORT_COLUMNS = "id, model, status, request, progress, result, error, cancel_requested, worker, created_at, "
 IMPORT_COLUMNS += "started_at, finished_at"
+
+
+@runtime_checkable
+class NotifiesJobs(Protocol):
+    """A queue that wakes an idle worker when a job is enqueued (PostgreSQL's NOTIFY), instead of its poll."""
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until a job is enqueued or ``timeout`` s pass; True when woken by a notification."""
+        ...
 
 
 class JobQueue(Protocol):

@@ -47,7 +47,15 @@ from service.store.snapshots import open_snapshots
 from service.training import fitting as training
 from service.training.catalog import STORED_SECTIONS
 from service.training.frozen import retrain_rows
-from service.training.jobs import INTERNAL_ERROR, Job, JobQueue, JobResult, open_queue, worker_identity
+from service.training.jobs import (
+    INTERNAL_ERROR,
+    Job,
+    JobQueue,
+    JobResult,
+    NotifiesJobs,
+    open_queue,
+    worker_identity,
+)
 from service.training.limits import Limits, check_job, check_labels
 from service.training.policies import PolicyRunner, Settings, unix_time
 from service.training.promotion import Decision, decide
@@ -221,6 +229,8 @@ class Worker:
         self.store = open_store(store_root, database_url)
         self.queue = open_queue(store_root, database_url)
         self.poll_interval = poll_interval
+        # woken by the queue's notification when it has one, else one poll interval
+        self.notified = self.queue if isinstance(self.queue, NotifiesJobs) else None
         settings = config.from_environ()
         self.policies = PolicyRunner(
             self.store,
@@ -376,11 +386,10 @@ class Worker:
 
     def _idle(self) -> None:
         """Wait for work: woken by the queue's notification when it has one (PostgreSQL), else one poll interval."""
-        wait = getattr(self.queue, "wait", None)
-        if wait is None:
+        if self.notified is None:
             self.stopping.wait(self.poll_interval)
         else:
-            wait(max(self.poll_interval, 1.0))
+            self.notified.wait(max(self.poll_interval, 1.0))
 
 
 def main(store_root: str | os.PathLike[str], poll_interval: float = 0.5, once: bool = False) -> None:
