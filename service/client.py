@@ -52,6 +52,29 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class RowExplanation:
+    """One row's explanation: each feature's attribution to the explained output, which moved from
+    ``baseline_output`` (at the baseline) to ``output`` (at the row); integrated gradients' ``completeness_gap``."""
+
+    prediction: Any
+    target: Any  # the class explained, or 0 for a regressor's output
+    output: float
+    baseline_output: float
+    attributions: dict[str, float]
+    completeness_gap: float | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    model: str
+    version: int
+    method: str
+    steps: int | None
+    baseline: Any  # "mean", "zeros" or the row given
+    explanations: list[RowExplanation]
+
+
+@dataclass(frozen=True)
 class ModelSummary:
     name: str
     version: int
@@ -210,6 +233,28 @@ class Client:
             body.get("request_id"),
             body.get("feedback_token"),
         )
+
+    def explain(
+        self,
+        name: str,
+        instances: Sequence[Row],
+        *,
+        target: Any = None,
+        method: str = "integrated_gradients",
+        steps: int | None = None,
+        baseline: str | Sequence[float] = "mean",
+        version: int | None = None,
+    ) -> Explanation:
+        """Each feature's attribution to the predicted class's probability (or ``target``'s) or a regressor's
+        output, for rows of numbers or dicts by feature name, with the active version (or ``version``)."""
+        path = f"/v1/models/{_segment(name)}" + ("" if version is None else f"/versions/{int(version)}") + "/explain"
+        body: dict[str, Any] = {"instances": [r if isinstance(r, Mapping) else list(r) for r in instances]}
+        body.update(method=method, baseline=baseline if isinstance(baseline, str) else list(baseline))
+        body.update({k: v for k, v in {"target": target, "steps": steps}.items() if v is not None})
+        found = self._call("POST", path, body)
+        known = RowExplanation.__dataclass_fields__
+        rows = [RowExplanation(**{k: v for k, v in row.items() if k in known}) for row in found["explanations"]]
+        return Explanation(found["model"], found["version"], found["method"], found["steps"], found["baseline"], rows)
 
     def feedback(self, name: str, labels: Sequence[Mapping[str, Any]], replace: bool = False) -> FeedbackResult:
         """Ground truth for logged predictions: ``[{"request_id": ..., "target": ..., "row"?: 0,

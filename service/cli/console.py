@@ -132,7 +132,7 @@ def explanation_tables(body: Mapping[str, Any], top: int = 0) -> str:
     shown = baseline if isinstance(baseline, str) else "a given row"
     parts = [f"{body.get('model')} version {body.get('version')}: {method}{steps}, baseline {shown}"]
     for i, row in enumerate(body.get("explanations") or []):
-        gap = f"; completeness gap {row['completeness_gap']:.3g}" if "completeness_gap" in row else ""
+        gap = "" if row.get("completeness_gap") is None else f"; completeness gap {row['completeness_gap']:.3g}"
         parts.append(
             f"\nrow {i + 1}: prediction {row['prediction']}; explained output ({row['target']}) "
             f"{row['output']:.6g} at the row, {row['baseline_output']:.6g} at the baseline{gap}"

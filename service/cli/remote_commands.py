@@ -21,8 +21,8 @@ from typing import Any, TextIO
 import click
 
 from service.cli.audit_commands import audit_table
-from service.cli.console import table
-from service.cli.options import UserError
+from service.cli.console import explanation_tables, table
+from service.cli.options import UserError, explain_options
 from service.client import DEFAULT_URL, Client, Job, NnserveError
 from service.training.jobs import PROMOTE_CHOICES
 
@@ -146,6 +146,36 @@ def predict_remote(client: Client, name: str, source: TextIO, version: int | Non
         return f"{result.model} version {result.version}\n" + table(headers, lines)
 
     emit(as_json, result, text)
+
+
+@remote.command("explain")
+@click.argument("name")
+@click.argument("source", type=click.File("r"), default="-")
+@click.option("--version", type=click.IntRange(min=1), help="A pinned version instead of the active one.")
+@explain_options
+@json_option
+@click.pass_obj
+def explain_remote(
+    client: Client,
+    name: str,
+    source: TextIO,
+    version: int | None,
+    method: str,
+    target: str | None,
+    steps: int,
+    baseline: str | list[float],
+    top: int,
+    as_json: bool,
+) -> None:
+    """Explain model NAME's predictions for rows from SOURCE (CSV or JSON; - is stdin): each feature's
+    attribution, largest first. A --target that reads as an integer is sent as one (integer class labels)."""
+    rows = _read_rows(source)
+    wanted: Any = int(target) if target is not None and target.lstrip("-").isdigit() else target
+    with server_errors():
+        result = client.explain(
+            name, rows, target=wanted, method=method, steps=steps, baseline=baseline, version=version
+        )
+    emit(as_json, result, lambda: explanation_tables(dataclasses.asdict(result), top))
 
 
 @remote.command("models")
