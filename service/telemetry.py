@@ -25,7 +25,8 @@ in-process registry.
 | nnserve_drift_psi                    | gauge     | model, version, feature          |
 
 Label values stay few: ``endpoint`` is the URL rule (``/v1/models/<name>/predict``,
-``<unmatched>`` when no route matched), never the raw path; ``model`` is set only
+``<unmatched>`` when no route matched) or the gRPC method (``/inference.GRPCInferenceService/ModelInfer``, its
+``status`` the code's name: ``OK``, ``INVALID_ARGUMENT``), never the raw path; ``model`` is set only
 for models the worker has loaded (an unknown name gives ``""``); ``version`` only
 when a version was actually resolved; no request ids.
 
@@ -57,13 +58,14 @@ REGISTRY = CollectorRegistry()
 
 REQUESTS = Counter(
     "nnserve_requests_total",
-    "HTTP requests answered, by URL rule, model, model version and status code.",
+    "Requests answered, by endpoint (an HTTP URL rule or a gRPC method), model, model version and status (an HTTP "
+    "status code or a gRPC code's name).",
     ["endpoint", "model", "version", "status"],
     registry=REGISTRY,
 )
 REQUEST_DURATION = Histogram(
     "nnserve_request_duration_seconds",
-    "Time to answer an HTTP request, from the first to the last hook of the app.",
+    "Time to answer a request: an HTTP one from the first to the last hook of the app, a gRPC call around its method.",
     ["endpoint"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,

@@ -9,6 +9,7 @@ own generated messages, which are the protocol's: nothing here imports nnserve's
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 from pathlib import Path
@@ -356,7 +357,10 @@ def closed(tmp_path_factory):
     _, feedback_key = keys.create("labeller", ["feedback"])
     env = {"NNSERVE_AUTH": "closed", "NNSERVE_ADMIN_TOKEN": "grpc-admin-token-0d1e"}
     server = start_serve(catalog.root, env, log_dir=tmp_path_factory.mktemp("grpc-closed-logs"))
-    yield server, {"iris": iris_key, "feedback": feedback_key, "admin": env["NNSERVE_ADMIN_TOKEN"]}
+    yield (
+        server,
+        {"iris": iris_key, "feedback": feedback_key, "admin": env["NNSERVE_ADMIN_TOKEN"], "root": catalog.root},
+    )
     server.stop()
 
 
@@ -408,8 +412,9 @@ def test_a_grpc_port_taken_stops_serve_with_the_reason(trained_store, tmp_path):
 def test_sigterm_drains_every_workers_grpc_server(trained_store, store_copy, tmp_path):
     server = start_serve(store_copy(trained_store("iris", epochs=2)), log_dir=tmp_path)
     try:
+        wait_for(lambda: server.log.read_text().count("gRPC: serving") == 2, 30, "both workers to serve gRPC")
         assert grpcclient.InferenceServerClient(server.grpc).is_server_ready()
-        server.process.send_signal(15)
+        server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(START_TIMEOUT) == 0
     finally:
         server.stop()
@@ -429,7 +434,52 @@ def test_serve_without_grpc_listens_on_no_grpc_port(trained_store, store_copy, t
 def test_the_grpc_server_starts_after_the_fork_never_in_the_master(server):
     """gunicorn's master never imports grpc (its threads do not survive a fork): only workers log that they serve."""
     master = server.process.pid
+    wait_for(lambda: server.log.read_text().count("gRPC: serving") == 2, 30, "both workers to serve gRPC")
     lines = [json.loads(line) for line in server.log.read_text().splitlines() if "gRPC: serving" in line]
     assert len(lines) == 2 and all(line["process"] != master for line in lines)
     maps = Path(f"/proc/{master}/maps").read_text()
     assert "cygrpc" not in maps and "cygrpc" in Path(f"/proc/{lines[0]['process']}/maps").read_text()
+
+
+def test_connections_are_spread_over_every_workers_grpc_server(server, catalog):
+    """Each channel here is a connection of its own; SO_REUSEPORT lets the kernel hand each new one to one of the
+    workers' servers: 32 connections all reaching one of the two workers would be a one-in-two-billion chance."""
+    wait_for(lambda: server.log.read_text().count("gRPC: serving") == 2, 30, "both workers to serve gRPC")
+    request = service_pb2.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="input", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend(IRIS[0].tolist())
+    for i in range(32):
+        with grpc.insecure_channel(server.grpc, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            stub.ModelInfer(request, metadata=[("x-request-id", f"spread-{i}")], timeout=30)
+
+    def answered_by():
+        lines = [json.loads(line) for line in server.log.read_text().splitlines() if '"spread-' in line]
+        return {line["process"] for line in lines if line.get("logger") == "nnserve.access"}, len(lines)
+
+    wait_for(lambda: answered_by()[1] == 32, 10, "the 32 access log lines")
+    workers = {json.loads(line)["process"] for line in server.log.read_text().splitlines() if "gRPC: serving" in line}
+    assert answered_by()[0] == workers and len(workers) == 2
+
+
+def test_a_revoked_key_is_refused_over_grpc_within_the_key_check_interval(closed):
+    server, keys = closed
+    record, key = FileKeyStore(keys["root"]).create("short-lived", ["predict"])
+    client = grpcclient.InferenceServerClient(server.grpc)
+
+    def call():
+        return client.infer(
+            "iris", inputs(grpcclient, ("input", IRIS, "FP32")), headers={"authorization": f"Bearer {key}"}
+        )
+
+    assert call().get_response().model_name == "iris"
+    FileKeyStore(keys["root"]).revoke(record.id)
+
+    def refused():
+        try:
+            call()
+        except InferenceServerException as exc:
+            return exc.status() == "StatusCode.UNAUTHENTICATED" and "revoked" in exc.message()
+        return False
+
+    wait_for(refused, 30, "the revoked key to be refused")  # every worker checks the key file every 0.25 s
+    client.close()
