@@ -30,7 +30,7 @@ lint: $(VENV)/.installed-test
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
-# The whole suite; it ends with the 15 slowest tests, then what was skipped and why (tests/conftest.py).
+# The whole suite (the documentation site too: tests/test_docs_site.py); it ends with the 15 slowest tests, then what was skipped and why (tests/conftest.py).
 # PostgreSQL tests start Debian's postgresql-15 when installed, else the test extra's wheel (NNSERVE_TEST_PG).
 test: lint
 	$(PY) -m pytest --durations=15
