@@ -36,6 +36,12 @@ def test_contributing_states_the_layer_chain_of_the_contract() -> None:
     assert stated == layers_contract(), f"CONTRIBUTING.md's chain {stated}; pyproject.toml's {layers_contract()}"
 
 
+def test_the_diagram_shows_every_layer() -> None:
+    diagram = ARCHITECTURE.split("```mermaid", 1)[1].split("```", 1)[0]
+    missing = [m for layer in layers_contract() for m in layer if m.removeprefix("service.") not in diagram]
+    assert not missing, f"ARCHITECTURE.md's diagram leaves out layers of the contract: {missing}"
+
+
 def tree_entries(text: str) -> set[str]:
     """The paths ARCHITECTURE.md's tree names: its folders, and every ``*.py`` of a line, relative to that line's
     folder (a folder's own line names files inside it). ``*`` in a name is a pattern."""
