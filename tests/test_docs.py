@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 
+import click
 import pytest
 from helpers import REPO
 
 from service import config
+from service.cli.main import main
 
 DOCS = sorted(
     {"README.md", "ARCHITECTURE.md", "CONTRIBUTING.md", "SECURITY.md", "CHANGELOG.md", "models/README.md"}
@@ -71,3 +73,44 @@ def test_every_page_is_in_the_sites_nav() -> None:
     pages = {str(page.relative_to(REPO / "docs")) for page in (REPO / "docs").rglob("*.md")}
     assert pages <= listed, f"add them to nav in mkdocs.yml: {sorted(pages - listed)}"
     assert listed <= pages, f"nav names pages that do not exist: {sorted(listed - pages)}"
+
+
+def shown_command(words: list[str]) -> tuple[click.Command, list[str]]:
+    """The command ``nnserve WORDS...`` runs (the group's own resolution: ``monitoring NAME`` is ``monitoring
+    show NAME``) and the words it is given; a UsageError when there is none."""
+    command: click.Command = main
+    ctx = click.Context(main)
+    while isinstance(command, click.Group) and words and not words[0].startswith("-"):
+        _, found, words = command.resolve_command(ctx, words)
+        assert found is not None
+        command = found
+    return command, words
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if d != "CHANGELOG.md"])  # the changelog keeps old names
+def test_every_nnserve_command_a_document_shows_exists_with_its_options(doc: str) -> None:
+    wrong = []
+    for block in re.findall(r"```(?:sh|bash)?\n(.*?)```", (REPO / doc).read_text(), re.S):
+        for line in block.splitlines():
+            for shown in re.findall(r"(?:^|&&|\||;)\s*nnserve\s+([^#|&;]*)", line):
+                words = shown.replace("[", " ").replace("]", " ").split()
+                try:
+                    command, given = shown_command(words)
+                except click.UsageError:
+                    wrong.append(f"no such command: {line.strip()}")
+                    continue
+                flags = {flag for param in command.params for flag in (*param.opts, *param.secondary_opts)}
+                flags |= {"--help", "-h"}
+                wrong += [
+                    f"no option {w}: {line.strip()}"
+                    for w in given
+                    if w.startswith("--") and w.split("=")[0] not in flags
+                ]
+    assert not wrong, wrong
+
+
+def test_the_command_check_finds_a_renamed_command() -> None:
+    with pytest.raises(click.UsageError):
+        shown_command(["modles"])
+    command, given = shown_command(["monitoring", "iris", "--window", "5"])
+    assert command.name == "show" and given == ["iris", "--window", "5"]
