@@ -32,6 +32,7 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER = "00f067aa0ba902b7"  # the caller's span: the server span's parent
 IRIS_ROW = {"instances": [[5.9, 3.0, 5.1, 1.8]]}
+V2_ROW = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.9, 3.0, 5.1, 1.8]}]}
 
 
 @pytest.mark.parametrize(
@@ -104,11 +105,13 @@ def test_a_request_and_the_job_it_queued_are_one_trace(store, no_otel_variables,
         buffer = io.StringIO()
         handler = logs.configure("info", buffer)
         try:
-            app = create_app({"NNSERVE_STORE": str(store), "NNSERVE_ADMIN_TOKEN": TOKEN, "TESTING": True})
+            settings = {"NNSERVE_STORE": str(store), "NNSERVE_ADMIN_TOKEN": TOKEN, "NNSERVE_LOG_SAMPLE_RATE": 1.0}
+            app = create_app({**settings, "TESTING": True})
             assert tracing.enabled()
             client = app.test_client()
             parent = {"traceparent": f"00-{TRACE}-{CALLER}-01"}
             assert client.post("/v1/models/iris/predict", json=IRIS_ROW, headers=parent).status_code == 200
+            assert client.post("/v2/models/iris/infer", json=V2_ROW).status_code == 200
             body = {"hyperparameters": {"epochs": 3}, "promote": "always"}
             answer = client.post("/v1/models/iris/retrain", json=body, headers=ADMIN)
             assert answer.status_code == 202, answer.json
@@ -122,6 +125,12 @@ def test_a_request_and_the_job_it_queued_are_one_trace(store, no_otel_variables,
     assert predict.trace_id == TRACE and predict.parent_span_id == CALLER and predict.kind == "SPAN_KIND_SERVER"
     assert predict.attributes["http.response.status_code"] == 200 and not predict.error
     assert predict.resource["service.name"] == "nnserve-under-test" and predict.resource["nnserve.process"] == "web"
+    for adapter in (predict, by_name(spans, "POST /v2/models/<name>/infer")):  # the data plane's stages, in order
+        stages = sorted((s for s in spans if s.parent_span_id == adapter.span_id), key=lambda s: s.start_ns)
+        assert [s.name for s in stages] == ["decode", "infer", "log", "encode"], (adapter.name, stages)
+        assert all(s.trace_id == adapter.trace_id and not s.error for s in stages)
+        infer = stages[1]
+        assert infer.attributes == {"nnserve.model": "iris", "nnserve.version": 1, "nnserve.rows": 1}
     access = [line for line in json_lines(buffer) if line.get("path") == "/v1/models/iris/predict"]
     assert len(access) == 1 and access[0]["trace_id"] == TRACE and access[0]["span_id"] == predict.span_id
 

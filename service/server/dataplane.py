@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nn import MLPClassifier
-from service import telemetry
+from service import telemetry, tracing
 from service.server.callers import Caller
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.predlog import PredictionRecorder
@@ -314,30 +314,32 @@ class DataPlane:
         loaded, rec = chosen.model, self.recorder
         logging_it = chosen.logged or rec.sampled(loaded)  # a rollout logs every prediction, and only then its copies
         request_id = rec.log_id(loaded.name, call.request_id, call.id_given) if logging_it else call.request_id
-        try:
-            prediction = predict(loaded.estimator, X)
-        except Exception as exc:  # only a canary candidate fails over; anything else is raised as it is
-            refused = isinstance(exc, ValueError) and not isinstance(exc, NonFiniteOutputError)
-            if chosen.fallback is None or refused:
-                raise
-            why = f"{type(exc).__name__}: {exc}"
-            log.error("model %s: canary version %s failed, answered by %s: %s", loaded.name, loaded.version,
-                      chosen.fallback.version, why)  # fmt: skip
-            rec.offer_failure(loaded.name, loaded.version, request_id, X, why)
-            loaded = chosen.fallback
-            prediction = predict(loaded.estimator, X)
-        if chosen.missed is not None:
-            rec.offer_failure(loaded.name, chosen.missed[0], request_id, X, chosen.missed[1])
+        with tracing.span("infer", {"nnserve.model": loaded.name, "nnserve.rows": len(X)}) as inferring:
+            try:
+                prediction = predict(loaded.estimator, X)
+            except Exception as exc:  # only a canary candidate fails over; anything else is raised as it is
+                refused = isinstance(exc, ValueError) and not isinstance(exc, NonFiniteOutputError)
+                if chosen.fallback is None or refused:
+                    raise
+                why = f"{type(exc).__name__}: {exc}"
+                log.error("model %s: canary version %s failed, answered by %s: %s", loaded.name, loaded.version,
+                          chosen.fallback.version, why)  # fmt: skip
+                rec.offer_failure(loaded.name, loaded.version, request_id, X, why)
+                loaded = chosen.fallback
+                prediction = predict(loaded.estimator, X)
+            inferring.set_attribute("nnserve.version", loaded.version)
         call.resolved = (loaded.name, loaded.version)
         telemetry.rows_predicted(loaded.name, loaded.version, len(X))
-        queued = logging_it and rec.offer(loaded, request_id, X, prediction, always=True)
-        if chosen.shadow is not None:
-            rec.offer_shadow(chosen.shadow, request_id, X)
-        if not queued:
+        if not (logging_it or chosen.shadow is not None or chosen.missed is not None):
             return Inference(loaded, prediction, None)
-        return Inference(
-            loaded, prediction, Logged(request_id, self.tokens.issue(loaded.name, loaded.version, request_id))
-        )
+        with tracing.span("log", {"nnserve.request_id": request_id}):  # rows queued for the log's writer thread
+            if chosen.missed is not None:
+                rec.offer_failure(loaded.name, chosen.missed[0], request_id, X, chosen.missed[1])
+            queued = logging_it and rec.offer(loaded, request_id, X, prediction, always=True)
+            if chosen.shadow is not None:
+                rec.offer_shadow(chosen.shadow, request_id, X)
+            token = self.tokens.issue(loaded.name, loaded.version, request_id) if queued else None
+        return Inference(loaded, prediction, None if not queued else Logged(request_id, token))
 
     # -- explanations ----------------------------------------------------------------------------------------------
 

@@ -74,6 +74,9 @@ def test_a_predict_and_a_retrain_are_traced_across_the_web_and_retraining_worker
     assert predict.name == "POST /v1/models/<name>/predict" and predict.parent_span_id == PREDICT_CALLER
     assert predict.attributes["http.response.status_code"] == 200
     assert predict.resource["nnserve.process"] == "web" and predict.resource["service.name"] == "nnserve-e2e"
+    stages = sorted((s for s in spans if s.parent_span_id == predict.span_id), key=lambda s: s.start_ns)
+    assert [s.name for s in stages] == ["decode", "infer", "encode"], stages  # not logged: no log stage
+    assert stages[1].attributes["nnserve.model"] == "iris" and stages[1].attributes["nnserve.rows"] == 1
 
     retrain = [s for s in spans if s.trace_id == RETRAIN_TRACE]
     [web] = [s for s in retrain if s.kind == "SPAN_KIND_SERVER"]

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 
+from service import tracing
 from service.server.auditing import audited, note
 from service.server.auth import require, require_admin
 from service.server.blueprint import ADMIN, KEY, Blueprint
@@ -119,17 +120,18 @@ def predict(name: str, version: str | None, args: dict[str, Any]) -> Response:
         answered = plane.predict(chosen, X, call, field)
     except InputError as exc:
         abort(422, exc.message, errors={exc.field: [exc.message]})
-    loaded, prediction, logged = answered.model, answered.prediction, answered.logged
-    body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}
-    values = prediction.values
-    body["predictions"] = values if values.dtype.kind in "iuf" else values.tolist()
-    if prediction.probabilities is not None:
-        body["probabilities"] = prediction.probabilities
-    if logged is not None:  # feedback quotes them
-        body["request_id"] = logged.request_id
-        if logged.feedback_token is not None:
-            body["feedback_token"] = logged.feedback_token
-    return json_response(body, headers={MODEL_VERSION_HEADER: str(loaded.version)})
+    with tracing.span("encode"):
+        loaded, prediction, logged = answered.model, answered.prediction, answered.logged
+        body: dict[str, Any] = {"model": loaded.name, "version": loaded.version}
+        values = prediction.values
+        body["predictions"] = values if values.dtype.kind in "iuf" else values.tolist()
+        if prediction.probabilities is not None:
+            body["probabilities"] = prediction.probabilities
+        if logged is not None:  # feedback quotes them
+            body["request_id"] = logged.request_id
+            if logged.feedback_token is not None:
+                body["feedback_token"] = logged.feedback_token
+        return json_response(body, headers={MODEL_VERSION_HEADER: str(loaded.version)})
 
 
 ROUTING_KEY_DOC = {

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response
 
+from service import tracing
 from service.server.auth import require
 from service.server.current import call, dataplane
 from service.server.dataplane import InputError, TensorSpec, UnanswerableInputError
@@ -114,11 +115,11 @@ def infer(name: str, version: str | None = None) -> Response:
     plane, facts = dataplane(), call()
     chosen = plane.route(name, version, facts)
     loaded = chosen.model
-    inference = v2_request.read_request(loaded, plane.settings)
     try:
-        X, input_name = v2_request.input_matrix(loaded, inference, plane)
-        specs = plane.output_specs(loaded)
-        wanted = v2_request.requested_outputs(loaded, specs, inference.json)
+        with tracing.span("decode"):
+            inference = v2_request.read_request(loaded, plane.settings)
+            X, input_name = v2_request.input_matrix(loaded, inference, plane)
+            wanted = v2_request.requested_outputs(loaded, plane.output_specs(loaded), inference.json)
         answered = plane.predict(chosen, X, facts, input_name)
     except tensors.TensorError as exc:
         fail(400, exc.message)
@@ -126,23 +127,23 @@ def infer(name: str, version: str | None = None) -> Response:
         fail(422, exc.message)
     except InputError as exc:
         fail(400, exc.message)
-    loaded, logged = answered.model, answered.logged
-
-    response: dict[str, Any] = {"model_name": loaded.name, "model_version": str(loaded.version)}
-    if "id" in inference.json:
-        response["id"] = inference.json["id"]
-    if logged is not None:  # what v1 feedback quotes, in the protocol's free-form response parameters
-        response["parameters"] = {k: v for k, v in logged._asdict().items() if v is not None}
-    outputs, raws = [], []
-    for out_name, arr, datatype, shape, as_binary in v2_request.output_tensors(plane, answered, wanted):
-        tensor, raw = tensors.encode_output(out_name, arr, datatype, shape, as_binary)
-        outputs.append(tensor)
-        if raw is not None:
-            raws.append(raw)
-    response["outputs"] = outputs
-    head = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
-    headers = {MODEL_VERSION_HEADER: str(loaded.version)}
-    if not raws:
-        return Response(head, 200, headers, mimetype="application/json")
-    headers["Inference-Header-Content-Length"] = str(len(head))
-    return Response(b"".join([head, *raws]), 200, headers, mimetype="application/octet-stream")
+    with tracing.span("encode"):
+        loaded, logged = answered.model, answered.logged
+        response: dict[str, Any] = {"model_name": loaded.name, "model_version": str(loaded.version)}
+        if "id" in inference.json:
+            response["id"] = inference.json["id"]
+        if logged is not None:  # what v1 feedback quotes, in the protocol's free-form response parameters
+            response["parameters"] = {k: v for k, v in logged._asdict().items() if v is not None}
+        outputs, raws = [], []
+        for out_name, arr, datatype, shape, as_binary in v2_request.output_tensors(plane, answered, wanted):
+            tensor, raw = tensors.encode_output(out_name, arr, datatype, shape, as_binary)
+            outputs.append(tensor)
+            if raw is not None:
+                raws.append(raw)
+        response["outputs"] = outputs
+        head = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = {MODEL_VERSION_HEADER: str(loaded.version)}
+        if not raws:
+            return Response(head, 200, headers, mimetype="application/json")
+        headers["Inference-Header-Content-Length"] = str(len(head))
+        return Response(b"".join([head, *raws]), 200, headers, mimetype="application/octet-stream")
