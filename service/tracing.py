@@ -222,16 +222,15 @@ class ServerSpan:
     def __init__(self, span: Any, token: Any) -> None:
         self.span, self.token, self.answered = span, token, False
 
-    def respond(self, status: int, attributes: Attributes | None = None) -> None:
-        """Record the response's status (a 5xx marks the span failed) and ``attributes``."""
+    def respond(self, attributes: Attributes, error: str | None = None) -> None:
+        """Record how the request was answered (its status, as the transport says it); ``error``: the server
+        failed it (an HTTP 5xx, a gRPC INTERNAL...), which marks the span failed."""
         from opentelemetry.trace import Status, StatusCode
 
         self.answered = True
-        self.span.set_attribute("http.response.status_code", status)
-        if attributes:
-            self.span.set_attributes(attributes)
-        if status >= 500:
-            self.span.set_status(Status(StatusCode.ERROR, f"status {status}"))
+        self.span.set_attributes(attributes)
+        if error is not None:
+            self.span.set_status(Status(StatusCode.ERROR, error))
 
     def end(self) -> None:
         """Close the span and restore the context it replaced; a request never answered is failed."""

@@ -213,7 +213,9 @@ def _install_request_spans(app: Flask) -> None:
     def record_status(response: Response) -> Response:
         opened = g.get("nnserve_span")
         if opened is not None:
-            opened.respond(response.status_code, {"nnserve.request_id": g.get("request_id", "")})
+            status = response.status_code
+            answered = {"http.response.status_code": status, "nnserve.request_id": g.get("request_id", "")}
+            opened.respond(answered, f"status {status}" if status >= 500 else None)
         return response
 
     @app.teardown_request

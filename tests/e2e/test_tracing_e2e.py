@@ -1,15 +1,20 @@
-"""Traces from real processes: ``nnserve serve`` (gunicorn's web workers and the supervised retraining worker)
-exporting over OTLP/HTTP to a receiver in the test (``tests/otlp_receiver.py``), and the same server with tracing
-off exporting nothing."""
+"""Traces from real processes: ``nnserve serve`` (gunicorn's web workers, their gRPC servers and the supervised
+retraining worker) exporting over OTLP/HTTP to a receiver in the test (``tests/otlp_receiver.py``), and the same
+server with tracing off exporting nothing."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import numpy as np
 import pytest
 import requests
-from helpers import service_env, wait_for
+import tritonclient.grpc as grpcclient
+from helpers import wait_for
 from otlp_receiver import ReceivedSpan, otlp_receiver
+from servers import Server, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -18,6 +23,7 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 IRIS_ROW = {"instances": [[5.9, 3.0, 5.1, 1.8]]}
 PREDICT_TRACE, PREDICT_CALLER = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 RETRAIN_TRACE, RETRAIN_CALLER = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+GRPC_TRACE, GRPC_CALLER = "d4cda95b652f4a1592b449d5929fda1b", "6e0c63257de34c92"
 WAIT = 120.0  # seconds for spans and jobs to arrive on a loaded machine (a bound, not a measurement)
 
 
@@ -26,9 +32,25 @@ def store_root(trained_store, store_copy):
     return store_copy(trained_store("iris", epochs=5))
 
 
-def env(**extra: str) -> dict[str, str]:
-    environment = service_env(NNSERVE_ADMIN_TOKEN=TOKEN, PYTHONUNBUFFERED="1", **extra)
-    return {k: v for k, v in environment.items() if not k.startswith("OTEL_") or k in extra}
+@contextmanager
+def serving(store_root, tmp_path, **otel: str) -> Iterator[Server]:
+    """``nnserve serve`` with its retraining worker and a gRPC port, the ``OTEL_*`` variables given; stopped after."""
+    server = start_serve(store_root, {"NNSERVE_ADMIN_TOKEN": TOKEN, **otel}, log_dir=tmp_path, retrain_worker=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def grpc_infer(server: Server, headers: dict[str, str]) -> None:
+    """One iris row through tritonclient.grpc, ``headers`` sent as the call's metadata."""
+    client = grpcclient.InferenceServerClient(server.grpc)
+    try:
+        tensor = grpcclient.InferInput("input", [1, 4], "FP64")
+        tensor.set_data_from_numpy(np.array(IRIS_ROW["instances"], dtype=np.float64))
+        assert client.infer("iris", [tensor], headers=headers).as_numpy("predictions").shape == (1,)
+    finally:
+        client.close()
 
 
 def traceparent(trace: str, span: str) -> dict[str, str]:
@@ -45,14 +67,13 @@ def retrain_and_wait(url: str, headers: dict[str, str]) -> dict:
     return requests.get(job_url, headers=ADMIN, timeout=10).json()
 
 
-def test_a_predict_and_a_retrain_are_traced_across_the_web_and_retraining_workers(store_root, nnserve_serve) -> None:
-    with otlp_receiver() as receiver:
-        server = nnserve_serve(
-            store_root,
-            env(
-                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="100", OTEL_SERVICE_NAME="nnserve-e2e"
-            ),
-        )
+def test_a_predict_and_a_retrain_are_traced_across_the_web_and_retraining_workers(store_root, tmp_path) -> None:
+    otel = {"OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "nnserve-e2e"}
+    with (
+        otlp_receiver() as receiver,
+        serving(store_root, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, **otel) as server,
+    ):
+        grpc_infer(server, traceparent(GRPC_TRACE, GRPC_CALLER))
         headers = traceparent(PREDICT_TRACE, PREDICT_CALLER)
         answer = requests.post(f"{server.url}/v1/models/iris/predict", json=IRIS_ROW, headers=headers, timeout=30)
         assert answer.status_code == 200, answer.text
@@ -67,7 +88,11 @@ def test_a_predict_and_a_retrain_are_traced_across_the_web_and_retraining_worker
             names = {s.name for s in spans if s.trace_id == RETRAIN_TRACE}
             return {"job", "job.fit", "job.promote", "queue.claim"} <= names
 
+        def grpc_span(spans: list[ReceivedSpan]) -> bool:
+            return any(s.trace_id == GRPC_TRACE and s.kind == "SPAN_KIND_SERVER" for s in spans)
+
         receiver.wait_for(predict_span, WAIT, "server span of the predict")
+        receiver.wait_for(grpc_span, WAIT, "server span of the gRPC call")
         spans = receiver.wait_for(job_spans, WAIT, "spans of the retrain's job")
 
     [predict] = [s for s in spans if s.trace_id == PREDICT_TRACE and s.kind == "SPAN_KIND_SERVER"]
@@ -77,6 +102,12 @@ def test_a_predict_and_a_retrain_are_traced_across_the_web_and_retraining_worker
     stages = sorted((s for s in spans if s.parent_span_id == predict.span_id), key=lambda s: s.start_ns)
     assert [s.name for s in stages] == ["decode", "infer", "encode"], stages  # not logged: no log stage
     assert stages[1].attributes["nnserve.model"] == "iris" and stages[1].attributes["nnserve.rows"] == 1
+
+    [call] = [s for s in spans if s.trace_id == GRPC_TRACE and s.kind == "SPAN_KIND_SERVER"]
+    assert call.name == "inference.GRPCInferenceService/ModelInfer" and call.parent_span_id == GRPC_CALLER
+    assert call.attributes["rpc.system"] == "grpc" and call.attributes["rpc.grpc.status_code"] == 0
+    stages = sorted((s for s in spans if s.parent_span_id == call.span_id), key=lambda s: s.start_ns)
+    assert [s.name for s in stages] == ["decode", "infer", "encode"], stages
 
     retrain = [s for s in spans if s.trace_id == RETRAIN_TRACE]
     [web] = [s for s in retrain if s.kind == "SPAN_KIND_SERVER"]
@@ -98,10 +129,14 @@ def test_a_predict_and_a_retrain_are_traced_across_the_web_and_retraining_worker
     assert access and access[0]["trace_id"] == PREDICT_TRACE and access[0]["span_id"] == predict.span_id
 
 
-def test_with_tracing_off_nothing_is_exported_and_nothing_breaks(store_root, nnserve_serve) -> None:
+def test_with_tracing_off_nothing_is_exported_and_nothing_breaks(store_root, tmp_path) -> None:
     """``OTEL_TRACES_EXPORTER=none`` beside an endpoint: the variables say no, so no process exports."""
-    with otlp_receiver() as receiver:
-        server = nnserve_serve(store_root, env(OTEL_TRACES_EXPORTER="none", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url))
+    off = {"OTEL_TRACES_EXPORTER": "none"}
+    with (
+        otlp_receiver() as receiver,
+        serving(store_root, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, **off) as server,
+    ):
+        grpc_infer(server, traceparent(GRPC_TRACE, GRPC_CALLER))
         headers = traceparent(PREDICT_TRACE, PREDICT_CALLER)
         answer = requests.post(f"{server.url}/v1/models/iris/predict", json=IRIS_ROW, headers=headers, timeout=30)
         assert answer.status_code == 200, answer.text

@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from service import telemetry
+from service import telemetry, tracing
 from service.logs import ACCESS
 from service.server import app, errors
 from service.server.callers import PermissionDeniedError, UnauthenticatedError, bearer
@@ -49,6 +49,17 @@ CODES: dict[int, grpc.StatusCode] = {
 }
 
 _current: contextvars.ContextVar[Call] = contextvars.ContextVar("nnserve_grpc_call")
+# The codes of calls the server failed (OpenTelemetry's rule for a gRPC server span's error status).
+SERVER_FAILURES = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
 
 
 class RefusedError(Exception):
@@ -116,6 +127,9 @@ def _serve(method: str, behaviour: Callable[[Any, grpc.ServicerContext], Any], r
     given = metadata.get(REQUEST_ID, "")
     id_given = bool(app.REQUEST_ID.match(given))
     call = Call(given if id_given else uuid.uuid4().hex, id_given, metadata.get(ROUTING_KEY) or None)
+    service, _, name = method.lstrip("/").partition("/")
+    rpc = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+    opened = tracing.start_server(method.lstrip("/"), metadata, rpc)  # continues a traceparent metadata entry
     token = _current.set(call)
     code, message, response, key_id = grpc.StatusCode.OK, "", None, None
     try:
@@ -130,6 +144,10 @@ def _serve(method: str, behaviour: Callable[[Any, grpc.ServicerContext], Any], r
         trailing.append((MODEL_VERSION, str(call.resolved[1])))
     context.set_trailing_metadata(trailing)
     _record(method, call, code, time.perf_counter() - started, key_id)
+    if opened is not None:
+        answered = {"rpc.grpc.status_code": code.value[0], "nnserve.request_id": call.request_id}
+        opened.respond(answered, code.name if code in SERVER_FAILURES else None)
+        opened.end()
     if code is not grpc.StatusCode.OK:
         context.abort(code, errors.clip(message))
     return response

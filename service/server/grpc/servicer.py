@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from service import tracing
 from service.server.callers import PREDICT, READ, Gate
 from service.server.dataplane import DataPlane
 from service.server.grpc import codec
@@ -97,18 +98,19 @@ class InferenceServicer(pb2_grpc.GRPCInferenceServiceServicer):
         plane, call = self.dataplane, current()
         chosen = plane.route(request.model_name, request.model_version or None, call)
         loaded = chosen.model
-        inference = codec.inference_request(request)
-        X, input_name = v2_request.input_matrix(loaded, inference, plane)
-        specs = plane.output_specs(loaded)
-        wanted = v2_request.requested_outputs(loaded, specs, inference.json)
+        with tracing.span("decode"):
+            inference = codec.inference_request(request)
+            X, input_name = v2_request.input_matrix(loaded, inference, plane)
+            wanted = v2_request.requested_outputs(loaded, plane.output_specs(loaded), inference.json)
         answered = plane.predict(chosen, X, call, input_name)
-        loaded = answered.model
-        response = pb2.ModelInferResponse(model_name=loaded.name, model_version=str(loaded.version), id=request.id)
-        if answered.logged is not None:  # what v1 feedback quotes, in the protocol's free-form response parameters
-            for key, value in answered.logged._asdict().items():
-                if value is not None:
-                    response.parameters[key].string_param = value
-        raw = bool(request.raw_input_contents)
-        for name, values, datatype, shape, _ in v2_request.output_tensors(plane, answered, wanted):
-            codec.add_output(response, name, values, datatype, shape, raw)
-        return response
+        with tracing.span("encode"):
+            loaded = answered.model
+            response = pb2.ModelInferResponse(model_name=loaded.name, model_version=str(loaded.version), id=request.id)
+            if answered.logged is not None:  # what v1 feedback quotes, in the protocol's free-form response parameters
+                for key, value in answered.logged._asdict().items():
+                    if value is not None:
+                        response.parameters[key].string_param = value
+            raw = bool(request.raw_input_contents)
+            for name, values, datatype, shape, _ in v2_request.output_tensors(plane, answered, wanted):
+                codec.add_output(response, name, values, datatype, shape, raw)
+            return response
