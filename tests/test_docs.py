@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 
 import click
 import pytest
 from helpers import REPO
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import MapAdapter
 
 from service import config
 from service.cli.main import main
@@ -114,3 +117,47 @@ def test_the_command_check_finds_a_renamed_command() -> None:
         shown_command(["modles"])
     command, given = shown_command(["monitoring", "iris", "--window", "5"])
     assert command.name == "show" and given == ["iris", "--window", "5"]
+
+
+SHOWN_PATH = re.compile(r"(?<![\w.:/])(/(?:v1|v2|ui|healthz|readyz|metrics|docs|openapi\.json)[\w{}\[\]/:.<>-]*)")
+NOT_OURS = {"/v1/traces"}  # the OTLP collector's path (docs/tracing.md)
+
+
+def shown_paths(text: str) -> set[str]:
+    """Every path of the service a text names, placeholders (``{name}``, ``<name>``) as ``1``, each optional
+    ``[part]`` with and without it."""
+    found = set()
+    for shown in SHOWN_PATH.findall(text.replace("<br/>", " ")):
+        shown = shown.rstrip(".:")
+        if shown in NOT_OURS or shown in {"/v1", "/v2"}:  # the APIs by name
+            continue
+        pieces = [[p[1:-1], ""] if p.startswith("[") else [p] for p in re.split(r"(\[[^\]]*\])", shown)]
+        for variant in itertools.product(*pieces):
+            found.add(re.sub(r"\{[^}]*\}|<[^>]*>", "1", "".join(variant)).rstrip("/") or "/")
+    return found
+
+
+@pytest.fixture(scope="module")
+def routes(tmp_path_factory: pytest.TempPathFactory) -> MapAdapter:
+    from service.server.app import create_app
+
+    app = create_app({"TESTING": True, "NNSERVE_STORE": str(tmp_path_factory.mktemp("store"))})
+    return app.url_map.bind("localhost")
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if d != "CHANGELOG.md"])
+def test_every_path_a_document_names_is_a_route(doc: str, routes: MapAdapter) -> None:
+    unknown = []
+    for path in sorted(shown_paths((REPO / doc).read_text())):
+        try:
+            routes.match(path, method="GET")
+        except MethodNotAllowed:
+            pass  # a POST or DELETE route
+        except NotFound:
+            unknown.append(path)
+    assert not unknown, f"{doc} names paths the app does not answer: {unknown}"
+
+
+def test_the_path_check_reads_placeholders_and_optional_parts() -> None:
+    shown = shown_paths("`POST /v2/models/{name}[/versions/{v}]/infer`, then /ui/models/<name>. and /v1")
+    assert shown == {"/v2/models/1/infer", "/v2/models/1/versions/1/infer", "/ui/models/1"}
