@@ -227,3 +227,27 @@ def test_closed_pages_load_with_the_key_from_the_form_and_never_put_it_in_a_url(
     assert refused == [], refused  # the navigations' 401s are the only errors
     browser.save_screenshot(str(ARTIFACTS / "closed-model-iris.png"))
     assert requests.get(url + "/ui/", headers={"Accept": "text/html"}, timeout=5).status_code == 401
+
+
+def test_explain_a_row_from_the_model_page(browser, server):
+    browser.get(server + "/ui/models/iris")
+    chart = browser.find_element(By.CSS_SELECTOR, "#v1 svg.bars")
+    assert len(chart.find_elements(By.CSS_SELECTOR, "rect.bar")) == 4
+    if os.environ.get("NNSERVE_UPDATE_SCREENSHOT") == "1":
+        figure = browser.find_element(
+            By.XPATH, "//section[@id='v1']//h3[text()='Feature importance']/following::figure"
+        )
+        figure.screenshot(str(REPO / "docs" / "explanations-importance.png"))
+    field = browser.find_element(By.ID, "explain-row")
+    field.clear()
+    field.send_keys("6.7, 3.0, 5.2, 2.3")
+    browser.find_element(By.CSS_SELECTOR, "form.explain button[type=submit]").click()
+    WebDriverWait(browser, 10).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.attributions"))
+    )
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Explanation of iris version")
+    features = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "table.attributions tbody th")]
+    assert sorted(features) == ["petal_length", "petal_width", "sepal_length", "sepal_width"]
+    assert "the probability of" in browser.find_element(By.CSS_SELECTOR, "p.explained").text
+    assert errors_in_console(browser) == []
+    browser.save_screenshot(str(ARTIFACTS / "explanation-iris.png"))

@@ -11,6 +11,7 @@ import pytest
 from helpers import flip_byte, monitoring_pass
 from ui_support import HOSTILE, TOKEN
 
+from nn.attribution import integrated_gradients
 from service.server.app import create_app
 from service.server.ui.pages import CSP
 from service.store import Rollout, open_store
@@ -241,3 +242,63 @@ def test_psi_bands_read_as_the_common_thresholds():
     assert [psi_band(v) for v in (0.0, 0.099, 0.1, 0.2499, 0.25, 7.0)] == [
         "stable", "stable", "moderate", "moderate", "major", "major"
     ]  # fmt: skip
+
+
+def test_the_model_page_has_an_explain_a_row_form_posting_to_the_ui(client):
+    html = client.get("/ui/models/iris").get_data(as_text=True)
+    form = re.search(r'<form class="explain" method="post" action="/ui/models/iris/explain">(.*?)</form>', html, re.S)
+    assert form, "no explain form"
+    fields = dict(
+        re.findall(r'<(?:input|select) id="[^"]*" name="([^"]*)"[^>]*?(?:value="([^"]*)")?[ >]', form.group(1))
+    )
+    assert set(fields) == {"row", "target", "method", "baseline"}
+    assert '<option value="mean">training means</option>' in form.group(1)
+    assert '<option value="virginica">virginica</option>' in form.group(1)
+
+
+def test_explaining_a_row_from_the_form_shows_each_features_attribution(client, ui_store):
+    row = "5.1, 3.5, 1.4, 0.2"
+    response = client.post("/ui/models/iris/explain", data={"row": row, "method": "integrated_gradients",
+                                                             "baseline": "mean", "target": ""})  # fmt: skip
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    loaded = open_store(ui_store).load("iris")
+    means = loaded.manifest["explanations"]["baseline_mean"]
+    values = integrated_gradients(loaded.estimator, [[5.1, 3.5, 1.4, 0.2]], means, steps=32).values[0]
+    shown = re.findall(r'<tr class="(?:up|down)"><th scope="row">([^<]*)</th><td>([^<]*)</td></tr>', html)
+    by_name = dict(zip(loaded.manifest["feature_names"], values, strict=True))
+    assert [name for name, _ in shown] == sorted(by_name, key=lambda n: -abs(by_name[n]))
+    assert [float(v) for _, v in shown] == pytest.approx([by_name[n] for n, _ in shown], rel=1e-5)
+    label = loaded.estimator.predict([[5.1, 3.5, 1.4, 0.2]])[0]
+    assert f"Prediction <strong>{label}</strong>. Explained: the probability of <strong>{label}</strong>" in html
+    other = client.post("/ui/models/iris/explain", data={"row": row, "method": "saliency", "baseline": "zeros",
+                                                          "target": "virginica"})  # fmt: skip
+    assert "the probability of <strong>virginica</strong>" in other.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"row": "5.1, x"}, "the row must be numbers separated by commas"),
+        ({"row": "5.1, 3.5"}, "row: rows have 2 values, model &#39;iris&#39; expects 4"),
+        ({"row": "5.1, 3.5, 1.4, 0.2", "target": "rose"}, "target: unknown class"),
+        ({"row": "5.1, 3.5, 1.4, 0.2", "method": "shap"}, "method: method must be one of"),
+        ({"row": "5.1, 3.5, 1.4, 0.2", "baseline": "median"}, "baseline: baseline must be one of"),
+    ],
+)
+def test_a_row_the_model_cannot_explain_is_a_page_saying_why(client, data, fragment):
+    response = client.post("/ui/models/iris/explain", data=data)
+    assert response.status_code == 422 and response.mimetype == "text/html"
+    assert fragment in response.get_data(as_text=True)
+
+
+def test_the_explanation_page_escapes_labels_and_unknown_models_are_json_errors(client):
+    html = client.post("/ui/models/labels/explain", data={"row": "1, 2, 3"}).get_data(as_text=True)
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert client.post("/ui/models/nope/explain", data={"row": "1"}).status_code == 404
+    assert client.post("/ui/models/..bad/explain", data={"row": "1"}).status_code == 400
+
+
+def test_explaining_from_the_dashboard_needs_a_key_when_closed(ui_store):
+    closed = create_app({"TESTING": True, "NNSERVE_STORE": str(ui_store), "NNSERVE_AUTH": "closed"}).test_client()
+    assert closed.post("/ui/models/iris/explain", data={"row": "5.1, 3.5, 1.4, 0.2"}).status_code == 401

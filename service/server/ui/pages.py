@@ -11,24 +11,33 @@ without a key gets ``locked()``, whose ``static/locked.js`` loads the page again
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template
+import numpy as np
+from flask import Blueprint, Response, current_app, render_template, request
 
-from service.server.current import registry
+from service.server.auth import require
+from service.server.current import call as current_call
+from service.server.current import dataplane, registry
+from service.server.dataplane import InputError
 from service.server.errors import abort
 from service.server.health import retraining_worker
 from service.server.ui import svg
 from service.server.v1.job_routes import shown
 from service.server.v1.monitoring_routes import window_snapshot
 from service.store import (
+    EXPLAIN_METHODS,
     CorruptVersionError,
     InvalidNameError,
     ModelStore,
     NotFoundError,
     StoreError,
     VersionInfo,
+    explanation_answer,
+    feature_names,
     recorded_importance,
     validate_name,
 )
@@ -208,24 +217,33 @@ def versions_of(store: ModelStore, name: str) -> list[VersionInfo]:
     return infos
 
 
-@blp.get("/models/<name>")
-def model(name: str) -> str:
-    """One model's versions, lineage, loss curves and evaluation (the dashboard's model page)."""
+@contextmanager
+def _page_errors() -> Iterator[None]:
+    """A bad model name, an unknown model and a store that cannot answer as the v1 error shape: 400, 404, 503."""
     try:
-        infos = versions_of(_store(), validate_name(name))
-        rollout = _store().rollout(name)
+        yield
     except InvalidNameError as exc:
         abort(400, str(exc))
     except NotFoundError as exc:
         abort(404, str(exc))
     except StoreError as exc:
         abort(503, str(exc))
+
+
+@blp.get("/models/<name>")
+def model(name: str) -> str:
+    """One model's versions, lineage, loss curves and evaluation (the dashboard's model page)."""
+    with _page_errors():
+        infos = versions_of(_store(), validate_name(name))
+        rollout = _store().rollout(name)
     views = [version_view(info, charts=n < DETAILED) for n, info in enumerate(reversed(infos))]
     drift = drift_view(name, next((info.version for info in infos if info.active), None))
     jobs, total = _queue().list_jobs(model=name, limit=JOBS_SHOWN)
+    active = next((info for info in infos if info.active and info.manifest), None)
     return render_template(
         "ui/model.html",
         name=name,
+        explain_form=_explain_form(active.manifest) if active and active.manifest else None,
         versions=views,
         jobs=jobs,
         jobs_total=total,
@@ -233,6 +251,64 @@ def model(name: str) -> str:
         rollout=rollout,
         drift=drift,
     )
+
+
+def _explain_form(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the "explain a row" form offers for the active version: its features, classes and baselines."""
+    means = (manifest.get("explanations") or {}).get("baseline_mean")
+    return {
+        "features": feature_names(manifest),
+        "classes": manifest.get("classes") or [],
+        "baselines": (["mean"] if means else []) + ["zeros"],
+        "methods": EXPLAIN_METHODS,
+        "example": ", ".join(f"{v:.4g}" for v in means) if means else "",
+    }
+
+
+@blp.post("/models/<name>/explain")
+@require("predict")
+def explain(name: str) -> tuple[str, int]:
+    """The "explain a row" form's answer: the active version's attributions for one row, or why there are none."""
+    plane, made = dataplane(), current_call()
+    with _page_errors():
+        loaded = plane.model(validate_name(name), None, made)
+    form = request.form
+    method, baseline = form.get("method", EXPLAIN_METHODS[0]), form.get("baseline", "mean")
+    target = form.get("target") or None
+    labels = {str(c): c for c in loaded.manifest.get("classes") or []}
+    body, problem = None, None
+    try:
+        row = [float(v) for v in form.get("row", "").replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        problem = "the row must be numbers separated by commas"
+    else:
+        try:
+            explained = plane.explain(
+                loaded,
+                np.asarray([row], dtype=np.float64).reshape(1, -1),
+                method=method,
+                target=labels.get(target, target) if target is not None else None,
+                steps=None,
+                baseline=baseline,
+                field="row",
+            )
+            body = explanation_answer(loaded, explained, baseline)
+        except InputError as exc:
+            problem = f"{exc.field}: {exc.message}"
+    if body is not None:
+        (answer,) = body["explanations"]
+        ranked = sorted(answer["attributions"].items(), key=lambda kv: -abs(kv[1]))
+        body["ranked"] = ranked
+    page = render_template(
+        "ui/explanation.html",
+        name=loaded.name,
+        version=loaded.version,
+        body=body,
+        problem=problem,
+        row_text=form.get("row", ""),
+        classifier=bool(labels),
+    )
+    return page, 200 if problem is None else 422
 
 
 def job_views(jobs: list[Job]) -> list[dict[str, Any]]:
