@@ -9,6 +9,7 @@ own generated messages, which are the protocol's: nothing here imports nnserve's
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import time
@@ -483,3 +484,52 @@ def test_a_revoked_key_is_refused_over_grpc_within_the_key_check_interval(closed
 
     wait_for(refused, 30, "the revoked key to be refused")  # every worker checks the key file every 0.25 s
     client.close()
+
+
+def serving_workers(server):
+    return [json.loads(line)["process"] for line in server.log.read_text().splitlines() if "gRPC: serving" in line]
+
+
+def test_a_killed_worker_comes_back_with_its_grpc_server(trained_store, store_copy, tmp_path):
+    server = start_serve(store_copy(trained_store("iris", epochs=2)), log_dir=tmp_path)
+    try:
+        wait_for(lambda: len(serving_workers(server)) == 2, 30, "both workers to serve gRPC")
+        os.kill(serving_workers(server)[0], signal.SIGKILL)
+        wait_for(lambda: len(serving_workers(server)) == 3, 60, "gunicorn to replace the worker and its gRPC server")
+        replacement = serving_workers(server)[2]
+        request = service_pb2.ModelInferRequest(model_name="iris")
+        request.inputs.add(name="input", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend(IRIS[0].tolist())
+        for i in range(32):  # connections of their own: the kernel hands some to the replacement's server
+            with grpc.insecure_channel(server.grpc, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+                stub.ModelInfer(request, metadata=[("x-request-id", f"after-kill-{i}")], timeout=30)
+
+        def answered_by_replacement():
+            lines = [json.loads(line) for line in server.log.read_text().splitlines() if '"after-kill-' in line]
+            return any(line.get("process") == replacement for line in lines)
+
+        wait_for(answered_by_replacement, 10, "the replacement worker's gRPC server to answer")
+    finally:
+        server.stop()
+
+
+def test_health_says_not_serving_while_the_worker_is_not_ready(trained_store, store_copy, tmp_path):
+    root = store_copy(trained_store("iris", epochs=2))
+    server = start_serve(root, log_dir=tmp_path)
+    check = health_pb2.HealthCheckRequest(service="inference.GRPCInferenceService")
+    try:
+        with grpc.insecure_channel(server.grpc) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            ready = service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerReady
+            assert health.Check(check, timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+            root.rename(root.with_name("moved"))  # the store cannot be read: not ready, loaded models still answer
+            try:
+                assert health.Check(check, timeout=10).status == health_pb2.HealthCheckResponse.NOT_SERVING
+                assert not ready(service_pb2.ServerReadyRequest(), timeout=10).ready
+                assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 503
+            finally:
+                root.with_name("moved").rename(root)
+            assert health.Check(check, timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+            assert ready(service_pb2.ServerReadyRequest(), timeout=10).ready
+    finally:
+        server.stop()
