@@ -533,3 +533,22 @@ def test_health_says_not_serving_while_the_worker_is_not_ready(trained_store, st
             assert ready(service_pb2.ServerReadyRequest(), timeout=10).ready
     finally:
         server.stop()
+
+
+def test_calls_beyond_the_concurrency_budget_are_resource_exhausted(trained_store, store_copy, tmp_path):
+    """NNSERVE_GRPC_MAX_CONCURRENT=1 on one worker: of 64 large calls sent at once, those that arrive while another
+    is held are refused at once, the others answered."""
+    env = {"NNSERVE_GRPC_MAX_CONCURRENT": "1", "NNSERVE_GRPC_THREADS": "1"}
+    server = start_serve(store_copy(trained_store("iris", epochs=2)), env, workers=1, log_dir=tmp_path)
+    X = np.repeat(IRIS, 10_000, axis=0)
+    request = service_pb2.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="input", datatype="FP32", shape=list(X.shape))
+    request.raw_input_contents.append(X.tobytes())
+    try:
+        with grpc.insecure_channel(server.grpc) as channel:
+            infer = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer
+            calls = [infer.future(request, timeout=60) for _ in range(64)]
+            codes = [call.code() for call in calls]
+        assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
+    finally:
+        server.stop()
