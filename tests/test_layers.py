@@ -49,7 +49,7 @@ def test_the_tree_keeps_the_layers(tree_copy: Path) -> None:
         ("service/store/names.py", "import service.training.catalog"),
         ("service/training/catalog.py", "import service.server.auth"),
         ("service/server/auth.py", "import service.cli.console"),
-        ("service/client.py", "import service.store"),
+        ("service/client/operations.py", "import service.store"),
         ("service/server/auth.py", "import service.client"),
         ("service/store/protocol.py", "import service.store.filesystem"),
         ("service/telemetry.py", "from flask import g"),

@@ -25,6 +25,7 @@ import numpy as np
 
 from nn import MLPClassifier
 from service import telemetry, tracing
+from service.datatypes import DATATYPES, INPUT_NAME, datatype_of  # the protocol's, shared with the client
 from service.server.callers import Caller
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.predlog import PredictionRecorder
@@ -70,34 +71,10 @@ __all__ = [
     "too_many_rows",
 ]
 
-INPUT_NAME = "input"  # the one input tensor of every model
 PLATFORM = "nnserve_numpy"
 
-# Every datatype of the Open Inference Protocol, to numpy. BF16 has no numpy type; it is only ever rejected.
-DATATYPES: dict[str, np.dtype | None] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "BF16": None,
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
 # The datatypes a model input accepts: numbers that convert to float64 without surprises.
 NUMERIC_INPUTS = ("FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
-_NAMES = {dtype: name for name, dtype in DATATYPES.items() if dtype is not None and name != "BYTES"}
-
-
-def datatype_of(dtype: np.dtype) -> str:
-    """The protocol's name of a numeric numpy dtype (``float32`` -> ``FP32``)."""
-    return _NAMES[np.dtype(dtype)]
 
 
 # -- what a call is, and how it fails ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -89,6 +90,12 @@ assert site.is_relative_to(pathlib.Path(sys.prefix).resolve()), site
 missing = [p for p in {packages!r} if importlib.util.find_spec(p) is None]
 dist = md.distribution("nnserve")
 from service.server.app import create_app
+def async_client():
+    from service.client import AsyncClient
+    try:
+        AsyncClient("http://127.0.0.1:1")
+    except ImportError as exc:
+        return str(exc)
 app = create_app({{"NNSERVE_STORE": sys.argv[1], "TESTING": True}})
 page = app.test_client().get("/ui/")
 print(json.dumps({{
@@ -98,7 +105,8 @@ print(json.dumps({{
     "py_typed": [(site / top / "py.typed").is_file() for top in ("nn", "service")],
     "license": dist.metadata["License-Expression"],
     "license_files": [str(f) for f in dist.files if f.name == "LICENSE"],
-    "drivers": [m for m in ("psycopg", "psycopg_pool") if importlib.util.find_spec(m) is not None],
+    "drivers": [m for m in ("psycopg", "psycopg_pool", "httpx") if importlib.util.find_spec(m) is not None],
+    "async_client": async_client(),
 }}))
 """
     found = json.loads(run(bin_dir / "python", "-c", probe, tmp_path / "store", cwd=tmp_path).splitlines()[-1])
@@ -108,13 +116,21 @@ print(json.dumps({{
     assert found["py_typed"] == [True, True], "nn/py.typed or service/py.typed is not installed"
     assert found["license"] == "MIT"
     assert found["license_files"], "LICENSE is not in the installed distribution"
-    assert found["drivers"] == [], "PostgreSQL's driver came without the postgres extra"
+    assert found["drivers"] == [], "PostgreSQL's driver or httpx came without their extras"
+    assert found["async_client"] == "AsyncClient needs httpx: pip install 'nnserve[client-async]'"
 
     # a user's mypy (this venv's, pointed at the installed package) sees service.client's real types, not Any
     snippet = tmp_path / "uses_client.py"
     snippet.write_text(
-        "from service.client import Client\n"
-        "version: str = Client('http://127.0.0.1:1').predict('iris', [[1.0]]).version\n"
+        "from service.client import AsyncClient, Client\n"
+        "client = Client('http://127.0.0.1:1')\n"
+        "version: str = client.predict('iris', [[1.0]]).version\n"
+        "reveal_type(client.infer('iris', [[1.0]]).outputs)\n"
+        "async def main() -> None:\n"
+        "    async with AsyncClient('http://127.0.0.1:1') as remote:\n"
+        "        reveal_type(await remote.predict('iris', [[1.0]]))\n"
+        "        reveal_type((await remote.jobs()).jobs)\n"
+        "        remote.models().append(1)\n"
     )
     checked = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-incremental", "--python-executable", bin_dir / "python", snippet],
@@ -125,6 +141,10 @@ print(json.dumps({{
     )
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert 'expression has type "int", variable has type "str"' in checked.stdout, checked.stdout
+    assert re.search(r'Revealed type is "(builtins\.)?dict\[(builtins\.)?str, numpy\.ndarray\[', checked.stdout)
+    assert 'Revealed type is "service.client.results.Prediction"' in checked.stdout, checked.stdout
+    assert re.search(r'Revealed type is "(builtins\.)?list\[service\.client\.results\.Job\]"', checked.stdout)
+    assert '"Coroutine[Any, Any, list[ModelSummary]]" has no attribute "append"' in checked.stdout, checked.stdout
 
     # the newcomer's path: `nnserve init demo && cd demo && nnserve train --all && nnserve serve` predicts
     run(bin_dir / "nnserve", "init", "demo", cwd=tmp_path)

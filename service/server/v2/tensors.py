@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from service.datatypes import from_binary, to_binary
 from service.server.dataplane import DATATYPES, NUMERIC_INPUTS
 from service.server.jsonvalues import describe, is_number
 
@@ -119,7 +120,7 @@ def decode(tensor: InputTensor, body_may_hold_booleans: bool = True) -> np.ndarr
                 f"input {tensor.name!r} has binary_data_size {tensor.binary_size}, but shape {tensor.shape} "
                 f"of {tensor.datatype} needs {needed} bytes"
             )
-        values = np.frombuffer(tensor.raw, dtype=dtype.newbyteorder("<")).astype(dtype)
+        values = from_binary(tensor.raw, dtype)
     else:
         values = _from_json(tensor, dtype, body_may_hold_booleans)
     values = values.reshape(tensor.shape)
@@ -229,6 +230,6 @@ def encode_output(
         if not binary:
             out["data"] = arr
             return out, None
-        raw = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        raw = to_binary(arr)
     out["parameters"] = {"binary_data_size": len(raw)}
     return out, raw
