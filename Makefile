@@ -104,6 +104,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/postgres.py
 	$(PY) bench/outage_503.py
 	$(PY) bench/tracing_overhead.py
+	$(PY) bench/explain.py
 	$(PY) bench/soak.py; status=$$?; $(PY) bench/report.py; exit $$status
 
 clean:

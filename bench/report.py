@@ -38,6 +38,7 @@ ORDER = [
     "postgres",
     "outage_503",
     "tracing_overhead",
+    "explain",
     "mlserver",
     "soak",
 ]
