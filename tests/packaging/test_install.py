@@ -20,8 +20,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,9 +152,10 @@ print(json.dumps({{
     run(bin_dir / "nnserve", "init", "demo", cwd=tmp_path)
     demo = tmp_path / "demo"
     run(bin_dir / "nnserve", "train", "--all", "--epochs", "5", cwd=demo)
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NNSERVE_")}
     serve = [bin_dir / "nnserve", "serve", "--port", str(port), "--workers", "1"]  # with the retraining worker
+    serve += ["--grpc-port", str(grpc_port)]
 
     # a database URL without the postgres extra: one line naming the extra, not a traceback
     database = {**env, "NNSERVE_DATABASE_URL": "postgresql://nnserve@127.0.0.1:1/nnserve"}
@@ -171,6 +174,9 @@ print(json.dumps({{
         wait_for(lambda: _answers(f"{url}/readyz"), 60, "the installed nnserve serve")
         answer = requests.post(f"{url}/v1/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}, timeout=10)
         assert answer.status_code == 200 and answer.json()["model"] == "iris", answer.text
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:  # the installed gRPC modules serve too
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
