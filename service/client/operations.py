@@ -14,7 +14,9 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+import numpy as np
 
 from service.client import oip
 from service.client.results import (
@@ -43,9 +45,22 @@ DEFAULT_URL: str = DEFAULTS["NNSERVE_URL"]
 JSON = "application/json"
 
 Row = Sequence[float] | Mapping[str, float]
-# Rows of numbers or of values by feature name, a 2-D numpy array, or a DataFrame (pandas, polars: anything with
-# ``columns`` and ``to_numpy``), whose columns are sent by name in whatever order it has them.
-Rows = Sequence[Row] | Any
+
+
+class FrameLike(Protocol):
+    """A DataFrame as the client reads one (pandas, polars, ...): named columns, each readable by its name."""
+
+    @property
+    def columns(self) -> Any: ...
+
+    def to_numpy(self) -> Any: ...
+
+    def __getitem__(self, key: Any) -> Any: ...
+
+
+# Rows of numbers or of values by feature name, a 2-D numpy array, or a DataFrame, whose columns are sent by name
+# in whatever order it has them.
+Rows = Sequence[Row] | np.ndarray | FrameLike
 
 
 @dataclass(frozen=True)
@@ -217,7 +232,7 @@ def rows(instances: Rows) -> list[Any]:
         return [dict(zip(named, row, strict=True)) for row in zip(*named.values(), strict=True)]
     if hasattr(instances, "tolist"):
         return list(instances.tolist())
-    return [r if isinstance(r, Mapping) else _listed(r) for r in instances]
+    return [r if isinstance(r, Mapping) else _listed(r) for r in cast(Sequence[Row], instances)]
 
 
 def row_body(instances: Rows) -> dict[str, Any]:

@@ -128,6 +128,9 @@ print(json.dumps({{
         "client = Client('http://127.0.0.1:1')\n"
         "version: str = client.predict('iris', [[1.0]]).version\n"
         "reveal_type(client.infer('iris', [[1.0]]).outputs)\n"
+        "client.predict('iris', 5)\n"
+        "import numpy as np\n"
+        "client.predict('iris', np.zeros((1, 4)))\n"
         "async def main() -> None:\n"
         "    async with AsyncClient('http://127.0.0.1:1') as remote:\n"
         "        reveal_type(await remote.predict('iris', [[1.0]]))\n"
@@ -147,6 +150,8 @@ print(json.dumps({{
     assert 'Revealed type is "service.client.results.Prediction"' in checked.stdout, checked.stdout
     assert re.search(r'Revealed type is "(builtins\.)?list\[service\.client\.results\.Job\]"', checked.stdout)
     assert '"Coroutine[Any, Any, list[ModelSummary]]" has no attribute "append"' in checked.stdout, checked.stdout
+    assert 'Argument 2 to "predict" of "Client" has incompatible type "int"' in checked.stdout, checked.stdout
+    assert "Found 3 errors" in checked.stdout, checked.stdout  # pandas' DataFrame, numpy's arrays: no error
 
     # the newcomer's path: `nnserve init demo && cd demo && nnserve train --all && nnserve serve` predicts
     run(bin_dir / "nnserve", "init", "demo", cwd=tmp_path)
