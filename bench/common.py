@@ -83,10 +83,15 @@ def train_store(store: Path, models: Iterable[str], env: dict[str, str]) -> None
     )
 
 
-def serve_argv(port: int, store: Path, workers: int = 2, extra: Iterable[str] = ()) -> list[str]:
-    """The ``nnserve serve`` command line on ``port`` with ``workers`` web workers."""
+def serve_argv(
+    port: int, store: Path, workers: int = 2, extra: Iterable[str] = (), grpc_port: int | None = None
+) -> list[str]:
+    """The ``nnserve serve`` command line on ``port`` with ``workers`` web workers, gRPC on as shipped but on
+    ``grpc_port`` or a free port of its own: on the default 8081, servers of concurrent runs would share one
+    port (SO_REUSEPORT) and answer each other's calls."""
     argv = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", str(workers)]
-    return [*argv, "--store", str(store), *extra]
+    grpc = ["--grpc-port", str(free_port() if grpc_port is None else grpc_port)]
+    return [*argv, *grpc, "--store", str(store), *extra]
 
 
 def start(argv: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
@@ -300,6 +305,35 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (children, their children, ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo.extend(parents.get(found[-1], []))
+    return found
+
+
+def tree_memory_mb(pid: int) -> dict[str, float]:
+    """Memory of ``pid``'s whole process tree in MB: ``pss`` (proportional set size: a page shared by n
+    processes counts 1/n in each, so the sum is what the tree costs the machine) and ``rss`` (resident, shared
+    pages counted in every process that maps them), summed from /proc/<pid>/smaps_rollup; ``processes``."""
+    total = {"pss": 0.0, "rss": 0.0, "processes": 0.0}
+    for p in descendants(pid):
+        with contextlib.suppress(OSError):
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+            total["pss"] += int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024
+            total["rss"] += int(re.search(r"^Rss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024
+            total["processes"] += 1
+    return total
 
 
 def tree_cpu_seconds(pid: int) -> float:
