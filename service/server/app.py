@@ -16,8 +16,8 @@ from flask import Flask, Response, g, request, send_from_directory
 from service import config, logs, telemetry, tracing
 from service.server import access, auditing, auth, errors, health, query_args
 from service.server.callers import Gate
-from service.server.current import DATAPLANE
-from service.server.dataplane import DataPlane
+from service.server.current import DATAPLANE, ROUTING_KEY_ENVIRON
+from service.server.dataplane import Call, DataPlane
 from service.server.feedback_tokens import FeedbackTokens
 from service.server.jsonio import OrjsonProvider
 from service.server.predlog import Budget, PredictionRecorder
@@ -171,7 +171,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     def swagger_assets(filename: str) -> Response:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
-    _install_request_spans(app)  # first: every other hook runs inside the request's span
+    if tracing.enabled():  # hooks cost every request their time: none while tracing is off
+        _install_request_spans(app)  # first: every other hook runs inside the request's span
     _install_request_ids(app)
     auth.install(app, Gate(keyring, settings), ui_pages.locked)  # after the request id: a 401 carries one too
     query_args.install(app)  # after the closed-mode gate: there a stranger gets its 401 first
@@ -226,13 +227,16 @@ def _install_request_spans(app: Flask) -> None:
 
 
 def _install_request_ids(app: Flask) -> None:
-    """Honour a well-formed ``X-Request-ID`` or make one; always return it."""
+    """Honour a well-formed ``X-Request-ID`` or make one; always return it. The request's ``Call`` is made here."""
 
     @app.before_request
     def assign() -> None:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id_given = bool(REQUEST_ID.match(given))  # chosen by the client: it may already be logged
-        g.request_id = given if g.request_id_given else uuid.uuid4().hex
+        environ = request.environ  # one proxy look-up, then plain dicts: this runs on every request
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        chosen = bool(REQUEST_ID.match(given))  # chosen by the client: it may already be logged
+        state = g._get_current_object()  # type: ignore[attr-defined]
+        state.request_id = request_id = given if chosen else uuid.uuid4().hex
+        state.nnserve_call = Call(request_id, chosen, environ.get(ROUTING_KEY_ENVIRON) or None)
 
     @app.after_request
     def stamp(response: Response) -> Response:

@@ -44,12 +44,19 @@ def note(*, model: str | None = None, detail: str | None = None, actor: str | No
     noted.update({k: v for k, v in (("model", model), ("detail", detail), ("actor", actor)) if v is not None})
 
 
+_actions: dict[tuple[str, str], str | None] = {}  # (endpoint, method) -> its audited action, found once
+
+
 def _action() -> str | None:
-    if request.url_rule is None or request.routing_exception is not None:
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up: every request asks
+    if req.url_rule is None or req.routing_exception is not None:
         return None
-    view = current_app.view_functions.get(request.url_rule.endpoint)
-    handler = getattr(getattr(view, "view_class", None), request.method.lower(), view)
-    return getattr(handler, _ATTRIBUTE, None)
+    key = (req.url_rule.endpoint, req.method)
+    if key not in _actions:
+        view = current_app.view_functions.get(key[0])
+        handler = getattr(getattr(view, "view_class", None), key[1].lower(), view)
+        _actions[key] = getattr(handler, _ATTRIBUTE, None)
+    return _actions[key]
 
 
 def _model() -> str | None:

@@ -101,11 +101,11 @@ def install(app: Flask, gate: Gate, locked: Callable[[], Response] | None = None
     ``require``. Access logs name the key id sent (``g.nnserve_key_id``)."""
 
     app.extensions[GATE] = gate
+    if not gate.closed:  # the mode is read once: an open server pays nothing for the gate
+        return
 
     @app.before_request
     def gate_closed() -> Response | None:
-        if not gate.closed:
-            return None
         req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up on every request
         path, authorization = req.path, req.environ.get("HTTP_AUTHORIZATION")
         if path in OPEN_PATHS or path.startswith("/ui/static/"):

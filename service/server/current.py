@@ -3,7 +3,7 @@ and this request's ``Call`` for the data plane."""
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, g
 
 from service.server.dataplane import Call, DataPlane
 from service.server.feedback_tokens import FeedbackTokens
@@ -12,6 +12,7 @@ from service.server.registry import ModelRegistry
 from service.server.settings import ServerSettings
 
 ROUTING_KEY_HEADER = "X-Routing-Key"
+ROUTING_KEY_ENVIRON = "HTTP_X_ROUTING_KEY"  # the same header, as WSGI names it
 DATAPLANE = "nnserve.dataplane"  # the app.extensions key of the DataPlane
 
 
@@ -41,13 +42,9 @@ def settings() -> ServerSettings:
 
 
 def call() -> Call:
-    """This request's facts for the data plane (made once per request; the metrics read what it resolved)."""
-    made: Call | None = g.get("nnserve_call")
-    if made is None:
-        made = g.nnserve_call = Call(
-            g.request_id,
-            g.get("request_id_given", False),
-            request.headers.get(ROUTING_KEY_HEADER) or None,
-            g.get("nnserve_caller"),
-        )
+    """This request's facts for the data plane (made by app.py's request-id hook; the metrics read what it
+    resolved), with the caller once authenticated."""
+    state = g._get_current_object()  # type: ignore[attr-defined]
+    made: Call = state.nnserve_call
+    made.caller = state.get("nnserve_caller")
     return made

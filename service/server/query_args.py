@@ -47,17 +47,18 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def check_query() -> None:
-        if not request.args or request.url_rule is None or request.routing_exception is not None:
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up: every request
+        if not req.environ.get("QUERY_STRING") or req.url_rule is None or req.routing_exception is not None:
             return
-        key = (request.url_rule.endpoint, request.method)
+        key = (req.url_rule.endpoint, req.method)
         if key not in cache:
-            cache[key] = declared(current_app.view_functions[request.url_rule.endpoint], request.method)
+            cache[key] = declared(current_app.view_functions[req.url_rule.endpoint], req.method)
         names, repeatable = cache[key]
         problems: dict[str, list[str]] = {}
-        for name in request.args:
+        for name in req.args:
             if name not in names:
                 problems[name] = ["unknown query argument"]
-            elif name not in repeatable and len(request.args.getlist(name)) > 1:
+            elif name not in repeatable and len(req.args.getlist(name)) > 1:
                 problems[name] = ["given more than once"]
         if problems:
             takes = ", ".join(sorted(names)) or "none"

@@ -67,6 +67,16 @@ class PredictRequestSchema(Schema):
         if ("instances" in data) == ("inputs" in data):
             raise ValidationError("send exactly one of 'instances' (rows) or 'inputs' (columns)", "_schema")
 
+    def load(self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: Any = None) -> Any:
+        """The usual request, ``{"instances": [...]}``, straight through its one field (the same value and errors):
+        marshmallow's walk of every field and hook is a tenth of a one-row prediction's time."""
+        if type(data) is dict and data.keys() == {"instances"} and type(self) is PredictRequestSchema:
+            try:
+                return {"instances": self.fields["instances"].deserialize(data["instances"], "instances", data)}
+            except ValidationError as exc:
+                raise ValidationError({"instances": exc.messages}, data=data) from None
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
 
 class ExplainRequestSchema(PredictRequestSchema):
     """Rows to explain, in the forms predict takes, and how to explain them."""
