@@ -86,6 +86,7 @@ def configure(process: str, version: str, environ: Mapping[str, str] = os.enviro
     if not wanted(environ):
         return False
     try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -100,8 +101,6 @@ def configure(process: str, version: str, environ: Mapping[str, str] = os.enviro
     named = _exporters(environ) or {"otlp"}  # an endpoint alone means OTLP
     exporters: list[SpanExporter] = []
     if "otlp" in named:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
         exporters.append(OTLPSpanExporter())  # endpoint, headers, timeout, compression: OTEL_EXPORTER_OTLP_*
     if "console" in named:
         exporters.append(ConsoleSpanExporter())
