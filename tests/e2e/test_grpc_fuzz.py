@@ -9,8 +9,9 @@ answers, and its log holds no unhandled error.
 
 from __future__ import annotations
 
+import math
+
 import grpc
-import numpy as np
 import pytest
 from helpers import copy_store
 from hypothesis import HealthCheck, given, settings
@@ -93,11 +94,11 @@ def infer_request(draw):
     for made in request.inputs:  # typed contents, in the datatype's field or another one
         if draw(st.booleans()):
             field = draw(st.sampled_from(sorted(FIELDS)))
-            count = int(np.prod([max(d, 0) for d in made.shape[:3]])) if len(made.shape) else 1
+            count = math.prod(max(d, 0) for d in made.shape[:3])
             getattr(made.contents, field).extend(draw(st.lists(FIELDS[field], min_size=min(count, 8), max_size=8)))
     if draw(st.booleans()):  # raw contents: right-sized, wrong-sized, one too few or too many
         for made in request.inputs[: len(request.inputs) + draw(st.integers(-1, 1))]:
-            count = int(np.prod([max(d, 0) for d in made.shape])) if 0 < len(made.shape) <= 2 else 1
+            count = math.prod(max(d, 0) for d in made.shape) if len(made.shape) <= 2 else 1
             size = min(count, 64) * 4 + draw(st.sampled_from([0, 0, -1, 4, 8]))
             request.raw_input_contents.append(draw(st.binary(min_size=max(size, 0), max_size=max(size, 0))))
     for name in draw(st.lists(st.sampled_from(["predictions", "labels", "probabilities", "nope"]), max_size=3)):

@@ -206,6 +206,17 @@ def test_typed_contents_come_back_typed_with_the_same_values(stub, grpc_client, 
             np.testing.assert_array_equal(probabilities.reshape(len(X), -1), raw.as_numpy("probabilities"))
 
 
+def test_typed_values_beyond_the_models_budget_are_refused(stub):
+    """As a JSON body's values: NNSERVE_MAX_ROWS (50 here) rows of iris's 4 inputs and a target, and 1024 more."""
+    budget = MAX_ROWS * (4 + 1) + 1024
+    request = service_pb2.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="input", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend([1.0] * (budget + 1))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith(f"the request holds {budget + 1} typed values; ")
+
+
 def test_pinned_versions_answer_with_their_version_in_the_trailing_metadata(stub, grpc_client, http_client, catalog):
     X = catalog.rows["iris"].astype(np.float32)
     for version in ("1", "2", ""):

@@ -21,6 +21,8 @@ from service.server.grpc import calls, codec
 from service.server.v2.tensors import TensorError
 from service.store import CorruptVersionError, InvalidNameError, NotFoundError, StoreError, StoreUnavailableError
 
+BUDGET = 1000  # typed values a request may hold
+
 
 def infer_request(*tensors, raw=False, **fields):
     request = service_pb2.ModelInferRequest(model_name="iris", **fields)
@@ -36,10 +38,10 @@ def infer_request(*tensors, raw=False, **fields):
 
 def test_typed_contents_become_json_data_and_raw_contents_binary_tensor_data():
     rows = np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)
-    typed = codec.inference_request(infer_request(("input", "FP32", rows)))
+    typed = codec.inference_request(infer_request(("input", "FP32", rows)), BUDGET)
     (obj,) = typed.json["inputs"]
     assert obj["data"] == rows.reshape(-1).tolist() and obj["shape"] == [1, 4] and typed.binary == b""
-    raw = codec.inference_request(infer_request(("input", "FP32", rows), ("b", "INT64", [[1, 2]]), raw=True))
+    raw = codec.inference_request(infer_request(("input", "FP32", rows), ("b", "INT64", [[1, 2]]), raw=True), BUDGET)
     assert [o["parameters"]["binary_data_size"] for o in raw.json["inputs"]] == [16, 16]
     assert raw.binary == rows.tobytes() + np.array([1, 2]).tobytes() and raw.header_given
     assert all("data" not in o for o in raw.json["inputs"])
@@ -50,7 +52,7 @@ def test_outputs_and_parameters_become_the_json_requests():
     request.outputs.add(name="labels").parameters["binary_data"].bool_param = True
     request.parameters["binary_data_output"].bool_param = False
     request.parameters["unset"].CopyFrom(service_pb2.InferParameter())
-    body = codec.inference_request(request).json
+    body = codec.inference_request(request, BUDGET).json
     assert body["outputs"] == [{"name": "labels", "parameters": {"binary_data": True}}]
     assert body["parameters"] == {"binary_data_output": False, "unset": None}
 
@@ -76,7 +78,7 @@ def test_outputs_and_parameters_become_the_json_requests():
 )
 def test_what_only_grpc_can_get_wrong_is_refused_with_a_sentence(request_, message):
     with pytest.raises(TensorError) as caught:
-        codec.inference_request(request_())
+        codec.inference_request(request_(), BUDGET)
     assert caught.value.message == message
 
 
@@ -102,7 +104,7 @@ def _other_field():
 def test_a_datatype_without_a_contents_field_is_left_to_the_datatype_rule():
     request = service_pb2.ModelInferRequest(model_name="iris")
     request.inputs.add(name="input", datatype="FP16", shape=[1, 4]).contents.fp32_contents.append(1.0)
-    assert codec.inference_request(request).json["inputs"][0]["data"] == []
+    assert codec.inference_request(request, BUDGET).json["inputs"][0]["data"] == []
 
 
 def test_typed_and_raw_outputs():
@@ -150,3 +152,11 @@ def test_anything_else_is_internal_quoting_the_request_id_and_logged(caplog):
     assert code == grpc.StatusCode.INTERNAL
     assert message == "internal error; quote request id req-7 when reporting it"
     assert "req-7" in caplog.text and "a bug" in caplog.text
+
+
+def test_typed_values_beyond_the_models_budget_are_refused_before_they_are_read():
+    request = infer_request(("input", "FP64", np.zeros((250, 4))), ("b", "INT32", [[1]]))
+    with pytest.raises(TensorError) as caught:
+        codec.inference_request(request, BUDGET)
+    assert caught.value.message.startswith("the request holds 1001 typed values; a request for this model may hold at")
+    assert codec.inference_request(infer_request(("input", "FP64", np.zeros((250, 4)))), BUDGET).json["inputs"]

@@ -20,6 +20,7 @@ from service.server.grpc import codec
 from service.server.grpc import grpc_predict_v2_pb2 as pb2
 from service.server.grpc import grpc_predict_v2_pb2_grpc as pb2_grpc
 from service.server.grpc.calls import credential, current
+from service.server.jsonio import max_values
 from service.server.v2 import request as v2_request
 from service.server.v2.routes import EXTENSIONS
 
@@ -99,7 +100,8 @@ class InferenceServicer(pb2_grpc.GRPCInferenceServiceServicer):
         chosen = plane.route(request.model_name, request.model_version or None, call)
         loaded = chosen.model
         with tracing.span("decode"):
-            inference = codec.inference_request(request)
+            budget = max_values(plane.settings.max_rows, int(loaded.estimator.n_features_in_))
+            inference = codec.inference_request(request, budget)
             X, input_name = v2_request.input_matrix(loaded, inference, plane)
             wanted = v2_request.requested_outputs(loaded, plane.output_specs(loaded), inference.json)
         answered = plane.predict(chosen, X, call, input_name)
