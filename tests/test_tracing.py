@@ -156,6 +156,8 @@ def test_a_request_and_the_job_it_queued_are_one_trace(store, no_otel_variables,
     assert by_name(spans, "store.activate").parent_span_id == stages["job.promote"].span_id
     loads = [s for s in spans if s.name == "store.load" and s.parent_span_id == run.span_id]
     assert len(loads) == 1 and loads[0].attributes["nnserve.model"] == "iris"
+    [done] = [line for line in json_lines(buffer) if line["message"].startswith(f"job {job.id} succeeded")]
+    assert (done["trace_id"], done["span_id"]) == (run.trace_id, run.span_id)  # the worker's lines lead to it too
 
 
 WITHOUT_THE_EXTRA = """
