@@ -46,6 +46,7 @@ from service.store import (
     predict,
     validate_name,
     validate_version,
+    width_problem,
 )
 from service.version import __version__
 
@@ -249,11 +250,9 @@ class DataPlane:
         problem = too_many_rows(rows, self.settings.max_rows)
         if problem is not None:
             raise InputError(f"the input {problem}", field)
-        expected = int(loaded.estimator.n_features_in_)
-        if width != expected:
-            names = loaded.manifest.get("feature_names") or []
-            hint = f" ({', '.join(names)})" if names else ""
-            raise InputError(f"rows have {width} values, model {loaded.name!r} expects {expected}{hint}", field)
+        problem = width_problem(loaded, width)
+        if problem is not None:
+            raise InputError(problem, field)
 
     def check_values(self, loaded: LoadedModel, X: np.ndarray, field: str = INPUT_NAME) -> None:
         """``InputError`` for a value of float64 ``X`` beyond the finite range of the numbers ``loaded`` computes

@@ -30,7 +30,7 @@ from service.store.explanation import (
 from service.store.explanation import METHODS as EXPLAIN_METHODS
 from service.store.explanation import answer as explanation_answer
 from service.store.filesystem import FileModelStore
-from service.store.inference import LoadedModel, NonFiniteOutputError, Prediction, predict
+from service.store.inference import LoadedModel, NonFiniteOutputError, Prediction, predict, width_problem
 from service.store.keys import (
     ADMIN,
     KEYS_CHANGED,
@@ -112,4 +112,5 @@ __all__ = [
     "validate_name",
     "validate_sha256",
     "validate_version",
+    "width_problem",
 ]

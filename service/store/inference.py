@@ -14,7 +14,7 @@ import numpy as np
 from nn import MLPClassifier
 from nn.estimators import BaseMLP
 
-__all__ = ["LoadedModel", "NonFiniteOutputError", "Prediction", "predict"]
+__all__ = ["LoadedModel", "NonFiniteOutputError", "Prediction", "predict", "width_problem"]
 
 SHOWN_ROWS = 10  # rows a NonFiniteOutputError lists by index
 
@@ -40,6 +40,16 @@ class LoadedModel:
     version: int
     estimator: BaseMLP
     manifest: dict[str, Any]
+
+
+def width_problem(loaded: LoadedModel, width: int) -> str | None:
+    """What is wrong with rows of ``width`` values for ``loaded`` (predicted or retrained on), or None."""
+    expected = int(loaded.estimator.n_features_in_)
+    if width == expected:
+        return None
+    names = loaded.manifest.get("feature_names") or []
+    hint = f" ({', '.join(names)})" if names else ""
+    return f"rows have {width} values, model {loaded.name!r} expects {expected}{hint}"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +31,9 @@ from service.store.snapshots import MonitoringSnapshots, Snapshot
 from service.training.canary import Verdict, evidence, frozen_scores, judge
 from service.training.fitting import task_of
 from service.training.jobs import COOLDOWN, ROLLOUT_OPTIONS, Job, JobQueue, RetrainRequest
-from service.training.limits import LimitError, Limits, base_rows, check_job
+from service.training.limits import Limits
 from service.training.live import VersionReport, trusted_labels, version_report, window_reports
+from service.training.retrain import validated
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class PolicyRunner:
         for name, (version, manifest) in policies.items():
             try:
                 job = self.evaluate(self.log, name, version, manifest, now)
-            except (StoreError, LimitError, ValueError, OSError) as exc:
+            except (StoreError, ValueError, OSError) as exc:  # ValueError: a RetrainError among them
                 log.error("retraining policy of %s not evaluated: %s", name, exc)
                 continue
             if job is not None:
@@ -315,16 +316,17 @@ class PolicyRunner:
         base = self.store.load(name, version)
         labelled = labelled_predictions(prediction_log, base, self.settings.keep_rows)
         n_labelled = 0 if labelled is None else len(labelled.X)
-        check_job(Limits.from_settings(), base, {}, base_rows(base) + n_labelled)
-        data: dict[str, Any] = {}
-        if labelled is not None:
-            data = {
-                "data_sha256": self.store.save_dataset(name, labelled),
-                "n_new_rows": n_labelled,
-                "data_source": "feedback",
-            }
-        data.update({option: policy[option] for option in ROLLOUT_OPTIONS if option in policy})
-        promote = policy.get("promote", "if_better")
-        return RetrainRequest(
-            mode="append", promote=promote, trigger=trigger, traceparent=tracing.traceparent(), **data
+        options = {option: policy[option] for option in ROLLOUT_OPTIONS if option in policy}
+        request = RetrainRequest(
+            mode="append",
+            promote=policy.get("promote", "if_better"),
+            trigger=trigger,
+            traceparent=tracing.traceparent(),
+            n_new_rows=n_labelled,
+            data_source="request" if labelled is None else "feedback",
+            **options,
         )
+        validated(request, base, Limits.from_settings())  # before anything is saved
+        if labelled is None:
+            return request
+        return replace(request, data_sha256=self.store.save_dataset(name, labelled))

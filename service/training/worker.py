@@ -56,9 +56,10 @@ from service.training.jobs import (
     open_queue,
     worker_identity,
 )
-from service.training.limits import Limits, check_job, check_labels
+from service.training.limits import Limits, check_labels
 from service.training.policies import PolicyRunner, Settings, unix_time
 from service.training.promotion import Decision, decide
+from service.training.retrain import RetrainError, validated
 from service.version import __version__
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,6 @@ class JobProgress(Callback):
 def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Event) -> JobResult:
     """Train, publish and maybe promote one claimed job; returns its result."""
     name, request = job.model, job.request
-    if request.promote == "canary" and not 0 < request.canary_fraction <= 1:  # 0 could never be judged
-        raise ValueError(f"canary_fraction must be in (0, 1], got {request.canary_fraction!r}; nothing was trained")
     base = store.load(name)
     manifest = base.manifest
     task = training.task_of(manifest)
@@ -119,8 +118,10 @@ def run_job(store: ModelStore, queue: JobQueue, job: Job, stopping: threading.Ev
     rows = retrain_rows(store, base, request, task)
     dataset = rows.training
     limits = Limits.from_settings()
-    # again: the job may predate the settings
-    check_job(limits, base, request.hyperparameters, len(dataset.X) + len(rows.evaluation.X))
+    try:  # again: the job may predate the settings
+        validated(request, base, limits, len(dataset.X) + len(rows.evaluation.X))
+    except RetrainError as exc:
+        raise RetrainError(f"{exc.message}; nothing was trained", exc.field) from None
     if dataset.y.dtype.kind == "U":
         check_labels(limits, dataset.y.tolist())
     trained = manifest.get("training") or {}

@@ -20,7 +20,7 @@ from service.server.health import retraining_worker
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.server.v1.targets import first_bad_target
-from service.store import Dataset, LoadedModel, validate_name
+from service.store import Dataset, LoadedModel, validate_name, width_problem
 from service.training import jobs
 from service.training.catalog import ARCHITECTURE_KEYS, spec_hyperparameters, validate_hyperparameters
 from service.training.jobs import (
@@ -31,8 +31,9 @@ from service.training.jobs import (
     JobStateError,
     RetrainRequest,
 )
-from service.training.limits import LimitError, Limits, base_rows, check_job, check_labels
+from service.training.limits import LimitError, Limits, check_labels
 from service.training.policies import labelled_predictions
+from service.training.retrain import RetrainError, validated
 
 blp = Blueprint("jobs", __name__, description="Retraining jobs")
 RETRY_AFTER = 30  # seconds a client told 429 (queue full) waits: about one short retrain
@@ -48,11 +49,9 @@ def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset
     X = data["instances"]
     if isinstance(X, NamedRows):
         X = named_rows_to_matrix(X, names)
-    n_features = base.estimator.n_features_in_
-    if X.shape[1] != n_features:
-        raise ValidationError(
-            {"instances": [f"rows have {X.shape[1]} values, model {base.name!r} expects {n_features}"]}
-        )
+    problem = width_problem(base, X.shape[1])
+    if problem is not None:
+        raise ValidationError({"instances": [problem]})
     targets = data["targets"]
     if not isinstance(targets, list) or len(targets) != len(X):
         raise ValidationError({"targets": [f"must be a list of {len(X)} targets, one per row"]})
@@ -90,7 +89,7 @@ class Retrain(MethodView):
                 mode=args["mode"],
                 promote=args["promote"],
                 warm_start=args["warm_start"],
-                hyperparameters=_checked_hyperparameters(base, args),
+                hyperparameters=_hyperparameters(args),
                 traceparent=tracing.traceparent(),
                 **{option: args[option] for option in ROLLOUT_OPTIONS if option in args},
             )
@@ -102,16 +101,14 @@ class Retrain(MethodView):
                 if dataset is None:
                     raise ValidationError({"feedback": [f"version {base.version} has no trusted labelled predictions"]})
                 request = replace(request, data_source="feedback" if args["feedback"] == "train" else "request")
-            if dataset is None and args["mode"] == "replace":
-                raise ValidationError({"data": ["mode 'replace' trains on the new rows alone: send data"]})
-            rows = (0 if dataset is None else len(dataset.X)) + (0 if args["mode"] == "replace" else base_rows(base))
-            try:
-                check_job(limits, base, request.hyperparameters, rows)
-            except LimitError as exc:
-                raise ValidationError({"hyperparameters": [str(exc)]}) from None
             if dataset is not None:
-                digest = registry().store.save_dataset(base.name, dataset)
-                request = replace(request, data_sha256=digest, n_new_rows=len(dataset.X))
+                request = replace(request, n_new_rows=len(dataset.X))
+            try:
+                validated(request, base, limits)
+            except RetrainError as exc:
+                raise ValidationError({exc.field: [exc.message]}) from None
+            if dataset is not None:
+                request = replace(request, data_sha256=registry().store.save_dataset(base.name, dataset))
         except ValidationError as exc:
             field = next(iter(exc.messages)) if isinstance(exc.messages, dict) else "_schema"
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
@@ -122,18 +119,13 @@ class Retrain(MethodView):
         return as_sent(job), 202, {"Location": url_for("jobs.Job", job_id=job.id)}
 
 
-def _checked_hyperparameters(base: LoadedModel, args: dict[str, Any]) -> dict[str, Any]:
-    """The request's hyperparameters as estimator parameters; a warm start may not reshape the network."""
+def _hyperparameters(args: dict[str, Any]) -> dict[str, Any]:
+    """The request's hyperparameters (the catalog's names) as estimator parameters; with a warm start, names of
+    the network's shape other than hidden_sizes are refused rather than ignored."""
     given = args.get("hyperparameters") or {}
     params = validate_hyperparameters(given)
     if not args["warm_start"]:
         return params
-    sizes = params.get("hidden_layer_sizes")
-    active_sizes = [int(w.shape[1]) for w in base.estimator.coefs_[:-1]]  # as fitted
-    if sizes is not None and list(sizes) != active_sizes:
-        # the copied weights keep their shape: the new version would claim layers it does not have
-        message = f"warm_start continues the active network {active_sizes}; it cannot change to {sizes}"
-        raise ValidationError({"hidden_sizes": [message]})
     ignored = [key for key in ARCHITECTURE_KEYS if key in given and key != "hidden_sizes"]
     if ignored:
         message = f"warm_start keeps the active network's {', '.join(ignored)}; send them without warm_start"
