@@ -43,6 +43,8 @@ _retrain_worker = None
 
 def on_starting(server):
     global _retrain_worker
+    if _GRPC["port"]:
+        _check_grpc_port_free(*_grpc_address(server.cfg))
     _start_metrics(server)  # before the retraining worker and the web workers: they inherit the directory
     if os.environ.get("NNSERVE_RETRAIN_WORKER") == "1":
         import subprocess
@@ -79,14 +81,35 @@ _GRPC = {  # read here, in the master, so that a bad value stops the start at on
 }
 
 
+def _grpc_address(cfg):
+    """(host, port) of the gRPC server: NNSERVE_GRPC_PORT on the HTTP bind's address."""
+    address = cfg.bind[0]
+    host = address.rpartition(":")[0] if ":" in address and not address.startswith(("unix:", "fd://")) else ""
+    return host or "127.0.0.1", _GRPC["port"]
+
+
+def _check_grpc_port_free(host, port):
+    """Refuse to start when another process serves the gRPC port. The workers bind it with SO_REUSEPORT, which
+    would let a second server of the same user share it silently (each answering a random half of the calls);
+    the master binds it once without, so a port someone listens on fails here with the reason."""
+    import socket
+
+    host = host.strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RuntimeError(f"gRPC: cannot bind {host}:{port} (NNSERVE_GRPC_PORT): {exc.strerror}") from None
+
+
 def post_worker_init(worker):
     if not _GRPC["port"]:
         return
     from service.server.grpc.server import GrpcSettings, start_in_worker
 
-    address = worker.cfg.bind[0]  # the gRPC server listens on the HTTP bind's address
-    host = address.rpartition(":")[0] if ":" in address and not address.startswith(("unix:", "fd://")) else ""
-    start_in_worker(worker, GrpcSettings(host=host or "127.0.0.1", **_GRPC))
+    host, _ = _grpc_address(worker.cfg)
+    start_in_worker(worker, GrpcSettings(host=host, **_GRPC))
 
 
 # -- observability: JSON logs, Prometheus multiprocess metrics (service/logs.py, service/telemetry.py) --

@@ -406,8 +406,12 @@ def test_closed_mode_wants_keys_with_the_scope_and_the_model_as_http_does(closed
 # -- the server's life ------------------------------------------------------------------------------------------------
 
 
-def test_a_grpc_port_taken_stops_serve_with_the_reason(trained_store, tmp_path):
+@pytest.mark.parametrize("shared", [False, True], ids=["plain", "so_reuseport"])
+def test_a_grpc_port_taken_stops_serve_with_the_reason(trained_store, tmp_path, shared):
+    """Also when the port's listener allows SO_REUSEPORT, as another nnserve's workers do: joining it would
+    silently split the calls between two servers."""
     with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(shared))
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         grpc_port = taken.getsockname()[1]
