@@ -10,6 +10,8 @@ from service.server.feedback_tokens import FeedbackTokens
 from service.server.predlog import PredictionRecorder
 from service.server.registry import ModelRegistry
 from service.server.settings import ServerSettings
+from service.store.snapshots import MonitoringSnapshots
+from service.training.jobs import JobQueue
 
 ROUTING_KEY_HEADER = "X-Routing-Key"
 ROUTING_KEY_ENVIRON = "HTTP_X_ROUTING_KEY"  # the same header, as WSGI names it
@@ -34,6 +36,16 @@ def recorder() -> PredictionRecorder:
 def feedback_tokens() -> FeedbackTokens:
     """The current app's feedback tokens."""
     return dataplane().tokens
+
+
+def job_queue() -> JobQueue:
+    """The current app's job queue."""
+    return current_app.extensions["nnserve.jobs"]  # type: ignore[no-any-return]
+
+
+def snapshots() -> MonitoringSnapshots:
+    """The current app's monitoring snapshots."""
+    return current_app.extensions["nnserve.snapshots"]  # type: ignore[no-any-return]
 
 
 def settings() -> ServerSettings:

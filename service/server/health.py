@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 
 from service.server.blueprint import Blueprint
-from service.server.current import dataplane
+from service.server.current import dataplane, job_queue, settings
 from service.server.grpc import status as grpc_status
 from service.server.v1.schemas import HealthSchema, ReadinessSchema
 from service.store import StoreError
@@ -32,11 +31,11 @@ def retraining_worker() -> dict[str, Any]:
     Reported, not required: predictions need no worker, so a dead one does not make this replica unready.
     """
     try:
-        last = current_app.extensions["nnserve.jobs"].last_heartbeat()
+        last = job_queue().last_heartbeat()
     except (QueueUnavailableError, StoreError):  # StoreError: a shared queue's database is down
         return {"alive": False, "heartbeat_age_seconds": None}
     age = None if last is None else max(0.0, time.time() - last)
-    live = age is not None and age <= float(current_app.config["NNSERVE_WORKER_STALE_AFTER"])
+    live = age is not None and age <= settings().worker_stale_after
     return {"alive": live, "heartbeat_age_seconds": None if age is None else round(age, 3)}
 
 

@@ -21,7 +21,7 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from service import tracing
-from service.server.current import registry
+from service.server.current import registry, settings
 from service.store import StoreError
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -167,9 +167,9 @@ class JsonBodyParser(FlaskParser):
         if not is_json_request(req):
             abort(415, message=f"Content-Type must be application/json, got {req.mimetype or 'none'!r}")
         try:
-            config = flask.current_app.config
-            body = read_body(req, config["MAX_CONTENT_LENGTH"])
-            rows = int(config["NNSERVE_MAX_ROWS"])
+            limits = settings()
+            body = read_body(req, limits.max_body_bytes)
+            rows = limits.max_rows
             width = _width_of_named_model(req)
             return decode_body(body, max_containers(rows), None if width is None else max_values(rows, width))
         except BodyError as exc:

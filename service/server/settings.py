@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.config import DEFAULTS
+from service.training.limits import Limits
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,13 @@ class ServerSettings:
     explain_max_rows: int = DEFAULTS["NNSERVE_EXPLAIN_MAX_ROWS"]
     explain_max_steps: int = DEFAULTS["NNSERVE_EXPLAIN_MAX_STEPS"]
     explain_max_seconds: float = DEFAULTS["NNSERVE_EXPLAIN_MAX_SECONDS"]
+    monitor_window: int = DEFAULTS["NNSERVE_MONITOR_WINDOW"]
+    monitor_max_window: int = DEFAULTS["NNSERVE_MONITOR_MAX_WINDOW"]
+    monitor_windows: int = DEFAULTS["NNSERVE_MONITOR_WINDOWS"]
+    policy_interval: float = DEFAULTS["NNSERVE_POLICY_INTERVAL"]
+    log_keep_rows: int = DEFAULTS["NNSERVE_LOG_KEEP_ROWS"]
+    worker_stale_after: float = DEFAULTS["NNSERVE_WORKER_STALE_AFTER"]
+    limits: Limits = field(default_factory=lambda: Limits.from_settings(DEFAULTS))  # of one retrain
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ServerSettings:
@@ -33,4 +41,11 @@ class ServerSettings:
             explain_max_seconds=float(
                 config.get("NNSERVE_EXPLAIN_MAX_SECONDS", DEFAULTS["NNSERVE_EXPLAIN_MAX_SECONDS"])
             ),
+            monitor_window=int(config["NNSERVE_MONITOR_WINDOW"]),
+            monitor_max_window=int(config["NNSERVE_MONITOR_MAX_WINDOW"]),
+            monitor_windows=int(config["NNSERVE_MONITOR_WINDOWS"]),
+            policy_interval=float(config["NNSERVE_POLICY_INTERVAL"]),
+            log_keep_rows=int(config["NNSERVE_LOG_KEEP_ROWS"]),
+            worker_stale_after=float(config["NNSERVE_WORKER_STALE_AFTER"]),
+            limits=Limits.from_settings(config),
         )

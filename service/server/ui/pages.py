@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, render_template, request
 
 from service.server.auth import require
 from service.server.current import call as current_call
-from service.server.current import dataplane, registry
+from service.server.current import dataplane, job_queue, registry, settings
 from service.server.dataplane import InputError
 from service.server.errors import abort
 from service.server.health import retraining_worker
@@ -68,8 +68,7 @@ def _store() -> ModelStore:
 
 
 def _queue() -> JobQueue:
-    queue: JobQueue = current_app.extensions["nnserve.jobs"]
-    return queue
+    return job_queue()
 
 
 def version_view(info: VersionInfo, charts: bool = True) -> dict[str, Any]:
@@ -144,7 +143,7 @@ def model_rows(store: ModelStore) -> list[dict[str, Any]]:
 def drift_view(name: str, active: int | None) -> dict[str, Any]:
     """Each version's drift over the default window as the retraining worker last computed it (what
     ``GET /v1/models/{name}/monitoring`` shows), every PSI with its reading, or why there is none."""
-    window = int(current_app.config["NNSERVE_MONITOR_WINDOW"])
+    window = settings().monitor_window
     snapshot, reason = window_snapshot(name, window)
     figures = (snapshot and snapshot.figures) or {}
     versions = []

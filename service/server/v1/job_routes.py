@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from flask import current_app, url_for
+from flask import url_for
 from flask.views import MethodView
 from marshmallow import ValidationError
 
@@ -14,7 +14,7 @@ from service import telemetry, tracing
 from service.server.auditing import audited, note
 from service.server.auth import is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
-from service.server.current import recorder, registry
+from service.server.current import job_queue, recorder, registry, settings
 from service.server.errors import abort
 from service.server.health import retraining_worker
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
@@ -40,7 +40,7 @@ RETRY_AFTER = 30  # seconds a client told 429 (queue full) waits: about one shor
 
 
 def queue() -> JobQueue:
-    return current_app.extensions["nnserve.jobs"]
+    return job_queue()
 
 
 def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset:
@@ -79,7 +79,7 @@ class Retrain(MethodView):
     def post(self, args: dict[str, Any], name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Start retraining in the background (admin); answers 202 with the job and its URL."""
         base = registry().active(validate_name(name))
-        limits = Limits.from_settings(current_app.config)
+        limits = settings().limits
         _, queued = queue().list_jobs(base.name, "queued", limit=1)
         if queued >= limits.max_queued_jobs:
             message = f"model {base.name!r} has {queued} retrains queued, the most allowed (NNSERVE_MAX_QUEUED_JOBS)"
@@ -96,7 +96,7 @@ class Retrain(MethodView):
             dataset = new_rows(base, args["data"], limits) if "data" in args else None
             if "feedback" in args:
                 recorder().flush()  # this worker's own predictions not yet written count too
-                keep = int(current_app.config["NNSERVE_LOG_KEEP_ROWS"])  # the most a policy's retrain adds too
+                keep = settings().log_keep_rows  # the most a policy's retrain adds too
                 dataset = labelled_predictions(recorder().log, base, keep)
                 if dataset is None:
                     raise ValidationError({"feedback": [f"version {base.version} has no trusted labelled predictions"]})

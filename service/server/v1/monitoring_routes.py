@@ -6,14 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 
 from service import telemetry
 from service.server.auditing import audited, note
 from service.server.auth import authorize, current_caller, require_admin
 from service.server.blueprint import ADMIN, Blueprint
-from service.server.current import feedback_tokens, recorder, registry
+from service.server.current import feedback_tokens, recorder, registry, settings, snapshots
 from service.server.errors import abort
 from service.server.v1.schemas import (
     FeedbackRequestSchema,
@@ -25,7 +24,7 @@ from service.server.v1.schemas import (
 from service.server.v1.targets import first_bad_target
 from service.store import NotFoundError, RolloutConflictError, validate_name
 from service.store.monitoring import Label
-from service.store.snapshots import MonitoringSnapshots, Snapshot
+from service.store.snapshots import Snapshot
 
 blp = Blueprint("monitoring", __name__, url_prefix="/v1/models", description="Feedback, live metrics and drift")
 
@@ -134,34 +133,30 @@ class Monitoring(MethodView):
 
 def _window(args: dict[str, Any]) -> int:
     """The window asked for (422 beyond the configured cap), or the default."""
-    cap = int(current_app.config["NNSERVE_MONITOR_MAX_WINDOW"])
+    cap = settings().monitor_max_window
     if args.get("window", 0) > cap:
         why = f"Must be at most {cap} (NNSERVE_MONITOR_MAX_WINDOW)."
         abort(422, f"invalid window: {why}", errors={"window": [why]})
-    return int(args.get("window") or current_app.config["NNSERVE_MONITOR_WINDOW"])
-
-
-def _snapshots() -> MonitoringSnapshots:
-    return current_app.extensions["nnserve.snapshots"]  # type: ignore[no-any-return]
+    return int(args.get("window") or settings().monitor_window)
 
 
 def window_snapshot(name: str, window: int) -> tuple[Snapshot | None, str | None]:
     """The computed snapshot of ``name`` over ``window``, or None and why not; a window the worker does not
     compute yet is asked for (the default and the largest always are)."""
-    config = current_app.config
-    found = _snapshots().read(name, window)
+    config = settings()
+    found = snapshots().read(name, window)
     if found is not None and found.figures is not None:
         return found, None
-    always = (int(config["NNSERVE_MONITOR_WINDOW"]), int(config["NNSERVE_MONITOR_MAX_WINDOW"]))
-    most = int(config["NNSERVE_MONITOR_WINDOWS"])
-    if found is None and window not in always and not _snapshots().ask(name, window, most):
+    always = (config.monitor_window, config.monitor_max_window)
+    most = config.monitor_windows
+    if found is None and window not in always and not snapshots().ask(name, window, most):
         return None, (
             f"not computed: {name} already has NNSERVE_MONITOR_WINDOWS ({most}) windows: ask for one of "
-            + ", ".join(map(str, sorted({*always, *_snapshots().windows(name)})))
+            + ", ".join(map(str, sorted({*always, *snapshots().windows(name)})))
         )
     return None, (
         "not computed yet: the retraining worker computes live metrics and drift at each policy pass "
-        f"(every NNSERVE_POLICY_INTERVAL = {float(config['NNSERVE_POLICY_INTERVAL']):g} s); is one running?"
+        f"(every NNSERVE_POLICY_INTERVAL = {config.policy_interval:g} s); is one running?"
     )
 
 
@@ -175,7 +170,7 @@ def rollout_state(name: str, snapshot: Snapshot | None = None) -> dict[str, Any]
     shown = rollout.to_json()
     if rollout.running:
         if snapshot is None:
-            snapshot = _snapshots().read(name, int(current_app.config["NNSERVE_MONITOR_WINDOW"]))
+            snapshot = snapshots().read(name, settings().monitor_window)
         found = ((snapshot and snapshot.figures) or {}).get("rollout")
         if found and (found["candidate"], found["started_at"]) == (rollout.candidate, rollout.started_at):
             shown["figures"] = found["evidence"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
+from service.server.current import settings
 from service.server.jsonvalues import is_number
 from service.server.v1.fields import Matrix, Timestamp
 from service.store import BASELINES, EXPLAIN_METHODS, InvalidNameError, validate_name
@@ -43,7 +43,7 @@ class ErrorSchema(Schema):
 
 
 def _max_rows() -> int:
-    return int(current_app.config["NNSERVE_MAX_ROWS"])
+    return settings().max_rows
 
 
 class PredictRequestSchema(Schema):

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from typing import NoReturn
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from service.server import errors
+from service.server.current import settings
 from service.server.jsonio import json_response
 from service.store import StoreError
 
@@ -37,7 +38,7 @@ def fail(status: int, message: str) -> NoReturn:
 
 def too_large() -> ProtocolError:
     """The 413 for a body over ``NNSERVE_MAX_BODY_BYTES``."""
-    limit = int(current_app.config["NNSERVE_MAX_BODY_BYTES"])
+    limit = settings().max_body_bytes
     return ProtocolError(413, f"the request body is larger than the {limit} bytes accepted (NNSERVE_MAX_BODY_BYTES)")
 
 
