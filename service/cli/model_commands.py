@@ -26,7 +26,8 @@ from service.cli.options import (
     store_exists,
     store_option,
 )
-from service.store import CorruptVersionError, ModelStore, inference
+from service.server.dataplane import Call, DataPlane, InputError, Route
+from service.store import CorruptVersionError, ModelStore
 from service.training.catalog import SpecError, catalog_specs, estimator_params, load_spec
 from service.training.csvdata import CSVError, read_csv_features
 from service.training.fitting import publish, train_spec
@@ -243,15 +244,16 @@ def predict(name: str, file: Path, version: int | None, raw: bool, store_root: P
       nnserve predict iris models/data/iris.csv
       nnserve predict iris --version 2 flowers.csv > predictions.csv
     """
+    plane, call = DataPlane.offline(existing_store(store_root), store_root), Call("cli")
     with naming_store(store_root):
-        loaded = existing_store(store_root).load(name, version)
-    estimator, manifest = loaded.estimator, loaded.manifest
+        loaded = plane.model(name, version, call)  # the active version (never a rollout's candidate), or --version
+    manifest = loaded.manifest
     X = read_csv_features(file, manifest.get("feature_names"), int(manifest["n_features"]))
     try:
-        prediction = inference.predict(estimator, X)
-        proba, pred = prediction.probabilities, prediction.values
-    except ValueError as exc:
-        raise UserError(f"{file}: {exc}") from None
+        prediction = plane.predict(Route(loaded), X, call, str(file)).prediction
+    except InputError as exc:
+        raise UserError(f"{file}: {exc.message}") from None
+    proba, pred = prediction.probabilities, prediction.values
     cell = (lambda value: value) if raw else spreadsheet_safe
     out = csv.writer(sys.stdout, lineterminator="\n")
     if prediction.classes is not None and proba is not None:

@@ -18,6 +18,8 @@ prediction's answer names the request id it was logged under and a feedback toke
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -28,7 +30,7 @@ from service import telemetry, tracing
 from service.datatypes import DATATYPES, INPUT_NAME, datatype_of  # the protocol's, shared with the client
 from service.server.callers import Caller
 from service.server.feedback_tokens import FeedbackTokens
-from service.server.predlog import PredictionRecorder
+from service.server.predlog import Budget, PredictionRecorder
 from service.server.registry import ModelRegistry, Route
 from service.server.settings import ServerSettings
 from service.store import (
@@ -37,6 +39,7 @@ from service.store import (
     ExplainError,
     Explanation,
     LoadedModel,
+    ModelStore,
     NonFiniteOutputError,
     NotFoundError,
     Prediction,
@@ -48,6 +51,7 @@ from service.store import (
     validate_version,
     width_problem,
 )
+from service.store.monitoring import open_prediction_log
 from service.version import __version__
 
 log = logging.getLogger(__name__)
@@ -220,6 +224,14 @@ class DataPlane:
         self.recorder = recorder
         self.tokens = tokens
         self.settings = settings
+
+    @classmethod
+    def offline(cls, store: ModelStore, root: str | os.PathLike[str]) -> DataPlane:
+        """A data plane over ``store`` (at ``root``) for a process that answers no requests (``nnserve predict``):
+        the same rules and inference, no row limit, nothing sampled into the prediction log."""
+        recorder = PredictionRecorder(lambda: open_prediction_log(root), Budget(0, 0, 0), override=0.0)
+        settings = ServerSettings(max_rows=sys.maxsize, max_body_bytes=0, auth="closed", admin_token=None)
+        return cls(ModelRegistry(store), recorder, FeedbackTokens(lambda: recorder.log, 0.0), settings)
 
     # -- which version ---------------------------------------------------------------------------------------------
 

@@ -267,6 +267,8 @@ def test_predict_errors(trained, tmp_path, store):
     assert_user_error(trained("predict", "iris", bad), "sepal_length")
     bad.write_text("sepal_length,sepal_width,petal_length,petal_width\n1,2,x,4\n")
     assert_user_error(trained("predict", "iris", bad), "line 2, column 'petal_length'")
+    bad.write_text("sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n5,6,1e300,8\n")  # the data plane's rule
+    assert_user_error(trained("predict", "iris", bad), "bad.csv: the input holds 1e+300 at index [1, 2], beyond")
     assert_user_error(trained("predict", "iris", IRIS_CSV, "--store", tmp_path / "elsewhere"), "no model store")
     assert trained("predict", "iris").exit_code == 2
 
