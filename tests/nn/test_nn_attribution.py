@@ -283,3 +283,32 @@ def test_dense_input_backward_is_backwards_input_gradient_without_touching_its_g
     assert_allclose(through, layer.backward(up), rtol=1e-12)
     with pytest.raises(RuntimeError, match="backward called before forward"):
         Dense(3, input_dim=4).input_backward(up)
+
+
+def test_input_gradients_beside_predictions_on_other_threads_are_those_computed_alone():
+    """Gradients run on copies of the layers: a prediction (or another gradient) on the same network in another
+    thread cannot overwrite what their backward pass reads."""
+    import threading
+
+    net = network(ReLU, SoftmaxCrossEntropy, 4)
+    rng = np.random.default_rng(15)
+    batches = [rng.normal(size=(50 + i, 5)) for i in range(8)]
+    alone = [net.input_gradient(x, 2) for x in batches]
+    found: dict[int, np.ndarray] = {}
+
+    def gradients(i):
+        for _ in range(20):
+            found[i] = net.input_gradient(batches[i], 2)
+
+    def predictions():
+        for _ in range(200):
+            net.predict(rng.normal(size=(37, 5)))
+
+    threads = [threading.Thread(target=gradients, args=(i,)) for i in range(8)]
+    threads += [threading.Thread(target=predictions) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, expected in enumerate(alone):
+        assert_array_equal(found[i], expected)
