@@ -125,16 +125,16 @@ def too_many_rows(n: int, limit: int | None) -> str | None:
 
 
 def first_beyond(X: np.ndarray, dtype: np.dtype) -> tuple[int, ...] | None:
-    """Index of the first value of float64 ``X`` outside the finite range of ``dtype``, or None.
+    """Index of the first value of float64 ``X`` outside the finite range of ``dtype`` (NaN too), or None.
 
     A model computes in its own dtype (float32 by default), where such a value
     would become infinite. Two reductions decide the usual case without
-    allocating a copy of the payload.
+    allocating a copy of the payload (NaN fails both comparisons, as infinity does).
     """
     limit = np.finfo(dtype).max
-    if X.dtype.itemsize <= np.dtype(dtype).itemsize or (X.max() <= limit and X.min() >= -limit):
+    if not X.size or (X.max() <= limit and X.min() >= -limit):
         return None
-    return tuple(int(i) for i in np.argwhere(np.abs(X) > limit)[0])
+    return tuple(int(i) for i in np.argwhere(~(np.abs(X) <= limit))[0])
 
 
 # -- answers -------------------------------------------------------------------------------------------------------
@@ -266,15 +266,19 @@ class DataPlane:
         if problem is not None:
             raise InputError(problem, field)
 
-    def check_values(self, loaded: LoadedModel, X: np.ndarray, field: str = INPUT_NAME) -> None:
-        """``InputError`` for a value of float64 ``X`` beyond the finite range of the numbers ``loaded`` computes
-        with."""
+    def check_values(
+        self, loaded: LoadedModel, X: np.ndarray, field: str = INPUT_NAME, what: str = "the input"
+    ) -> None:
+        """``InputError`` for a value of float64 ``X`` that is not finite, or beyond the finite range of the numbers
+        ``loaded`` computes with."""
         dtype = loaded.estimator.network_.dtype
         beyond = first_beyond(X, dtype)
         if beyond is not None:
-            where = list(beyond)
+            value, where = float(X[beyond]), list(beyond)
+            if not np.isfinite(value):
+                raise InputError(f"{what} holds {value} at index {where}; every value must be a finite number", field)
             raise InputError(
-                f"the input holds {float(X[beyond])} at index {where}, beyond the range of the "
+                f"{what} holds {value} at index {where}, beyond the range of the "
                 f"{datatype_of(dtype)} numbers model {loaded.name!r} computes with",
                 field,
             )
@@ -359,6 +363,8 @@ class DataPlane:
             raise InputError(f"the input {problem} for an explanation", field)
         self.check_shape(loaded, X.shape[0], X.shape[1] if X.ndim == 2 else 0, field)
         self.check_values(loaded, X, field)
+        if not isinstance(baseline, str):  # a row: its values are the input's
+            self.check_values(loaded, np.asarray(baseline, dtype=np.float64), "baseline", "the baseline")
         if not isinstance(loaded.estimator, MLPClassifier):
             target = None
         try:

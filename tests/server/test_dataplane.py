@@ -89,8 +89,10 @@ def test_a_pinned_version_answers_and_unknown_ones_are_not_found(plane):
         ([ROW] * 4, "the input has 4 rows; at most 3 are accepted per request"),
         ([[*ROW, 1.0]], "rows have 5 values, model 'iris' expects 4 (sepal_length"),
         ([[1e300, 3.5, 1.4, 0.2]], "the input holds 1e+300 at index [0, 0], beyond the range of the FP32 numbers"),
+        ([[5.1, np.nan, 1.4, 0.2]], "the input holds nan at index [0, 1]; every value must be a finite number"),
+        ([[5.1, 3.5, -np.inf, 0.2]], "the input holds -inf at index [0, 2]; every value must be a finite number"),
     ],
-    ids=["no-rows", "too-many-rows", "too-wide", "beyond-float32"],
+    ids=["no-rows", "too-many-rows", "too-wide", "beyond-float32", "nan", "infinity"],
 )
 def test_every_input_rule_refuses_with_one_message_and_the_field(plane, rows, message):
     with pytest.raises(InputError) as info:
@@ -206,6 +208,13 @@ def test_an_explanation_runs_the_input_rules_and_its_budgets_without_any_transpo
         ({"target": "rose"}, rows[:1], "target", "unknown class 'rose'"),
         ({"method": "shap"}, rows[:1], "method", "method must be one of"),
         ({"baseline": "mean"}, rows[:1], "baseline", "published before the training means were kept"),
+        ({"baseline": [1e300, 0.0, 0.0, 0.0]}, rows[:1], "baseline", r"the baseline holds 1e\+300 at index \[0\]"),
+        (
+            {},
+            np.asarray([[np.nan, 3.0, 5.2, 2.3]]),
+            "input",
+            r"holds nan at index \[0, 0\]; every value must be a finite number",
+        ),
     ]
     for kwargs, X, field, fragment in cases:
         given = {"method": "integrated_gradients", "target": None, "steps": None, "baseline": "zeros", **kwargs}

@@ -281,6 +281,8 @@ def test_explaining_a_row_from_the_form_shows_each_features_attribution(client, 
     [
         ({"row": "5.1, x"}, "the row must be numbers separated by commas"),
         ({"row": "5.1, 3.5"}, "row: rows have 2 values, model &#39;iris&#39; expects 4"),
+        ({"row": "nan, 3.5, 1.4, 0.2"}, "row: the input holds nan at index [0, 0]; every value must be a finite"),
+        ({"row": "5.1, 3.5, 1.4, -inf"}, "row: the input holds -inf at index [0, 3]; every value must be a finite"),
         ({"row": "5.1, 3.5, 1.4, 0.2", "target": "rose"}, "target: unknown class"),
         ({"row": "5.1, 3.5, 1.4, 0.2", "method": "shap"}, "method: method must be one of"),
         ({"row": "5.1, 3.5, 1.4, 0.2", "baseline": "median"}, "baseline: baseline must be one of"),
