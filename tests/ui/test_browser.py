@@ -251,3 +251,25 @@ def test_explain_a_row_from_the_model_page(browser, server):
     assert "the probability of" in browser.find_element(By.CSS_SELECTOR, "p.explained").text
     assert errors_in_console(browser) == []
     browser.save_screenshot(str(ARTIFACTS / "explanation-iris.png"))
+
+
+def test_closed_explain_a_row_sends_the_key_from_the_form(browser, closed_server):
+    url, key = closed_server
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(url + "/ui/")
+    set_token(browser, key)
+    link = WebDriverWait(browser, 10).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, 'a[href="/ui/models/iris"]'))
+    )
+    link.click()
+    field = WebDriverWait(browser, 10).until(expected_conditions.presence_of_element_located((By.ID, "explain-row")))
+    field.clear()
+    field.send_keys("5.1, 3.5, 1.4, 0.2")
+    browser.find_element(By.CSS_SELECTOR, "form.explain button[type=submit]").click()
+    WebDriverWait(browser, 10).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.attributions"))
+    )
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table.attributions tbody tr")) == 4
+    assert key not in browser.current_url and browser.get_cookies() == []
+    refused = [e for e in errors_in_console(browser) if "401" not in e["message"]]
+    assert refused == [], refused

@@ -73,5 +73,35 @@
         if (data) show("Job " + data.id + " queued for " + name + ". See Jobs.", true);
       });
     });
+    // "Explain a row" is a plain form; with a key set it goes out with the key (NNSERVE_AUTH=closed needs one),
+    // and its answer page replaces this one as a navigation would.
+    document.querySelectorAll("form.explain").forEach(function (explain) {
+      explain.addEventListener("submit", async function (event) {
+        if (!token()) return;
+        event.preventDefault();
+        let response;
+        try {
+          response = await fetch(explain.action, {
+            method: "POST",
+            headers: { "Authorization": "Bearer " + token(), "Accept": "text/html" },
+            body: new URLSearchParams(new FormData(explain)),
+          });
+        } catch (err) {
+          show("The server could not be reached: " + err.message);
+          return;
+        }
+        const type = response.headers.get("Content-Type") || "";
+        if (!type.startsWith("text/html")) {
+          let data = {};
+          try { data = await response.json(); } catch (err) { data = {}; }
+          show("Error " + response.status + ": " + (data.message || response.statusText));
+          return;
+        }
+        const html = await response.text();
+        document.open();
+        document.write(html);
+        document.close();
+      });
+    });
   });
 })();
