@@ -124,7 +124,7 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # delay-seconds are ASCII digits ("²".isdigit() too)
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -98,3 +98,15 @@ def test_the_wait_is_retry_after_else_a_doubling_backoff():
     assert retry_after(email.utils.formatdate(now + 2, usegmt=True), now=now) == pytest.approx(2.0, abs=1.0)
     assert retry_after(email.utils.formatdate(now - 60, usegmt=True), now=now) == 0.0
     assert retry_after("soon") is None and retry_after(None) is None
+
+
+@pytest.mark.parametrize("kind", [0, 1], ids=["Client", "AsyncClient"])
+def test_a_retry_after_that_is_no_delay_is_a_backoff(kind):
+    """A hostile or broken server's Retry-After: superscript digits (latin-1, so a valid header), signs, fractions
+    and impossible dates are unreadable, so the policy's backoff applies; never an exception of the client's own."""
+    for odd in ("\u00b2", "-1", "1e3", "1.5", "Mon, 99 Dec 2026 99:99:99 GMT"):
+        assert retry_after(odd) is None, odd
+        busy = (503, {"Retry-After": odd}, BUSY[2])
+        with ScriptedServer([busy, (200, {}, PREDICTION)]) as server:
+            assert both(server.url)[kind].predict("iris", [[5.1, 3.5, 1.4, 0.2]]).predictions == ["setosa"]
+            assert len(server.requests) == 2
