@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from service import config
 from service.cli import console
 from service.cli.options import UserError, existing_store, explain_options, naming_store, store_option
 from service.store import ExplainError, LoadedModel, NonFiniteOutputError, explain, explanation_answer
@@ -53,6 +54,9 @@ def explain_command(
       nnserve explain iris flowers.csv
       nnserve explain digits digits.csv --target 3 --baseline zeros --top 5
     """
+    most = config.from_environ()["NNSERVE_EXPLAIN_MAX_STEPS"]  # Gauss-Legendre's nodes cost steps² memory
+    if steps > most:
+        raise UserError(f"--steps: at most {most} are accepted (NNSERVE_EXPLAIN_MAX_STEPS)")
     with naming_store(store_root):
         loaded = existing_store(store_root).load(name, version)
     manifest = loaded.manifest

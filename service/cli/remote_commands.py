@@ -31,9 +31,11 @@ WATCH_LIMIT = 3600.0  # seconds `jobs --watch` refreshes at most
 
 @contextmanager
 def server_errors() -> Iterator[None]:
+    """The server's refusals, and the client's own of what it cannot send (``ValueError``: NaN in rows), as
+    one-line errors."""
     try:
         yield
-    except NnserveError as exc:
+    except (NnserveError, ValueError) as exc:
         raise UserError(exc) from None
 
 

@@ -83,6 +83,9 @@ def test_explain_takes_a_target_a_method_a_baseline_row_and_a_top(store, tmp_pat
     [
         (("--target", "rose"), "--target: model 'iris' has no class 'rose'"),
         (("--baseline", "1,2"), "--baseline: a baseline row has 4 numbers"),
+        # the server's budget holds here too: 10^5 nodes would ask numpy for a 75 GiB matrix
+        (("--steps", "100000"), "--steps: at most 256 are accepted (NNSERVE_EXPLAIN_MAX_STEPS)"),
+        (("--steps", "99999999999999999999999"), "--steps: at most 256 are accepted"),
     ],
 )
 def test_explain_errors_are_one_line(store, args, fragment):

@@ -148,6 +148,23 @@ def test_unreachable_server_is_one_line_and_exit_1():
     assert "cannot reach" in result.output and "Traceback" not in result.output and TOKEN not in result.output
 
 
+@pytest.mark.parametrize("command", ["predict", "explain"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_rows_json_cannot_carry_are_one_line_and_exit_1(command, value):
+    """The client refuses to send NaN or infinity (JSON has neither): the command says so, no traceback."""
+    result = CliRunner().invoke(
+        main,
+        ["remote", "--url", f"http://127.0.0.1:{free_port()}", command, "iris", "-"],
+        input=IRIS_CSV.replace("5.1", value),
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        result.output.strip()
+        == "Error: the values hold NaN or infinity, which JSON cannot carry: drop or fill them first"
+    )
+
+
 def test_help_discourages_the_token_flag():
     text = " ".join(CliRunner().invoke(main, ["remote", "--help"]).output.split())
     assert "Prefer the environment variable: a flag is visible in `ps`. [env var: NNSERVE_ADMIN_TOKEN]" in text
