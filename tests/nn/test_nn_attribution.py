@@ -207,6 +207,18 @@ def test_completeness_holds_for_a_relu_network_through_its_kinks():
     assert (np.abs(result.completeness_gap) <= 1e-3 * delta + 1e-6).all()
 
 
+def test_the_paths_ends_are_the_row_and_the_baseline_however_far_apart():
+    """f(x) is computed at x itself: b + 1 * (x - b) is 0, not x, once |b| dwarfs |x| (x is lost in x - b)."""
+    net = network(Tanh, SoftmaxCrossEntropy, 4)
+    X = np.random.default_rng(13).normal(size=(3, 5))
+    target = net.target_index(X)
+    for far in (1e17, 1e30):
+        base = np.full(5, far)
+        result = integrated_gradients(net, X, base, target=target, steps=8)
+        assert_allclose(result.output, net.output_and_input_gradient(X, target)[0], rtol=1e-12)
+        assert_allclose(result.baseline_output, net.output_and_input_gradient(np.tile(base, (3, 1)), target)[0])
+
+
 def test_long_batches_are_split_without_changing_the_result(monkeypatch):
     net = network(Tanh, SoftmaxCrossEntropy, 4)
     X = np.random.default_rng(11).normal(size=(9, 5))
