@@ -183,8 +183,8 @@ def integrated_gradients(
         w = np.concatenate([p[1] for p in paths[start:stop]])
         owner = np.repeat(np.arange(start, stop), [len(p[0]) for p in paths[start:stop]])
         # (1 - t) b + t x is b and x exactly at the ends; b + t (x - b) loses x when |b| dwarfs it
-        points = (1 - t)[:, None] * base[owner] + t[:, None] * rows[owner]
-        f, grad = model.output_and_input_gradient(points, columns[owner], dt)
+        on_path = (1 - t)[:, None] * base[owner] + t[:, None] * rows[owner]
+        f, grad = model.output_and_input_gradient(on_path, columns[owner], dt)
         ends = np.concatenate([[0], np.cumsum([len(p[0]) for p in paths[start:stop]])[:-1]])
         baseline_output[start:stop], output[start:stop] = f[ends], f[ends + 1]
         summed = np.zeros((stop - start, n_features))
