@@ -105,7 +105,7 @@ LABEL org.opencontainers.image.title="nnserve" \
 
 USER 10001:10001
 VOLUME ["/data/store"]
-EXPOSE 8000
+EXPOSE 8000 8081
 
 # /readyz answers 200 once the store is readable and every active model is loaded (no curl in slim).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \

@@ -16,15 +16,19 @@
 #   3. runs it as shipped (CMD: `nnserve serve` with the retraining worker beside gunicorn) on a
 #      fresh volume: the catalog is trained into the empty store, /readyz answers 200 (time to
 #      ready measured), the HEALTHCHECK passes, a prediction, a retrain through the worker
-#      (new version served), 401 without the token, a graceful stop (SIGTERM, exit 0);
+#      (new version served), 401 without the token, a graceful stop (SIGTERM, exit 0); gRPC on the
+#      published 8081 with tritonclient.grpc (scripts/grpc_probe.py: health, metadata and one row's
+#      outputs equal to HTTP v2's, NOT_FOUND, RESOURCE_EXHAUSTED);
 #   4. `podman-compose up` of docker-compose.yml: api and worker healthy, the admin token from a
 #      generated env file, a prediction and a retrain run by the worker container through the
-#      shared volume; `down -v` removes containers, network and volume;
+#      shared volume, the gRPC probe on the published gRPC port; `down -v` removes containers,
+#      network and volume;
 #   5. the scaled stack, docker-compose.scale.yml: nginx, 3 api replicas, 2 workers, PostgreSQL 15.
 #      The catalog is trained once, predictions and a retrain go through nginx, the retrain is run by
 #      a worker container and its version is then served by every api replica (asked directly); with
 #      32 slow clients connected to nginx, one-row predictions keep a p99 under 1 s
-#      (scripts/slow_clients_probe.py); `down` then `up` keeps every version and the active one;
+#      (scripts/slow_clients_probe.py); the gRPC probe through nginx's grpc_pass listener, its calls
+#      answered by every api replica; `down` then `up` keeps every version and the active one;
 #      `down -v` leaves nothing.
 #
 # No registry is reachable here: docker.io/library/postgres:15 and the nginx image the compose files
@@ -35,7 +39,7 @@
 #
 # Everything it creates (containers, volumes, networks, temp files) is removed on exit, failure
 # included. The base image, the stand-ins and podman's build cache are kept so the next run is fast.
-# Needs root (CI runs as root). Host ports: three free ephemeral ports on 127.0.0.1, never 8000.
+# Needs root (CI runs as root). Host ports: six free ephemeral ports on 127.0.0.1, never 8000 or 8081.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -73,6 +77,7 @@ since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1
 
 compose() {
     NNSERVE_IMAGE=$IMAGE NNSERVE_ENV_FILE=$WORK/ci.env NNSERVE_HOST_PORT=$COMPOSE_PORT \
+        NNSERVE_GRPC_HOST_PORT=$COMPOSE_GRPC_PORT \
         "$VENV_BIN/podman-compose" -f "$ROOT/docker-compose.yml" -p "$PROJECT" "$@"
 }
 
@@ -81,7 +86,7 @@ compose() {
 # `docker compose up --scale api=3 --scale worker=2` would start.
 scale_compose() {
     NNSERVE_IMAGE=$IMAGE NNSERVE_ENV_FILE=$WORK/scale.env NNSERVE_PROXY_PORT=$SCALE_PORT \
-        NNSERVE_API_REPLICAS=3 NNSERVE_WORKER_REPLICAS=2 \
+        NNSERVE_PROXY_GRPC_PORT=$SCALE_GRPC_PORT NNSERVE_API_REPLICAS=3 NNSERVE_WORKER_REPLICAS=2 \
         "$VENV_BIN/podman-compose" -f "$ROOT/docker-compose.scale.yml" -p "$SCALE_PROJECT" "$@"
 }
 
@@ -395,6 +400,16 @@ wait_healthy() {
     die "$container: not healthy within $2 s"
 }
 
+# tritonclient.grpc against a gRPC address, compared with the HTTP base URL of the same deployment.
+grpc_probe() {  # <host:port> <http base> <what> [probe options]
+    local target=$1 base=$2 what=$3
+    shift 3
+    "$PY" "$ROOT/scripts/grpc_probe.py" "$target" "$base" "$@" >"$WORK/grpc.log" 2>&1 \
+        || { cat "$WORK/grpc.log"; die "gRPC probe of $what"; }
+    sed 's/^/    /' "$WORK/grpc.log"
+    ok "gRPC through $what: tritonclient.grpc answers as HTTP v2 ($(grep -c ': ok: ' "$WORK/grpc.log") checks)"
+}
+
 predict_iris() {
     local base=$1 expect_version=$2 out
     out=$(http POST "$base/v1/models/iris/predict" '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}')
@@ -466,7 +481,8 @@ TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
 printf 'NNSERVE_ADMIN_TOKEN=%s\n' "$TOKEN" >"$WORK/ci.env"
 chmod 600 "$WORK/ci.env"
 COMPOSE_PORT=$(free_port)
-NNSERVE_ENV_FILE=$WORK/ci.env NNSERVE_HOST_PORT=$COMPOSE_PORT \
+COMPOSE_GRPC_PORT=$(free_port)
+NNSERVE_ENV_FILE=$WORK/ci.env NNSERVE_HOST_PORT=$COMPOSE_PORT NNSERVE_GRPC_HOST_PORT=$COMPOSE_GRPC_PORT \
     "$VENV_BIN/docker-compose" -f docker-compose.yml config -q || die "docker compose config -q"
 compose config >"$WORK/compose-config.yml" 2>&1 || { cat "$WORK/compose-config.yml"; die "podman-compose config"; }
 ok "docker-compose.yml: 'docker compose config -q' (Compose $("$VENV_BIN/docker-compose" version --short)) and podman-compose config"
@@ -475,7 +491,8 @@ PGPASS=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
 printf 'NNSERVE_ADMIN_TOKEN=%s\nPOSTGRES_PASSWORD=%s\nPGPASSWORD=%s\n' "$TOKEN" "$PGPASS" "$PGPASS" >"$WORK/scale.env"
 chmod 600 "$WORK/scale.env"
 SCALE_PORT=$(free_port)
-NNSERVE_ENV_FILE=$WORK/scale.env NNSERVE_PROXY_PORT=$SCALE_PORT \
+SCALE_GRPC_PORT=$(free_port)
+NNSERVE_ENV_FILE=$WORK/scale.env NNSERVE_PROXY_PORT=$SCALE_PORT NNSERVE_PROXY_GRPC_PORT=$SCALE_GRPC_PORT \
     "$VENV_BIN/docker-compose" -f docker-compose.scale.yml config -q || die "docker compose -f docker-compose.scale.yml config -q"
 scale_compose config >"$WORK/scale-config.yml" 2>&1 || { cat "$WORK/scale-config.yml"; die "podman-compose config (scale)"; }
 ok "docker-compose.scale.yml: 'docker compose config -q' and podman-compose config"
@@ -571,10 +588,12 @@ ok "the build secret (host CA bundle) is not in the image"
 
 # --- 3. the image as shipped: nnserve serve, retraining worker beside gunicorn --------------------
 API_PORT=$(free_port)
+API_GRPC_PORT=$(free_port)
 BASE=http://127.0.0.1:$API_PORT
 podman volume create "$VOLUME" >/dev/null
 t0=$(now)
-podman run -d --pull=never --name "$CTR" -p "127.0.0.1:$API_PORT:8000" -v "$VOLUME:/data/store" \
+podman run -d --pull=never --name "$CTR" -p "127.0.0.1:$API_PORT:8000" -p "127.0.0.1:$API_GRPC_PORT:8081" \
+    -v "$VOLUME:/data/store" \
     -e NNSERVE_ADMIN_TOKEN="$TOKEN" -e NNSERVE_WORKERS=2 "$IMAGE" >/dev/null 2>>"$WORK/podman.err" \
     || { cat "$WORK/podman.err"; die "podman run"; }
 wait_ready "$BASE" "$CTR" 180
@@ -589,6 +608,8 @@ models=$(curl -s "$BASE/v1/models" | python3 -c 'import json, sys; print(len(jso
 [ "$models" -ge 5 ] || die "only $models models in the store"
 predict_iris "$BASE" 1
 ok "runs as uid 10001; $models models served; iris predicts setosa, virginica"
+
+grpc_probe "127.0.0.1:$API_GRPC_PORT" "$BASE" "the image's gRPC port (8081)"
 
 for page in /ui/ /ui/models/iris /ui/static/ui.css; do  # the dashboard's templates and static files are in the image
     [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BASE$page")" = 200 ] || die "dashboard $page is not 200"
@@ -635,6 +656,7 @@ ok "compose up: api and worker healthy in ${TIMES[compose]} s"
 ps_out=$(podman exec "$API_CTR" python -c "import os; print(*[open(f'/proc/{p}/cmdline').read().replace(chr(0), ' ') for p in os.listdir('/proc') if p.isdigit()], sep='\n')")
 grep -q 'service.cli worker' <<<"$ps_out" && die "the api container runs a retraining worker (--no-retrain-worker ignored)"
 predict_iris "$CBASE" 1
+grpc_probe "127.0.0.1:$COMPOSE_GRPC_PORT" "$CBASE" "compose: the api's published gRPC port"
 retrain_iris "$CBASE" "$TOKEN" 2
 worker_host=$(podman exec "$WORKER_CTR" python -c 'import socket; print(socket.gethostname())')
 [ "$JOB_WORKER_HOST" = "$worker_host" ] || die "the job ran on '$JOB_WORKER_HOST', not in the worker container ($worker_host)"
@@ -735,6 +757,17 @@ for c in "${API_CTRS[@]}"; do  # the probe's 100 predictions, as each replica lo
     spread+=("$n")
 done
 ok "32 slow clients on nginx: $(grep -o 'slow clients connected: .*' "$WORK/slow.log" | sed 's/^slow clients connected: //'); predictions reached each replica (${spread[*]})"
+
+grpc_calls() { podman logs "$1" 2>&1 | grep -c '"path":"/inference.GRPCInferenceService/ModelInfer"' || true; }
+for c in "${API_CTRS[@]}"; do logged[$c]=$(grpc_calls "$c"); done
+grpc_probe "127.0.0.1:$SCALE_GRPC_PORT" "$SBASE" "nginx's gRPC listener (grpc_pass)" --version 2 --calls 24
+spread=()
+for c in "${API_CTRS[@]}"; do  # the probe's inferences, as each replica logged them
+    n=$(( $(grpc_calls "$c") - ${logged[$c]} ))
+    [ "$n" -gt 0 ] || die "nginx sent none of the gRPC probe's calls to $c"
+    spread+=("$n")
+done
+ok "gRPC through nginx reached each replica (ModelInfer calls: ${spread[*]})"
 
 # A replica restarted comes back on its own; it may have a new address (podman gives one), which nginx
 # learns when it reloads (without, it kept trying the old one: seen, a request waited out the 5 s
