@@ -129,6 +129,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NNSERVE_PORT", None, "`nnserve serve --port`: the port part of the bind", "from NNSERVE_BIND", int),
     Setting("NNSERVE_WORKERS", None, "gunicorn web workers (`--workers`)", "one per core", int),
     Setting("NNSERVE_THREADS", 4, "threads per gunicorn web worker"),
+    Setting(
+        "NNSERVE_MALLOC_ARENAS",
+        2,
+        "glibc malloc arenas per process of `nnserve serve` (it sets MALLOC_ARENA_MAX unless that is set): glibc's "
+        "default, 8 per core, keeps what large predictions freed in each thread's own arena",
+        shown="2 (0: glibc's default)",
+        zero_allowed=True,
+    ),
     Setting("NNSERVE_GRACEFUL_TIMEOUT", 20, "seconds gunicorn lets requests finish after SIGTERM"),
     Setting(
         "NNSERVE_GRPC_PORT",

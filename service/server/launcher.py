@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from service import config
+
 CONFIG = Path(__file__).with_name("gunicorn_conf.py")
 
 
@@ -24,10 +26,14 @@ def exec_gunicorn(
 
     With ``retrain_worker`` the gunicorn master starts the retraining worker
     and stops it on exit (hooks in the config file); ``grpc_port`` (None:
-    NNSERVE_GRPC_PORT) is where each web worker serves gRPC.
+    NNSERVE_GRPC_PORT) is where each web worker serves gRPC. NNSERVE_MALLOC_ARENAS
+    becomes MALLOC_ARENA_MAX for gunicorn and every process it starts.
     """
     os.environ["NNSERVE_STORE"] = str(store)
     os.environ["NNSERVE_RETRAIN_WORKER"] = "1" if retrain_worker else "0"
+    arenas = config.value("NNSERVE_MALLOC_ARENAS")
+    if arenas and "MALLOC_ARENA_MAX" not in os.environ:  # read by glibc when the new program starts
+        os.environ["MALLOC_ARENA_MAX"] = str(arenas)
     if grpc_port is not None:
         os.environ["NNSERVE_GRPC_PORT"] = str(grpc_port)
     argv = gunicorn_argv(host, port, workers)
