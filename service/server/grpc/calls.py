@@ -111,14 +111,30 @@ class CallInterceptor(grpc.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         method: str = details.method  # type: ignore[attr-defined]
-        behaviour = handler.unary_unary
+        behaviour, deserialize = handler.unary_unary, handler.request_deserializer
+
+        def lenient(data: bytes) -> Any:
+            """The request, or ``Undecodable``: grpc answers a deserializer's exception INTERNAL."""
+            try:
+                return deserialize(data)
+            except Exception:  # protobuf's DecodeError, or whatever else bytes that are no message raise
+                return Undecodable(getattr(deserialize, "__self__", None))
 
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             return _serve(method, behaviour, request, context)
 
         return grpc.unary_unary_rpc_method_handler(
-            wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            wrapped,
+            request_deserializer=lenient if deserialize is not None else None,
+            response_serializer=handler.response_serializer,
         )
+
+
+class Undecodable:
+    """A request whose bytes are no message of its method's type (``kind``, the message class)."""
+
+    def __init__(self, kind: Any) -> None:
+        self.name = kind.DESCRIPTOR.full_name if kind is not None else "protobuf"
 
 
 def _serve(method: str, behaviour: Callable[[Any, grpc.ServicerContext], Any], request: Any, context: Any) -> Any:
@@ -133,6 +149,8 @@ def _serve(method: str, behaviour: Callable[[Any, grpc.ServicerContext], Any], r
     token = _current.set(call)
     code, message, response, key_id = grpc.StatusCode.OK, "", None, None
     try:
+        if isinstance(request, Undecodable):
+            raise RefusedError(400, f"the request's bytes are no {request.name} message")
         response = behaviour(request, context)
     except Exception as exc:
         code, message = status_of(exc, call)

@@ -64,14 +64,6 @@ class Health(health.HealthServicer):
         return super().Check(request, context)
 
 
-class _Undecodable(logging.Filter):
-    """Drops grpc's traceback for a request that is no message (the client gets INTERNAL "Exception deserializing
-    request!" from grpc itself): any client could otherwise write one to the log per call."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "Exception deserializing message!"
-
-
 class GrpcServer:
     """A web worker's gRPC server over its data plane."""
 
@@ -96,7 +88,6 @@ class GrpcServer:
     def start(self) -> None:
         """Bind and serve; ``RuntimeError`` when the port cannot be bound."""
         address = f"{self.settings.host}:{self.settings.port}"
-        logging.getLogger("grpc._common").addFilter(_Undecodable())
         try:
             bound = self._server.add_insecure_port(address)
         except RuntimeError as exc:
