@@ -36,6 +36,9 @@ def validate_version(version: object) -> int:
         raise InvalidNameError(f"a version must be a positive integer, not {type(version).__name__}")
     if isinstance(version, str):
         if not VERSION_TEXT.fullmatch(version):
+            if version.isascii() and version.isdigit() and version[0] != "0":  # canonical, but too many digits
+                shown = version if len(version) <= 40 else f"of {len(version)} digits"
+                raise InvalidNameError(f"invalid version {shown}: versions run from 1 to {MAX_VERSION}")
             raise InvalidNameError(f"invalid version {version!r}: write digits only, without sign or leading zeros")
         version = int(version)
     if not 1 <= version <= MAX_VERSION:

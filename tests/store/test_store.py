@@ -466,6 +466,13 @@ def test_bad_versions_are_refused(store, fitted, version):
             call("iris", version)
 
 
+@pytest.mark.parametrize("version", ["2147483648", "99999999999999999999", "9" * 5000, 2**31, 2**70])
+def test_a_version_beyond_the_range_says_so_rather_than_how_to_write_it(version):
+    with pytest.raises(InvalidNameError, match=r"versions run from 1 to 2147483647") as info:
+        validate_version(version)
+    assert len(str(info.value)) < 200
+
+
 @pytest.mark.parametrize(
     ("version", "expected"), [(1, 1), ("1", 1), ("42", 42), (2**31 - 1, 2**31 - 1), (np.int64(3), 3)]
 )
