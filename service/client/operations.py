@@ -171,7 +171,10 @@ def outcome(call: Call[T], answer: Answer) -> T:
     """The result of ``call`` from its final answer, or the NnserveError the answer carries."""
     if answer.status >= 300:
         raise error_from(answer.status, answer.body)
-    return call.read(answer)
+    try:
+        return call.read(answer)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:  # JSON, but not of this API's shape
+        raise NnserveError(0, f"{call.path} answered a body that is not nnserve's answer ({exc!r})") from None
 
 
 def error_from(status: int, raw: bytes) -> NnserveError:

@@ -110,3 +110,20 @@ def test_a_retry_after_that_is_no_delay_is_a_backoff(kind):
         with ScriptedServer([busy, (200, {}, PREDICTION)]) as server:
             assert both(server.url)[kind].predict("iris", [[5.1, 3.5, 1.4, 0.2]]).predictions == ["setosa"]
             assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("kind", [0, 1], ids=["Client", "AsyncClient"])
+@pytest.mark.parametrize("body", [{}, [], None, {"models": 5}, {"explanations": [{"attributions": 1}]}], ids=repr)
+def test_json_that_is_not_nnserves_answer_is_an_nnserve_error(kind, body):
+    """Something else at the URL (a proxy's page as JSON, another service): NnserveError, like a body that is no
+    JSON at all, never the KeyError or TypeError of reading it."""
+    with ScriptedServer([(200, {}, body)]) as server:
+        client = both(server.url)[kind]
+        for call in (
+            lambda: client.predict("iris", [[1, 2, 3, 4]]),
+            client.models,
+            lambda: client.explain("iris", [[1, 2, 3, 4]]),
+        ):
+            with pytest.raises(NnserveError, match="answered a body that is not nnserve's answer") as caught:
+                call()
+            assert caught.value.status == 0
