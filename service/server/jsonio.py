@@ -166,6 +166,9 @@ class JsonBodyParser(FlaskParser):
     def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
         if not is_json_request(req):
             abort(415, message=f"Content-Type must be application/json, got {req.mimetype or 'none'!r}")
+        encoding = req.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):  # its bytes would only be 'not valid UTF-8'
+            abort(415, message=f"Content-Encoding {encoding!r} is not supported here; send the JSON uncompressed")
         try:
             limits = settings()
             body = read_body(req, limits.max_body_bytes)

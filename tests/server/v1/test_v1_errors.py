@@ -1,6 +1,8 @@
 """Every error the v1 API answers: status, the common body shape and a message naming the problem."""
 
+import gzip
 import json
+import zlib
 
 import pytest
 
@@ -290,6 +292,16 @@ def test_missing_content_type_is_415(client, assert_error):
     response = client.post(PREDICT, data=json.dumps({"instances": [ROW]}))
     assert "Content-Type" not in response.request.headers
     assert_error(response, 415, "Content-Type", "application/json")
+
+
+@pytest.mark.parametrize("path", [PREDICT, "/v1/models/iris/explain"])
+@pytest.mark.parametrize(("encoding", "compress"), [("gzip", gzip.compress), ("deflate", zlib.compress)])
+def test_a_compressed_json_body_is_415_naming_the_encoding(client, assert_error, path, encoding, compress):
+    """v1 reads JSON as sent (v2 inflates gzip and deflate): a compressed body is refused for its encoding, not
+    as 'not valid UTF-8', which is all its bytes would say."""
+    body = compress(json.dumps({"instances": [ROW]}).encode())
+    response = client.post(path, data=body, content_type="application/json", headers={"Content-Encoding": encoding})
+    assert_error(response, 415, f"Content-Encoding {encoding!r}", "uncompressed")
 
 
 # -- 500 ------------------------------------------------------------------------------------------------------------
