@@ -137,7 +137,7 @@ class Database:
         """A pooled connection; a database that cannot be reached raises ``StoreUnavailableError``."""
         admission = self.breaker.admit()
         if admission == "refused":
-            raise StoreUnavailableError(f"the database cannot be reached ({self.breaker.refusal()})")
+            raise StoreUnavailableError(self.breaker.refusal())  # its reason says "the database cannot be reached"
         if admission == "probe":
             self._probe()
         pool = self._current()

@@ -40,6 +40,7 @@ def test_the_breaker_opens_refuses_without_trying_and_finds_the_database_again(
                 messages.append(str(refused.value))
             # refused without a connection attempt (only one probe per 5 s tries), saying since when and until when
             assert any("down for" in m and "tried again in" in m for m in messages), messages
+            assert all(m.count("the database cannot be reached") == 1 for m in messages), messages  # said once
             assert db.breaker.is_open
         finally:
             pg_server.start()
