@@ -193,6 +193,9 @@ OPERATIONS = [
     ("POST", "/v1/models/{name}/predict"),
     ("POST", "/v1/models/{name}:predict"),
     ("POST", "/v1/models/{name}/versions/{version}/predict"),
+    ("POST", "/v1/models/{name}/explain"),
+    ("POST", "/v1/models/{name}:explain"),
+    ("POST", "/v1/models/{name}/versions/{version}/explain"),
     ("POST", "/v1/models/{name}/versions/{version}/activate"),
     ("POST", "/v1/models/{name}/retrain"),
     ("POST", "/v1/models/{name}/feedback"),
@@ -208,6 +211,22 @@ VALID_BODIES = {
     ("POST", "/v1/models/{name}/predict"): {"instances": [[5.1, 3.5, 1.4, 0.2]]},
     ("POST", "/v1/models/{name}:predict"): {"instances": [[5.1, 3.5, 1.4, 0.2]]},
     ("POST", "/v1/models/{name}/versions/{version}/predict"): {"instances": [[5.1, 3.5, 1.4, 0.2]]},
+    # a row of the model's own width; these versions were published without training means, so the default
+    # baseline ("mean") is refused: zeros, or one of the model's rows
+    ("POST", "/v1/models/{name}/explain"): lambda catalog, name: {
+        "instances": catalog.rows[name][:1].tolist(),
+        "steps": 8,
+        "baseline": "zeros",
+    },
+    ("POST", "/v1/models/{name}:explain"): lambda catalog, name: {
+        "instances": catalog.rows[name][:1].tolist(),
+        "method": "saliency",
+        "baseline": "zeros",
+    },
+    ("POST", "/v1/models/{name}/versions/{version}/explain"): lambda catalog, name: {
+        "instances": catalog.rows[name][:2].tolist(),
+        "baseline": catalog.rows[name][-1].tolist(),
+    },
     ("POST", "/v1/models/{name}/retrain"): {"hyperparameters": {"epochs": 1}},
     # a target each model takes: its first class, or a number
     ("POST", "/v1/models/{name}/feedback"): lambda catalog, name: {
