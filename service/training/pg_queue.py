@@ -9,6 +9,7 @@ job per model. ``enqueue`` sends ``NOTIFY nnserve_jobs``, which ``wait`` listens
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -250,6 +251,7 @@ class PostgresJobQueue:
 
     def wait(self, timeout: float) -> bool:
         """Sleep until a job is enqueued (NOTIFY) or ``timeout`` s pass; True when woken by a notification."""
+        started = time.monotonic()
         try:
             if self._listener is None or self._listener.closed:
                 self._listener = connect(self.database_url)
@@ -258,6 +260,7 @@ class PostgresJobQueue:
                 return True
         except (psycopg.OperationalError, StoreUnavailableError):
             self._listener = None  # reconnected by the next call; the caller's poll covers the gap
+            time.sleep(max(0.0, timeout - (time.monotonic() - started)))  # a wait, not a spin, while it is down
         return False
 
     def close(self) -> None:

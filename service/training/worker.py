@@ -370,8 +370,11 @@ class Worker:
                 # Another worker on this store may have died since we started: its job would stay
                 # 'running' and block every later job of that model, so look for such jobs while idle.
                 if time.monotonic() - checked >= RECOVER_INTERVAL:
-                    self.release_abandoned()
                     checked = time.monotonic()
+                    try:
+                        self.release_abandoned()
+                    except (sqlite3.Error, OSError, StoreError) as exc:
+                        log.error("worker: %s; trying again", exc)
                 if time.monotonic() - evaluated >= self.policy_interval:
                     self.run_policies()
                     evaluated = time.monotonic()

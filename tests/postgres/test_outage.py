@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from helpers import wait_for
 
@@ -9,6 +12,9 @@ from postgres.server import PostgresServer
 from service import create_app
 from service.store import StoreUnavailableError
 from service.store.postgres import Database
+from service.training import worker as worker_module
+from service.training.pg_queue import PostgresJobQueue
+from service.training.worker import Worker
 
 
 def select_one(db: Database) -> bool:
@@ -97,3 +103,41 @@ def test_a_web_worker_boots_while_the_database_is_down_and_serves_once_it_is_bac
     finally:
         app.extensions["nnserve.watcher"].stop()
         Database.shared(database_url).close()
+
+
+def test_the_retraining_worker_waits_out_an_outage_without_spinning_or_dying(
+    database_url: str, pg_server: PostgresServer, tmp_path, monkeypatch, caplog
+) -> None:
+    """While the database is down the worker's loop goes on at its poll interval: the queue's wait sleeps even
+    when it cannot listen (it returned at once, so the loop logged thousands of lines a second), and the look
+    for abandoned jobs failing is logged like any queue error (it ended the worker)."""
+    monkeypatch.setattr(worker_module, "RECOVER_INTERVAL", 0.0)  # look for abandoned jobs at every idle pass
+    worker = Worker(tmp_path / "store", poll_interval=0.2, database_url=database_url)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.loop()
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        watcher = PostgresJobQueue(database_url, migrate=False)
+        wait_for(lambda: watcher.last_heartbeat() is not None, 30, "the worker's first heartbeat (it is looping)")
+        watcher.close()
+        caplog.clear()
+        pg_server.stop()
+        try:
+            time.sleep(3.0)  # every pass now waits at least 1 s (the poll, at least 1 s when notified)
+            assert thread.is_alive(), failures
+        finally:
+            pg_server.start()
+    finally:
+        worker.stopping.set()
+        thread.join(30)
+    assert failures == [] and not thread.is_alive()
+    tries = [r for r in caplog.records if "trying again" in r.getMessage()]
+    assert 0 < len(tries) <= 20, len(tries)  # about 2 a pass (heartbeat or claim, and the look): a few passes
+    worker.queue.close()
