@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 LOSS_POINTS = 100  # loss curve points a running job's progress carries, for a dashboard to draw
 HEARTBEAT_INTERVAL = 2.0  # seconds between an idle worker's signs of life (a busy one beats every epoch)
 RECOVER_INTERVAL = 2.0  # seconds between looks for jobs a dead worker left running, while idle
+UNAVAILABLE = (sqlite3.Error, OSError, StoreError)  # the queue or the store failing: logged, tried again, never the end
 
 
 class JobCancelledError(Exception):
@@ -351,7 +352,10 @@ class Worker:
 
     def loop(self, once: bool = False) -> None:
         """Recover what dead workers left, then claim and run jobs until ``stopping`` is set."""
-        self.recover()
+        try:
+            self.recover()
+        except UNAVAILABLE as exc:  # the database down at start: looked for again below
+            log.error("worker: %s; trying again", exc)
         checked = time.monotonic()
         beat = checked - HEARTBEAT_INTERVAL
         evaluated = checked - self.policy_interval
@@ -361,7 +365,7 @@ class Worker:
                     self.queue.heartbeat(self.identity)
                     beat = time.monotonic()
                 ran = self.run_once()
-            except (sqlite3.Error, OSError, StoreError) as exc:  # the queue or store failing must not end the loop
+            except UNAVAILABLE as exc:  # the queue or store failing must not end the loop
                 log.error("worker: %s; trying again", exc)
                 ran = False
             if not ran:
@@ -373,7 +377,7 @@ class Worker:
                     checked = time.monotonic()
                     try:
                         self.release_abandoned()
-                    except (sqlite3.Error, OSError, StoreError) as exc:
+                    except UNAVAILABLE as exc:
                         log.error("worker: %s; trying again", exc)
                 if time.monotonic() - evaluated >= self.policy_interval:
                     self.run_policies()
@@ -385,7 +389,7 @@ class Worker:
         """One pass of the retraining policies (and the prediction log's retention); a failure is logged."""
         try:
             self.policies.run()
-        except (StoreError, sqlite3.Error, OSError) as exc:
+        except UNAVAILABLE as exc:
             log.error("retraining policies: %s; trying again at the next pass", exc)
 
     def _idle(self) -> None:

@@ -141,3 +141,31 @@ def test_the_retraining_worker_waits_out_an_outage_without_spinning_or_dying(
     tries = [r for r in caplog.records if "trying again" in r.getMessage()]
     assert 0 < len(tries) <= 20, len(tries)  # about 2 a pass (heartbeat or claim, and the look): a few passes
     worker.queue.close()
+
+
+def test_a_retraining_worker_started_during_an_outage_waits_for_the_database(
+    database_url: str, pg_server: PostgresServer, tmp_path
+) -> None:
+    """Its first look for abandoned jobs failing is logged and retried like the later ones: it ended the worker
+    (exit 1), which its supervisor restarted every second for as long as the database was down."""
+    worker = Worker(tmp_path / "store", poll_interval=0.2, database_url=database_url)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.loop()
+        except BaseException as exc:  # the test reports whatever ended the loop
+            failures.append(exc)
+
+    pg_server.stop()
+    thread = threading.Thread(target=run)
+    try:
+        thread.start()
+        time.sleep(2.0)
+        assert thread.is_alive(), failures
+    finally:
+        pg_server.start()
+        worker.stopping.set()
+        thread.join(30)
+    assert failures == [] and not thread.is_alive()
+    worker.queue.close()
