@@ -87,7 +87,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def retraining_worker(master: int) -> list[int]:
     """The retraining worker's supervisor (a child of the gunicorn ``master``) and the worker it runs."""
-    supervisor = [pid for pid, args in children(master).items() if "service.cli worker" in args]
+    supervisor = [pid for pid, args in children(master).items() if "service.training.supervisor" in args]
     return supervisor + [pid for parent in supervisor for pid in children(parent)]
 
 

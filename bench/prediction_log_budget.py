@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, store: Path, rate: str, body: bytes) -> dict:
     try:
         wait_ready(url, proc=serve, log=log)
         time.sleep(1)
-        workers = [pid for pid, argv in children(serve.pid).items() if "--supervised" not in argv]
+        workers = [pid for pid, argv in children(serve.pid).items() if "service.training.supervisor" not in argv]
         found = {"ready": {pid: rss_mb(pid) or 0.0 for pid in workers}, "peak_disk": 0}
 
         def sample(seconds: float, peak: dict[int, float], done: threading.Event | None = None) -> None:

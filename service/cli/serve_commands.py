@@ -12,8 +12,8 @@ from service.cli.model_commands import train
 from service.cli.options import UserError, models_dir_option, store_at, store_option
 from service.server.launcher import exec_gunicorn
 from service.store import CatalogLock
+from service.training.supervisor import supervise
 from service.training.worker import main as run_worker
-from service.training.worker import supervise
 
 
 @click.command(short_help="Serve the HTTP and gRPC APIs with gunicorn, and the retraining worker beside it.")

@@ -52,7 +52,7 @@ def on_starting(server):
 
         # The one-thread BLAS caps above are for web workers; training uses the cores they leave.
         env = {k: v for k, v in os.environ.items() if k not in _BLAS_CAPS_SET_HERE}
-        _retrain_worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--supervised"], env=env)
+        _retrain_worker = subprocess.Popen([sys.executable, "-m", "service.training.supervisor"], env=env)
         server.log.info("retraining worker started (supervisor pid %s)", _retrain_worker.pid)
 
 

@@ -25,8 +25,6 @@ import logging
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
@@ -408,43 +406,3 @@ def main(store_root: str | os.PathLike[str], poll_interval: float = 0.5, once: b
     finally:
         tracing.shutdown()  # the spans still buffered are exported before the process ends
     log.info("worker stopped")
-
-
-RESTART_BACKOFF = (1.0, 30.0)  # seconds before the first restart, and the most the wait doubles up to
-
-
-def supervise(store_root: str | os.PathLike[str], poll_interval: float = 0.5) -> None:
-    """Run the worker in a child process and start a new one, with backoff, whenever it dies.
-
-    SIGTERM/SIGINT are passed on to the worker (its job is requeued at the next
-    epoch) and end the supervision. A worker that ran a minute before dying
-    resets the backoff: a fresh failure, not a crash loop.
-    """
-    logs.configure(os.environ.get("NNSERVE_LOG_LEVEL") or "info")
-    stopping = threading.Event()
-    child: subprocess.Popen[bytes] | None = None
-
-    def stop(signum: int, _frame: object) -> None:
-        stopping.set()
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, stop)
-    argv = [sys.executable, "-m", "service.cli", "worker", "--store", str(store_root)]
-    argv += ["--poll-interval", str(poll_interval)]
-    delay = RESTART_BACKOFF[0]
-    while not stopping.is_set():
-        started = time.monotonic()
-        child = subprocess.Popen(argv)
-        log.info("retraining worker started (pid %s)", child.pid)
-        code = child.wait()
-        if stopping.is_set():
-            break
-        if time.monotonic() - started > 60:
-            delay = RESTART_BACKOFF[0]
-        log.error("retraining worker (pid %s) exited with status %s; restarting it in %.0f s", child.pid, code, delay)
-        stopping.wait(delay)
-        delay = min(delay * 2, RESTART_BACKOFF[1])
-    if child is not None:
-        child.wait()

@@ -33,10 +33,10 @@ def rss_mb(pid: int) -> float:
 
 
 def web_workers(master: int) -> list[int]:
-    """The gunicorn master's children but the retraining worker's supervisor (started as ``worker --supervised``)."""
+    """The gunicorn master's children but the retraining worker's supervisor (``service.training.supervisor``)."""
     pids = []
     for child in Path(f"/proc/{master}/task/{master}/children").read_text().split():
-        if b"--supervised" not in Path(f"/proc/{child}/cmdline").read_bytes():
+        if b"service.training.supervisor" not in Path(f"/proc/{child}/cmdline").read_bytes():
             pids.append(int(child))
     return pids
 
