@@ -64,7 +64,9 @@ def main() -> None:
         "--bind",
         f"127.0.0.1:{port_f}",
     ]
-    floor = start([*floor_argv, "--workers", "2", "--pythonpath", "bench", "floor_app:app"], env)
+    # the floor is a bare Flask app: gunicorn_conf.py's gRPC server is nnserve's, so it is off there
+    floor_env = {**env, "NNSERVE_GRPC_PORT": "0"}
+    floor = start([*floor_argv, "--workers", "2", "--pythonpath", "bench", "floor_app:app"], floor_env)
     try:
         ready_s = wait_ready(f"http://127.0.0.1:{port_n}")
         time.sleep(1)
