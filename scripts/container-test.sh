@@ -10,7 +10,7 @@
 #   1. lints: hadolint on the Dockerfile, `docker compose config -q` and `podman-compose config`;
 #   2. builds the image (--pull=never, --format docker so HEALTHCHECK is kept, the host's CA
 #      bundle as a build secret, VERSION and REVISION build args from pyproject.toml and git),
-#      checks its size (< 250 MB), user, healthcheck, OCI labels, that its installed Python
+#      checks its size (< 270 MB), user, healthcheck, OCI labels, that its installed Python
 #      packages are exactly requirements.lock's pins (plus nnserve at pyproject's version), and
 #      that the CA bundle is not in it;
 #   3. runs it as shipped (CMD: `nnserve serve` with the retraining worker beside gunicorn) on a
@@ -53,7 +53,7 @@ VOLUME=$RUN_ID-store
 CTR=$RUN_ID-api
 PROJECT=$RUN_ID
 SCALE_PROJECT=$RUN_ID-scale
-IMAGE_LIMIT_MB=250
+IMAGE_LIMIT_MB=270  # 250 until gRPC (grpcio: 19 MB installed) and the otel extra joined the image: 251 MB
 VENV_BIN=$ROOT/.venv/bin
 PY=${PY:-$VENV_BIN/python}
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
