@@ -7,7 +7,8 @@ row (throughput, 16 connections) and for one 10,000-row digits request
 (latency, 1 connection), the ratios nnserve / floor (the median of the rounds'
 ratios, and by requests per CPU second of each server's process tree, which the
 machine's other load moves less), each nnserve worker's resident memory with the
-catalog loaded, and the time from ``nnserve serve`` to a ready ``/readyz``.
+catalog loaded, the time from ``nnserve serve`` to a ready ``/readyz``, and the Python calls each app makes per
+one-row prediction (``calls_per_request.py``, in-process: the figure the machine's load does not move).
 Contenders are interleaved, the order rotating each round.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -90,6 +92,7 @@ def main() -> None:
                     wrk(urls[who].format("digits"), big, args.seconds, 1, 1)
                 )
         load.append(os.getloadavg()[0])
+        calls = {who: calls_per_request(who, env) for who in ("nnserve", "floor")}  # after the timed rounds
     finally:
         stop(serve)
         stop(floor)
@@ -115,11 +118,19 @@ def main() -> None:
         "",
         f"- one-row throughput nnserve / floor: **{statistics.median(per_round):.2f}x** (target >= 0.85; rounds: "
         f"{', '.join(f'{r:.2f}' for r in per_round)}); by requests per CPU second: {per_cpu:.2f}x",
+        f"- Python calls per one-row prediction (cProfile, one app in-process, `bench/calls_per_request.py`): "
+        f"nnserve {calls['nnserve']}, floor {calls['floor']}",
         f"- 10,000-row latency (p50) nnserve / floor: **{big_ratio:.2f}x** (target <= 1.5)",
         f"- worker RSS with the catalog loaded: {', '.join(f'{r:.0f} MB' for r in rss)} (target <= 80 MB)",
         f"- `nnserve serve` to ready /readyz: {ready_s:.2f} s (target <= 2 s)",
     ]
     write_result("http_predict", "\n".join(lines))
+
+
+def calls_per_request(who: str, env: dict[str, str]) -> int:
+    """``bench/calls_per_request.py``'s count for ``who`` (``nnserve`` or ``floor``) on the benchmark's store."""
+    argv = [sys.executable, str(Path(__file__).with_name("calls_per_request.py")), who]
+    return int(subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.ctx import _AppCtxGlobals
 
 from service.logs import ACCESS
 from service.server.registry import ModelRegistry
@@ -26,25 +27,27 @@ def install(app: Flask, registry: ModelRegistry, before_scrape: Callable[[], Non
 
     @app.before_request
     def start() -> None:
-        g.nnserve_started = time.perf_counter()
+        g._get_current_object().nnserve_started = time.perf_counter()  # type: ignore[attr-defined]
 
     @app.after_request
     def record(response: Response) -> Response:
-        seconds = time.perf_counter() - g.get("nnserve_started", time.perf_counter())
-        rule = request.url_rule
+        # one proxy look-up each for the request and its state: this runs on every request
+        state, req = g._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
+        seconds = time.perf_counter() - state.get("nnserve_started", time.perf_counter())
+        rule = req.url_rule
         endpoint = rule.rule if rule is not None else UNMATCHED
-        name, version = _model_labels(registry)
+        name, version = _model_labels(registry, state, req)
         status = response.status_code
         request_answered(endpoint, name, version, status, seconds)
         if ACCESS.isEnabledFor(logging.INFO):
-            method, path = request.method, request.path
+            method, path = req.method, req.path
             ACCESS.info(
                 "%s %s %s",
                 method,
                 path,
                 status,
                 extra={
-                    "request_id": g.get("request_id", ""),
+                    "request_id": state.get("request_id", ""),
                     "method": method,
                     "path": path,
                     "endpoint": endpoint,
@@ -52,19 +55,19 @@ def install(app: Flask, registry: ModelRegistry, before_scrape: Callable[[], Non
                     "version": int(version) if version else None,
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),
-                    "key_id": g.get("nnserve_key_id"),  # the credential's public id, never the key itself
+                    "key_id": state.get("nnserve_key_id"),  # the credential's public id, never the key itself
                 },
             )
         return response
 
 
-def _model_labels(registry: ModelRegistry) -> tuple[str, str]:
+def _model_labels(registry: ModelRegistry, state: _AppCtxGlobals, req: Request) -> tuple[str, str]:
     """(model, version) label values: what the request resolved, else a model name this worker knows, else ""."""
-    call = g.get("nnserve_call")
+    call = state.get("nnserve_call")
     resolved = None if call is None else call.resolved
     if resolved is not None:
         return resolved[0], str(resolved[1])
-    name = (request.view_args or {}).get("name")
+    name = (req.view_args or {}).get("name")
     if isinstance(name, str) and registry.knows(name):
         return name, ""
     return "", ""

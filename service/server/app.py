@@ -240,6 +240,6 @@ def _install_request_ids(app: Flask) -> None:
 
     @app.after_request
     def stamp(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers["X-Request-ID"] = g._get_current_object().get("request_id", "")  # type: ignore[attr-defined]
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response

@@ -40,19 +40,23 @@ def _unauthenticated(exc: UnauthenticatedError) -> NoReturn:
 
 def current_caller() -> Caller | None:
     """The authenticated caller of this request: None without a credential; a bad credential is a 401."""
-    caller = g.get("nnserve_caller", _UNSET)
+    return _caller(_gate())
+
+
+def _caller(gate: Gate) -> Caller | None:
+    state = g._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up: this runs on every call
+    caller = state.get("nnserve_caller", _UNSET)
     if caller is _UNSET:
         try:
-            # one look-up: this runs on every request that sends one
-            caller = _gate().authenticate(bearer(request.environ.get("HTTP_AUTHORIZATION")))
+            caller = gate.authenticate(bearer(request.environ.get("HTTP_AUTHORIZATION")))
         except UnauthenticatedError as exc:
             if exc.key_id:
-                g.nnserve_key_id = exc.key_id  # the access log names it, whatever the answer
+                state.nnserve_key_id = exc.key_id  # the access log names it, whatever the answer
             _unauthenticated(exc)
         if caller is not None:
-            g.nnserve_key_id = caller.key_id
-        g.nnserve_caller = caller
-    return caller  # type: ignore[return-value]
+            state.nnserve_key_id = caller.key_id
+        state.nnserve_caller = caller
+    return caller  # type: ignore[no-any-return]
 
 
 def authorize(scope: str, model: str | None = None) -> Caller | None:
@@ -61,7 +65,7 @@ def authorize(scope: str, model: str | None = None) -> Caller | None:
     gate = _gate()
     try:
         gate.check_enabled(scope)  # before the credential is read: disabled admin calls are 403 whatever is sent
-        return gate.authorize(current_caller(), scope, model)
+        return gate.authorize(_caller(gate), scope, model)
     except PermissionDeniedError as exc:
         abort(403, exc.message)
     except UnauthenticatedError as exc:

@@ -21,7 +21,8 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from service import tracing
-from service.server.current import registry, settings
+from service.server.current import dataplane
+from service.server.registry import ModelRegistry
 from service.store import StoreError
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -42,7 +43,8 @@ MODEL_VERSION_HEADER = "X-Model-Version"
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response serialised by orjson (numpy arrays natively, no per-element Python pass)."""
-    return Response(orjson.dumps(obj, option=_DUMP_OPTIONS), status, headers, mimetype="application/json")
+    # the Content-Type werkzeug would make of mimetype="application/json", without its making it on every answer
+    return Response(orjson.dumps(obj, option=_DUMP_OPTIONS), status, headers, content_type="application/json")
 
 
 class OrjsonProvider(JSONProvider):
@@ -166,20 +168,20 @@ class JsonBodyParser(FlaskParser):
     def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
         if not is_json_request(req):
             abort(415, message=f"Content-Type must be application/json, got {req.mimetype or 'none'!r}")
-        encoding = req.headers.get("Content-Encoding", "identity").strip().lower()
+        encoding = req.environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()  # the header, unparsed
         if encoding not in ("", "identity"):  # its bytes would only be 'not valid UTF-8'
             abort(415, message=f"Content-Encoding {encoding!r} is not supported here; send the JSON uncompressed")
         try:
-            limits = settings()
-            body = read_body(req, limits.max_body_bytes)
-            rows = limits.max_rows
-            width = _width_of_named_model(req)
+            plane = dataplane()  # one look-up of the app: this runs on every JSON request
+            body = read_body(req, plane.settings.max_body_bytes)
+            rows = plane.settings.max_rows
+            width = _width_of_named_model(req, plane.registry)
             return decode_body(body, max_containers(rows), None if width is None else max_values(rows, width))
         except BodyError as exc:
             abort(exc.status, message=exc.message)
 
 
-def _width_of_named_model(req: flask.Request) -> int | None:
+def _width_of_named_model(req: flask.Request, models: ModelRegistry) -> int | None:
     """Inputs per row of the model version the URL names (else its active one); None when it names none that
     loads, and the view then answers for that."""
     args = req.view_args or {}
@@ -187,6 +189,6 @@ def _width_of_named_model(req: flask.Request) -> int | None:
         return None
     with contextlib.suppress(StoreError, ValueError, TypeError):
         version = args.get("version")
-        loaded = registry().active(args["name"]) if version is None else registry().version(args["name"], int(version))
+        loaded = models.active(args["name"]) if version is None else models.version(args["name"], int(version))
         return int(loaded.estimator.n_features_in_)
     return None
