@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from helpers import REPO, service_env
+from helpers import REPO, service_env, wait_for
 from servers import start_serve
 from tritonclient.utils import InferenceServerException
 
@@ -36,6 +36,8 @@ def test_a_version_the_database_must_give_is_unavailable_while_it_is_down(
     grpc_client = grpcclient.InferenceServerClient(server.grpc)
     http_client = httpclient.InferenceServerClient(server.host_port, network_timeout=30.0)
     try:
+        # both workers' models loaded before the outage: a worker still starting when it began has none to serve
+        wait_for(lambda: server.log.read_text().count("gRPC: serving") == 2, 60, "both workers to serve gRPC")
         pg_server.stop()
         try:
             with pytest.raises(InferenceServerException) as g:
