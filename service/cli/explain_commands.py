@@ -37,7 +37,7 @@ def explain_command(
     version: int | None,
     method: str,
     target: str | None,
-    steps: int,
+    steps: int | None,
     baseline: str | list[float],
     top: int,
     store_root: Path,
@@ -54,16 +54,14 @@ def explain_command(
       nnserve explain iris flowers.csv
       nnserve explain digits digits.csv --target 3 --baseline zeros --top 5
     """
-    most = config.from_environ()["NNSERVE_EXPLAIN_MAX_STEPS"]  # Gauss-Legendre's nodes cost steps² memory
-    if steps > most:
-        raise UserError(f"--steps: at most {most} are accepted (NNSERVE_EXPLAIN_MAX_STEPS)")
+    most = config.from_environ()["NNSERVE_EXPLAIN_MAX_STEPS"]  # the server's budget holds here too
     with naming_store(store_root):
         loaded = existing_store(store_root).load(name, version)
     manifest = loaded.manifest
     X = read_csv_features(file, manifest.get("feature_names"), int(manifest["n_features"]))
     try:
         explained = explain(
-            loaded, X, method=method, target=class_label(loaded, target), steps=steps, baseline=baseline
+            loaded, X, method=method, target=class_label(loaded, target), steps=steps, baseline=baseline, max_steps=most
         )
     except ExplainError as exc:
         raise UserError(f"--{exc.field}: {exc}") from None

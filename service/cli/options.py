@@ -150,9 +150,8 @@ def explain_options(command: F) -> F:
             click.option(
                 "--steps",
                 type=click.IntRange(min=1),
-                default=32,
-                show_default=True,
-                help="Integrated gradients' steps.",
+                default=None,
+                help="Integrated gradients' steps [default: 32, or NNSERVE_EXPLAIN_MAX_STEPS when lower].",
             ),
             click.option(
                 "--baseline",

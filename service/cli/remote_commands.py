@@ -164,7 +164,7 @@ def explain_remote(
     version: int | None,
     method: str,
     target: str | None,
-    steps: int,
+    steps: int | None,
     baseline: str | list[float],
     top: int,
     as_json: bool,

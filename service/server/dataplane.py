@@ -34,7 +34,6 @@ from service.server.predlog import Budget, PredictionRecorder
 from service.server.registry import ModelRegistry, Route
 from service.server.settings import ServerSettings
 from service.store import (
-    DEFAULT_STEPS,
     CorruptVersionError,
     ExplainError,
     Explanation,
@@ -348,16 +347,12 @@ class DataPlane:
     ) -> Explanation:
         """Explain float64 ``X`` (n, n_features) with ``loaded`` (``model``'s answer: the active or a pinned
         version; a rollout's candidate never explains), after the input rules, at most ``explain_max_rows``
-        rows and ``explain_max_steps`` steps (by default ``DEFAULT_STEPS``, or the cap when lower), within
+        rows and ``explain_max_steps`` steps (``store.explain``'s rule), within
         ``explain_max_seconds``. A regressor ignores ``target``.
 
         ``InputError`` names the field at fault (``steps``, ``target``, ``baseline``, ``method`` or the rows').
         """
         limits = self.settings
-        if steps is None:
-            steps = min(DEFAULT_STEPS, limits.explain_max_steps)
-        if steps > limits.explain_max_steps:
-            raise InputError(f"steps is {steps}; at most {limits.explain_max_steps} are accepted", "steps")
         problem = too_many_rows(X.shape[0], limits.explain_max_rows)
         if problem is not None:
             raise InputError(f"the input {problem} for an explanation", field)
@@ -375,6 +370,7 @@ class DataPlane:
                 target=target,
                 steps=steps,
                 baseline=baseline,
+                max_steps=limits.explain_max_steps,
                 max_seconds=limits.explain_max_seconds,
             )
         except ExplainError as exc:

@@ -152,18 +152,27 @@ def explain(
     *,
     method: str = METHODS[0],
     target: Any = None,
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     baseline: str | Sequence[float] = "mean",
+    max_steps: int | None = None,
     max_seconds: float | None = None,
 ) -> Explanation:
     """Explain each row of ``X`` (n, n_features): the predicted class's probability (or ``target``'s, a class
     label) for a classifier, the first output for a regressor (``target`` ignored), from ``baseline``.
+
+    ``steps`` (integrated gradients' nodes) is ``DEFAULT_STEPS`` when not given, or ``max_steps`` when lower;
+    more than ``max_steps`` is refused (``ExplainError`` on ``steps``) before anything is computed, as
+    Gauss-Legendre's nodes cost steps² memory.
 
     Rows are explained a few at a time (``CHUNK_POINTS`` gradients); past ``max_seconds`` the next chunk is not
     started and the call fails (``ExplainError`` on ``steps``), so a slow explanation is bounded like a prediction.
     Raises ``ExplainError`` (its ``field``) for a method, target or baseline the version cannot take, the
     estimator's ``ValueError`` for rows of the wrong width and ``NonFiniteOutputError`` like ``predict``.
     """
+    if steps is None:
+        steps = DEFAULT_STEPS if max_steps is None else min(DEFAULT_STEPS, max_steps)
+    if max_steps is not None and steps > max_steps:
+        raise ExplainError("steps", f"steps is {steps}; at most {max_steps} are accepted (NNSERVE_EXPLAIN_MAX_STEPS)")
     if method not in METHODS:
         raise ExplainError("method", f"method must be one of {list(METHODS)}; got {method!r}")
     estimator: BaseMLP = model.estimator

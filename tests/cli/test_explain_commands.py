@@ -84,8 +84,8 @@ def test_explain_takes_a_target_a_method_a_baseline_row_and_a_top(store, tmp_pat
         (("--target", "rose"), "--target: model 'iris' has no class 'rose'"),
         (("--baseline", "1,2"), "--baseline: a baseline row has 4 numbers"),
         # the server's budget holds here too: 10^5 nodes would ask numpy for a 75 GiB matrix
-        (("--steps", "100000"), "--steps: at most 256 are accepted (NNSERVE_EXPLAIN_MAX_STEPS)"),
-        (("--steps", "99999999999999999999999"), "--steps: at most 256 are accepted"),
+        (("--steps", "100000"), "--steps: steps is 100000; at most 256 are accepted (NNSERVE_EXPLAIN_MAX_STEPS)"),
+        (("--steps", "99999999999999999999999"), "--steps: steps is 99999999999999999999999; at most 256 are"),
     ],
 )
 def test_explain_errors_are_one_line(store, args, fragment):
@@ -93,6 +93,14 @@ def test_explain_errors_are_one_line(store, args, fragment):
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {fragment}" or result.stderr.startswith(f"Error: {fragment}")
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_the_steps_cap_caps_the_default_too(store):
+    capped = CliRunner(env={"NNSERVE_EXPLAIN_MAX_STEPS": "8"}).invoke(
+        main, ["explain", "iris", str(IRIS_CSV), "--store", str(store)], catch_exceptions=False
+    )
+    assert capped.exit_code == 0, capped.output
+    assert capped.stdout.startswith("iris version 1: integrated_gradients, 8 steps, baseline mean\n")
 
 
 def test_a_bad_baseline_option_is_a_usage_error(store):

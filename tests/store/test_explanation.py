@@ -69,6 +69,20 @@ def test_what_a_version_cannot_explain_names_the_field(stored, kwargs, field, fr
     assert info.value.field == field
 
 
+def test_the_steps_cap_is_one_rule_here_for_every_caller(stored):
+    """The HTTP API, the dashboard and ``nnserve explain`` all reach this rule: its message is theirs."""
+    store, X = stored
+    loaded = store.load("iris", 1)
+    with pytest.raises(
+        ExplainError, match=r"^steps is 9; at most 8 are accepted \(NNSERVE_EXPLAIN_MAX_STEPS\)$"
+    ) as info:
+        explain(loaded, X[:1], steps=9, max_steps=8, method="shap")  # refused before anything else is looked at
+    assert info.value.field == "steps"
+    assert explain(loaded, X[:1], max_steps=8).steps == 8  # the default, 32, is capped
+    assert explain(loaded, X[:1], max_steps=100).steps == explain(loaded, X[:1]).steps == 32
+    assert explain(loaded, X[:1], steps=8, max_steps=8).steps == 8
+
+
 def test_a_version_published_before_the_means_were_kept_explains_from_another_baseline(stored):
     store, X = stored
     old = store.load("iris", 2)
