@@ -23,7 +23,7 @@ run: $(VENV)/.installed
 
 # Lint, format, types and layers over the whole repository.
 # mypy checks the `files` of [tool.mypy] in pyproject.toml: nn/ with --strict's flags, service/.
-# lint-imports checks the layers contract of [tool.importlinter] (cli > client > server > training > store > nn).
+# lint-imports checks the contracts of [tool.importlinter] in pyproject.toml (the layers, and what may not import what).
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
