@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 from flask import Flask, Request, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from service.server.callers import READ, Caller, Gate, PermissionDeniedError, UnauthenticatedError, bearer
+from service.server.callers import HEADER, READ, Caller, Gate, PermissionDeniedError, UnauthenticatedError, bearer
 from service.server.errors import abort
 from service.store import ADMIN
 
@@ -35,7 +35,7 @@ def _gate() -> Gate:
 
 
 def _unauthenticated(exc: UnauthenticatedError) -> NoReturn:
-    abort(401, exc.message, headers=_CHALLENGE)
+    abort(401, exc.worded(HEADER), headers=_CHALLENGE)
 
 
 def current_caller() -> Caller | None:

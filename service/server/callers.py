@@ -5,7 +5,8 @@ A credential is an API key (``nns_<id>_<secret>``, verified by the worker's ``Ke
 predictions and reads through without one; ``closed`` wants a key for every call. A missing or bad credential
 is ``UnauthenticatedError`` (HTTP 401, gRPC UNAUTHENTICATED), a valid one without the scope or the model
 ``PermissionDeniedError`` (403, PERMISSION_DENIED). HTTP's ``Authorization`` header and gRPC's ``authorization``
-metadata entry carry the same ``Bearer <credential>`` value (``bearer``).
+metadata entry carry the same ``Bearer <credential>`` value (``bearer``); a refusal that asks for one names the
+transport's way of sending it (``UnauthenticatedError.worded``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from service.store import split_key as split
 BOOTSTRAP = "bootstrap"
 READ = "read"  # model reads, monitoring, jobs and dashboard pages: open in open-predict, any valid key in closed
 PREDICT = "predict"
+HEADER = "'Authorization: Bearer <token>' header"  # how HTTP sends a credential
+METADATA = "'authorization: Bearer <token>' metadata entry"  # how gRPC sends one
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,18 @@ class Caller:
 
 
 class UnauthenticatedError(Exception):
-    """No valid credential where one is needed; ``key_id`` is the key id it named, if any (logs name it)."""
+    """No valid credential where one is needed; ``key_id`` is the key id it named, if any (logs name it).
+    ``send``: the caller is told to send exactly one credential, in its transport's words (``worded``)."""
 
-    def __init__(self, message: str, key_id: str | None = None) -> None:
+    def __init__(self, message: str = "", key_id: str | None = None, *, send: bool = False) -> None:
         super().__init__(message)
-        self.message, self.key_id = message, key_id
+        self.message, self.key_id, self.send = message, key_id, send
+
+    def worded(self, carrier: str) -> str:
+        """The sentence a caller gets, naming how its transport sends a credential (``HEADER``, ``METADATA``)."""
+        if not self.send:
+            return self.message
+        return f"send exactly one {carrier}: {self.message}" if self.message else f"send exactly one {carrier}"
 
 
 class PermissionDeniedError(Exception):
@@ -59,7 +69,7 @@ def bearer(value: str | None) -> str | None:
     if value is None:
         return None
     if "," in value:
-        raise UnauthenticatedError("send exactly one 'Authorization: Bearer <token>' header")
+        raise UnauthenticatedError(send=True)
     scheme, _, given = value.partition(" ")
     given = given.strip()
     if scheme.lower() != "bearer" or not given:
@@ -117,9 +127,7 @@ class Gate:
             if scope in (READ, PREDICT) and not self.closed:
                 return None
             needed = "any key" if scope == READ else f"a key with the {scope!r} scope"
-            raise UnauthenticatedError(
-                f"send exactly one 'Authorization: Bearer <token>' header: this call needs {needed}"
-            )
+            raise UnauthenticatedError(f"this call needs {needed}", send=True)
         if not caller.allows(scope, model):
             if scope in (READ, PREDICT) and not self.closed and caller.allows(READ, model):
                 return caller  # open-predict: what needs no key is not refused to a key limited elsewhere

@@ -36,6 +36,8 @@ MAX_ROWS = 50
 MAX_BODY = 64 * 1024
 INFER = "/inference.GRPCInferenceService/ModelInfer"
 DTYPES = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64}
+HEADER = "'Authorization: Bearer <token>' header"  # how a refusal asks HTTP callers for a key
+METADATA = "'authorization: Bearer <token>' metadata entry"  # and gRPC callers
 
 
 @pytest.fixture(scope="module")
@@ -390,7 +392,19 @@ def test_closed_mode_wants_keys_with_the_scope_and_the_model_as_http_does(closed
     for name, headers, code in cases:
         g, h = grpc_and_http_refusals(grpc_client, http_client, name, [("input", IRIS, "FP32")], headers=headers)
         assert g.status() == f"StatusCode.{code}", (name, headers, g)
-        assert g.message() == h.message()
+        assert g.message() == h.message().replace(HEADER, METADATA)  # the same sentence, in each transport's words
+    missing = grpc_and_http_refusals(grpc_client, http_client, "iris", [("input", IRIS, "FP32")])
+    assert [e.message() for e in missing] == [
+        f"send exactly one {METADATA}: this call needs any key",
+        f"send exactly one {HEADER}: this call needs any key",
+    ]
+    with grpc.insecure_channel(server.grpc) as channel:  # two credentials: refused, in metadata's words
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        twice = [("authorization", f"Bearer {keys['admin']}")] * 2
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ServerLive(service_pb2.ServerLiveRequest(), metadata=twice, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert caught.value.details() == f"send exactly one {METADATA}"
     for key in (keys["iris"], keys["admin"]):
         answer = grpc_client.infer("iris", inputs(grpcclient, ("input", IRIS, "FP32")), headers=bearer(key))
         assert answer.as_numpy("labels").shape == (1,)

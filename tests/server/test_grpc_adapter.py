@@ -141,6 +141,13 @@ def test_every_refusal_has_the_code_of_its_http_status_and_its_message(error, co
     assert calls.status_of(error, Call("rid")) == (code, str(getattr(error, "message", error)))
 
 
+def test_a_refusal_asking_for_a_key_names_metadata_where_http_names_a_header():
+    code, message = calls.status_of(UnauthenticatedError("this call needs any key", send=True), Call("rid"))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    assert message == "send exactly one 'authorization: Bearer <token>' metadata entry: this call needs any key"
+    assert "header" not in calls.status_of(UnauthenticatedError(send=True), Call("rid"))[1]
+
+
 def test_the_http_statuses_of_store_errors_all_have_a_code():
     for error in (NotFoundError("x"), CorruptVersionError("x"), StoreUnavailableError("x"), StoreError("x")):
         assert errors.handle_store_error(error)[1] in calls.CODES

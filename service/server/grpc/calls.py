@@ -2,11 +2,11 @@
 and its access log line (``CallInterceptor``).
 
 A call's facts come from its metadata, as HTTP's come from headers: ``x-request-id`` (a well-formed one is kept,
-else one is made; it goes back as trailing metadata), ``x-routing-key`` (a canary's sticky split) and
+else one is made; it goes back in the trailing metadata), ``x-routing-key`` (a canary's sticky split) and
 ``authorization`` (``Bearer <key>``; read by the servicer, ``credential``). A method fails by raising: the data
 plane's, the gate's and the store's errors, and ``RefusedError``, leave with the status code of the HTTP status
-they have in the HTTP APIs (``CODES``) and the same message; anything else is INTERNAL with the request id, and
-logged.
+they have in the HTTP APIs (``CODES``) and the same message (a credential's refusal names metadata where HTTP's
+names a header); anything else is INTERNAL with the request id, and logged.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import grpc
 from service import telemetry, tracing
 from service.logs import ACCESS
 from service.server import app, errors
-from service.server.callers import PermissionDeniedError, UnauthenticatedError, bearer
+from service.server.callers import METADATA, PermissionDeniedError, UnauthenticatedError, bearer
 from service.server.dataplane import Call, InputError
 from service.server.v2.tensors import TensorError
 from service.store import StoreError
@@ -80,7 +80,7 @@ def credential(context: grpc.ServicerContext) -> str | None:
     ``UnauthenticatedError`` unless it is exactly one ``Bearer <token>``."""
     given = [value for key, value in context.invocation_metadata() if key == AUTHORIZATION]
     if len(given) > 1:
-        raise UnauthenticatedError("send exactly one 'authorization: Bearer <token>' metadata entry")
+        raise UnauthenticatedError(send=True)
     return bearer(given[0] if given else None)
 
 
@@ -91,7 +91,7 @@ def status_of(exc: Exception, call: Call) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, (InputError, TensorError)):
         return grpc.StatusCode.INVALID_ARGUMENT, exc.message
     if isinstance(exc, UnauthenticatedError):
-        return grpc.StatusCode.UNAUTHENTICATED, exc.message
+        return grpc.StatusCode.UNAUTHENTICATED, exc.worded(METADATA)
     if isinstance(exc, PermissionDeniedError):
         return grpc.StatusCode.PERMISSION_DENIED, exc.message
     if isinstance(exc, StoreError):
