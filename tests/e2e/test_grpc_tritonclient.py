@@ -302,17 +302,20 @@ def test_request_ids_go_back_and_calls_are_counted_and_logged(stub, server, cata
     request.inputs.add(name="input", datatype="FP32", shape=list(X.shape))
     request.raw_input_contents.append(X.tobytes())
     _, call = stub.ModelInfer.with_call(request, metadata=[("x-request-id", "grpc-e2e-id.1")], timeout=30)
+    assert dict(call.initial_metadata())["x-request-id"] == "grpc-e2e-id.1"  # early, as HTTP's header
     assert dict(call.trailing_metadata())["x-request-id"] == "grpc-e2e-id.1"
     for given in ([("x-request-id", "not a good id!")], []):
         _, call = stub.ModelInfer.with_call(request, metadata=given, timeout=30)
         made = dict(call.trailing_metadata())["x-request-id"]
         assert len(made) == 32 and int(made, 16) >= 0
+        assert dict(call.initial_metadata())["x-request-id"] == made
     bad = service_pb2.ModelInferRequest(model_name="iris")
     bad.inputs.add(name="input", datatype="FP32", shape=[1, 3]).contents.fp32_contents.extend([1.0, 2.0, 3.0])
     with pytest.raises(grpc.RpcError) as caught:
         stub.ModelInfer(bad, metadata=[("x-request-id", "grpc-e2e-refused")], timeout=30)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(caught.value.trailing_metadata())["x-request-id"] == "grpc-e2e-refused"
+    assert dict(caught.value.initial_metadata())["x-request-id"] == "grpc-e2e-refused"
 
     metrics = requests.get(f"{server.url}/metrics", timeout=10).text
     version = catalog.active["iris"]

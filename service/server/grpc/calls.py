@@ -2,11 +2,12 @@
 and its access log line (``CallInterceptor``).
 
 A call's facts come from its metadata, as HTTP's come from headers: ``x-request-id`` (a well-formed one is kept,
-else one is made; it goes back in the trailing metadata), ``x-routing-key`` (a canary's sticky split) and
-``authorization`` (``Bearer <key>``; read by the servicer, ``credential``). A method fails by raising: the data
-plane's, the gate's and the store's errors, and ``RefusedError``, leave with the status code of the HTTP status
-they have in the HTTP APIs (``CODES``) and the same message (a credential's refusal names metadata where HTTP's
-names a header); anything else is INTERNAL with the request id, and logged.
+else one is made; it goes back at once in the initial metadata, as HTTP's header, and again in the trailing
+metadata), ``x-routing-key`` (a canary's sticky split) and ``authorization`` (``Bearer <key>``; read by the
+servicer, ``credential``). A method fails by raising: the data plane's, the gate's and the store's errors, and
+``RefusedError``, leave with the status code of the HTTP status they have in the HTTP APIs (``CODES``) and the
+same message (a credential's refusal names metadata where HTTP's names a header); anything else is INTERNAL with
+the request id, and logged.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def _serve(method: str, behaviour: Callable[[Any, grpc.ServicerContext], Any], r
     given = metadata.get(REQUEST_ID, "")
     id_given = bool(app.REQUEST_ID.match(given))
     call = Call(given if id_given else uuid.uuid4().hex, id_given, metadata.get(ROUTING_KEY) or None)
+    context.send_initial_metadata(((REQUEST_ID, call.request_id),))  # at once, as HTTP's header: before any answer
     service, _, name = method.lstrip("/").partition("/")
     rpc = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
     opened = tracing.start_server(method.lstrip("/"), metadata, rpc)  # continues a traceparent metadata entry
