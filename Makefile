@@ -105,6 +105,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/outage_503.py
 	$(PY) bench/tracing_overhead.py
 	$(PY) bench/explain.py
+	$(PY) bench/mlserver.py
 	$(PY) bench/soak.py; status=$$?; $(PY) bench/report.py; exit $$status
 
 clean:

@@ -1,19 +1,24 @@
-"""A closed-loop gRPC load generator for the Open Inference Protocol's ``ModelInfer``, in Python with grpcio.
+"""Closed-loop load over HTTP/2 (gRPC) and HTTP/1.1 with one C client, h2load (Debian's nghttp2-client).
 
-``ghz`` is not packaged by Debian, so the gRPC benchmarks drive every server with this one client: the
-same request bytes, the same processes, threads and connections, so ratios between servers are fair
-(the client's own CPU competes with the server's on a small machine, alike for every server).
+The gRPC benchmarks compare servers and protocols: gRPC ``ModelInfer`` against MLServer's, and against
+nnserve's own HTTP v2. One client drives every case (the same connections, one stream each, one thread),
+so its own CPU, which competes with the servers' on a small machine, weighs alike on each side of every
+ratio. ``ghz`` is not packaged by Debian; h2load is, and sends gRPC's framing as a plain HTTP/2 POST.
 
 The request is built once with tritonclient's protobuf classes (``raw_input_contents``, as
-``tritonclient.grpc`` sends it) and sent as bytes; answers are counted, not decoded, except once
-per connection to check that the server understood it.
+``tritonclient.grpc`` sends it) and checked once with grpcio (``call_once``, ``decode_reply``). Under load,
+answers are counted, not decoded: gRPC reports a failed call in trailers under HTTP status 200, so a call
+counts as answered only by the bytes of its reply message.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
-import time
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,9 +28,7 @@ from tritonclient.grpc import service_pb2
 
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
 DATATYPE = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64"}
-# every channel its own TCP connection: grpcio would otherwise share one per target within a process, and
-# servers that spread connections over processes (SO_REUSEPORT) would see fewer connections than threads
-OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+LARGE = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]  # 10,000 rows' probabilities
 
 
 def infer_request(model: str, rows: np.ndarray, input_name: str, outputs: list[str]) -> bytes:
@@ -56,64 +59,53 @@ def decode_reply(reply: bytes) -> dict[str, np.ndarray]:
 
 def call_once(target: str, request: bytes, timeout: float = 30.0) -> bytes:
     """One ``ModelInfer`` with ``request`` on a fresh channel to ``target``; the answer's bytes."""
-    with grpc.insecure_channel(target, options=OWN_CONNECTION) as channel:
+    with grpc.insecure_channel(target, options=LARGE) as channel:
         return channel.unary_unary(METHOD)(request, timeout=timeout)
 
 
-def _process(target: str, request: bytes, threads: int, start_at: float, seconds: float) -> dict[str, Any]:
-    """One client process: ``threads`` threads, each with its own connection, calling in a closed loop from
-    ``start_at`` (or when connected, if later) until ``start_at + seconds``: {latencies (s) of the calls that
-    succeeded, errors: {code: count}, window: the seconds it called}."""
-    channels = [grpc.insecure_channel(target, options=OWN_CONNECTION) for _ in range(threads)]
-    calls = [channel.unary_unary(METHOD) for channel in channels]
-    for call in calls:  # connect and warm each connection before the clock starts
-        call(request, timeout=30)
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-    errors: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def loop(i: int) -> None:
-        end = start_at + seconds
-        while (now := time.perf_counter()) < end:
-            try:
-                calls[i](request, timeout=30)
-            except grpc.RpcError as exc:
-                with lock:
-                    errors[exc.code().name] = errors.get(exc.code().name, 0) + 1
-                continue
-            latencies[i].append(time.perf_counter() - now)
-
-    time.sleep(max(0.0, start_at - time.perf_counter()))
-    window = start_at + seconds - max(start_at, time.perf_counter())
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    for channel in channels:
-        channel.close()
-    return {"latencies": [x for per in latencies for x in per], "errors": errors, "window": window}
+def require_h2load() -> None:
+    """Exit with a hint when ``h2load`` is not on PATH."""
+    if shutil.which("h2load") is None:
+        sys.exit("h2load is not installed: apt-get install nghttp2-client")
 
 
-def load(target: str, request: bytes, seconds: float, processes: int = 2, threads: int = 8) -> dict[str, Any]:
-    """``processes`` x ``threads`` closed-loop callers of ``request`` on ``target`` for ``seconds``:
-    requests (calls that succeeded), rps, p50 and p99 (ms), errors ({status code: count}). Each process's rate
-    counts over the time it called (a process that connected late called for less)."""
-    ctx = multiprocessing.get_context("spawn")  # no grpcio state forked from this process
-    # time.perf_counter is CLOCK_MONOTONIC on Linux: one clock for every process, so one start for all
-    with ctx.Pool(processes) as pool:
-        start_at = time.perf_counter() + 4.0  # when the spawned processes have connected
-        parts = pool.starmap(_process, [(target, request, threads, start_at, seconds)] * processes)
-    latencies = [x for part in parts for x in part["latencies"]]
-    errors: dict[str, int] = {}
-    for part in parts:
-        for code, n in part["errors"].items():
-            errors[code] = errors.get(code, 0) + n
-    ms = [x * 1000 for x in latencies]
+def h2load(url: str, body: bytes, seconds: int, connections: int, headers: dict[str, str], h1: bool = False) -> dict:
+    """``connections`` closed-loop callers (one request in flight each) POSTing ``body`` to ``url`` for
+    ``seconds``: requests (answered with a 2xx), rps, p50 and p99 (ms), non2xx, and data_bytes (the bodies
+    received). HTTP/2 without TLS (as gRPC's insecure channels), or HTTP/1.1 keep-alive with ``h1``."""
+    with tempfile.TemporaryDirectory(prefix="nnserve-h2load-") as work:
+        request, log = Path(work) / "body", Path(work) / "requests.tsv"
+        request.write_bytes(body)
+        argv = ["h2load", "-D", str(seconds), "-c", str(connections), "-m", "1", "-t", "1", "-d", str(request)]
+        argv += [f"--log-file={log}", *(["--h1"] if h1 else []), url]
+        for name, value in headers.items():
+            argv += ["-H", f"{name}: {value}"]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        # one row per request: start (us since the epoch), HTTP status, microseconds to the end of the answer
+        calls = [line.split("\t") for line in log.read_text().splitlines()]
+    ok = [int(us) / 1000 for _, status, us in calls if status.startswith("2")]
+    data = re.search(r"^traffic: .*?, ([\d.]+)(B|KB|MB|GB) \((\d+)\) data", out, re.M)
     return {
-        "requests": len(latencies),
-        "rps": sum(len(part["latencies"]) / part["window"] for part in parts),
-        "p50": percentile(ms, 50),
-        "p99": percentile(ms, 99),
-        "errors": errors,
+        "requests": len(ok),
+        "rps": len(ok) / seconds,
+        "p50": percentile(ok, 50),
+        "p99": percentile(ok, 99),
+        "non2xx": len(calls) - len(ok),
+        "data_bytes": int(data.group(3)) if data else 0,
     }
+
+
+def load(target: str, request: bytes, reply: bytes, seconds: int, connections: int) -> dict[str, Any]:
+    """``connections`` closed-loop ``ModelInfer`` callers of ``request`` on ``target`` for ``seconds``, each
+    answer expected to be ``reply``'s size (a sample answer): ``h2load``'s figures, with requests counting the
+    calls that got a reply message and failed the others (a gRPC error status has no message)."""
+    run = h2load(
+        f"http://{target}{METHOD}",
+        len(request).to_bytes(5, "big") + request,  # gRPC's frame: not compressed (0), then the length
+        seconds,
+        connections,
+        {"content-type": "application/grpc", "te": "trailers"},
+    )
+    answered = min(run["requests"], round(run["data_bytes"] / (5 + len(reply))))
+    failed = run["non2xx"] + run["requests"] - answered
+    return {**run, "requests": answered, "rps": answered / seconds, "failed": failed}

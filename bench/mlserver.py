@@ -12,13 +12,15 @@ the catalog as ``nnserve train --all`` trains it. Both run 2 workers (MLServer's
 tritonclient.grpc and tritonclient.http, then measured round after round, the order of the
 servers rotating each round:
 
-- one iris row, 16 concurrent callers: gRPC ``ModelInfer`` (bench/grpc_load.py: the same Python
-  client, request bytes and connections for both servers) and HTTP v2 infer (wrk);
+- one iris row, 16 concurrent callers: gRPC ``ModelInfer`` and HTTP v2 infer;
 - 10,000 digits rows, one caller: gRPC ``ModelInfer`` latency.
+
+One C client drives every case: h2load (bench/grpc_load.py), over HTTP/2 for gRPC and HTTP/1.1 for v2,
+with the same request bytes and connections for both servers.
 
 Every request asks for the class probabilities only (``probabilities`` / ``predict_proba``), so both
 servers compute and send the same thing. Memory: PSS and RSS summed over each server's whole process
-tree after the runs. Needs wrk.
+tree after the runs. Needs h2load (Debian's nghttp2-client).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ from common import (
     bench_env,
     free_port,
     medians,
-    require_wrk,
     rows,
     serve_argv,
     start,
@@ -52,11 +53,9 @@ from common import (
     tree_cpu_seconds,
     tree_memory_mb,
     wait_ready,
-    write_body,
     write_result,
-    wrk,
 )
-from grpc_load import call_once, decode_reply, infer_request, load
+from grpc_load import call_once, decode_reply, h2load, infer_request, load, require_h2load
 
 VENV = ROOT / "bench" / ".mlserver-venv"
 # uvloop 0.22 raises in asyncio.get_event_loop() where MLServer 1.7.1's inference workers call it at start
@@ -160,23 +159,20 @@ def check(who: str, http: str, grpc_target: str, row: np.ndarray) -> str:
     return f"{who}: tritonclient {' and '.join(seen)}: ready, metadata, iris probabilities {probabilities.round(3)}"
 
 
-def grpc_case(target: str, request: bytes, seconds: int, callers: int, pid: int) -> dict[str, Any]:
-    """One gRPC load run (``callers`` split over 2 client processes, or 1 caller), with the server tree's
-    CPU ms per answered request."""
-    processes, threads = (2, callers // 2) if callers > 1 else (1, 1)
+def grpc_case(target: str, request: bytes, reply: bytes, seconds: int, callers: int, pid: int) -> dict[str, Any]:
+    """One gRPC load run of ``callers`` connections, with the server tree's CPU ms per answered request."""
     cpu = tree_cpu_seconds(pid)
-    run = load(target, request, seconds, processes, threads)
+    run = load(target, request, reply, seconds, callers)
     run["cpu_ms"] = (tree_cpu_seconds(pid) - cpu) * 1000 / max(run["requests"], 1)
-    run["failed"] = sum(run["errors"].values())
     return run
 
 
-def http_case(url: str, body: Path, seconds: int, pid: int) -> dict[str, Any]:
-    """One wrk run (16 connections) with the server tree's CPU ms per request."""
+def http_case(url: str, body: bytes, seconds: int, pid: int) -> dict[str, Any]:
+    """One HTTP/1.1 load run (16 connections) of a JSON ``body``, with the server tree's CPU ms per request."""
     cpu = tree_cpu_seconds(pid)
-    run = wrk(url, body, seconds, 16)
+    run = h2load(url, body, seconds, 16, {"content-type": "application/json"}, h1=True)
     run["cpu_ms"] = (tree_cpu_seconds(pid) - cpu) * 1000 / max(run["requests"], 1)
-    run["failed"] = run["non2xx"] + run["sockerr"]
+    run["failed"] = run["non2xx"]
     return run
 
 
@@ -185,7 +181,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    require_wrk()
+    require_h2load()
     mlserver = mlserver_venv()
 
     work = Path(tempfile.mkdtemp(prefix="nnserve-bench-mlserver-"))
@@ -224,25 +220,34 @@ def main() -> None:
         checks = [check(who, http[who], grpc[who], one) for who in OUTPUT]
         small = {who: infer_request("iris", one, "input", [OUTPUT[who]]) for who in OUTPUT}
         large = {who: infer_request("digits", big, "input", [OUTPUT[who]]) for who in OUTPUT}
-        for who in OUTPUT:  # the load's own requests are understood: 10,000 probabilities rows
-            answer = decode_reply(call_once(grpc[who], large[who]))
-            assert answer[OUTPUT[who]].shape == (10_000, 10), (who, {k: v.shape for k, v in answer.items()})
+        # the load's own requests are understood (one row's and 10,000 rows' probabilities), and their
+        # replies are the sizes the load counts answers by
+        replies = {
+            (who, n): call_once(grpc[who], request[who])
+            for n, request in (("one", small), ("big", large))
+            for who in OUTPUT
+        }
+        for who in OUTPUT:
+            for n, shape in (("one", (1, 3)), ("big", (10_000, 10))):
+                answer = decode_reply(replies[(who, n)])[OUTPUT[who]]
+                assert answer.shape == shape, (who, n, answer.shape)
         bodies = {
-            who: write_body(
-                work / f"v2-{who}.json",
+            who: json.dumps(
                 {
                     "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": one[0].tolist()}],
                     "outputs": [{"name": OUTPUT[who]}],
-                },
-            )
+                }
+            ).encode()
             for who in OUTPUT
         }
         cases = {
-            "1 row, gRPC": lambda who, s: grpc_case(grpc[who], small[who], s, 16, pids[who]),
+            "1 row, gRPC": lambda who, s: grpc_case(grpc[who], small[who], replies[(who, "one")], s, 16, pids[who]),
             "1 row, HTTP v2": lambda who, s: http_case(
                 f"http://{http[who]}/v2/models/iris/infer", bodies[who], s, pids[who]
             ),
-            "10,000 rows, gRPC": lambda who, s: grpc_case(grpc[who], large[who], s, 1, pids[who]),
+            "10,000 rows, gRPC": lambda who, s: grpc_case(
+                grpc[who], large[who], replies[(who, "big")], s, 1, pids[who]
+            ),
         }
         names = list(OUTPUT)
         for case in cases.values():  # warm-up
@@ -301,9 +306,10 @@ def report(
         f"Load average (1 min) when the run started and ended: {load_avg[0]:.1f} and {load_avg[1]:.1f}, on "
         f"{os.cpu_count()} cores (the benchmark's own share is about 2; the rest is other work on the machine).",
         "MLServer 1.7.1 + mlserver-sklearn 1.7.1 (scikit-learn StandardScaler + MLP pipelines, same layers and "
-        "training rows); nnserve `serve --workers 2` with gRPC on. gRPC load: bench/grpc_load.py (Python grpcio, "
-        "the same client and request bytes for both servers; 2 processes x 8 threads, a connection each, for one "
-        "row; one caller for 10,000 rows). HTTP: wrk, 16 connections. Every request asks for the probabilities only.",
+        "training rows); nnserve `serve --workers 2` with gRPC on. Load: h2load (bench/grpc_load.py), one C client "
+        "for every case, the same request bytes for both servers: 16 connections with one request in flight each "
+        "for one row (HTTP/2 for gRPC, HTTP/1.1 keep-alive for v2), one connection for 10,000 rows. Every request "
+        "asks for the probabilities only.",
         "",
         *[f"- {c}" for c in checks],
         "",
@@ -341,10 +347,9 @@ def report(
         memory_line("ready, before any call"),
         memory_line("after the runs"),
         "",
-        "gRPC and HTTP are driven by different clients (Python grpcio, C wrk) whose own CPU competes with the "
-        "servers' on 2 cores: requests per server CPU second is the comparison that does not depend on the "
-        "client. nnserve's tree includes its retraining worker (a supervisor and the worker process), which "
-        "MLServer does not have.",
+        "The client's own CPU competes with the servers' on 2 cores, alike for every case; requests per server "
+        "CPU second is the comparison that does not depend on it. nnserve's tree includes its retraining worker "
+        "(a supervisor and the worker process), which MLServer does not have.",
     ]
     return "\n".join(lines)
 
