@@ -91,9 +91,11 @@ def train(
             result,
             description=spec.description,
             target=spec.target,
-            activate=activate,
+            activate=False,
             spec_sections=spec.stored_sections(),
         )
+        if activate:
+            activate_version(store, store_root, spec.name, version)
         state = "active" if activate else "not activated"
         click.echo(
             f"{spec.name}: version {version} ({state})  {console.format_metrics(result.metrics, result.primary_metric)}"
@@ -208,12 +210,18 @@ def activate(name: str, version: int, store_root: Path) -> None:
     Examples:
       nnserve activate iris 1
     """
-    store = existing_store(store_root)
+    previous = activate_version(existing_store(store_root), store_root, name, version)
+    was = f"was {previous}" if previous is not None else "none was active, or ACTIVE was unreadable"
+    click.echo(f"{name}: version {version} is active ({was})")
+
+
+def activate_version(store: ModelStore, store_root: Path, name: str, version: int) -> int | None:
+    """Make ``version`` of ``name`` active, recorded in the audit log (``activate``, actor ``cli``) as HTTP's
+    activations are: every activation a command makes goes through here. Returns the version active before."""
     with audited(store_root, "activate", name) as noted, naming_store(store_root):
         previous = store.activate(name, version)
         noted["detail"] = f"version {version} active (was {previous})"
-    was = f"was {previous}" if previous is not None else "none was active, or ACTIVE was unreadable"
-    click.echo(f"{name}: version {version} is active ({was})")
+    return previous
 
 
 @click.command(short_help="Predict the rows of a CSV file; CSV to stdout.")

@@ -1,5 +1,5 @@
-"""``nnserve audit`` and the admin commands it records (actor ``cli``): activate, gc, keys, feedback purge and
-rotate-secret, on a store directory and on PostgreSQL."""
+"""``nnserve audit`` and the admin commands it records (actor ``cli``): activate (and train's activations), gc,
+keys, feedback purge and rotate-secret, on a store directory and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import tiny_classifier
+from helpers import REPO, tiny_classifier
 
 from service.cli.main import main
 from service.store import AuditEntry, FileModelStore, open_audit_log
+
+MODELS = REPO / "models"
 
 
 def run(*args: object, env: dict[str, str] | None = None):
@@ -89,3 +91,17 @@ def test_the_commands_record_in_postgresql(root: Path, database_url: str) -> Non
     shown = json.loads(run("audit", "--json", "--store", root, env=env).output)["entries"]
     assert [(e["action"], e["actor"], e["outcome"]) for e in shown] == [("key-create", "cli", "ok")]
     assert not (root / ".audit.sqlite3").exists()
+
+
+@pytest.mark.parametrize("backend", ["files", "postgresql"])
+def test_train_records_the_activations_it_makes(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    env = {} if backend == "files" else {"NNSERVE_DATABASE_URL": request.getfixturevalue("database_url")}
+    root, spec = tmp_path / "store", MODELS / "iris.toml"
+    for flags in ((), ("--no-activate",), ()):
+        trained = run("train", spec, "--epochs", 2, *flags, "--store", root, env=env)
+        assert trained.exit_code == 0, trained.output
+    shown = json.loads(run("audit", "--json", "--store", root, env=env).output)["entries"]
+    assert [(e["action"], e["actor"], e["model"], e["outcome"], e["detail"]) for e in reversed(shown)] == [
+        ("activate", "cli", "iris", "ok", "version 1 active (was None)"),
+        ("activate", "cli", "iris", "ok", "version 3 active (was 1)"),  # 2 was published, not activated
+    ]
