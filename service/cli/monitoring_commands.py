@@ -24,7 +24,7 @@ from service.cli.remote_commands import (
     timeout_option,
     url_option,
 )
-from service.client import Monitoring, VersionMonitoring
+from service.client import Monitoring, Rollout, VersionMonitoring
 from service.store import InvalidNameError, validate_name
 from service.store.monitoring import FEEDBACK_SECRET, PredictionLog, open_prediction_log
 from service.training.drift import psi_band
@@ -82,7 +82,7 @@ def _report(found: Monitoring) -> str:
     for version in found.versions:
         out += ["", _drift(version)]
     if found.labels:
-        given = [f"{c['key'] or c['source'] or 'no source'} {c['rows']}" for c in found.labels]
+        given = [f"{c.key or c.source or 'no source'} {c.rows}" for c in found.labels]
         out += ["", "labelled rows by who gave them: " + ", ".join(given)]
     dropped = [f"{reason} {rows}" for reason, rows in found.dropped.items() if rows]
     if dropped:
@@ -99,15 +99,15 @@ def _ago(stamp: str) -> str:
     return f"at {shown} ({max(time.time() - at.timestamp(), 0.0):.0f} s ago) by the retraining worker"
 
 
-def _rollout(rollout: dict[str, Any]) -> str:
+def _rollout(rollout: Rollout) -> str:
     """The rollout in a few lines: what runs against what, how it stands (or ended, and why)."""
-    share = f"{rollout['fraction']:.0%} of requests" if rollout["mode"] == "canary" else "a copy of every request"
-    head = f"{rollout['mode']} of version {rollout['candidate']} against {rollout['baseline']} ({share}): "
-    if rollout["state"] != "running":
-        return head + f"{rollout['state']}: {rollout['reason']}"
-    figures = rollout.get("figures") or {}
+    share = f"{rollout.fraction:.0%} of requests" if rollout.mode == "canary" else "a copy of every request"
+    head = f"{rollout.mode} of version {rollout.candidate} against {rollout.baseline} ({share}): "
+    if not rollout.running:
+        return head + f"{rollout.state}: {rollout.reason}"
+    figures = rollout.figures
     sides = [figures.get(k) or {} for k in ("candidate", "active")]
-    lines = [head + f"running, {sides[0].get('requests', 0)} of {rollout['min_requests']} requests"]
+    lines = [head + f"running, {sides[0].get('requests', 0)} of {rollout.min_requests} requests"]
     rows = [
         [str(s.get("version", "")), str(s.get("requests", 0)), str(s.get("errors", 0)), str(s.get("labelled", 0)),
          ", ".join(f"{k} {v:.4f}" for k, v in (s.get("metrics") or {}).items())]
@@ -120,13 +120,13 @@ def _rollout(rollout: dict[str, Any]) -> str:
 
 
 def _drift(version: VersionMonitoring) -> str:
-    drift: dict[str, Any] = version.drift
-    if not drift["available"]:
-        return f"drift of version {version.version}: unavailable ({drift['reason']})"
-    rows = [[f["name"], f"{f['psi']:.4f}", psi_band(f["psi"])] for f in drift["features"]]
-    if drift.get("predictions") is not None:
-        rows.append(["(predictions)", f"{drift['predictions']:.4f}", psi_band(drift["predictions"])])
-    head = f"drift of version {version.version} over {drift['rows']} rows (PSI: < 0.1 stable, 0.1-0.25 moderate)"
+    drift = version.drift
+    if not drift.available:
+        return f"drift of version {version.version}: unavailable ({drift.reason})"
+    rows = [[f.name, f"{f.psi:.4f}", psi_band(f.psi)] for f in drift.features]
+    if drift.predictions is not None:
+        rows.append(["(predictions)", f"{drift.predictions:.4f}", psi_band(drift.predictions)])
+    head = f"drift of version {version.version} over {drift.rows} rows (PSI: < 0.1 stable, 0.1-0.25 moderate)"
     return head + "\n" + table(["feature", "psi", ""], rows)
 
 

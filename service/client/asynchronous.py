@@ -27,6 +27,7 @@ from service.client.results import (
     Monitoring,
     NnserveError,
     Prediction,
+    Rollout,
 )
 
 if TYPE_CHECKING:
@@ -102,10 +103,10 @@ class AsyncClient(ClientBase):
     async def monitoring(self, name: str, window: int | None = None) -> Monitoring:
         return await self._run(operations.monitoring(name, window))
 
-    async def rollout(self, name: str) -> dict[str, Any]:
+    async def rollout(self, name: str) -> Rollout:
         return await self._run(operations.rollout(name))
 
-    async def stop_rollout(self, name: str) -> dict[str, Any]:
+    async def stop_rollout(self, name: str) -> Rollout:
         return await self._run(operations.stop_rollout(name))
 
     async def models(self) -> list[ModelSummary]:

@@ -23,6 +23,7 @@ from service.client.results import (
     Monitoring,
     NnserveError,
     Prediction,
+    Rollout,
 )
 
 T = TypeVar("T")
@@ -82,11 +83,11 @@ class Client(ClientBase):
         """Live metrics and drift per version, over the newest ``window`` logged rows (the server's default)."""
         return self._run(operations.monitoring(name, window))
 
-    def rollout(self, name: str) -> dict[str, Any]:
+    def rollout(self, name: str) -> Rollout:
         """The running rollout of ``name`` with its evidence so far, or the last one with its verdict."""
         return self._run(operations.rollout(name))
 
-    def stop_rollout(self, name: str) -> dict[str, Any]:
+    def stop_rollout(self, name: str) -> Rollout:
         """Stop the running rollout of ``name`` (admin): its candidate is rolled back."""
         return self._run(operations.stop_rollout(name))
 

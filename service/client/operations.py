@@ -32,10 +32,13 @@ from service.client.results import (
     Monitoring,
     NnserveError,
     Prediction,
+    Rollout,
     RowExplanation,
     VersionInfo,
-    VersionMonitoring,
     job_from,
+    monitoring_from,
+    rollout_from,
+    typed,
 )
 from service.config import DEFAULTS
 from service.version import __version__
@@ -282,8 +285,7 @@ def explain(
 
     def read(answer: Answer) -> Explanation:
         found = answer.json(path)
-        known = RowExplanation.__dataclass_fields__
-        rows = [RowExplanation(**{k: v for k, v in row.items() if k in known}) for row in found["explanations"]]
+        rows = [typed(RowExplanation, row) for row in found["explanations"]]
         return Explanation(found["model"], found["version"], found["method"], found["steps"], found["baseline"], rows)
 
     return Call("POST", path, read, _json(body))
@@ -314,45 +316,22 @@ def feedback(name: str, labels: Sequence[Mapping[str, Any]], replace: bool) -> C
 def monitoring(name: str, window: int | None) -> Call[Monitoring]:
     query = "" if window is None else "?" + urllib.parse.urlencode({"window": int(window)})
     path = f"/v1/models/{segment(name)}/monitoring{query}"
-
-    def read(answer: Answer) -> Monitoring:
-        body = answer.json(path)
-        known = VersionMonitoring.__dataclass_fields__
-        versions = [VersionMonitoring(**{k: v for k, v in x.items() if k in known}) for x in body["versions"]]
-        return Monitoring(
-            body["model"],
-            body["window"],
-            body.get("active_version"),
-            versions,
-            body.get("rollout"),
-            body.get("labels", []),
-            body.get("computed_at"),
-            body.get("reason"),
-            body.get("dropped", {}),
-        )
-
-    return Call("GET", path, read)
+    return Call("GET", path, lambda answer: monitoring_from(answer.json(path)))
 
 
-def _as_json(path: str) -> Callable[[Answer], dict[str, Any]]:
-    return lambda answer: dict(answer.json(path))
-
-
-def rollout(name: str) -> Call[dict[str, Any]]:
+def rollout(name: str) -> Call[Rollout]:
     path = f"/v1/models/{segment(name)}/rollout"
-    return Call("GET", path, _as_json(path))
+    return Call("GET", path, lambda answer: rollout_from(answer.json(path)))
 
 
-def stop_rollout(name: str) -> Call[dict[str, Any]]:
+def stop_rollout(name: str) -> Call[Rollout]:
     path = f"/v1/models/{segment(name)}/rollout"
-    return Call("DELETE", path, _as_json(path), idempotent=False)
+    return Call("DELETE", path, lambda answer: rollout_from(answer.json(path)), idempotent=False)
 
 
 def models() -> Call[list[ModelSummary]]:
-    known = ModelSummary.__dataclass_fields__
-
     def read(answer: Answer) -> list[ModelSummary]:
-        return [ModelSummary(**{k: v for k, v in m.items() if k in known}) for m in answer.json("/v1/models")["models"]]
+        return [typed(ModelSummary, m) for m in answer.json("/v1/models")["models"]]
 
     return Call("GET", "/v1/models", read)
 
@@ -362,12 +341,11 @@ def model(name: str) -> Call[ModelDetail]:
 
     def read(answer: Answer) -> ModelDetail:
         body = answer.json(path)
-        known = VersionInfo.__dataclass_fields__
         return ModelDetail(
             name=body["name"],
             task=body["task"],
             active_version=body.get("active_version"),
-            versions=[VersionInfo(**{k: v for k, v in i.items() if k in known}) for i in body["versions"]],
+            versions=[typed(VersionInfo, i) for i in body["versions"]],
             feature_names=(body.get("input") or {}).get("feature_names"),
             n_features=(body.get("input") or {}).get("n_features", 0),
             classes=(body.get("output") or {}).get("classes"),

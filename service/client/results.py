@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+T = TypeVar("T")
 
 
 class NnserveError(Exception):
@@ -166,13 +167,67 @@ class FeedbackResult:
 
 
 @dataclass(frozen=True)
+class FeatureDrift:
+    name: str
+    psi: float  # population stability index of the feature's logged inputs against the training data
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A version's drift: PSI of each feature and of the predictions against its training data, on ``rows``
+    logged rows; ``available`` False (and ``reason``) when there are too few of them."""
+
+    available: bool
+    rows: int
+    features: list[FeatureDrift]
+    reason: str | None = None
+    predictions: float | None = None
+
+
+@dataclass(frozen=True)
 class VersionMonitoring:
     version: int
     active: bool
     rows: int  # logged rows in the window
     labelled: int  # labelled rows the metrics rest on
     metrics: dict[str, float]
-    drift: dict[str, Any]  # available, reason, rows, features [{"name", "psi"}], predictions
+    drift: Drift
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A model's canary or shadow rollout: ``candidate`` tried against ``baseline`` (the active version).
+
+    ``state`` is ``running`` or how it ended (``promoted``, ``rolled_back``, ``completed``, ``superseded``; why in
+    ``reason``). ``fraction`` is the share of unpinned requests a canary answers; ``figures`` the evidence (per side
+    requests, errors, labelled rows, live metrics; a shadow's agreement), as of ``computed_at`` while it runs.
+    Times are ISO 8601 UTC; ``max_duration`` is seconds.
+    """
+
+    mode: str
+    state: str
+    candidate: int
+    baseline: int
+    fraction: float
+    min_requests: int
+    max_duration: float
+    started_at: str
+    ended_at: str | None = None
+    job_id: str | None = None
+    reason: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    computed_at: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    source: str | None  # "key" or "token"; None for labels given before labels had a source
+    key: str | None  # the key's id (source "key")
+    rows: int  # logged rows labelled
 
 
 @dataclass(frozen=True)
@@ -181,14 +236,47 @@ class Monitoring:
     window: int
     active_version: int | None
     versions: list[VersionMonitoring]
-    rollout: dict[str, Any] | None = None  # running (with its evidence so far) or the last one, as the server shows
-    labels: list[dict[str, Any]] = field(default_factory=list)  # {"source", "key", "rows"}: labelled rows per key
+    rollout: Rollout | None = None  # running (with its evidence so far) or the last one, as the server shows
+    labels: list[LabelCount] = field(default_factory=list)  # labelled rows per source and key, most first
     computed_at: str | None = None  # ISO 8601 UTC: when the retraining worker computed the figures; None: not yet
     reason: str | None = None  # why there are no figures
     dropped: dict[str, int] = field(default_factory=dict)  # rows the log does not hold, per reason
 
 
+def typed(cls: type[T], body: Mapping[str, Any]) -> T:
+    """``cls`` from the server's JSON object (fields a newer server adds are left out)."""
+    known = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return cls(**{k: v for k, v in body.items() if k in known})
+
+
 def job_from(body: Mapping[str, Any]) -> Job:
-    """A job as the server shows it (fields a newer server adds are left out)."""
-    known = Job.__dataclass_fields__
-    return Job(**{k: v for k, v in body.items() if k in known})
+    """A job as the server shows it."""
+    return typed(Job, body)
+
+
+def rollout_from(body: Mapping[str, Any]) -> Rollout:
+    """A rollout as the server shows it (``GET``/``DELETE /v1/models/<name>/rollout``, and in monitoring)."""
+    return typed(Rollout, {**body, "figures": body.get("figures") or {}})
+
+
+def _version_monitoring(body: Mapping[str, Any]) -> VersionMonitoring:
+    drift = body["drift"]
+    features = [typed(FeatureDrift, f) for f in drift.get("features", [])]
+    return typed(VersionMonitoring, {**body, "drift": typed(Drift, {**drift, "features": features})})
+
+
+def monitoring_from(body: Mapping[str, Any]) -> Monitoring:
+    """A model's monitoring as the server shows it, every part typed."""
+    versions = [_version_monitoring(version) for version in body["versions"]]
+    rollout = body.get("rollout")
+    return Monitoring(
+        body["model"],
+        body["window"],
+        body.get("active_version"),
+        versions,
+        None if rollout is None else rollout_from(rollout),
+        [typed(LabelCount, c) for c in body.get("labels", [])],
+        body.get("computed_at"),
+        body.get("reason"),
+        body.get("dropped", {}),
+    )

@@ -12,7 +12,7 @@ from helpers import monitoring_pass
 
 from service import create_app
 from service.cli import main, monitoring_commands
-from service.client import Monitoring, NnserveError
+from service.client import Drift, FeatureDrift, LabelCount, Monitoring, NnserveError
 
 IRIS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 TRUTH = ["setosa", "virginica", "versicolor"]
@@ -46,14 +46,18 @@ def test_client_feedback_then_monitoring(client):
     client.monitoring("iris", window=1)  # asked for: computed by the next pass
     monitoring_pass(client._flask.application)
     found = client.monitoring("iris")
-    assert found.labels == [{"source": "key", "key": "bootstrap", "rows": 3}]
+    assert found.labels == [LabelCount(source="key", key="bootstrap", rows=3)]
     assert found.computed_at is not None and found.reason is None
     assert set(found.dropped) == {"per_request", "buffer_rows", "buffer_bytes", "error", "disk"}
     (version,) = found.versions
     assert (found.model, found.window, version.active, version.rows, version.labelled) == ("iris", 1000, True, 3, 3)
     assert set(version.metrics) == {"accuracy", "log_loss"}
-    assert not version.drift["available"] and version.drift["rows"] == 3  # PSI on 3 rows would be noise
-    assert version.drift["reason"] == "not enough rows: 3 logged, drift needs 100 (NNSERVE_DRIFT_MIN_ROWS)"
+    assert version.drift == Drift(  # PSI on 3 rows would be noise
+        available=False,
+        rows=3,
+        features=[],
+        reason="not enough rows: 3 logged, drift needs 100 (NNSERVE_DRIFT_MIN_ROWS)",
+    )
     assert client.monitoring("iris", window=1).versions[0].rows == 1
     with pytest.raises(NnserveError) as info:
         client.feedback("iris", [{"request_id": ids[0], "target": "rose"}])
@@ -94,8 +98,14 @@ def test_cli_feedback_from_csv_and_the_monitoring_report(client, cli, tmp_path):
     table = {line.split()[0]: line.split()[1:] for line in lines[6:-2]}
     assert set(table) == {"sepal_length", "sepal_width", "petal_length", "petal_width", "(predictions)"}
     assert all(band in ("stable", "moderate", "major") for _, band in table.values())
+    drift = client.monitoring("iris").versions[0].drift
+    assert drift.available and drift.rows == 3 and isinstance(drift.predictions, float)
+    assert all(isinstance(f, FeatureDrift) for f in drift.features)
+    assert [f.name for f in drift.features] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert all(float(table[f.name][0]) == pytest.approx(f.psi, abs=5e-5) for f in drift.features)
     as_json = json.loads(cli("monitoring", "iris", "--window", "2", "--json").output)
     assert as_json["versions"][0]["rows"] == 2
+    assert set(as_json["versions"][0]["drift"]) == {"available", "rows", "features", "reason", "predictions"}
 
 
 def test_cli_feedback_converts_regression_targets_and_refuses_a_bad_file(client, cli, tmp_path):

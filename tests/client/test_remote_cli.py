@@ -9,7 +9,7 @@ from client_support import TOKEN
 from helpers import free_port
 
 from service.cli import main
-from service.client import Client
+from service.client import Client, Rollout
 from service.store import FileKeyStore
 
 IRIS_CSV = "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
@@ -179,13 +179,18 @@ def test_a_canary_retrain_shows_in_monitoring_and_an_admin_stops_it(run, live):
     assert job["request"]["canary_fraction"] == 0.3 and job["request"]["min_requests"] == 40
     assert job["result"]["reason"].startswith(f"canary started: version {candidate} gets 30% of unpinned requests")
     client = Client(live.url, token=TOKEN)
-    assert client.rollout("iris")["state"] == "running"
+    running = client.rollout("iris")
+    assert (
+        isinstance(running, Rollout) and running.running and (running.mode, running.candidate) == ("canary", candidate)
+    )
+    assert (running.fraction, running.min_requests, running.reason) == (0.3, 40, None)
     shown = CliRunner().invoke(main, ["monitoring", "iris", "--url", live.url], catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
     assert f"canary of version {candidate} against " in shown.output and "(30% of requests): running, " in shown.output
     stopped = client.stop_rollout("iris")
-    assert (stopped["state"], stopped["reason"]) == ("rolled_back", "stopped by an admin")
-    assert client.monitoring("iris").rollout["state"] == "rolled_back"
+    assert (stopped.state, stopped.reason, stopped.candidate) == ("rolled_back", "stopped by an admin", candidate)
+    assert stopped.ended_at is not None and not stopped.running
+    assert client.monitoring("iris").rollout == client.rollout("iris") == stopped
     refused = run("retrain", "iris", "--min-requests", "40")
     assert refused.exit_code == 1 and "need promote 'canary' or 'shadow'" in refused.output
 

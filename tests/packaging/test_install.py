@@ -128,6 +128,8 @@ print(json.dumps({{
         "client = Client('http://127.0.0.1:1')\n"
         "version: str = client.predict('iris', [[1.0]]).version\n"
         "reveal_type(client.infer('iris', [[1.0]]).outputs)\n"
+        "reveal_type(client.rollout('iris'))\n"
+        "reveal_type(client.monitoring('iris').versions[0].drift.features)\n"
         "client.predict('iris', 5)\n"
         "import numpy as np\n"
         "client.predict('iris', np.zeros((1, 4)))\n"
@@ -148,6 +150,8 @@ print(json.dumps({{
     assert 'expression has type "int", variable has type "str"' in checked.stdout, checked.stdout
     assert re.search(r'Revealed type is "(builtins\.)?dict\[(builtins\.)?str, numpy\.ndarray\[', checked.stdout)
     assert 'Revealed type is "service.client.results.Prediction"' in checked.stdout, checked.stdout
+    assert 'Revealed type is "service.client.results.Rollout"' in checked.stdout, checked.stdout
+    assert re.search(r'Revealed type is "(builtins\.)?list\[service\.client\.results\.FeatureDrift\]"', checked.stdout)
     assert re.search(r'Revealed type is "(builtins\.)?list\[service\.client\.results\.Job\]"', checked.stdout)
     assert '"Coroutine[Any, Any, list[ModelSummary]]" has no attribute "append"' in checked.stdout, checked.stdout
     assert 'Argument 2 to "predict" of "Client" has incompatible type "int"' in checked.stdout, checked.stdout
