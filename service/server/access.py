@@ -1,5 +1,6 @@
-"""The request metrics' Flask hooks: ``GET /metrics``, and one count, one duration and one access log line per
-request, labelled with the model version the data plane resolved for it (``Call.resolved``)."""
+"""The request metrics: ``GET /metrics``, and one count, one duration and one access log line per request (app.py's
+request hooks call ``start`` and ``record``), labelled with the model version the data plane resolved for it
+(``Call.resolved``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from flask import Flask, Request, Response, g, request
+from flask import Flask, Request, Response
 from flask.ctx import _AppCtxGlobals
 
 from service.logs import ACCESS
@@ -15,9 +16,8 @@ from service.server.registry import ModelRegistry
 from service.telemetry import CONTENT_TYPE, UNMATCHED, exposition, request_answered
 
 
-def install(app: Flask, registry: ModelRegistry, before_scrape: Callable[[], None] | None = None) -> None:
-    """``GET /metrics`` (calling ``before_scrape`` first), and one count, one duration and one JSON log line per
-    request."""
+def install(app: Flask, before_scrape: Callable[[], None] | None = None) -> None:
+    """``GET /metrics``, calling ``before_scrape`` first."""
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -25,40 +25,39 @@ def install(app: Flask, registry: ModelRegistry, before_scrape: Callable[[], Non
             before_scrape()
         return Response(exposition(), 200, {"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
 
-    @app.before_request
-    def start() -> None:
-        g._get_current_object().nnserve_started = time.perf_counter()  # type: ignore[attr-defined]
 
-    @app.after_request
-    def record(response: Response) -> Response:
-        # one proxy look-up each for the request and its state: this runs on every request
-        state, req = g._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
-        seconds = time.perf_counter() - state.get("nnserve_started", time.perf_counter())
-        rule = req.url_rule
-        endpoint = rule.rule if rule is not None else UNMATCHED
-        name, version = _model_labels(registry, state, req)
-        status = response.status_code
-        request_answered(endpoint, name, version, status, seconds)
-        if ACCESS.isEnabledFor(logging.INFO):
-            method, path = req.method, req.path
-            ACCESS.info(
-                "%s %s %s",
-                method,
-                path,
-                status,
-                extra={
-                    "request_id": state.get("request_id", ""),
-                    "method": method,
-                    "path": path,
-                    "endpoint": endpoint,
-                    "model": name,
-                    "version": int(version) if version else None,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "key_id": state.get("nnserve_key_id"),  # the credential's public id, never the key itself
-                },
-            )
-        return response
+def start(state: _AppCtxGlobals) -> None:
+    """Note when the request started (``record`` times it from here)."""
+    state.nnserve_started = time.perf_counter()
+
+
+def record(registry: ModelRegistry, state: _AppCtxGlobals, req: Request, response: Response) -> None:
+    """The request's count, duration and JSON access log line (``state`` is its ``flask.g``)."""
+    seconds = time.perf_counter() - state.get("nnserve_started", time.perf_counter())
+    rule = req.url_rule
+    endpoint = rule.rule if rule is not None else UNMATCHED
+    name, version = _model_labels(registry, state, req)
+    status = response.status_code
+    request_answered(endpoint, name, version, status, seconds)
+    if ACCESS.isEnabledFor(logging.INFO):
+        method, path = req.method, req.path
+        ACCESS.info(
+            "%s %s %s",
+            method,
+            path,
+            status,
+            extra={
+                "request_id": state.get("request_id", ""),
+                "method": method,
+                "path": path,
+                "endpoint": endpoint,
+                "model": name,
+                "version": int(version) if version else None,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "key_id": state.get("nnserve_key_id"),  # the credential's public id, never the key itself
+            },
+        )
 
 
 def _model_labels(registry: ModelRegistry, state: _AppCtxGlobals, req: Request) -> tuple[str, str]:

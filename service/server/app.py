@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import flask_smorest
 import swagger_ui_bundle
 from apispec import BasePlugin
-from flask import Flask, Response, g, request, send_from_directory
+from flask import Flask, Request, Response, g, request, send_from_directory
 
 from service import config, logs, telemetry, tracing
 from service.server import access, auditing, auth, errors, health, query_args
@@ -27,7 +27,14 @@ from service.server.ui import pages as ui_pages
 from service.server.v1 import audit_routes, explain_routes, job_routes, model_routes, monitoring_routes
 from service.server.v1.schemas import ErrorSchema
 from service.server.v2 import routes as v2_routes
-from service.store import AnnouncesActivations, KeyRing, configured_audit_log, open_key_store, open_store
+from service.store import (
+    AnnouncesActivations,
+    AuditLog,
+    KeyRing,
+    configured_audit_log,
+    open_key_store,
+    open_store,
+)
 from service.store.monitoring import open_prediction_log
 from service.store.snapshots import open_snapshots
 from service.training.jobs import open_queue
@@ -173,13 +180,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     if tracing.enabled():  # hooks cost every request their time: none while tracing is off
         _install_request_spans(app)  # first: every other hook runs inside the request's span
-    _install_request_ids(app)
-    auth.install(app, Gate(keyring, settings), ui_pages.locked)  # after the request id: a 401 carries one too
-    query_args.install(app)  # after the closed-mode gate: there a stranger gets its 401 first
-    auditing.install(app, configured_audit_log(app.config["NNSERVE_STORE"], app.config))
-    # GET /metrics (with the retraining workers' heartbeat age); counts, times and logs every request
-    access.install(
-        app, registry, lambda: telemetry.worker_heartbeat_age(health.retraining_worker()["heartbeat_age_seconds"])
+    audit_log = configured_audit_log(app.config["NNSERVE_STORE"], app.config)
+    auditing.install(app, audit_log)
+    # GET /metrics (with the retraining workers' heartbeat age)
+    access.install(app, lambda: telemetry.worker_heartbeat_age(health.retraining_worker()["heartbeat_age_seconds"]))
+    _install_request_hooks(
+        app,
+        registry,
+        auth.install(app, Gate(keyring, settings), ui_pages.locked),
+        query_args.checker(app),
+        audit_log,
     )
     registry.load_all()
     keyring.refresh()
@@ -226,20 +236,45 @@ def _install_request_spans(app: Flask) -> None:
             opened.end()
 
 
-def _install_request_ids(app: Flask) -> None:
-    """Honour a well-formed ``X-Request-ID`` or make one; always return it. The request's ``Call`` is made here."""
+def _install_request_hooks(
+    app: Flask,
+    registry: ModelRegistry,
+    gate_closed: Callable[[Request], Response | None] | None,
+    check_query: Callable[[Request], None],
+    audit_log: AuditLog,
+) -> None:
+    """What every request needs, in one ``before_request`` and one ``after_request`` hook (a hook each would cost
+    every request its dispatch and its own look-ups of the request and ``g``).
+
+    Before: the start time; a well-formed ``X-Request-ID`` honoured, or one made, and the request's ``Call``; in
+    ``closed`` mode the gate (``gate_closed``: its 401 carries the request id); the query arguments (after the
+    gate: a stranger gets its 401 first). After: the audit entry, the metrics and the access log line, and the
+    request id returned.
+    """
 
     @app.before_request
-    def assign() -> None:
-        environ = request.environ  # one proxy look-up, then plain dicts: this runs on every request
+    def begin() -> Response | None:
+        # one proxy look-up each for the request and its state, then plain objects: this runs on every request
+        state, req = g._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
+        access.start(state)
+        environ = req.environ
         given = environ.get("HTTP_X_REQUEST_ID", "")
         chosen = bool(REQUEST_ID.match(given))  # chosen by the client: it may already be logged
-        state = g._get_current_object()  # type: ignore[attr-defined]
         state.request_id = request_id = given if chosen else uuid.uuid4().hex
         state.nnserve_call = Call(request_id, chosen, environ.get(ROUTING_KEY_ENVIRON) or None)
+        if gate_closed is not None:
+            refused = gate_closed(req)
+            if refused is not None:
+                return refused
+        check_query(req)
+        return None
 
     @app.after_request
-    def stamp(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g._get_current_object().get("request_id", "")  # type: ignore[attr-defined]
-        response.headers["X-Content-Type-Options"] = "nosniff"
+    def finish(response: Response) -> Response:
+        state, req = g._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
+        auditing.record(app, audit_log, state, req, response)
+        access.record(registry, state, req, response)
+        headers = response.headers
+        headers["X-Request-ID"] = state.get("request_id", "")
+        headers["X-Content-Type-Options"] = "nosniff"
         return response

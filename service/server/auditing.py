@@ -1,11 +1,11 @@
 """Recording admin actions and feedback calls in the store's audit log, whatever their answer.
 
 A view says what it does with ``@audited(action)`` (outermost, above the blueprint's decorators) and may add
-what it changed with ``note``; one ``after_request`` hook records every call of such a view, the refused ones
-included (a 401 of the closed-mode gate, a 403 of ``require``, a bad query argument), with the caller's key
-id, the model of its URL and the answer's status. Only what the server says goes in: the message of a
-refusal or failure, never a credential, a feedback token, a target or anything else of the request's body
-(the messages of 400, 413, 415 and 422, which may quote the body, are left out).
+what it changed with ``note``; ``record``, called by app.py's ``after_request`` hook, records every call of
+such a view, the refused ones included (a 401 of the closed-mode gate, a 403 of ``require``, a bad query
+argument), with the caller's key id, the model of its URL and the answer's status. Only what the server says
+goes in: the message of a refusal or failure, never a credential, a feedback token, a target or anything else
+of the request's body (the messages of 400, 413, 415 and 422, which may quote the body, are left out).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g
+from flask.ctx import _AppCtxGlobals
 
 from service.store import AuditEntry, AuditLog, InvalidNameError, StoreError, validate_name
 
@@ -47,20 +48,19 @@ def note(*, model: str | None = None, detail: str | None = None, actor: str | No
 _actions: dict[tuple[str, str], str | None] = {}  # (endpoint, method) -> its audited action, found once
 
 
-def _action() -> str | None:
-    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up: every request asks
+def _action(app: Flask, req: Request) -> str | None:
     if req.url_rule is None or req.routing_exception is not None:
         return None
     key = (req.url_rule.endpoint, req.method)
     if key not in _actions:
-        view = current_app.view_functions.get(key[0])
+        view = app.view_functions.get(key[0])
         handler = getattr(getattr(view, "view_class", None), key[1].lower(), view)
         _actions[key] = getattr(handler, _ATTRIBUTE, None)
     return _actions[key]
 
 
-def _model() -> str | None:
-    name = (request.view_args or {}).get("name")
+def _model(req: Request) -> str | None:
+    name = (req.view_args or {}).get("name")
     try:
         return validate_name(name) if isinstance(name, str) else None
     except InvalidNameError:
@@ -85,30 +85,30 @@ def _message(response: Response) -> str:
 
 
 def install(app: Flask, audit_log: AuditLog) -> None:
-    """Record every call of an ``@audited`` view of ``app`` in ``audit_log`` (a failed write is logged, and the
-    answer, whose action already happened, is sent as it is)."""
+    """``audit_log`` is ``app``'s (app.py's request hooks call ``record`` with it)."""
     app.extensions["nnserve.audit"] = audit_log
 
-    @app.after_request
-    def record(response: Response) -> Response:
-        action = _action()
-        if action is None:
-            return response
-        noted = g.get("nnserve_audit", {})
-        status = response.status_code
-        entry = AuditEntry(
-            action=action,
-            outcome=_outcome(status),
-            actor=noted.get("actor") or g.get("nnserve_key_id"),
-            model=noted.get("model") or _model(),
-            status=status,
-            detail=noted.get("detail", "") if status < 400 else _message(response),
-        )
-        try:
-            audit_log.record(entry)
-        except StoreError as exc:
-            log.error("audit entry not recorded (%s %s %s): %s", action, entry.model, status, exc)
-        return response
+
+def record(app: Flask, audit_log: AuditLog, state: _AppCtxGlobals, req: Request, response: Response) -> None:
+    """Record the call in ``audit_log`` if its view is ``@audited`` (``state`` is its ``flask.g``); a failed write
+    is logged, and the answer, whose action already happened, is sent as it is."""
+    action = _action(app, req)
+    if action is None:
+        return
+    noted = state.get("nnserve_audit", {})
+    status = response.status_code
+    entry = AuditEntry(
+        action=action,
+        outcome=_outcome(status),
+        actor=noted.get("actor") or state.get("nnserve_key_id"),
+        model=noted.get("model") or _model(req),
+        status=status,
+        detail=noted.get("detail", "") if status < 400 else _message(response),
+    )
+    try:
+        audit_log.record(entry)
+    except StoreError as exc:
+        log.error("audit entry not recorded (%s %s %s): %s", action, entry.model, status, exc)
 
 
 def audit_log() -> AuditLog:

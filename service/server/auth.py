@@ -99,18 +99,19 @@ def is_admin() -> bool:
     return caller is not None and caller.allows(ADMIN)
 
 
-def install(app: Flask, gate: Gate, locked: Callable[[], Response] | None = None) -> None:
-    """In ``closed`` mode every request but ``OPEN_PATHS`` (and feedback carrying tokens instead of a key,
-    ``TOKEN_ENDPOINTS``) needs a valid key (``read``), before any view runs; views ask for their own scope with
-    ``require``. Access logs name the key id sent (``g.nnserve_key_id``)."""
+def install(
+    app: Flask, gate: Gate, locked: Callable[[], Response] | None = None
+) -> Callable[[Request], Response | None] | None:
+    """``gate`` is ``app``'s. In ``closed`` mode, the check app.py's ``before_request`` hook makes of every request:
+    all but ``OPEN_PATHS`` (and feedback carrying tokens instead of a key, ``TOKEN_ENDPOINTS``) need a valid key
+    (``read``), before any view runs; views ask for their own scope with ``require``. Access logs name the key id
+    sent (``g.nnserve_key_id``). None in the other modes (read once: an open server pays nothing for the gate)."""
 
     app.extensions[GATE] = gate
-    if not gate.closed:  # the mode is read once: an open server pays nothing for the gate
-        return
+    if not gate.closed:
+        return None
 
-    @app.before_request
-    def gate_closed() -> Response | None:
-        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up on every request
+    def gate_closed(req: Request) -> Response | None:
         path, authorization = req.path, req.environ.get("HTTP_AUTHORIZATION")
         if path in OPEN_PATHS or path.startswith("/ui/static/"):
             return None
@@ -122,6 +123,8 @@ def install(app: Flask, gate: Gate, locked: Callable[[], Response] | None = None
         name = args.get("name", args.get("model_name"))
         authorize(READ, name if isinstance(name, str) else None)
         return None
+
+    return gate_closed
 
 
 def _browser_page(req: Request) -> bool:

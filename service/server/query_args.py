@@ -8,9 +8,10 @@ misspelt or smuggled argument is never ignored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, Request
 from marshmallow import Schema
 from marshmallow import fields as ma_fields
 from werkzeug.exceptions import UnprocessableEntity
@@ -41,18 +42,17 @@ def declared(view: Any, method: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(names), frozenset(repeatable)
 
 
-def install(app: Flask) -> None:
-    """Refuse undeclared and repeated query arguments on every route of ``app`` (422)."""
+def checker(app: Flask) -> Callable[[Request], None]:
+    """The check app.py's ``before_request`` hook makes of every request of ``app``: an undeclared or a repeated
+    query argument is a 422."""
     cache: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = {}
 
-    @app.before_request
-    def check_query() -> None:
-        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up: every request
+    def check_query(req: Request) -> None:
         if not req.environ.get("QUERY_STRING") or req.url_rule is None or req.routing_exception is not None:
             return
         key = (req.url_rule.endpoint, req.method)
         if key not in cache:
-            cache[key] = declared(current_app.view_functions[req.url_rule.endpoint], req.method)
+            cache[key] = declared(app.view_functions[req.url_rule.endpoint], req.method)
         names, repeatable = cache[key]
         problems: dict[str, list[str]] = {}
         for name in req.args:
@@ -67,3 +67,5 @@ def install(app: Flask) -> None:
             refusal = UnprocessableEntity(message)  # its description for v2's {"error"}, its data for the v1 shape
             refusal.data = {"message": message, "errors": problems}  # type: ignore[attr-defined]
             raise refusal
+
+    return check_query
