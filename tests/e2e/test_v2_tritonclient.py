@@ -234,7 +234,7 @@ def test_unknown_output_and_bad_values(client, catalog):
     bad = rows.astype(np.float32)
     bad[1, 2] = np.inf
     error = raised(lambda: client.infer("iris", [make_input(bad, "FP32", True)]))
-    assert error.message() == "input 'input' holds inf at index [1, 2]; every value must be a finite FP32 number"
+    assert error.message() == "the input holds inf at index [1, 2]; every value must be a finite number"
 
 
 # -- body limits under gunicorn ------------------------------------------------------

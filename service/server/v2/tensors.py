@@ -104,7 +104,8 @@ def attach_binary(inputs: Sequence[InputTensor], binary: bytes, header_given: bo
 
 
 def decode(tensor: InputTensor, body_may_hold_booleans: bool = True) -> np.ndarray:
-    """The tensor's values as an array of its datatype and shape; finite for floating-point datatypes.
+    """The tensor's values as an array of its datatype and shape (whether they are finite, and within the model's
+    range, is the data plane's rule: ``DataPlane.check_values``).
 
     ``body_may_hold_booleans=False`` (no ``true``/``false`` token in the JSON)
     lets numbers convert in one numpy step; otherwise, or when that step does
@@ -123,14 +124,7 @@ def decode(tensor: InputTensor, body_may_hold_booleans: bool = True) -> np.ndarr
         values = from_binary(tensor.raw, dtype)
     else:
         values = _from_json(tensor, dtype, body_may_hold_booleans)
-    values = values.reshape(tensor.shape)
-    if dtype.kind == "f" and not np.isfinite(values).all():
-        where = [int(i) for i in np.argwhere(~np.isfinite(values))[0]]
-        raise TensorError(
-            f"input {tensor.name!r} holds {values[tuple(where)]} at index {where}; "
-            f"every value must be a finite {tensor.datatype} number"
-        )
-    return values
+    return values.reshape(tensor.shape)
 
 
 def _from_json(tensor: InputTensor, dtype: np.dtype, body_may_hold_booleans: bool) -> np.ndarray:
