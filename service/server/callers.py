@@ -12,6 +12,7 @@ transport's way of sending it (``UnauthenticatedError.worded``).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from service.server.settings import ServerSettings
@@ -33,11 +34,22 @@ class Caller:
     scopes: frozenset[str]  # of SCOPES; admin implies the others
     models: frozenset[str] = frozenset()  # empty: every model
 
+    def sees(self, model: str) -> bool:
+        """Whether this caller's key reaches ``model`` at all: a key limited to models reaches only those."""
+        return not self.models or model in self.models
+
     def allows(self, scope: str, model: str | None = None) -> bool:
         """Whether this caller may act with ``scope`` (``read``: any scope) on ``model`` (None: no model)."""
-        if model is not None and self.models and model not in self.models:
+        if model is not None and not self.sees(model):
             return False
         return scope == READ or scope in self.scopes or ADMIN in self.scopes
+
+
+def listed(caller: Caller | None, names: Iterable[str]) -> list[str]:
+    """The models of ``names`` a listing shows ``caller``: every one to a caller without a key (where reads need
+    none) or with a key for every model, only its own to a key limited to models (what it may not call, such a
+    key does not see: naming another model is a 403, as ``Gate.authorize`` answers)."""
+    return [name for name in names if caller is None or caller.sees(name)]
 
 
 class UnauthenticatedError(Exception):

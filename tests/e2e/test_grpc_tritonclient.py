@@ -420,6 +420,53 @@ def test_closed_mode_wants_keys_with_the_scope_and_the_model_as_http_does(closed
     http_client.close()
 
 
+def limited_key_sees_only_its_model(server, key, admin=None):
+    """What a key limited to iris sees over gRPC and HTTP: iris alone in the listings, PERMISSION_DENIED (403)
+    for another model's metadata with the message its inferences there get; what ``admin`` (a key for every model,
+    or None: no key) sees: every model."""
+    grpc_client = grpcclient.InferenceServerClient(server.grpc)
+    http_client = httpclient.InferenceServerClient(server.host_port, network_timeout=30.0)
+    limited = {"authorization": f"Bearer {key}"}
+    every = {} if admin is None else {"authorization": f"Bearer {admin}"}
+    with requests.Session() as http:
+
+        def accepted():  # a key made while the server runs reaches a worker within its key check interval
+            live = grpc_client.is_server_live(headers=dict(limited))
+            return live and http.get(f"{server.url}/v1/models", headers=limited, timeout=10).status_code == 200
+
+        wait_for(accepted, 10, "the key to be known to the worker of each connection")
+        index = grpc_client.get_model_repository_index(headers=dict(limited))
+        assert [m.name for m in index.models] == ["iris"]
+        assert sorted(m.name for m in grpc_client.get_model_repository_index(headers=dict(every)).models) == sorted(
+            MODELS
+        )
+        listed = http.get(f"{server.url}/v1/models", headers=limited, timeout=10).json()["models"]
+        assert [m["name"] for m in listed] == ["iris"]
+        assert http.get(f"{server.url}/v2/models/wine", headers=limited, timeout=10).status_code == 403
+    g = refusal(lambda: grpc_client.get_model_metadata("wine", headers=dict(limited)))
+    h = refusal(lambda: http_client.get_model_metadata("wine", headers=dict(limited)))
+    assert (g.status(), h.status()) == ("StatusCode.PERMISSION_DENIED", "403")
+    inferred, _ = grpc_and_http_refusals(
+        grpc_client, http_client, "wine", [("input", IRIS, "FP32")], headers=dict(limited)
+    )
+    assert g.message() == h.message() == inferred.message() == f"key {key.split('_')[1]!r} lacks access to model 'wine'"
+    assert refusal(lambda: grpc_client.is_model_ready("wine", headers=dict(limited))).status() == g.status()
+    assert grpc_client.get_model_metadata("iris", headers=dict(limited)).name == "iris"
+    assert grpc_client.get_model_metadata("wine", headers=dict(every)).name == "wine"
+    grpc_client.close()
+    http_client.close()
+
+
+def test_a_key_limited_to_models_lists_only_them_as_http_does_in_closed_mode(closed):
+    server, keys = closed
+    limited_key_sees_only_its_model(server, keys["iris"], keys["admin"])
+
+
+def test_a_key_limited_to_models_lists_only_them_as_http_does_in_open_predict_mode(server, catalog):
+    _, key = FileKeyStore(catalog.root).create("iris-app", ["predict"], models=["iris"])
+    limited_key_sees_only_its_model(server, key)
+
+
 # -- the server's life ------------------------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from service import tracing
-from service.server.callers import PREDICT, READ, Gate
+from service.server.callers import PREDICT, READ, Gate, listed
 from service.server.dataplane import DataPlane
 from service.server.grpc import codec
 from service.server.grpc import grpc_predict_v2_pb2 as pb2
@@ -57,10 +57,13 @@ class InferenceServicer(pb2_grpc.GRPCInferenceServiceServicer):
         return pb2.ServerMetadataResponse(name=name, version=version, extensions=EXTENSIONS)
 
     def RepositoryIndex(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        """Every model of the store and whether this worker serves it (Triton's repository index)."""
+        """Every model of the store the caller sees (``listed``) and whether this worker serves it (Triton's
+        repository index)."""
         self._authorize(context, READ)
         response = pb2.RepositoryIndexResponse()
-        for name, info in sorted(self.dataplane.readiness().models.items()):
+        models = self.dataplane.readiness().models
+        for name in listed(current().caller, sorted(models)):
+            info = models[name]
             loaded = info.get("loaded_version")
             if request.ready and loaded is None:
                 continue

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, render_template, request
 
-from service.server.auth import require
+from service.server.auth import current_caller, require
+from service.server.callers import READ, Caller, listed
 from service.server.current import call as current_call
 from service.server.current import dataplane, job_queue, registry, settings
 from service.server.dataplane import InputError
@@ -123,10 +124,11 @@ def _charts(info: VersionInfo, history: dict[str, Any] | None, evaluation: dict[
     return charts
 
 
-def model_rows(store: ModelStore) -> list[dict[str, Any]]:
-    """One row per model: its active version's task and held-out metrics, or why there is none."""
+def model_rows(store: ModelStore, caller: Caller | None) -> list[dict[str, Any]]:
+    """One row per model ``caller`` sees (``listed``): its active version's task and held-out metrics, or why
+    there is none."""
     rows = []
-    for name in store.model_names():
+    for name in listed(caller, store.model_names()):
         row: dict[str, Any] = {"name": name, "active": None, "task": None, "metrics": {}, "error": None}
         try:
             active = store.active_version(name)
@@ -179,7 +181,7 @@ def locked() -> Response:
 @blp.get("/")
 def index() -> str:
     """Every model: its active version, task and held-out metrics."""
-    return render_template("ui/index.html", models=model_rows(_store()), counts=_queue().counts())
+    return render_template("ui/index.html", models=model_rows(_store(), current_caller()), counts=_queue().counts())
 
 
 _verified: dict[tuple[ModelStore, str, int], dict[str, Any]] = {}  # the store itself in the key: no id reuse
@@ -230,6 +232,7 @@ def _page_errors() -> Iterator[None]:
 
 
 @blp.get("/models/<name>")
+@require(READ)
 def model(name: str) -> str:
     """One model's versions, lineage, loss curves and evaluation (the dashboard's model page)."""
     with _page_errors():

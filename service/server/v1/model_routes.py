@@ -9,8 +9,9 @@ from flask.views import MethodView
 
 from service import tracing
 from service.server.auditing import audited, note
-from service.server.auth import require, require_admin
+from service.server.auth import current_caller, require, require_admin
 from service.server.blueprint import ADMIN, KEY, Blueprint
+from service.server.callers import READ, listed
 from service.server.current import ROUTING_KEY_HEADER, dataplane, registry
 from service.server.current import call as current_call
 from service.server.dataplane import InputError
@@ -59,12 +60,14 @@ def summary(loaded: LoadedModel) -> dict[str, Any]:
 
 @blp.route("")
 class Models(MethodView):
+    @blp.errors(401)
     @blp.response(200, ModelListSchema)
     def get(self) -> dict[str, Any]:
-        """Every model with an active version, with its task, width, classes and metrics."""
+        """Every model with an active version, with its task, width, classes and metrics (a key limited to models:
+        those models only)."""
         reg = registry()
         models = []
-        for name in reg.store.model_names():
+        for name in listed(current_caller(), reg.store.model_names()):
             try:
                 models.append(summary(reg.active(name)))
             except StoreError:  # nothing servable (none active, broken, unreadable): /readyz says why
@@ -74,8 +77,9 @@ class Models(MethodView):
 
 @blp.route("/<name>")
 class ModelDetail(MethodView):
-    @blp.errors(404, 503)
+    @blp.errors(401, 403, 404, 503)
     @blp.response(200, ModelDetailSchema)
+    @require(READ)
     def get(self, name: str) -> dict[str, Any]:
         """Active version, every version (broken ones flagged), input and output description, metrics."""
         reg = registry()

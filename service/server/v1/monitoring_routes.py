@@ -10,8 +10,9 @@ from flask.views import MethodView
 
 from service import telemetry
 from service.server.auditing import audited, note
-from service.server.auth import authorize, current_caller, require_admin
+from service.server.auth import authorize, current_caller, require, require_admin
 from service.server.blueprint import ADMIN, Blueprint
+from service.server.callers import READ
 from service.server.current import feedback_tokens, recorder, registry, settings, snapshots
 from service.server.errors import abort
 from service.server.v1.schemas import (
@@ -98,7 +99,8 @@ class Feedback(MethodView):
 
 @blp.route("/<name>/monitoring")
 class Monitoring(MethodView):
-    @blp.errors(404, 503)
+    @blp.errors(401, 403, 404, 503)
+    @require(READ)
     @blp.arguments(MonitoringArgsSchema, location="query")
     @blp.response(200, MonitoringSchema)
     def get(self, args: dict[str, Any], name: str) -> dict[str, Any]:
@@ -180,8 +182,9 @@ def rollout_state(name: str, snapshot: Snapshot | None = None) -> dict[str, Any]
 
 @blp.route("/<name>/rollout")
 class RolloutView(MethodView):
-    @blp.errors(404, 503)
+    @blp.errors(401, 403, 404, 503)
     @blp.response(200, RolloutSchema)
+    @require(READ)
     def get(self, name: str) -> dict[str, Any]:
         """The running rollout with its evidence so far, or the last one with its verdict and why."""
         shown = rollout_state(validate_name(name))

@@ -30,6 +30,7 @@ from flask import Blueprint, Response
 
 from service import tracing
 from service.server.auth import require
+from service.server.callers import READ
 from service.server.current import call, dataplane
 from service.server.dataplane import InputError, TensorSpec, UnanswerableInputError
 from service.server.jsonio import MODEL_VERSION_HEADER, json_response
@@ -80,6 +81,7 @@ def ready() -> Response:
 
 @blp.get("/models/<name>")
 @blp.get("/models/<name>/versions/<version>")
+@require(READ)
 def model_metadata(name: str, version: str | None = None) -> Response:
     """The model's (version's) input and output tensors and its serving versions."""
     meta = dataplane().metadata(name, version, call())
@@ -96,6 +98,7 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 
 @blp.get("/models/<name>/ready")
 @blp.get("/models/<name>/versions/<version>/ready")
+@require(READ)
 def model_ready(name: str, version: str | None = None) -> Response:
     """200 when the model (version) can serve; 404 when unknown; 503 when it exists but cannot serve."""
     state = dataplane().model_ready(name, version, call())

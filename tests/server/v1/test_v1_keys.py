@@ -158,3 +158,43 @@ def test_a_browser_page_without_a_key_gets_the_locked_page_in_closed_mode(closed
     assert with_key.status_code == 200 and "Versions of iris" in with_key.get_data(as_text=True)
     api = closed_client.get("/v1/models/iris", headers={"Accept": "text/html"})  # not a page: JSON
     assert api.status_code == 401 and api.mimetype == "application/json"
+
+
+EVERY_MODEL = ["breast_cancer", "diabetes", "digits", "iris"]
+
+
+@pytest.mark.parametrize("mode", ["open-predict", "closed"])
+def test_a_key_limited_to_models_sees_only_them_and_is_refused_the_others_as_its_predictions_are(
+    make_app, tiny_catalog_copy, keys, assert_error, mode
+):
+    client = make_app(tiny_catalog_copy, NNSERVE_AUTH=mode).test_client()
+    iris_only, every = keys("predict", models=["iris"]), keys("feedback")
+
+    def listed(headers):
+        answer = client.get("/v1/models", headers=headers)
+        assert answer.status_code == 200
+        return sorted(m["name"] for m in answer.get_json()["models"])
+
+    assert listed(iris_only) == ["iris"]
+    assert listed(every) == EVERY_MODEL
+    if mode == "open-predict":
+        assert listed({}) == EVERY_MODEL
+    page = client.get("/ui/", headers=iris_only).get_data(as_text=True)
+    assert 'href="/ui/models/iris"' in page and 'href="/ui/models/digits"' not in page
+    assert 'href="/ui/models/digits"' in client.get("/ui/", headers=every).get_data(as_text=True)
+
+    refused = "lacks access to model 'digits'"  # what its predictions there answer, over v1 and v2
+    assert_error(client.post("/v1/models/digits/predict", json={"instances": [[0.0] * 64]}, headers=iris_only), 403)
+    inferred = client.post("/v2/models/digits/infer", json={"inputs": []}, headers=iris_only)
+    assert inferred.status_code == 403 and refused in inferred.get_json()["error"]
+    for path in ("/v1/models/digits", "/v1/models/digits/monitoring", "/v1/models/digits/rollout"):
+        assert_error(client.get(path, headers=iris_only), 403, refused)
+    for path in ("/v2/models/digits", "/v2/models/digits/ready", "/v2/models/digits/versions/1"):
+        answer = client.get(path, headers=iris_only)
+        assert (answer.status_code, answer.get_json()) == (403, inferred.get_json()), path
+    page = client.get("/ui/models/digits", headers=iris_only)
+    assert page.status_code == 403 and refused in page.get_data(as_text=True)
+    for path in ("/v1/models/iris", "/v2/models/iris", "/v2/models/iris/ready", "/ui/models/iris"):
+        assert client.get(path, headers=iris_only).status_code == 200, path
+    for path in ("/v1/models/digits", "/v2/models/digits", "/ui/models/digits"):
+        assert client.get(path, headers=every).status_code == 200, path
