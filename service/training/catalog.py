@@ -56,7 +56,8 @@ from nn.estimators import SOLVERS
 from service.store import InvalidNameError, validate_name
 from service.store.monitoring import LABEL_SOURCES
 from service.training.csvdata import TASKS, read_csv_header
-from service.training.jobs import COOLDOWN, LONGEST, MOST_REQUESTS, PROMOTE_CHOICES
+from service.training.jobs import COOLDOWN, PROMOTE_CHOICES
+from service.training.retrain import ROLLOUT_RANGES
 
 
 class SpecError(ValueError):
@@ -206,9 +207,9 @@ class RetrainPolicySchema(_Strict):
     every_n_feedback = _Typed("integer", validate=validate.Range(1, None))
     schedule = _Interval()
     promote = _Typed("string", load_default="if_better", validate=validate.OneOf(PROMOTE_CHOICES))
-    canary_fraction = _Typed("number", validate=validate.Range(0, 1, min_inclusive=False))
-    min_requests = _Typed("integer", validate=validate.Range(1, MOST_REQUESTS))
-    max_duration = _Interval(validate=validate.Range(1, LONGEST))
+    canary_fraction = _Typed("number", validate=ROLLOUT_RANGES["canary_fraction"])
+    min_requests = _Typed("integer", validate=ROLLOUT_RANGES["min_requests"])
+    max_duration = _Interval(validate=ROLLOUT_RANGES["max_duration"])
     cooldown = _Interval(load_default=COOLDOWN)
 
 

@@ -170,6 +170,11 @@ def test_wrong_type_or_value_names_the_key(tmp_path, extra, key):
     assert f"{key}:" in spec_error(tmp_path, GOOD + extra)
 
 
+def test_a_rollout_option_out_of_range_is_worded_as_the_api_and_the_worker_word_it(tmp_path):
+    message = spec_error(tmp_path, GOOD + '[retrain]\npromote = "canary"\nmin_requests = 0\n')
+    assert "retrain.min_requests: must be from 1 to 1000000, got 0" in message
+
+
 def test_wrong_task_and_section_that_is_not_a_table(tmp_path):
     assert "task:" in spec_error(tmp_path, GOOD.replace("classification", "clustering"))
     assert "network: must be a table" in spec_error(tmp_path, GOOD + "network = 3\n")

@@ -49,6 +49,22 @@ def test_a_canary_fraction_outside_zero_to_one_is_refused(base, fraction):
     assert error.field == "canary_fraction" and error.message.startswith("canary_fraction must be in (0, 1]")
 
 
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        ({"min_requests": 0}, "min_requests", "min_requests must be from 1 to 1000000, got 0"),
+        ({"max_duration": 10.0**9}, "max_duration", "max_duration must be from 1 to 2592000 seconds, got 1000000000.0"),
+        ({"max_duration": float("nan")}, "max_duration", "max_duration must be from 1 to 2592000 seconds, got nan"),
+    ],
+)
+@pytest.mark.parametrize("promote", ["canary", "shadow"])
+def test_every_rollout_option_has_its_range_whoever_asks(base, promote, options, field, message):
+    """A policy's or a queued job's rollout options meet the ranges the API's schema and a spec's [retrain]
+    table check: the same rule (``ROLLOUT_RANGES``), the same words."""
+    error = refused(RetrainRequest(promote=promote, **options), base)
+    assert (error.field, error.message) == (field, message)
+
+
 def test_replace_without_rows_is_refused(base):
     error = refused(RetrainRequest(mode="replace"), base)
     assert (error.field, error.message) == ("data", "mode 'replace' trains on the new rows alone: send data")

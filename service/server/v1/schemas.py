@@ -16,14 +16,13 @@ from service.store.audit import OUTCOMES as AUDIT_OUTCOMES
 from service.store.rollouts import ENDED, MODES
 from service.training.jobs import (
     CANARY_FRACTION,
-    LONGEST,
     MAX_DURATION,
     MIN_REQUESTS,
-    MOST_REQUESTS,
     PROMOTE_CHOICES,
     ROLLOUT_OPTIONS,
     STATUSES,
 )
+from service.training.retrain import ROLLOUT_RANGES
 
 AUDIT_MAX_LIMIT = 1000  # entries one GET /v1/audit returns at most
 MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: beyond it the job queue cannot even be asked
@@ -309,15 +308,15 @@ class RetrainRequestSchema(Schema):
     )
     warm_start = fields.Boolean(load_default=False)
     canary_fraction = fields.Float(
-        validate=validate.Range(0, 1, min_inclusive=False),
+        validate=ROLLOUT_RANGES["canary_fraction"],
         metadata={"description": f"Share of unpinned requests the canary answers (default {CANARY_FRACTION})."},
     )
     min_requests = fields.Integer(
-        validate=validate.Range(1, MOST_REQUESTS),
+        validate=ROLLOUT_RANGES["min_requests"],
         metadata={"description": f"Requests the candidate answers before a verdict (default {MIN_REQUESTS})."},
     )
     max_duration = fields.Float(
-        validate=validate.Range(1, LONGEST),
+        validate=ROLLOUT_RANGES["max_duration"],
         metadata={"description": f"Seconds the rollout runs at most (default {MAX_DURATION:g})."},
     )
 
