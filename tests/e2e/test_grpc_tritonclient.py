@@ -277,6 +277,7 @@ def test_a_message_over_the_body_limit_is_resource_exhausted(grpc_client, http_c
     X = np.repeat(catalog.rows["digits"], 1 + MAX_BODY // catalog.rows["digits"].nbytes, axis=0)
     g, h = grpc_and_http_refusals(grpc_client, http_client, "digits", [("input", X, "FP64")])
     assert g.status() == "StatusCode.RESOURCE_EXHAUSTED" and h.status() == "413"
+    assert g.message().endswith(f" vs. {MAX_BODY})")  # gRPC's core refuses it unread, in its own words (docs/grpc.md)
 
 
 # -- routing, request ids, metrics, logs, health ---------------------------------------------------------------------
