@@ -10,7 +10,8 @@ import click
 from service import config
 from service.cli import console
 from service.cli.options import UserError, existing_store, explain_options, naming_store, store_option
-from service.store import ExplainError, LoadedModel, NonFiniteOutputError, explain, explanation_answer
+from service.server.dataplane import Call, DataPlane, InputError
+from service.store import LoadedModel, explanation_answer
 from service.training.csvdata import read_csv_features
 
 
@@ -55,18 +56,25 @@ def explain_command(
       nnserve explain digits digits.csv --target 3 --baseline zeros --top 5
     """
     most = config.from_environ()["NNSERVE_EXPLAIN_MAX_STEPS"]  # the server's budget holds here too
+    plane, call = DataPlane.offline(existing_store(store_root), store_root, explain_max_steps=most), Call("cli")
     with naming_store(store_root):
-        loaded = existing_store(store_root).load(name, version)
+        loaded = plane.model(name, version, call)
     manifest = loaded.manifest
     X = read_csv_features(file, manifest.get("feature_names"), int(manifest["n_features"]))
     try:
-        explained = explain(
-            loaded, X, method=method, target=class_label(loaded, target), steps=steps, baseline=baseline, max_steps=most
+        explained = plane.explain(
+            loaded,
+            X,
+            method=method,
+            target=class_label(loaded, target),
+            steps=steps,
+            baseline=baseline,
+            field=str(file),
         )
-    except ExplainError as exc:
-        raise UserError(f"--{exc.field}: {exc}") from None
-    except (NonFiniteOutputError, ValueError) as exc:
-        raise UserError(f"{file}: {exc}") from None
+    except InputError as exc:  # the rows' rules name the file; the others an option
+        raise UserError(
+            f"{file}: {exc.message}" if exc.field == str(file) else f"--{exc.field}: {exc.message}"
+        ) from None
     click.echo(console.explanation_tables(explanation_answer(loaded, explained, baseline), top))
 
 

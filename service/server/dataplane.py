@@ -18,6 +18,7 @@ prediction's answer names the request id it was logged under and a feedback toke
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -225,11 +226,22 @@ class DataPlane:
         self.settings = settings
 
     @classmethod
-    def offline(cls, store: ModelStore, root: str | os.PathLike[str]) -> DataPlane:
-        """A data plane over ``store`` (at ``root``) for a process that answers no requests (``nnserve predict``):
-        the same rules and inference, no row limit, nothing sampled into the prediction log."""
+    def offline(
+        cls, store: ModelStore, root: str | os.PathLike[str], explain_max_steps: int | None = None
+    ) -> DataPlane:
+        """A data plane over ``store`` (at ``root``) for a process that answers no requests (``nnserve predict``,
+        ``nnserve explain``): the same rules and inference, no row or time limit, only ``explain_max_steps``
+        (a memory bound: by default the server's default), nothing sampled into the prediction log."""
         recorder = PredictionRecorder(lambda: open_prediction_log(root), Budget(0, 0, 0), override=0.0)
-        settings = ServerSettings(max_rows=sys.maxsize, max_body_bytes=0, auth="closed", admin_token=None)
+        settings = ServerSettings(
+            max_rows=sys.maxsize,
+            max_body_bytes=0,
+            auth="closed",
+            admin_token=None,
+            explain_max_rows=sys.maxsize,
+            explain_max_steps=ServerSettings.explain_max_steps if explain_max_steps is None else explain_max_steps,
+            explain_max_seconds=math.inf,
+        )
         return cls(ModelRegistry(store), recorder, FeedbackTokens(lambda: recorder.log, 0.0), settings)
 
     # -- which version ---------------------------------------------------------------------------------------------

@@ -95,6 +95,22 @@ def test_explain_errors_are_one_line(store, args, fragment):
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+def test_explain_runs_the_input_rules_nnserve_predict_and_the_api_run(store, tmp_path):
+    """The data plane's rules (here: values within the FP32 numbers the model computes with), worded as for
+    ``nnserve predict`` and the API, naming the file."""
+    data = tmp_path / "huge.csv"
+    data.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,1e300,5.2,2.3\n")
+    message = f"Error: {data}: the input holds 1e+300 at index [1, 1], beyond the range of the FP32 numbers"
+    for command in ("explain", "predict"):
+        result = (
+            explain(store, "iris", data)
+            if command == "explain"
+            else CliRunner().invoke(main, ["predict", "iris", str(data), "--store", str(store)], catch_exceptions=False)
+        )
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith(message), result.stderr
+
+
 def test_the_steps_cap_caps_the_default_too(store):
     capped = CliRunner(env={"NNSERVE_EXPLAIN_MAX_STEPS": "8"}).invoke(
         main, ["explain", "iris", str(IRIS_CSV), "--store", str(store)], catch_exceptions=False
