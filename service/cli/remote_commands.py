@@ -19,12 +19,14 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 import click
+from marshmallow import ValidationError
 
 from service.cli.audit_commands import audit_table
 from service.cli.console import explanation_tables, table
 from service.cli.options import UserError, explain_options
 from service.client import DEFAULT_URL, Client, Job, NnserveError
 from service.training.jobs import PROMOTE_CHOICES
+from service.training.retrain import ROLLOUT_RANGES
 
 WATCH_LIMIT = 3600.0  # seconds `jobs --watch` refreshes at most
 
@@ -227,6 +229,16 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _rollout_range(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """The server's rule for a rollout option (``ROLLOUT_RANGES``), checked before anything is sent."""
+    if value is not None and param.name is not None:
+        try:
+            ROLLOUT_RANGES[param.name](value)
+        except ValidationError as exc:
+            raise click.BadParameter(str(exc.messages[0])) from None
+    return value
+
+
 @remote.command("retrain")
 @click.argument("name")
 @click.option("--data", type=click.File("r"), help="CSV of new rows with a header; the last column is the target.")
@@ -243,9 +255,11 @@ def _parse_value(text: str) -> Any:
     show_default=True,
     help="canary and shadow try the new version on live traffic first; the retraining worker decides.",
 )
-@click.option("--canary-fraction", type=click.FloatRange(0, 1, min_open=True), help="Share a canary answers.")
-@click.option("--min-requests", type=click.IntRange(min=1), help="Requests a canary or shadow needs for its verdict.")
-@click.option("--max-duration", type=click.FloatRange(min=1), help="Seconds a canary or shadow runs at most.")
+@click.option("--canary-fraction", type=float, callback=_rollout_range, help="Share a canary answers.")
+@click.option(
+    "--min-requests", type=int, callback=_rollout_range, help="Requests a canary or shadow needs for its verdict."
+)
+@click.option("--max-duration", type=float, callback=_rollout_range, help="Seconds a canary or shadow runs at most.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A hyperparameter, e.g. epochs=20.")
 @click.option("--wait", "wait_s", type=float, is_flag=False, flag_value=600.0, help="Wait (up to SECONDS) for the job.")
 @json_option

@@ -208,3 +208,19 @@ def test_audit_shows_the_servers_entries_to_an_admin(run):
     assert table.exit_code == 0 and table.output.splitlines()[0].split()[:3] == ["at", "actor", "action"]
     refused = run("audit", token="not-the-token")
     assert refused.exit_code == 1 and "401" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--canary-fraction", "0", "'--canary-fraction': must be in (0, 1], got 0.0"),
+        ("--min-requests", "2000000", "'--min-requests': must be from 1 to 1000000, got 2000000"),
+        ("--max-duration", "nan", "'--max-duration': must be from 1 to 2592000 seconds, got nan"),
+    ],
+)
+def test_the_rollout_options_are_the_servers_rule_checked_before_sending(option, value, message):
+    """Nothing listens on port 1: the server's own range (retrain.ROLLOUT_RANGES) refuses these first."""
+    args = ["remote", "--url", "http://127.0.0.1:1", "retrain", "iris", "--promote", "canary", option, value]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"Error: Invalid value for {message}" in result.stderr
