@@ -150,7 +150,7 @@ def read_body(req: flask.Request, limit: int) -> bytes:
         body = req.get_data(cache=True)
     except RequestEntityTooLarge:  # werkzeug's own 413 (Content-Length over the limit) says nothing of the limit
         raise BodyError(413, f"the request body is larger than the limit of {limit} bytes") from None
-    if req.content_length is None and len(body) >= limit and req.environ["wsgi.input"].read(1):
+    if len(body) >= limit and req.content_length is None and req.environ["wsgi.input"].read(1):
         raise BodyError(413, f"the request body is larger than the limit of {limit} bytes")
     return body
 
@@ -158,6 +158,10 @@ def read_body(req: flask.Request, limit: int) -> bytes:
 class JsonBodyParser(FlaskParser):
     """webargs parser that reads JSON bodies with ``decode_body``: 415 for a non-JSON content type. A body's
     parsing and its schema's loading (a predict's rows into a float64 matrix) are the request's ``decode`` span."""
+
+    def get_default_request(self) -> flask.Request:
+        """The request itself, not Flask's proxy of it: the parser reads it several times on every request."""
+        return flask.request._get_current_object()  # type: ignore[attr-defined, no-any-return]
 
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         if (kwargs.get("location") or self.location) != "json":
