@@ -26,6 +26,7 @@ from service.server.settings import ServerSettings
 from service.server.ui import pages as ui_pages
 from service.server.v1 import audit_routes, explain_routes, job_routes, model_routes, monitoring_routes
 from service.server.v1.schemas import ErrorSchema
+from service.server.v2 import protocol_errors
 from service.server.v2 import routes as v2_routes
 from service.store import (
     AnnouncesActivations,
@@ -246,10 +247,10 @@ def _install_request_hooks(
     """What every request needs, in one ``before_request`` and one ``after_request`` hook (a hook each would cost
     every request its dispatch and its own look-ups of the request and ``g``).
 
-    Before: the start time; a well-formed ``X-Request-ID`` honoured, or one made, and the request's ``Call``; in
-    ``closed`` mode the gate (``gate_closed``: its 401 carries the request id); the query arguments (after the
-    gate: a stranger gets its 401 first). After: the audit entry, the metrics and the access log line, and the
-    request id returned.
+    Before: the start time; a well-formed ``X-Request-ID`` honoured, or one made, and the request's ``Call``; a
+    routing error under ``/v2`` in the protocol's shape; in ``closed`` mode the gate (``gate_closed``: its 401
+    carries the request id); the query arguments (after the gate: a stranger gets its 401 first). After: the
+    audit entry, the metrics and the access log line, and the request id returned.
     """
 
     @app.before_request
@@ -262,6 +263,8 @@ def _install_request_hooks(
         chosen = bool(REQUEST_ID.match(given))  # chosen by the client: it may already be logged
         state.request_id = request_id = given if chosen else uuid.uuid4().hex
         state.nnserve_call = Call(request_id, chosen, environ.get(ROUTING_KEY_ENVIRON) or None)
+        if req.routing_exception is not None:
+            protocol_errors.routing_error(req)  # v2's shape for a URL under /v2 that matches no route
         if gate_closed is not None:
             refused = gate_closed(req)
             if refused is not None:

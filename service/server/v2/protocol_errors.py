@@ -3,7 +3,7 @@
 A v2 route stops a request with ``fail(status, message)``; ``install`` makes the
 blueprint answer in that shape for everything else too: store errors (404, 409,
 503), werkzeug's own 404, 405 and 413 (also for URLs under ``/v2`` that match no
-route) and unexpected exceptions (500, logged with the request id). Never the v1
+route: ``routing_error``) and unexpected exceptions (500, logged with the request id). Never the v1
 error shape.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import NoReturn
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Request, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from service.server import errors
@@ -43,10 +43,10 @@ def too_large() -> ProtocolError:
 
 
 def install(blp: Blueprint) -> None:
-    """Make everything raised under ``blp``, and every routing error under ``/v2``, answer ``{"error": ...}``."""
+    """Make everything raised under ``blp``, and every routing error under ``/v2`` (``routing_error``), answer
+    ``{"error": ...}``."""
     blp.errorhandler(Exception)(_handle)
     blp.app_errorhandler(ProtocolError)(_error_response)  # routing errors are raised outside the blueprint
-    blp.before_app_request(_routing_errors)
 
 
 def _error_response(exc: ProtocolError) -> Response:
@@ -83,12 +83,13 @@ def _handle(exc: Exception) -> Response:
     return json_response({"error": f"internal error; quote request id {request_id} when reporting it"}, 500)
 
 
-def _routing_errors() -> None:
-    """Turn werkzeug's 404/405 for URLs under /v2 into protocol errors (Flask raises them after this hook)."""
-    exc = request.routing_exception
-    if isinstance(exc, HTTPException) and (exc.code or 0) >= 400 and _under_v2(request.path):
-        # Flask raises whatever is stored here; the blueprint's handler answers a ProtocolError.
-        request.routing_exception = _from_http(exc)  # type: ignore[assignment]
+def routing_error(req: Request) -> None:
+    """Turn werkzeug's 404/405 for a URL under /v2 into a protocol error: called by app.py's ``before_request``
+    hook for a request that matched no route (Flask raises ``req.routing_exception`` after the hook)."""
+    exc = req.routing_exception
+    if isinstance(exc, HTTPException) and (exc.code or 0) >= 400 and _under_v2(req.path):
+        # Flask raises whatever is stored here; the app's handler answers a ProtocolError.
+        req.routing_exception = _from_http(exc)  # type: ignore[assignment]
 
 
 def _under_v2(path: str) -> bool:
