@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -11,19 +10,8 @@ from service import config
 from service.cli import console
 from service.cli.options import UserError, existing_store, explain_options, naming_store, store_option
 from service.server.dataplane import Call, DataPlane, InputError
-from service.store import LoadedModel, explanation_answer
+from service.store import class_named, explanation_answer
 from service.training.csvdata import read_csv_features
-
-
-def class_label(loaded: LoadedModel, target: str | None) -> Any:
-    """The class of ``loaded`` whose text is ``target`` (labels keep their type), or None when not given."""
-    classes = getattr(loaded.estimator, "classes_", None)
-    if target is None or classes is None:
-        return None
-    for label in classes.tolist():
-        if str(label) == target:
-            return label
-    raise UserError(f"--target: model {loaded.name!r} has no class {target!r}; its classes: {classes.tolist()}")
 
 
 @click.command(short_help="Explain a model's predictions for the rows of a CSV file.")
@@ -66,7 +54,7 @@ def explain_command(
             loaded,
             X,
             method=method,
-            target=class_label(loaded, target),
+            target=class_named(loaded, target),
             steps=steps,
             baseline=baseline,
             field=str(file),

@@ -25,6 +25,7 @@ __all__ = [
     "ExplainError",
     "Explanation",
     "baseline_row",
+    "class_named",
     "explain",
     "feature_names",
     "recorded_importance",
@@ -135,6 +136,16 @@ def baseline_row(manifest: Mapping[str, Any], baseline: str | Sequence[float]) -
     if not np.isfinite(row).all():
         raise ExplainError("baseline", "a baseline row holds finite numbers only")
     return row
+
+
+def class_named(model: LoadedModel, text: str | None) -> Any:
+    """The class label of ``model`` whose text is ``text`` (labels keep their type: 3, not "3"), or ``text`` as it
+    is when no class reads so (``explain`` then refuses it, naming the classes): a target given as text, by a form
+    or a command line."""
+    estimator = model.estimator
+    if text is None or not isinstance(estimator, MLPClassifier):
+        return text
+    return next((label for label in estimator.classes_.tolist() if str(label) == text), text)
 
 
 def _class_index(estimator: MLPClassifier, target: Any) -> int:

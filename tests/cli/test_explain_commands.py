@@ -81,7 +81,7 @@ def test_explain_takes_a_target_a_method_a_baseline_row_and_a_top(store, tmp_pat
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (("--target", "rose"), "--target: model 'iris' has no class 'rose'"),
+        (("--target", "rose"), "--target: unknown class 'rose'; the classes are 'setosa', 'versicolor', 'virginica'"),
         (("--baseline", "1,2"), "--baseline: a baseline row has 4 numbers"),
         # the server's budget holds here too: 10^5 nodes would ask numpy for a 75 GiB matrix
         (("--steps", "100000"), "--steps: steps is 100000; at most 256 are accepted (NNSERVE_EXPLAIN_MAX_STEPS)"),

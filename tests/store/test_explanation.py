@@ -6,7 +6,7 @@ from helpers import read_catalog_csv
 from numpy.testing import assert_allclose
 
 from nn.attribution import integrated_gradients, saliency
-from service.store import Dataset, ExplainError, FileModelStore, explain, explanation_answer
+from service.store import Dataset, ExplainError, FileModelStore, class_named, explain, explanation_answer
 from service.training import fitting
 from service.training.importance import ImportanceBudget
 
@@ -81,6 +81,23 @@ def test_the_steps_cap_is_one_rule_here_for_every_caller(stored):
     assert explain(loaded, X[:1], max_steps=8).steps == 8  # the default, 32, is capped
     assert explain(loaded, X[:1], max_steps=100).steps == explain(loaded, X[:1]).steps == 32
     assert explain(loaded, X[:1], steps=8, max_steps=8).steps == 8
+
+
+def test_a_target_given_as_text_is_the_class_that_reads_so(stored, tmp_path):
+    """The dashboard's form and ``nnserve explain`` give a target as text: the class whose text it is (of its own
+    type), or the text as it is, which ``explain`` refuses naming the classes."""
+    store, X = stored
+    loaded = store.load("iris", 1)
+    assert class_named(loaded, "virginica") == "virginica" and class_named(loaded, None) is None
+    assert class_named(loaded, "rose") == "rose"
+    numbered = fitting.train(  # integer labels
+        "classification", {"hidden_layer_sizes": (4,), "max_iter": 5}, Dataset(X, np.arange(len(X)) % 3, list("abcd"))
+    )
+    other = FileModelStore(tmp_path)
+    fitting.publish(other, "numbered", numbered)
+    three = class_named(other.load("numbered", 1), "2")
+    assert three == 2 and isinstance(three, int)
+    assert explain(other.load("numbered", 1), X[:1], target=three).target == [2]
 
 
 def test_a_version_published_before_the_means_were_kept_explains_from_another_baseline(stored):

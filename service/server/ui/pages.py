@@ -37,6 +37,7 @@ from service.store import (
     NotFoundError,
     StoreError,
     VersionInfo,
+    class_named,
     explanation_answer,
     feature_names,
     recorded_importance,
@@ -277,7 +278,6 @@ def explain(name: str) -> tuple[str, int]:
     form = request.form
     method, baseline = form.get("method", EXPLAIN_METHODS[0]), form.get("baseline", "mean")
     target = form.get("target") or None
-    labels = {str(c): c for c in loaded.manifest.get("classes") or []}
     body, problem = None, None
     try:
         row = [float(v) for v in form.get("row", "").replace(";", ",").split(",") if v.strip()]
@@ -289,7 +289,7 @@ def explain(name: str) -> tuple[str, int]:
                 loaded,
                 np.asarray([row], dtype=np.float64).reshape(1, -1),
                 method=method,
-                target=labels.get(target, target) if target is not None else None,
+                target=class_named(loaded, target),
                 steps=None,
                 baseline=baseline,
                 field="row",
@@ -308,7 +308,7 @@ def explain(name: str) -> tuple[str, int]:
         body=body,
         problem=problem,
         row_text=form.get("row", ""),
-        classifier=bool(labels),
+        classifier=bool(loaded.manifest.get("classes")),
     )
     return page, 200 if problem is None else 422
 
