@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -141,9 +140,8 @@ class Undecodable:
 def _serve(method: str, behaviour: Callable[[Any, grpc.ServicerContext], Any], request: Any, context: Any) -> Any:
     started = time.perf_counter()
     metadata = dict(context.invocation_metadata())
-    given = metadata.get(REQUEST_ID, "")
-    id_given = bool(app.REQUEST_ID.match(given))
-    call = Call(given if id_given else uuid.uuid4().hex, id_given, metadata.get(ROUTING_KEY) or None)
+    request_id, id_given = app.request_id(metadata.get(REQUEST_ID, ""))
+    call = Call(request_id, id_given, metadata.get(ROUTING_KEY) or None)
     context.send_initial_metadata(((REQUEST_ID, call.request_id),))  # at once, as HTTP's header: before any answer
     service, _, name = method.lstrip("/").partition("/")
     rpc = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
