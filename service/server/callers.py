@@ -45,6 +45,12 @@ class Caller:
         return scope == READ or scope in self.scopes or ADMIN in self.scopes
 
 
+def limited_to(caller: Caller | None) -> list[str] | None:
+    """The models a listing read from a store or queue is narrowed to for ``caller`` (``listed``'s rule, where the
+    names are not at hand): a key limited to models, theirs; None (every model) otherwise."""
+    return sorted(caller.models) if caller is not None and caller.models else None
+
+
 def listed(caller: Caller | None, names: Iterable[str]) -> list[str]:
     """The models of ``names`` a listing shows ``caller``: every one to a caller without a key (where reads need
     none) or with a key for every model, only its own to a key limited to models (what it may not call, such a

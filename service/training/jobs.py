@@ -189,9 +189,16 @@ class JobQueue(Protocol):
         ...
 
     def list_jobs(
-        self, model: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        model: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        models: Sequence[str] | None = None,
     ) -> tuple[list[Job], int]:
-        """Jobs newest first, filtered; returns (page, total matching)."""
+        """Jobs newest first, filtered (``models``: only theirs, as for a key limited to models; None: every
+        model's); returns (page, total matching)."""
         ...
 
     def claim(self, worker: str) -> Job | None:

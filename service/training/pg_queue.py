@@ -96,13 +96,21 @@ class PostgresJobQueue:
         return _job(row)
 
     def list_jobs(
-        self, model: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        model: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        models: Sequence[str] | None = None,
     ) -> tuple[list[Job], int]:
         """Jobs newest first, filtered; returns (page, total matching)."""
         clause = (
             "WHERE (%(model)s::text IS NULL OR model = %(model)s) AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " AND (%(models)s::text[] IS NULL OR model = ANY(%(models)s::text[]))"
         )
-        args = {"model": model, "status": status, "limit": limit, "offset": offset}
+        chosen = None if models is None else list(models)
+        args = {"model": model, "status": status, "limit": limit, "offset": offset, "models": chosen}
         with self.db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             total = cur.execute(f"SELECT count(*) AS n FROM jobs {clause}", args).fetchone()

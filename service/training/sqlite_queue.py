@@ -130,13 +130,23 @@ class SqliteJobQueue:
         return _job(row)
 
     def list_jobs(
-        self, model: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        model: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        models: Sequence[str] | None = None,
     ) -> tuple[list[Job], int]:
         """Jobs newest first, filtered; returns (page, total matching)."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if model is not None:
             where.append("model = ?")
             args.append(model)
+        if models is not None:
+            where.append(f"model IN ({', '.join('?' * len(models))})" if models else "0")
+            args.extend(models)
         if status is not None:
             where.append("status = ?")
             args.append(status)

@@ -36,6 +36,12 @@ def test_enqueue_then_get_and_list_newest_first(queue: JobQueue) -> None:
     jobs, total = queue.list_jobs(limit=1, offset=1)
     assert total == 2 and [j.id for j in jobs] == [a.id]
     assert queue.list_jobs(status="running") == ([], 0)
+    c = queue.enqueue("digits", request)
+    jobs, total = queue.list_jobs(models=["iris", "digits"])  # a key limited to models lists theirs
+    assert total == 2 and [j.id for j in jobs] == [c.id, a.id]
+    assert queue.list_jobs(models=["digits"], limit=1, offset=1) == ([], 1)
+    assert queue.list_jobs(models=[]) == ([], 0)
+    assert queue.list_jobs("wine", models=["iris"]) == ([], 0)
 
 
 def test_unknown_job(queue: JobQueue) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from flask import Blueprint, Response, render_template, request
 
 from service.server.auth import current_caller, require
-from service.server.callers import READ, Caller, listed
+from service.server.callers import READ, Caller, limited_to, listed
 from service.server.current import call as current_call
 from service.server.current import dataplane, job_queue, registry, settings
 from service.server.dataplane import InputError
@@ -330,13 +330,13 @@ def job_views(jobs: list[Job]) -> list[dict[str, Any]]:
 
 @blp.get("/jobs")
 def jobs() -> str:
-    """Queued, running and finished retraining jobs, refreshed while one runs."""
-    listed, total = _queue().list_jobs(limit=JOBS_SHOWN)
-    return render_template("ui/jobs.html", jobs=job_views(listed), total=total)
+    """Queued, running and finished retraining jobs (of the caller's models), refreshed while one runs."""
+    found, total = _queue().list_jobs(limit=JOBS_SHOWN, models=limited_to(current_caller()))
+    return render_template("ui/jobs.html", jobs=job_views(found), total=total)
 
 
 @blp.get("/jobs/fragment")
 def jobs_fragment() -> str:
     """The jobs table alone, for ``static/jobs.js`` to swap in while jobs run."""
-    listed, total = _queue().list_jobs(limit=JOBS_SHOWN)
-    return render_template("ui/_jobs_table.html", jobs=job_views(listed), total=total)
+    found, total = _queue().list_jobs(limit=JOBS_SHOWN, models=limited_to(current_caller()))
+    return render_template("ui/_jobs_table.html", jobs=job_views(found), total=total)

@@ -12,14 +12,16 @@ from marshmallow import ValidationError
 
 from service import telemetry, tracing
 from service.server.auditing import audited, note
-from service.server.auth import is_admin, require_admin
+from service.server.auth import authorize, is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
+from service.server.callers import READ, limited_to
 from service.server.current import job_queue, recorder, registry, settings
 from service.server.errors import abort
 from service.server.health import retraining_worker
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
 from service.server.v1.schemas import JobListArgsSchema, JobListSchema, JobSchema, RetrainRequestSchema
 from service.server.v1.targets import first_bad_target
+from service.store import ADMIN as ADMIN_SCOPE
 from service.store import Dataset, LoadedModel, validate_name, width_problem
 from service.training import jobs
 from service.training.catalog import ARCHITECTURE_KEYS, spec_hyperparameters, validate_hyperparameters
@@ -165,11 +167,17 @@ def shown(job: jobs.Job, worker_alive: bool) -> dict[str, Any]:
 
 @blp.route("/v1/jobs")
 class Jobs(MethodView):
+    @blp.errors(401, 403)
     @blp.arguments(JobListArgsSchema, location="query")
     @blp.response(200, JobListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Jobs, newest first, filtered by model and status, paginated with limit/offset."""
-        jobs, total = queue().list_jobs(args.get("model"), args.get("status"), args["limit"], args["offset"])
+        """Jobs, newest first, filtered by model and status, paginated with limit/offset (a key limited to models:
+        their jobs only)."""
+        model = args.get("model")
+        caller = authorize(READ, model)  # naming a model the key is not limited to: 403
+        jobs, total = queue().list_jobs(
+            model, args.get("status"), args["limit"], args["offset"], models=limited_to(caller)
+        )
         alive = retraining_worker()["alive"]
         return {
             "jobs": [shown(job, alive) for job in jobs],
@@ -181,14 +189,16 @@ class Jobs(MethodView):
 
 @blp.route("/v1/jobs/<job_id>")
 class Job(MethodView):
-    @blp.errors(404)
+    @blp.errors(401, 403, 404)
     @blp.response(200, JobSchema)
     def get(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, result or error, timestamps."""
         try:
-            return shown(queue().get(job_id), retraining_worker()["alive"])
+            job = queue().get(job_id)
         except JobNotFoundError as exc:
             abort(404, str(exc))
+        authorize(READ, job.model)  # another model's job, for a key limited to models: 403
+        return shown(job, retraining_worker()["alive"])
 
     @audited("cancel")
     @blp.doc(security=ADMIN)
@@ -198,6 +208,7 @@ class Job(MethodView):
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a job (admin): a queued one at once, a running one at its next epoch. Nothing is published."""
         try:
+            authorize(ADMIN_SCOPE, queue().get(job_id).model)  # an admin key limited to models: theirs only
             job = queue().cancel(job_id)
         except JobNotFoundError as exc:
             abort(404, str(exc))

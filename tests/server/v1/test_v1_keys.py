@@ -8,6 +8,7 @@ import time
 import pytest
 
 from service.store import FileKeyStore
+from service.training.jobs import RetrainRequest, open_queue
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 PREDICT = "/v1/models/iris/predict"
@@ -198,3 +199,32 @@ def test_a_key_limited_to_models_sees_only_them_and_is_refused_the_others_as_its
         assert client.get(path, headers=iris_only).status_code == 200, path
     for path in ("/v1/models/digits", "/v2/models/digits", "/ui/models/digits"):
         assert client.get(path, headers=every).status_code == 200, path
+
+
+@pytest.mark.parametrize("mode", ["open-predict", "closed"])
+def test_a_key_limited_to_models_sees_and_cancels_only_their_jobs(
+    make_app, tiny_catalog_copy, keys, assert_error, mode
+):
+    client = make_app(tiny_catalog_copy, NNSERVE_AUTH=mode).test_client()
+    queue = open_queue(tiny_catalog_copy)
+    iris_job, digits_job = (queue.enqueue(name, RetrainRequest(mode="append")) for name in ("iris", "digits"))
+    iris_only, every = keys("admin", models=["iris"]), keys("feedback")
+
+    def listed(path, headers):
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 200, answer.get_json()
+        return [(job["id"], answer.get_json()["total"]) for job in answer.get_json()["jobs"]]
+
+    assert listed("/v1/jobs", iris_only) == [(iris_job.id, 1)]
+    assert listed("/v1/jobs?model=iris", iris_only) == [(iris_job.id, 1)]
+    assert listed("/v1/jobs", every) == [(digits_job.id, 2), (iris_job.id, 2)]
+    assert_error(client.get("/v1/jobs?model=digits", headers=iris_only), 403, "lacks access to model 'digits'")
+    assert_error(client.get(f"/v1/jobs/{digits_job.id}", headers=iris_only), 403, "lacks access to model 'digits'")
+    assert client.get(f"/v1/jobs/{iris_job.id}", headers=iris_only).status_code == 200
+    for path in ("/ui/jobs", "/ui/jobs/fragment"):
+        page = client.get(path, headers=iris_only).get_data(as_text=True)
+        assert iris_job.id in page and digits_job.id not in page, path
+        assert digits_job.id in client.get(path, headers=every).get_data(as_text=True)
+    assert_error(client.delete(f"/v1/jobs/{digits_job.id}", headers=iris_only), 403, "lacks access to model 'digits'")
+    assert queue.get(digits_job.id).status == "queued"
+    assert client.delete(f"/v1/jobs/{iris_job.id}", headers=iris_only).get_json()["status"] == "cancelled"
