@@ -15,7 +15,8 @@ from service.server.auditing import audited, note
 from service.server.auth import authorize, is_admin, require_admin
 from service.server.blueprint import ADMIN, Blueprint
 from service.server.callers import READ, limited_to
-from service.server.current import job_queue, recorder, registry, settings
+from service.server.current import dataplane, job_queue, recorder, registry, settings
+from service.server.dataplane import InputError
 from service.server.errors import abort
 from service.server.health import retraining_worker
 from service.server.v1.fields import NamedRows, named_rows_to_matrix
@@ -54,6 +55,10 @@ def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset
     problem = width_problem(base, X.shape[1])
     if problem is not None:
         raise ValidationError({"instances": [problem]})
+    try:  # a prediction's rule on values: rows the model cannot represent would train on infinity
+        dataplane().check_values(base, X, "instances", "the data")
+    except InputError as exc:
+        raise ValidationError({"instances": [exc.message]}) from None
     targets = data["targets"]
     if not isinstance(targets, list) or len(targets) != len(X):
         raise ValidationError({"targets": [f"must be a list of {len(X)} targets, one per row"]})

@@ -86,3 +86,19 @@ def test_retrain_data_follows_the_same_rule(diabetes, admin_headers, assert_erro
     response = app.test_client().post("/v1/models/diabetes/retrain", json=body, headers=admin_headers)
     assert_error(response, 422, "invalid targets: row 1: targets of model 'diabetes' are from -296 to 667; got 1e+308")
     assert SqliteJobQueue(store.root).list_jobs("diabetes")[1] == 0  # nothing queued
+
+
+def test_retrain_rows_follow_the_input_rule_of_predictions(diabetes, admin_headers, assert_error) -> None:
+    """A value beyond the numbers the model computes with (FP32) is refused as a prediction's is
+    (``DataPlane.check_values``): it would train on infinity."""
+    app, store = diabetes
+    rows = [[0.0] * 10, [1e300] + [0.0] * 9, [0.0] * 10]
+    body = {"data": {"instances": rows, "targets": [100.0, 150.0, 50.0]}}
+    response = app.test_client().post("/v1/models/diabetes/retrain", json=body, headers=admin_headers)
+    assert_error(
+        response,
+        422,
+        "invalid instances: the data holds 1e+300 at index [1, 0], beyond the range of the FP32 numbers model "
+        "'diabetes' computes with",
+    )
+    assert SqliteJobQueue(store.root).list_jobs("diabetes")[1] == 0  # nothing queued
