@@ -18,7 +18,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,8 +99,16 @@ class AuditLog(Protocol):
         """Append ``entry`` (every ``trim_every``-th one also applies the log's retention)."""
         ...
 
-    def entries(self, model: str | None = None, since: float | None = None, limit: int = 100) -> list[AuditEntry]:
-        """The newest ``limit`` entries (of ``model``; recorded at or after ``since``), newest first."""
+    def entries(
+        self,
+        model: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        *,
+        models: Sequence[str] | None = None,
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` entries (of ``model``; of ``models`` only, as for a key limited to models, which
+        leaves out entries of no model; recorded at or after ``since``), newest first."""
         ...
 
     def prune(self, keep_rows: int, keep_days: float, now: float | None = None) -> int:
@@ -122,13 +130,18 @@ def trim_interval(keep_rows: int) -> int:
     return max(1, min(1000, keep_rows // 10))
 
 
-def entries_query(mark: str, model: str | None, since: float | None, limit: int) -> tuple[str, tuple[Any, ...]]:
+def entries_query(
+    mark: str, model: str | None, since: float | None, limit: int, models: Sequence[str] | None = None
+) -> tuple[str, tuple[Any, ...]]:
     """``AuditLog.entries`` as one parameterized query, for both backends."""
     where: list[str] = []
     args: list[Any] = []
     if model is not None:
         where.append(f"model = {mark}")
         args.append(model)
+    if models is not None:
+        where.append(f"model IN ({', '.join([mark] * len(models))})" if models else "1 = 0")
+        args.extend(models)
     if since is not None:
         where.append(f"at >= {mark}")
         args.append(since)
@@ -214,10 +227,17 @@ class SqliteAuditLog:
             if seq is not None and seq % trim_interval(self.keep_rows) == 0:
                 prune_entries(db.execute, "?", self.keep_rows, time.time() - self.keep_days * DAY)
 
-    def entries(self, model: str | None = None, since: float | None = None, limit: int = 100) -> list[AuditEntry]:
+    def entries(
+        self,
+        model: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        *,
+        models: Sequence[str] | None = None,
+    ) -> list[AuditEntry]:
         if not self.path.exists():
             return []
-        query, args = entries_query("?", model, since, limit)
+        query, args = entries_query("?", model, since, limit, models)
         with self._connect() as db:
             return [entry(row) for row in db.execute(query, args).fetchall()]
 

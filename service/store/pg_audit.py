@@ -6,7 +6,7 @@ The same promises as the SQLite log (``audit.AuditLog``); every statement is par
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from service.store.audit import (
     DAY,
@@ -46,8 +46,15 @@ class PostgresAuditLog:
                 execute = lambda query, args: conn.execute(query.encode(), args)  # noqa: E731
                 prune_entries(execute, "%s", self.keep_rows, time.time() - self.keep_days * DAY)
 
-    def entries(self, model: str | None = None, since: float | None = None, limit: int = 100) -> list[AuditEntry]:
-        query, args = entries_query("%s", model, since, limit)
+    def entries(
+        self,
+        model: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        *,
+        models: Sequence[str] | None = None,
+    ) -> list[AuditEntry]:
+        query, args = entries_query("%s", model, since, limit, models)
         with self.db.connection() as conn:
             return [entry(tuple(row)) for row in conn.execute(query.encode(), args).fetchall()]
 

@@ -38,6 +38,10 @@ def test_entries_filter_by_model_and_time_and_limit(audit_backend):
     assert [e.at for e in log.entries(model="wine", since=101.5)] == [104.0, 102.0]
     assert [e.at for e in log.entries(limit=2)] == [105.0, 104.0]
     assert log.entries(model="absent") == []
+    log.record(AuditEntry("key-create", "ok", "cli", None, None, at=106.0))  # of no model
+    assert [e.at for e in log.entries(models=["iris", "absent"])] == [105.0, 103.0, 101.0]  # a key limited to them
+    assert [e.at for e in log.entries(models=["iris", "wine"], limit=2)] == [105.0, 104.0]
+    assert log.entries(models=[]) == [] and log.entries(model="wine", models=["iris"]) == []
 
 
 def test_to_json_gives_iso_8601_utc():

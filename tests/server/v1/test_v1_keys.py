@@ -228,3 +228,19 @@ def test_a_key_limited_to_models_sees_and_cancels_only_their_jobs(
     assert_error(client.delete(f"/v1/jobs/{digits_job.id}", headers=iris_only), 403, "lacks access to model 'digits'")
     assert queue.get(digits_job.id).status == "queued"
     assert client.delete(f"/v1/jobs/{iris_job.id}", headers=iris_only).get_json()["status"] == "cancelled"
+
+
+def test_an_admin_key_limited_to_models_reads_only_their_audit_entries(open_client, keys, admin_headers, assert_error):
+    iris_admin = keys("admin", models=["iris"])
+    assert open_client.post(ACTIVATE, headers=iris_admin).status_code == 200
+    assert open_client.post("/v1/models/digits/versions/1/activate", headers=admin_headers).status_code == 200
+
+    def models(headers, query=""):
+        answer = open_client.get(f"/v1/audit{query}", headers=headers)
+        assert answer.status_code == 200, answer.get_json()
+        return [entry["model"] for entry in answer.get_json()["entries"]]
+
+    assert models(iris_admin) == ["iris"]
+    assert models(iris_admin, "?model=iris") == ["iris"]
+    assert models(admin_headers) == ["digits", "iris"]
+    assert_error(open_client.get("/v1/audit?model=digits", headers=iris_admin), 403, "lacks access to model 'digits'")
