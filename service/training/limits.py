@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nn import MLPClassifier
 from service import config
 from service.store import LoadedModel
 
@@ -98,8 +99,8 @@ def check_labels(limits: Limits, labels: Iterable[object], where: str = "") -> N
 def check_job(limits: Limits, base: LoadedModel, hyperparameters: Mapping[str, Any], rows: int) -> None:
     """The network and training run a retrain of ``base`` with ``hyperparameters`` on ``rows`` rows would make."""
     params = {**base.estimator.get_params(), **hyperparameters}
-    est: Any = base.estimator
-    n_outputs = len(est.classes_) if hasattr(est, "classes_") else int(getattr(est, "n_outputs_", 1))
+    est = base.estimator
+    n_outputs = len(est.classes_) if isinstance(est, MLPClassifier) else int(est.n_outputs_)
     hidden = [int(w) for w in params["hidden_layer_sizes"]]
     check_network(limits, int(est.n_features_in_), hidden, n_outputs, int(params["max_iter"]), rows)
 

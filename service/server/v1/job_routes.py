@@ -10,6 +10,7 @@ from flask import url_for
 from flask.views import MethodView
 from marshmallow import ValidationError
 
+from nn import MLPClassifier
 from service import telemetry, tracing
 from service.server.auditing import audited, note
 from service.server.auth import authorize, is_admin, require_admin
@@ -62,7 +63,8 @@ def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset
     targets = data["targets"]
     if not isinstance(targets, list) or len(targets) != len(X):
         raise ValidationError({"targets": [f"must be a list of {len(X)} targets, one per row"]})
-    if hasattr(base.estimator, "classes_"):
+    estimator = base.estimator
+    if isinstance(estimator, MLPClassifier):
         try:
             check_labels(limits, targets)
         except LimitError as exc:
@@ -70,7 +72,7 @@ def new_rows(base: LoadedModel, data: dict[str, Any], limits: Limits) -> Dataset
     bad = first_bad_target(base, targets, known_classes=False)  # a retrain may add a class
     if bad is not None:
         raise ValidationError({"targets": [f"row {bad[0]}: {bad[1]}"]})
-    kind = base.estimator.classes_.dtype.kind if hasattr(base.estimator, "classes_") else "f"
+    kind = estimator.classes_.dtype.kind if isinstance(estimator, MLPClassifier) else "f"
     y = np.asarray(targets, dtype={"i": np.int64, "u": np.int64, "f": np.float64}.get(kind, str))
     return Dataset(X, y, list(names))
 
