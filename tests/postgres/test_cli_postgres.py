@@ -87,7 +87,7 @@ def test_store_copy_with_history_moves_keys_and_the_audit_log_both_ways(tmp_path
     key = json.loads(created.stdout)["key"]
     assert cli("activate", "iris", 1, "--store", tmp_path / "local").returncode == 0  # audited, as key-create
     audit = open_audit_log(tmp_path / "local").export(0, 100)
-    assert [e.action for e in audit] == ["key-create", "activate"]
+    assert [e.action for e in audit] == ["activate", "key-create", "activate"]  # train's activation first
     log = open_prediction_log(tmp_path / "local")
     log.append([LoggedPrediction("iris", "r1", 0, 1, 1_700_000_000.0, [5.1, 3.5, 1.4, 0.2], "setosa")])
     log.label("iris", [Label("r1", "setosa")], source="key", key="abc", now=1_700_000_001.0)
@@ -104,14 +104,14 @@ def test_store_copy_with_history_moves_keys_and_the_audit_log_both_ways(tmp_path
     assert KeyRing(PostgresKeyStore(database_url)).verify(*split_key(key)).name == "app"  # the key works there
 
     up = cli("store", "copy", "--with-history", "--from", tmp_path / "local", "--to", database_url)
-    assert up.returncode == 0 and "0 API keys, 1 logged rows, 1 jobs, 2 audit entries;" in up.stdout, up.stderr
+    assert up.returncode == 0 and "0 API keys, 1 logged rows, 1 jobs, 3 audit entries;" in up.stdout, up.stderr
     assert "not copied: 1 queued or running jobs (they would run again)\n" in up.stdout
     assert PostgresAuditLog(database_url).export(0, 100) == audit
     assert PostgresPredictionLog(database_url).recent("iris", 10) == logged  # label, key id and times kept
     assert open_queue(tmp_path / "cache", database_url).get(job.id) == queue.get(job.id)
 
     down = cli("store", "copy", "--with-history", "--from", database_url, "--to", tmp_path / "back")
-    assert down.returncode == 0 and "1 API keys, 1 logged rows, 1 jobs, 2 audit entries;" in down.stdout, down.stderr
+    assert down.returncode == 0 and "1 API keys, 1 logged rows, 1 jobs, 3 audit entries;" in down.stdout, down.stderr
     assert open_audit_log(tmp_path / "back").export(0, 100) == audit
     assert open_prediction_log(tmp_path / "back").recent("iris", 10) == logged
     assert KeyRing(FileKeyStore(tmp_path / "back")).verify(*split_key(key)).name == "app"
