@@ -110,6 +110,15 @@ def message(driver) -> str:
     return box.text
 
 
+def open_locked(driver, url: str) -> None:
+    """``url`` in a tab that holds no key for its origin: sessionStorage is per origin, so it is cleared on a page
+    of that origin (a key left by an earlier test would make locked.js load the page by itself, racing the form)."""
+    driver.get(url)
+    driver.execute_script("sessionStorage.clear()")
+    driver.get(url)
+    assert driver.find_element(By.TAG_NAME, "h1").text == "A key is needed"
+
+
 def set_token(driver, token: str) -> None:
     field = driver.find_element(By.ID, "admin-token")
     field.clear()
@@ -210,9 +219,7 @@ def _answers(url: str) -> bool:
 
 def test_closed_pages_load_with_the_key_from_the_form_and_never_put_it_in_a_url(browser, closed_server):
     url, key = closed_server
-    browser.execute_script("sessionStorage.clear()")
-    browser.get(url + "/ui/")
-    assert browser.find_element(By.TAG_NAME, "h1").text == "A key is needed"
+    open_locked(browser, url + "/ui/")
     assert not browser.find_elements(By.CSS_SELECTOR, 'a[href="/ui/models/iris"]')  # no data without a key
     set_token(browser, key)
     link = WebDriverWait(browser, 10).until(
@@ -255,8 +262,7 @@ def test_explain_a_row_from_the_model_page(browser, server):
 
 def test_closed_explain_a_row_sends_the_key_from_the_form(browser, closed_server):
     url, key = closed_server
-    browser.execute_script("sessionStorage.clear()")
-    browser.get(url + "/ui/")
+    open_locked(browser, url + "/ui/")
     set_token(browser, key)
     link = WebDriverWait(browser, 10).until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, 'a[href="/ui/models/iris"]'))
