@@ -8,7 +8,8 @@ row (throughput, 16 connections) and for one 10,000-row digits request
 ratios, and by requests per CPU second of each server's process tree, which the
 machine's other load moves less), each nnserve worker's resident memory with the
 catalog loaded, the time from ``nnserve serve`` to a ready ``/readyz``, and the Python calls each app makes per
-one-row prediction (``calls_per_request.py``, in-process: the figure the machine's load does not move).
+one-row prediction and the time each app's own code takes for one (``calls_per_request.py``, in-process: the
+figures the machine's load moves least).
 Contenders are interleaved, the order rotating each round.
 """
 
@@ -93,6 +94,7 @@ def main() -> None:
                 )
         load.append(os.getloadavg()[0])
         calls = {who: calls_per_request(who, env) for who in ("nnserve", "floor")}  # after the timed rounds
+        in_process = in_process_microseconds(env)
     finally:
         stop(serve)
         stop(floor)
@@ -120,6 +122,9 @@ def main() -> None:
         f"{', '.join(f'{r:.2f}' for r in per_round)}); by requests per CPU second: {per_cpu:.2f}x",
         f"- Python calls per one-row prediction (cProfile, one app in-process, `bench/calls_per_request.py`): "
         f"nnserve {calls['nnserve']}, floor {calls['floor']}",
+        f"- in-process time per one-row prediction (both apps in one process, interleaved; no gunicorn, no "
+        f"sockets): nnserve {in_process['nnserve']:.0f} µs, floor {in_process['floor']:.0f} µs; floor / nnserve "
+        f"**{in_process['floor'] / in_process['nnserve']:.2f}x**",
         f"- 10,000-row latency (p50) nnserve / floor: **{big_ratio:.2f}x** (target <= 1.5)",
         f"- worker RSS with the catalog loaded: {', '.join(f'{r:.0f} MB' for r in rss)} (target <= 80 MB)",
         f"- `nnserve serve` to ready /readyz: {ready_s:.2f} s (target <= 2 s)",
@@ -129,8 +134,18 @@ def main() -> None:
 
 def calls_per_request(who: str, env: dict[str, str]) -> int:
     """``bench/calls_per_request.py``'s count for ``who`` (``nnserve`` or ``floor``) on the benchmark's store."""
-    argv = [sys.executable, str(Path(__file__).with_name("calls_per_request.py")), who]
-    return int(subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
+    return int(_calls_per_request_script(who, env).split()[-1])
+
+
+def in_process_microseconds(env: dict[str, str]) -> dict[str, float]:
+    """``bench/calls_per_request.py time``: {app: median µs per one-row prediction} on the benchmark's store."""
+    words = _calls_per_request_script("time", env).split()
+    return {name: float(us) for name, us in zip(words[::2], words[1::2], strict=True)}
+
+
+def _calls_per_request_script(mode: str, env: dict[str, str]) -> str:
+    argv = [sys.executable, str(Path(__file__).with_name("calls_per_request.py")), mode]
+    return subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout
 
 
 if __name__ == "__main__":
