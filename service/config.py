@@ -103,7 +103,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "NNSERVE_DB_POOL_TIMEOUT",
         0.5,
-        "with NNSERVE_DATABASE_URL: seconds a call waits for a pooled connection before it answers 503",
+        "with NNSERVE_DATABASE_URL: seconds a call waits for a busy pool's connection before it answers 503 "
+        "(one the pool must open first may take NNSERVE_DB_CONNECT_TIMEOUT)",
     ),
     Setting(
         "NNSERVE_DB_RETRY_INTERVAL",

@@ -79,7 +79,8 @@ class Database:
     through the store) is the one job calls use too, and a process holds one set of connections, not three.
 
     Outages cost a call little: a connection takes at most ``NNSERVE_DB_CONNECT_TIMEOUT`` s to open and a call
-    waits at most ``NNSERVE_DB_POOL_TIMEOUT`` s for one; and once the database is known to be down (a connection
+    waits at most ``NNSERVE_DB_POOL_TIMEOUT`` s for a busy pool's (the connect timeout for one the pool must
+    open); and once the database is known to be down (a connection
     could not be opened, or broke), ``breaker`` refuses every call at once (``StoreUnavailableError``, a 503)
     but one every ``NNSERVE_DB_RETRY_INTERVAL`` s, which probes with a connection of its own and, if the
     database is back, closes the breaker with a fresh pool.
@@ -144,7 +145,10 @@ class Database:
         acquired: psycopg.Connection[Any] | None = None
         try:
             # one span per call: the statements of one connection's use are one operation (a query or a transaction)
-            with tracing.child("postgresql", {"db.system.name": "postgresql"}), pool.connection() as conn:
+            with (
+                tracing.child("postgresql", {"db.system.name": "postgresql"}),
+                pool.connection(timeout=self._wait_bound(pool)) as conn,
+            ):
                 acquired = conn
                 self._connect_errors = _connect_errors(pool)
                 yield conn
@@ -156,6 +160,15 @@ class Database:
             ):
                 self._down(pool, why)
             raise StoreUnavailableError(why) from None
+
+    def _wait_bound(self, pool: psycopg_pool.ConnectionPool) -> float:
+        """How long a call may wait: ``pool_timeout`` s in the queue for a busy pool, but ``connect_timeout`` s
+        when the pool must open a connection for it (a cold pool, or every connection in use and room to grow),
+        since opening one on a loaded machine can take longer than the queue's bound."""
+        stats = pool.get_stats()
+        if stats["pool_available"] == 0 and stats["pool_size"] < self.max_size:
+            return max(self.pool_timeout, float(self.connect_timeout))
+        return self.pool_timeout
 
     def _probe(self) -> None:
         """The breaker's probe: is the database back? A connection of its own, not the pool's (which may be

@@ -169,3 +169,17 @@ def test_a_retraining_worker_started_during_an_outage_waits_for_the_database(
         thread.join(30)
     assert failures == [] and not thread.is_alive()
     worker.queue.close()
+
+
+def test_a_call_waits_for_a_connection_the_pool_must_open_but_not_long_for_a_busy_pool(database_url: str) -> None:
+    # a wait bound far shorter than opening a connection takes: a cold pool must still answer, a busy one not
+    db = Database(database_url, max_size=1, pool_timeout=0.001)
+    try:
+        assert select_one(db)  # the pool opened its connection within the connect timeout, not the 1 ms bound
+        with db.connection():
+            busy = select_one(db)  # the pool is at its size and its one connection is held: 503 after the bound
+        assert not busy
+        assert not db.breaker.is_open  # busy is not down
+        assert select_one(db)
+    finally:
+        db.close()
