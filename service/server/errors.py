@@ -61,12 +61,18 @@ def abort(
     raise AssertionError("unreachable")  # smorest_abort always raises
 
 
+def refuse_body(messages: Any) -> NoReturn:
+    """Stop the request with the 422 of a request body its schema refused: marshmallow's ``messages`` (per field)
+    as ``errors``, the first of them in the message."""
+    abort(422, f"invalid request: {_summarise(messages)}", errors=messages if isinstance(messages, dict) else None)
+
+
 def _summarise(errors: Any) -> str:
     """One human sentence out of marshmallow's nested error messages."""
     if isinstance(errors, dict):
         for key, value in errors.items():
             inner = _summarise(value)
-            return inner if key in ("_schema", "json") else f"{key}: {inner}"
+            return inner if key == "_schema" else f"{key}: {inner}"
     if isinstance(errors, list) and errors:
         return _summarise(errors[0])
     return str(errors)
@@ -76,8 +82,6 @@ def handle_http_exception(error: HTTPException) -> tuple[dict[str, Any], int, di
     code = error.code or 500
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
-    if isinstance(errors, dict) and set(errors) == {"json"}:
-        errors = errors["json"]  # webargs nests body errors under the location
     message = data.get("message")
     if message is None:
         message = f"invalid request: {_summarise(errors)}" if errors else (error.description or HTTPStatus(code).phrase)

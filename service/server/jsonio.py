@@ -8,20 +8,17 @@ a message naming the problem (see ``decode_body``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
 import flask
-import marshmallow as ma
 import orjson
 from flask import Response
 from flask.json.provider import JSONProvider
-from webargs.flaskparser import FlaskParser, abort, is_json_request
+from webargs.core import is_json
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from service import tracing
-from service.server.current import dataplane
+from service.server.dataplane import DataPlane
 from service.server.registry import ModelRegistry
 from service.store import StoreError
 
@@ -155,34 +152,20 @@ def read_body(req: flask.Request, limit: int) -> bytes:
     return body
 
 
-class JsonBodyParser(FlaskParser):
-    """webargs parser that reads JSON bodies with ``decode_body``: 415 for a non-JSON content type. A body's
-    parsing and its schema's loading (a predict's rows into a float64 matrix) are the request's ``decode`` span."""
-
-    def get_default_request(self) -> flask.Request:
-        """The request itself, not Flask's proxy of it: the parser reads it several times on every request."""
-        return flask.request._get_current_object()  # type: ignore[attr-defined, no-any-return]
-
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        if (kwargs.get("location") or self.location) != "json":
-            return super().parse(*args, **kwargs)
-        with tracing.span("decode"):
-            return super().parse(*args, **kwargs)
-
-    def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
-        if not is_json_request(req):
-            abort(415, message=f"Content-Type must be application/json, got {req.mimetype or 'none'!r}")
-        encoding = req.environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()  # the header, unparsed
-        if encoding not in ("", "identity"):  # its bytes would only be 'not valid UTF-8'
-            abort(415, message=f"Content-Encoding {encoding!r} is not supported here; send the JSON uncompressed")
-        try:
-            plane = dataplane()  # one look-up of the app: this runs on every JSON request
-            body = read_body(req, plane.settings.max_body_bytes)
-            rows = plane.settings.max_rows
-            width = _width_of_named_model(req, plane.registry)
-            return decode_body(body, max_containers(rows), None if width is None else max_values(rows, width))
-        except BodyError as exc:
-            abort(exc.status, message=exc.message)
+def json_body(req: flask.Request, plane: DataPlane) -> Any:
+    """The JSON body of a request to a view of ``plane``'s app, or ``BodyError``: 415 for another content type or a
+    compressed body, 413 over NNSERVE_MAX_BODY_BYTES, else as ``decode_body`` says, under the caps for
+    NNSERVE_MAX_ROWS rows (of the inputs of the model the URL names, when it names one that loads)."""
+    if not is_json(req.mimetype):
+        raise BodyError(415, f"Content-Type must be application/json, got {req.mimetype or 'none'!r}")
+    encoding = req.environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()  # the header, unparsed
+    if encoding not in ("", "identity"):  # its bytes would only be 'not valid UTF-8'
+        raise BodyError(415, f"Content-Encoding {encoding!r} is not supported here; send the JSON uncompressed")
+    settings = plane.settings
+    body = read_body(req, settings.max_body_bytes)
+    rows = settings.max_rows
+    width = _width_of_named_model(req, plane.registry)
+    return decode_body(body, max_containers(rows), None if width is None else max_values(rows, width))
 
 
 def _width_of_named_model(req: flask.Request, models: ModelRegistry) -> int | None:
@@ -191,8 +174,9 @@ def _width_of_named_model(req: flask.Request, models: ModelRegistry) -> int | No
     args = req.view_args or {}
     if "name" not in args:
         return None
-    with contextlib.suppress(StoreError, ValueError, TypeError):
+    try:  # not contextlib.suppress: this runs on every prediction
         version = args.get("version")
         loaded = models.active(args["name"]) if version is None else models.version(args["name"], int(version))
         return int(loaded.estimator.n_features_in_)
-    return None
+    except (StoreError, ValueError, TypeError):
+        return None

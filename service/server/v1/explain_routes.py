@@ -56,7 +56,7 @@ class Explain(MethodView):
     @blp.doc(security=KEY)
     @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
     @require("predict")  # before the body is parsed
-    @blp.arguments(EXPLAIN_REQUEST)
+    @blp.body(EXPLAIN_REQUEST)
     @blp.response(200, ExplainResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str) -> Response:
         """Explain the active version's predictions: attributions of each feature (integrated gradients by
@@ -69,7 +69,7 @@ class ExplainVersion(MethodView):
     @blp.doc(security=KEY)
     @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
     @require("predict")
-    @blp.arguments(EXPLAIN_REQUEST)
+    @blp.body(EXPLAIN_REQUEST)
     @blp.response(200, ExplainResponseSchema, headers=VERSION_HEADER_DOC)
     def post(self, args: dict[str, Any], name: str, version: str) -> Response:
         """Explain one pinned version's predictions."""

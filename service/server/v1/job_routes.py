@@ -83,7 +83,7 @@ class Retrain(MethodView):
     @blp.doc(security=ADMIN)
     @blp.errors(400, 401, 403, 404, 409, 413, 415, 429, 503)
     @require_admin  # before the body is parsed: no validation detail for callers without the token
-    @blp.arguments(RetrainRequestSchema)
+    @blp.body(RetrainRequestSchema)
     @blp.response(202, JobSchema, headers={"Location": {"description": "URL of the job", "schema": {"type": "string"}}})
     def post(self, args: dict[str, Any], name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Start retraining in the background (admin); answers 202 with the job and its URL."""

@@ -37,7 +37,7 @@ from service.store import (
 from service.training.fitting import task_of
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
-# One instance for every request: webargs would build a schema per call from the class (its fields hold no state).
+# One instance for every request: `body` would build a schema per call from the class (its fields hold no state).
 PREDICT_REQUEST = PredictRequestSchema()
 VERSION_HEADER_DOC = {
     MODEL_VERSION_HEADER: {"description": "The version that answered (also in the body)", "schema": {"type": "string"}}
@@ -154,7 +154,7 @@ ROUTING_KEY_DOC = {
 @blp.doc(parameters=[ROUTING_KEY_DOC], security=KEY)
 @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
 @require("predict")  # before the body is parsed
-@blp.arguments(PREDICT_REQUEST)
+@blp.body(PREDICT_REQUEST)
 @blp.answers(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
 def predict_active(args: dict[str, Any], name: str) -> Response:
     """Predict with the active version (or, during a canary, its candidate for a share of requests)."""
@@ -165,7 +165,7 @@ def predict_active(args: dict[str, Any], name: str) -> Response:
 @blp.doc(security=KEY)
 @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
 @require("predict")
-@blp.arguments(PREDICT_REQUEST)
+@blp.body(PREDICT_REQUEST)
 @blp.answers(200, PredictResponseSchema, headers=VERSION_HEADER_DOC)
 def predict_version(args: dict[str, Any], name: str, version: str) -> Response:
     """Predict with one pinned version."""

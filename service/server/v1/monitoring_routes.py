@@ -60,7 +60,7 @@ class Feedback(MethodView):
     @audited("feedback")
     @blp.doc(security=[*ADMIN, {}])  # a key, or none with feedback tokens
     @blp.errors(400, 401, 403, 404, 409, 413, 415, 503)
-    @blp.arguments(FeedbackRequestSchema)
+    @blp.body(FeedbackRequestSchema)
     @blp.response(200, FeedbackResponseSchema)
     def post(self, args: dict[str, Any], name: str) -> dict[str, Any]:
         """Ground truth for logged predictions, by their request id; labels for predictions not in the log, and

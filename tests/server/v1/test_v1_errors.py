@@ -304,6 +304,53 @@ def test_a_compressed_json_body_is_415_naming_the_encoding(client, assert_error,
     assert_error(response, 415, f"Content-Encoding {encoding!r}", "uncompressed")
 
 
+# -- one reader for every JSON body -----------------------------------------------------------------------------
+
+JSON_BODY_ROUTES = [
+    PREDICT,
+    "/v1/models/iris:predict",
+    "/v1/models/iris/versions/1/predict",
+    "/v1/models/iris/explain",
+    "/v1/models/iris/versions/1/explain",
+    "/v1/models/iris/feedback",
+    "/v1/models/iris/retrain",
+]
+
+
+@pytest.mark.parametrize("path", JSON_BODY_ROUTES)
+def test_every_json_body_route_refuses_a_wrong_content_type_alike(client, admin_headers, path):
+    response = client.post(path, data="{}", content_type="text/plain", headers=admin_headers)
+    assert response.status_code == 415
+    assert response.get_json() == {
+        "code": 415,
+        "status": "Unsupported Media Type",
+        "message": "Content-Type must be application/json, got 'text/plain'",
+    }
+
+
+@pytest.mark.parametrize("path", JSON_BODY_ROUTES)
+def test_every_json_body_route_answers_its_schema_refusal_per_field(client, admin_headers, path):
+    """The fields at fault are ``errors``' keys (not nested under a location), the first named in the message."""
+    response = client.post(path, json={"bogus": 1}, headers=admin_headers)
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["errors"]["bogus"] == ["Unknown field."]
+    assert body["message"].startswith("invalid request: ")
+    assert set(body) == {"code", "status", "message", "errors"}
+
+
+def test_a_json_body_is_declared_with_body_not_arguments():
+    """``Blueprint.arguments`` would read a JSON body without nnserve's content-type, encoding and size rules."""
+    from marshmallow import Schema
+
+    from service.server.blueprint import Blueprint
+
+    blp = Blueprint("bodies", __name__)
+    with pytest.raises(TypeError, match=r"Blueprint\.body"):
+        blp.arguments(Schema)
+    assert callable(blp.arguments(Schema, location="query"))
+
+
 # -- 500 ------------------------------------------------------------------------------------------------------------
 
 
