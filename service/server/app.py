@@ -284,7 +284,7 @@ def _install_request_hooks(
         state, req = g._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
         auditing.record(app, audit_log, state, req, response)
         access.record(registry, state, req, response)
-        headers = response.headers
-        headers["X-Request-ID"] = state.get("request_id", "")
-        headers["X-Content-Type-Options"] = "nosniff"
+        headers = response.headers  # no view sets these two: added, not set (a set scans every header)
+        headers.add("X-Request-ID", state.get("request_id", ""))
+        headers.add("X-Content-Type-Options", "nosniff")
         return response

@@ -31,7 +31,7 @@ __all__ = ["Caller", "authorize", "current_caller", "install", "is_admin", "requ
 
 
 def _gate() -> Gate:
-    return current_app.extensions[GATE]  # type: ignore[no-any-return]
+    return current_app._get_current_object().extensions[GATE]  # type: ignore[attr-defined, no-any-return]
 
 
 def _unauthenticated(exc: UnauthenticatedError) -> NoReturn:
@@ -48,7 +48,8 @@ def _caller(gate: Gate) -> Caller | None:
     caller = state.get("nnserve_caller", _UNSET)
     if caller is _UNSET:
         try:
-            caller = gate.authenticate(bearer(request.environ.get("HTTP_AUTHORIZATION")))
+            environ = request._get_current_object().environ  # type: ignore[attr-defined]
+            caller = gate.authenticate(bearer(environ.get("HTTP_AUTHORIZATION")))
         except UnauthenticatedError as exc:
             if exc.key_id:
                 state.nnserve_key_id = exc.key_id  # the access log names it, whatever the answer

@@ -19,8 +19,8 @@ DATAPLANE = "nnserve.dataplane"  # the app.extensions key of the DataPlane
 
 
 def dataplane() -> DataPlane:
-    """The current app's data plane."""
-    return current_app.extensions[DATAPLANE]  # type: ignore[no-any-return]
+    """The current app's data plane (one look-up of the app through its proxy: a prediction asks several times)."""
+    return current_app._get_current_object().extensions[DATAPLANE]  # type: ignore[attr-defined, no-any-return]
 
 
 def registry() -> ModelRegistry:

@@ -16,6 +16,7 @@ import orjson
 from flask import Response
 from flask.json.provider import JSONProvider
 from webargs.core import is_json
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.server.dataplane import DataPlane
@@ -40,8 +41,12 @@ MODEL_VERSION_HEADER = "X-Model-Version"
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response serialised by orjson (numpy arrays natively, no per-element Python pass)."""
-    # the Content-Type werkzeug would make of mimetype="application/json", without its making it on every answer
-    return Response(orjson.dumps(obj, option=_DUMP_OPTIONS), status, headers, content_type="application/json")
+    # Headers made here (not from a dict: werkzeug's walk of a mapping costs several checks), and the Content-Type
+    # werkzeug would make of mimetype="application/json", without its making it on every answer
+    listed = Headers()
+    for key, value in (headers or {}).items():
+        listed.add(key, value)
+    return Response(orjson.dumps(obj, option=_DUMP_OPTIONS), status, listed, content_type="application/json")
 
 
 class OrjsonProvider(JSONProvider):

@@ -96,7 +96,7 @@ def _may_hold_booleans() -> bool:
     # A request body without the tokens cannot hold one: skip the Python walk.
     if not has_request_context():
         return True
-    body = request.get_data(cache=True)
+    body = request._get_current_object().get_data(cache=True)  # type: ignore[attr-defined]
     return b"true" in body or b"false" in body
 
 

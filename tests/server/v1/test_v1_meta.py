@@ -40,6 +40,28 @@ def test_a_well_formed_request_id_is_echoed(client, case):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        *REQUESTS.values(),
+        ("GET", "/metrics", None),
+        ("GET", "/docs/assets/swagger-ui-bundle.js", None),
+        (
+            "POST",
+            "/v2/models/iris/infer",
+            {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
+        ),
+        ("GET", "/v2/nope", None),
+        ("GET", "/ui/", None),
+    ],
+)
+def test_every_answer_carries_its_request_id_and_nosniff_once(client, method, path, body):
+    """The after-request hook adds them to whatever a view answered (none sets either): never a second copy."""
+    response = client.open(path, method=method, json=body)
+    assert len(response.headers.getlist("X-Request-ID")) == 1
+    assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+
+
 @pytest.mark.parametrize("case", sorted(REQUESTS))
 def test_a_request_id_is_generated_otherwise(client, case):
     method, path, body = REQUESTS[case]
