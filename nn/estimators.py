@@ -115,9 +115,12 @@ class MLPClassifier(BaseMLP):
         """Output function as scikit-learn names it: 'logistic' (binary) or 'softmax'."""
         return "logistic" if len(self.classes_) == 2 else "softmax"
 
-    def predict_proba(self, X: Any) -> Array:
-        """Class probabilities of shape (n_samples, n_classes), columns in ``classes_`` order."""
-        out = self._forward(X)
+    def predict_proba(self, X: Any, check_input: bool = True) -> Array:
+        """Class probabilities of shape (n_samples, n_classes), columns in ``classes_`` order.
+
+        ``check_input=False`` skips the checks of ``X``, as ``predict``'s does.
+        """
+        out = self._forward(X, check_input)
         if out.shape[1] == 1:
             return np.hstack([1 - out, out])
         return out
@@ -128,9 +131,9 @@ class MLPClassifier(BaseMLP):
     def _default_target(self, X: Any, n: int) -> IndexArray:
         return self._predicted_index(X)
 
-    def _predicted_index(self, X: Any) -> IndexArray:
+    def _predicted_index(self, X: Any, check_input: bool = True) -> IndexArray:
         """Each row's predicted class, as an index into ``classes_``."""
-        out = self._forward(X)
+        out = self._forward(X, check_input)
         picked: IndexArray = (out[:, 0] > 0.5).astype(np.intp) if out.shape[1] == 1 else out.argmax(axis=1)
         return picked
 
@@ -145,9 +148,12 @@ class MLPClassifier(BaseMLP):
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X: Any) -> AnyArray:
-        """Labels of shape (n_samples,), of the same kind as the ``y`` given to ``fit``."""
-        idx = self._predicted_index(X)
+    def predict(self, X: Any, check_input: bool = True) -> AnyArray:
+        """Labels of shape (n_samples,), of the same kind as the ``y`` given to ``fit``.
+
+        ``check_input=False`` skips the checks of ``X`` (``BaseMLP.predict``).
+        """
+        idx = self._predicted_index(X, check_input)
         labels: AnyArray = self.classes_[idx]
         return labels
 
@@ -220,9 +226,12 @@ class MLPRegressor(BaseMLP):
     def _output_map(self, target: IndexArray) -> tuple[IndexArray, Array, Array]:
         return target, self.y_mean_[target].astype(np.float64), self.y_scale_[target].astype(np.float64)
 
-    def predict(self, X: Any) -> Array:
-        """Predictions of shape (n_samples,) for a 1-D ``y``, else (n_samples, n_outputs)."""
-        out = self._forward(X) * self.y_scale_ + self.y_mean_
+    def predict(self, X: Any, check_input: bool = True) -> Array:
+        """Predictions of shape (n_samples,) for a 1-D ``y``, else (n_samples, n_outputs).
+
+        ``check_input=False`` skips the checks of ``X`` (``BaseMLP.predict``).
+        """
+        out = self._forward(X, check_input) * self.y_scale_ + self.y_mean_
         return out[:, 0] if self._y_ndim == 1 else out
 
     def score(self, X: Any, y: Any) -> float:

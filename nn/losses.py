@@ -15,6 +15,10 @@ import numpy as np
 from .activations import sigmoid
 from .arrays import AnyArray, Array
 
+# What ndarray.max and ndarray.sum reduce with, called directly: the methods' Python wrappers cost more than a
+# one-row reduction.
+_maximum, _add = np.maximum.reduce, np.add.reduce
+
 
 class Loss(ABC):
     """A loss on logits of shape (n_samples, n_outputs)."""
@@ -130,7 +134,7 @@ def _row_max(a: Array) -> Array:
     """
     rows, cols = a.shape
     if rows < 128 or not 0 < cols <= 64:
-        row_max: Array = a.max(axis=1, keepdims=True)  # the stubs type a keepdims reduction as Any
+        row_max: Array = _maximum(a, axis=1, keepdims=True)  # a.max's own reduction, without its Python wrapper
         return row_max
     out = a[:, :1].copy()
     for j in range(1, cols):
@@ -142,7 +146,7 @@ def softmax(logits: Array) -> Array:
     """Row-wise softmax of (n_samples, n_classes) logits, shifted by the row max."""
     e = logits - _row_max(logits)
     np.exp(e, out=e)
-    e /= e.sum(axis=1, keepdims=True)
+    e /= _add(e, axis=1, keepdims=True)  # e.sum's own reduction
     return e
 
 

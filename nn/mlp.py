@@ -350,8 +350,13 @@ class BaseMLP(MLPParams, ABC):
 
     # -- the prediction API every estimator offers --------------------------
     @abstractmethod
-    def predict(self, X: Any) -> AnyArray:
-        """Predictions for raw rows ``X`` of shape (n_samples, n_features)."""
+    def predict(self, X: Any, check_input: bool = True) -> AnyArray:
+        """Predictions for raw rows ``X`` of shape (n_samples, n_features).
+
+        ``check_input=False`` (as scikit-learn's trees offer) skips the checks of ``X`` for a caller that made
+        them: ``X`` must then be a real 2-D ndarray of ``n_features_in_`` columns, every value finite in the
+        network's dtype. Anything else gives wrong answers or numpy's errors, not this estimator's.
+        """
 
     @abstractmethod
     def score(self, X: Any, y: Any) -> float:
@@ -496,11 +501,15 @@ class BaseMLP(MLPParams, ABC):
     def _n_outputs(self, y_enc: AnyArray) -> int:
         return 1 if y_enc.ndim == 1 else y_enc.shape[1]
 
-    def _forward(self, X: Any) -> Array:
+    def _forward(self, X: Any, check_input: bool = True) -> Array:
         if not hasattr(self, "network_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first")
-        self._check_feature_names(X)
-        X = check_features(X, self.n_features_in_, type(self).__name__, self.network_.dtype)
+        dtype = self.network_.dtype
+        if check_input:
+            self._check_feature_names(X)
+            X = check_features(X, self.n_features_in_, type(self).__name__, dtype)
+        else:  # the caller's promise: a real 2-D ndarray of n_features_in_ finite columns within dtype's range
+            X = X.astype(dtype, copy=False)
         return self.network_.predict((X - self.x_mean_) / self.x_scale_)
 
     # -- input gradients -----------------------------------------------------

@@ -17,6 +17,7 @@ prediction's answer names the request id it was logged under and a feedback toke
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -131,10 +132,19 @@ def first_beyond(X: np.ndarray, dtype: np.dtype) -> tuple[int, ...] | None:
     would become infinite. Two reductions decide the usual case without
     allocating a copy of the payload (NaN fails both comparisons, as infinity does).
     """
-    limit = np.finfo(dtype).max
-    if not X.size or (X.max() <= limit and X.min() >= -limit):
+    limit = _finite_max(dtype)
+    if not X.size or (_maximum(X, axis=None) <= limit and _minimum(X, axis=None) >= -limit):
         return None
     return tuple(int(i) for i in np.argwhere(~(np.abs(X) <= limit))[0])
+
+
+# X.max and X.min's own reductions, without the methods' Python wrappers (they cost more than a one-row reduction)
+_maximum, _minimum = np.maximum.reduce, np.minimum.reduce
+
+
+@functools.cache
+def _finite_max(dtype: np.dtype) -> float:
+    return float(np.finfo(dtype).max)
 
 
 # -- answers -------------------------------------------------------------------------------------------------------
@@ -318,8 +328,10 @@ class DataPlane:
         logging_it = chosen.logged or rec.sampled(loaded)  # a rollout logs every prediction, and only then its copies
         request_id = rec.log_id(loaded.name, call.request_id, call.id_given) if logging_it else call.request_id
         with tracing.span("infer", {"nnserve.model": loaded.name, "nnserve.rows": len(X)}) as inferring:
+            # X passed this version's input rules (predict): its estimator need not check it again, but for a
+            # canary candidate, whose own refusal (a ValueError) tells the client's fault from its failure
             try:
-                prediction = predict(loaded.estimator, X)
+                prediction = predict(loaded.estimator, X, check_input=chosen.fallback is not None)
             except Exception as exc:  # only a canary candidate fails over; anything else is raised as it is
                 refused = isinstance(exc, ValueError) and not isinstance(exc, NonFiniteOutputError)
                 if chosen.fallback is None or refused:
@@ -329,7 +341,7 @@ class DataPlane:
                           chosen.fallback.version, why)  # fmt: skip
                 rec.offer_failure(loaded.name, loaded.version, request_id, X, why)
                 loaded = chosen.fallback
-                prediction = predict(loaded.estimator, X)
+                prediction = predict(loaded.estimator, X)  # its own checks: the rules applied were the candidate's
             inferring.set_attribute("nnserve.version", loaded.version)
         call.resolved = (loaded.name, loaded.version)
         telemetry.rows_predicted(loaded.name, loaded.version, len(X))

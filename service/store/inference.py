@@ -17,6 +17,7 @@ from nn.estimators import BaseMLP
 __all__ = ["LoadedModel", "NonFiniteOutputError", "Prediction", "predict", "width_problem"]
 
 SHOWN_ROWS = 10  # rows a NonFiniteOutputError lists by index
+_all = np.logical_and.reduce  # what ndarray.all reduces with, without its Python wrapper (a one-row answer's cost)
 
 
 class NonFiniteOutputError(ValueError):
@@ -68,29 +69,31 @@ class Prediction:
     probabilities: np.ndarray | None = None
 
 
-def predict(estimator: BaseMLP, X: np.ndarray) -> Prediction:
+def predict(estimator: BaseMLP, X: np.ndarray, check_input: bool = True) -> Prediction:
     """Run the network once over ``X`` (n, n_features).
 
     Classifiers: the labels are the argmax of the probabilities, so labels and
     probabilities always agree. Raises the estimator's ``ValueError`` for rows
     of the wrong width, and ``NonFiniteOutputError`` naming the rows whose
-    outputs (probabilities or values) are not finite.
+    outputs (probabilities or values) are not finite. ``check_input=False`` is
+    for a caller that applied the estimator's input rules itself (``DataPlane.predict``):
+    the estimator then skips its own (``BaseMLP.predict``).
     """
     with np.errstate(over="ignore", invalid="ignore"):  # such rows are refused below, by index, not warned about
         if isinstance(estimator, MLPClassifier):
-            proba = estimator.predict_proba(X)
+            proba = estimator.predict_proba(X) if check_input else estimator.predict_proba(X, check_input=False)
             _check_finite(proba)
             index = proba.argmax(axis=1)
             classes = estimator.classes_
-            return Prediction(values=classes[index], classes=classes, index=index, probabilities=proba)
-        values = np.asarray(estimator.predict(X))
+            return Prediction(classes[index], classes, index, proba)
+        values = np.asarray(estimator.predict(X) if check_input else estimator.predict(X, check_input=False))
     _check_finite(values)
-    return Prediction(values=values)
+    return Prediction(values)
 
 
 def _check_finite(outputs: np.ndarray) -> None:
     """``NonFiniteOutputError`` for the rows of ``outputs`` (n,) or (n, k) holding NaN or an infinity."""
     finite = np.isfinite(outputs)
-    if not finite.all():
+    if not _all(finite, axis=None):
         rows = finite.reshape(len(outputs), -1).all(axis=1)
         raise NonFiniteOutputError(np.flatnonzero(~rows))

@@ -262,6 +262,32 @@ def test_wrong_width_names_both_widths(fitted):
         reg.predict(np.ones((2, 4)))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_classes", [2, 3, 0], ids=["binary", "multiclass", "regressor"])
+def test_check_input_false_answers_bit_for_bit_and_the_default_still_checks(n_classes, dtype):
+    if n_classes:
+        X, y = blobs(n_classes=n_classes)
+        est = MLPClassifier(**FAST, dtype=dtype).fit(X, y)
+    else:
+        X, y = regression_data()
+        est = MLPRegressor(**FAST, dtype=dtype).fit(X, y)
+    rows = X[:7]
+    assert_array_equal(est.predict(rows, check_input=False), est.predict(rows))
+    if n_classes:
+        unchecked, checked = est.predict_proba(rows, check_input=False), est.predict_proba(rows)
+        assert unchecked.dtype == checked.dtype == np.dtype(dtype)
+        assert_array_equal(unchecked, checked)
+    bad = rows.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        est.predict(bad)
+    with pytest.raises(ValueError, match="is expecting"):
+        est.predict(rows[:, :-1])
+    if n_classes:
+        with pytest.raises(ValueError, match="X contains NaN"):
+            est.predict_proba(bad)
+
+
 def test_one_class_only_is_refused():
     with pytest.raises(ValueError, match="only one class"):
         MLPClassifier(max_iter=1).fit(np.ones((5, 2)), ["a"] * 5)

@@ -70,6 +70,17 @@ def test_a_prediction_answers_what_the_estimator_says_and_names_the_version(plan
     assert answered.logged.feedback_token and plane.tokens.valid(answered.logged.feedback_token, "iris", "req-1")
 
 
+def test_the_answer_is_the_estimators_own_bit_for_bit_though_it_skips_the_estimators_checks(plane, store_root):
+    rows = np.array([ROW, [6.3, 2.5, 5.0, 1.9], [0.0, -1e30, 3e38, 7.0]])
+    store = FileModelStore(store_root)
+    iris, diabetes = store.load("iris", 1).estimator, store.load("diabetes", 1).estimator
+    classified = predict(plane, "iris", rows).prediction
+    np.testing.assert_array_equal(classified.probabilities, iris.predict_proba(rows))
+    np.testing.assert_array_equal(classified.values, iris.predict(rows))
+    wide = np.linspace(-3.0, 3.0, 3 * diabetes.n_features_in_).reshape(3, -1)
+    np.testing.assert_array_equal(predict(plane, "diabetes", wide).prediction.values, diabetes.predict(wide))
+
+
 def test_a_pinned_version_answers_and_unknown_ones_are_not_found(plane):
     call = Call("req-2")
     assert predict(plane, "iris", [ROW], version="2", call=call).model.version == 2
