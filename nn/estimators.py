@@ -231,7 +231,7 @@ class MLPRegressor(BaseMLP):
 
         ``check_input=False`` skips the checks of ``X`` (``BaseMLP.predict``).
         """
-        out = self._forward(X, check_input) * self.y_scale_ + self.y_mean_
+        out = self._forward(X, check_input) * self.y_scale_[None] + self.y_mean_[None]  # rows, as _forward's
         return out[:, 0] if self._y_ndim == 1 else out
 
     def score(self, X: Any, y: Any) -> float:
