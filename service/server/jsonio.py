@@ -161,7 +161,7 @@ def json_body(req: flask.Request, plane: DataPlane) -> Any:
     """The JSON body of a request to a view of ``plane``'s app, or ``BodyError``: 415 for another content type or a
     compressed body, 413 over NNSERVE_MAX_BODY_BYTES, else as ``decode_body`` says, under the caps for
     NNSERVE_MAX_ROWS rows (of the inputs of the model the URL names, when it names one that loads)."""
-    if not is_json(req.mimetype):
+    if req.environ.get("CONTENT_TYPE") != "application/json" and not is_json(req.mimetype):  # parsed if need be
         raise BodyError(415, f"Content-Type must be application/json, got {req.mimetype or 'none'!r}")
     encoding = req.environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()  # the header, unparsed
     if encoding not in ("", "identity"):  # its bytes would only be 'not valid UTF-8'
