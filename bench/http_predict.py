@@ -1,6 +1,6 @@
 """HTTP benchmark: nnserve's predict endpoint against the floor app, same gunicorn settings, one run.
 
-    .venv/bin/python bench/http_predict.py [--seconds 8] [--rounds 2]
+    .venv/bin/python bench/http_predict.py [--seconds 5] [--rounds 10]
 
 Needs ``wrk`` (Debian package). Reports requests/s, p50 and p99 for one iris
 row (throughput, 16 connections) and for one 10,000-row digits request
@@ -10,7 +10,8 @@ machine's other load moves less), each nnserve worker's resident memory with the
 catalog loaded, the time from ``nnserve serve`` to a ready ``/readyz``, and the Python calls each app makes per
 one-row prediction and the time each app's own code takes for one (``calls_per_request.py``, in-process: the
 figures the machine's load moves least).
-Contenders are interleaved, the order rotating each round.
+Contenders are interleaved, the order rotating each round; ten short rounds, not two long ones: on a shared
+machine one round's ratio ranges from about 0.4x to 2x, and only the median of many is a figure.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from common import (
 
 
 def main() -> None:
-    args = timed_rounds_args(__doc__, seconds=8)
+    args = timed_rounds_args(__doc__, seconds=5, rounds=10)
 
     work = Path(tempfile.mkdtemp(prefix="nnserve-bench-"))
     store = work / "store"
