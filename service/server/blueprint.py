@@ -43,11 +43,11 @@ class Blueprint(flask_smorest.Blueprint):
         documents a body. 415, 413, 400 and 422 as ``json_body`` says; 422 with marshmallow's messages per field
         when ``schema`` refuses it. Its parsing and loading are the request's ``decode`` span."""
         documenting = super().arguments(schema)
+        loader = schema() if isinstance(schema, type) else schema  # one for every request: its fields hold no state
 
         def decorate(view: Any) -> Any:
             @functools.wraps(_documentation_of(view, [documenting]))
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                loader = schema() if isinstance(schema, type) else schema
                 with tracing.span("decode"):
                     try:
                         loaded = loader.load(json_body(flask.request._get_current_object(), dataplane()))  # type: ignore[attr-defined]

@@ -83,12 +83,12 @@ def predict(estimator: BaseMLP, X: np.ndarray, check_input: bool = True) -> Pred
     the estimator then skips its own (``BaseMLP.predict``).
     """
     if isinstance(estimator, MLPClassifier):
-        proba = estimator.predict_proba(X) if check_input else estimator.predict_proba(X, check_input=False)
+        proba = estimator.predict_proba(X, check_input=check_input)
         _check_finite(proba)
         index = proba.argmax(axis=1)
         classes = estimator.classes_
         return Prediction(classes[index], classes, index, proba)
-    values = np.asarray(estimator.predict(X) if check_input else estimator.predict(X, check_input=False))
+    values = np.asarray(estimator.predict(X, check_input=check_input))
     _check_finite(values)
     return Prediction(values)
 

@@ -37,7 +37,7 @@ from service.store import (
 from service.training.fitting import task_of
 
 blp = Blueprint("models", __name__, url_prefix="/v1/models", description="Models, predictions and versions")
-# One instance for every request: `body` would build a schema per call from the class (its fields hold no state).
+# The body of both predict views.
 PREDICT_REQUEST = PredictRequestSchema()
 VERSION_HEADER_DOC = {
     MODEL_VERSION_HEADER: {"description": "The version that answered (also in the body)", "schema": {"type": "string"}}

@@ -92,7 +92,7 @@ def test_a_candidate_that_fails_is_replaced_by_the_active_version_and_its_failur
     assert predict(client)["version"] == 2
     candidate = app.extensions["nnserve.dataplane"].registry._slots["iris"].trial.candidate
 
-    def broken(X):
+    def broken(X, check_input=True):
         raise RuntimeError("weights went bad")
 
     candidate.estimator.predict_proba = broken  # a fault injected into the loaded candidate only
@@ -279,7 +279,11 @@ def test_a_candidate_whose_outputs_are_not_finite_fails_over_and_the_active_one_
     client = app.test_client()
     assert predict(client)["version"] == 2
     candidate = app.extensions["nnserve.dataplane"].registry._slots["iris"].trial.candidate
-    candidate.estimator.predict_proba = lambda X: np.full((len(X), 3), np.nan)  # a diverged candidate, say
+
+    def diverged(X, check_input=True):
+        return np.full((len(X), 3), np.nan)
+
+    candidate.estimator.predict_proba = diverged  # a diverged candidate, say
     bodies = [predict(client) for _ in range(3)]
     assert {b["version"] for b in bodies} == {1}
     app.extensions["nnserve.dataplane"].recorder.flush()
